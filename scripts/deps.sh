@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages that the build, the tests, the demo and the benchmarks need.
+# Quiet and fast when everything is there; apt-get update first only when something is missing.
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config gcc make clang libclang-rt-14-dev
+  libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev libnghttp2-dev libuv1-dev check
+  python3 python3-grpcio python3-protobuf python3-grpc-tools python3-jsonpatch python3-yaml
+  python3-jsonschema
+  curl openssl procps iproute2 iptables psmisc
+  nghttp2-client nghttp2-proxy nghttp2-server haproxy wrk hyperfine valgrind
+  golang-go golang-github-masterminds-sprig-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  cppcheck clang-format
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
