@@ -1,0 +1,327 @@
+/*
+ * common/admin: the admin HTTP server answered over real TCP sockets (IPv4 and IPv6
+ * loopback, ephemeral ports), and admin_split_hostport().
+ */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/admin.h"
+#include "common/metrics.h"
+
+unsigned admin_port(const struct admin_server *a); /* admin.c, not in admin.h */
+
+struct http_reply {
+	int status;
+	char head[2048];
+	char body[8192];
+};
+
+/* Send raw request text to [host]:port, read the whole reply (Connection: close). */
+static int http_raw(int family, unsigned port, const char *req, struct http_reply *out)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sslen;
+	struct timeval tv = {.tv_sec = 5};
+	char buf[16384];
+	size_t got = 0;
+	int fd;
+
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		s6->sin6_addr = in6addr_loopback;
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sslen = sizeof(*s4);
+	}
+	fd = socket(family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return -EIO;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof(buf) - 1)
+			break;
+	}
+	close(fd);
+	buf[got] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
+		return -EPROTO;
+	char *sep = strstr(buf, "\r\n\r\n");
+	if (!sep)
+		return -EPROTO;
+	size_t hl = (size_t)(sep - buf);
+	if (hl >= sizeof(out->head))
+		hl = sizeof(out->head) - 1;
+	memcpy(out->head, buf, hl);
+	snprintf(out->body, sizeof(out->body), "%s", sep + 4);
+	return 0;
+}
+
+static int http_get(int family, unsigned port, const char *method, const char *path,
+		    struct http_reply *out)
+{
+	char req[512];
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+		 method, path);
+	return http_raw(family, port, req, out);
+}
+
+static struct metrics_registry *reg;
+static struct admin_server *srv;
+static unsigned port;
+
+static void setup(void)
+{
+	const char *labels[] = {"grpc_code"};
+	const char *vals[] = {"OK"};
+
+	reg = metrics_registry_new();
+	ck_assert_ptr_nonnull(reg);
+	struct metrics_family *f =
+		metrics_counter(reg, "grpcguard_requests_total", "Requests.", 1, labels);
+	metrics_add(metrics_series(f, vals), 3);
+	ck_assert_int_eq(admin_start("127.0.0.1:0", reg, &srv), 0);
+	port = admin_port(srv);
+	ck_assert_uint_gt(port, 0);
+}
+
+static void teardown(void)
+{
+	admin_stop(srv);
+	srv = NULL;
+	metrics_registry_free(reg);
+	reg = NULL;
+}
+
+START_TEST(test_healthz)
+{
+	struct http_reply r;
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "ok\n");
+	ck_assert_ptr_nonnull(strcasestr(r.head, "content-type: text/plain"));
+	/* HEAD: same status, no body. */
+	ck_assert_int_eq(http_get(AF_INET, port, "HEAD", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "");
+}
+END_TEST
+
+START_TEST(test_readyz_flag)
+{
+	struct http_reply r;
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_str_eq(r.body, "not ready\n");
+	admin_set_ready(srv, true);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "ready\n");
+	admin_set_ready(srv, false);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 503);
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+	struct http_reply r;
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/metrics?x=1", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(
+		strcasestr(r.head, "content-type: text/plain; version=0.0.4; charset=utf-8"));
+	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE grpcguard_requests_total counter\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "grpcguard_requests_total{grpc_code=\"OK\"} 3\n"));
+}
+END_TEST
+
+static int route_json(void *ctx, char **body, size_t *len, const char **ctype)
+{
+	*body = strdup((const char *)ctx);
+	*len = strlen(*body);
+	*ctype = "application/json";
+	return 200;
+}
+
+static int route_bad(void *ctx, char **body, size_t *len, const char **ctype)
+{
+	(void)ctx;
+	(void)ctype;
+	*body = strdup("leaked?");
+	*len = 7;
+	return 42;
+}
+
+START_TEST(test_routes)
+{
+	struct http_reply r;
+	ck_assert_int_eq(admin_route(srv, "/policy", route_json, "{\"generation\":1}"), 0);
+	ck_assert_int_eq(admin_route(srv, "/policy", route_json, "x"), -EEXIST);
+	ck_assert_int_eq(admin_route(srv, "/healthz", route_json, "x"), -EINVAL);
+	ck_assert_int_eq(admin_route(srv, "nope", route_json, "x"), -EINVAL);
+	ck_assert_int_eq(admin_route(srv, "/bad", route_bad, NULL), 0);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/policy", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "{\"generation\":1}");
+	ck_assert_ptr_nonnull(strcasestr(r.head, "content-type: application/json"));
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/bad", &r), 0);
+	ck_assert_int_eq(r.status, 500);
+}
+END_TEST
+
+START_TEST(test_404_405)
+{
+	struct http_reply r;
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/nothing", &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_int_eq(http_get(AF_INET, port, "DELETE", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 405);
+	ck_assert_ptr_nonnull(strcasestr(r.head, "allow: GET, HEAD"));
+	ck_assert_int_eq(http_raw(AF_INET, port,
+				  "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+				  "Connection: close\r\n\r\nhello",
+				  &r),
+			 0);
+	ck_assert_int_eq(r.status, 405);
+	/* Garbage is answered (400) or dropped, and the server keeps serving. */
+	(void)http_raw(AF_INET, port, "\x01\x02 garbage\r\n\r\n", &r);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
+START_TEST(test_ipv6_and_errors)
+{
+	struct admin_server *a6 = NULL, *dup = NULL;
+	struct http_reply r;
+	char addr[64];
+
+	if (admin_start("[::1]:0", NULL, &a6) == 0) {
+		ck_assert_int_eq(http_get(AF_INET6, admin_port(a6), "GET", "/metrics", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.body, "");
+		admin_stop(a6);
+	} else {
+		fprintf(stderr, "no IPv6 loopback here: IPv6 part skipped\n");
+	}
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	ck_assert_int_eq(admin_start(addr, NULL, &dup), -EADDRINUSE);
+	ck_assert_ptr_null(dup);
+	ck_assert_int_eq(admin_start("127.0.0.1", NULL, &dup), -EINVAL);
+	ck_assert_int_eq(admin_start("127.0.0.1:70000", NULL, &dup), -EINVAL);
+	ck_assert_int_lt(admin_start("203.0.113.7:0", NULL, &dup), 0); /* not our address */
+	admin_stop(NULL);
+}
+END_TEST
+
+START_TEST(test_stop_releases_port)
+{
+	struct admin_server *again = NULL;
+	char addr[64];
+	struct http_reply r;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	admin_stop(srv);
+	srv = NULL;
+	ck_assert_int_ne(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(admin_start(addr, NULL, &again), 0);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	srv = again; /* teardown stops it */
+}
+END_TEST
+
+START_TEST(test_split_hostport)
+{
+	char host[64];
+	unsigned p = 7;
+
+	ck_assert_int_eq(admin_split_hostport("127.0.0.1:15020", host, sizeof(host), &p), 0);
+	ck_assert_str_eq(host, "127.0.0.1");
+	ck_assert_uint_eq(p, 15020);
+	ck_assert_int_eq(admin_split_hostport("[::1]:80", host, sizeof(host), &p), 0);
+	ck_assert_str_eq(host, "::1");
+	ck_assert_uint_eq(p, 80);
+	ck_assert_int_eq(admin_split_hostport(":9", host, sizeof(host), &p), 0);
+	ck_assert_str_eq(host, "");
+	ck_assert_uint_eq(p, 9);
+	ck_assert_int_eq(admin_split_hostport("localhost:0", host, sizeof(host), &p), 0);
+	ck_assert_str_eq(host, "localhost");
+	ck_assert_uint_eq(p, 0);
+	p = 7;
+	ck_assert_int_eq(admin_split_hostport("::1:80", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("[::1]80", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("[::1", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("h:", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("h:-1", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("h:+1", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("h:65536", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("h:80x", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("noport", host, sizeof(host), &p), -EINVAL);
+	ck_assert_int_eq(admin_split_hostport("averylonghostname:1", host, 4, &p),
+			 -ENAMETOOLONG);
+	ck_assert_uint_eq(p, 7);
+}
+END_TEST
+
+static Suite *admin_suite(void)
+{
+	Suite *s = suite_create("common/admin");
+	const struct {
+		const char *name;
+		const TTest *fn;
+	} cases[] = {
+		{"healthz", test_healthz},     {"readyz", test_readyz_flag},
+		{"metrics", test_metrics},     {"routes", test_routes},
+		{"404_405", test_404_405},     {"ipv6_and_errors", test_ipv6_and_errors},
+		{"stop", test_stop_releases_port},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 20);
+		tcase_add_test(tc, cases[i].fn);
+		suite_add_tcase(s, tc);
+	}
+	TCase *tc = tcase_create("split_hostport");
+	tcase_set_timeout(tc, 5);
+	tcase_add_test(tc, test_split_hostport);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(admin_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
