@@ -335,7 +335,9 @@ static void sb_puts(struct strbuf *b, const char *s)
 static void sb_num(struct strbuf *b, double v)
 {
 	char tmp[64];
-	if (isinf(v))
+	if (isnan(v))
+		sb_puts(b, "NaN"); /* the exposition format's spelling, not printf's "nan" */
+	else if (isinf(v))
 		sb_puts(b, v > 0 ? "+Inf" : "-Inf");
 	else if (v == floor(v) && fabs(v) < 1e15)
 		snprintf(tmp, sizeof(tmp), "%.0f", v), sb_puts(b, tmp);
@@ -446,17 +448,13 @@ int metrics_render(struct metrics_registry *r, char **out, size_t *len)
 	for (struct metrics_family *f = r->families; f; f = f->next)
 		render_family(&b, f);
 	pthread_mutex_unlock(&r->lock);
+	/* An empty registry has written nothing yet: still hand back a valid "" string. */
 	sb_grow(&b, 0);
 	if (b.oom || !b.data) {
-		if (!b.oom && !b.data) {
-			b.data = strdup("");
-			if (b.data)
-				goto ok;
-		}
 		free(b.data);
 		return -ENOMEM;
 	}
-ok:
+	b.data[b.len] = '\0';
 	*out = b.data;
 	*len = b.len;
 	return 0;
