@@ -161,7 +161,8 @@ struct policy_cidr {
 int policy_parse_cidr(const char *s, struct policy_cidr *out);
 bool policy_cidr_contains(const struct policy_cidr *c, const struct sockaddr *addr);
 
-/* Patterns: exact "/pkg.Svc/M", prefix "/pkg.Svc/*", or "*". */
+/* Patterns: exact "/pkg.Svc/M", prefix "/pkg.Svc/" followed by a star, or a lone star
+ * (also "prefix*" and "*suffix" as in Istio). */
 bool policy_method_match(const char *pattern, const char *method, size_t method_len);
 
 /* gRPC status by name ("UNAVAILABLE") or number ("14"); -1 if unknown. Name of 0..16. */

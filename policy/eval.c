@@ -1,0 +1,299 @@
+/*
+ * Evaluate one RPC against a parsed policy: the authorization verdict (Istio semantics)
+ * and the fault to inject. Runs on every RPC: no allocation, no locks, no I/O; everything
+ * it compares was precomputed by parse.c.
+ *
+ * Semantics, in the order applied:
+ *  - A policy entry applies to this pod when it has no selector, or when every
+ *    matchLabels entry is among the pod's labels (no labels known: a non-empty selector
+ *    never applies).
+ *  - A policy matches when any rule matches; a rule matches when each of its from, to and
+ *    when lists matches (a list matches when any element does; a condition list when all
+ *    conditions do); no rules means it never matches; `rules: [{}]` matches everything.
+ *  - Any matching DENY denies. Otherwise, when an ALLOW applies to the pod, one must
+ *    match. AUDIT only records the first AUDIT that matched.
+ *  - Health checks (/grpc.health.v1.Health/...) are allowed unless a DENY rule names the
+ *    health service explicitly in to.methods (a bare "*" does not count), so kubelet
+ *    probes keep working under a default-deny policy.
+ *  - Faults: the first entry that applies and matches; its delay and abort are each drawn
+ *    separately. Faults reach health checks only when the entry's methods name them.
+ */
+#include <string.h>
+
+#include "policy/internal.h"
+
+static bool is_health(const struct policy_request *req)
+{
+	const size_t n = sizeof(HEALTH_PREFIX) - 1;
+	return req->method && req->method_len >= n && memcmp(req->method, HEALTH_PREFIX, n) == 0;
+}
+
+static bool selector_applies(const struct selector *sel, const struct policy_labels *labels)
+{
+	if (!sel->present || sel->nlabels == 0)
+		return true;
+	if (!labels)
+		return false;
+	for (size_t i = 0; i < sel->nlabels; i++) {
+		size_t vlen = 0;
+		const char *v = labels_get_n(labels, sel->labels[i].key, sel->labels[i].key_len, &vlen);
+		if (!v || vlen != sel->labels[i].value_len ||
+		    memcmp(v, sel->labels[i].value, vlen) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool cidrs_contain(const struct policy_cidr *v, size_t n, const struct sockaddr *peer)
+{
+	for (size_t i = 0; i < n; i++)
+		if (policy_cidr_contains(&v[i], peer))
+			return true;
+	return false;
+}
+
+static bool source_matches(const struct source *s, const struct policy_request *req)
+{
+	if (s->has_ip_blocks && !cidrs_contain(s->ip_blocks, s->nip_blocks, req->peer))
+		return false;
+	if (s->has_not_ip_blocks && cidrs_contain(s->not_ip_blocks, s->nnot_ip_blocks, req->peer))
+		return false;
+	if (s->principals.present) {
+		/* A request without a verified token has no principal and never matches. */
+		if (!req->principal ||
+		    !pmatch_list_match(&s->principals, req->principal, strlen(req->principal)))
+			return false;
+	}
+	if (s->not_principals.present && req->principal &&
+	    pmatch_list_match(&s->not_principals, req->principal, strlen(req->principal)))
+		return false;
+	return true;
+}
+
+/*
+ * For a health check, only methods patterns that name the health service count; a
+ * to-element without such a pattern does not match it.
+ */
+static bool operation_matches(const struct operation *o, const struct policy_request *req,
+			      bool health)
+{
+	const char *m = req->method ? req->method : "";
+	size_t mlen = req->method ? req->method_len : 0;
+
+	if (o->methods.present) {
+		bool hit = false;
+		for (size_t i = 0; i < o->methods.n && !hit; i++) {
+			const struct pmatch *pm = &o->methods.v[i];
+			hit = (!health || pm->names_health) && pmatch_match(pm, m, mlen);
+		}
+		if (!hit)
+			return false;
+	} else if (health) {
+		return false;
+	}
+	if (o->not_methods.present && pmatch_list_match(&o->not_methods, m, mlen))
+		return false;
+	return true;
+}
+
+/*
+ * values: some value matches one of the patterns; notValues: no value matches any of
+ * them. A missing value fails `values` and passes `notValues` (Istio).
+ */
+struct values_acc {
+	bool any_value, hit_values, hit_not_values;
+};
+
+static void acc_value(struct values_acc *acc, const struct condition *c, const char *v, size_t len)
+{
+	acc->any_value = true;
+	if (c->values.present && !acc->hit_values && pmatch_list_match(&c->values, v, len))
+		acc->hit_values = true;
+	if (c->not_values.present && !acc->hit_not_values &&
+	    pmatch_list_match(&c->not_values, v, len))
+		acc->hit_not_values = true;
+}
+
+static void acc_json(struct values_acc *acc, const struct condition *c, const json_t *j)
+{
+	if (json_is_string(j)) {
+		acc_value(acc, c, json_string_value(j), json_string_length(j));
+	} else if (json_is_array(j)) {
+		size_t i;
+		const json_t *e;
+		json_array_foreach(j, i, e)
+			if (json_is_string(e))
+				acc_value(acc, c, json_string_value(e), json_string_length(e));
+	}
+}
+
+static bool condition_matches(const struct condition *c, const struct policy_request *req)
+{
+	struct values_acc acc = {false, false, false};
+
+	switch (c->kind) {
+	case COND_HEADER:
+		for (size_t i = 0; i < req->nheaders; i++) {
+			const struct policy_header *h = &req->headers[i];
+			if (h->name_len == c->header_len && memcmp(h->name, c->header, h->name_len) == 0)
+				acc_value(&acc, c, h->value ? h->value : "", h->value ? h->value_len : 0);
+		}
+		break;
+	case COND_PRINCIPAL:
+		if (req->principal)
+			acc_value(&acc, c, req->principal, strlen(req->principal));
+		break;
+	case COND_AUDIENCES:
+		if (req->claims)
+			acc_json(&acc, c, json_object_get(req->claims, "aud"));
+		break;
+	case COND_CLAIM: {
+		const json_t *j = req->claims;
+		for (size_t i = 0; j && i < c->nclaim_path; i++)
+			j = json_is_object(j) ? json_object_get(j, c->claim_path[i]) : NULL;
+		if (j)
+			acc_json(&acc, c, j);
+		break;
+	}
+	}
+	if (c->values.present && !acc.hit_values)
+		return false;
+	if (c->not_values.present && acc.hit_not_values)
+		return false;
+	return true;
+}
+
+static bool rule_matches(const struct rule *r, const struct policy_request *req, bool health)
+{
+	bool ok;
+
+	if (health && r->nto == 0)
+		return false;
+	ok = r->nfrom == 0;
+	for (size_t i = 0; i < r->nfrom && !ok; i++)
+		ok = source_matches(&r->from[i], req);
+	if (!ok)
+		return false;
+	ok = r->nto == 0;
+	for (size_t i = 0; i < r->nto && !ok; i++)
+		ok = operation_matches(&r->to[i], req, health);
+	if (!ok)
+		return false;
+	for (size_t i = 0; i < r->nwhen; i++)
+		if (!condition_matches(&r->when[i], req))
+			return false;
+	return true;
+}
+
+/* `health` restricts matching to rules that name the health service (DENY only). */
+static bool authz_matches(const struct authz *z, const struct policy_request *req, bool health)
+{
+	for (size_t i = 0; i < z->nrules; i++)
+		if (rule_matches(&z->rules[i], req, health))
+			return true;
+	return false;
+}
+
+static bool fault_matches(const struct fault *f, const struct policy_request *req, bool health)
+{
+	const char *m = req->method ? req->method : "";
+	size_t mlen = req->method ? req->method_len : 0;
+
+	if (!selector_applies(&f->sel, req->labels))
+		return false;
+	if (f->methods.present) {
+		bool hit = false;
+		for (size_t i = 0; i < f->methods.n && !hit; i++) {
+			const struct pmatch *pm = &f->methods.v[i];
+			hit = (!health || pm->names_health) && pmatch_match(pm, m, mlen);
+		}
+		if (!hit)
+			return false;
+	} else if (health) {
+		return false;
+	}
+	for (size_t i = 0; i < f->nheaders; i++) {
+		const struct kv *want = &f->headers[i];
+		bool hit = false;
+		for (size_t j = 0; j < req->nheaders && !hit; j++) {
+			const struct policy_header *h = &req->headers[j];
+			hit = h->name_len == want->key_len && h->value_len == want->value_len &&
+			      memcmp(h->name, want->key, h->name_len) == 0 &&
+			      (h->value_len == 0 || memcmp(h->value, want->value, h->value_len) == 0);
+		}
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+/* percent 100 applies without a draw, 0 never; otherwise one draw. */
+static bool draw(double percent, policy_rand_fn rnd, void *ctx)
+{
+	if (percent >= 100)
+		return true;
+	if (percent <= 0)
+		return false;
+	return (rnd ? rnd(ctx) : 0.0) < percent;
+}
+
+void policy_evaluate(const struct policy *p, const struct policy_request *req,
+		     policy_rand_fn rnd, void *rnd_ctx, struct policy_decision *out)
+{
+	bool health, denied = false, allow_applies = false;
+	const char *allow_match = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->allowed = true;
+	if (!p || !req)
+		return;
+	health = is_health(req);
+	for (size_t i = 0; i < p->nauthz; i++) {
+		const struct authz *z = &p->authz[i];
+		if (!selector_applies(&z->sel, req->labels))
+			continue;
+		switch (z->action) {
+		case POLICY_ACTION_DENY:
+			if (!denied && authz_matches(z, req, health)) {
+				denied = true;
+				out->deciding_policy = z->name;
+			}
+			break;
+		case POLICY_ACTION_ALLOW:
+			if (health)
+				break;
+			allow_applies = true;
+			if (!allow_match && authz_matches(z, req, false))
+				allow_match = z->name;
+			break;
+		case POLICY_ACTION_AUDIT:
+			if (!out->audit_policy && authz_matches(z, req, false))
+				out->audit_policy = z->name;
+			break;
+		}
+	}
+	if (denied) {
+		out->allowed = false;
+		return;
+	}
+	if (allow_applies) {
+		out->allowed = allow_match != NULL;
+		out->deciding_policy = allow_match;
+		if (!out->allowed)
+			return;
+	}
+	for (size_t i = 0; i < p->nfaults; i++) {
+		const struct fault *f = &p->faults[i];
+		if (!fault_matches(f, req, health))
+			continue;
+		out->fault_name = f->name;
+		if (f->has_delay && draw(f->delay_percent, rnd, rnd_ctx))
+			out->delay_ms = f->delay_ms;
+		if (f->has_abort && draw(f->abort_percent, rnd, rnd_ctx)) {
+			out->abort = true;
+			out->abort_grpc_status = f->abort_status;
+			out->abort_message = f->abort_message;
+		}
+		break;
+	}
+}
