@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""Small formatting helpers for demo/demo.sh: they turn what the real programs answered into
+the few lines a person reads. They never invent a result: every line is derived from the
+webhook's AdmissionReview responses or the sidecar's /metrics and /policy output.
+
+    ggdemo.py verdict RESPONSE.json
+    ggdemo.py patch-summary REVIEW.json RESPONSE.json [--reinvoke OUT.json]
+    ggdemo.py metrics-table METRICS.txt
+    ggdemo.py policy-generation POLICY.json
+"""
+import base64
+import copy
+import json
+import re
+import sys
+
+GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+              "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+              "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+              "UNAUTHENTICATED"]
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def short(s, n=72):
+    s = str(s)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def verdict(args):
+    """Prints "allowed" or "denied (HTTP-ish code): message", then any warnings."""
+    resp = load_json(args[0]).get("response")
+    if not isinstance(resp, dict):
+        print("no AdmissionReview response in the webhook's answer")
+        return 1
+    status = resp.get("status") or {}
+    if resp.get("allowed") is True:
+        print("allowed")
+    else:
+        print("denied (code %s): %s" % (status.get("code", "?"), status.get("message", "")))
+    for w in resp.get("warnings") or []:
+        print("warning: %s" % w)
+    return 0
+
+
+def describe_container(c):
+    bits = []
+    cmd = (c.get("command") or []) + (c.get("args") or [])
+    if cmd:
+        bits.append("runs: " + short(" ".join(str(x) for x in cmd), 60))
+    ports = [str(p.get("containerPort")) for p in c.get("ports") or []]
+    if ports:
+        bits.append("ports " + ",".join(ports))
+    sc = c.get("securityContext") or {}
+    if "runAsUser" in sc:
+        bits.append("uid %s" % sc["runAsUser"])
+    caps = sc.get("capabilities") or {}
+    if caps.get("add"):
+        bits.append("caps +" + ",".join(caps["add"]))
+    if caps.get("drop"):
+        bits.append("-" + ",".join(caps["drop"]))
+    if c.get("restartPolicy") == "Always":
+        bits.insert(0, "native sidecar (restartPolicy: Always)")
+    return "; ".join(bits)
+
+
+def describe_volume(v):
+    if "configMap" in v:
+        cm = v["configMap"]
+        return "configMap %s%s" % (cm.get("name"), ", optional" if cm.get("optional") else "")
+    if "downwardAPI" in v:
+        items = [i.get("path") for i in v["downwardAPI"].get("items") or []]
+        return "downwardAPI (%s)" % ", ".join(str(i) for i in items)
+    if "emptyDir" in v:
+        return "emptyDir"
+    if "projected" in v:
+        return "projected"
+    return ",".join(k for k in v if k != "name")
+
+
+def patch_summary(args):
+    """Applies the webhook's JSONPatch to the pod with python3-jsonpatch and prints what it
+    added. With --reinvoke OUT, also writes the same AdmissionReview carrying the patched pod
+    (what the API server sends on reinvocation)."""
+    import jsonpatch  # Debian's python3-jsonpatch
+
+    review = load_json(args[0])
+    resp = load_json(args[1]).get("response") or {}
+    pod = review["request"]["object"]
+    if not resp.get("allowed"):
+        print("the webhook did not allow the pod: %s" % (resp.get("status") or {}).get("message"))
+        return 1
+    if not resp.get("patch"):
+        print("patch: none (the webhook left the pod unchanged)")
+        return 0
+    if resp.get("patchType") != "JSONPatch":
+        print("unexpected patchType %r" % resp.get("patchType"))
+        return 1
+    ops = json.loads(base64.b64decode(resp["patch"]))
+    kinds = {}
+    for op in ops:
+        kinds[op.get("op")] = kinds.get(op.get("op"), 0) + 1
+    try:
+        new = jsonpatch.apply_patch(pod, ops)
+    except Exception as e:  # a patch the API server would reject too
+        print("patch does not apply: %s" % e)
+        return 1
+    print("patch: %d operations (%s), applied with python3-jsonpatch"
+          % (len(ops), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items()))))
+
+    def names(obj, key):
+        return [c.get("name") for c in (obj.get("spec", {}).get(key) or [])]
+
+    for key, label in (("initContainers", "init container"), ("containers", "container")):
+        before = set(names(pod, key))
+        for c in new["spec"].get(key) or []:
+            if c.get("name") not in before:
+                print("+ %-15s %-16s %s" % (label, c.get("name"), describe_container(c)))
+    order = names(new, "initContainers")
+    if order:
+        print("  init order: %s" % " -> ".join(order))
+    before = set(v.get("name") for v in pod["spec"].get("volumes") or [])
+    for v in new["spec"].get("volumes") or []:
+        if v.get("name") not in before:
+            print("+ %-15s %-16s %s" % ("volume", v.get("name"), describe_volume(v)))
+    old_ann = pod.get("metadata", {}).get("annotations") or {}
+    for k, v in sorted((new.get("metadata", {}).get("annotations") or {}).items()):
+        if k not in old_ann:
+            print("+ %-15s %s = %s" % ("annotation", k, short(v, 70)))
+    kept = [n for n in names(pod, "containers") if n in names(new, "containers")]
+    print("  unchanged: app container(s) %s, volume(s) %s" % (
+        ", ".join(kept) or "-", ", ".join(sorted(before)) or "-"))
+    if "--reinvoke" in args:
+        out = args[args.index("--reinvoke") + 1]
+        again = copy.deepcopy(review)
+        again["request"]["uid"] = again["request"]["uid"][:-2] + "99"
+        again["request"]["object"] = new
+        with open(out, "w") as f:
+            json.dump(again, f)
+    return 0
+
+
+METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_RE.match(line)
+        if not m:
+            continue
+        labels = dict(LABEL_RE.findall(m.group(2) or ""))
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        out.append((m.group(1), labels, value))
+    return out
+
+
+def code_name(c):
+    if c.isdigit() and int(c) < len(GRPC_CODES):
+        return GRPC_CODES[int(c)]
+    return c
+
+
+def metrics_table(args):
+    with open(args[0]) as f:
+        samples = parse_metrics(f.read())
+    rows = []
+    req = {}
+    for name, labels, value in samples:
+        if name == "grpcguard_requests_total":
+            svc, meth = labels.get("grpc_service", ""), labels.get("grpc_method", "")
+            key = ("%s/%s" % (svc, meth) if svc else meth, code_name(labels.get("grpc_code", "?")))
+            req[key] = req.get(key, 0) + value
+    for (meth, code), v in sorted(req.items()):
+        rows.append(("requests", "%-30s %s" % (meth, code), v))
+    for name, labels, value in samples:
+        if name == "grpcguard_faults_injected_total":
+            rows.append(("faults injected", "%s %s" % (labels.get("type", "?"),
+                                                       labels.get("fault", "")), value))
+    for name, labels, value in samples:
+        if name == "grpcguard_authz_denied_total":
+            rows.append(("authz denied", "policy %s" % labels.get("policy", "?"), value))
+    for name, labels, value in samples:
+        if name == "grpcguard_policy_reloads_total":
+            rows.append(("policy reloads", labels.get("result", "?"), value))
+    hist_count = sum(v for n, l, v in samples if n == "grpcguard_request_duration_seconds_count")
+    hist_sum = sum(v for n, l, v in samples if n == "grpcguard_request_duration_seconds_sum")
+    if hist_count:
+        rows.append(("request duration", "mean over %d requests" % hist_count,
+                     "%.1f ms" % (1000.0 * hist_sum / hist_count)))
+    if not rows:
+        print("(no grpcguard_ metrics in the sidecar's /metrics)")
+        return 1
+    print("%-17s %-42s %8s" % ("metric", "labels", "value"))
+    print("%-17s %-42s %8s" % ("-" * 17, "-" * 42, "-" * 8))
+    for what, detail, v in rows:
+        val = v if isinstance(v, str) else ("%d" % v if float(v).is_integer() else "%.3f" % v)
+        print("%-17s %-42s %8s" % (what, short(detail, 42), val))
+    return 0
+
+
+def policy_generation(args):
+    """Prints the "generation" found anywhere in the sidecar's /policy JSON, or nothing."""
+    try:
+        doc = load_json(args[0])
+    except (OSError, ValueError):
+        return 1
+
+    def find(o):
+        if isinstance(o, dict):
+            if isinstance(o.get("generation"), int):
+                return o["generation"]
+            for v in o.values():
+                g = find(v)
+                if g is not None:
+                    return g
+        return None
+
+    g = find(doc)
+    if g is None:
+        return 1
+    print(g)
+    return 0
+
+
+def main():
+    cmds = {"verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
+            "policy-generation": policy_generation}
+    if len(sys.argv) < 3 or sys.argv[1] not in cmds:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return cmds[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
