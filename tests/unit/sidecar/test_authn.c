@@ -1,0 +1,409 @@
+/*
+ * sidecar/authn: the JWT step as the proxy calls it, built from real policy YAML
+ * (policy_parse_buffer): token lookup in the configured headers, issuer -> entry, verdicts,
+ * principal and claims, forwardOriginalToken, and the JWKS file reload.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "sidecar/authn.h"
+#include "tests/data/jwt/testkit.h"
+
+#define ISS_A "https://a.example.com"
+#define ISS_B "https://b.example.com"
+#define NOW 1700000000LL
+
+static EVP_PKEY *rsa_a, *rsa_b, *ec_a;
+
+static char *jwk_text(EVP_PKEY *k, const char *kid)
+{
+	return tk_jwks_text(tk_jwk(k, kid, NULL), NULL);
+}
+
+/* A policy from YAML (printf-style), which must parse. */
+static struct policy *policy_from(const char *fmt, ...)
+{
+	char buf[16384];
+	struct policy *p = NULL;
+	struct policy_diag diag;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	ck_assert_msg(policy_parse_buffer("test.yaml", buf, strlen(buf), &p, &diag) == 0,
+		      "policy does not parse: %s\n%s", diag.text, buf);
+	return p;
+}
+
+/* An authn for the policy; err_msg must be NULL unless want_err. */
+static struct sc_authn *authn_from(struct policy *p, bool want_err)
+{
+	struct sc_authn *a = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(sc_authn_new(p, &a, &err), 0);
+	ck_assert_ptr_nonnull(a);
+	if (want_err)
+		ck_assert_ptr_nonnull(err);
+	else
+		ck_assert_msg(err == NULL, "unexpected: %s", err);
+	free(err);
+	policy_unref(p); /* the authn keeps its own reference */
+	return a;
+}
+
+/* One check with headers given as name, value, name, value, ..., NULL. */
+static enum sc_authn_verdict run(struct sc_authn *a, uint64_t mono_ms,
+				 struct sc_authn_result *res, ...)
+{
+	struct policy_header h[8];
+	size_t n = 0;
+	va_list ap;
+	const char *name;
+
+	va_start(ap, res);
+	while ((name = va_arg(ap, const char *)) && n < 8) {
+		const char *value = va_arg(ap, const char *);
+		h[n++] = (struct policy_header){name, strlen(name), value, strlen(value)};
+	}
+	va_end(ap);
+	sc_authn_check(a, h, n, NOW, mono_ms, res);
+	return res->verdict;
+}
+
+static char *token(EVP_PKEY *k, const char *alg, const char *kid, const char *iss,
+		   const char *sub, long long exp_in)
+{
+	json_t *c = tk_claims(iss, sub, "greeter", NOW, exp_in);
+	char *t;
+
+	json_object_set_new(c, "groups", json_pack("[s, s]", "admins", "dev"));
+	t = tk_token(k, alg, kid, c);
+	json_decref(c);
+	return t;
+}
+
+static char *bearer(const char *tok)
+{
+	char *s = NULL;
+
+	ck_assert_int_gt(asprintf(&s, "Bearer %s", tok), 0);
+	return s;
+}
+
+START_TEST(no_authn_entries)
+{
+	struct sc_authn *a = authn_from(policy_from("apiVersion: grpcguard.io/v1\nkind: Policy\n"),
+					false);
+	struct sc_authn_result r;
+
+	ck_assert_int_eq(run(a, 0, &r, "authorization", "Bearer garbage", NULL), SC_AUTHN_NONE);
+	ck_assert_ptr_null(r.principal);
+	sc_authn_result_cleanup(&r);
+	sc_authn_free(a);
+	sc_authn_free(NULL);
+	sc_authn_result_cleanup(NULL);
+}
+END_TEST
+
+START_TEST(good_token_gives_principal_and_claims)
+{
+	char *jwks = jwk_text(rsa_a, "k1");
+	struct sc_authn *a = authn_from(
+		policy_from("requestAuthentication:\n"
+			    "  - issuer: " ISS_A "\n"
+			    "    audiences: [greeter]\n"
+			    "    jwks: '%s'\n", jwks), false);
+	struct sc_authn_result r;
+	char *tok = token(rsa_a, "RS256", "k1", ISS_A, "alice", 600), *b = bearer(tok);
+
+	ck_assert_int_eq(run(a, 0, &r, ":path", "/x", "authorization", b, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_A "/alice");
+	ck_assert_ptr_nonnull(r.claims);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r.claims, "groups"), 0)),
+			 "admins");
+	ck_assert_ptr_null(r.strip_header);
+	sc_authn_result_cleanup(&r);
+	ck_assert_ptr_null(r.claims);
+
+	/* The scheme is case-insensitive, spaces around the token are ignored. */
+	char *lower = NULL;
+	ck_assert_int_gt(asprintf(&lower, "bearer   %s  ", tok), 0);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", lower, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	free(lower);
+
+	/* No token, or another scheme: no principal, not rejected. */
+	ck_assert_int_eq(run(a, 0, &r, ":path", "/x", NULL), SC_AUTHN_NONE);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", "Basic YWxpY2U6cHc=", NULL), SC_AUTHN_NONE);
+	ck_assert_int_eq(run(a, 0, &r, "x-token", b, NULL), SC_AUTHN_NONE);
+	/* The scheme with nothing after it is a present, broken token. */
+	ck_assert_int_eq(run(a, 0, &r, "authorization", "Bearer ", NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+
+	/* A token without sub: principal "<iss>/". */
+	json_t *c = json_pack("{s:s, s:s}", "iss", ISS_A, "aud", "greeter");
+	char *t2 = tk_token(rsa_a, "RS256", "k1", c), *b2 = bearer(t2);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b2, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_A "/");
+	sc_authn_result_cleanup(&r);
+	json_decref(c);
+	free(t2);
+	free(b2);
+
+	sc_authn_free(a);
+	free(jwks);
+	free(tok);
+	free(b);
+}
+END_TEST
+
+START_TEST(bad_tokens_fail)
+{
+	char *jwks = jwk_text(ec_a, "e1");
+	struct sc_authn *a = authn_from(
+		policy_from("requestAuthentication:\n"
+			    "  - issuer: " ISS_A "\n"
+			    "    audiences: [greeter, other]\n"
+			    "    jwks: '%s'\n", jwks), false);
+	struct sc_authn_result r;
+	struct {
+		char *tok;
+		const char *reason;
+	} cases[] = {
+		{token(ec_a, "ES256", "e1", ISS_A, "alice", -3600), "expired"},
+		{token(rsa_a, "RS256", "e1", ISS_A, "alice", 600), "no matching key"},
+		{token(ec_a, "ES256", "e1", ISS_B, "alice", 600), "issuer not configured"},
+		{strdup("not.a.token"), "malformed token"},
+		{strdup("eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2EuZXhhbXBsZS5jb20ifQ."),
+		 "algorithm not allowed"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *b = bearer(cases[i].tok);
+		ck_assert_int_eq(run(a, 0, &r, "authorization", b, NULL), SC_AUTHN_FAIL);
+		ck_assert_ptr_nonnull(r.reason);
+		ck_assert_msg(strcmp(r.reason, cases[i].reason) == 0, "case %zu: %s, want %s", i,
+			      r.reason, cases[i].reason);
+		ck_assert_ptr_null(r.principal);
+		ck_assert_ptr_null(r.claims);
+		sc_authn_result_cleanup(&r);
+		free(b);
+		free(cases[i].tok);
+	}
+
+	/* A good and a bad token in two authorization headers: the request fails. */
+	char *good = token(ec_a, "ES256", "e1", ISS_A, "alice", 600), *bg = bearer(good);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", bg, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", bg, "authorization", "Bearer x.y.z", NULL),
+			 SC_AUTHN_FAIL);
+	ck_assert_ptr_null(r.principal);
+	sc_authn_result_cleanup(&r);
+	/* Wrong audience. */
+	json_t *c = tk_claims(ISS_A, "alice", "payments", NOW, 600);
+	char *t = tk_token(ec_a, "ES256", "e1", c), *bt = bearer(t);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", bt, NULL), SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "audience not allowed");
+	sc_authn_result_cleanup(&r);
+	json_decref(c);
+	free(t);
+	free(bt);
+	free(good);
+	free(bg);
+	sc_authn_free(a);
+	free(jwks);
+}
+END_TEST
+
+START_TEST(issuers_and_headers)
+{
+	char *ja = jwk_text(rsa_a, "ka"), *jb = jwk_text(ec_a, "kb");
+	struct sc_authn *a = authn_from(
+		policy_from("requestAuthentication:\n"
+			    "  - issuer: " ISS_A "\n"
+			    "    jwks: '%s'\n"
+			    "  - issuer: " ISS_B "\n"
+			    "    jwks: '%s'\n"
+			    "    fromHeaders: [{name: x-jwt}, {name: authorization, prefix: \"Bearer \"}]\n"
+			    "    forwardOriginalToken: false\n",
+			    ja, jb), false);
+	struct sc_authn_result r;
+	char *ta = token(rsa_a, "RS256", "ka", ISS_A, "alice", 600), *ba = bearer(ta);
+	char *tb = token(ec_a, "ES256", "kb", ISS_B, "bob", 600), *bb = bearer(tb);
+	char *forged = token(rsa_a, "RS256", "ka", ISS_B, "mallory", 600), *bf = bearer(forged);
+
+	ck_assert_int_eq(run(a, 0, &r, "authorization", ba, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_A "/alice");
+	ck_assert_ptr_null(r.strip_header);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", bb, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_B "/bob");
+	ck_assert_str_eq(r.strip_header, "authorization");
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 0, &r, "x-jwt", tb, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_B "/bob");
+	ck_assert_str_eq(r.strip_header, "x-jwt");
+	sc_authn_result_cleanup(&r);
+	/* Issuer A reads only authorization: its token in x-jwt matches no entry. */
+	ck_assert_int_eq(run(a, 0, &r, "x-jwt", ta, NULL), SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "issuer not configured");
+	sc_authn_result_cleanup(&r);
+	/* B's issuer, signed with A's key (kid of A): B's keys do not have it. */
+	ck_assert_int_eq(run(a, 0, &r, "authorization", bf, NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+	/* Both tokens: both verify; the first found gives the principal. */
+	ck_assert_int_eq(run(a, 0, &r, "x-jwt", tb, "authorization", ba, NULL), SC_AUTHN_OK);
+	ck_assert_str_eq(r.principal, ISS_A "/alice");
+	sc_authn_result_cleanup(&r);
+
+	sc_authn_free(a);
+	free(ja);
+	free(jb);
+	free(ta);
+	free(ba);
+	free(tb);
+	free(bb);
+	free(forged);
+	free(bf);
+}
+END_TEST
+
+/* Replace path's content atomically, with a new inode, as a volume update does. */
+static void write_file(const char *path, const char *text)
+{
+	char tmp[512];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+START_TEST(jwks_file_reload)
+{
+	char dir[] = "/tmp/gg-authn-XXXXXX", path[512];
+	char *j1 = jwk_text(rsa_a, "k1"), *j2 = jwk_text(rsa_b, "k2");
+	char *t1 = token(rsa_a, "RS256", "k1", ISS_A, "alice", 600), *b1 = bearer(t1);
+	char *t2 = token(rsa_b, "RS256", "k2", ISS_A, "alice", 600), *b2 = bearer(t2);
+	struct sc_authn_result r;
+	struct sc_authn *a;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/jwks.json", dir);
+
+	/* The file does not exist yet: reported, tokens of the issuer fail. */
+	a = authn_from(policy_from("requestAuthentication:\n"
+				   "  - issuer: " ISS_A "\n"
+				   "    jwksFile: %s\n", path), true);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "no JWKS for the issuer");
+	sc_authn_result_cleanup(&r);
+
+	/* It appears: read at the next check that is due (1 s after the last stat). */
+	write_file(path, j1);
+	ck_assert_int_eq(run(a, 500, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 1000, &r, "authorization", b1, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+
+	/* Key rotation: the new key (kid k2) replaces k1. */
+	write_file(path, j2);
+	ck_assert_int_eq(run(a, 1500, &r, "authorization", b2, NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 2000, &r, "authorization", b2, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 2001, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "no matching key");
+	sc_authn_result_cleanup(&r);
+
+	/* A broken file, then a vanished one: the last good keys stay. */
+	write_file(path, "{\"keys\": [");
+	ck_assert_int_eq(run(a, 3000, &r, "authorization", b2, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(run(a, 4000, &r, "authorization", b2, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	/* Back with both keys. */
+	char *both = tk_jwks_text(tk_jwk(rsa_a, "k1", NULL), tk_jwk(rsa_b, "k2", NULL), NULL);
+	write_file(path, both);
+	ck_assert_int_eq(run(a, 5000, &r, "authorization", b1, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	ck_assert_int_eq(run(a, 5001, &r, "authorization", b2, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	sc_authn_free(a);
+
+	/* A new authn (next policy generation) reads the file at once, with no error. */
+	a = authn_from(policy_from("requestAuthentication:\n"
+				   "  - issuer: " ISS_A "\n"
+				   "    jwksFile: %s\n", path), false);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b1, NULL), SC_AUTHN_OK);
+	sc_authn_result_cleanup(&r);
+	sc_authn_free(a);
+
+	/* A JWKS whose only key is unusable is reported by sc_authn_new. */
+	write_file(path, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}");
+	a = authn_from(policy_from("requestAuthentication:\n"
+				   "  - issuer: " ISS_A "\n"
+				   "    jwksFile: %s\n", path), true);
+	sc_authn_free(a);
+
+	unlink(path);
+	rmdir(dir);
+	free(both);
+	free(j1);
+	free(j2);
+	free(t1);
+	free(b1);
+	free(t2);
+	free(b2);
+}
+END_TEST
+
+#define ADD_CASE(s, name, fn)                    \
+	do {                                     \
+		TCase *tc_ = tcase_create(name); \
+		tcase_set_timeout(tc_, 20);      \
+		tcase_add_test(tc_, fn);         \
+		suite_add_tcase(s, tc_);         \
+	} while (0)
+
+static Suite *authn_suite(void)
+{
+	Suite *s = suite_create("sidecar/authn");
+
+	ADD_CASE(s, "no_entries", no_authn_entries);
+	ADD_CASE(s, "good_token", good_token_gives_principal_and_claims);
+	ADD_CASE(s, "bad_tokens", bad_tokens_fail);
+	ADD_CASE(s, "issuers_headers", issuers_and_headers);
+	ADD_CASE(s, "jwks_reload", jwks_file_reload);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	rsa_a = tk_rsa_new(2048);
+	rsa_b = tk_rsa_new(2048);
+	ec_a = tk_ec_new("P-256");
+	if (!rsa_a || !rsa_b || !ec_a)
+		return 2;
+	sr = srunner_create(authn_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	EVP_PKEY_free(rsa_a);
+	EVP_PKEY_free(rsa_b);
+	EVP_PKEY_free(ec_a);
+	return failed ? 1 : 0;
+}
