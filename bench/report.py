@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""Helpers of bench/run.sh: parse h2load / wrk output and write bench/RESULTS.md.
+
+  report.py h2load OUT        -> "rps n ok"   (ok = "ok" or "ERR(<why>)")
+  report.py lat LOG           -> "mean_us p99_us" from h2load --log-file (3rd column, us)
+  report.py wrk OUT           -> "rps mean_us p99_us ok"
+  report.py report RAW META WEBHOOK POLICY   -> RESULTS.md on stdout
+
+Always prints something parseable ("0 ..." on failure) so the shell never stalls.
+"""
+import re
+import statistics
+import sys
+
+PEERS = ("nghttpx", "haproxy-h2")
+CONFIG_ORDER = ("direct", "gg-nopolicy", "gg-policy", "nghttpx", "haproxy-h2", "haproxy-tcp")
+CONFIG_DESC = {
+    "direct": "direct (no proxy)",
+    "gg-nopolicy": "grpcguard, no policy",
+    "gg-policy": "grpcguard, realistic policy",
+    "nghttpx": "nghttpx --workers=1",
+    "haproxy-h2": "haproxy HTTP h2 (nbthread 1)",
+    "haproxy-tcp": "haproxy TCP (L4 floor)",
+}
+MIX_DESC = {
+    "1x1": "1 connection x 1 stream (latency)",
+    "8x16": "8 connections x 16 streams (throughput)",
+    "100x1": "100 connections x 1 stream",
+}
+BACKEND_DESC = {
+    "nghttpd": "nghttpd serving a canned gRPC reply (the proxy is the bottleneck)",
+    "greeter": "C++ gRPC greeter (libgrpc++ callback server), a realistic app",
+}
+
+
+def cmd_h2load(path):
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        print("0 0 ERR(no-output)")
+        return
+    m = re.search(r"finished in [^,]+, ([0-9.]+) req/s", text)
+    r = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", text)
+    s = re.search(r"status codes: (\d+) 2xx", text)
+    if not m or not r:
+        print("0 0 ERR(h2load)")
+        return
+    total, succ, failed, errored, tmo = (int(x) for x in r.groups())
+    ok = "ok"
+    if succ != total or failed or errored or tmo:
+        ok = "ERR(%d/%d-succeeded)" % (succ, total)
+    elif s and int(s.group(1)) != total:
+        ok = "ERR(%s/%d-2xx)" % (s.group(1), total)
+    print("%.0f %d %s" % (float(m.group(1)), total, ok))
+
+
+def percentile(sorted_vals, q):
+    if not sorted_vals:
+        return 0.0
+    k = max(0, min(len(sorted_vals) - 1, int(round(q / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def cmd_lat(path):
+    vals = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    vals.append(int(parts[2]))
+    except OSError:
+        pass
+    if not vals:
+        print("0 0")
+        return
+    vals.sort()
+    print("%.0f %.0f" % (statistics.fmean(vals), percentile(vals, 99)))
+
+
+def to_us(num, unit):
+    return float(num) * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[unit]
+
+
+def cmd_wrk(path):
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        text = ""
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", text)
+    mean = re.search(r"Latency\s+([0-9.]+)(us|ms|s)\b", text)
+    p99 = re.search(r"\s99%\s+([0-9.]+)(us|ms|s)\b", text)
+    if not rps or not mean or not p99:
+        print("0 0 0 ERR(wrk)")
+        return
+    ok = "ok"
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:
+        ok = "ERR(%s-non-2xx)" % non2xx.group(1)
+    elif errs and any(int(x) for x in errs.groups()):
+        ok = "ERR(socket:%s)" % "/".join(errs.groups())
+    print("%.0f %.0f %.0f %s" % (float(rps.group(1)), to_us(*mean.groups()), to_us(*p99.groups()), ok))
+
+
+def fmt_ratio(v, best):
+    if not best or not v:
+        return "-"
+    return "%.2fx" % (v / best)
+
+
+def mib(kb):
+    return kb / 1024.0
+
+
+def cmd_report(raw_path, meta_path, wh_path, pol_path):
+    meta = {}
+    for line in open(meta_path):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            meta[k] = v
+    rows = []
+    with open(raw_path) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            rows.append(dict(zip(header, line.rstrip("\n").split("\t"))))
+
+    out = []
+    w = out.append
+    w("# grpcguard benchmark results")
+    w("")
+    w("Written by `make bench` (bench/run.sh); how to run and read it: docs/bench.md.")
+    w("Every configuration ran in the same session, interleaved in rounds; figures are the")
+    w("median over %s rounds (peak RSS: the maximum). Loopback only." % meta.get("rounds", "?"))
+    w("")
+    w("## Machine and versions")
+    w("")
+    for k in ("date", "cpu", "mem", "kernel", "commit", "h2load", "nghttpx", "haproxy", "grpc", "wrk"):
+        if k in meta:
+            w("- %s: %s" % (k, meta[k]))
+    w("- CPU placement: %s. The machine is shared (other jobs may run on it), so compare" % meta.get("pin", "?"))
+    w("  rows of one table with each other, not with another run.")
+    w("- request counts: %s" % meta.get("counts", "?"))
+    w("- proxy section took %s s" % meta.get("seconds", "?"))
+    w("")
+    w("## Commands")
+    w("")
+    w("```")
+    w("# load (mix flags: 1x1 = -c 1 -m 1, 8x16 = -c 8 -m 16, 100x1 = -c 100 -m 1; -n per mix)")
+    w(meta.get("load_cmd", ""))
+    for c in CONFIG_ORDER:
+        if "cmd." + c in meta:
+            w("# %s" % c)
+            w(meta["cmd." + c])
+    if "webhook_cmd" in meta:
+        w("# webhook")
+        w(meta["webhook_cmd"])
+    w("```")
+    w("$WORK is a temporary directory; the realistic policy is bench/policy-realistic.yaml,")
+    w("the haproxy configurations are written by bench/run.sh (nbthread 1, `proto h2` both sides).")
+    checks = ["%s %s" % (k[5:], v) for k, v in sorted(meta.items()) if k.startswith("grpc.")]
+    if checks:
+        w("")
+        w("A real grpcio SayHello through each configuration (grpc-status 0 expected): " +
+          ", ".join(checks) + ".")
+    if meta.get("have_sidecar") != "1":
+        w("")
+        w("**grpcguard-sidecar did not build, so the gg-* rows are missing.**")
+    w("")
+    w("Columns: req/s (median); ×peer = ratio to the best of nghttpx and haproxy-h2 for that")
+    w("figure (req/s: higher is better; the others: lower is better); added = mean latency")
+    w("minus the direct row's; CPU = CPU seconds (user+system, summed /proc/PID/task/*/schedstat) of the proxy")
+    w("process per 100k requests; RSS = peak resident set (VmHWM) of the proxy.")
+
+    bad = [r for r in rows if r.get("ok") != "ok"]
+    targets = []
+    for backend in ("nghttpd", "greeter"):
+        brows = [r for r in rows if r["backend"] == backend]
+        if not brows:
+            continue
+        w("")
+        w("## Backend: %s" % BACKEND_DESC.get(backend, backend))
+        for mix in ("1x1", "8x16", "100x1"):
+            mrows = [r for r in brows if r["mix"] == mix]
+            if not mrows:
+                continue
+            agg = {}
+            for c in CONFIG_ORDER:
+                cr = [r for r in mrows if r["config"] == c and r.get("ok") == "ok"]
+                if not cr:
+                    continue
+                agg[c] = {
+                    "rps": statistics.median(float(r["rps"]) for r in cr),
+                    "mean": statistics.median(float(r["mean_us"]) for r in cr),
+                    "p99": statistics.median(float(r["p99_us"]) for r in cr),
+                    "cpu": statistics.median(float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in cr),
+                    "hwm": max(float(r["hwm_kb"]) for r in cr),
+                    "n": len(cr),
+                }
+            peers = [agg[p] for p in PEERS if p in agg]
+
+            def best(key, hi=False):
+                vals = [p[key] for p in peers if p[key] > 0]
+                if not vals:
+                    return 0
+                return max(vals) if hi else min(vals)
+
+            b_rps, b_mean, b_p99 = best("rps", True), best("mean"), best("p99")
+            b_cpu, b_hwm = best("cpu"), best("hwm")
+            direct_mean = agg.get("direct", {}).get("mean")
+            w("")
+            w("### %s" % MIX_DESC[mix])
+            w("")
+            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | RSS MiB | ×peer |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for c in CONFIG_ORDER:
+                if c not in agg:
+                    continue
+                a = agg[c]
+                added = "-" if direct_mean is None or c == "direct" else "%+.0f" % (a["mean"] - direct_mean)
+                proxied = c != "direct"
+                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |" % (
+                    CONFIG_DESC[c], a["rps"], fmt_ratio(a["rps"], b_rps), a["mean"], added,
+                    a["p99"], fmt_ratio(a["p99"], b_p99),
+                    "%.2f" % a["cpu"] if proxied else "-",
+                    fmt_ratio(a["cpu"], b_cpu) if proxied else "-",
+                    "%.1f" % mib(a["hwm"]) if proxied else "-",
+                    fmt_ratio(a["hwm"], b_hwm) if proxied else "-"))
+            gg, ggp, tcp = agg.get("gg-nopolicy"), agg.get("gg-policy"), agg.get("haproxy-tcp")
+            if backend == "nghttpd" and gg:
+                if mix == "8x16":
+                    if b_rps:
+                        targets.append(("throughput ≥ 1.5× best of nghttpx/haproxy-h2 (8x16)",
+                                        "%.2fx" % (gg["rps"] / b_rps), gg["rps"] >= 1.5 * b_rps))
+                    if tcp:
+                        targets.append(("throughput ≥ 75%% of haproxy-tcp (8x16)",
+                                        "%.0f%%" % (100 * gg["rps"] / tcp["rps"]), gg["rps"] >= 0.75 * tcp["rps"]))
+                    targets.append(("peak RSS < 4 MiB (8x16)", "%.1f MiB" % mib(gg["hwm"]), gg["hwm"] < 4096))
+                    if ggp:
+                        cost = 100 * (gg["rps"] - ggp["rps"]) / gg["rps"]
+                        targets.append(("realistic policy costs < 5%% of throughput (8x16)",
+                                        "%.1f%%" % cost, cost < 5))
+                if mix == "1x1" and direct_mean is not None and "haproxy-h2" in agg:
+                    mine = gg["mean"] - direct_mean
+                    theirs = agg["haproxy-h2"]["mean"] - direct_mean
+                    targets.append(("added latency below haproxy-h2's (1x1)",
+                                    "%+.0f µs vs %+.0f µs" % (mine, theirs), mine < theirs))
+
+    if targets:
+        w("")
+        w("## Targets of issue 7 (nghttpd backend)")
+        w("")
+        w("| target | measured | met |")
+        w("|---|---:|:---:|")
+        for name, val, met in targets:
+            w("| %s | %s | %s |" % (name, val, "yes" if met else "**no**"))
+
+    wh = [l.rstrip("\n").split("\t") for l in open(wh_path) if l.strip()]
+    w("")
+    w("## Webhook: pod admission (POST /mutate, bench/admission-pod.json, TLS)")
+    w("")
+    if wh:
+        w("| mode | admissions/s | mean ms | p99 ms | status |")
+        w("|---|---:|---:|---:|---|")
+        for mode, rps, mean, p99, ok, check in wh:
+            w("| %s | %.0f | %.2f | %.2f | %s, response check %s |" % (
+                mode, float(rps), float(mean) / 1e3, float(p99) / 1e3, ok, check))
+        if "webhook_hwm_kb" in meta:
+            w("")
+            w("Webhook peak RSS (VmHWM) after both runs: %.1f MiB." % mib(float(meta["webhook_hwm_kb"])))
+        w("")
+        w("Target of issue 7: over 5,000 admissions/s with keep-alive and p99 under 2 ms.")
+    else:
+        w("Not measured: %s." % ("the webhook did not start" if meta.get("have_webhook") == "1"
+                                 else "grpcguard-webhook does not build yet"))
+
+    w("")
+    w("## Policy evaluation (bench/policy_bench.c, one thread)")
+    w("")
+    pol = [l.rstrip("\n") for l in open(pol_path) if l.strip()]
+    if pol:
+        w("| policy | rules | ns per policy_evaluate |")
+        w("|---|---:|---:|")
+        for l in pol:
+            parts = l.split("\t")
+            if len(parts) == 3:
+                w("| %s | %s | %s |" % tuple(parts))
+    else:
+        w("Not measured: %s." % ("policy_bench failed" if meta.get("have_policy_lib") == "1"
+                                 else "libgrpcguard-policy does not build yet"))
+
+    if bad:
+        w("")
+        w("## Runs excluded (errors)")
+        w("")
+        for r in bad:
+            w("- %s %s %s round %s: %s" % (r["backend"], r["mix"], r["config"], r["round"], r["ok"]))
+    w("")
+    w("Raw per-run figures: bench/RESULTS-raw.tsv.")
+    print("\n".join(out))
+
+
+def main():
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "h2load":
+        cmd_h2load(sys.argv[2])
+    elif cmd == "lat":
+        cmd_lat(sys.argv[2])
+    elif cmd == "wrk":
+        cmd_wrk(sys.argv[2])
+    elif cmd == "report":
+        cmd_report(*sys.argv[2:6])
+    else:
+        sys.stderr.write(__doc__)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

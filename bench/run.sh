@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# make bench: grpcguard-sidecar side by side with nghttpx and haproxy, plus the webhook and
+# the policy evaluation micro-benchmark. Writes bench/RESULTS.md. See docs/bench.md.
+#
+# Bounded in time (fixed request counts; every h2load run under `timeout`), loopback only
+# (ports 35000-35099), and every process it starts is killed by PID on exit, also on error
+# or Ctrl-C. Nothing here asserts a speed: it measures and writes a table.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3        rounds; configurations are interleaved inside each round
+#   BENCH_N_LAT=5000      requests of the 1x1 (latency) mix
+#   BENCH_N_THR=100000    requests of the 8 connections x 16 streams (throughput) mix
+#   BENCH_N_CONN=30000    requests of the 100 connections x 1 stream mix
+#   BENCH_BACKENDS="nghttpd greeter"   which backends to run
+#   BENCH_CONFIGS="direct gg-nopolicy gg-policy nghttpx haproxy-h2 haproxy-tcp"
+#   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
+#   BENCH_OUT=bench/RESULTS.md
+#   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1   skip those sections
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+N_LAT=${BENCH_N_LAT:-5000}
+N_THR=${BENCH_N_THR:-100000}
+N_CONN=${BENCH_N_CONN:-30000}
+BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
+CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy nghttpx haproxy-h2 haproxy-tcp}
+OUT=${BENCH_OUT:-$root/bench/RESULTS.md}
+PIN=${BENCH_PIN:-1}
+PY=${PYTHON:-/usr/bin/python3}
+B=$root/build/bench             # our own build dir (other builds may be half-done)
+
+P_NGHTTPD=35001 P_GREETER=35002 P_PROXY=35010 P_ADMIN=35011 P_WEBHOOK=35020
+
+work=$(mktemp -d /tmp/gg-bench.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]:-}"; do
+		[ -n "$p" ] && wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# CPU sets: load generator and backend share CPU 0, the proxy under test gets CPU 1.
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+	CPU_LOAD="taskset -c 0" CPU_PROXY="taskset -c 1"
+	PIN_NOTE="h2load and the backend pinned to CPU 0 (taskset -c 0), the proxy to CPU 1 (taskset -c 1)"
+else
+	CPU_LOAD="" CPU_PROXY=""
+	PIN_NOTE="no CPU pinning"
+fi
+
+forget_pid() { # remove $1 from pids
+	local keep=() p
+	for p in "${pids[@]:-}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	pids=("${keep[@]:-}")
+}
+stop_pid() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	forget_pid "$1"
+}
+wait_port() { # port [seconds [pid]]: 0 once something accepts on the port
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then return 1; fi
+		sleep 0.05
+	done
+	return 1
+}
+# CPU time (user+system) of a process in ns: the sum over its threads of the first field
+# of /proc/PID/task/TID/schedstat (ns resolution); /proc/PID/stat (10 ms ticks) where the
+# kernel has no schedstat.
+TCK=$(getconf CLK_TCK)
+cpu_ns() {
+	if [ -r "/proc/$1/schedstat" ]; then
+		cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+	else
+		awk -v t="$TCK" '{printf "%.0f", ($14 + $15) * 1e9 / t}' "/proc/$1/stat" 2>/dev/null || echo 0
+	fi
+}
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---- build what we need, each piece optional -------------------------------------------
+have_sidecar=0 have_webhook=0 have_certgen=0 have_greeter=0 have_policy_lib=0
+build_log=$work/build.log
+say "building into $B"
+if make --no-print-directory BUILD="$B" "$B/grpcguard-sidecar" >"$build_log" 2>&1; then
+	have_sidecar=1
+else
+	say "sidecar does not build yet: gg-* configurations skipped (tail of $build_log:)"
+	tail -n 5 "$build_log" >&2 || true
+fi
+if make --no-print-directory BUILD="$B" "$B/grpcguard-webhook" >>"$build_log" 2>&1; then
+	have_webhook=1
+fi
+if make --no-print-directory BUILD="$B" "$B/grpcguard-certgen" >>"$build_log" 2>&1; then
+	have_certgen=1
+fi
+if make --no-print-directory BUILD="$B" "$B/libgrpcguard-policy.a" >>"$build_log" 2>&1 &&
+	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wno-comment -D_GNU_SOURCE -I. -o "$B/policy_bench" \
+		bench/policy_bench.c "$B/libgrpcguard-policy.a" \
+		$(pkg-config --libs jansson yaml-0.1 libcrypto) -lm >>"$build_log" 2>&1; then
+	have_policy_lib=1
+fi
+if bash bench/greeter_cpp/build.sh "$B/greeter_cpp" >>"$build_log" 2>&1; then
+	have_greeter=1
+fi
+
+# ---- inputs -----------------------------------------------------------------------------
+# gRPC request: 5-byte prefix (uncompressed, length 7) + HelloRequest{name: "world"}.
+printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
+# Canned gRPC reply for nghttpd: prefix + HelloReply{message: "Hello world"}, trailer
+# grpc-status: 0 (--trailer). nghttpd derives content-type from a file extension and the
+# gRPC path has none, so this reply carries no content-type (h2load and the proxies do not
+# care; the C++ greeter backend is the fully faithful one).
+mkdir -p "$work/htdocs/helloworld.Greeter"
+printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
+: >"$work/empty-policy.yaml"
+cp bench/policy-realistic.yaml "$work/policy.yaml"
+
+cat >"$work/haproxy-h2.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:$P_PROXY proto h2
+    default_backend be
+backend be
+    server app 127.0.0.1:BACKEND_PORT proto h2
+EOF
+cat >"$work/haproxy-tcp.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:$P_PROXY
+    default_backend be
+backend be
+    server app 127.0.0.1:BACKEND_PORT
+EOF
+
+declare -A CMD # configuration -> command line (for RESULTS.md)
+proxy_cmd() { # config backend_port -> prints the command
+	local c=$1 bp=$2
+	case $c in
+	gg-nopolicy) echo "$B/grpcguard-sidecar run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$bp --admin 127.0.0.1:$P_ADMIN --policy $work/empty-policy.yaml" ;;
+	gg-policy) echo "$B/grpcguard-sidecar run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$bp --admin 127.0.0.1:$P_ADMIN --policy $work/policy.yaml" ;;
+	nghttpx) echo "nghttpx --single-process --workers=1 --conf=/dev/null -f127.0.0.1,$P_PROXY;no-tls -b127.0.0.1,$bp;;proto=h2 --log-level=WARN" ;;
+	haproxy-h2) sed "s/BACKEND_PORT/$bp/" "$work/haproxy-h2.cfg" >"$work/haproxy-h2-$bp.cfg"
+		echo "haproxy -db -f $work/haproxy-h2-$bp.cfg" ;;
+	haproxy-tcp) sed "s/BACKEND_PORT/$bp/" "$work/haproxy-tcp.cfg" >"$work/haproxy-tcp-$bp.cfg"
+		echo "haproxy -db -f $work/haproxy-tcp-$bp.cfg" ;;
+	esac
+}
+
+PROXY_PID=
+start_proxy() { # config backend_port
+	local cmd
+	cmd=$(proxy_cmd "$1" "$2")
+	CMD[$1]=$cmd
+	# shellcheck disable=SC2086
+	$CPU_PROXY $cmd >>"$work/proxy-$1.log" 2>&1 &
+	PROXY_PID=$!
+	pids+=("$PROXY_PID")
+	if ! wait_port "$P_PROXY" 10 "$PROXY_PID"; then
+		say "$1 did not start listening; log:"
+		tail -n 5 "$work/proxy-$1.log" >&2 || true
+		stop_pid "$PROXY_PID"
+		PROXY_PID=
+		return 1
+	fi
+}
+
+h2args() { # mix -> h2load connection/stream/count flags
+	case $1 in
+	1x1) echo "-c 1 -m 1 -n $N_LAT" ;;
+	8x16) echo "-c 8 -m 16 -n $N_THR" ;;
+	100x1) echo "-c 100 -m 1 -n $N_CONN" ;;
+	esac
+}
+H2LOAD_BASE="h2load -t 1 -d $work/req.bin -H content-type:application/grpc -H te:trailers"
+GRPC_PATH=/helloworld.Greeter/SayHello
+
+# One measured run: prints "rps mean_us p99_us ok" and leaves the h2load output in $work/h2.out
+run_load() { # port mix [logfile]
+	local port=$1 mix=$2 log=${3:-}
+	local la=()
+	[ -n "$log" ] && la=(--log-file="$log")
+	# shellcheck disable=SC2046,SC2086
+	timeout 120 $CPU_LOAD $H2LOAD_BASE $(h2args "$mix") "${la[@]}" \
+		"http://127.0.0.1:$port$GRPC_PATH" >"$work/h2.out" 2>&1 || true
+}
+
+raw=$work/raw.tsv
+printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tok\n' >"$raw"
+
+start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
+	case $1 in
+	nghttpd)
+		BACKEND_PORT=$P_NGHTTPD
+		$CPU_LOAD nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" \
+			--trailer 'grpc-status: 0' "$BACKEND_PORT" >"$work/nghttpd.log" 2>&1 &
+		;;
+	greeter)
+		BACKEND_PORT=$P_GREETER
+		$CPU_LOAD "$B/greeter_cpp/greeter_server" "$BACKEND_PORT" >"$work/greeter.log" 2>&1 &
+		;;
+	esac
+	BACKEND_PID=$!
+	pids+=("$BACKEND_PID")
+	wait_port "$BACKEND_PORT" 10 "$BACKEND_PID"
+}
+
+# A gRPC call through the proxy must really succeed (grpc-status 0 in the trailers) before
+# its numbers mean anything: check it once per configuration with the real grpcio client.
+grpc_ok() { # port
+	PYTHONPATH="$root/build/py:$root/tests/greeter" timeout 20 "$PY" - "$1" <<'EOF' >/dev/null 2>&1
+import sys, grpc, helloworld_pb2, helloworld_pb2_grpc
+ch = grpc.insecure_channel("127.0.0.1:%s" % sys.argv[1])
+r = helloworld_pb2_grpc.GreeterStub(ch).SayHello(helloworld_pb2.HelloRequest(name="bench"), timeout=5)
+sys.exit(0 if r.message.startswith("Hello") else 1)
+EOF
+}
+
+declare -A GRPC_CHECK
+t_start=$(date +%s)
+for backend in $BACKENDS; do
+	if [ "$backend" = greeter ] && [ "$have_greeter" != 1 ]; then
+		say "C++ greeter did not build: backend skipped"; continue
+	fi
+	start_backend "$backend" || { say "backend $backend did not start"; continue; }
+	say "backend $backend on :$BACKEND_PORT (pid $BACKEND_PID)"
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for config in $CONFIGS; do
+			case $config in gg-*) [ "$have_sidecar" = 1 ] || continue ;; esac
+			for mix in 1x1 8x16 100x1; do
+				port=$P_PROXY pid=
+				if [ "$config" = direct ]; then
+					port=$BACKEND_PORT
+				else
+					start_proxy "$config" "$BACKEND_PORT" || continue
+					pid=$PROXY_PID
+				fi
+				if [ "$backend" = greeter ] && [ -z "${GRPC_CHECK[$config]:-}" ]; then
+					if grpc_ok "$port"; then GRPC_CHECK[$config]=ok; else GRPC_CHECK[$config]=FAILED; fi
+				fi
+				# Warm-up (connections, allocator, caches), then the measured run.
+				N_LAT=500 N_THR=5000 N_CONN=2000 run_load "$port" "$mix"
+				c0=0
+				[ -n "$pid" ] && c0=$(cpu_ns "$pid")
+				run_load "$port" "$mix" "$work/lat.log"
+				c1=0 hwm=0
+				if [ -n "$pid" ]; then c1=$(cpu_ns "$pid"); hwm=$(hwm_kb "$pid"); fi
+				read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out")
+				read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log")
+				cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
+					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "$hwm" "$ok" >>"$raw"
+				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, cpu ${cpu}s, hwm ${hwm}kB $ok"
+				rm -f "$work/lat.log"
+				[ -n "$pid" ] && stop_pid "$pid"
+			done
+		done
+	done
+	stop_pid "$BACKEND_PID"
+done
+t_proxies=$(($(date +%s) - t_start))
+
+# ---- webhook: admissions/s over TLS ----------------------------------------------------------
+wh=$work/webhook.tsv
+: >"$wh"
+WEBHOOK_CMD=
+if [ "${BENCH_SKIP_WEBHOOK:-0}" != 1 ] && [ "$have_webhook" = 1 ]; then
+	mkdir -p "$work/certs"
+	if [ "$have_certgen" = 1 ] &&
+		"$B/grpcguard-certgen" --service grpcguard-webhook --namespace grpcguard-system \
+			--out "$work/certs" >"$work/certgen.log" 2>&1 &&
+		[ -f "$work/certs/tls.crt" ]; then
+		:
+	else
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+			-subj /CN=localhost -keyout "$work/certs/tls.key" -out "$work/certs/tls.crt" \
+			>/dev/null 2>&1
+	fi
+	WEBHOOK_CMD="$B/grpcguard-webhook --listen 127.0.0.1:$P_WEBHOOK --tls-cert $work/certs/tls.crt --tls-key $work/certs/tls.key"
+	# shellcheck disable=SC2086
+	$CPU_PROXY $WEBHOOK_CMD >"$work/webhook.log" 2>&1 &
+	whpid=$!
+	pids+=("$whpid")
+	if wait_port "$P_WEBHOOK" 10 "$whpid"; then
+		url=https://127.0.0.1:$P_WEBHOOK/mutate
+		code=$(curl -sk -o "$work/wh-resp.json" -w '%{http_code}' -X POST \
+			-H 'content-type: application/json' --data-binary @bench/admission-pod.json "$url" || true)
+		wh_check=FAILED
+		if [ "$code" = 200 ] && grep -q '"patch"' "$work/wh-resp.json"; then wh_check=ok; fi
+		# keep-alive: h2load over HTTP/1.1 with TLS, 8 connections, fixed count
+		timeout 120 $CPU_LOAD h2load --h1 -t 1 -c 8 -n 20000 -d bench/admission-pod.json \
+			-H content-type:application/json --log-file="$work/whlat.log" "$url" \
+			>"$work/h2.out" 2>&1 || true
+		read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out")
+		read -r mean p99 < <("$PY" bench/report.py lat "$work/whlat.log")
+		printf 'keep-alive (h2load --h1 -c 8 -n 20000)\t%s\t%s\t%s\t%s\t%s\n' "$rps" "$mean" "$p99" "$ok" "$wh_check" >>"$wh"
+		say "webhook keep-alive: $rps adm/s mean ${mean}us p99 ${p99}us $ok"
+		# new connection (TLS handshake) per request: wrk with Connection: close
+		timeout 60 $CPU_LOAD wrk -t 1 -c 8 -d 5s --latency -s bench/wrk-admission.lua "$url" \
+			>"$work/wrk.out" 2>&1 || true
+		read -r rps mean p99 ok < <("$PY" bench/report.py wrk "$work/wrk.out")
+		printf 'new connection per request (wrk -c 8 -d 5s, Connection: close)\t%s\t%s\t%s\t%s\t%s\n' "$rps" "$mean" "$p99" "$ok" "$wh_check" >>"$wh"
+		say "webhook new-conn: $rps adm/s mean ${mean}us p99 ${p99}us $ok"
+		echo "$(hwm_kb "$whpid")" >"$work/webhook-hwm"
+	else
+		say "webhook did not start; log:"; tail -n 5 "$work/webhook.log" >&2 || true
+	fi
+	stop_pid "$whpid"
+fi
+
+# ---- policy evaluation micro-benchmark --------------------------------------------------------
+pol=$work/policy.txt
+: >"$pol"
+if [ "${BENCH_SKIP_POLICY:-0}" != 1 ] && [ "$have_policy_lib" = 1 ]; then
+	$CPU_PROXY "$B/policy_bench" bench/policy-realistic.yaml >"$pol" 2>"$work/policy_bench.err" ||
+		{ say "policy_bench failed"; cat "$work/policy_bench.err" >&2; : >"$pol"; }
+fi
+
+# ---- RESULTS.md ------------------------------------------------------------------------------
+meta=$work/meta.txt
+{
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc)"
+	echo "mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "kernel=$(uname -r)"
+	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "h2load=$(h2load --version 2>&1 | head -n1)"
+	echo "nghttpx=$(nghttpx --version 2>&1 | head -n1)"
+	echo "haproxy=$(haproxy -v 2>&1 | head -n1)"
+	echo "grpc=libgrpc++ $(pkg-config --modversion grpc++ 2>/dev/null || echo '?')"
+	echo "wrk=$(wrk -v 2>&1 | head -n1)"
+	echo "pin=$PIN_NOTE"
+	echo "rounds=$ROUNDS"
+	echo "counts=1x1: $N_LAT requests; 8x16: $N_THR; 100x1: $N_CONN (each after a short warm-up run)"
+	echo "seconds=$t_proxies"
+	for c in "${!CMD[@]}"; do echo "cmd.$c=${CMD[$c]//$work/\$WORK}"; done
+	for c in "${!GRPC_CHECK[@]}"; do echo "grpc.$c=${GRPC_CHECK[$c]}"; done
+	echo "load_cmd=$CPU_LOAD ${H2LOAD_BASE//$work/\$WORK} <mix flags> --log-file=\$WORK/lat.log http://127.0.0.1:PORT$GRPC_PATH"
+	[ -n "$WEBHOOK_CMD" ] && echo "webhook_cmd=${WEBHOOK_CMD//$work/\$WORK}"
+	[ -f "$work/webhook-hwm" ] && echo "webhook_hwm_kb=$(cat "$work/webhook-hwm")"
+	echo "have_sidecar=$have_sidecar"
+	echo "have_webhook=$have_webhook"
+	echo "have_policy_lib=$have_policy_lib"
+} >"$meta"
+"$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+cp "$raw" "${OUT%.md}-raw.tsv"
+say "wrote $OUT (proxy runs took ${t_proxies}s)"
