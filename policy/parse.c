@@ -279,8 +279,7 @@ static int expect_list(struct pctx *c, const struct ynode *n, const char *of, bo
 	if (n->type != YN_SEQ)
 		return fail(c, n, "expected a list of %s, found %s", of, ynode_type_name(n));
 	if (!empty_ok && n->nkids == 0)
-		return fail(c, n, "an empty list matches nothing; remove the key or list at least one %s",
-			    of);
+		return fail(c, n, "an empty list matches nothing (remove the key, or list %s)", of);
 	return 0;
 }
 
