@@ -1,0 +1,824 @@
+/*
+ * policy/eval: the decision table (Istio semantics), selectors, CIDR edges, method
+ * patterns, header/claim/principal conditions, the health exemption and fault draws with
+ * an injected random source.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+/* ---- helpers ------------------------------------------------------------------------ */
+struct req {
+	struct policy_header hdrs[8];
+	struct sockaddr_storage ss;
+	struct policy_request r;
+};
+
+static void req_init(struct req *q, const char *method)
+{
+	memset(q, 0, sizeof(*q));
+	q->r.method = method;
+	q->r.method_len = strlen(method);
+	q->r.headers = q->hdrs;
+}
+
+static void req_header(struct req *q, const char *name, const char *value)
+{
+	ck_assert_uint_lt(q->r.nheaders, 8);
+	q->hdrs[q->r.nheaders++] = (struct policy_header){name, strlen(name), value, strlen(value)};
+}
+
+static void req_peer(struct req *q, const char *ip)
+{
+	memset(&q->ss, 0, sizeof(q->ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&q->ss;
+		s6->sin6_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&q->ss;
+		s4->sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+	}
+	q->r.peer = (const struct sockaddr *)&q->ss;
+}
+
+static struct policy *load(const char *yaml)
+{
+	struct policy *p = NULL;
+	struct policy_diag d;
+	int rc = policy_parse_buffer("t.yaml", yaml, strlen(yaml), &p, &d);
+	ck_assert_msg(rc == 0, "%s", d.text);
+	return p;
+}
+
+static struct policy_labels *labels(const char *text)
+{
+	struct policy_labels *l = NULL;
+	struct policy_diag d;
+	ck_assert_msg(policy_labels_parse(text, strlen(text), &l, &d) == 0, "%s", d.text);
+	return l;
+}
+
+static struct policy_decision eval(const struct policy *p, const struct req *q)
+{
+	struct policy_decision d;
+	policy_evaluate(p, &q->r, NULL, NULL, &d);
+	return d;
+}
+
+static bool allowed(const struct policy *p, const struct req *q)
+{
+	return eval(p, q).allowed;
+}
+
+#define SAY "/helloworld.Greeter/SayHello"
+#define HEALTH "/grpc.health.v1.Health/Check"
+
+/* ---- decision table ---------------------------------------------------------------- */
+START_TEST(test_no_policies_allow)
+{
+	struct policy *p = policy_new_empty();
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(d.allowed);
+	ck_assert_ptr_null(d.deciding_policy);
+	ck_assert_ptr_null(d.audit_policy);
+	ck_assert_ptr_null(d.fault_name);
+	ck_assert_uint_eq(d.delay_ms, 0);
+	ck_assert(!d.abort);
+	/* NULL policy and NULL request: allowed, no crash. */
+	policy_evaluate(NULL, &q.r, NULL, NULL, &d);
+	ck_assert(d.allowed);
+	policy_evaluate(p, NULL, NULL, NULL, &d);
+	ck_assert(d.allowed);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_deny_before_allow)
+{
+	/* The ALLOW comes first in the file; the DENY still wins. */
+	struct policy *p = load("authorization:\n"
+				"  - {name: allow-all, action: ALLOW, rules: [{}]}\n"
+				"  - name: no-bye\n"
+				"    action: DENY\n"
+				"    rules: [{to: [{methods: ['/helloworld.Greeter/SayBye']}]}]\n");
+	struct req q;
+	req_init(&q, "/helloworld.Greeter/SayBye");
+	struct policy_decision d = eval(p, &q);
+	ck_assert(!d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "no-bye");
+	req_init(&q, SAY);
+	d = eval(p, &q);
+	ck_assert(d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "allow-all");
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_only_deny_policies)
+{
+	/* No ALLOW policy: what no DENY matches is allowed, with no deciding policy. */
+	struct policy *p = load("authorization:\n"
+				"  - {name: d, action: DENY, rules: [{to: [{methods: ['/a.B/*']}]}]}\n");
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(d.allowed);
+	ck_assert_ptr_null(d.deciding_policy);
+	req_init(&q, "/a.B/C");
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_allow_none_match)
+{
+	struct policy *p = load("authorization:\n"
+				"  - {name: a1, rules: [{to: [{methods: ['/a.B/C']}]}]}\n"
+				"  - {name: a2, action: ALLOW, rules: [{to: [{methods: ['/a.B/D']}]}]}\n");
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(!d.allowed);
+	ck_assert_ptr_null(d.deciding_policy); /* default deny */
+	req_init(&q, "/a.B/D");
+	d = eval(p, &q);
+	ck_assert(d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "a2");
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_rules_absent_empty_and_match_all)
+{
+	struct policy *none = load("authorization: [{name: a, action: ALLOW}]\n");
+	struct policy *empty = load("authorization: [{name: a, action: ALLOW, rules: []}]\n");
+	struct policy *all = load("authorization: [{name: a, action: ALLOW, rules: [{}]}]\n");
+	struct policy *deny_none = load("authorization: [{name: d, action: DENY}]\n");
+	struct req q;
+	req_init(&q, SAY);
+	ck_assert(!allowed(none, &q));
+	ck_assert(!allowed(empty, &q));
+	ck_assert(allowed(all, &q));
+	ck_assert(allowed(deny_none, &q)); /* a DENY without rules never matches */
+	policy_unref(none);
+	policy_unref(empty);
+	policy_unref(all);
+	policy_unref(deny_none);
+}
+END_TEST
+
+START_TEST(test_audit)
+{
+	struct policy *p = load("authorization:\n"
+				"  - {name: audit-none, action: AUDIT, rules: [{to: [{methods: ['/x.Y/Z']}]}]}\n"
+				"  - {name: audit-say, action: AUDIT, rules: [{to: [{methods: ['" SAY "']}]}]}\n"
+				"  - {name: audit-all, action: AUDIT, rules: [{}]}\n");
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(d.allowed); /* AUDIT alone decides nothing */
+	ck_assert_ptr_null(d.deciding_policy);
+	ck_assert_str_eq(d.audit_policy, "audit-say");
+	req_init(&q, "/other.S/M");
+	d = eval(p, &q);
+	ck_assert_str_eq(d.audit_policy, "audit-all");
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_audit_with_deny)
+{
+	struct policy *p = load("authorization:\n"
+				"  - {name: d, action: DENY, rules: [{}]}\n"
+				"  - {name: au, action: AUDIT, rules: [{}]}\n");
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(!d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "d");
+	ck_assert_str_eq(d.audit_policy, "au");
+	policy_unref(p);
+}
+END_TEST
+
+/* ---- selectors ----------------------------------------------------------------------- */
+START_TEST(test_selectors)
+{
+	struct policy *p = load("authorization:\n"
+				"  - name: server-only\n"
+				"    selector: {matchLabels: {app: server, tier: back}}\n"
+				"    rules: [{to: [{methods: ['/a.B/C']}]}]\n"
+				"  - name: deny-client\n"
+				"    action: DENY\n"
+				"    selector: {matchLabels: {app: client}}\n"
+				"    rules: [{}]\n");
+	struct policy_labels *server = labels("app=\"server\"\ntier=\"back\"\n");
+	struct policy_labels *partial = labels("app=\"server\"\n");
+	struct policy_labels *client = labels("app=\"client\"\n");
+	struct policy_labels *none = labels("");
+	struct req q;
+
+	req_init(&q, SAY);
+	q.r.labels = server; /* the ALLOW applies and does not match */
+	ck_assert(!allowed(p, &q));
+	q.r.labels = partial; /* one label missing: no policy applies */
+	ck_assert(allowed(p, &q));
+	q.r.labels = none;
+	ck_assert(allowed(p, &q));
+	q.r.labels = NULL; /* unknown labels: selectors never apply */
+	ck_assert(allowed(p, &q));
+	q.r.labels = client;
+	struct policy_decision d = eval(p, &q);
+	ck_assert(!d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "deny-client");
+	q.r.labels = server;
+	req_init(&q, "/a.B/C");
+	q.r.labels = server;
+	ck_assert(allowed(p, &q));
+	policy_labels_free(server);
+	policy_labels_free(partial);
+	policy_labels_free(client);
+	policy_labels_free(none);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_selector_empty_matchlabels)
+{
+	/* An empty matchLabels selects every pod, like Istio's empty selector. */
+	struct policy *p = load("authorization:\n"
+				"  - {name: d, action: DENY, selector: {matchLabels: {}}, rules: [{}]}\n");
+	struct req q;
+	req_init(&q, SAY);
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+/* ---- sources --------------------------------------------------------------------------- */
+static bool peer_allowed(const struct policy *p, const char *ip)
+{
+	struct req q;
+	req_init(&q, SAY);
+	if (ip)
+		req_peer(&q, ip);
+	return allowed(p, &q);
+}
+
+START_TEST(test_cidr_v4_edges)
+{
+	struct policy *all = load("authorization: [{rules: [{from: [{ipBlocks: [0.0.0.0/0]}]}]}]\n");
+	struct policy *one = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3/32]}]}]}]\n");
+	struct policy *bare = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3]}]}]}]\n");
+	struct policy *odd = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.128/25]}]}]}]\n");
+
+	ck_assert(peer_allowed(all, "1.2.3.4"));
+	ck_assert(peer_allowed(all, "255.255.255.255"));
+	ck_assert(peer_allowed(all, "::ffff:1.2.3.4")); /* IPv4-mapped IPv6 */
+	ck_assert(!peer_allowed(all, "2001:db8::1"));
+	ck_assert(!peer_allowed(all, NULL)); /* no peer address: ipBlocks cannot match */
+	ck_assert(peer_allowed(one, "10.1.2.3"));
+	ck_assert(!peer_allowed(one, "10.1.2.4"));
+	ck_assert(peer_allowed(one, "::ffff:10.1.2.3"));
+	ck_assert(peer_allowed(bare, "10.1.2.3"));
+	ck_assert(!peer_allowed(bare, "10.1.2.2"));
+	ck_assert(peer_allowed(odd, "10.1.2.128"));
+	ck_assert(peer_allowed(odd, "10.1.2.255"));
+	ck_assert(!peer_allowed(odd, "10.1.2.127"));
+	policy_unref(all);
+	policy_unref(one);
+	policy_unref(bare);
+	policy_unref(odd);
+}
+END_TEST
+
+START_TEST(test_cidr_v6_edges)
+{
+	struct policy *all = load("authorization: [{rules: [{from: [{ipBlocks: ['::/0']}]}]}]\n");
+	struct policy *one = load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::1/128']}]}]}]\n");
+	struct policy *net = load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::/32']}]}]}]\n");
+	struct policy *mapped = load("authorization: [{rules: [{from: [{ipBlocks: ['::ffff:10.0.0.0/104']}]}]}]\n");
+
+	ck_assert(peer_allowed(all, "2001:db8::1"));
+	ck_assert(peer_allowed(all, "::1"));
+	ck_assert(peer_allowed(one, "2001:db8::1"));
+	ck_assert(!peer_allowed(one, "2001:db8::2"));
+	ck_assert(peer_allowed(net, "2001:db8:ffff:ffff::1"));
+	ck_assert(!peer_allowed(net, "2001:db9::1"));
+	ck_assert(!peer_allowed(net, "10.0.0.1"));
+	/* An IPv6 block over the mapped range covers IPv4 peers, whichever form they come in. */
+	ck_assert(peer_allowed(mapped, "10.9.9.9"));
+	ck_assert(peer_allowed(mapped, "::ffff:10.9.9.9"));
+	ck_assert(!peer_allowed(mapped, "11.0.0.1"));
+	policy_unref(all);
+	policy_unref(one);
+	policy_unref(net);
+	policy_unref(mapped);
+}
+END_TEST
+
+START_TEST(test_not_ip_blocks)
+{
+	/* The DESIGN example's source: 10/8 except 10.0.9/24. */
+	struct policy *p = load("authorization:\n"
+				"  - rules: [{from: [{ipBlocks: [10.0.0.0/8], notIpBlocks: [10.0.9.0/24]}]}]\n");
+	struct policy *only_not = load("authorization:\n"
+				       "  - rules: [{from: [{notIpBlocks: ['192.168.0.0/16', 'fd00::/8']}]}]\n");
+	ck_assert(peer_allowed(p, "10.0.8.1"));
+	ck_assert(!peer_allowed(p, "10.0.9.1"));
+	ck_assert(!peer_allowed(p, "11.0.0.1"));
+	ck_assert(peer_allowed(only_not, "10.0.0.1"));
+	ck_assert(!peer_allowed(only_not, "192.168.3.4"));
+	ck_assert(!peer_allowed(only_not, "fd12::1"));
+	ck_assert(peer_allowed(only_not, NULL)); /* nothing to exclude */
+	policy_unref(p);
+	policy_unref(only_not);
+}
+END_TEST
+
+START_TEST(test_from_list_is_or)
+{
+	struct policy *p = load("authorization:\n"
+				"  - rules: [{from: [{ipBlocks: [10.0.0.0/8]}, {ipBlocks: [192.168.0.0/16]}]}]\n");
+	ck_assert(peer_allowed(p, "10.1.1.1"));
+	ck_assert(peer_allowed(p, "192.168.1.1"));
+	ck_assert(!peer_allowed(p, "172.16.0.1"));
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_principals)
+{
+	struct policy *p = load("authorization:\n"
+				"  - name: a\n"
+				"    rules:\n"
+				"      - from: [{requestPrincipals: ['https://i.example/alice', 'https://j.example/*', '*/bob']}]\n");
+	struct policy *any = load("authorization: [{rules: [{from: [{requestPrincipals: ['*']}]}]}]\n");
+	struct policy *notp = load("authorization: [{action: DENY, rules: [{from: [{notRequestPrincipals: ['https://i.example/*']}]}]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+
+	q.r.principal = "https://i.example/alice";
+	ck_assert(allowed(p, &q));
+	q.r.principal = "https://i.example/alicex";
+	ck_assert(!allowed(p, &q));
+	q.r.principal = "https://j.example/anyone";
+	ck_assert(allowed(p, &q));
+	q.r.principal = "https://k.example/bob";
+	ck_assert(allowed(p, &q));
+	ck_assert(allowed(any, &q));
+	ck_assert(!allowed(notp, &q)); /* not from i.example: denied */
+	q.r.principal = "https://i.example/carol";
+	ck_assert(allowed(notp, &q));
+	/* No principal: requestPrincipals (even "*") never match; notRequestPrincipals do. */
+	q.r.principal = NULL;
+	ck_assert(!allowed(p, &q));
+	ck_assert(!allowed(any, &q));
+	ck_assert(!allowed(notp, &q));
+	policy_unref(p);
+	policy_unref(any);
+	policy_unref(notp);
+}
+END_TEST
+
+/* ---- operations -------------------------------------------------------------------- */
+START_TEST(test_method_patterns)
+{
+	struct policy *p = load("authorization:\n"
+				"  - rules:\n"
+				"      - to: [{methods: ['/a.B/Exact', '/c.D/*', '*Suffix']}]\n");
+	struct policy *star = load("authorization: [{rules: [{to: [{methods: ['*']}]}]}]\n");
+	struct policy *notm = load("authorization: [{rules: [{to: [{methods: ['/c.D/*'], notMethods: ['/c.D/Admin']}]}]}]\n");
+	struct req q;
+	static const struct {
+		const char *m;
+		bool p, star, notm;
+	} t[] = {
+		{"/a.B/Exact", true, true, false},   {"/a.B/Exactly", false, true, false},
+		{"/a.B/Exac", false, true, false},   {"/c.D/Any", true, true, true},
+		{"/c.D/", true, true, true},	     {"/c.DD/Any", false, true, false},
+		{"/x.Y/MySuffix", true, true, false}, {"/c.D/Admin", true, true, false},
+		{"", false, true, false},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		req_init(&q, t[i].m);
+		ck_assert_msg(allowed(p, &q) == t[i].p, "%s", t[i].m);
+		ck_assert_msg(allowed(star, &q) == t[i].star, "%s", t[i].m);
+		ck_assert_msg(allowed(notm, &q) == t[i].notm, "%s", t[i].m);
+	}
+	policy_unref(p);
+	policy_unref(star);
+	policy_unref(notm);
+}
+END_TEST
+
+START_TEST(test_rule_is_and_of_from_to_when)
+{
+	struct policy *p = load("authorization:\n"
+				"  - rules:\n"
+				"      - from: [{ipBlocks: [10.0.0.0/8]}]\n"
+				"        to: [{methods: ['/helloworld.Greeter/*']}]\n"
+				"        when: [{header: x-tenant, values: [blue, green]}, {header: x-env, values: [prod]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+	req_peer(&q, "10.0.0.1");
+	req_header(&q, "x-tenant", "blue");
+	req_header(&q, "x-env", "prod");
+	ck_assert(allowed(p, &q));
+	q.r.nheaders = 1; /* x-env missing: the second condition fails */
+	ck_assert(!allowed(p, &q));
+	q.r.nheaders = 2;
+	req_peer(&q, "11.0.0.1");
+	ck_assert(!allowed(p, &q));
+	req_peer(&q, "10.0.0.1");
+	q.r.method = "/other.S/M";
+	q.r.method_len = strlen(q.r.method);
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+/* ---- conditions ------------------------------------------------------------------------ */
+START_TEST(test_header_conditions)
+{
+	struct policy *vals = load("authorization: [{rules: [{when: [{header: X-Tenant, values: [blue, 'gr*', '*ish', ]}]}]}]\n");
+	struct policy *notv = load("authorization: [{rules: [{when: [{header: x-tenant, notValues: [red]}]}]}]\n");
+	struct policy *key = load("authorization: [{rules: [{when: [{key: 'request.headers[X-Tenant]', values: ['*']}]}]}]\n");
+	struct req q;
+
+	req_init(&q, SAY);
+	ck_assert(!allowed(vals, &q)); /* absent header fails values */
+	ck_assert(allowed(notv, &q));  /* ...and passes notValues */
+	ck_assert(!allowed(key, &q));  /* "*" needs a value */
+	req_header(&q, "x-tenant", "blue");
+	ck_assert(allowed(vals, &q));
+	ck_assert(allowed(notv, &q));
+	ck_assert(allowed(key, &q));
+	q.hdrs[0].value = "green";
+	q.hdrs[0].value_len = 5;
+	ck_assert(allowed(vals, &q)); /* prefix */
+	q.hdrs[0].value = "reddish";
+	q.hdrs[0].value_len = 7;
+	ck_assert(allowed(vals, &q)); /* suffix */
+	q.hdrs[0].value = "red";
+	q.hdrs[0].value_len = 3;
+	ck_assert(!allowed(vals, &q));
+	ck_assert(!allowed(notv, &q));
+	/* A header sent twice: values needs one to match, notValues needs none to. */
+	req_header(&q, "x-tenant", "blue");
+	ck_assert(allowed(vals, &q));
+	ck_assert(!allowed(notv, &q));
+	policy_unref(vals);
+	policy_unref(notv);
+	policy_unref(key);
+}
+END_TEST
+
+START_TEST(test_values_and_not_values)
+{
+	struct policy *p = load("authorization: [{rules: [{when: [{header: x-t, values: ['b*'], notValues: [bad]}]}]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+	req_header(&q, "x-t", "blue");
+	ck_assert(allowed(p, &q));
+	q.hdrs[0].value = "bad";
+	q.hdrs[0].value_len = 3;
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_claims)
+{
+	struct policy *grp = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[groups]', values: [admins]}]}]}]\n");
+	struct policy *nested = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[realm][role]', values: ['oper*']}]}]}]\n");
+	struct policy *notg = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[groups]', notValues: [banned]}]}]}]\n");
+	struct policy *aud = load("authorization: [{rules: [{when: [{key: request.auth.audiences, values: [greeter]}]}]}]\n");
+	struct policy *princ = load("authorization: [{rules: [{when: [{key: request.auth.principal, values: ['https://i/*']}]}]}]\n");
+	json_t *c1 = json_pack("{s:[s,s], s:{s:s}, s:s}", "groups", "dev", "admins", "realm", "role",
+			       "operator", "aud", "greeter");
+	json_t *c2 = json_pack("{s:s, s:[s,s], s:{s:i}}", "groups", "admins", "aud", "x", "greeter",
+			       "realm", "role", 5);
+	json_t *c3 = json_pack("{s:[s,i], s:s}", "groups", "banned", 7, "realm", "flat");
+	struct req q;
+	req_init(&q, SAY);
+
+	/* No token: claims absent. */
+	ck_assert(!allowed(grp, &q));
+	ck_assert(!allowed(nested, &q));
+	ck_assert(allowed(notg, &q));
+	ck_assert(!allowed(aud, &q));
+	ck_assert(!allowed(princ, &q));
+
+	q.r.claims = c1; /* array claim, nested string, string aud */
+	q.r.principal = "https://i/alice";
+	ck_assert(allowed(grp, &q));
+	ck_assert(allowed(nested, &q));
+	ck_assert(allowed(notg, &q));
+	ck_assert(allowed(aud, &q));
+	ck_assert(allowed(princ, &q));
+
+	q.r.claims = c2; /* string claim, nested non-string, array aud */
+	q.r.principal = "https://j/alice";
+	ck_assert(allowed(grp, &q));
+	ck_assert(!allowed(nested, &q));
+	ck_assert(allowed(aud, &q));
+	ck_assert(!allowed(princ, &q));
+
+	q.r.claims = c3; /* array with a non-string, nested path through a string */
+	ck_assert(!allowed(grp, &q));
+	ck_assert(!allowed(notg, &q));
+	ck_assert(!allowed(nested, &q));
+	json_decref(c1);
+	json_decref(c2);
+	json_decref(c3);
+	policy_unref(grp);
+	policy_unref(nested);
+	policy_unref(notg);
+	policy_unref(aud);
+	policy_unref(princ);
+}
+END_TEST
+
+START_TEST(test_issue10_example)
+{
+	struct policy *p = load("requestAuthentication:\n"
+				"  - issuer: https://issuer.example.com\n"
+				"    jwksFile: /etc/grpcguard/jwks/jwks.json\n"
+				"authorization:\n"
+				"  - name: alice-only\n"
+				"    action: ALLOW\n"
+				"    rules:\n"
+				"      - from: [{requestPrincipals: ['https://issuer.example.com/alice']}]\n"
+				"        when: [{key: 'request.auth.claims[groups]', values: ['admins']}]\n");
+	json_t *admin = json_pack("{s:[s]}", "groups", "admins");
+	json_t *user = json_pack("{s:[s]}", "groups", "users");
+	struct req q;
+	req_init(&q, SAY);
+	q.r.principal = "https://issuer.example.com/alice";
+	q.r.claims = admin;
+	struct policy_decision d = eval(p, &q);
+	ck_assert(d.allowed);
+	ck_assert_str_eq(d.deciding_policy, "alice-only");
+	q.r.claims = user;
+	ck_assert(!allowed(p, &q));
+	q.r.principal = "https://issuer.example.com/bob";
+	q.r.claims = admin;
+	ck_assert(!allowed(p, &q));
+	q.r.principal = NULL;
+	q.r.claims = NULL;
+	ck_assert(!allowed(p, &q));
+	json_decref(admin);
+	json_decref(user);
+	policy_unref(p);
+}
+END_TEST
+
+/* ---- health ----------------------------------------------------------------------------- */
+START_TEST(test_health_exemption)
+{
+	struct policy *allow_nothing = load("authorization: [{name: a, action: ALLOW, rules: [{to: [{methods: ['/x.Y/Z']}]}]}]\n");
+	struct policy *deny_star = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['*']}]}]}]\n");
+	struct policy *deny_from = load("authorization: [{name: d, action: DENY, rules: [{from: [{ipBlocks: [0.0.0.0/0]}]}]}]\n");
+	struct policy *deny_all = load("authorization: [{name: d, action: DENY, rules: [{}]}]\n");
+	struct policy *deny_exact = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['" HEALTH "']}]}]}]\n");
+	struct policy *deny_prefix = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['/grpc.health.v1.Health/*']}]}]}]\n");
+	struct policy *deny_grpc = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['/grpc.*']}]}]}]\n");
+	struct req q;
+
+	req_init(&q, HEALTH);
+	req_peer(&q, "10.0.0.1");
+	struct policy_decision d = eval(allow_nothing, &q);
+	ck_assert(d.allowed);
+	ck_assert_ptr_null(d.deciding_policy);
+	ck_assert(allowed(deny_star, &q));
+	ck_assert(allowed(deny_from, &q));
+	ck_assert(allowed(deny_all, &q));
+	ck_assert(allowed(deny_grpc, &q));
+	ck_assert(!allowed(deny_exact, &q));
+	ck_assert(!allowed(deny_prefix, &q));
+	req_init(&q, "/grpc.health.v1.Health/Watch");
+	ck_assert(allowed(deny_exact, &q));
+	ck_assert(!allowed(deny_prefix, &q));
+	/* Not a health method: the exemption does not apply. */
+	req_init(&q, SAY);
+	ck_assert(!allowed(allow_nothing, &q));
+	ck_assert(!allowed(deny_star, &q));
+	ck_assert(!allowed(deny_all, &q));
+	policy_unref(allow_nothing);
+	policy_unref(deny_star);
+	policy_unref(deny_from);
+	policy_unref(deny_all);
+	policy_unref(deny_exact);
+	policy_unref(deny_prefix);
+	policy_unref(deny_grpc);
+}
+END_TEST
+
+/* ---- faults --------------------------------------------------------------------------- */
+struct draws {
+	double v[4];
+	int n, called;
+};
+
+static double next_draw(void *ctx)
+{
+	struct draws *d = ctx;
+	ck_assert_int_lt(d->called, d->n);
+	return d->v[d->called++];
+}
+
+static struct policy_decision eval_draws(const struct policy *p, const struct req *q,
+					 struct draws *dr)
+{
+	struct policy_decision d;
+	policy_evaluate(p, &q->r, next_draw, dr, &d);
+	return d;
+}
+
+START_TEST(test_fault_first_match_wins)
+{
+	struct policy *p = load("faults:\n"
+				"  - name: chaos-header\n"
+				"    match: {methods: ['" SAY "'], headers: {X-Chaos: 'on'}}\n"
+				"    abort: {grpcStatus: UNAVAILABLE, message: injected}\n"
+				"  - name: greeter-delay\n"
+				"    match: {methods: ['/helloworld.Greeter/*']}\n"
+				"    delay: {fixed: 1.5s}\n"
+				"  - name: everything\n"
+				"    abort: {grpcStatus: 13}\n");
+	struct req q;
+	req_init(&q, SAY);
+	req_header(&q, "x-chaos", "on");
+	struct policy_decision d = eval(p, &q);
+	ck_assert_str_eq(d.fault_name, "chaos-header");
+	ck_assert(d.abort);
+	ck_assert_int_eq(d.abort_grpc_status, 14);
+	ck_assert_str_eq(d.abort_message, "injected");
+	ck_assert_uint_eq(d.delay_ms, 0);
+	q.hdrs[0].value = "off"; /* headers match exactly */
+	d = eval(p, &q);
+	ck_assert_str_eq(d.fault_name, "greeter-delay");
+	ck_assert_uint_eq(d.delay_ms, 1500);
+	ck_assert(!d.abort);
+	req_init(&q, "/other.S/M");
+	d = eval(p, &q);
+	ck_assert_str_eq(d.fault_name, "everything");
+	ck_assert(d.abort);
+	ck_assert_int_eq(d.abort_grpc_status, 13);
+	ck_assert_str_eq(d.abort_message, "fault filter abort"); /* the default */
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_fault_selector)
+{
+	struct policy *p = load("faults:\n"
+				"  - {name: f, selector: {matchLabels: {app: server}}, delay: {fixed: 10s}}\n");
+	struct policy_labels *server = labels("app=\"server\"\n"), *client = labels("app=\"client\"\n");
+	struct req q;
+	req_init(&q, SAY);
+	q.r.labels = server;
+	ck_assert_uint_eq(eval(p, &q).delay_ms, 10000);
+	q.r.labels = client;
+	ck_assert_ptr_null(eval(p, &q).fault_name);
+	q.r.labels = NULL;
+	ck_assert_ptr_null(eval(p, &q).fault_name);
+	policy_labels_free(server);
+	policy_labels_free(client);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_fault_percent_draws)
+{
+	struct policy *p = load("faults:\n"
+				"  - name: f\n"
+				"    delay: {fixed: 250ms, percent: 12.5}\n"
+				"    abort: {grpcStatus: UNAVAILABLE, percent: 50}\n");
+	struct req q;
+	struct draws dr;
+	req_init(&q, SAY);
+
+	/* Delay is drawn first, then abort, each separately. */
+	dr = (struct draws){{12.4, 49.99}, 2, 0};
+	struct policy_decision d = eval_draws(p, &q, &dr);
+	ck_assert_int_eq(dr.called, 2);
+	ck_assert_uint_eq(d.delay_ms, 250);
+	ck_assert(d.abort);
+	dr = (struct draws){{12.5, 50.0}, 2, 0}; /* rnd() < percent: equal misses */
+	d = eval_draws(p, &q, &dr);
+	ck_assert_str_eq(d.fault_name, "f"); /* matched, nothing drawn in */
+	ck_assert_uint_eq(d.delay_ms, 0);
+	ck_assert(!d.abort);
+	dr = (struct draws){{99.0, 0.0}, 2, 0};
+	d = eval_draws(p, &q, &dr);
+	ck_assert_uint_eq(d.delay_ms, 0);
+	ck_assert(d.abort);
+	/* rnd NULL: draws return 0, so every percent > 0 hits. */
+	d = eval(p, &q);
+	ck_assert_uint_eq(d.delay_ms, 250);
+	ck_assert(d.abort);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_fault_percent_edges)
+{
+	struct policy *p = load("faults:\n"
+				"  - name: f\n"
+				"    delay: {fixed: 1s, percent: 0}\n"
+				"    abort: {grpcStatus: 14}\n");
+	struct req q;
+	struct draws dr = {{0}, 0, 0}; /* any call fails the test */
+	req_init(&q, SAY);
+	struct policy_decision d = eval_draws(p, &q, &dr);
+	ck_assert_int_eq(dr.called, 0); /* 0: never, 100 (default): no draw */
+	ck_assert_uint_eq(d.delay_ms, 0);
+	ck_assert(d.abort);
+	d = eval(p, &q); /* rnd NULL returns 0, and 0 < 0 is false */
+	ck_assert_uint_eq(d.delay_ms, 0);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_fault_not_when_denied)
+{
+	struct policy *p = load("faults: [{name: f, delay: {fixed: 1s}}]\n"
+				"authorization: [{name: d, action: DENY, rules: [{}]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+	struct policy_decision d = eval(p, &q);
+	ck_assert(!d.allowed);
+	ck_assert_ptr_null(d.fault_name);
+	ck_assert_uint_eq(d.delay_ms, 0);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_fault_health)
+{
+	struct policy *star = load("faults: [{name: f, match: {methods: ['*']}, abort: {grpcStatus: 14}}]\n");
+	struct policy *all = load("faults: [{name: f, abort: {grpcStatus: 14}}]\n");
+	struct policy *named = load("faults: [{name: h, match: {methods: ['/grpc.health.v1.Health/*']}, abort: {grpcStatus: 14}}]\n");
+	struct req q;
+	req_init(&q, HEALTH);
+	ck_assert_ptr_null(eval(star, &q).fault_name);
+	ck_assert_ptr_null(eval(all, &q).fault_name);
+	ck_assert_str_eq(eval(named, &q).fault_name, "h");
+	req_init(&q, SAY);
+	ck_assert_str_eq(eval(star, &q).fault_name, "f");
+	ck_assert_str_eq(eval(all, &q).fault_name, "f");
+	ck_assert_ptr_null(eval(named, &q).fault_name);
+	policy_unref(star);
+	policy_unref(all);
+	policy_unref(named);
+}
+END_TEST
+
+static Suite *eval_suite(void)
+{
+	Suite *s = suite_create("policy/eval");
+	struct {
+		const char *name;
+		const TTest *tests[8];
+	} groups[] = {
+		{"decision_table", {test_no_policies_allow, test_deny_before_allow, test_only_deny_policies,
+				    test_allow_none_match, test_rules_absent_empty_and_match_all, test_audit,
+				    test_audit_with_deny, NULL}},
+		{"selectors", {test_selectors, test_selector_empty_matchlabels, NULL}},
+		{"sources", {test_cidr_v4_edges, test_cidr_v6_edges, test_not_ip_blocks,
+			     test_from_list_is_or, test_principals, NULL}},
+		{"operations", {test_method_patterns, test_rule_is_and_of_from_to_when, NULL}},
+		{"conditions", {test_header_conditions, test_values_and_not_values, test_claims,
+				test_issue10_example, NULL}},
+		{"health", {test_health_exemption, NULL}},
+		{"faults", {test_fault_first_match_wins, test_fault_selector, test_fault_percent_draws,
+			    test_fault_percent_edges, test_fault_not_when_denied, test_fault_health, NULL}},
+	};
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		TCase *tc = tcase_create(groups[g].name);
+		tcase_set_timeout(tc, 10);
+		for (size_t i = 0; groups[g].tests[i]; i++)
+			tcase_add_test(tc, groups[g].tests[i]);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(eval_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
