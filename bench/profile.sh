@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/profile.sh: where does grpcguard-sidecar spend its time under the 8x16 load?
+#
+# Starts nghttpd (canned gRPC reply) and the sidecar (PROFILE_POLICY, default the realistic
+# policy), then while h2load pushes PROFILE_N requests (-c 8 -m 16) through it:
+#   - perf record (user+kernel if allowed, DWARF call graphs) of the sidecar process, then
+#     `perf report` of the top self-time symbols and the top inclusive (children) entries;
+#   - syscalls per request (perf stat -e raw_syscalls:sys_enter) and the split by syscall
+#     (strace -c, a separate short run since strace slows the process down);
+#   - where perf cannot record, valgrind --tool=callgrind with PROFILE_N_CALLGRIND requests.
+# Output on stdout; raw files kept in PROFILE_DIR (default build/bench/profile).
+# Loopback ports 35200-35219; processes killed by PID on exit.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+B=$root/build/bench
+N=${PROFILE_N:-300000}
+NCG=${PROFILE_N_CALLGRIND:-20000}
+POLICY=${PROFILE_POLICY:-$root/bench/policy-realistic.yaml}
+DIR=${PROFILE_DIR:-$B/profile}
+P_BACKEND=35201 P_PROXY=35210 P_ADMIN=35211
+mkdir -p "$DIR"
+work=$(mktemp -d /tmp/gg-prof.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_port() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+make --no-print-directory BUILD="$B" "$B/grpcguard-sidecar" >&2
+
+printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
+mkdir -p "$work/htdocs/helloworld.Greeter"
+printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
+taskset -c 0 nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" --trailer 'grpc-status: 0' \
+	"$P_BACKEND" >/dev/null 2>&1 &
+bpid=$!
+pids+=("$bpid")
+wait_port "$P_BACKEND" "$bpid"
+
+SIDECAR=("$B/grpcguard-sidecar" run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$P_BACKEND
+	--admin 127.0.0.1:$P_ADMIN --policy "$POLICY")
+LOAD=(taskset -c 0 h2load -t 1 -c 8 -m 16 -d "$work/req.bin" -H content-type:application/grpc
+	-H te:trailers "http://127.0.0.1:$P_PROXY/helloworld.Greeter/SayHello")
+
+start_sidecar() { # [wrapper...]
+	"$@" "${SIDECAR[@]}" >"$work/sidecar.log" 2>&1 &
+	spid=$!
+	pids+=("$spid")
+	wait_port "$P_PROXY" "$spid" || { tail -n 5 "$work/sidecar.log" >&2; exit 1; }
+}
+stop_sidecar() { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }
+
+start_sidecar taskset -c 1
+"${LOAD[@]}" -n 5000 >/dev/null 2>&1 # warm-up
+if perf record -q -F 1999 --call-graph dwarf,16384 -o "$DIR/perf.data" -p "$spid" \
+	-- sleep 0.2 >/dev/null 2>&1; then
+	perf record -q -F 1999 --call-graph dwarf,16384 -o "$DIR/perf.data" -p "$spid" >"$work/perf.log" 2>&1 &
+	ppid=$!
+	pids+=("$ppid")
+	sleep 0.5
+	"${LOAD[@]}" -n "$N" | grep -E 'finished|requests:'
+	kill -INT "$ppid"
+	wait "$ppid" || true
+	echo
+	echo "== perf: top self time (sidecar, $N requests at 8x16)"
+	perf report -i "$DIR/perf.data" --no-children --stdio --sort dso,symbol -g none 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 30
+	echo
+	echo "== perf: top inclusive time (children)"
+	perf report -i "$DIR/perf.data" --children --stdio --sort symbol -g none 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 30
+	echo
+	echo "== perf: call chains into malloc/free/write/writev/sendmsg"
+	perf report -i "$DIR/perf.data" --no-children --stdio --sort symbol -g caller,0.5,callee \
+		--symbols=malloc,free,__libc_malloc,__libc_free,_int_malloc,_int_free,__GI___writev,writev,__libc_write,write,__libc_sendmsg 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -n 60
+	echo
+	echo "== syscalls per request"
+	if perf stat -e raw_syscalls:sys_enter -p "$spid" -o "$work/stat.txt" -- sleep 0.1 >/dev/null 2>&1; then
+		perf stat -e raw_syscalls:sys_enter -p "$spid" -o "$work/stat.txt" &
+		ppid=$!
+		pids+=("$ppid")
+		sleep 0.3
+		"${LOAD[@]}" -n 50000 >/dev/null
+		kill -INT "$ppid"
+		wait "$ppid" || true
+		awk '/raw_syscalls:sys_enter/ {gsub(",", "", $1); printf "%s syscalls for 50000 requests: %.2f per request\n", $1, $1 / 50000}' "$work/stat.txt"
+	else
+		echo "perf stat cannot count syscalls here"
+	fi
+	stop_sidecar
+	if command -v strace >/dev/null; then
+		start_sidecar taskset -c 1
+		strace -c -f -o "$work/strace.txt" -p "$spid" &
+		ppid=$!
+		pids+=("$ppid")
+		sleep 0.5
+		"${LOAD[@]}" -n 20000 >/dev/null
+		kill -INT "$ppid"
+		wait "$ppid" || true
+		echo "== strace -c (20000 requests)"
+		head -n 20 "$work/strace.txt"
+		stop_sidecar
+	fi
+else
+	stop_sidecar
+	echo "== perf unavailable: callgrind with $NCG requests"
+	start_sidecar valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.out"
+	"${LOAD[@]}" -n "$NCG" | grep -E 'finished|requests:'
+	stop_sidecar
+	callgrind_annotate --inclusive=no "$DIR/callgrind.out" 2>/dev/null | head -n 40
+fi
