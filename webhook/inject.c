@@ -1,0 +1,547 @@
+/*
+ * Pod injection (see inject.h). Istio's injector is the model: the proxy is a native
+ * sidecar (an init container with restartPolicy: Always, started before the pod's own
+ * init containers and probed before they run), grpcguard-init installs the redirect
+ * first, and the pod records what was added in grpcguard.io/status so a second call
+ * (reinvocation) adds nothing.
+ *
+ * Everything is expressed as RFC 6902 "add" operations against the pod as received, so
+ * the patch applies whether or not the pod already has the arrays and maps we extend.
+ */
+#include "webhook/inject.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POLICY_MOUNT "/etc/grpcguard/policy"
+#define PODINFO_MOUNT "/etc/grpcguard/podinfo"
+
+char *wh_json_pointer_escape(const char *key)
+{
+	size_t n = 0;
+	char *out, *o;
+
+	for (const char *p = key; *p; p++)
+		n += (*p == '~' || *p == '/') ? 2 : 1;
+	out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (const char *p = key; *p; p++) {
+		if (*p == '~') {
+			*o++ = '~';
+			*o++ = '0';
+		} else if (*p == '/') {
+			*o++ = '~';
+			*o++ = '1';
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* ---- ports ------------------------------------------------------------------------ */
+
+struct portset {
+	unsigned char seen[65536 / 8];
+	unsigned short list[1024]; /* first-seen order; longer lists collapse to "*" */
+	size_t n;
+	bool overflow;
+};
+
+static void portset_add(struct portset *s, unsigned port)
+{
+	if (s->seen[port / 8] & (1u << (port % 8)))
+		return;
+	s->seen[port / 8] |= (unsigned char)(1u << (port % 8));
+	if (s->n == sizeof(s->list) / sizeof(s->list[0])) {
+		s->overflow = true;
+		return;
+	}
+	s->list[s->n++] = (unsigned short)port;
+}
+
+static char *portset_string(const struct portset *s)
+{
+	char *out, *o;
+
+	if (s->n == 0 || s->overflow)
+		return strdup("*");
+	out = malloc(s->n * 6 + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < s->n; i++)
+		o += sprintf(o, "%s%u", i ? "," : "", (unsigned)s->list[i]);
+	return out;
+}
+
+/* Parse the inbound-ports annotation into *s. 0 or -EINVAL with a message. */
+static int parse_ports_annotation(const char *v, struct portset *s, bool *star, char *err,
+				  size_t errlen)
+{
+	const char *p = v;
+
+	*star = false;
+	while (*p == ' ')
+		p++;
+	if (p[0] == '*') {
+		const char *q = p + 1;
+		while (*q == ' ')
+			q++;
+		if (*q == '\0') {
+			*star = true;
+			return 0;
+		}
+	}
+	for (;;) {
+		unsigned long port = 0;
+		size_t digits = 0;
+
+		while (*p == ' ')
+			p++;
+		while (*p >= '0' && *p <= '9' && digits < 6) {
+			port = port * 10 + (unsigned long)(*p - '0');
+			p++, digits++;
+		}
+		while (*p == ' ')
+			p++;
+		if (digits == 0 || digits > 5 || port < 1 || port > 65535 || (*p && *p != ','))
+			goto bad;
+		portset_add(s, (unsigned)port);
+		if (*p == '\0')
+			return 0;
+		p++; /* ',' */
+	}
+bad:
+	snprintf(err, errlen, "annotation %s: \"%.200s\" is not a port list; use \"*\" or "
+			      "comma-separated port numbers 1-65535, e.g. \"8080,9090\"",
+		 WH_ANN_PORTS, v);
+	return -EINVAL;
+}
+
+static bool is_grpc_port_name(const char *name)
+{
+	return name && (strcmp(name, "grpc") == 0 || strncmp(name, "grpc-", 5) == 0);
+}
+
+int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, char *err,
+		     size_t errlen)
+{
+	const json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+	const json_t *ports_ann = json_object_get(ann, WH_ANN_PORTS);
+	const json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
+	const json_t *ctr, *port;
+	struct portset *grpc = NULL, *all = NULL;
+	size_t i, j;
+	bool star = false;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	grpc = calloc(1, sizeof(*grpc));
+	all = calloc(1, sizeof(*all));
+	if (!grpc || !all)
+		goto out;
+	if (ports_ann) {
+		if (!json_is_string(ports_ann)) {
+			snprintf(err, errlen, "annotation %s must be a string", WH_ANN_PORTS);
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = parse_ports_annotation(json_string_value(ports_ann), all, &star, err, errlen);
+		if (rc)
+			goto out;
+		*out = star ? strdup("*") : portset_string(all);
+		rc = *out ? 0 : -ENOMEM;
+		goto out;
+	}
+	json_array_foreach(containers, i, ctr) {
+		json_array_foreach(json_object_get(ctr, "ports"), j, port) {
+			const json_t *num = json_object_get(port, "containerPort");
+			const char *proto = json_string_value(json_object_get(port, "protocol"));
+			json_int_t n = json_is_integer(num) ? json_integer_value(num) : 0;
+
+			if (n < 1 || n > 65535 || (proto && strcmp(proto, "TCP") != 0))
+				continue;
+			if ((unsigned)n == c->proxy_port || (unsigned)n == c->admin_port)
+				continue;
+			portset_add(all, (unsigned)n);
+			if (is_grpc_port_name(json_string_value(json_object_get(port, "name"))))
+				portset_add(grpc, (unsigned)n);
+		}
+	}
+	*out = portset_string(grpc->n ? grpc : all);
+	rc = *out ? 0 : -ENOMEM;
+out:
+	free(grpc);
+	free(all);
+	return rc;
+}
+
+/* ---- the containers and volumes we add -------------------------------------------------- */
+
+static json_t *security_context_proxy(const struct wh_config *c)
+{
+	return json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:{s:[s]}}", "runAsUser",
+			 (json_int_t)c->proxy_uid, "runAsGroup", (json_int_t)c->proxy_uid,
+			 "runAsNonRoot", 1, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation",
+			 0, "privileged", 0, "capabilities", "drop", "ALL");
+}
+
+static json_t *probe(const char *path, unsigned port, int period, int failures)
+{
+	return json_pack("{s:{s:s, s:I}, s:i, s:i, s:i}", "httpGet", "path", path, "port",
+			 (json_int_t)port, "periodSeconds", period, "timeoutSeconds", 3,
+			 "failureThreshold", failures);
+}
+
+static json_t *proxy_container(const struct wh_config *c)
+{
+	char listen[32], admin[32];
+	json_t *ctr;
+
+	snprintf(listen, sizeof(listen), "0.0.0.0:%u", c->proxy_port);
+	snprintf(admin, sizeof(admin), "0.0.0.0:%u", c->admin_port);
+	ctr = json_pack(
+		"{s:s, s:s, s:s,"
+		" s:[s, s,s, s,s, s,s, s,s, s,s, s,s],"
+		" s:[{s:s, s:I, s:s}, {s:s, s:I, s:s}],"
+		" s:[{s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}],"
+		" s:O, s:o, s:o, s:o,"
+		" s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]}",
+		"name", WH_PROXY_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
+		"args", "run", "--listen", listen, "--upstream", "original-dst", "--admin", admin,
+		"--policy", POLICY_MOUNT "/policy.yaml", "--pod-labels", PODINFO_MOUNT "/labels",
+		"--log-level", c->log_level,
+		"ports", "name", "gg-inbound", "containerPort", (json_int_t)c->proxy_port,
+		"protocol", "TCP", "name", "http-gg-admin", "containerPort",
+		(json_int_t)c->admin_port, "protocol", "TCP",
+		"env", "name", "POD_NAME", "valueFrom", "fieldRef", "fieldPath", "metadata.name",
+		"name", "POD_NAMESPACE", "valueFrom", "fieldRef", "fieldPath", "metadata.namespace",
+		"name", "POD_IP", "valueFrom", "fieldRef", "fieldPath", "status.podIP",
+		"resources", c->resources,
+		"securityContext", security_context_proxy(c),
+		/* Kubelet holds the app (and later init containers) until the proxy starts. */
+		"startupProbe", probe("/healthz", c->admin_port, 1, 600),
+		"readinessProbe", probe("/readyz", c->admin_port, 2, 30),
+		"volumeMounts", "name", WH_VOLUME_POLICY, "mountPath", POLICY_MOUNT, "readOnly", 1,
+		"name", WH_VOLUME_PODINFO, "mountPath", PODINFO_MOUNT, "readOnly", 1);
+	if (ctr && c->native_sidecar &&
+	    json_object_set_new(ctr, "restartPolicy", json_string("Always")) != 0) {
+		json_decref(ctr);
+		return NULL;
+	}
+	return ctr;
+}
+
+static json_t *init_container(const struct wh_config *c, const char *ports)
+{
+	char pp[16], uid[16];
+
+	snprintf(pp, sizeof(pp), "%u", c->proxy_port);
+	snprintf(uid, sizeof(uid), "%u", c->proxy_uid);
+	return json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
+			 " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
+			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy",
+			 c->pull_policy, "args", "init", "--ports", ports, "--proxy-port", pp,
+			 "--proxy-uid", uid, "resources", c->resources, "securityContext",
+			 "runAsUser", 0, "runAsGroup", 0, "runAsNonRoot", 0, "privileged", 0,
+			 "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1,
+			 "capabilities", "add", "NET_ADMIN", "NET_RAW", "drop", "ALL");
+}
+
+static json_t *volumes(const char *configmap)
+{
+	return json_pack("[{s:s, s:{s:s, s:b}}, {s:s, s:{s:[{s:s, s:{s:s}}]}}]", "name",
+			 WH_VOLUME_POLICY, "configMap", "name", configmap, "optional", 1, "name",
+			 WH_VOLUME_PODINFO, "downwardAPI", "items", "path", "labels", "fieldRef",
+			 "fieldPath", "metadata.labels");
+}
+
+/* ---- patch building ------------------------------------------------------------------ */
+
+/* Append {"op":"add","path":path,"value":value}; value is stolen (NULL: ENOMEM). */
+static int op_add(json_t *patch, const char *path, json_t *value)
+{
+	json_t *op;
+
+	if (!value)
+		return -ENOMEM;
+	op = json_pack("{s:s, s:s, s:o}", "op", "add", "path", path, "value", value);
+	if (!op)
+		return -ENOMEM;
+	return json_array_append_new(patch, op) ? -ENOMEM : 0;
+}
+
+static bool has_container(const json_t *list, const char *name)
+{
+	size_t i;
+	const json_t *ctr;
+
+	json_array_foreach(list, i, ctr) {
+		const char *n = json_string_value(json_object_get(ctr, "name"));
+		if (n && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool says_false(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	return s && (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
+		     strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0);
+}
+
+/* DNS-1123 subdomain: what a ConfigMap name must be. */
+static bool subdomain_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+			return false;
+	}
+	return s[n - 1] != '-' && s[n - 1] != '.';
+}
+
+/* The annotations we add, skipping the ones the pod already sets (except the status). */
+static json_t *annotations_to_add(const struct wh_config *c, const json_t *have,
+				  const char *first_app, const char *status)
+{
+	json_t *add = json_object();
+	char port[16];
+	const char *k;
+	json_t *v;
+
+	if (!add)
+		return NULL;
+	snprintf(port, sizeof(port), "%u", c->admin_port);
+	if (json_object_set_new(add, WH_ANN_STATUS, json_string(status)))
+		goto fail;
+	if (first_app && !json_object_get(have, "kubectl.kubernetes.io/default-container") &&
+	    json_object_set_new(add, "kubectl.kubernetes.io/default-container",
+				json_string(first_app)))
+		goto fail;
+	/* The app's own scrape settings win: Prometheus reads one port per pod. */
+	if (!json_object_get(have, "prometheus.io/scrape") &&
+	    (json_object_set_new(add, "prometheus.io/scrape", json_string("true")) ||
+	     json_object_set_new(add, "prometheus.io/port", json_string(port)) ||
+	     json_object_set_new(add, "prometheus.io/path", json_string("/metrics"))))
+		goto fail;
+	json_object_foreach(c->extra_annotations, k, v) {
+		if (!json_object_get(have, k) && !json_object_get(add, k) &&
+		    json_object_set(add, k, v))
+			goto fail;
+	}
+	return add;
+fail:
+	json_decref(add);
+	return NULL;
+}
+
+static int add_annotations(json_t *patch, const json_t *pod, json_t *add /* stolen */)
+{
+	const json_t *md = json_object_get(pod, "metadata");
+	const json_t *have = json_object_get(md, "annotations");
+	const char *k;
+	json_t *v;
+	int rc = 0;
+
+	if (!add)
+		return -ENOMEM;
+	if (!md)
+		return op_add(patch, "/metadata", json_pack("{s:o}", "annotations", add));
+	if (!json_is_object(have))
+		return op_add(patch, "/metadata/annotations", add);
+	json_object_foreach(add, k, v) {
+		char *esc = wh_json_pointer_escape(k), *path = NULL;
+		if (!esc || asprintf(&path, "/metadata/annotations/%s", esc) < 0) {
+			path = NULL;
+			rc = -ENOMEM;
+		} else {
+			rc = op_add(patch, path, json_incref(v));
+		}
+		free(esc);
+		free(path);
+		if (rc)
+			break;
+	}
+	json_decref(add);
+	return rc;
+}
+
+static int build_patch(const struct wh_config *c, const json_t *pod, const char *ports,
+		       const char *configmap, json_t **out)
+{
+	const json_t *spec = json_object_get(pod, "spec");
+	const json_t *inits = json_object_get(spec, "initContainers");
+	const json_t *vols = json_object_get(spec, "volumes");
+	const char *first_app =
+		json_string_value(json_object_get(json_array_get(json_object_get(spec, "containers"), 0),
+						  "name"));
+	json_t *patch = json_array(), *status = NULL, *added_init = NULL, *added_ctr = NULL,
+	       *vlist = NULL, *v;
+	char *status_text = NULL;
+	size_t i;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	added_init = json_array();
+	added_ctr = json_array();
+	if (!patch || !added_init || !added_ctr)
+		goto out;
+
+	/* Init containers: grpcguard-init, then the native proxy, then the pod's own. */
+	{
+		json_t *front = json_array();
+		if (!front)
+			goto out;
+		if (!c->intercept_cni) {
+			json_array_append_new(front, init_container(c, ports));
+			json_array_append_new(added_init, json_string(WH_INIT_NAME));
+		}
+		if (c->native_sidecar) {
+			json_array_append_new(front, proxy_container(c));
+			json_array_append_new(added_init, json_string(WH_PROXY_NAME));
+		}
+		if (json_array_size(front) != json_array_size(added_init) ||
+		    json_array_size(added_init) == 0) {
+			bool bad = json_array_size(front) != json_array_size(added_init);
+			json_decref(front);
+			if (bad)
+				goto out;
+		} else if (!json_is_array(inits) || json_array_size(inits) == 0) {
+			rc = op_add(patch, "/spec/initContainers", front);
+			if (rc)
+				goto out;
+			rc = -ENOMEM;
+		} else {
+			char path[64];
+			json_array_foreach(front, i, v) {
+				snprintf(path, sizeof(path), "/spec/initContainers/%zu", i);
+				if (op_add(patch, path, json_incref(v))) {
+					json_decref(front);
+					goto out;
+				}
+			}
+			json_decref(front);
+		}
+	}
+	if (!c->native_sidecar) {
+		if (op_add(patch, "/spec/containers/-", proxy_container(c)))
+			goto out;
+		json_array_append_new(added_ctr, json_string(WH_PROXY_NAME));
+	}
+
+	/* Volumes. */
+	vlist = volumes(configmap);
+	if (!vlist)
+		goto out;
+	if (!json_is_array(vols)) {
+		if (op_add(patch, "/spec/volumes", json_incref(vlist)))
+			goto out;
+	} else {
+		json_array_foreach(vlist, i, v) {
+			if (op_add(patch, "/spec/volumes/-", json_incref(v)))
+				goto out;
+		}
+	}
+
+	status = json_pack("{s:s, s:O, s:O, s:[s, s]}", "version", WH_VERSION, "initContainers",
+			   added_init, "containers", added_ctr, "volumes", WH_VOLUME_POLICY,
+			   WH_VOLUME_PODINFO);
+	status_text = status ? json_dumps(status, JSON_COMPACT) : NULL;
+	if (!status_text)
+		goto out;
+	if (add_annotations(patch, pod,
+			    annotations_to_add(c, json_object_get(json_object_get(pod, "metadata"),
+								  "annotations"),
+					       first_app, status_text)))
+		goto out;
+	*out = patch;
+	patch = NULL;
+	rc = 0;
+out:
+	json_decref(patch);
+	json_decref(status);
+	json_decref(added_init);
+	json_decref(added_ctr);
+	json_decref(vlist);
+	free(status_text);
+	return rc;
+}
+
+int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
+		  struct wh_verdict *v)
+{
+	const json_t *md = json_object_get(pod, "metadata");
+	const json_t *ann = json_object_get(md, "annotations");
+	const json_t *labels = json_object_get(md, "labels");
+	const json_t *spec = json_object_get(pod, "spec");
+	const json_t *containers = json_object_get(spec, "containers");
+	const json_t *inits = json_object_get(spec, "initContainers");
+	const json_t *cm_ann = json_object_get(ann, WH_ANN_POLICY_CM);
+	const char *configmap = c->policy_configmap;
+	char *ports = NULL;
+	char err[512];
+	int rc;
+
+	if (!json_is_object(pod) || (md && !json_is_object(md)) || !json_is_object(spec))
+		return wh_verdict_deny(v, 400, "pod: metadata and spec must be objects");
+	if ((ann && !json_is_object(ann) && !json_is_null(ann)) ||
+	    (labels && !json_is_object(labels) && !json_is_null(labels)))
+		return wh_verdict_deny(v, 400, "pod: metadata.annotations and metadata.labels "
+					       "must be objects");
+	if (!json_is_array(containers) || json_array_size(containers) == 0)
+		return wh_verdict_deny(v, 400, "pod: spec.containers must be a non-empty list");
+	if (inits && !json_is_array(inits) && !json_is_null(inits))
+		return wh_verdict_deny(v, 400, "pod: spec.initContainers must be a list");
+	if (json_object_get(spec, "volumes") && !json_is_array(json_object_get(spec, "volumes")) &&
+	    !json_is_null(json_object_get(spec, "volumes")))
+		return wh_verdict_deny(v, 400, "pod: spec.volumes must be a list");
+
+	if (wh_config_namespace_excluded(c, ns)) {
+		v->reason = "excluded-namespace";
+		return 0;
+	}
+	if (says_false(json_object_get(ann, WH_ANN_INJECT)) ||
+	    says_false(json_object_get(labels, WH_ANN_INJECT))) {
+		v->reason = "opted-out";
+		return 0;
+	}
+	if (json_is_true(json_object_get(spec, "hostNetwork"))) {
+		v->reason = "host-network";
+		return 0;
+	}
+	if (json_object_get(ann, WH_ANN_STATUS) || has_container(containers, WH_PROXY_NAME) ||
+	    has_container(inits, WH_PROXY_NAME) || has_container(inits, WH_INIT_NAME)) {
+		v->reason = "already-injected";
+		return 0;
+	}
+	if (cm_ann) {
+		configmap = json_string_value(cm_ann);
+		if (!configmap || !subdomain_ok(configmap))
+			return wh_verdict_deny(v, 403, "annotation %s: not a ConfigMap name (lowercase "
+						       "letters, digits, '-' and '.')", WH_ANN_POLICY_CM);
+	}
+	rc = wh_inbound_ports(c, pod, &ports, err, sizeof(err));
+	if (rc == -EINVAL)
+		return wh_verdict_deny(v, 403, "%s", err);
+	if (rc)
+		return rc;
+	rc = build_patch(c, pod, ports, configmap, &v->patch);
+	free(ports);
+	if (rc == 0)
+		v->reason = "injected";
+	return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * Sidecar injection: the JSONPatch (RFC 6902) that turns a Pod into one with the
+ * grpcguard proxy, its iptables init step, volumes and annotations (DESIGN.md "Pod
+ * injection"). Pure functions over jansson values; no I/O, no logging.
+ */
+#ifndef GRPCGUARD_WH_INJECT_H
+#define GRPCGUARD_WH_INJECT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "webhook/config.h"
+#include "webhook/verdict.h"
+
+#define WH_VERSION "0.1.0"
+#define WH_PROXY_NAME "grpcguard-proxy"
+#define WH_INIT_NAME "grpcguard-init"
+#define WH_VOLUME_POLICY "grpcguard-policy"
+#define WH_VOLUME_PODINFO "grpcguard-podinfo"
+#define WH_ANN_STATUS "grpcguard.io/status"
+#define WH_ANN_INJECT "grpcguard.io/inject"
+#define WH_ANN_PORTS "grpcguard.io/inbound-ports"
+#define WH_ANN_POLICY_CM "grpcguard.io/policy-configmap"
+
+/*
+ * A JSON Pointer reference token for `key` ("~" -> "~0", "/" -> "~1"), new string or NULL.
+ */
+char *wh_json_pointer_escape(const char *key);
+
+/*
+ * The ports grpcguard-init redirects, as the --ports value: "*" or "8080,9090".
+ * From the grpcguard.io/inbound-ports annotation if present (validated: "*" or a comma
+ * list of 1..65535), else container ports named grpc / grpc-*, else every declared TCP
+ * containerPort, else "*". The proxy's own ports are never listed.
+ * Returns 0 and a new string in *out, -EINVAL with a message in err (a bad annotation),
+ * or -ENOMEM.
+ */
+int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, char *err,
+		     size_t errlen);
+
+/*
+ * Judge a Pod CREATE in namespace ns (from the request; pods made by a ReplicaSet carry
+ * only generateName and no namespace). Fills *v (initialized by the caller): allowed with
+ * v->patch when injecting; allowed without a patch (v->reason says why) when the pod is
+ * opted out, uses hostNetwork, is in an excluded namespace or is already injected; denied
+ * for a bad grpcguard.io/inbound-ports annotation or a malformed pod. Returns 0 or -ENOMEM.
+ */
+int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
+		  struct wh_verdict *v);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * grpcguard-webhook: the admission webhook's command line and main loop.
+ *
+ *   grpcguard-webhook --listen 0.0.0.0:8443 --tls-cert F --tls-key F [--config webhook.yaml]
+ *
+ * Exit 0 after SIGTERM/SIGINT and a drain, 1 when it cannot start (certificates, config,
+ * socket), 2 on a bad flag. The main thread only waits for signals and ticks the server
+ * (certificate rotation); libmicrohttpd's thread pool does the serving.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "webhook/config.h"
+#include "webhook/inject.h"
+#include "webhook/server.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: grpcguard-webhook --tls-cert FILE --tls-key FILE [options]\n"
+	      "\n"
+	      "The grpcguard admission webhook over HTTPS: POST /validate (Services, policy\n"
+	      "ConfigMaps), POST /mutate (sidecar injection into Pods), GET /healthz, /readyz\n"
+	      "and /metrics. Certificate files are re-read when they change.\n"
+	      "\n"
+	      "  --listen HOST:PORT   address to serve on (default 0.0.0.0:8443; [::]:8443 for IPv6)\n"
+	      "  --tls-cert FILE      PEM serving certificate (chain) (required)\n"
+	      "  --tls-key FILE       PEM private key (required)\n"
+	      "  --config FILE        webhook.yaml (see docs/webhook.md); defaults without it\n"
+	      "  --threads N          HTTPS worker threads (default 4)\n"
+	      "  --drain-seconds N    on SIGTERM, wait up to N s for requests in flight (default 5)\n"
+	      "  --log-level LEVEL    debug | info | warn | error (default info)\n"
+	      "  --version            print the version\n"
+	      "  --help               this text\n",
+	      f);
+}
+
+static int parse_uint(const char *flag, const char *v, unsigned long max, unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end || errno || n < 1 || n > max) {
+		fprintf(stderr, "grpcguard-webhook: %s \"%s\": expected a number 1..%lu\n", flag, v,
+			max);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},  {"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'k'}, {"config", required_argument, NULL, 'f'},
+		{"threads", required_argument, NULL, 't'}, {"drain-seconds", required_argument, NULL, 'd'},
+		{"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	struct wh_server_options so = {.listen = "0.0.0.0:8443", .threads = 4};
+	const char *config_path = NULL;
+	enum log_level level = LOGL_INFO;
+	unsigned drain_s = 5;
+	struct wh_config cfg;
+	struct wh_server *srv = NULL;
+	char err[1024] = "";
+	sigset_t set;
+	int c, sig, rc = 1;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': so.listen = optarg; break;
+		case 'c': so.cert_path = optarg; break;
+		case 'k': so.key_path = optarg; break;
+		case 'f': config_path = optarg; break;
+		case 't': if (parse_uint("--threads", optarg, 256, &so.threads)) return 2; break;
+		case 'd': if (parse_uint("--drain-seconds", optarg, 600, &drain_s)) return 2; break;
+		case 'L':
+			if (log_level_parse(optarg, &level) != 0) {
+				fprintf(stderr, "grpcguard-webhook: --log-level \"%s\": expected debug, "
+						"info, warn or error\n", optarg);
+				return 2;
+			}
+			break;
+		case 'V': printf("grpcguard-webhook %s\n", WH_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default:
+			fprintf(stderr, "grpcguard-webhook: unknown or incomplete flag \"%s\" (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "grpcguard-webhook: unexpected argument \"%s\" (see --help)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!so.cert_path || !so.key_path) {
+		fprintf(stderr, "grpcguard-webhook: --tls-cert and --tls-key are required (see --help)\n");
+		return 2;
+	}
+	log_init("webhook", level);
+
+	if (wh_config_init(&cfg) != 0) {
+		log_error("config_error", "out of memory", NULL);
+		goto out;
+	}
+	if (config_path && wh_config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
+		log_error("config_error", err, "{s:s}", "file", config_path);
+		goto out;
+	}
+	so.config = &cfg;
+
+	/* Signals are taken synchronously by this thread; the pool threads inherit the mask. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (wh_server_start(&so, &srv, err, sizeof(err)) != 0) {
+		log_error("start_failed", err, "{s:s, s:s, s:s}", "listen", so.listen, "cert",
+			  so.cert_path, "key", so.key_path);
+		goto out;
+	}
+	log_info("listening", "serving admission reviews over HTTPS",
+		 "{s:s, s:i, s:s, s:s, s:I, s:i, s:i}", "listen", so.listen, "port",
+		 (int)wh_server_port(srv), "namespace", cfg.namespace_, "validation_mode",
+		 cfg.validation_mode == WH_MODE_WARN ? "warn" : "enforce", "max_body_bytes",
+		 (json_int_t)cfg.max_body_bytes, "max_connections", (int)cfg.max_connections,
+		 "connection_timeout_s", (int)cfg.connection_timeout_s);
+	for (;;) {
+		struct timespec tick = {0, 250 * 1000 * 1000};
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		wh_server_tick(srv, mono_ms());
+	}
+	log_info("shutdown", "signal received; draining requests in flight", "{s:i, s:i}",
+		 "signal", sig, "drain_seconds", (int)drain_s);
+	wh_server_stop(srv, drain_s * 1000);
+	srv = NULL;
+	log_info("stopped", "bye", NULL);
+	rc = 0;
+out:
+	wh_server_stop(srv, 0);
+	wh_config_cleanup(&cfg);
+	return rc;
+}
