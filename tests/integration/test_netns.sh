@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Issue 5: a pod's inbound traffic path, built from real network namespaces.
+#
+#   client-pod netns  --veth-->  server-pod netns
+#                                  greeter (grpcio) on :8080   plain HTTP on :8081
+#                                  grpcguard-sidecar init --ports 8080   (iptables REDIRECT)
+#                                  grpcguard-sidecar run ... --upstream original-dst, uid 1337
+#
+# From the client: gRPC to server:8080 goes through the sidecar (an allow-all policy lets
+# it through and the sidecar counts it; a DENY policy denies it; a delay fault delays it
+# or runs it into its deadline, and nothing reaches the app); HTTP to 8081 bypasses the
+# sidecar (its metrics do not move); with the sidecar stopped calls fail, restarted they
+# work; a second `init` leaves exactly one set of rules. IPv4 always, IPv6 too when the
+# kernel has it. Everything created (namespaces, veth, processes, files) is removed on
+# exit, also on failure. Skips (77) only when the machine forbids netns or iptables.
+set -u
+root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+GG_BIN=${GG_BIN:-$root/build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
+for tool in ip iptables-restore iptables-save setpriv curl; do
+	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
+done
+[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+
+id=$$
+NS_S=ggnet-$id-srv
+NS_C=ggnet-$id-cli
+VETH_S=ggv${id}s # IFNAMSIZ is 16: "ggv" + pid (<= 7 digits) + 1
+VETH_C=ggv${id}c
+IP4_S=10.231.0.1 IP4_C=10.231.0.2
+IP6_S=fd00:231::1 IP6_C=fd00:231::2
+tmp=$(mktemp -d /tmp/gg-netns.XXXXXX)
+chmod 755 "$tmp"
+sc_pid= greeter_pid= http_pid=
+sidecar_runs=0
+
+# ---- cleanup, whatever happens -------------------------------------------------------
+stop_pid() { # PID: TERM, then KILL after 5 s
+	local pid=$1
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+cleanup() {
+	stop_pid "$sc_pid"
+	stop_pid "$greeter_pid"
+	stop_pid "$http_pid"
+	ip netns del "$NS_C" 2>/dev/null
+	ip netns del "$NS_S" 2>/dev/null # takes the veth pair with it
+	ip link del "$VETH_S" 2>/dev/null # only if it never left the host namespace
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+in_s() { ip netns exec "$NS_S" "$@"; }
+in_c() { ip netns exec "$NS_C" "$@"; }
+
+# ---- the two pods --------------------------------------------------------------------
+err=$(ip netns add "$NS_S" 2>&1) || skip "cannot create a network namespace: $err"
+ip netns add "$NS_C" || die "ip netns add $NS_C"
+ip link add "$VETH_S" type veth peer name "$VETH_C" || die "cannot create a veth pair"
+ip link set "$VETH_S" netns "$NS_S" && ip link set "$VETH_C" netns "$NS_C" || die "veth move"
+in_s ip link set lo up && in_c ip link set lo up || die "lo up"
+in_s ip addr add "$IP4_S/24" dev "$VETH_S" && in_c ip addr add "$IP4_C/24" dev "$VETH_C" ||
+	die "IPv4 addresses"
+v6=1
+{ in_s ip -6 addr add "$IP6_S/64" dev "$VETH_S" nodad &&
+	in_c ip -6 addr add "$IP6_C/64" dev "$VETH_C" nodad; } 2>/dev/null || v6=0
+in_s ip link set "$VETH_S" up && in_c ip link set "$VETH_C" up || die "veth up"
+err=$(in_s iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+if [ $v6 = 1 ] && ! in_s ip6tables-save -t nat >/dev/null 2>&1; then
+	echo "note: no ip6tables nat table: IPv6 part skipped"
+	v6=0
+fi
+echo "pods: $NS_S ($IP4_S$([ $v6 = 1 ] && echo ", $IP6_S")) <- $NS_C ($IP4_C)"
+
+# Greeter stubs: build/py from `make py`, or generated here.
+export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
+	mkdir -p "$tmp/py"
+	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
+		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
+	export PYTHONPATH="$tmp/py:$PYTHONPATH"
+fi
+
+# ---- helpers --------------------------------------------------------------------------
+port_open() { # NS HOST PORT
+	ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
+}
+wait_until() { # SECONDS CMD...: poll every 0.2 s
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@"; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+# call TARGET DEADLINE NAME [client args]: one RPC from the client pod. Prints "CODE MS".
+call() {
+	local target=$1 deadline=$2 name=$3 out
+	shift 3
+	out=$(in_c "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
+		--deadline "$deadline" --name "$name" --json "$@" 2>&1 | tail -n 1)
+	"$PYTHON" -c 'import json,sys
+try:
+    d = json.loads(sys.argv[1]); print(d["code"], int(d["ms"]))
+except Exception:
+    print("NO_REPLY 0", sys.argv[1][:200].replace("\n", " "))' "$out"
+}
+expect_call() { # CODE TARGET DEADLINE NAME [args]: fails the test on another code
+	local want=$1 got
+	shift
+	got=$(call "$@")
+	[ "${got%% *}" = "$want" ] || die "call $3 to $1: got \"$got\", want $want"
+	echo "  call $3 -> $got"
+}
+wait_code() { # CODE TARGET NAME: until the policy in force gives CODE (reload is async)
+	local end=$((SECONDS + 15)) got
+	while :; do
+		got=$(call "$2" 5 "$3")
+		[ "${got%% *}" = "$1" ] && return 0
+		[ $SECONDS -lt $end ] || die "policy not applied within 15 s: $3 got \"$got\", want $1"
+		sleep 0.3
+	done
+}
+metrics() { in_s curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
+# msum REGEX: the sum of every sample whose name{labels} matches REGEX.
+msum() {
+	metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
+calls_logged() { # NAME: how many calls with this name reached the app
+	grep -c " $1\$" "$tmp/calls.log" 2>/dev/null || true
+}
+set_policy() { # stdin -> policy.yaml, atomically (rename), like a ConfigMap update
+	cat >"$tmp/policy/.policy.yaml.new" && chmod 644 "$tmp/policy/.policy.yaml.new" &&
+		mv -f "$tmp/policy/.policy.yaml.new" "$tmp/policy/policy.yaml"
+}
+
+vg=()
+if [ "${GG_VALGRIND:-0}" = 1 ]; then
+	command -v valgrind >/dev/null || die "GG_VALGRIND=1 but valgrind is not installed"
+	mkdir -m 777 "$tmp/vg"
+	vg=(valgrind --error-exitcode=99 --leak-check=full --log-file="$tmp/vg/%p.log")
+fi
+ready_secs=15
+[ ${#vg[@]} -gt 0 ] && ready_secs=60
+
+# The sidecar runs as uid 1337: give it its own readable copy of the binary and policy.
+cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+mkdir -m 755 "$tmp/policy"
+printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
+
+listen=0.0.0.0:15006
+[ $v6 = 1 ] && listen='[::]:15006' # dual-stack: IPv4 and IPv6 clients
+
+start_sidecar() {
+	sidecar_runs=$((sidecar_runs + 1))
+	in_s setpriv --reuid 1337 --regid 1337 --clear-groups "${vg[@]}" \
+		"$tmp/grpcguard-sidecar" run --listen "$listen" --upstream original-dst \
+		--admin 127.0.0.1:15020 --policy "$tmp/policy/policy.yaml" \
+		>"$tmp/sidecar.$sidecar_runs.log" 2>&1 &
+	sc_pid=$!
+	local end=$((SECONDS + ready_secs))
+	until [ "$(in_s curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+		http://127.0.0.1:15020/readyz)" = 200 ]; do
+		if ! kill -0 "$sc_pid" 2>/dev/null || [ $SECONDS -ge $end ]; then
+			tail -n 20 "$tmp/sidecar.$sidecar_runs.log"
+			die "the sidecar did not become ready (run $sidecar_runs)"
+		fi
+		sleep 0.2
+	done
+	echo "sidecar run $sidecar_runs ready (pid $sc_pid, uid $(stat -c %u /proc/$sc_pid 2>/dev/null))"
+}
+stop_sidecar() { # SIGTERM; the sidecar must exit 0 (99 = valgrind found errors)
+	local rc
+	kill -TERM "$sc_pid"
+	for _ in $(seq 100); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$sc_pid" 2>/dev/null && die "the sidecar ignored SIGTERM for 10 s"
+	wait "$sc_pid"
+	rc=$?
+	sc_pid=
+	if [ $rc -ne 0 ]; then
+		tail -n 30 "$tmp/sidecar.$sidecar_runs.log"
+		[ ${#vg[@]} -gt 0 ] && cat "$tmp"/vg/*.log
+		die "the sidecar exited with $rc after SIGTERM"
+	fi
+}
+count_rules() { # TOOL: "<jumps> <8080 rules> <chain rules>"
+	in_s "$1" -t nat | awk '
+		$0 == "-A PREROUTING -p tcp -j GRPCGUARD_INBOUND" { j++ }
+		/^-A GRPCGUARD_INBOUND/ { c++ }
+		/^-A GRPCGUARD_INBOUND .*--dport 8080 -j REDIRECT --to-ports 15006$/ { r++ }
+		END { printf "%d %d %d\n", j, r, c }'
+}
+
+# ---- the app -----------------------------------------------------------------------------
+app_host=0.0.0.0
+[ $v6 = 1 ] && app_host=::
+in_s "$PYTHON" "$root/tests/greeter/greeter_server.py" --host "$app_host" --port 8080 \
+	--calls-log "$tmp/calls.log" --name server-pod >"$tmp/greeter.log" 2>&1 &
+greeter_pid=$!
+mkdir -p "$tmp/www" && echo "plain http" >"$tmp/www/hello.txt"
+in_s "$PYTHON" -m http.server 8081 --bind 0.0.0.0 --directory "$tmp/www" \
+	>"$tmp/http.log" 2>&1 &
+http_pid=$!
+wait_until 15 port_open "$NS_S" 127.0.0.1 8080 || die "greeter did not start: $(cat "$tmp/greeter.log")"
+wait_until 15 port_open "$NS_S" 127.0.0.1 8081 || die "http.server did not start"
+
+# Before init the app is reached directly (proves the network itself works).
+T4=$IP4_S:8080
+T6="[$IP6_S]:8080"
+expect_call OK "$T4" 5 direct-before-init
+
+# ---- init ----------------------------------------------------------------------------
+echo "== init --ports 8080"
+in_s "${vg[@]}" "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init1.log" 2>&1 ||
+	die "init failed: $(cat "$tmp/init1.log")"
+read -r j r c < <(count_rules iptables-save)
+[ "$j $r $c" = "1 1 1" ] || die "IPv4 rules after init: $j jumps, $r 8080 rules, $c chain rules"
+if [ $v6 = 1 ]; then
+	read -r j r c < <(count_rules ip6tables-save)
+	[ "$j $r $c" = "1 1 1" ] || die "IPv6 rules after init: $j jumps, $r 8080 rules, $c chain rules"
+fi
+
+# Redirected, with nothing listening on 15006 yet: gRPC to 8080 fails, HTTP to 8081 works.
+expect_call UNAVAILABLE "$T4" 3 no-sidecar-yet
+[ "$(calls_logged no-sidecar-yet)" = 0 ] || die "a call reached the app around the redirect"
+[ "$(in_c curl -sS --max-time 5 "http://$IP4_S:8081/hello.txt")" = "plain http" ] ||
+	die "HTTP to 8081 does not bypass the redirect"
+
+# ---- through the sidecar -----------------------------------------------------------------
+echo "== sidecar, allow-all policy"
+start_sidecar
+ok_before=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
+expect_call OK "$T4" 5 via-sidecar
+[ "$(calls_logged via-sidecar)" = 1 ] || die "the allowed call did not reach the app once"
+ok_after=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
+[ "$ok_after" = $((ok_before + 1)) ] ||
+	die "the sidecar did not count the call: requests_total OK $ok_before -> $ok_after"
+
+echo "== HTTP to 8081 bypasses the sidecar"
+snap() { metrics | grep -E '^grpcguard_(requests_total|request_duration_seconds_count)'; }
+before=$(snap)
+for i in 1 2 3; do
+	[ "$(in_c curl -sS --max-time 5 "http://$IP4_S:8081/hello.txt")" = "plain http" ] ||
+		die "HTTP to 8081 failed"
+done
+[ "$(snap)" = "$before" ] || die "the sidecar's metrics moved for traffic to 8081"
+echo "  3 HTTP requests to 8081, sidecar metrics unchanged"
+
+echo "== DENY policy"
+set_policy <<'EOF'
+apiVersion: grpcguard.io/v1
+kind: Policy
+authorization:
+  - name: deny-hello
+    action: DENY
+    rules:
+      - to: [{methods: ["/helloworld.Greeter/SayHello"]}]
+EOF
+wait_code PERMISSION_DENIED "$T4" deny-probe
+denied_before=$(msum '^grpcguard_authz_denied_total.*policy="deny-hello"')
+expect_call PERMISSION_DENIED "$T4" 5 denied-v4
+[ "$(calls_logged denied-v4)" = 0 ] || die "a denied call reached the app"
+denied_after=$(msum '^grpcguard_authz_denied_total.*policy="deny-hello"')
+[ "$denied_after" = $((denied_before + 1)) ] ||
+	die "authz_denied_total{policy=deny-hello}: $denied_before -> $denied_after, want +1"
+expect_call OK "$T4" 5 again-v4 --method SayHelloAgain # the DENY names one method only
+if [ $v6 = 1 ]; then
+	echo "== IPv6 through the sidecar (IP6T_SO_ORIGINAL_DST)"
+	expect_call PERMISSION_DENIED "$T6" 5 denied-v6
+	expect_call OK "$T6" 5 again-v6 --method SayHelloAgain
+	[ "$(calls_logged denied-v6)" = 0 ] || die "a denied IPv6 call reached the app"
+	[ "$(calls_logged again-v6)" = 1 ] || die "the allowed IPv6 call did not reach the app"
+fi
+
+echo "== delay fault"
+set_policy <<'EOF'
+apiVersion: grpcguard.io/v1
+kind: Policy
+faults:
+  - name: slow-hello
+    match:
+      methods: ["/helloworld.Greeter/SayHello"]
+    delay: {fixed: 1500ms, percent: 100}
+EOF
+end=$((SECONDS + 15))
+while :; do # until the new policy is in force: a call takes >= 1.4 s
+	got=$(call "$T4" 5 delay-probe)
+	[ "${got%% *}" = OK ] && [ "${got##* }" -ge 1400 ] && break
+	[ $SECONDS -lt $end ] || die "delay policy not applied within 15 s (last: $got)"
+	sleep 0.3
+done
+faults_before=$(msum '^grpcguard_faults_injected_total.*type="delay"')
+got=$(call "$T4" 5 delayed)
+[ "${got%% *}" = OK ] && [ "${got##* }" -ge 1400 ] || die "delayed call: \"$got\", want OK after >= 1.4 s"
+echo "  call delayed -> $got"
+expect_call DEADLINE_EXCEEDED "$T4" 0.5 cancelled
+sleep 2 # past the delay: the held stream must have been dropped, not forwarded
+[ "$(calls_logged cancelled)" = 0 ] || die "a call whose deadline expired during the delay reached the app"
+faults_after=$(msum '^grpcguard_faults_injected_total.*type="delay"')
+[ "$faults_after" -ge $((faults_before + 2)) ] ||
+	die "faults_injected_total{type=delay}: $faults_before -> $faults_after, want >= +2"
+
+echo "== sidecar stopped: calls fail; restarted: calls work"
+printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
+stop_sidecar
+expect_call UNAVAILABLE "$T4" 3 sidecar-down
+[ "$(calls_logged sidecar-down)" = 0 ] || die "a call reached the app with the sidecar down"
+start_sidecar
+expect_call OK "$T4" 5 sidecar-back
+[ $v6 = 1 ] && expect_call OK "$T6" 5 sidecar-back-v6
+
+echo "== init again: one set of rules"
+in_s "${vg[@]}" "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init2.log" 2>&1 ||
+	die "second init failed: $(cat "$tmp/init2.log")"
+read -r j r c < <(count_rules iptables-save)
+[ "$j $r $c" = "1 1 1" ] || die "IPv4 rules after two inits: $j jumps, $r 8080 rules, $c chain rules"
+if [ $v6 = 1 ]; then
+	read -r j r c < <(count_rules ip6tables-save)
+	[ "$j $r $c" = "1 1 1" ] || die "IPv6 rules after two inits: $j jumps, $r 8080 rules, $c chain rules"
+fi
+expect_call OK "$T4" 5 after-reinit
+echo "  iptables-save: 1 PREROUTING jump, 1 REDIRECT rule (IPv4$([ $v6 = 1 ] && echo ' and IPv6'))"
+
+stop_sidecar
+if [ ${#vg[@]} -gt 0 ] && grep -l 'ERROR SUMMARY: [1-9]' "$tmp"/vg/*.log 2>/dev/null; then
+	cat "$tmp"/vg/*.log
+	die "valgrind reported errors"
+fi
+echo "PASS: netns interception (IPv4$([ $v6 = 1 ] && echo ' + IPv6'))"
+exit 0
