@@ -1,0 +1,1021 @@
+/*
+ * One downstream connection: the client preface check, the nghttp2 server session, the
+ * upstream nghttp2 client session (one TCP connection to the app per downstream
+ * connection, reconnected on demand), socket reads and batched writes, and the plain TCP
+ * passthrough for clients that do not speak HTTP/2 prior knowledge.
+ *
+ * Writes: frames from nghttp2_session_mem_send() are gathered in the worker's assembly
+ * buffer and handed to uv_try_write(); only what the kernel does not take is copied into
+ * a per-connection buffer for a uv_write(), and nothing more is produced for that socket
+ * until it completes, so a slow reader stalls its own flow-control windows, not memory.
+ *
+ * What it does not do: decide anything about an RPC (stream.c does).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <netinet/in.h>
+
+#include "common/log.h"
+#include "sidecar/intercept.h"
+#include "sidecar/proxy.h"
+
+#define FLUSH_BYTES 32768
+#define FLOOD_FRAMES_PER_SEC 2000
+
+static void conn_close_cb(uv_handle_t *h);
+static void up_detach(struct sc_up *up, const char *why);
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static int obuf_reserve(struct sc_worker *w, size_t need)
+{
+	uint8_t *nb;
+	size_t cap;
+
+	if (need <= w->obuf_cap)
+		return 0;
+	cap = w->obuf_cap ? w->obuf_cap : 65536;
+	while (cap < need)
+		cap *= 2;
+	nb = realloc(w->obuf, cap);
+	if (!nb)
+		return -ENOMEM;
+	w->obuf = nb;
+	w->obuf_cap = cap;
+	return 0;
+}
+
+/*
+ * Send what session s has queued on stream h, unless a write is already pending there.
+ * Returns 0 (also when it had to leave bytes to a pending uv_write), or negative (nghttp2
+ * or libuv error: the caller closes that side). *wrote is set when bytes were produced.
+ */
+static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
+			struct sc_outbuf *o, uv_write_cb cb, bool *wrote)
+{
+	if (o->pending)
+		return 0;
+	for (;;) {
+		size_t len = 0;
+		uv_buf_t b;
+		int r;
+
+		while (len < FLUSH_BYTES) {
+			const uint8_t *d;
+			ssize_t n = nghttp2_session_mem_send(s, &d);
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				break;
+			if (obuf_reserve(w, len + (size_t)n) != 0)
+				return -ENOMEM;
+			memcpy(w->obuf + len, d, (size_t)n);
+			len += (size_t)n;
+		}
+		if (len == 0)
+			return 0;
+		*wrote = true;
+		b = uv_buf_init((char *)w->obuf, (unsigned)len);
+		r = uv_try_write(h, &b, 1);
+		if (r == UV_EAGAIN || r == UV_ENOSYS)
+			r = 0;
+		if (r < 0)
+			return r;
+		if ((size_t)r == len)
+			continue;
+		o->len = len - (size_t)r;
+		o->buf = malloc(o->len);
+		if (!o->buf)
+			return -ENOMEM;
+		memcpy(o->buf, w->obuf + r, o->len);
+		b = uv_buf_init((char *)o->buf, (unsigned)o->len);
+		o->pending = true;
+		r = uv_write(&o->req, h, &b, 1, cb);
+		if (r < 0) {
+			free(o->buf);
+			o->buf = NULL;
+			o->pending = false;
+			return r;
+		}
+		return 0;
+	}
+}
+
+static void down_write_cb(uv_write_t *req, int status)
+{
+	struct sc_conn *c = req->data;
+
+	free(c->out.buf);
+	c->out.buf = NULL;
+	c->out.pending = false;
+	if (status == UV_ECANCELED || c->mode == CM_CLOSING)
+		return;
+	if (status < 0) {
+		sc_conn_close(c);
+		return;
+	}
+	sc_conn_flush(c);
+}
+
+static void up_write_cb(uv_write_t *req, int status)
+{
+	struct sc_up *up = req->data;
+
+	free(up->out.buf);
+	up->out.buf = NULL;
+	up->out.pending = false;
+	if (status == UV_ECANCELED || !up->c)
+		return;
+	if (status < 0) {
+		up_detach(up, "write to the app failed");
+		return;
+	}
+	sc_conn_flush(up->c);
+}
+
+/*
+ * Flush both sessions until neither has anything more to say (sending DATA on one side
+ * consumes bytes of the other, which may open a window there), then close what is done.
+ * Called only from top-level event callbacks, never from inside an nghttp2 callback.
+ */
+void sc_conn_flush(struct sc_conn *c)
+{
+	struct sc_worker *w = c->w;
+	int rounds = 0;
+
+	if (c->mode != CM_H2 || c->flushing)
+		return;
+	c->flushing = true;
+	do {
+		bool wrote = false;
+		c->need_flush = false;
+		if (c->up && c->up->state == UP_READY) {
+			int r = session_send(w, (uv_stream_t *)&c->up->tcp, c->up->s, &c->up->out,
+					     up_write_cb, &wrote);
+			if (r < 0)
+				up_detach(c->up, "sending to the app failed");
+		}
+		if (c->mode != CM_H2)
+			break;
+		if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb, &wrote) <
+		    0) {
+			c->flushing = false;
+			sc_conn_close(c);
+			return;
+		}
+	} while (c->need_flush && ++rounds < 16);
+	c->flushing = false;
+	if (c->mode != CM_H2)
+		return;
+	if (c->up && c->up->state == UP_READY && !nghttp2_session_want_read(c->up->s) &&
+	    !nghttp2_session_want_write(c->up->s))
+		up_detach(c->up, NULL);
+	if (!nghttp2_session_want_read(c->ds) && !nghttp2_session_want_write(c->ds) &&
+	    !c->out.pending)
+		sc_conn_close(c);
+}
+
+/* ---- upstream ----------------------------------------------------------------------- */
+
+static void up_close_cb(uv_handle_t *h)
+{
+	struct sc_up *up = h->data;
+
+	if (--up->nhandles == 0) {
+		free(up->out.buf);
+		free(up);
+	}
+}
+
+/*
+ * The upstream connection is done (why == NULL: cleanly, after a GOAWAY with nothing in
+ * flight). Streams still attached to it fail (UNAVAILABLE before the response started,
+ * RST_STREAM after). The conn forgets it; its handles close and free it later.
+ */
+static void up_detach(struct sc_up *up, const char *why)
+{
+	struct sc_conn *c = up->c;
+
+	if (up->state == UP_DEAD)
+		return;
+	up->state = UP_DEAD;
+	if (c) {
+		if (c->up == up)
+			c->up = NULL;
+		if (why)
+			log_debug("upstream_closed", why, "{s:i}", "streams", (int)c->nstreams);
+		for (struct sc_stream *s = c->streams, *n; s; s = n) {
+			n = s->next;
+			if (s->up != up)
+				continue;
+			if (s->up_closed)
+				s->up = NULL; /* finished upstream; its response may still be draining */
+			else
+				sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
+		}
+		c->need_flush = true;
+	}
+	up->c = NULL;
+	nghttp2_session_del(up->s);
+	up->s = NULL;
+	uv_close((uv_handle_t *)&up->tcp, up_close_cb);
+	uv_close((uv_handle_t *)&up->timer, up_close_cb);
+}
+
+static void up_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct sc_up *up = h->data;
+	(void)hint;
+	if (up->c)
+		*b = uv_buf_init((char *)up->c->w->rbuf, sizeof(up->c->w->rbuf));
+	else
+		*b = uv_buf_init(NULL, 0);
+}
+
+static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+	struct sc_up *up = h->data;
+	struct sc_conn *c = up->c;
+	ssize_t rv;
+
+	if (!c || nread == 0)
+		return;
+	if (nread < 0) {
+		up_detach(up, nread == UV_EOF ? "the app closed the connection" : uv_strerror((int)nread));
+		sc_conn_flush(c);
+		return;
+	}
+	rv = nghttp2_session_mem_recv(up->s, (const uint8_t *)b->base, (size_t)nread);
+	if (rv < 0)
+		up_detach(up, nghttp2_strerror((int)rv));
+	sc_conn_flush(c);
+}
+
+static void up_connect_cb(uv_connect_t *req, int status)
+{
+	struct sc_up *up = req->data;
+	struct sc_conn *c = up->c;
+
+	if (status == UV_ECANCELED || !c)
+		return;
+	uv_timer_stop(&up->timer);
+	if (status < 0) {
+		metrics_inc(sc_stats.upstream_connect_failed);
+		log_debug("upstream_connect_failed", "cannot connect to the app", "{s:s}", "error",
+			  uv_strerror(status));
+		up_detach(up, "connect failed");
+		sc_conn_flush(c);
+		return;
+	}
+	up->state = UP_READY;
+	uv_tcp_nodelay(&up->tcp, 1);
+	if (uv_read_start((uv_stream_t *)&up->tcp, up_alloc_cb, up_read_cb) < 0)
+		up_detach(up, "read start failed");
+	sc_conn_flush(c);
+}
+
+static void up_timeout_cb(uv_timer_t *t)
+{
+	struct sc_up *up = t->data;
+	struct sc_conn *c = up->c;
+
+	if (!c)
+		return;
+	metrics_inc(sc_stats.upstream_connect_failed);
+	log_debug("upstream_connect_failed", "connect to the app timed out", NULL);
+	up_detach(up, "connect timeout");
+	sc_conn_flush(c);
+}
+
+struct sc_up *sc_up_get(struct sc_conn *c)
+{
+	const struct sc_config *cfg = c->w->px->cfg;
+	struct sc_up *up = c->up;
+	nghttp2_settings_entry iv[3];
+	int r;
+
+	if (up)
+		return up;
+	up = calloc(1, sizeof(*up));
+	if (!up)
+		return NULL;
+	if (nghttp2_session_client_new2(&up->s, c->w->up_cbs, up, c->w->up_opt) != 0) {
+		free(up);
+		return NULL;
+	}
+	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+	iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
+	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1u << 20};
+	nghttp2_submit_settings(up->s, NGHTTP2_FLAG_NONE, iv, 3);
+	nghttp2_session_set_local_window_size(up->s, NGHTTP2_FLAG_NONE, 0,
+					      (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
+							? 0x7fffffff
+							: cfg->max_pending_bytes * 2));
+	up->c = c;
+	up->state = UP_CONNECTING;
+	uv_tcp_init(&c->w->loop, &up->tcp);
+	uv_timer_init(&c->w->loop, &up->timer);
+	up->tcp.data = up->timer.data = up->creq.data = up->out.req.data = up;
+	up->nhandles = 2;
+	c->up = up;
+	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&c->updst, up_connect_cb);
+	if (r < 0) {
+		metrics_inc(sc_stats.upstream_connect_failed);
+		up_detach(up, "connect failed");
+		return NULL;
+	}
+	uv_timer_start(&up->timer, up_timeout_cb, cfg->upstream_connect_timeout_ms, 0);
+	return up;
+}
+
+/* ---- nghttp2 callbacks: downstream (server) ------------------------------------------ */
+
+static int down_begin_headers(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
+{
+	struct sc_conn *c = ud;
+	struct sc_stream *s;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	s = sc_stream_new(c, f->hd.stream_id);
+	if (!s)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_set_stream_user_data(ds, f->hd.stream_id, s);
+	return 0;
+}
+
+static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbuf *name,
+		       nghttp2_rcbuf *value, uint8_t flags, void *ud)
+{
+	struct sc_conn *c = ud;
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, f->hd.stream_id);
+	struct sc_hdrs *h;
+	(void)flags;
+
+	if (!s || f->hd.type != NGHTTP2_HEADERS || s->hdr_too_big)
+		return 0;
+	h = f->headers.cat == NGHTTP2_HCAT_REQUEST ? &s->req_hdrs : &s->req_trailers;
+	if (h->bytes + nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32 >
+	    c->w->px->cfg->max_header_list_bytes) {
+		s->hdr_too_big = true;
+		return 0;
+	}
+	if (sc_hdrs_add(h, name, value) != 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (!s->path && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+		if (n.len == 5 && memcmp(n.base, ":path", 5) == 0) {
+			nghttp2_rcbuf_incref(value);
+			s->path = value;
+		}
+	}
+	return 0;
+}
+
+static bool flood_check(struct sc_conn *c)
+{
+	uint64_t now = uv_now(&c->w->loop);
+
+	if (now - c->flood_window_ms >= 1000) {
+		c->flood_window_ms = now;
+		c->flood_count = 0;
+	}
+	if (++c->flood_count <= FLOOD_FRAMES_PER_SEC)
+		return false;
+	if (c->flood_count == FLOOD_FRAMES_PER_SEC + 1) {
+		metrics_inc(sc_stats.lim_flood);
+		log_warn("flood", "client sends too many control frames, closing its connection",
+			 "{s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC);
+		nghttp2_session_terminate_session(c->ds, NGHTTP2_ENHANCE_YOUR_CALM);
+	}
+	return true;
+}
+
+static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
+{
+	struct sc_conn *c = ud;
+	struct sc_stream *s;
+
+	switch (f->hd.type) {
+	case NGHTTP2_PING:
+	case NGHTTP2_SETTINGS:
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+			flood_check(c);
+		return 0;
+	case NGHTTP2_PRIORITY:
+	case NGHTTP2_RST_STREAM:
+	case NGHTTP2_WINDOW_UPDATE:
+		flood_check(c);
+		return 0;
+	case NGHTTP2_HEADERS:
+	case NGHTTP2_DATA:
+		break;
+	default:
+		return 0;
+	}
+	s = nghttp2_session_get_stream_user_data(ds, f->hd.stream_id);
+	if (!s)
+		return 0;
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		s->req_eof = true;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		sc_stream_headers_done(s);
+		return 0;
+	}
+	if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		flood_check(c); /* empty DATA frames cost us work and the client nothing */
+	if (s->req_eof && s->state == SS_FORWARDED && s->up && !s->up_closed)
+		nghttp2_session_resume_data(s->up->s, s->up_id);
+	return 0;
+}
+
+static int down_data_chunk(nghttp2_session *ds, uint8_t flags, int32_t id, const uint8_t *d,
+			   size_t len, void *ud)
+{
+	struct sc_conn *c = ud;
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, id);
+	(void)flags;
+
+	if (!s || s->state == SS_REPLIED || s->up_closed) {
+		nghttp2_session_consume(ds, id, len);
+		return 0;
+	}
+	if (sc_chunkq_append(&s->req, &c->w->pool, d, len) != 0) {
+		nghttp2_session_consume(ds, id, len);
+		sc_stream_drop_req(s);
+		nghttp2_submit_rst_stream(ds, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	}
+	if (s->state == SS_FORWARDED && s->up)
+		nghttp2_session_resume_data(s->up->s, s->up_id);
+	return 0;
+}
+
+static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void *ud)
+{
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, id);
+	struct sc_conn *c = ud;
+
+	if (!s)
+		return 0;
+	s->down_closed = true;
+	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR)
+		s->grpc_status = 1; /* CANCELLED: the client went away */
+	if (s->up && !s->up_closed) {
+		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
+					  err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
+		c->need_flush = true;
+	}
+	sc_stream_drop_req(s);
+	if (s->up && s->resp.bytes)
+		nghttp2_session_consume(s->up->s, s->up_id, s->resp.bytes);
+	sc_chunkq_clear(&s->resp, &c->w->pool);
+	if (s->timer && s->state == SS_HELD)
+		log_debug("delay_dropped", "client went away while its RPC was held", NULL);
+	sc_stream_maybe_free(s);
+	return 0;
+}
+
+/* ---- nghttp2 callbacks: upstream (client) -------------------------------------------- */
+
+static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf *name,
+		     nghttp2_rcbuf *value, uint8_t flags, void *ud)
+{
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, f->hd.stream_id);
+	struct sc_hdrs *h;
+	nghttp2_vec n;
+	(void)flags;
+	(void)ud;
+
+	if (!s || f->hd.type != NGHTTP2_HEADERS || s->down_closed)
+		return 0;
+	h = f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp_started ? &s->resp_trailers
+								       : &s->resp_hdrs;
+	if (sc_hdrs_add(h, name, value) != 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	n = nghttp2_rcbuf_get_buf(name);
+	if (n.len == 11 && memcmp(n.base, "grpc-status", 11) == 0) {
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+		int code = 0;
+		for (size_t i = 0; i < v.len && i < 3; i++)
+			code = code * 10 + (v.base[i] >= '0' && v.base[i] <= '9' ? v.base[i] - '0' : 0);
+		s->grpc_status = code > 16 ? 2 : code;
+	}
+	return 0;
+}
+
+static void nva_from(const struct sc_hdrs *h, nghttp2_nv *nv)
+{
+	for (uint32_t i = 0; i < h->n; i++) {
+		nghttp2_vec n = nghttp2_rcbuf_get_buf(h->v[i].name);
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
+		nv[i] = (nghttp2_nv){n.base, v.base, n.len, v.len, NGHTTP2_NV_FLAG_NONE};
+	}
+}
+
+static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
+{
+	struct sc_up *up = ud;
+	struct sc_conn *c = up->c;
+	struct sc_stream *s;
+
+	if (!c || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
+		return 0;
+	s = nghttp2_session_get_stream_user_data(us, f->hd.stream_id);
+	if (!s || s->down_closed)
+		return 0;
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		s->resp_eof = true;
+	if (f->hd.type == NGHTTP2_HEADERS && !s->resp_started) {
+		nghttp2_nv *nv;
+		nghttp2_vec st;
+
+		if (s->resp_hdrs.n == 0)
+			return 0;
+		st = nghttp2_rcbuf_get_buf(s->resp_hdrs.v[0].value);
+		if (st.len == 3 && st.base[0] == '1') {
+			sc_hdrs_clear(&s->resp_hdrs); /* 1xx: informational, not forwarded */
+			return 0;
+		}
+		nv = malloc(s->resp_hdrs.n * sizeof(*nv));
+		if (!nv)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		nghttp2_data_provider prov = sc_resp_provider;
+		prov.source.ptr = s;
+		nva_from(&s->resp_hdrs, nv);
+		nghttp2_submit_response(c->ds, s->down_id, nv, s->resp_hdrs.n,
+					s->resp_eof ? NULL : &prov);
+		free(nv);
+		sc_hdrs_clear(&s->resp_hdrs);
+		s->resp_started = true;
+		c->need_flush = true;
+		return 0;
+	}
+	if (s->resp_eof && s->resp_started)
+		nghttp2_session_resume_data(c->ds, s->down_id);
+	return 0;
+}
+
+static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const uint8_t *d,
+			 size_t len, void *ud)
+{
+	struct sc_up *up = ud;
+	struct sc_conn *c = up->c;
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, id);
+	(void)flags;
+
+	if (!c || !s || s->down_closed || !s->resp_started) {
+		nghttp2_session_consume(us, id, len);
+		return 0;
+	}
+	if (sc_chunkq_append(&s->resp, &c->w->pool, d, len) != 0) {
+		nghttp2_session_consume(us, id, len);
+		nghttp2_submit_rst_stream(us, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	}
+	nghttp2_session_resume_data(c->ds, s->down_id);
+	return 0;
+}
+
+static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *ud)
+{
+	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, id);
+	(void)ud;
+
+	if (!s)
+		return 0;
+	s->up_closed = true;
+	if (!s->resp_eof && !s->down_closed) {
+		sc_stream_up_failed(s, err == NGHTTP2_NO_ERROR ? NGHTTP2_INTERNAL_ERROR : err);
+		return 0;
+	}
+	sc_stream_drop_req(s);
+	sc_stream_maybe_free(s);
+	return 0;
+}
+
+/* ---- session setup -------------------------------------------------------------------- */
+
+int sc_worker_callbacks_init(struct sc_worker *w)
+{
+	const struct sc_config *cfg = w->px->cfg;
+	nghttp2_session_callbacks *cb;
+
+	if (nghttp2_session_callbacks_new(&w->down_cbs) || nghttp2_session_callbacks_new(&w->up_cbs) ||
+	    nghttp2_option_new(&w->down_opt) || nghttp2_option_new(&w->up_opt))
+		return -ENOMEM;
+	cb = w->down_cbs;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, down_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback2(cb, down_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, down_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, down_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, down_stream_close);
+	cb = w->up_cbs;
+	nghttp2_session_callbacks_set_on_header_callback2(cb, up_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, up_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, up_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, up_stream_close);
+
+	nghttp2_option_set_no_auto_window_update(w->down_opt, 1);
+	nghttp2_option_set_max_send_header_block_length(w->down_opt, 1u << 20);
+	nghttp2_option_set_max_outbound_ack(w->down_opt, 1000);
+	nghttp2_option_set_max_settings(w->down_opt, 32);
+	nghttp2_option_set_stream_reset_rate_limit(w->down_opt, 1000, 33);
+	nghttp2_option_set_max_continuations(w->down_opt, 8);
+	nghttp2_option_set_no_auto_window_update(w->up_opt, 1);
+	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 1u << 20);
+	(void)cfg;
+	return 0;
+}
+
+void sc_worker_callbacks_free(struct sc_worker *w)
+{
+	nghttp2_session_callbacks_del(w->down_cbs);
+	nghttp2_session_callbacks_del(w->up_cbs);
+	nghttp2_option_del(w->down_opt);
+	nghttp2_option_del(w->up_opt);
+}
+
+static int down_session_start(struct sc_conn *c)
+{
+	const struct sc_config *cfg = c->w->px->cfg;
+	nghttp2_settings_entry iv[3];
+	int32_t conn_window = (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
+						? 0x7fffffff
+						: cfg->max_pending_bytes * 2);
+
+	if (nghttp2_session_server_new2(&c->ds, c->w->down_cbs, c, c->w->down_opt) != 0)
+		return -ENOMEM;
+	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+					 cfg->max_concurrent_streams};
+	iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
+	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+					 cfg->max_header_list_bytes};
+	if (nghttp2_submit_settings(c->ds, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
+	    nghttp2_session_set_local_window_size(c->ds, NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- passthrough ---------------------------------------------------------------------- */
+
+static void pass_read_down(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
+static void pass_read_up(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
+
+static void pass_alloc_down(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct sc_conn *c = h->data;
+	(void)hint;
+	*b = uv_buf_init((char *)c->pipe_du->buf, sizeof(c->pipe_du->buf));
+}
+
+static void pass_alloc_up(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct sc_conn *c = h->data;
+	(void)hint;
+	*b = uv_buf_init((char *)c->pipe_ud->buf, sizeof(c->pipe_ud->buf));
+}
+
+static void pass_maybe_done(struct sc_conn *c)
+{
+	if (c->pipe_du->shut && c->pipe_ud->shut)
+		sc_conn_close(c);
+}
+
+static void pass_shut_cb(uv_shutdown_t *req, int status)
+{
+	struct sc_conn *c = req->data;
+	(void)status;
+	if (c->mode == CM_PASS)
+		pass_maybe_done(c);
+}
+
+static void pass_write_cb(uv_write_t *req, int status)
+{
+	struct sc_conn *c = req->data;
+	bool du = req == &c->pipe_du->req;
+	struct sc_pipe *p = du ? c->pipe_du : c->pipe_ud;
+
+	if (status == UV_ECANCELED || c->mode != CM_PASS)
+		return;
+	if (status < 0) {
+		sc_conn_close(c);
+		return;
+	}
+	p->len = 0;
+	c->last_active_ms = uv_now(&c->w->loop);
+	if (du)
+		uv_read_start((uv_stream_t *)&c->tcp, pass_alloc_down, pass_read_down);
+	else
+		uv_read_start((uv_stream_t *)c->ptcp, pass_alloc_up, pass_read_up);
+}
+
+/* Forward what one side read to the other; on EOF, half-close the other side. */
+static void pass_forward(struct sc_conn *c, bool du, ssize_t nread)
+{
+	struct sc_pipe *p = du ? c->pipe_du : c->pipe_ud;
+	uv_stream_t *from = du ? (uv_stream_t *)&c->tcp : (uv_stream_t *)c->ptcp;
+	uv_stream_t *to = du ? (uv_stream_t *)c->ptcp : (uv_stream_t *)&c->tcp;
+
+	if (nread == 0 || c->mode != CM_PASS)
+		return;
+	if (nread < 0) {
+		uv_read_stop(from);
+		if (nread != UV_EOF) {
+			sc_conn_close(c);
+			return;
+		}
+		p->eof = true;
+		p->sreq.data = c;
+		if (uv_shutdown(&p->sreq, to, pass_shut_cb) < 0) {
+			sc_conn_close(c);
+			return;
+		}
+		p->shut = true;
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)p->buf, (unsigned)nread);
+	p->len = (size_t)nread;
+	p->req.data = c;
+	uv_read_stop(from);
+	if (uv_write(&p->req, to, &b, 1, pass_write_cb) < 0)
+		sc_conn_close(c);
+}
+
+static void pass_read_down(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+	(void)b;
+	pass_forward(h->data, true, nread);
+}
+
+static void pass_read_up(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+	(void)b;
+	pass_forward(h->data, false, nread);
+}
+
+static void pass_connect_cb(uv_connect_t *req, int status)
+{
+	struct sc_conn *c = req->data;
+	uv_buf_t b;
+
+	if (status == UV_ECANCELED || c->mode != CM_PASS)
+		return;
+	if (status < 0) {
+		metrics_inc(sc_stats.upstream_connect_failed);
+		sc_conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(c->ptcp, 1);
+	uv_read_start((uv_stream_t *)c->ptcp, pass_alloc_up, pass_read_up);
+	/* The bytes peeked while looking for the preface go first. */
+	b = uv_buf_init((char *)c->pipe_du->buf, (unsigned)c->pipe_du->len);
+	c->pipe_du->req.data = c;
+	if (uv_write(&c->pipe_du->req, (uv_stream_t *)c->ptcp, &b, 1, pass_write_cb) < 0)
+		sc_conn_close(c);
+}
+
+static void pass_start(struct sc_conn *c)
+{
+	c->mode = CM_PASS;
+	metrics_inc(sc_stats.passthrough_conns);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->pipe_du = calloc(1, sizeof(*c->pipe_du));
+	c->pipe_ud = calloc(1, sizeof(*c->pipe_ud));
+	c->ptcp = calloc(1, sizeof(*c->ptcp));
+	if (!c->pipe_du || !c->pipe_ud || !c->ptcp) {
+		sc_conn_close(c);
+		return;
+	}
+	memcpy(c->pipe_du->buf, c->peek, c->npeek);
+	c->pipe_du->len = c->npeek;
+	uv_tcp_init(&c->w->loop, c->ptcp);
+	c->ptcp->data = c;
+	c->nhandles++;
+	c->pcreq.data = c;
+	if (uv_tcp_connect(&c->pcreq, c->ptcp, (const struct sockaddr *)&c->updst, pass_connect_cb) < 0)
+		sc_conn_close(c);
+}
+
+/* ---- downstream socket ------------------------------------------------------------------ */
+
+static void down_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct sc_conn *c = h->data;
+	(void)hint;
+	if (c->mode == CM_PEEK)
+		*b = uv_buf_init((char *)c->peek + c->npeek, (unsigned)(SC_H2_PREFACE_LEN - c->npeek));
+	else
+		*b = uv_buf_init((char *)c->w->rbuf, sizeof(c->w->rbuf));
+}
+
+static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+	struct sc_conn *c = h->data;
+	const uint8_t *data = (const uint8_t *)b->base;
+	ssize_t rv;
+
+	if (nread == 0 || c->mode == CM_CLOSING)
+		return;
+	if (nread < 0) {
+		sc_conn_close(c);
+		return;
+	}
+	c->last_active_ms = uv_now(&c->w->loop);
+	if (c->mode == CM_PEEK) {
+		int m;
+		c->npeek += (size_t)nread;
+		m = sc_h2_preface_check(c->peek, c->npeek);
+		if (m < 0) {
+			pass_start(c);
+			return;
+		}
+		if (m == 0)
+			return;
+		if (down_session_start(c) != 0) {
+			sc_conn_close(c);
+			return;
+		}
+		c->mode = CM_H2;
+		data = c->peek;
+		nread = (ssize_t)c->npeek;
+	}
+	rv = nghttp2_session_mem_recv(c->ds, data, (size_t)nread);
+	if (rv < 0) {
+		log_debug("h2_error", "bad HTTP/2 from the client, closing", "{s:s}", "error",
+			  nghttp2_strerror((int)rv));
+		sc_conn_close(c);
+		return;
+	}
+	sc_conn_flush(c);
+}
+
+void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
+{
+	struct sc_proxy *px = w->px;
+	struct sc_conn *c = calloc(1, sizeof(*c));
+	int namelen = sizeof(c->peer);
+	uv_os_fd_t fd;
+
+	if (!c)
+		return;
+	c->w = w;
+	c->mode = CM_PEEK;
+	uv_tcp_init(&w->loop, &c->tcp);
+	c->tcp.data = c;
+	c->out.req.data = c;
+	c->nhandles = 1;
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	atomic_fetch_add(&px->nconns, 1);
+	metrics_add(sc_stats.active_conns, 1);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		sc_conn_close(c);
+		return;
+	}
+	if (atomic_load(&px->nconns) > px->cfg->max_connections || w->draining) {
+		if (!w->draining)
+			metrics_inc(sc_stats.lim_conns);
+		sc_conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
+	if (px->cfg->original_dst) {
+		struct sockaddr_storage od;
+		struct sockaddr_in *in = (struct sockaddr_in *)&c->updst;
+		uint16_t port;
+
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sc_original_dst(fd, &od) != 0) {
+			log_debug("no_original_dst", "connection was not redirected, closing", NULL);
+			sc_conn_close(c);
+			return;
+		}
+		port = od.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&od)->sin6_port
+						 : ((struct sockaddr_in *)&od)->sin_port;
+		memset(in, 0, sizeof(*in));
+		in->sin_family = AF_INET;
+		in->sin_port = port;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		c->updst_len = sizeof(*in);
+	} else {
+		memcpy(&c->updst, &px->upstream, px->upstream_len);
+		c->updst_len = px->upstream_len;
+	}
+	c->last_active_ms = uv_now(&w->loop);
+	if (uv_read_start((uv_stream_t *)&c->tcp, down_alloc_cb, down_read_cb) != 0)
+		sc_conn_close(c);
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+static void conn_close_cb(uv_handle_t *h)
+{
+	struct sc_conn *c = h->data;
+
+	if (--c->nhandles > 0)
+		return;
+	free(c->out.buf);
+	free(c->pipe_du);
+	free(c->pipe_ud);
+	free(c->ptcp);
+	free(c);
+}
+
+/*
+ * Tear the connection down now: fail the upstream, free every stream, close the sockets.
+ * Idempotent. The memory goes in the close callbacks.
+ */
+void sc_conn_close(struct sc_conn *c)
+{
+	struct sc_worker *w = c->w;
+
+	if (c->mode == CM_CLOSING)
+		return;
+	c->mode = CM_CLOSING;
+	if (c->up) {
+		struct sc_up *up = c->up;
+		/* Streams are freed below; make the upstream forget them first. */
+		for (struct sc_stream *s = c->streams; s; s = s->next)
+			s->up = NULL;
+		up->c = NULL;
+		c->up = NULL;
+		if (up->state != UP_DEAD) {
+			up->state = UP_DEAD;
+			nghttp2_session_del(up->s);
+			up->s = NULL;
+			uv_close((uv_handle_t *)&up->tcp, up_close_cb);
+			uv_close((uv_handle_t *)&up->timer, up_close_cb);
+		}
+	}
+	while (c->streams) {
+		struct sc_stream *s = c->streams;
+		s->down_closed = s->up_closed = true;
+		if (s->grpc_status < 0)
+			s->grpc_status = 1;
+		sc_stream_maybe_free(s);
+	}
+	nghttp2_session_del(c->ds);
+	c->ds = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&w->px->nconns, 1);
+	metrics_add(sc_stats.active_conns, -1);
+	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+	if (c->ptcp)
+		uv_close((uv_handle_t *)c->ptcp, conn_close_cb);
+}
+
+/* SIGTERM: tell the client to open no new streams; in-flight ones finish. */
+void sc_conn_drain(struct sc_conn *c)
+{
+	if (c->mode == CM_PEEK || (c->mode == CM_H2 && c->nstreams == 0)) {
+		if (c->mode == CM_H2 && !c->goaway_sent) {
+			nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
+					      nghttp2_session_get_last_proc_stream_id(c->ds),
+					      NGHTTP2_NO_ERROR, NULL, 0);
+			c->goaway_sent = true;
+			sc_conn_flush(c);
+			return;
+		}
+		sc_conn_close(c);
+		return;
+	}
+	if (c->mode == CM_H2 && !c->goaway_sent) {
+		nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->ds), NGHTTP2_NO_ERROR,
+				      NULL, 0);
+		c->goaway_sent = true;
+		sc_conn_flush(c);
+	}
+}
+
+void sc_conn_idle_check(struct sc_conn *c, uint64_t now)
+{
+	uint64_t idle = c->w->px->cfg->idle_timeout_ms;
+
+	if (c->mode == CM_CLOSING || c->nstreams > 0 || now - c->last_active_ms < idle)
+		return;
+	if (c->mode == CM_H2 && !c->goaway_sent) {
+		nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->ds), NGHTTP2_NO_ERROR,
+				      (const uint8_t *)"idle", 4);
+		c->goaway_sent = true;
+		c->last_active_ms = now;
+		sc_conn_flush(c);
+		return;
+	}
+	sc_conn_close(c);
+}

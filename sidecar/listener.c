@@ -1,0 +1,372 @@
+/*
+ * `run`: start-up, the worker threads and shutdown.
+ *
+ * The main thread binds one listening socket per worker (SO_REUSEPORT when there are
+ * several, so the kernel spreads connections), loads the policy, starts the admin server
+ * and then runs a small loop of its own: signals, the policy watch and the readiness
+ * probe. Each worker runs one libuv loop with its connections. SIGTERM/SIGINT: every
+ * worker closes its listener, sends GOAWAY, lets in-flight RPCs finish for --drain-time,
+ * then closes what is left; the process exits 0.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/admin.h"
+#include "common/log.h"
+#include "sidecar/proxy.h"
+
+#define SWEEP_MS 1000
+
+static struct {
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t probe_timer;
+	uv_tcp_t probe;
+	uv_connect_t probe_req;
+	bool probing;
+	struct admin_server *admin;
+	struct sc_proxy px;
+} M;
+
+static void noop_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* ---- address helpers ---------------------------------------------------------------- */
+
+static int resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
+		   socklen_t *outlen)
+{
+	char host[256], portstr[16];
+	unsigned port;
+	struct addrinfo hints = {0}, *res = NULL;
+	int r;
+
+	if (admin_split_hostport(hostport, host, sizeof(host), &port) != 0 || port > 65535)
+		return -EINVAL;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	r = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+	if (r != 0 || !res)
+		return -EINVAL;
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	*outlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int listen_socket(const struct sockaddr_storage *sa, socklen_t len, bool reuseport)
+{
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)sa, len) != 0 || listen(fd, 511) != 0)
+		goto fail;
+	return fd;
+fail:
+	one = -errno;
+	close(fd);
+	return one;
+}
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+static void worker_finish(struct sc_worker *w)
+{
+	if (uv_is_closing((uv_handle_t *)&w->wake))
+		return;
+	uv_close((uv_handle_t *)&w->wake, noop_close);
+	uv_close((uv_handle_t *)&w->sweep, noop_close);
+	uv_close((uv_handle_t *)&w->drain_timer, noop_close);
+	if (!uv_is_closing((uv_handle_t *)&w->listener))
+		uv_close((uv_handle_t *)&w->listener, noop_close);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct sc_worker *w = server->data;
+
+	if (status < 0) {
+		log_warn("accept_failed", "accept failed", "{s:s}", "error", uv_strerror(status));
+		return;
+	}
+	sc_conn_accept(w, server);
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+	struct sc_worker *w = t->data;
+	uint64_t now = uv_now(&w->loop);
+
+	for (struct sc_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		sc_conn_idle_check(c, now);
+	}
+	if (w->draining && w->nconns == 0)
+		worker_finish(w);
+}
+
+static void drain_timeout_cb(uv_timer_t *t)
+{
+	struct sc_worker *w = t->data;
+
+	if (w->nconns)
+		log_warn("drain_timeout", "drain time is over; closing the remaining connections",
+			 "{s:i}", "connections", (int)w->nconns);
+	while (w->conns)
+		sc_conn_close(w->conns);
+	worker_finish(w);
+}
+
+static void wake_cb(uv_async_t *a)
+{
+	struct sc_worker *w = a->data;
+
+	if (w->draining || !atomic_load(&w->px->draining))
+		return;
+	w->draining = true;
+	uv_close((uv_handle_t *)&w->listener, noop_close);
+	for (struct sc_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		sc_conn_drain(c);
+	}
+	uv_timer_start(&w->drain_timer, drain_timeout_cb, w->px->cfg->drain_time_ms, 0);
+	uv_timer_start(&w->sweep, sweep_cb, 50, 50);
+}
+
+static void worker_main(void *arg)
+{
+	struct sc_worker *w = arg;
+
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index, int fd)
+{
+	const struct sc_config *cfg = px->cfg;
+	uint64_t seed;
+	int r;
+
+	w->px = px;
+	w->index = index;
+	w->listen_fd = fd;
+	w->pool.max_free = 64;
+	if ((r = uv_loop_init(&w->loop)) != 0)
+		return r;
+	uv_tcp_init(&w->loop, &w->listener);
+	w->listener.data = w;
+	if ((r = uv_tcp_open(&w->listener, fd)) != 0 ||
+	    (r = uv_listen((uv_stream_t *)&w->listener, 511, on_connection)) != 0)
+		return r;
+	uv_async_init(&w->loop, &w->wake, wake_cb);
+	w->wake.data = w;
+	uv_timer_init(&w->loop, &w->sweep);
+	w->sweep.data = w;
+	uv_timer_init(&w->loop, &w->drain_timer);
+	w->drain_timer.data = w;
+	uv_timer_start(&w->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+	if (cfg->have_seed)
+		seed = cfg->seed + index * 0x9e3779b97f4a7c15ull;
+	else if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ index;
+	sc_rng_seed(&w->rng, seed);
+	return sc_worker_callbacks_init(w);
+}
+
+static void worker_cleanup(struct sc_worker *w)
+{
+	sc_worker_callbacks_free(w);
+	uv_loop_close(&w->loop);
+	sc_pool_cleanup(&w->pool);
+	free(w->obuf);
+	free(w->scratch_hdrs);
+	sc_authn_free(w->authn);
+	sc_snap_unref(w->snap);
+}
+
+/* ---- main loop: signals and readiness ------------------------------------------------- */
+
+static void probe_start(void);
+static void probe_timer_cb(uv_timer_t *t);
+
+static void probe_close_cb(uv_handle_t *h)
+{
+	(void)h;
+	M.probing = false;
+}
+
+static void probe_connect_cb(uv_connect_t *req, int status)
+{
+	(void)req;
+	if (status == UV_ECANCELED)
+		return;
+	uv_close((uv_handle_t *)&M.probe, probe_close_cb);
+	if (atomic_load(&M.px.draining))
+		return;
+	if (status == 0) {
+		if (M.admin)
+			admin_set_ready(M.admin, true);
+		log_info("ready", "upstream reachable; ready", NULL);
+		return;
+	}
+	uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
+}
+
+static void probe_start(void)
+{
+	if (M.probing || atomic_load(&M.px.draining))
+		return;
+	M.probing = true;
+	uv_tcp_init(&M.loop, &M.probe);
+	if (uv_tcp_connect(&M.probe_req, &M.probe, (const struct sockaddr *)&M.px.upstream,
+			   probe_connect_cb) != 0) {
+		uv_close((uv_handle_t *)&M.probe, probe_close_cb);
+		uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
+	}
+}
+
+static void probe_timer_cb(uv_timer_t *t)
+{
+	(void)t;
+	probe_start();
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	if (atomic_exchange(&M.px.draining, true))
+		return;
+	log_info("draining", "signal received: GOAWAY to clients, finishing in-flight RPCs",
+		 "{s:i, s:I}", "signal", signum, "drain_time_ms",
+		 (json_int_t)M.px.cfg->drain_time_ms);
+	if (M.admin)
+		admin_set_ready(M.admin, false);
+	for (unsigned i = 0; i < M.px.nworkers; i++)
+		uv_async_send(&M.px.workers[i].wake);
+	uv_close((uv_handle_t *)&M.sigterm, noop_close);
+	uv_close((uv_handle_t *)&M.sigint, noop_close);
+	uv_close((uv_handle_t *)&M.probe_timer, noop_close);
+	sc_reload_stop();
+}
+
+int sc_run_main(const struct sc_config *cfg)
+{
+	struct sc_proxy *px = &M.px;
+	struct sockaddr_storage lsa;
+	socklen_t llen;
+	unsigned started = 0;
+	int rc = 1, r;
+
+	log_init("sidecar", cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	px->cfg = cfg;
+	if (resolve(cfg->listen, true, &lsa, &llen) != 0) {
+		log_error("bad_flag", "--listen: not a HOST:PORT address", "{s:s}", "value", cfg->listen);
+		return 2;
+	}
+	if (!cfg->original_dst && resolve(cfg->upstream, false, &px->upstream, &px->upstream_len) != 0) {
+		log_error("bad_flag", "--upstream: not original-dst or a HOST:PORT address", "{s:s}",
+			  "value", cfg->upstream);
+		return 2;
+	}
+	if (sc_stats_init() != 0 || uv_loop_init(&M.loop) != 0)
+		goto out;
+	if (sc_reload_init(&M.loop, cfg->policy, cfg->pod_labels) != 0)
+		goto out;
+	px->workers = calloc(cfg->workers, sizeof(*px->workers));
+	if (!px->workers)
+		goto out;
+	for (unsigned i = 0; i < cfg->workers; i++) {
+		int fd = listen_socket(&lsa, llen, cfg->workers > 1);
+		if (fd < 0) {
+			log_error("listen_failed", "cannot listen", "{s:s, s:s}", "listen", cfg->listen,
+				  "error", strerror(-fd));
+			goto out;
+		}
+		if ((r = worker_init(&px->workers[i], px, i, fd)) != 0) {
+			close(fd);
+			log_error("worker_failed", "cannot start a worker", "{s:s}", "error",
+				  uv_strerror(r));
+			goto out;
+		}
+		px->nworkers++;
+	}
+	if (cfg->admin) {
+		r = admin_start(cfg->admin, sc_stats.reg, &M.admin);
+		if (r != 0) {
+			log_error("admin_failed", "cannot start the admin server", "{s:s, s:s}", "admin",
+				  cfg->admin, "error", strerror(-r));
+			goto out;
+		}
+		admin_route(M.admin, "/policy", sc_reload_policy_route, NULL);
+	}
+	uv_signal_init(&M.loop, &M.sigterm);
+	uv_signal_init(&M.loop, &M.sigint);
+	uv_signal_start(&M.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&M.sigint, on_signal, SIGINT);
+	uv_timer_init(&M.loop, &M.probe_timer);
+	for (; started < px->nworkers; started++) {
+		if (uv_thread_create(&px->workers[started].thread, worker_main,
+				     &px->workers[started]) != 0)
+			break;
+	}
+	if (started < px->nworkers) {
+		log_error("worker_failed", "cannot start worker threads", NULL);
+		atomic_store(&px->draining, true);
+		for (unsigned i = 0; i < started; i++)
+			uv_async_send(&px->workers[i].wake);
+		for (unsigned i = 0; i < started; i++)
+			uv_thread_join(&px->workers[i].thread);
+		uv_close((uv_handle_t *)&M.sigterm, noop_close);
+		uv_close((uv_handle_t *)&M.sigint, noop_close);
+		uv_close((uv_handle_t *)&M.probe_timer, noop_close);
+		goto out;
+	}
+	log_info("listening", "proxy started", "{s:s, s:s, s:s?, s:s?, s:i}", "listen", cfg->listen,
+		 "upstream", cfg->upstream, "admin", cfg->admin, "policy", cfg->policy, "workers",
+		 (int)cfg->workers);
+	if (cfg->original_dst) {
+		if (M.admin)
+			admin_set_ready(M.admin, true);
+	} else {
+		probe_start();
+	}
+	uv_run(&M.loop, UV_RUN_DEFAULT);
+	for (unsigned i = 0; i < px->nworkers; i++)
+		uv_thread_join(&px->workers[i].thread);
+	log_info("stopped", "drained; exiting", NULL);
+	rc = 0;
+out:
+	admin_stop(M.admin);
+	M.admin = NULL;
+	for (unsigned i = 0; i < px->nworkers; i++) {
+		struct sc_worker *w = &px->workers[i];
+		if (rc != 0) {
+			/* Never ran: close its handles and let the loop finish them. */
+			worker_finish(w);
+			uv_run(&w->loop, UV_RUN_DEFAULT);
+		}
+		worker_cleanup(w);
+	}
+	free(px->workers);
+	if (rc != 0) {
+		sc_reload_stop();
+		uv_run(&M.loop, UV_RUN_DEFAULT);
+	}
+	uv_loop_close(&M.loop);
+	sc_reload_free();
+	sc_stats_free();
+	return rc;
+}

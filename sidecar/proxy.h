@@ -1,0 +1,218 @@
+/*
+ * The proxy's internal types, shared by listener.c (workers, accept, drain), h2conn.c
+ * (downstream/upstream HTTP/2 sessions, socket I/O, TCP passthrough) and stream.c (one
+ * RPC: policy decision, faults, buffering between the two sessions).
+ *
+ * Threading: one event loop per worker; a connection and its streams live on one loop
+ * and are touched by nothing else. Shared across workers: the configuration (read-only),
+ * the snapshot (reload.h, refcounted), metrics (atomic) and two atomic counters.
+ *
+ * Memory: request/response bytes wait in fixed-size chunks from a per-worker pool; what
+ * one stream may hold is bounded by the HTTP/2 window we give its sender, because bytes
+ * are consumed (WINDOW_UPDATE) only once the other side has taken them.
+ */
+#ifndef GRPCGUARD_SC_PROXY_H
+#define GRPCGUARD_SC_PROXY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include "sidecar/authn.h"
+#include "sidecar/config.h"
+#include "sidecar/grpcwire.h"
+#include "sidecar/reload.h"
+#include "sidecar/stats.h"
+
+/* ---- byte chunks ----------------------------------------------------------------- */
+#define SC_CHUNK_BYTES (16384 - 32)
+struct sc_chunk {
+	struct sc_chunk *next;
+	uint32_t off, len;
+	uint8_t data[SC_CHUNK_BYTES];
+};
+struct sc_pool {
+	struct sc_chunk *free;
+	size_t nfree, max_free;
+};
+struct sc_chunkq {
+	struct sc_chunk *head, *tail;
+	size_t bytes;
+};
+/* Append n bytes; returns 0 or -ENOMEM (part may have been appended: clear the queue). */
+int sc_chunkq_append(struct sc_chunkq *q, struct sc_pool *p, const uint8_t *d, size_t n);
+/* Move up to n bytes into out; returns how many. */
+size_t sc_chunkq_read(struct sc_chunkq *q, struct sc_pool *p, uint8_t *out, size_t n);
+void sc_chunkq_clear(struct sc_chunkq *q, struct sc_pool *p);
+void sc_pool_cleanup(struct sc_pool *p);
+
+/* ---- header lists, kept as nghttp2's refcounted buffers (no copy) ----------------- */
+struct sc_hdr {
+	nghttp2_rcbuf *name, *value;
+};
+struct sc_hdrs {
+	struct sc_hdr *v;
+	uint32_t n, cap;
+	size_t bytes; /* name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts */
+};
+int sc_hdrs_add(struct sc_hdrs *h, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
+void sc_hdrs_clear(struct sc_hdrs *h);
+
+/* ---- output to a socket ----------------------------------------------------------- */
+struct sc_outbuf {
+	uv_write_t req;
+	uint8_t *buf; /* only while a write is pending: what the kernel did not take */
+	size_t len;
+	bool pending;
+};
+
+struct sc_worker;
+struct sc_conn;
+struct sc_up;
+
+enum sc_sstate {
+	SS_HEADERS = 0, /* receiving request headers */
+	SS_HELD,        /* delay timer running */
+	SS_FORWARDED,   /* submitted upstream */
+	SS_REPLIED,     /* answered locally (deny, abort, limits, upstream down) */
+};
+
+struct sc_stream {
+	struct sc_conn *c;
+	struct sc_stream *prev, *next; /* in c->streams */
+	int32_t down_id, up_id;       /* up_id -1 until submitted */
+	struct sc_up *up;             /* the upstream it was submitted to, or NULL */
+	enum sc_sstate state;
+	struct sc_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
+	nghttp2_rcbuf *path;          /* :path, referenced */
+	struct sc_chunkq req, resp;   /* bytes received on one side, not yet sent on the other */
+	bool req_eof, resp_eof;       /* END_STREAM received from client / app */
+	bool resp_started;            /* response HEADERS submitted downstream */
+	bool down_closed, up_closed;
+	bool hdr_too_big, counted_delay, counted;
+	int grpc_status;              /* -1 until known */
+	uint64_t start_ms, deadline_ms; /* deadline_ms 0: none */
+	const char *strip_header;     /* borrowed from snap->policy */
+	int abort_status;             /* > 0: abort after the delay */
+	const char *abort_message, *fault_name; /* borrowed from snap->policy */
+	struct sc_snap *snap;         /* the policy this RPC was decided with */
+	uv_timer_t *timer;            /* delay timer, freed in its close callback */
+};
+
+/* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
+enum sc_upstate { UP_CONNECTING, UP_READY, UP_DEAD };
+struct sc_up {
+	struct sc_conn *c; /* NULL once detached (the conn moved on or went away) */
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_timer_t timer; /* connect timeout */
+	nghttp2_session *s;
+	struct sc_outbuf out;
+	enum sc_upstate state;
+	int nhandles; /* handles still to be closed before free */
+};
+
+/* ---- passthrough (not HTTP/2): one buffer per direction ---------------------------- */
+struct sc_pipe {
+	uv_write_t req;
+	uint8_t buf[16384];
+	size_t len;
+	bool eof, shut;
+	uv_shutdown_t sreq;
+};
+
+enum sc_cmode { CM_PEEK, CM_H2, CM_PASS, CM_CLOSING };
+
+struct sc_conn {
+	struct sc_worker *w;
+	struct sc_conn *prev, *next; /* in w->conns */
+	uv_tcp_t tcp;
+	enum sc_cmode mode;
+	nghttp2_session *ds;
+	struct sc_outbuf out;
+	struct sc_up *up;
+	struct sockaddr_storage peer;
+	struct sockaddr_storage updst; /* where the app is */
+	socklen_t updst_len;
+	uint8_t peek[SC_H2_PREFACE_LEN];
+	size_t npeek;
+	struct sc_stream *streams;
+	size_t nstreams;
+	uint64_t last_active_ms;
+	uint64_t flood_window_ms;
+	unsigned flood_count;
+	bool goaway_sent, flushing, need_flush, in_recv;
+	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
+	uv_tcp_t *ptcp;                    /* passthrough upstream socket */
+	uv_connect_t pcreq;
+	int nhandles;
+};
+
+/* ---- a worker: one loop, one listening socket ------------------------------------- */
+struct sc_proxy;
+struct sc_worker {
+	struct sc_proxy *px;
+	unsigned index;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_timer_t sweep, drain_timer;
+	uv_thread_t thread;
+	int listen_fd;
+	struct sc_conn *conns;
+	size_t nconns;
+	bool draining;
+	struct sc_pool pool;
+	uint8_t rbuf[65536];
+	uint8_t *obuf; /* assembly buffer for outgoing frames */
+	size_t obuf_cap;
+	struct sc_rng rng;
+	struct sc_snap *snap;
+	struct sc_authn *authn;
+	nghttp2_session_callbacks *down_cbs, *up_cbs;
+	nghttp2_option *down_opt, *up_opt;
+	struct sc_mcache mcache;
+	struct policy_header *scratch_hdrs;
+	size_t scratch_cap;
+};
+
+struct sc_proxy {
+	const struct sc_config *cfg;
+	struct sockaddr_storage upstream;
+	socklen_t upstream_len;
+	struct sc_worker *workers;
+	unsigned nworkers;
+	_Atomic unsigned nconns;
+	_Atomic unsigned ndelayed;
+	_Atomic bool draining;
+};
+
+/* listener.c */
+int sc_run_main(const struct sc_config *cfg);
+
+/* h2conn.c */
+void sc_conn_accept(struct sc_worker *w, uv_stream_t *server);
+void sc_conn_flush(struct sc_conn *c);
+void sc_conn_close(struct sc_conn *c);
+void sc_conn_drain(struct sc_conn *c);
+void sc_conn_idle_check(struct sc_conn *c, uint64_t now);
+int sc_worker_callbacks_init(struct sc_worker *w);
+void sc_worker_callbacks_free(struct sc_worker *w);
+struct sc_up *sc_up_get(struct sc_conn *c); /* the current upstream, connecting if needed */
+
+/* stream.c */
+struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id);
+void sc_stream_headers_done(struct sc_stream *s); /* request headers complete: decide */
+void sc_stream_forward(struct sc_stream *s);      /* submit upstream */
+void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg);
+void sc_stream_maybe_free(struct sc_stream *s);
+void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
+void sc_stream_drop_req(struct sc_stream *s);
+extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
+
+#endif

@@ -1,0 +1,406 @@
+/*
+ * Policy and pod-labels reload; see reload.h. Runs on the main loop; the only state
+ * other threads touch is the current snapshot pointer (under a mutex, to take a
+ * reference), its generation (atomic) and the /policy rendering (under the same mutex).
+ */
+#include "sidecar/reload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "sidecar/stats.h"
+
+#define DEBOUNCE_MS 100
+#define POLL_MS 1000
+
+struct watched {
+	const char *path; /* borrowed, NULL: not configured */
+	bool seen;        /* st_* below are valid */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	uint64_t hash; /* of the content last examined */
+	bool have_hash;
+	bool missing_logged;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct sc_snap *cur;
+	_Atomic uint64_t generation;
+	struct watched pol, lab;
+	char *lab_buf; /* last accepted labels text */
+	size_t lab_len;
+	char *last_error; /* last rejected policy/labels file, NULL after a good reload */
+	bool policy_loaded;  /* a file was parsed successfully at least once */
+	uv_loop_t *loop;
+	uv_fs_event_t fsev;
+	bool fsev_active, handles_init;
+	uv_timer_t debounce, poll;
+	char *dir;
+} st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct sc_snap *sc_snap_ref(struct sc_snap *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void sc_snap_unref(struct sc_snap *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	policy_unref(s->policy);
+	policy_labels_free(s->labels);
+	free(s);
+}
+
+struct sc_snap *sc_state_current(void)
+{
+	struct sc_snap *s;
+
+	pthread_mutex_lock(&st.lock);
+	s = st.cur ? sc_snap_ref(st.cur) : NULL;
+	pthread_mutex_unlock(&st.lock);
+	return s;
+}
+
+uint64_t sc_state_generation(void)
+{
+	return atomic_load(&st.generation);
+}
+
+static void set_error(const char *text)
+{
+	pthread_mutex_lock(&st.lock);
+	free(st.last_error);
+	st.last_error = text ? strdup(text) : NULL;
+	pthread_mutex_unlock(&st.lock);
+}
+
+/*
+ * Install a new snapshot: policy p (stolen; NULL keeps the current one) and labels parsed
+ * afresh from the last good labels text (labels objects are not shared between
+ * snapshots). Returns 0 or -ENOMEM (then p is released).
+ */
+static int install(struct policy *p)
+{
+	struct sc_snap *s = calloc(1, sizeof(*s)), *old;
+	struct policy_diag diag;
+
+	if (!s) {
+		policy_unref(p);
+		return -ENOMEM;
+	}
+	atomic_init(&s->refs, 1);
+	if (st.lab_buf && policy_labels_parse(st.lab_buf, st.lab_len, &s->labels, &diag) != 0)
+		s->labels = NULL;
+	pthread_mutex_lock(&st.lock);
+	old = st.cur;
+	s->policy = p ? p : policy_ref(old->policy);
+	s->generation = old ? old->generation + 1 : 1;
+	st.cur = s;
+	atomic_store(&st.generation, s->generation);
+	pthread_mutex_unlock(&st.lock);
+	sc_snap_unref(old);
+	return 0;
+}
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * Read path if it changed since last time. Returns 1 and a new buffer in *buf (its
+ * length in *len) when there is new content to examine, 0 when nothing changed (or the
+ * file is missing or empty: never a reason to drop a good policy), negative errno on a
+ * read error.
+ */
+static int read_if_changed(struct watched *wf, char **buf, size_t *len)
+{
+	struct stat sb;
+	char *b = NULL;
+	size_t n = 0;
+	int fd, r = 0;
+
+	*buf = NULL;
+	if (stat(wf->path, &sb) != 0) {
+		if (!wf->missing_logged && wf->seen)
+			log_warn("policy_file_missing", "file is gone; keeping what is in force",
+				 "{s:s}", "file", wf->path);
+		wf->missing_logged = true;
+		wf->seen = false;
+		return 0;
+	}
+	wf->missing_logged = false;
+	if (wf->seen && sb.st_dev == wf->dev && sb.st_ino == wf->ino && sb.st_size == wf->size &&
+	    sb.st_mtim.tv_sec == wf->mtime.tv_sec && sb.st_mtim.tv_nsec == wf->mtime.tv_nsec)
+		return 0;
+	if (sb.st_size == 0)
+		return 0; /* being written, or emptied by mistake: wait for content */
+	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	b = malloc(POLICY_MAX_FILE_BYTES + 2);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t k = read(fd, b + n, POLICY_MAX_FILE_BYTES + 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			break;
+		}
+		if (k == 0 || (n += (size_t)k) > POLICY_MAX_FILE_BYTES)
+			break;
+	}
+	close(fd);
+	if (r < 0 || n == 0) {
+		free(b);
+		return r;
+	}
+	b[n] = '\0';
+	wf->seen = true;
+	wf->dev = sb.st_dev;
+	wf->ino = sb.st_ino;
+	wf->size = sb.st_size;
+	wf->mtime = sb.st_mtim;
+	if (wf->have_hash && fnv1a(b, n) == wf->hash) {
+		free(b);
+		return 0;
+	}
+	wf->hash = fnv1a(b, n);
+	wf->have_hash = true;
+	*buf = b;
+	*len = n;
+	return 1;
+}
+
+/* Re-read the labels file; true when new labels text was accepted. */
+static bool load_labels(void)
+{
+	struct policy_labels *l = NULL;
+	struct policy_diag diag = {0};
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!st.lab.path)
+		return false;
+	r = read_if_changed(&st.lab, &buf, &len);
+	if (r <= 0) {
+		if (r < 0)
+			log_warn("labels_read_failed", "cannot read the pod labels file", "{s:s, s:s}",
+				 "file", st.lab.path, "error", strerror(-r));
+		return false;
+	}
+	if (policy_labels_parse(buf, len, &l, &diag) != 0) {
+		log_error("labels_rejected", diag.text, "{s:s}", "file", st.lab.path);
+		metrics_inc(sc_stats.reload_fail);
+		free(buf);
+		return false;
+	}
+	policy_labels_free(l);
+	free(st.lab_buf);
+	st.lab_buf = buf;
+	st.lab_len = len;
+	return true;
+}
+
+void sc_reload_check(void)
+{
+	struct policy *p = NULL;
+	struct policy_diag diag = {0};
+	bool lchanged, pchanged = false;
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	lchanged = load_labels();
+	if (st.pol.path) {
+		r = read_if_changed(&st.pol, &buf, &len);
+		if (r < 0) {
+			log_warn("policy_read_failed", "cannot read the policy file", "{s:s, s:s}", "file",
+				 st.pol.path, "error", strerror(-r));
+		} else if (r > 0) {
+			r = policy_parse_buffer(st.pol.path, buf, len, &p, &diag);
+			if (r != 0) {
+				log_error("policy_rejected", diag.text,
+					  "{s:s, s:i, s:i, s:b}", "file", st.pol.path, "line",
+					  (int)diag.line, "column", (int)diag.column, "kept_last_good",
+					  st.policy_loaded);
+				metrics_inc(sc_stats.reload_fail);
+				set_error(diag.text);
+			} else {
+				pchanged = true;
+			}
+			free(buf);
+		}
+	}
+	if (!pchanged && !lchanged)
+		return;
+	if (install(p) != 0)
+		return;
+	if (pchanged) {
+		st.policy_loaded = true;
+		set_error(NULL);
+		metrics_inc(sc_stats.reload_ok);
+		log_info("policy_loaded", "policy in force", "{s:s, s:I, s:i, s:i}", "file",
+			 st.pol.path, "generation", (json_int_t)sc_state_generation(), "faults",
+			 (int)policy_fault_count(st.cur->policy), "authorization",
+			 (int)policy_authz_count(st.cur->policy));
+	}
+	if (lchanged)
+		log_info("labels_loaded", "pod labels in force", "{s:s, s:I}", "file", st.lab.path,
+			 "generation", (json_int_t)sc_state_generation());
+}
+
+static void debounce_cb(uv_timer_t *t)
+{
+	(void)t;
+	sc_reload_check();
+}
+
+static void fsev_cb(uv_fs_event_t *h, const char *name, int events, int status)
+{
+	(void)h;
+	(void)name;
+	(void)events;
+	(void)status;
+	/* Several events arrive per ConfigMap update: act once they settle. */
+	uv_timer_start(&st.debounce, debounce_cb, DEBOUNCE_MS, 0);
+}
+
+static void fsev_close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void watch_dir(void)
+{
+	if (st.fsev_active || !st.dir)
+		return;
+	if (uv_fs_event_start(&st.fsev, fsev_cb, st.dir, 0) == 0)
+		st.fsev_active = true;
+}
+
+static void poll_cb(uv_timer_t *t)
+{
+	struct stat sb;
+	(void)t;
+
+	/* The directory may appear (volume mounted late) or be replaced. */
+	if (st.fsev_active && stat(st.dir, &sb) != 0) {
+		uv_fs_event_stop(&st.fsev);
+		st.fsev_active = false;
+	}
+	watch_dir();
+	sc_reload_check();
+}
+
+int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_path)
+{
+	struct policy *empty;
+
+	st.loop = loop;
+	st.pol.path = policy_path;
+	st.lab.path = labels_path;
+	empty = policy_new_empty();
+	if (!empty || install(empty) != 0)
+		return -ENOMEM;
+	sc_reload_check();
+	if (policy_path && !st.policy_loaded && !st.last_error)
+		log_warn("no_policy", "no policy file: no faults, every RPC allowed; it is picked up "
+			 "when it appears", "{s:s}", "file", policy_path);
+	if (!policy_path)
+		log_warn("no_policy", "no --policy: no faults, every RPC allowed", NULL);
+	if (policy_path) {
+		char *tmp = strdup(policy_path);
+		if (!tmp)
+			return -ENOMEM;
+		st.dir = strdup(dirname(tmp));
+		free(tmp);
+		if (!st.dir)
+			return -ENOMEM;
+	}
+	uv_fs_event_init(loop, &st.fsev);
+	uv_timer_init(loop, &st.debounce);
+	uv_timer_init(loop, &st.poll);
+	st.handles_init = true;
+	watch_dir();
+	if (policy_path || labels_path)
+		uv_timer_start(&st.poll, poll_cb, POLL_MS, POLL_MS);
+	return 0;
+}
+
+void sc_reload_stop(void)
+{
+	if (!st.handles_init)
+		return;
+	st.handles_init = false;
+	uv_close((uv_handle_t *)&st.fsev, fsev_close_cb);
+	uv_close((uv_handle_t *)&st.debounce, fsev_close_cb);
+	uv_close((uv_handle_t *)&st.poll, fsev_close_cb);
+}
+
+void sc_reload_free(void)
+{
+	pthread_mutex_lock(&st.lock);
+	sc_snap_unref(st.cur);
+	st.cur = NULL;
+	free(st.last_error);
+	st.last_error = NULL;
+	pthread_mutex_unlock(&st.lock);
+	free(st.lab_buf);
+	st.lab_buf = NULL;
+	free(st.dir);
+	st.dir = NULL;
+}
+
+int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **ctype)
+{
+	json_t *o = NULL, *pj = NULL;
+	struct sc_snap *s;
+	int code = 500;
+	(void)ctx;
+
+	*ctype = "application/json";
+	pthread_mutex_lock(&st.lock);
+	s = st.cur;
+	if (s)
+		pj = policy_to_json(s->policy);
+	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?}", "generation",
+		      (json_int_t)(s ? s->generation : 0), "file", st.pol.path, "loaded",
+		      st.policy_loaded, "policy", pj, "last_error", st.last_error);
+	pthread_mutex_unlock(&st.lock);
+	if (!o)
+		goto out;
+	*body = json_dumps(o, JSON_INDENT(2));
+	if (!*body)
+		goto out;
+	*len = strlen(*body);
+	code = 200;
+out:
+	json_decref(o);
+	return code;
+}

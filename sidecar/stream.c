@@ -1,0 +1,466 @@
+/*
+ * One RPC through the proxy: the decision when its request headers are complete
+ * (request authentication, authorization, faults), the delay timer, local trailers-only
+ * replies, submitting it upstream, and the data providers that move buffered bytes from
+ * one session to the other and only then return flow-control credit to the sender.
+ *
+ * A stream is freed once both its downstream and (if it was forwarded) upstream halves
+ * are closed; it keeps a reference to the policy snapshot it was decided with, so a
+ * reload in the middle of a held RPC cannot pull strings from under it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "sidecar/proxy.h"
+
+static const char *const grpc_unavailable_msg =
+	"upstream connect error or disconnect/reset before headers";
+
+struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id)
+{
+	struct sc_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->c = c;
+	s->down_id = down_id;
+	s->up_id = -1;
+	s->grpc_status = -1;
+	s->start_ms = uv_now(&c->w->loop);
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	c->nstreams++;
+	metrics_add(sc_stats.active_streams, 1);
+	return s;
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void release_delay(struct sc_stream *s)
+{
+	if (!s->counted_delay)
+		return;
+	s->counted_delay = false;
+	atomic_fetch_sub(&s->c->w->px->ndelayed, 1);
+	metrics_add(sc_stats.delayed_streams, -1);
+}
+
+static void stop_timer(struct sc_stream *s)
+{
+	if (!s->timer)
+		return;
+	s->timer->data = NULL;
+	uv_close((uv_handle_t *)s->timer, timer_free_cb);
+	s->timer = NULL;
+	release_delay(s);
+}
+
+void sc_stream_maybe_free(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+	struct sc_worker *w = c->w;
+
+	if (!s->down_closed || (s->up && !s->up_closed))
+		return;
+	if (s->path && s->state != SS_HEADERS && !s->counted) {
+		nghttp2_vec p = nghttp2_rcbuf_get_buf(s->path);
+		double secs = (double)(uv_now(&w->loop) - s->start_ms) / 1000.0;
+		s->counted = true;
+		sc_stats_rpc_done(&w->mcache, (const char *)p.base, p.len,
+				  s->grpc_status < 0 ? 2 : s->grpc_status, secs);
+	}
+	stop_timer(s);
+	sc_hdrs_clear(&s->req_hdrs);
+	sc_hdrs_clear(&s->req_trailers);
+	sc_hdrs_clear(&s->resp_hdrs);
+	sc_hdrs_clear(&s->resp_trailers);
+	if (s->path)
+		nghttp2_rcbuf_decref(s->path);
+	sc_chunkq_clear(&s->req, &w->pool);
+	sc_chunkq_clear(&s->resp, &w->pool);
+	sc_snap_unref(s->snap);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	c->nstreams--;
+	metrics_add(sc_stats.active_streams, -1);
+	free(s);
+}
+
+void sc_stream_drop_req(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+
+	if (s->req.bytes && c->ds) {
+		nghttp2_session_consume(c->ds, s->down_id, s->req.bytes);
+		c->need_flush = true;
+	}
+	sc_chunkq_clear(&s->req, &c->w->pool);
+}
+
+/* Header list -> nghttp2_nv array (borrowing the rcbufs), skipping `skip` if not NULL. */
+static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip)
+{
+	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
+
+	for (uint32_t i = 0; i < h->n; i++) {
+		nghttp2_vec k = nghttp2_rcbuf_get_buf(h->v[i].name);
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
+		if (skip && k.len == skiplen && memcmp(k.base, skip, skiplen) == 0)
+			continue;
+		nv[n++] = (nghttp2_nv){k.base, v.base, k.len, v.len, NGHTTP2_NV_FLAG_NONE};
+	}
+	return n;
+}
+
+static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_hdrs *h)
+{
+	nghttp2_nv stack[16], *nv = h->n <= 16 ? stack : malloc(h->n * sizeof(*nv));
+	size_t n;
+
+	if (!nv) {
+		nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	n = to_nva(h, nv, NULL);
+	nghttp2_submit_trailer(sess, id, nv, n);
+	if (nv != stack)
+		free(nv);
+}
+
+void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
+{
+	struct sc_conn *c = s->c;
+	char enc[512], st[8];
+	nghttp2_nv nv[4] = {
+		{(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+		{(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
+		{(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NONE},
+		{(uint8_t *)"grpc-message", (uint8_t *)enc, 12, 0, NGHTTP2_NV_FLAG_NONE},
+	};
+
+	if (s->down_closed || !c->ds)
+		return;
+	s->state = SS_REPLIED;
+	stop_timer(s);
+	if (s->resp_started) {
+		/* Too late for a status: the response is under way. */
+		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, NGHTTP2_INTERNAL_ERROR);
+	} else {
+		nv[2].valuelen = (size_t)snprintf(st, sizeof(st), "%d", grpc_status);
+		nv[3].valuelen = sc_grpc_message_encode(msg ? msg : "", enc, sizeof(enc));
+		nghttp2_submit_response(c->ds, s->down_id, nv, nv[3].valuelen ? 4 : 3, NULL);
+		s->resp_started = s->resp_eof = true;
+		s->grpc_status = grpc_status;
+	}
+	sc_stream_drop_req(s);
+	if (s->up && !s->up_closed && s->up->s)
+		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
+	c->need_flush = true;
+}
+
+void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
+{
+	struct sc_conn *c = s->c;
+
+	s->up_closed = true;
+	s->up = NULL;
+	if (s->down_closed) {
+		sc_stream_maybe_free(s);
+		return;
+	}
+	sc_chunkq_clear(&s->resp, &c->w->pool);
+	if (!s->resp_started) {
+		sc_stream_reply(s, 14, grpc_unavailable_msg);
+		return;
+	}
+	if (!s->resp_eof) {
+		s->state = SS_REPLIED;
+		sc_stream_drop_req(s);
+		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, h2_error);
+		c->need_flush = true;
+	}
+}
+
+/* Upstream DATA source: the client's buffered request bytes. */
+static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t len,
+			uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct sc_stream *s = src->ptr;
+	struct sc_conn *c = s->c;
+	size_t n = sc_chunkq_read(&s->req, &c->w->pool, buf, len);
+	(void)ud;
+
+	if (n && c->ds) {
+		nghttp2_session_consume(c->ds, s->down_id, n);
+		c->need_flush = true;
+	}
+	if (s->req.bytes == 0 && s->req_eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (s->req_trailers.n) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			submit_trailers(us, id, &s->req_trailers);
+		}
+		return (ssize_t)n;
+	}
+	return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+}
+
+/* Downstream DATA source: the app's buffered response bytes, then its trailers. */
+static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t len,
+			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct sc_stream *s = src->ptr;
+	struct sc_conn *c = ud;
+	size_t n = sc_chunkq_read(&s->resp, &c->w->pool, buf, len);
+
+	if (n && s->up && s->up->s) {
+		nghttp2_session_consume(s->up->s, s->up_id, n);
+		c->need_flush = true;
+	}
+	if (s->resp.bytes == 0 && s->resp_eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (s->resp_trailers.n) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			submit_trailers(ds, id, &s->resp_trailers);
+		}
+		return (ssize_t)n;
+	}
+	return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+}
+
+const nghttp2_data_provider sc_req_provider = {.read_callback = req_read};
+const nghttp2_data_provider sc_resp_provider = {.read_callback = resp_read};
+
+void sc_stream_forward(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+	nghttp2_nv stack[32], *nv;
+	nghttp2_data_provider prov = sc_req_provider;
+	struct sc_up *up;
+	size_t n;
+	int32_t id;
+
+	up = sc_up_get(c);
+	if (!up) {
+		sc_stream_reply(s, 14, grpc_unavailable_msg);
+		return;
+	}
+	nv = s->req_hdrs.n <= 32 ? stack : malloc(s->req_hdrs.n * sizeof(*nv));
+	if (!nv) {
+		sc_stream_reply(s, 8, "out of memory");
+		return;
+	}
+	n = to_nva(&s->req_hdrs, nv, s->strip_header);
+	prov.source.ptr = s;
+	id = nghttp2_submit_request(up->s, NULL, nv, n,
+				    s->req_eof && s->req.bytes == 0 ? NULL : &prov, s);
+	if (nv != stack)
+		free(nv);
+	if (id < 0) {
+		sc_stream_reply(s, 14, grpc_unavailable_msg);
+		return;
+	}
+	s->up = up;
+	s->up_id = id;
+	s->state = SS_FORWARDED;
+	c->need_flush = true;
+}
+
+/* ---- the decision -------------------------------------------------------------------- */
+
+static void refresh_policy(struct sc_worker *w)
+{
+	uint64_t gen = sc_state_generation();
+	char *err = NULL;
+
+	if (w->snap && w->snap->generation == gen)
+		return;
+	sc_snap_unref(w->snap);
+	w->snap = sc_state_current();
+	sc_authn_free(w->authn);
+	w->authn = NULL;
+	if (sc_authn_new(w->snap->policy, &w->authn, &err) != 0)
+		log_error("authn_init", "cannot set up request authentication", NULL);
+	if (err) {
+		if (w->index == 0)
+			log_warn("jwks_error", err, NULL);
+		free(err);
+	}
+}
+
+static struct policy_header *policy_headers(struct sc_worker *w, const struct sc_hdrs *h)
+{
+	if (w->scratch_cap < h->n) {
+		struct policy_header *nh = realloc(w->scratch_hdrs, h->n * sizeof(*nh));
+		if (!nh)
+			return NULL;
+		w->scratch_hdrs = nh;
+		w->scratch_cap = h->n;
+	}
+	for (uint32_t i = 0; i < h->n; i++) {
+		nghttp2_vec k = nghttp2_rcbuf_get_buf(h->v[i].name);
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
+		w->scratch_hdrs[i] = (struct policy_header){(const char *)k.base, k.len,
+							    (const char *)v.base, v.len};
+	}
+	return w->scratch_hdrs;
+}
+
+static void peer_str(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (ss->ss_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)ss, out, outlen);
+	else if (ss->ss_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)ss, out, outlen);
+}
+
+static void delay_cb(uv_timer_t *t)
+{
+	struct sc_stream *s = t->data;
+	struct sc_conn *c;
+
+	if (!s)
+		return;
+	c = s->c;
+	stop_timer(s);
+	if (s->deadline_ms && uv_now(&c->w->loop) >= s->deadline_ms) {
+		/* The client's deadline passed while held: it has given up; so do we. */
+		sc_stream_reply(s, 4, "Deadline Exceeded");
+	} else if (s->state == SS_HELD && s->abort_status > 0) {
+		sc_stats_fault("abort", s->fault_name);
+		sc_stream_reply(s, s->abort_status, s->abort_message);
+	} else if (s->state == SS_HELD) {
+		sc_stream_forward(s);
+	}
+	sc_conn_flush(c);
+}
+
+void sc_stream_headers_done(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+	struct sc_worker *w = c->w;
+	struct sc_proxy *px = w->px;
+	struct sc_authn_result ar = {0};
+	struct policy_decision d = {0};
+	struct policy_request rq = {0};
+	struct policy_header *hd;
+	nghttp2_vec path;
+	uint64_t now = uv_now(&w->loop);
+
+	if (s->hdr_too_big) {
+		metrics_inc(sc_stats.lim_headers);
+		s->state = SS_REPLIED;
+		sc_stream_reply(s, 8, "request header list too large (max-header-list-bytes)");
+		return;
+	}
+	if (!s->path) {
+		sc_stream_reply(s, 13, "missing :path");
+		return;
+	}
+	path = nghttp2_rcbuf_get_buf(s->path);
+	refresh_policy(w);
+	s->snap = sc_snap_ref(w->snap);
+	hd = policy_headers(w, &s->req_hdrs);
+	if (!hd) {
+		sc_stream_reply(s, 8, "out of memory");
+		return;
+	}
+	if (w->authn) {
+		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), now, &ar);
+		if (ar.verdict == SC_AUTHN_FAIL) {
+			metrics_inc(sc_stats.authn_failed);
+			log_debug("authn_failed", "request token rejected", "{s:s, s:s}", "method",
+				  (const char *)path.base, "reason", ar.reason ? ar.reason : "");
+			sc_authn_result_cleanup(&ar);
+			sc_stream_reply(s, 16, "Jwt verification fails");
+			return;
+		}
+	}
+	rq.method = (const char *)path.base;
+	rq.method_len = path.len;
+	rq.headers = hd;
+	rq.nheaders = s->req_hdrs.n;
+	rq.peer = (const struct sockaddr *)&c->peer;
+	rq.labels = s->snap->labels;
+	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
+	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
+	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
+	s->strip_header = ar.strip_header;
+	if (d.audit_policy || !d.allowed) {
+		char peer[64];
+		peer_str(&c->peer, peer, sizeof(peer));
+		if (d.audit_policy)
+			log_info("rbac_audit", d.allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
+				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d.audit_policy, "method",
+				 (const char *)path.base, "peer", peer, "allowed", d.allowed,
+				 "principal", rq.principal);
+		else
+			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
+				  d.deciding_policy, "method", (const char *)path.base, "peer", peer);
+	}
+	sc_authn_result_cleanup(&ar);
+	if (!d.allowed) {
+		sc_stats_denied(d.deciding_policy);
+		sc_stream_reply(s, 7, "RBAC: access denied");
+		return;
+	}
+	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
+		if (hd[i].name_len == 12 && memcmp(hd[i].name, "grpc-timeout", 12) == 0) {
+			uint64_t t;
+			if (sc_grpc_timeout_parse(hd[i].value, hd[i].value_len, &t) == 0)
+				s->deadline_ms = now + t;
+		}
+	}
+	if (d.delay_ms > 0) {
+		uint64_t wait = d.delay_ms;
+
+		if (atomic_fetch_add(&px->ndelayed, 1) >= px->cfg->max_delayed) {
+			atomic_fetch_sub(&px->ndelayed, 1);
+			metrics_inc(sc_stats.lim_delayed);
+			sc_stream_reply(s, 8, "too many delayed requests (max-delayed)");
+			return;
+		}
+		s->counted_delay = true;
+		metrics_add(sc_stats.delayed_streams, 1);
+		sc_stats_fault("delay", d.fault_name);
+		s->timer = malloc(sizeof(*s->timer));
+		if (!s->timer) {
+			release_delay(s);
+			sc_stream_reply(s, 8, "out of memory");
+			return;
+		}
+		uv_timer_init(&w->loop, s->timer);
+		s->timer->data = s;
+		if (s->deadline_ms && s->deadline_ms - now < wait)
+			wait = s->deadline_ms - now;
+		s->state = SS_HELD;
+		uv_timer_start(s->timer, delay_cb, wait, 0);
+		if (d.abort) {
+			/* Istio order: the delay, then the abort. Decided now, replied then. */
+			s->abort_status = d.abort_grpc_status;
+			s->abort_message = d.abort_message;
+			s->fault_name = d.fault_name;
+		}
+		return;
+	}
+	if (d.abort) {
+		sc_stats_fault("abort", d.fault_name);
+		sc_stream_reply(s, d.abort_grpc_status, d.abort_message);
+		return;
+	}
+	sc_stream_forward(s);
+}
