@@ -133,7 +133,7 @@ static int listen_socket(const char *listen_addr, unsigned *bound)
 		rc = rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
 		goto out;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;

@@ -291,6 +291,28 @@ START_TEST(test_split_hostport)
 }
 END_TEST
 
+START_TEST(test_connection_limit)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct http_reply r;
+	int idle[40], n;
+
+	/* Idle clients take every slot (32): the next request is refused, not queued forever. */
+	for (n = 0; n < 40; n++) {
+		idle[n] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(idle[n], (struct sockaddr *)&a, sizeof(a)), 0);
+	}
+	usleep(200 * 1000); /* let the admin thread accept them */
+	ck_assert_int_ne(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	for (int i = 0; i < n; i++)
+		close(idle[i]);
+	usleep(200 * 1000);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
 static Suite *admin_suite(void)
 {
 	Suite *s = suite_create("common/admin");
@@ -301,7 +323,7 @@ static Suite *admin_suite(void)
 		{"healthz", test_healthz},     {"readyz", test_readyz_flag},
 		{"metrics", test_metrics},     {"routes", test_routes},
 		{"404_405", test_404_405},     {"ipv6_and_errors", test_ipv6_and_errors},
-		{"stop", test_stop_releases_port},
+		{"stop", test_stop_releases_port}, {"connection_limit", test_connection_limit},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
