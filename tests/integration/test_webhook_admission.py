@@ -1,0 +1,425 @@
+"""grpcguard-webhook end to end: the real binary over real TLS (certificates from
+grpcguard-certgen), AdmissionReviews from tests/data/admission, every returned JSONPatch
+applied with an independent RFC 6902 implementation (python3-jsonpatch) and the resulting
+pod checked. Covers injection (Deployment-made pods, bare pods, port selection, opt-outs,
+hostNetwork, excluded namespaces, reinvocation), v1beta1, Service and policy ConfigMap
+validation, warn mode and config options, every bad input, metrics and logs."""
+import base64
+import copy
+import http.client
+import json
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
+from gg_testlib import GG_ROOT, Proc, certgen, check, fail, free_port, program, run  # noqa: E402
+
+try:
+    import jsonpatch
+except ImportError:
+    from gg_testlib import skip
+    skip("python3-jsonpatch is not installed")
+
+DATA = os.path.join(GG_ROOT, "tests", "data", "admission")
+tmp = tempfile.mkdtemp(prefix="gg-webhook-adm-")
+procs = []
+
+
+def load(name):
+    with open(os.path.join(DATA, name)) as f:
+        return json.load(f)
+
+
+def raw(name):
+    with open(os.path.join(DATA, name), "rb") as f:
+        return f.read()
+
+
+class Webhook:
+    def __init__(self, port, ca, cert, key, config=None, env=None):
+        argv = [program("grpcguard-webhook"), "--listen", "127.0.0.1:%d" % port,
+                "--tls-cert", cert, "--tls-key", key, "--threads", "2"]
+        if config:
+            argv += ["--config", config]
+        self.proc = Proc(argv, env=env or {"POD_NAMESPACE": "grpcguard-system"})
+        self.proc.wait_event("listening")
+        self.port = port
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.base = "https://localhost:%d" % port
+
+    def request(self, method, path, body=None, ctype="application/json", headers=None):
+        h = {"Content-Type": ctype} if ctype else {}
+        h.update(headers or {})
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=20) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    def admit(self, path, rev):
+        status, body, headers = self.request("POST", path, json.dumps(rev).encode())
+        check(status == 200, "%s: HTTP %d: %s" % (path, status, body[:300]))
+        check(headers.get("Content-Type", "").startswith("application/json"),
+              "review content type %r" % headers.get("Content-Type"))
+        out = json.loads(body)
+        check(out.get("apiVersion") == rev["apiVersion"], "apiVersion not echoed: %r" % out)
+        check(out.get("kind") == "AdmissionReview", "kind: %r" % out)
+        resp = out["response"]
+        check(resp.get("uid") == rev["request"]["uid"], "uid not echoed: %r" % resp)
+        return resp
+
+
+UID = [0]
+
+
+def review(obj, kind, op="CREATE", ns="demo", api="admission.k8s.io/v1"):
+    UID[0] += 1
+    plural = {"Pod": "pods", "Service": "services", "ConfigMap": "configmaps"}.get(kind, "x")
+    req = {"uid": "test-uid-%04d" % UID[0],
+           "kind": {"group": "", "version": "v1", "kind": kind},
+           "resource": {"group": "", "version": "v1", "resource": plural},
+           "operation": op, "namespace": ns,
+           "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+           "object": obj, "oldObject": None, "dryRun": False}
+    if obj is not None and obj.get("metadata", {}).get("name"):
+        req["name"] = obj["metadata"]["name"]
+    return {"apiVersion": api, "kind": "AdmissionReview", "request": req}
+
+
+def patch_of(resp):
+    if "patch" not in resp:
+        return None
+    check(resp.get("patchType") == "JSONPatch", "patchType: %r" % resp.get("patchType"))
+    return json.loads(base64.b64decode(resp["patch"]))
+
+
+def apply(pod, resp):
+    ops = patch_of(resp)
+    check(ops is not None, "expected a patch, got %r" % resp)
+    for op in ops:
+        check(op["op"] == "add", "only add operations expected: %r" % op)
+    return jsonpatch.apply_patch(pod, ops)
+
+
+def names(lst):
+    return [c["name"] for c in lst or []]
+
+
+def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, init=True):
+    """Structural checks of a patched pod against the original."""
+    spec, ospec = pod["spec"], orig["spec"]
+    inits = spec.get("initContainers", [])
+    expect_front = (["grpcguard-init"] if init else []) + (["grpcguard-proxy"] if native else [])
+    check(names(inits) == expect_front + names(ospec.get("initContainers")),
+          "initContainers order: %r" % names(inits))
+    check(inits[len(expect_front):] == ospec.get("initContainers", []),
+          "the pod's own init containers changed")
+    if native:
+        check(spec["containers"] == ospec["containers"], "app containers changed")
+        proxy = inits[len(expect_front) - 1]
+        check(proxy.get("restartPolicy") == "Always", "native proxy needs restartPolicy Always")
+    else:
+        check(names(spec["containers"]) == names(ospec["containers"]) + ["grpcguard-proxy"],
+              "proxy container not appended: %r" % names(spec["containers"]))
+        proxy = spec["containers"][-1]
+        check("restartPolicy" not in proxy, "plain container must not set restartPolicy")
+    sc = proxy["securityContext"]
+    check(sc["runAsUser"] == 1337 and sc["runAsNonRoot"] is True, "proxy user: %r" % sc)
+    check(sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False,
+          "proxy fs/escalation: %r" % sc)
+    check(sc["capabilities"] == {"drop": ["ALL"]}, "proxy capabilities: %r" % sc)
+    args = proxy["args"]
+    check(args[:2] == ["run", "--listen"] and "original-dst" in args and
+          "/etc/grpcguard/policy/policy.yaml" in args and
+          "/etc/grpcguard/podinfo/labels" in args, "proxy args: %r" % args)
+    check(proxy["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 15020},
+          "readiness probe: %r" % proxy.get("readinessProbe"))
+    check("startupProbe" in proxy, "no startup probe")
+    check(sorted(p["containerPort"] for p in proxy["ports"]) == [15006, 15020], "proxy ports")
+    check(all(len(p["name"]) <= 15 for p in proxy["ports"]), "port names over 15 chars")
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]}
+    check(env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
+                  "POD_IP": "status.podIP"}, "proxy env: %r" % env)
+    if init:
+        ic = inits[0]
+        check(ic["args"][:3] == ["init", "--ports", ports], "init args %r, want ports %s" %
+              (ic["args"], ports))
+        isc = ic["securityContext"]
+        check(isc["runAsUser"] == 0 and isc["runAsNonRoot"] is False, "init user: %r" % isc)
+        check(isc["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
+              "init capabilities: %r" % isc)
+    else:
+        check("grpcguard-init" not in names(inits), "cni mode must not add grpcguard-init")
+    # Volumes: the pod's own, then ours; every mount refers to a volume.
+    vols = spec["volumes"]
+    check(vols[:len(ospec.get("volumes") or [])] == (ospec.get("volumes") or []),
+          "the pod's volumes changed")
+    byname = {v["name"]: v for v in vols}
+    check(len(byname) == len(vols), "duplicate volume names: %r" % names(vols))
+    check(byname["grpcguard-policy"]["configMap"] == {"name": configmap, "optional": True},
+          "policy volume: %r" % byname.get("grpcguard-policy"))
+    check(byname["grpcguard-podinfo"]["downwardAPI"]["items"] ==
+          [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}], "podinfo volume")
+    for c in spec["containers"] + inits:
+        for m in c.get("volumeMounts", []):
+            check(m["name"] in byname, "mount %r of %s has no volume" % (m["name"], c["name"]))
+    allnames = names(spec["containers"]) + names(inits)
+    check(len(set(allnames)) == len(allnames), "duplicate container names %r" % allnames)
+    # Annotations: the pod's own kept, ours added.
+    ann = pod["metadata"]["annotations"]
+    for k, v in (orig["metadata"].get("annotations") or {}).items():
+        check(ann.get(k) == v, "annotation %r lost or changed" % k)
+    status = json.loads(ann["grpcguard.io/status"])
+    check(status["version"] and "grpcguard-policy" in status["volumes"], "status %r" % status)
+    check(set(status["initContainers"] + status["containers"]) == {"grpcguard-proxy"} |
+          ({"grpcguard-init"} if init else set()), "status containers %r" % status)
+    check(ann["kubectl.kubernetes.io/default-container"] == ospec["containers"][0]["name"],
+          "default-container: %r" % ann.get("kubectl.kubernetes.io/default-container"))
+    check(ann["prometheus.io/port"] == "15020" and ann["prometheus.io/scrape"] == "true" and
+          ann["prometheus.io/path"] == "/metrics", "prometheus annotations")
+    check(pod["metadata"].get("labels") == orig["metadata"].get("labels"), "labels changed")
+
+
+def no_patch(resp, what):
+    check(resp["allowed"] is True, "%s: expected allowed: %r" % (what, resp))
+    check("patch" not in resp, "%s: expected no patch: %r" % (what, resp))
+
+
+def denied(resp, *needles):
+    check(resp["allowed"] is False, "expected denied: %r" % resp)
+    msg = resp.get("status", {}).get("message", "")
+    for n in needles:
+        check(n in msg, "message %r lacks %r" % (msg, n))
+    return msg
+
+
+def main():
+    ca, cert, key = certgen(os.path.join(tmp, "certs"))
+    wh = Webhook(free_port(18410, 18429), ca, cert, key)
+
+    # ---- injection -----------------------------------------------------------------
+    dep = load("pod-deployment.json")
+    resp = wh.admit("/mutate", review(dep, "Pod"))
+    check(resp["allowed"] is True, "deployment pod: %r" % resp)
+    pod = apply(copy.deepcopy(dep), resp)
+    check_injected(dep, pod, ports="8080")
+    # Keys with "/" and "~" survive (JSON Pointer escaping was right).
+    check(pod["metadata"]["annotations"]["weird~key/with~both"] == "x", "escaped key lost")
+    # Reinvocation: the injected pod gets no second sidecar.
+    no_patch(wh.admit("/mutate", review(pod, "Pod")), "reinvocation")
+
+    bare = load("pod-bare.json")
+    resp = wh.admit("/mutate", review(bare, "Pod"))
+    pod = apply(copy.deepcopy(bare), resp)
+    check_injected(bare, pod, ports="*")
+    no_patch(wh.admit("/mutate", review(pod, "Pod")), "reinvocation (bare)")
+
+    ann = load("pod-ports-annotation.json")
+    pod = apply(copy.deepcopy(ann), wh.admit("/mutate", review(ann, "Pod")))
+    check_injected(ann, pod, ports="8080,9090", configmap="team-policy")
+
+    unnamed = load("pod-unnamed-ports.json")
+    pod = apply(copy.deepcopy(unnamed), wh.admit("/mutate", review(unnamed, "Pod")))
+    check_injected(unnamed, pod, ports="8080,9000")
+
+    # v1beta1: answered in v1beta1, same patch semantics.
+    resp = wh.admit("/mutate", review(copy.deepcopy(dep), "Pod", api="admission.k8s.io/v1beta1"))
+    check_injected(dep, apply(copy.deepcopy(dep), resp), ports="8080")
+
+    for name in ("pod-optout-annotation.json", "pod-optout-label.json",
+                 "pod-hostnetwork.json", "pod-already-has-proxy.json"):
+        no_patch(wh.admit("/mutate", review(load(name), "Pod")), name)
+    for ns in ("kube-system", "kube-public", "kube-node-lease", "grpcguard-system"):
+        no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", ns=ns)), "ns " + ns)
+    denied(wh.admit("/mutate", review(load("pod-bad-ports.json"), "Pod")),
+           "grpcguard.io/inbound-ports", "8080,http")
+    no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", op="UPDATE")), "UPDATE")
+    no_patch(wh.admit("/mutate", review(None, "Pod", op="DELETE")), "DELETE")
+    no_patch(wh.admit("/mutate", review(load("service-good.json"), "Service")), "Service on /mutate")
+
+    # ---- Service validation ------------------------------------------------------------
+    check(wh.admit("/validate", review(load("service-good.json"), "Service"))["allowed"],
+          "good service denied")
+    check(wh.admit("/validate", review(load("service-external.json"), "Service"))["allowed"],
+          "ExternalName service denied")
+    denied(wh.admit("/validate", review(load("service-unnamed-grpc.json"), "Service")),
+           'service "server" port 50051: name it "grpc" or "grpc-<suffix>", or set appProtocol: grpc')
+    denied(wh.admit("/validate", review(load("service-misnamed.json"), "Service")),
+           'service "server" port 8080', '"my-grpc"', "appProtocol: grpc")
+    denied(wh.admit("/validate", review(load("service-unknown-prefix.json"), "Service")),
+           'service "web" port 80', '"web"', "grpc-web")
+    denied(wh.admit("/validate", review(load("service-unnamed.json"), "Service")),
+           'service "web" port 8080', "no name")
+    denied(wh.admit("/validate", review(load("service-conflict.json"), "Service")),
+           'service "server" port 8080', "appProtocol", '"http"')
+    denied(wh.admit("/validate", review(load("service-misnamed.json"), "Service", op="UPDATE")),
+           "my-grpc")
+    check(wh.admit("/validate", review(None, "Service", op="DELETE"))["allowed"], "DELETE denied")
+    check(wh.admit("/validate", review(load("service-misnamed.json"), "Service",
+                                       ns="kube-system"))["allowed"], "kube-system validated")
+
+    # ---- policy ConfigMaps -----------------------------------------------------------------
+    check(wh.admit("/validate", review(load("configmap-policy-good.json"), "ConfigMap"))["allowed"],
+          "good policy denied")
+    msg = denied(wh.admit("/validate", review(load("configmap-policy-bad.json"), "ConfigMap")),
+                 'configmap "team"', "policy.yaml:5:")
+    print("policy denial:", msg)
+    check(wh.admit("/validate", review(load("configmap-other.json"), "ConfigMap"))["allowed"],
+          "unrelated ConfigMap denied")
+
+    # ---- bad input: clear 4xx or a denied review, and the server keeps serving ----------------
+    for name, want in (("review-malformed.json", b"malformed JSON"),
+                       ("review-no-request.json", b"no request"),
+                       ("review-no-uid.json", b"no uid"),
+                       ("review-wrong-kind.json", b"kind must be AdmissionReview"),
+                       ("review-wrong-version.json", b"apiVersion")):
+        for path in ("/mutate", "/validate"):
+            status, body, _ = wh.request("POST", path, raw(name))
+            check(status == 400 and want in body, "%s %s: %d %r" % (name, path, status, body))
+    resp = wh.admit("/mutate", json.loads(raw("review-null-object.json")))
+    denied(resp, "request.object")
+    check(resp["status"]["code"] == 400, "null object code %r" % resp["status"])
+    denied(wh.admit("/mutate", json.loads(raw("review-pod-bad-containers.json"))),
+           "spec.containers")
+    for body in (b"", b"null", b"[]", b"\"x\"", b"{}", b"\xff\xfe", b"{" * 5000):
+        status, out, _ = wh.request("POST", "/mutate", body)
+        check(status == 400, "body %r: %d %r" % (body[:20], status, out))
+    status, out, _ = wh.request("POST", "/mutate", raw("review-null-object.json"), ctype="text/plain")
+    check(status == 415 and b"application/json" in out, "415: %d %r" % (status, out))
+    status, out, _ = wh.request("POST", "/mutate", raw("review-null-object.json"), ctype=None)
+    check(status == 415, "no content type: %d" % status)
+    status, out, _ = wh.request("GET", "/mutate", None)
+    check(status == 405, "GET /mutate: %d" % status)
+    status, out, _ = wh.request("GET", "/nope", None)
+    check(status == 404, "GET /nope: %d" % status)
+    big = b" " * (3670016 + 1)
+    status, out, _ = wh.request("POST", "/mutate", big)
+    check(status == 413, "413 by Content-Length: %d %r" % (status, out[:100]))
+    # Chunked, so the limit is found while streaming.
+    conn = http.client.HTTPSConnection("localhost", wh.port, context=wh.ctx, timeout=20)
+    conn.putrequest("POST", "/validate")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    chunk = b" " * 65536
+    try:
+        for _ in range(3670016 // 65536 + 2):
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        check(r.status == 413, "413 while streaming: %d" % r.status)
+    except (BrokenPipeError, ConnectionResetError):
+        fail("connection dropped instead of a 413")
+    conn.close()
+    # A big but legal object is fine: a pod with 3 MB of annotations.
+    fat = load("pod-bare.json")
+    fat["metadata"]["annotations"] = {"example.com/blob": "x" * (3 * 1024 * 1024 - 4096)}
+    resp = wh.admit("/mutate", review(fat, "Pod"))
+    check(resp["allowed"] and patch_of(resp), "large legal pod not injected")
+
+    status, out, _ = wh.request("GET", "/healthz", None)
+    check(status == 200, "healthz after bad input: %d" % status)
+    status, out, _ = wh.request("GET", "/readyz", None)
+    check(status == 200, "readyz: %d" % status)
+    check(wh.admit("/mutate", review(load("pod-bare.json"), "Pod"))["allowed"], "next review")
+
+    # ---- metrics and logs ----------------------------------------------------------------------
+    status, text, _ = wh.request("GET", "/metrics", None)
+    text = text.decode()
+    check(status == 200, "metrics: %d" % status)
+
+    def value(prefix):
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line.rsplit(" ", 1)[1])
+        fail("metric %s missing:\n%s" % (prefix, text))
+    check(value('grpcguard_webhook_admissions_total{kind="Pod",operation="CREATE",allowed="true"}') >= 10,
+          "pod admissions counter")
+    check(value('grpcguard_webhook_admissions_total{kind="Service",operation="CREATE",allowed="false"}') >= 5,
+          "service denials counter")
+    check(value('grpcguard_webhook_admission_duration_seconds_count{route="mutate"}') >= 10,
+          "duration histogram")
+    check(value('grpcguard_webhook_rejected_requests_total{path="/mutate",code="413"}') >= 1,
+          "413 counter")
+    adm = [e for e in wh.proc.events() if e.get("event") == "admission"]
+    inj = [e for e in adm if e.get("reason") == "injected" and e.get("name") == "server-7d9f8b6c5d-*"]
+    check(inj and inj[0]["namespace"] == "demo" and inj[0]["kind"] == "Pod" and
+          inj[0]["operation"] == "CREATE" and inj[0]["allowed"] is True and
+          inj[0]["uid"].startswith("test-uid-"), "admission log line: %r" % (inj[:1],))
+    den = [e for e in adm if e.get("allowed") is False and e.get("kind") == "Service"]
+    check(den and "port 50051" in " ".join(e.get("detail", "") for e in den), "denial log")
+    check(wh.proc.stop() == 0, "webhook exit code %r:\n%s" % (wh.proc.p.returncode,
+                                                              wh.proc.log_text()[-2000:]))
+
+    # ---- a config file: warn mode, plain-container proxy, CNI, extras ---------------------------
+    cfg = os.path.join(tmp, "webhook.yaml")
+    with open(cfg, "w") as f:
+        f.write("""namespace: mesh-system
+validation:
+  mode: warn
+injection:
+  image: registry.example/grpcguard-sidecar:test
+  imagePullPolicy: Always
+  nativeSidecar: false
+  interceptMode: cni
+  policyConfigMap: ns-policy
+  logLevel: debug
+  excludeNamespaces: [skipme]
+  extraAnnotations:
+    example.com/injected-by: grpcguard
+  resources:
+    requests: {cpu: 5m, memory: 8Mi}
+    limits: {memory: 32Mi}
+limits:
+  maxBodyBytes: 65536
+  maxConnections: 16
+  connectionTimeoutSeconds: 5
+""")
+    wh2 = Webhook(free_port(18430, 18439), ca, cert, key, config=cfg, env={"POD_NAMESPACE": "ignored"})
+    resp = wh2.admit("/validate", review(load("service-misnamed.json"), "Service"))
+    check(resp["allowed"] is True and any("my-grpc" in w for w in resp.get("warnings", [])),
+          "warn mode: %r" % resp)
+    dep = load("pod-deployment.json")
+    pod = apply(copy.deepcopy(dep), wh2.admit("/mutate", review(dep, "Pod")))
+    check_injected(dep, pod, ports="8080", configmap="ns-policy", native=False, init=False)
+    proxy = pod["spec"]["containers"][-1]
+    check(proxy["image"] == "registry.example/grpcguard-sidecar:test" and
+          proxy["imagePullPolicy"] == "Always", "image from config")
+    check(proxy["resources"] == {"requests": {"cpu": "5m", "memory": "8Mi"},
+                                 "limits": {"memory": "32Mi"}}, "resources %r" % proxy["resources"])
+    check(proxy["args"][-2:] == ["--log-level", "debug"], "log level arg")
+    check(pod["metadata"]["annotations"]["example.com/injected-by"] == "grpcguard", "extra annotation")
+    for ns in ("skipme", "mesh-system"):
+        no_patch(wh2.admit("/mutate", review(load("pod-bare.json"), "Pod", ns=ns)), "ns " + ns)
+    check(wh2.admit("/mutate", review(load("pod-bare.json"), "Pod",
+                                      ns="grpcguard-system"))["allowed"], "own ns from config")
+    status, _, _ = wh2.request("POST", "/mutate", b" " * 70000)
+    check(status == 413, "maxBodyBytes from config: %d" % status)
+    check(wh2.proc.stop() == 0, "webhook 2 exit code")
+
+    # ---- config errors: file:line:column, exit 1 ---------------------------------------------------
+    bad = os.path.join(tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("injection:\n  proxyPort: 15006\n  nativeSidecars: true\n")
+    rc, out, err = run([program("grpcguard-webhook"), "--listen", "127.0.0.1:0", "--tls-cert",
+                        cert, "--tls-key", key, "--config", bad])
+    check(rc == 1 and "bad.yaml:3:3: injection.nativeSidecars: unknown key" in err,
+          "bad config: %d %s" % (rc, err))
+    with open(bad, "w") as f:
+        f.write("limits:\n  maxBodyBytes: lots\n")
+    rc, out, err = run([program("grpcguard-webhook"), "--listen", "127.0.0.1:0", "--tls-cert",
+                        cert, "--tls-key", key, "--config", bad])
+    check(rc == 1 and "bad.yaml:2:17: limits.maxBodyBytes" in err, "bad value: %d %s" % (rc, err))
+    print("ok")
+
+
+try:
+    main()
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,191 @@
+"""Shared helpers for grpcguard's Python integration tests.
+
+Process management that cleans up (by PID, also when a test fails), JSON-log waiting,
+program paths, and the valgrind/sanitizer wrappers the runner asks for through the
+environment (GG_BIN, GG_VALGRIND, GG_SANITIZE). Standard library only.
+"""
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+GG_ROOT = os.environ.get("GG_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+GG_BIN = os.environ.get("GG_BIN") or os.path.join(GG_ROOT, "build")
+VALGRIND = os.environ.get("GG_VALGRIND") == "1"
+SANITIZE = os.environ.get("GG_SANITIZE") == "1"
+
+_procs = []
+
+
+def skip(reason):
+    """Exit with the runner's "skipped" code; the last line says why."""
+    print(reason)
+    sys.exit(77)
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def program(name):
+    path = os.path.join(GG_BIN, name)
+    if not os.access(path, os.X_OK):
+        skip("%s not built (GG_BIN=%s)" % (name, GG_BIN))
+    return path
+
+
+def wrap(argv):
+    """The command line with valgrind in front when GG_VALGRIND=1."""
+    if VALGRIND:
+        return ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect"] + argv
+    return argv
+
+
+def timeout_scale():
+    return 10.0 if VALGRIND else (2.0 if SANITIZE else 1.0)
+
+
+class Proc:
+    """A program under test: stderr goes to a file we can search; killed at exit."""
+
+    def __init__(self, argv, env=None, workdir=None):
+        self.log_path = tempfile.mktemp(prefix="gg-proc-", suffix=".log")
+        self.log_file = open(self.log_path, "wb")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.argv = wrap(argv)
+        self.p = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                  env=full_env, cwd=workdir)
+        _procs.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def events(self):
+        """Every JSON log line as a dict (other lines skipped)."""
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def wait_event(self, event, timeout=10.0, pred=None, after=0):
+        """The first log line with this event (and pred(line)) after `after` lines seen."""
+        deadline = time.monotonic() + timeout * timeout_scale()
+        while time.monotonic() < deadline:
+            evs = self.events()
+            for e in evs[after:]:
+                if e.get("event") == event and (pred is None or pred(e)):
+                    return e
+            if self.p.poll() is not None:
+                evs = self.events()
+                for e in evs[after:]:
+                    if e.get("event") == event and (pred is None or pred(e)):
+                        return e
+                fail("%s exited (%s) before logging %r:\n%s" %
+                     (self.argv[0], self.p.returncode, event, self.log_text()[-3000:]))
+            time.sleep(0.05)
+        fail("no %r log event within %.0fs:\n%s" % (event, timeout, self.log_text()[-3000:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Signal and wait; returns the exit code (kills hard after timeout)."""
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout * timeout_scale())
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log_file.close()
+        return self.p.returncode
+
+    def cleanup(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if not self.log_file.closed:
+            self.log_file.close()
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+
+def _cleanup_all():
+    for p in _procs:
+        try:
+            p.cleanup()
+        except Exception:
+            pass
+
+
+def _on_signal(signum, frame):
+    _cleanup_all()
+    sys.exit(128 + signum)
+
+
+atexit.register(_cleanup_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+def run(argv, timeout=60.0, env=None):
+    """Run a program to completion (under valgrind if asked): (rc, stdout, stderr)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    r = subprocess.run(wrap(argv), capture_output=True, env=full_env,
+                       timeout=timeout * timeout_scale())
+    return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+
+def free_port(lo, hi):
+    """A TCP port in [lo, hi] nobody listens on right now (within this helper's range)."""
+    for port in range(lo, hi + 1):
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    fail("no free port in %d-%d" % (lo, hi))
+
+
+def certgen(out_dir, service="grpcguard-webhook", namespace="grpcguard-system",
+            extra=("localhost", "127.0.0.1")):
+    """Run grpcguard-certgen into out_dir; returns (ca, cert, key) paths."""
+    argv = [program("grpcguard-certgen"), "--service", service, "--namespace", namespace,
+            "--out", out_dir]
+    for e in extra:
+        argv += ["--extra-san", e]
+    rc, out, err = run(argv)
+    check(rc == 0, "certgen failed (%d): %s" % (rc, err))
+    return (os.path.join(out_dir, "ca.crt"), os.path.join(out_dir, "tls.crt"),
+            os.path.join(out_dir, "tls.key"))
