@@ -125,11 +125,11 @@ fuzz:
 
 # ---- test entry points --------------------------------------------------------
 # Python stubs for the greeter (tests, demo, benchmarks), generated with grpc_tools.
-PY_STUBS = build/py/helloworld_pb2.py
-$(PY_STUBS): tests/greeter/helloworld.proto
+PY_STUBS = $(patsubst tests/greeter/%.proto,build/py/%_pb2.py,$(wildcard tests/greeter/*.proto))
+build/py/%_pb2.py: tests/greeter/%.proto
 	@mkdir -p build/py
 	$(PYTHON) -m grpc_tools.protoc -Itests/greeter --python_out=build/py \
-	  --grpc_python_out=build/py tests/greeter/helloworld.proto
+	  --grpc_python_out=build/py $<
 py: $(PY_STUBS)
 
 integration: all $(PY_STUBS)
