@@ -156,7 +156,7 @@ tlsKey: {{ $cert.Key | quote }}
 {{- fail "existingSecret needs existingSecretCABundle: the CA (PEM or base64 PEM) that signed the Secret's tls.crt, e.g. --set-file existingSecretCABundle=certs/ca.crt" -}}
 {{- end -}}
 {{- $pdb := .Values.podDisruptionBudget -}}
-{{- if and $pdb.enabled (gt (int .Values.replicaCount) 1) (kindIs "float64" $pdb.minAvailable) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) -}}
+{{- if and $pdb.enabled (gt (int .Values.replicaCount) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no node could ever be drained" (int $pdb.minAvailable) (int .Values.replicaCount)) -}}
 {{- end -}}
 {{- if and .Values.injection.enabled .Values.injection.nativeSidecar (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) -}}
