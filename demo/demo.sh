@@ -155,9 +155,14 @@ say "\$ grpcguard-certgen --service grpcguard-webhook --namespace grpcguard-syst
 "$BIN/grpcguard-certgen" --service grpcguard-webhook --namespace grpcguard-system \
 	--out "$W/certs" >"$W/logs/certgen.log" 2>&1 || die "grpcguard-certgen failed"
 for f in ca.crt tls.crt tls.key; do [ -s "$W/certs/$f" ] || die "certgen wrote no $f"; done
-say "wrote $(cd "$W/certs" && ls | tr '\n' ' ')"
-say "serving cert: $(openssl x509 -in "$W/certs/tls.crt" -noout -ext subjectAltName 2>/dev/null |
-	sed -n '2p' | sed 's/^ *//' | cut -c1-110)"
+say "wrote $(cd "$W/certs" && ls | paste -sd' ')"
+sans=$(openssl x509 -in "$W/certs/tls.crt" -noout -ext subjectAltName 2>/dev/null | sed -n '2p' |
+	tr -d ' ' | tr ',' '\n' | sed 's/^[A-Za-z ]*://')
+certtext=$(openssl x509 -in "$W/certs/tls.crt" -noout -text 2>/dev/null)
+keytype=$(grep -oE 'NIST CURVE: P-[0-9]+' <<<"$certtext" | sed 's/NIST CURVE: /ECDSA /')
+[ -n "$keytype" ] || keytype=$(grep -oE 'Public-Key: \([0-9]+ bit\)' <<<"$certtext")
+say "serving cert: ${keytype:-?}, valid until $(openssl x509 -in "$W/certs/tls.crt" -noout -enddate | cut -d= -f2)"
+say "  for $(printf '%s\n' "$sans" | sed -n '1p;$p' | paste -sd' ' | sed 's/ / ... /') ($(printf '%s\n' "$sans" | grep -c .) names)"
 openssl verify -CAfile "$W/certs/ca.crt" "$W/certs/tls.crt" >/dev/null 2>&1 &&
 	say "it chains to ca.crt (the caBundle the chart puts in the webhook configuration)" ||
 	bad "tls.crt does not verify against ca.crt"
@@ -299,7 +304,10 @@ phase() {
 	else
 		seen=
 	fi
-	tail -n +"$((mark + 1))" "$W/logs/client.log" | indent 'client | '
+	# Long phases (a slow reload) are shortened to their first and last calls.
+	tail -n +"$((mark + 1))" "$W/logs/client.log" |
+		awk '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++) if (NR <= 9 || i <= 4 || i > NR - 3) print l[i];
+			else if (i == 5) printf "... %d more calls ...\n", NR - 7 }' | indent 'client | '
 	say "the app received $(($(app_calls) - app_mark)) call(s) meanwhile (its own calls log)"
 	if [ -n "$seen" ]; then good "=> $want"; else bad "expected $want within ${PHASE_TIMEOUT}s"; fi
 	alive "$CLIENT_PID" || die "the client exited"
@@ -316,18 +324,21 @@ policy_gen() {
 }
 reloads_ok() {
 	admin_get /metrics "$W/metrics.now" &&
-		awk '/^grpcguard_policy_reloads_total\{.*result="ok"/{s+=$2} END{print s+0}' "$W/metrics.now"
+		awk '/^grpcguard_policy_reloads_total\{.*result="(ok|success)"/{s+=$2} END{print s+0}' "$W/metrics.now"
 }
-reload_state() { local g; g=$(policy_gen) && [ -n "$g" ] && { echo "gen $g"; return; }; echo "ok $(reloads_ok)"; }
+reload_state() {
+	local g
+	g=$(policy_gen) && [ -n "$g" ] && { echo "policy generation $g"; return; }
+	echo "successful reloads: $(reloads_ok)"
+}
 changed() { [ "$(reload_state)" != "$1" ]; }
 # apply_policy TITLE: stdin is the policy; swaps it in and waits until the sidecar reports it.
 apply_policy() {
 	local before t0 text
 	text=$(cat)
-	say ""
+	echo
 	say "$B$1$N"
 	printf '%s\n' "$text" | grep -vE '^(apiVersion|kind):' | indent '  | '
-	mark=$(client_lines) app_mark=$(app_calls)
 	before=$(reload_state)
 	t0=$(date +%s%N)
 	printf '%s\n' "$text" | write_policy || die "cannot swap the policy"
@@ -336,6 +347,8 @@ apply_policy() {
 	else
 		bad "the sidecar did not report a reload within 5 s (/policy generation, reload metrics)"
 	fi
+	# Calls from here on were decided by the new policy (or were already in flight).
+	mark=$(client_lines) app_mark=$(app_calls)
 }
 
 apply_policy "a ${DELAY} delay on SayHello (fault injection):" <<EOF
@@ -390,7 +403,7 @@ if admin_get /metrics "$W/metrics.txt"; then
 else
 	bad "GET /metrics failed"
 fi
-say ""
+echo
 say "stopping everything this demo started:"
 cleanup
 trap - EXIT

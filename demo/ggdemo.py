@@ -181,7 +181,7 @@ def metrics_table(args):
             key = ("%s/%s" % (svc, meth) if svc else meth, code_name(labels.get("grpc_code", "?")))
             req[key] = req.get(key, 0) + value
     for (meth, code), v in sorted(req.items()):
-        rows.append(("requests", "%-30s %s" % (meth, code), v))
+        rows.append(("requests", "%-32s %s" % (meth, code), v))
     for name, labels, value in samples:
         if name == "grpcguard_faults_injected_total":
             rows.append(("faults injected", "%s %s" % (labels.get("type", "?"),
@@ -200,11 +200,11 @@ def metrics_table(args):
     if not rows:
         print("(no grpcguard_ metrics in the sidecar's /metrics)")
         return 1
-    print("%-17s %-42s %8s" % ("metric", "labels", "value"))
-    print("%-17s %-42s %8s" % ("-" * 17, "-" * 42, "-" * 8))
+    print("%-17s %-50s %8s" % ("metric", "labels", "value"))
+    print("%-17s %-50s %8s" % ("-" * 17, "-" * 50, "-" * 8))
     for what, detail, v in rows:
         val = v if isinstance(v, str) else ("%d" % v if float(v).is_integer() else "%.3f" % v)
-        print("%-17s %-42s %8s" % (what, short(detail, 42), val))
+        print("%-17s %-50s %8s" % (what, short(detail, 50), val))
     return 0
 
 
