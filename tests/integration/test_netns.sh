@@ -51,9 +51,15 @@ stop_pid() { # PID: TERM, then KILL after 5 s
 	return 0
 }
 cleanup() {
+	local pid
 	stop_pid "$sc_pid"
 	stop_pid "$greeter_pid"
 	stop_pid "$http_pid"
+	# Anything else still inside our namespaces was started by this test (they are ours
+	# alone, named after our pid): stop it by pid before deleting them.
+	for pid in $(ip netns pids "$NS_S" 2>/dev/null) $(ip netns pids "$NS_C" 2>/dev/null); do
+		kill -KILL "$pid" 2>/dev/null
+	done
 	ip netns del "$NS_C" 2>/dev/null
 	ip netns del "$NS_S" 2>/dev/null # takes the veth pair with it
 	ip link del "$VETH_S" 2>/dev/null # only if it never left the host namespace
@@ -62,6 +68,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
+# Foreground only: a function run with & would fork a subshell and $! would not be the
+# program's pid. Background programs are started with `ip netns exec` directly (it execs).
 in_s() { ip netns exec "$NS_S" "$@"; }
 in_c() { ip netns exec "$NS_C" "$@"; }
 
@@ -165,7 +173,7 @@ listen=0.0.0.0:15006
 
 start_sidecar() {
 	sidecar_runs=$((sidecar_runs + 1))
-	in_s setpriv --reuid 1337 --regid 1337 --clear-groups "${vg[@]}" \
+	ip netns exec "$NS_S" setpriv --reuid 1337 --regid 1337 --clear-groups "${vg[@]}" \
 		"$tmp/grpcguard-sidecar" run --listen "$listen" --upstream original-dst \
 		--admin 127.0.0.1:15020 --policy "$tmp/policy/policy.yaml" \
 		>"$tmp/sidecar.$sidecar_runs.log" 2>&1 &
@@ -179,7 +187,10 @@ start_sidecar() {
 		fi
 		sleep 0.2
 	done
-	echo "sidecar run $sidecar_runs ready (pid $sc_pid, uid $(stat -c %u /proc/$sc_pid 2>/dev/null))"
+	local uid
+	uid=$(ps -o uid= -p "$sc_pid" | tr -d ' ')
+	[ "$uid" = 1337 ] || die "the sidecar runs as uid \"$uid\", want 1337"
+	echo "sidecar run $sidecar_runs ready (pid $sc_pid, uid $uid)"
 }
 stop_sidecar() { # SIGTERM; the sidecar must exit 0 (99 = valgrind found errors)
 	local rc
@@ -206,11 +217,11 @@ count_rules() { # TOOL: "<jumps> <8080 rules> <chain rules>"
 # ---- the app -----------------------------------------------------------------------------
 app_host=0.0.0.0
 [ $v6 = 1 ] && app_host=::
-in_s "$PYTHON" "$root/tests/greeter/greeter_server.py" --host "$app_host" --port 8080 \
+ip netns exec "$NS_S" "$PYTHON" "$root/tests/greeter/greeter_server.py" --host "$app_host" --port 8080 \
 	--calls-log "$tmp/calls.log" --name server-pod >"$tmp/greeter.log" 2>&1 &
 greeter_pid=$!
 mkdir -p "$tmp/www" && echo "plain http" >"$tmp/www/hello.txt"
-in_s "$PYTHON" -m http.server 8081 --bind 0.0.0.0 --directory "$tmp/www" \
+ip netns exec "$NS_S" "$PYTHON" -m http.server 8081 --bind 0.0.0.0 --directory "$tmp/www" \
 	>"$tmp/http.log" 2>&1 &
 http_pid=$!
 wait_until 15 port_open "$NS_S" 127.0.0.1 8080 || die "greeter did not start: $(cat "$tmp/greeter.log")"
