@@ -12,7 +12,7 @@
 #   BENCH_N_THR=100000    requests of the 8 connections x 16 streams (throughput) mix
 #   BENCH_N_CONN=30000    requests of the 100 connections x 1 stream mix
 #   BENCH_BACKENDS="nghttpd greeter"   which backends to run
-#   BENCH_CONFIGS="direct gg-nopolicy gg-policy nghttpx haproxy-h2 haproxy-tcp"
+#   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1   skip those sections
@@ -25,7 +25,7 @@ N_LAT=${BENCH_N_LAT:-5000}
 N_THR=${BENCH_N_THR:-100000}
 N_CONN=${BENCH_N_CONN:-30000}
 BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
-CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy nghttpx haproxy-h2 haproxy-tcp}
+CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp}
 OUT=${BENCH_OUT:-$root/bench/RESULTS.md}
 PIN=${BENCH_PIN:-1}
 PY=${PYTHON:-/usr/bin/python3}
@@ -166,6 +166,7 @@ proxy_cmd() { # config backend_port -> prints the command
 	case $c in
 	gg-nopolicy) echo "$B/grpcguard-sidecar run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$bp --admin 127.0.0.1:$P_ADMIN --policy $work/empty-policy.yaml" ;;
 	gg-policy) echo "$B/grpcguard-sidecar run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$bp --admin 127.0.0.1:$P_ADMIN --policy $work/policy.yaml" ;;
+	gg-w2) echo "$B/grpcguard-sidecar run --workers 2 --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$bp --admin 127.0.0.1:$P_ADMIN --policy $work/empty-policy.yaml" ;;
 	nghttpx) echo "nghttpx --single-process --workers=1 --conf=/dev/null -f127.0.0.1,$P_PROXY;no-tls -b127.0.0.1,$bp;;proto=h2 --log-level=WARN" ;;
 	haproxy-h2) sed "s/BACKEND_PORT/$bp/" "$work/haproxy-h2.cfg" >"$work/haproxy-h2-$bp.cfg"
 		echo "haproxy -db -f $work/haproxy-h2-$bp.cfg" ;;
@@ -179,8 +180,11 @@ start_proxy() { # config backend_port
 	local cmd
 	cmd=$(proxy_cmd "$1" "$2")
 	CMD[$1]=$cmd
+	local cpu=$CPU_PROXY
+	# Two workers get both CPUs (shared with the load generator): the scaling figure.
+	[ "$1" = gg-w2 ] && [ -n "$cpu" ] && cpu="taskset -c 0,1"
 	# shellcheck disable=SC2086
-	$CPU_PROXY $cmd >>"$work/proxy-$1.log" 2>&1 &
+	$cpu $cmd >>"$work/proxy-$1.log" 2>&1 &
 	PROXY_PID=$!
 	pids+=("$PROXY_PID")
 	if ! wait_port "$P_PROXY" 10 "$PROXY_PID"; then
@@ -226,6 +230,7 @@ start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 		BACKEND_PORT=$P_GREETER
 		$CPU_LOAD "$B/greeter_cpp/greeter_server" "$BACKEND_PORT" >"$work/greeter.log" 2>&1 &
 		;;
+	*) return 1 ;;
 	esac
 	BACKEND_PID=$!
 	pids+=("$BACKEND_PID")
