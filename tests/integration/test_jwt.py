@@ -152,7 +152,8 @@ authorization:
         admin = free_port(26300, 26399)
         sc = Proc([sidecar_bin, "run", "--listen", "127.0.0.1:%d" % port,
                    "--upstream", "127.0.0.1:%d" % app_port, "--admin", "127.0.0.1:%d" % admin,
-                   "--policy", policy_path, "--log-level", "debug"])
+                   "--policy", policy_path, "--log-level", "debug",
+                   "--upstream-connect-timeout", "%ds" % int(5 * timeout_scale())])
         sc.wait_event("listening")
         chan = grpc.insecure_channel("127.0.0.1:%d" % port)
         grpc.channel_ready_future(chan).result(timeout=10 * timeout_scale())
