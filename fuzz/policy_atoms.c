@@ -48,8 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(&v4.sin_addr, c.addr, 4);
 			memcpy(&v6.sin6_addr, c.addr, 16);
 			/* The block's own base address is inside it. */
-			if (!policy_cidr_contains(&c, c.family == AF_INET ? (const struct sockaddr *)&v4
-									   : (const struct sockaddr *)&v6))
+			if (!policy_cidr_contains(&c, c.family == AF_INET
+							  ? (const struct sockaddr *)&v4
+							  : (const struct sockaddr *)&v6))
 				abort();
 		}
 		break;

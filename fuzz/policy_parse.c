@@ -22,19 +22,20 @@ static double fixed_draw(void *ctx)
 
 static void evaluate_all(const struct policy *p)
 {
-	static const char *const methods[] = {"/helloworld.Greeter/SayHello", "/grpc.health.v1.Health/Check",
-					      "/admin.Ops/Drop", "", "*"};
+	static const char *const methods[] = {"/helloworld.Greeter/SayHello",
+					      "/grpc.health.v1.Health/Check", "/admin.Ops/Drop", "",
+					      "*"};
 	struct policy_header hdrs[] = {
-		{"x-tenant", 8, "blue", 4}, {"x-chaos", 7, "on", 2}, {"x-env", 5, "prod", 4},
-		{"authorization", 13, "Bearer x", 8}, {"x-tenant", 8, "", 0},
+	    {"x-tenant", 8, "blue", 4},		  {"x-chaos", 7, "on", 2}, {"x-env", 5, "prod", 4},
+	    {"authorization", 13, "Bearer x", 8}, {"x-tenant", 8, "", 0},
 	};
 	struct sockaddr_in v4 = {.sin_family = AF_INET};
 	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
 	struct policy_labels *labels = NULL;
 	struct policy_diag diag;
-	json_t *claims = json_pack("{s:s, s:[s,s], s:{s:[s]}, s:s, s:i}", "sub", "alice", "groups",
-				   "admins", "dev", "realm_access", "roles", "ops", "aud", "greeter",
-				   "exp", 1);
+	json_t *claims =
+	    json_pack("{s:s, s:[s,s], s:{s:[s]}, s:s, s:i}", "sub", "alice", "groups", "admins",
+		      "dev", "realm_access", "roles", "ops", "aud", "greeter", "exp", 1);
 	const char *labels_text = "app=\"server\"\ntier=\"backend\"\n";
 	unsigned draws = 0;
 
@@ -45,22 +46,23 @@ static void evaluate_all(const struct policy *p)
 	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
 		for (int variant = 0; variant < 4; variant++) {
 			struct policy_request req = {
-				.method = methods[m],
-				.method_len = strlen(methods[m]),
-				.headers = hdrs,
-				.nheaders = variant == 0 ? 0 : sizeof(hdrs) / sizeof(hdrs[0]),
-				.peer = variant == 1	 ? (const struct sockaddr *)&v4
-					: variant == 2 ? (const struct sockaddr *)&v6
-						       : NULL,
-				.labels = variant >= 2 ? labels : NULL,
-				.principal = variant == 3 ? "https://issuer.example.com/alice" : NULL,
-				.claims = variant == 3 ? claims : NULL,
+			    .method = methods[m],
+			    .method_len = strlen(methods[m]),
+			    .headers = hdrs,
+			    .nheaders = variant == 0 ? 0 : sizeof(hdrs) / sizeof(hdrs[0]),
+			    .peer = variant == 1   ? (const struct sockaddr *)&v4
+				    : variant == 2 ? (const struct sockaddr *)&v6
+						   : NULL,
+			    .labels = variant >= 2 ? labels : NULL,
+			    .principal = variant == 3 ? "https://issuer.example.com/alice" : NULL,
+			    .claims = variant == 3 ? claims : NULL,
 			};
 			struct policy_decision d;
 			policy_evaluate(p, &req, variant == 1 ? NULL : fixed_draw, &draws, &d);
 			if (!d.allowed && (d.fault_name || d.delay_ms || d.abort))
 				abort(); /* faults only apply to allowed RPCs */
-			if (d.abort && (d.abort_grpc_status < 1 || d.abort_grpc_status > 16 || !d.abort_message))
+			if (d.abort && (d.abort_grpc_status < 1 || d.abort_grpc_status > 16 ||
+					!d.abort_message))
 				abort();
 		}
 	}

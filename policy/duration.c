@@ -36,7 +36,8 @@ int policy_parse_duration(const char *s, size_t len, uint64_t *out_ms)
 		if (i < len && s[i] == '.') {
 			i++;
 			while (i < len && s[i] >= '0' && s[i] <= '9') {
-				/* Microseconds are the finest unit, so 9 fraction digits suffice. */
+				/* Microseconds are the finest unit, so 9 fraction digits suffice.
+				 */
 				if (frac_div < 1000000000) {
 					frac = frac * 10 + (uint64_t)(s[i] - '0');
 					frac_div *= 10;

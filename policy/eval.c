@@ -36,7 +36,8 @@ static bool selector_applies(const struct selector *sel, const struct policy_lab
 		return false;
 	for (size_t i = 0; i < sel->nlabels; i++) {
 		size_t vlen = 0;
-		const char *v = labels_get_n(labels, sel->labels[i].key, sel->labels[i].key_len, &vlen);
+		const char *v =
+		    labels_get_n(labels, sel->labels[i].key, sel->labels[i].key_len, &vlen);
 		if (!v || vlen != sel->labels[i].value_len ||
 		    memcmp(v, sel->labels[i].value, vlen) != 0)
 			return false;
@@ -121,9 +122,8 @@ static void acc_json(struct values_acc *acc, const struct condition *c, const js
 	} else if (json_is_array(j)) {
 		size_t i;
 		const json_t *e;
-		json_array_foreach(j, i, e)
-			if (json_is_string(e))
-				acc_value(acc, c, json_string_value(e), json_string_length(e));
+		json_array_foreach(j, i, e) if (json_is_string(e))
+		    acc_value(acc, c, json_string_value(e), json_string_length(e));
 	}
 }
 
@@ -135,8 +135,10 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 	case COND_HEADER:
 		for (size_t i = 0; i < req->nheaders; i++) {
 			const struct policy_header *h = &req->headers[i];
-			if (h->name_len == c->header_len && memcmp(h->name, c->header, h->name_len) == 0)
-				acc_value(&acc, c, h->value ? h->value : "", h->value ? h->value_len : 0);
+			if (h->name_len == c->header_len &&
+			    memcmp(h->name, c->header, h->name_len) == 0)
+				acc_value(&acc, c, h->value ? h->value : "",
+					  h->value ? h->value_len : 0);
 		}
 		break;
 	case COND_PRINCIPAL:
@@ -217,9 +219,10 @@ static bool fault_matches(const struct fault *f, const struct policy_request *re
 		bool hit = false;
 		for (size_t j = 0; j < req->nheaders && !hit; j++) {
 			const struct policy_header *h = &req->headers[j];
-			hit = h->name_len == want->key_len && h->value_len == want->value_len &&
-			      memcmp(h->name, want->key, h->name_len) == 0 &&
-			      (h->value_len == 0 || memcmp(h->value, want->value, h->value_len) == 0);
+			hit =
+			    h->name_len == want->key_len && h->value_len == want->value_len &&
+			    memcmp(h->name, want->key, h->name_len) == 0 &&
+			    (h->value_len == 0 || memcmp(h->value, want->value, h->value_len) == 0);
 		}
 		if (!hit)
 			return false;
@@ -237,8 +240,8 @@ static bool draw(double percent, policy_rand_fn rnd, void *ctx)
 	return (rnd ? rnd(ctx) : 0.0) < percent;
 }
 
-void policy_evaluate(const struct policy *p, const struct policy_request *req,
-		     policy_rand_fn rnd, void *rnd_ctx, struct policy_decision *out)
+void policy_evaluate(const struct policy *p, const struct policy_request *req, policy_rand_fn rnd,
+		     void *rnd_ctx, struct policy_decision *out)
 {
 	bool health, denied = false, allow_applies = false;
 	const char *allow_match = NULL;

@@ -78,7 +78,7 @@ struct kv {
 };
 
 struct selector {
-	bool present;     /* `selector` given: then matchLabels must all be on the pod */
+	bool present; /* `selector` given: then matchLabels must all be on the pod */
 	struct kv *labels;
 	size_t nlabels;
 };
@@ -87,7 +87,7 @@ struct fault {
 	const char *name;
 	struct selector sel;
 	struct pmatch_list methods; /* absent: every method except health */
-	struct kv *headers;         /* lowercase names, exact values */
+	struct kv *headers;	    /* lowercase names, exact values */
 	size_t nheaders;
 	bool has_delay;
 	uint64_t delay_ms;
@@ -113,9 +113,9 @@ struct operation {
 enum cond_kind { COND_HEADER, COND_CLAIM, COND_AUDIENCES, COND_PRINCIPAL };
 struct condition {
 	enum cond_kind kind;
-	bool by_key;            /* written as `key:` (else `header:`) */
-	const char *key_text;   /* as written */
-	const char *header;     /* COND_HEADER: lowercase name */
+	bool by_key;	      /* written as `key:` (else `header:`) */
+	const char *key_text; /* as written */
+	const char *header;   /* COND_HEADER: lowercase name */
 	size_t header_len;
 	const char **claim_path; /* COND_CLAIM: ["a", "b"] for claims[a][b] */
 	size_t nclaim_path;

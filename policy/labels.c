@@ -18,8 +18,8 @@ struct policy_labels {
 	size_t n;
 };
 
-static int labels_fail(struct policy_diag *diag, unsigned line, unsigned col, const char *fmt,
-		       ...) __attribute__((format(printf, 4, 5)));
+static int labels_fail(struct policy_diag *diag, unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int labels_fail(struct policy_diag *diag, unsigned line, unsigned col, const char *fmt, ...)
 {
 	va_list ap;
@@ -79,12 +79,24 @@ static long unquote(const char *s, size_t len, char *dst, size_t *bad)
 		char e = s[i + 1];
 		i += 2;
 		switch (e) {
-		case 'n': dst[o++] = '\n'; break;
-		case 't': dst[o++] = '\t'; break;
-		case 'r': dst[o++] = '\r'; break;
-		case '\\': dst[o++] = '\\'; break;
-		case '"': dst[o++] = '"'; break;
-		case '\'': dst[o++] = '\''; break;
+		case 'n':
+			dst[o++] = '\n';
+			break;
+		case 't':
+			dst[o++] = '\t';
+			break;
+		case 'r':
+			dst[o++] = '\r';
+			break;
+		case '\\':
+			dst[o++] = '\\';
+			break;
+		case '"':
+			dst[o++] = '"';
+			break;
+		case '\'':
+			dst[o++] = '\'';
+			break;
 		case 'x': {
 			int hi = i + 1 < len - 1 ? hexval(s[i]) : -1;
 			int lo = hi >= 0 ? hexval(s[i + 1]) : -1;
@@ -167,7 +179,8 @@ int policy_labels_parse(const char *buf, size_t len, struct policy_labels **out,
 			long vlen = unquote(eq + 1, n - klen - 1, val, &bad);
 			if (vlen < 0) {
 				rc = labels_fail(diag, line, (unsigned)(klen + 2 + bad),
-						 "value of \"%.*s\" is not a quoted string (expected key=\"value\")",
+						 "value of \"%.*s\" is not a quoted string "
+						 "(expected key=\"value\")",
 						 (int)(klen > 200 ? 200 : klen), s);
 				goto out;
 			}

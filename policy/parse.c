@@ -36,7 +36,7 @@ struct pctx {
 /* ---- diagnostics and the field path --------------------------------------------- */
 
 static int fail(struct pctx *c, const struct ynode *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct pctx *c, const struct ynode *n, const char *fmt, ...)
 {
 	char msg[768];
@@ -58,8 +58,8 @@ static int nomem(struct pctx *c)
 static size_t push_key(struct pctx *c, const char *key)
 {
 	size_t saved = c->plen;
-	int n = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s",
-			 c->plen ? "." : "", key);
+	int n =
+	    snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", key);
 	if (n > 0)
 		c->plen = c->plen + (size_t)n < sizeof(c->path) ? c->plen + (size_t)n
 								: sizeof(c->path) - 1;
@@ -122,23 +122,25 @@ static const char *istio_hint(const char *key)
 	static const struct {
 		const char *key, *hint;
 	} hints[] = {
-		{"source", "write the source's fields directly: from: [{ipBlocks: [...]}]"},
-		{"operation", "write the operation's fields directly: to: [{methods: [...]}]"},
-		{"paths", "grpcguard matches gRPC methods with \"methods\", e.g. methods: [\"/pkg.Svc/*\"]"},
-		{"notPaths", "use \"notMethods\""},
-		{"principals", "there are no mTLS identities without a mesh; use requestPrincipals (JWT)"},
-		{"notPrincipals", "use notRequestPrincipals (JWT)"},
-		{"namespaces", "there are no mTLS identities without a mesh; use ipBlocks"},
-		{"notNamespaces", "use notIpBlocks"},
-		{"remoteIpBlocks", "use ipBlocks (the sidecar sees the peer address directly)"},
-		{"notRemoteIpBlocks", "use notIpBlocks"},
-		{"httpStatus", "gRPC faults abort with grpcStatus, e.g. grpcStatus: UNAVAILABLE"},
-		{"fixedDelay", "use fixed, e.g. delay: {fixed: 2s}"},
-		{"percentage", "use percent: a number from 0 to 100"},
-		{"jwksUri", "grpcguard does not fetch keys: mount the JWKS and use jwksFile"},
-		{"fromParams", "gRPC carries tokens in metadata: use fromHeaders"},
-		{"spec", "a policy file has no spec: put faults/authorization at the top level"},
-		{"metadata", "a policy file has no metadata: name each entry with name:"},
+	    {"source", "write the source's fields directly: from: [{ipBlocks: [...]}]"},
+	    {"operation", "write the operation's fields directly: to: [{methods: [...]}]"},
+	    {"paths",
+	     "grpcguard matches gRPC methods with \"methods\", e.g. methods: [\"/pkg.Svc/*\"]"},
+	    {"notPaths", "use \"notMethods\""},
+	    {"principals",
+	     "there are no mTLS identities without a mesh; use requestPrincipals (JWT)"},
+	    {"notPrincipals", "use notRequestPrincipals (JWT)"},
+	    {"namespaces", "there are no mTLS identities without a mesh; use ipBlocks"},
+	    {"notNamespaces", "use notIpBlocks"},
+	    {"remoteIpBlocks", "use ipBlocks (the sidecar sees the peer address directly)"},
+	    {"notRemoteIpBlocks", "use notIpBlocks"},
+	    {"httpStatus", "gRPC faults abort with grpcStatus, e.g. grpcStatus: UNAVAILABLE"},
+	    {"fixedDelay", "use fixed, e.g. delay: {fixed: 2s}"},
+	    {"percentage", "use percent: a number from 0 to 100"},
+	    {"jwksUri", "grpcguard does not fetch keys: mount the JWKS and use jwksFile"},
+	    {"fromParams", "gRPC carries tokens in metadata: use fromHeaders"},
+	    {"spec", "a policy file has no spec: put faults/authorization at the top level"},
+	    {"metadata", "a policy file has no metadata: name each entry with name:"},
 	};
 	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
 		if (strcmp(key, hints[i].key) == 0)
@@ -168,7 +170,8 @@ static int map_fields(struct pctx *c, const struct ynode *n, const char *what,
 		char buf[96];
 
 		if (key->type != YN_SCALAR)
-			return fail(c, key, "a key must be a plain name, found %s", ynode_type_name(key));
+			return fail(c, key, "a key must be a plain name, found %s",
+				    ynode_type_name(key));
 		for (i = 0; i < nkeys; i++)
 			if (strcmp(key->val, keys[i]) == 0)
 				break;
@@ -183,19 +186,22 @@ static int map_fields(struct pctx *c, const struct ynode *n, const char *what,
 					best = keys[j];
 				}
 				size_t used = strlen(list);
-				snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "", keys[j]);
+				snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "",
+					 keys[j]);
 			}
 			if (hint)
-				return fail(c, key, "unknown key %s (%s)", shown(key, buf, sizeof(buf)), hint);
+				return fail(c, key, "unknown key %s (%s)",
+					    shown(key, buf, sizeof(buf)), hint);
 			if (best)
-				return fail(c, key, "unknown key %s (did you mean \"%s\"? known keys: %s)",
+				return fail(c, key,
+					    "unknown key %s (did you mean \"%s\"? known keys: %s)",
 					    shown(key, buf, sizeof(buf)), best, list);
-			return fail(c, key, "unknown key %s (known keys: %s)", shown(key, buf, sizeof(buf)),
-				    list);
+			return fail(c, key, "unknown key %s (known keys: %s)",
+				    shown(key, buf, sizeof(buf)), list);
 		}
 		if (seen[i])
-			return fail(c, key, "duplicate key \"%s\" (first given at line %u)", keys[i],
-				    seen[i]->line);
+			return fail(c, key, "duplicate key \"%s\" (first given at line %u)",
+				    keys[i], seen[i]->line);
 		seen[i] = key;
 		vals[i] = ynode_is_null(n->kids[k + 1]) ? NULL : n->kids[k + 1];
 	}
@@ -253,7 +259,8 @@ static int get_percent(struct pctx *c, const struct ynode *n, double *out)
 		ok = errno == 0 && end == n->val + n->len && isfinite(v);
 	}
 	if (!ok)
-		return fail(c, n, "%s is not a percentage (use a number from 0 to 100, e.g. 50 or 12.5)",
+		return fail(c, n,
+			    "%s is not a percentage (use a number from 0 to 100, e.g. 50 or 12.5)",
 			    shown(n, buf, sizeof(buf)));
 	if (v > 100)
 		return fail(c, n, "%s is over 100 (use a number from 0 to 100)",
@@ -309,14 +316,16 @@ static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind
 		const char *star = memchr(s, '*', len);
 		if (star && star != s && star != s + len - 1)
 			return fail(c, item,
-				    "%s: a '*' only works alone, at the start or at the end (e.g. \"/pkg.Svc/*\")",
+				    "%s: a '*' only works alone, at the start or at the end (e.g. "
+				    "\"/pkg.Svc/*\")",
 				    shown(item, buf, sizeof(buf)));
 		if (len > 1 && s[0] == '*' && s[len - 1] == '*')
 			return fail(c, item, "%s: use a '*' at the start or at the end, not both",
 				    shown(item, buf, sizeof(buf)));
 		if (kind == PAT_METHOD && s[0] != '/' && s[0] != '*')
 			return fail(c, item,
-				    "%s is not a gRPC method (use \"/package.Service/Method\", \"/package.Service/*\" or \"*\")",
+				    "%s is not a gRPC method (use \"/package.Service/Method\", "
+				    "\"/package.Service/*\" or \"*\")",
 				    shown(item, buf, sizeof(buf)));
 		pmatch_init(&out->v[i], s, len);
 		pop(c, saved);
@@ -344,7 +353,8 @@ static int get_cidrs(struct pctx *c, const struct ynode *n, struct policy_cidr *
 
 		if (item->type != YN_SCALAR || policy_parse_cidr(item->val, &(*out)[i]) != 0)
 			return fail(c, item,
-				    "%s is not an IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)",
+				    "%s is not an IP address or CIDR block (use 10.0.0.0/8, "
+				    "192.168.1.7 or 2001:db8::/32)",
 				    shown(item, buf, sizeof(buf)));
 		rc = get_string(c, item, false, false, &(*texts)[i], NULL);
 		if (rc)
@@ -356,8 +366,8 @@ static int get_cidrs(struct pctx *c, const struct ynode *n, struct policy_cidr *
 }
 
 /* A mapping of user-chosen keys to string values (matchLabels, match.headers). */
-static int get_string_map(struct pctx *c, const struct ynode *n, bool lower_keys,
-			  struct kv **out, size_t *count)
+static int get_string_map(struct pctx *c, const struct ynode *n, bool lower_keys, struct kv **out,
+			  size_t *count)
 {
 	char buf[96];
 
@@ -376,7 +386,8 @@ static int get_string_map(struct pctx *c, const struct ynode *n, bool lower_keys
 		int rc;
 
 		if (k->type != YN_SCALAR || k->len == 0)
-			return fail(c, k, "a key must be a non-empty name, found %s", shown(k, buf, sizeof(buf)));
+			return fail(c, k, "a key must be a non-empty name, found %s",
+				    shown(k, buf, sizeof(buf)));
 		size_t saved = push_key(c, k->val);
 		for (size_t j = 0; j < i; j++) {
 			const struct ynode *pk = n->kids[2 * j];
@@ -384,7 +395,8 @@ static int get_string_map(struct pctx *c, const struct ynode *n, bool lower_keys
 				    (lower_keys ? strncasecmp(pk->val, k->val, k->len) == 0
 						: memcmp(pk->val, k->val, k->len) == 0);
 			if (same)
-				return fail(c, k, "duplicate key (first given at line %u)", pk->line);
+				return fail(c, k, "duplicate key (first given at line %u)",
+					    pk->line);
 		}
 		if (v->type != YN_SCALAR)
 			return fail(c, v, "expected a string value, found %s (quote it: \"...\")",
@@ -480,11 +492,14 @@ static int parse_abort(struct pctx *c, const struct ynode *n, struct fault *f)
 	int code = v[0]->type == YN_SCALAR ? policy_grpc_status_parse(v[0]->val) : -1;
 	if (code < 0)
 		return fail(c, v[0],
-			    "%s is not a gRPC status (use a name like UNAVAILABLE or a number from 1 to 16)",
+			    "%s is not a gRPC status (use a name like UNAVAILABLE or a number from "
+			    "1 to 16)",
 			    shown(v[0], buf, sizeof(buf)));
 	if (code == 0)
-		return fail(c, v[0], "%s is success, not an abort (use a status from 1 to 16, e.g. UNAVAILABLE)",
-			    shown(v[0], buf, sizeof(buf)));
+		return fail(
+		    c, v[0],
+		    "%s is success, not an abort (use a status from 1 to 16, e.g. UNAVAILABLE)",
+		    shown(v[0], buf, sizeof(buf)));
 	f->abort_status = code;
 	pop(c, saved);
 	f->abort_message = "fault filter abort";
@@ -584,7 +599,8 @@ static int parse_fault(struct pctx *c, const struct ynode *n, size_t idx, struct
 	}
 	if (!f->has_delay && !f->has_abort)
 		return fail(c, n,
-			    "neither delay nor abort given (add delay: {fixed: 1s} or abort: {grpcStatus: UNAVAILABLE})");
+			    "neither delay nor abort given (add delay: {fixed: 1s} or abort: "
+			    "{grpcStatus: UNAVAILABLE})");
 	return 0;
 }
 
@@ -601,7 +617,9 @@ static int parse_source(struct pctx *c, const struct ynode *n, struct source *s)
 	if (rc)
 		return rc;
 	if (!v[0] && !v[1] && !v[2] && !v[3])
-		return fail(c, n, "an empty source (give ipBlocks, notIpBlocks, requestPrincipals or notRequestPrincipals, or drop it)");
+		return fail(c, n,
+			    "an empty source (give ipBlocks, notIpBlocks, requestPrincipals or "
+			    "notRequestPrincipals, or drop it)");
 	if (v[0]) {
 		saved = push_key(c, keys[0]);
 		rc = get_cidrs(c, v[0], &s->ip_blocks, &s->ip_texts, &s->nip_blocks);
@@ -690,7 +708,9 @@ static int parse_claim_path(struct pctx *c, const struct ynode *kn, const char *
 	cond->kind = COND_CLAIM;
 	return 0;
 bad:
-	return fail(c, kn, "%s is not a claim reference (use request.auth.claims[NAME] or request.auth.claims[a][b])",
+	return fail(c, kn,
+		    "%s is not a claim reference (use request.auth.claims[NAME] or "
+		    "request.auth.claims[a][b])",
 		    shown(kn, buf, sizeof(buf)));
 }
 
@@ -705,8 +725,10 @@ static int parse_condition(struct pctx *c, const struct ynode *n, struct conditi
 	if (rc)
 		return rc;
 	if (!v[0] == !v[1])
-		return fail(c, n, v[0] ? "give either header or key, not both"
-				       : "missing header or key (e.g. {header: x-tenant, values: [blue]})");
+		return fail(
+		    c, n,
+		    v[0] ? "give either header or key, not both"
+			 : "missing header or key (e.g. {header: x-tenant, values: [blue]})");
 	if (!v[2] && !v[3])
 		return fail(c, n, "missing values or notValues (e.g. values: [\"blue\"])");
 	if (v[0]) {
@@ -732,10 +754,11 @@ static int parse_condition(struct pctx *c, const struct ynode *n, struct conditi
 				return rc;
 		} else if (strncmp(k, HEADERS_PREFIX, strlen(HEADERS_PREFIX)) == 0 &&
 			   klen > strlen(HEADERS_PREFIX) + 1 && k[klen - 1] == ']' &&
-			   !memchr(k + strlen(HEADERS_PREFIX), ']', klen - strlen(HEADERS_PREFIX) - 1)) {
+			   !memchr(k + strlen(HEADERS_PREFIX), ']',
+				   klen - strlen(HEADERS_PREFIX) - 1)) {
 			cond->header_len = klen - strlen(HEADERS_PREFIX) - 1;
-			cond->header = arena_strndup(c->a, k + strlen(HEADERS_PREFIX),
-						     cond->header_len, true);
+			cond->header =
+			    arena_strndup(c->a, k + strlen(HEADERS_PREFIX), cond->header_len, true);
 			if (!cond->header)
 				return nomem(c);
 			cond->kind = COND_HEADER;
@@ -745,7 +768,9 @@ static int parse_condition(struct pctx *c, const struct ynode *n, struct conditi
 			cond->kind = COND_PRINCIPAL;
 		} else {
 			return fail(c, kn,
-				    "%s is not a supported key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal or request.auth.audiences)",
+				    "%s is not a supported key (use request.headers[NAME], "
+				    "request.auth.claims[NAME], request.auth.principal or "
+				    "request.auth.audiences)",
 				    shown(kn, buf, sizeof(buf)));
 		}
 		pop(c, saved);
@@ -823,8 +848,8 @@ static int parse_rule(struct pctx *c, const struct ynode *n, void *elem)
 	if (v[1] && (rc = parse_list(c, v[1], "to", "operations", sizeof(*r->to), operation_fn,
 				     (void **)&r->to, &r->nto)) != 0)
 		return rc;
-	if (v[2] && (rc = parse_list(c, v[2], "when", "conditions", sizeof(*r->when),
-				     condition_fn, (void **)&r->when, &r->nwhen)) != 0)
+	if (v[2] && (rc = parse_list(c, v[2], "when", "conditions", sizeof(*r->when), condition_fn,
+				     (void **)&r->when, &r->nwhen)) != 0)
 		return rc;
 	return 0;
 }
@@ -866,7 +891,9 @@ static int parse_authz(struct pctx *c, const struct ynode *n, size_t idx, struct
 		else if (!strcmp(a, "AUDIT"))
 			z->action = POLICY_ACTION_AUDIT;
 		else if (!strcmp(a, "CUSTOM"))
-			return fail(c, v[2], "\"CUSTOM\" (external authorizers) is not supported (use ALLOW, DENY or AUDIT)");
+			return fail(c, v[2],
+				    "\"CUSTOM\" (external authorizers) is not supported (use "
+				    "ALLOW, DENY or AUDIT)");
 		else
 			return fail(c, v[2], "%s is not an action (use ALLOW, DENY or AUDIT)",
 				    shown(v[2], buf, sizeof(buf)));
@@ -891,7 +918,8 @@ static int parse_jwt_header(struct pctx *c, const struct ynode *n, void *elem)
 	if (rc)
 		return rc;
 	if (!v[0])
-		return fail(c, n, "missing \"name\" (e.g. {name: authorization, prefix: \"Bearer \"})");
+		return fail(c, n,
+			    "missing \"name\" (e.g. {name: authorization, prefix: \"Bearer \"})");
 	saved = push_key(c, "name");
 	rc = get_string(c, v[0], false, true, &h->name, NULL);
 	if (rc)
@@ -910,8 +938,8 @@ static int parse_jwt_header(struct pctx *c, const struct ynode *n, void *elem)
 
 static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_authn *an)
 {
-	static const char *const keys[] = {"issuer", "audiences", "jwksFile", "jwks",
-					   "fromHeaders", "forwardOriginalToken"};
+	static const char *const keys[] = {"issuer", "audiences",   "jwksFile",
+					   "jwks",   "fromHeaders", "forwardOriginalToken"};
 	const struct ynode *v[6];
 	size_t saved;
 	int rc = map_fields(c, n, "a requestAuthentication entry", keys, 6, v);
@@ -930,7 +958,8 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 		rc = expect_list(c, v[1], "audiences", true);
 		if (rc)
 			return rc;
-		const char **auds = arena_alloc(c->a, (v[1]->nkids ? v[1]->nkids : 1) * sizeof(*auds));
+		const char **auds =
+		    arena_alloc(c->a, (v[1]->nkids ? v[1]->nkids : 1) * sizeof(*auds));
 		if (!auds)
 			return nomem(c);
 		for (size_t i = 0; i < v[1]->nkids; i++) {
@@ -947,7 +976,8 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 	if (!v[2] == !v[3])
 		return fail(c, v[2] ? v[3] : n,
 			    v[2] ? "give either jwksFile or jwks, not both"
-				 : "missing jwksFile or jwks (e.g. jwksFile: /etc/grpcguard/jwks/jwks.json)");
+				 : "missing jwksFile or jwks (e.g. jwksFile: "
+				   "/etc/grpcguard/jwks/jwks.json)");
 	if (v[2]) {
 		saved = push_key(c, "jwksFile");
 		rc = get_string(c, v[2], false, false, &an->jwks_file, NULL);
@@ -965,7 +995,8 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 		bool ok = doc && json_is_array(json_object_get(doc, "keys"));
 		json_decref(doc);
 		if (!ok)
-			return fail(c, v[3], "not a JWKS: expected a JSON object with a \"keys\" list (%s)",
+			return fail(c, v[3],
+				    "not a JWKS: expected a JSON object with a \"keys\" list (%s)",
 				    doc ? "no \"keys\" list" : jerr.text);
 		pop(c, saved);
 	}
@@ -977,7 +1008,9 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 			return rc;
 		if (an->nfrom_headers == 0) {
 			saved = push_key(c, "fromHeaders");
-			rc = fail(c, v[4], "an empty list: no token could ever be found (remove the key for the default authorization: Bearer)");
+			rc = fail(c, v[4],
+				  "an empty list: no token could ever be found (remove the key for "
+				  "the default authorization: Bearer)");
 			return rc;
 		}
 		an->from_headers = hs;
@@ -1015,7 +1048,8 @@ static int check_unique_names(struct pctx *c, const struct ynode *list, const ch
 				size_t saved = push_key(c, key);
 				push_index(c, i);
 				int rc = fail(c, list->kids[i],
-					      "duplicate name \"%s\" (also %s[%zu]; names label metrics, make them unique)",
+					      "duplicate name \"%s\" (also %s[%zu]; names label "
+					      "metrics, make them unique)",
 					      names[i], key, j);
 				pop(c, saved);
 				return rc;
@@ -1037,7 +1071,8 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 		return 0;
 	if (root->type != YN_MAP)
 		return fail(c, root,
-			    "expected a policy (a mapping with apiVersion, kind, faults, authorization, requestAuthentication), found %s",
+			    "expected a policy (a mapping with apiVersion, kind, faults, "
+			    "authorization, requestAuthentication), found %s",
 			    ynode_type_name(root));
 	rc = map_fields(c, root, "a policy", keys, 5, v);
 	if (rc)
@@ -1045,7 +1080,8 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 	if (v[0]) {
 		size_t saved = push_key(c, "apiVersion");
 		if (v[0]->type != YN_SCALAR || strcmp(v[0]->val, API_VERSION) != 0)
-			return fail(c, v[0], "%s is not supported (use apiVersion: " API_VERSION ")",
+			return fail(c, v[0],
+				    "%s is not supported (use apiVersion: " API_VERSION ")",
 				    shown(v[0], buf, sizeof(buf)));
 		pop(c, saved);
 	}
@@ -1061,7 +1097,8 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 		size_t saved = push_key(c, "faults");
 		if ((rc = expect_list(c, v[2], "fault entries", true)) != 0)
 			return rc;
-		if (v[2]->nkids && !(p->faults = arena_alloc(c->a, v[2]->nkids * sizeof(*p->faults))))
+		if (v[2]->nkids &&
+		    !(p->faults = arena_alloc(c->a, v[2]->nkids * sizeof(*p->faults))))
 			return nomem(c);
 		for (size_t i = 0; i < v[2]->nkids; i++) {
 			size_t s2 = push_index(c, i);
@@ -1174,7 +1211,8 @@ int policy_parse_file(const char *path, struct policy **out, struct policy_diag 
 		return diag_set(diag, POLICY_ERR_IO, "policy", 0, 0, NULL, "no file name");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		rc = diag_set(diag, POLICY_ERR_IO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
+		rc = diag_set(diag, POLICY_ERR_IO, path, 0, 0, NULL, "cannot open: %s",
+			      strerror(errno));
 		goto out;
 	}
 	/* Read up to one byte past the limit, whatever stat says (ConfigMap files are

@@ -7,11 +7,23 @@
 #include "policy/internal.h"
 
 static const char *const status_names[] = {
-	"OK",		     "CANCELLED",	"UNKNOWN",	"INVALID_ARGUMENT",
-	"DEADLINE_EXCEEDED", "NOT_FOUND",	"ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	"UNIMPLEMENTED",     "INTERNAL",	"UNAVAILABLE",	"DATA_LOSS",
-	"UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 };
 #define NSTATUS ((int)(sizeof(status_names) / sizeof(status_names[0])))
 

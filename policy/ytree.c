@@ -85,7 +85,8 @@ static int frame_push_kid(struct frame *f, struct ynode *kid)
 }
 
 /* Line and column (1-based) of byte `offset`, for reader errors that carry no mark. */
-static void offset_to_mark(const char *buf, size_t len, size_t offset, unsigned *line, unsigned *col)
+static void offset_to_mark(const char *buf, size_t len, size_t offset, unsigned *line,
+			   unsigned *col)
 {
 	*line = 1;
 	*col = 1;
@@ -119,7 +120,8 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 
 		if (!yaml_parser_parse(&parser, &ev)) {
 			if (parser.error == YAML_MEMORY_ERROR) {
-				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL, "out of memory");
+				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL,
+					      "out of memory");
 			} else if (parser.error == YAML_READER_ERROR) {
 				offset_to_mark(buf, len, parser.problem_offset, &line, &col);
 				rc = diag_set(diag, POLICY_ERR_SYNTAX, name, line, col, NULL,
@@ -142,7 +144,8 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 		case YAML_DOCUMENT_START_EVENT:
 			if (++docs > 1) {
 				rc = diag_set(diag, POLICY_ERR_SYNTAX, name, line, col, NULL,
-					      "a second YAML document; a policy file holds one (remove the \"---\")");
+					      "a second YAML document; a policy file holds one "
+					      "(remove the \"---\")");
 				yaml_event_delete(&ev);
 				goto out;
 			}
@@ -159,20 +162,22 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 		case YAML_SCALAR_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT: {
-			const yaml_char_t *anchor = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor
-						    : ev.type == YAML_SEQUENCE_START_EVENT
-							    ? ev.data.sequence_start.anchor
-							    : ev.data.mapping_start.anchor;
+			const yaml_char_t *anchor =
+			    ev.type == YAML_SCALAR_EVENT	   ? ev.data.scalar.anchor
+			    : ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
+								   : ev.data.mapping_start.anchor;
 			if (anchor) {
-				rc = diag_set(diag, POLICY_ERR_SCHEMA, name, line, col, NULL,
-					      "YAML anchors (&%s) are not supported; write the value out",
-					      (const char *)anchor);
+				rc = diag_set(
+				    diag, POLICY_ERR_SCHEMA, name, line, col, NULL,
+				    "YAML anchors (&%s) are not supported; write the value out",
+				    (const char *)anchor);
 				yaml_event_delete(&ev);
 				goto out;
 			}
 			node = arena_alloc(&t->arena, sizeof(*node));
 			if (!node) {
-				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL, "out of memory");
+				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL,
+					      "out of memory");
 				yaml_event_delete(&ev);
 				goto out;
 			}
@@ -183,13 +188,14 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 				node->type = YN_SCALAR;
 				node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 				if (memchr(ev.data.scalar.value, '\0', n)) {
-					rc = diag_set(diag, POLICY_ERR_SCHEMA, name, line, col, NULL,
-						      "a NUL character in a string is not allowed");
+					rc =
+					    diag_set(diag, POLICY_ERR_SCHEMA, name, line, col, NULL,
+						     "a NUL character in a string is not allowed");
 					yaml_event_delete(&ev);
 					goto out;
 				}
-				node->val = arena_strndup(&t->arena, (const char *)ev.data.scalar.value,
-							  n, false);
+				node->val = arena_strndup(
+				    &t->arena, (const char *)ev.data.scalar.value, n, false);
 				node->len = n;
 				if (!node->val) {
 					rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL,
@@ -201,7 +207,8 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 				node->type = ev.type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP;
 			}
 			if (depth > 0 && frame_push_kid(&stack[depth - 1], node) != 0) {
-				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL, "out of memory");
+				rc = diag_set(diag, POLICY_ERR_NOMEM, name, 0, 0, NULL,
+					      "out of memory");
 				yaml_event_delete(&ev);
 				goto out;
 			}
@@ -209,8 +216,9 @@ int ytree_load(struct ytree *t, const char *name, const char *buf, size_t len,
 				t->root = node;
 			if (node->type != YN_SCALAR) {
 				if (depth == YTREE_MAX_DEPTH) {
-					rc = diag_set(diag, POLICY_ERR_SCHEMA, name, line, col, NULL,
-						      "nested deeper than %d levels", YTREE_MAX_DEPTH);
+					rc = diag_set(diag, POLICY_ERR_SCHEMA, name, line, col,
+						      NULL, "nested deeper than %d levels",
+						      YTREE_MAX_DEPTH);
 					yaml_event_delete(&ev);
 					goto out;
 				}

@@ -20,8 +20,8 @@ struct ynode {
 	unsigned line, col; /* 1-based */
 	const char *val;    /* scalar text, NUL-terminated, no embedded NUL */
 	size_t len;
-	bool plain;           /* an unquoted scalar (so `null`, `~` and empty mean null) */
-	struct ynode **kids;  /* sequence items, or map key, value, key, value... */
+	bool plain;	     /* an unquoted scalar (so `null`, `~` and empty mean null) */
+	struct ynode **kids; /* sequence items, or map key, value, key, value... */
 	size_t nkids;
 };
 

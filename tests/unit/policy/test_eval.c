@@ -125,8 +125,9 @@ END_TEST
 START_TEST(test_only_deny_policies)
 {
 	/* No ALLOW policy: what no DENY matches is allowed, with no deciding policy. */
-	struct policy *p = load("authorization:\n"
-				"  - {name: d, action: DENY, rules: [{to: [{methods: ['/a.B/*']}]}]}\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - {name: d, action: DENY, rules: [{to: [{methods: ['/a.B/*']}]}]}\n");
 	struct req q;
 	req_init(&q, SAY);
 	struct policy_decision d = eval(p, &q);
@@ -140,9 +141,10 @@ END_TEST
 
 START_TEST(test_allow_none_match)
 {
-	struct policy *p = load("authorization:\n"
-				"  - {name: a1, rules: [{to: [{methods: ['/a.B/C']}]}]}\n"
-				"  - {name: a2, action: ALLOW, rules: [{to: [{methods: ['/a.B/D']}]}]}\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - {name: a1, rules: [{to: [{methods: ['/a.B/C']}]}]}\n"
+		 "  - {name: a2, action: ALLOW, rules: [{to: [{methods: ['/a.B/D']}]}]}\n");
 	struct req q;
 	req_init(&q, SAY);
 	struct policy_decision d = eval(p, &q);
@@ -177,10 +179,11 @@ END_TEST
 
 START_TEST(test_audit)
 {
-	struct policy *p = load("authorization:\n"
-				"  - {name: audit-none, action: AUDIT, rules: [{to: [{methods: ['/x.Y/Z']}]}]}\n"
-				"  - {name: audit-say, action: AUDIT, rules: [{to: [{methods: ['" SAY "']}]}]}\n"
-				"  - {name: audit-all, action: AUDIT, rules: [{}]}\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - {name: audit-none, action: AUDIT, rules: [{to: [{methods: ['/x.Y/Z']}]}]}\n"
+		 "  - {name: audit-say, action: AUDIT, rules: [{to: [{methods: ['" SAY "']}]}]}\n"
+		 "  - {name: audit-all, action: AUDIT, rules: [{}]}\n");
 	struct req q;
 	req_init(&q, SAY);
 	struct policy_decision d = eval(p, &q);
@@ -254,8 +257,9 @@ END_TEST
 START_TEST(test_selector_empty_matchlabels)
 {
 	/* An empty matchLabels selects every pod, like Istio's empty selector. */
-	struct policy *p = load("authorization:\n"
-				"  - {name: d, action: DENY, selector: {matchLabels: {}}, rules: [{}]}\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - {name: d, action: DENY, selector: {matchLabels: {}}, rules: [{}]}\n");
 	struct req q;
 	req_init(&q, SAY);
 	ck_assert(!allowed(p, &q));
@@ -275,10 +279,14 @@ static bool peer_allowed(const struct policy *p, const char *ip)
 
 START_TEST(test_cidr_v4_edges)
 {
-	struct policy *all = load("authorization: [{rules: [{from: [{ipBlocks: [0.0.0.0/0]}]}]}]\n");
-	struct policy *one = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3/32]}]}]}]\n");
-	struct policy *bare = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3]}]}]}]\n");
-	struct policy *odd = load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.128/25]}]}]}]\n");
+	struct policy *all =
+	    load("authorization: [{rules: [{from: [{ipBlocks: [0.0.0.0/0]}]}]}]\n");
+	struct policy *one =
+	    load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3/32]}]}]}]\n");
+	struct policy *bare =
+	    load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.3]}]}]}]\n");
+	struct policy *odd =
+	    load("authorization: [{rules: [{from: [{ipBlocks: [10.1.2.128/25]}]}]}]\n");
 
 	ck_assert(peer_allowed(all, "1.2.3.4"));
 	ck_assert(peer_allowed(all, "255.255.255.255"));
@@ -303,9 +311,12 @@ END_TEST
 START_TEST(test_cidr_v6_edges)
 {
 	struct policy *all = load("authorization: [{rules: [{from: [{ipBlocks: ['::/0']}]}]}]\n");
-	struct policy *one = load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::1/128']}]}]}]\n");
-	struct policy *net = load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::/32']}]}]}]\n");
-	struct policy *mapped = load("authorization: [{rules: [{from: [{ipBlocks: ['::ffff:10.0.0.0/104']}]}]}]\n");
+	struct policy *one =
+	    load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::1/128']}]}]}]\n");
+	struct policy *net =
+	    load("authorization: [{rules: [{from: [{ipBlocks: ['2001:db8::/32']}]}]}]\n");
+	struct policy *mapped =
+	    load("authorization: [{rules: [{from: [{ipBlocks: ['::ffff:10.0.0.0/104']}]}]}]\n");
 
 	ck_assert(peer_allowed(all, "2001:db8::1"));
 	ck_assert(peer_allowed(all, "::1"));
@@ -328,10 +339,12 @@ END_TEST
 START_TEST(test_not_ip_blocks)
 {
 	/* The DESIGN example's source: 10/8 except 10.0.9/24. */
-	struct policy *p = load("authorization:\n"
-				"  - rules: [{from: [{ipBlocks: [10.0.0.0/8], notIpBlocks: [10.0.9.0/24]}]}]\n");
-	struct policy *only_not = load("authorization:\n"
-				       "  - rules: [{from: [{notIpBlocks: ['192.168.0.0/16', 'fd00::/8']}]}]\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - rules: [{from: [{ipBlocks: [10.0.0.0/8], notIpBlocks: [10.0.9.0/24]}]}]\n");
+	struct policy *only_not =
+	    load("authorization:\n"
+		 "  - rules: [{from: [{notIpBlocks: ['192.168.0.0/16', 'fd00::/8']}]}]\n");
 	ck_assert(peer_allowed(p, "10.0.8.1"));
 	ck_assert(!peer_allowed(p, "10.0.9.1"));
 	ck_assert(!peer_allowed(p, "11.0.0.1"));
@@ -346,8 +359,9 @@ END_TEST
 
 START_TEST(test_from_list_is_or)
 {
-	struct policy *p = load("authorization:\n"
-				"  - rules: [{from: [{ipBlocks: [10.0.0.0/8]}, {ipBlocks: [192.168.0.0/16]}]}]\n");
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - rules: [{from: [{ipBlocks: [10.0.0.0/8]}, {ipBlocks: [192.168.0.0/16]}]}]\n");
 	ck_assert(peer_allowed(p, "10.1.1.1"));
 	ck_assert(peer_allowed(p, "192.168.1.1"));
 	ck_assert(!peer_allowed(p, "172.16.0.1"));
@@ -360,9 +374,12 @@ START_TEST(test_principals)
 	struct policy *p = load("authorization:\n"
 				"  - name: a\n"
 				"    rules:\n"
-				"      - from: [{requestPrincipals: ['https://i.example/alice', 'https://j.example/*', '*/bob']}]\n");
-	struct policy *any = load("authorization: [{rules: [{from: [{requestPrincipals: ['*']}]}]}]\n");
-	struct policy *notp = load("authorization: [{action: DENY, rules: [{from: [{notRequestPrincipals: ['https://i.example/*']}]}]}]\n");
+				"      - from: [{requestPrincipals: ['https://i.example/alice', "
+				"'https://j.example/*', '*/bob']}]\n");
+	struct policy *any =
+	    load("authorization: [{rules: [{from: [{requestPrincipals: ['*']}]}]}]\n");
+	struct policy *notp = load("authorization: [{action: DENY, rules: [{from: "
+				   "[{notRequestPrincipals: ['https://i.example/*']}]}]}]\n");
 	struct req q;
 	req_init(&q, SAY);
 
@@ -396,17 +413,22 @@ START_TEST(test_method_patterns)
 				"  - rules:\n"
 				"      - to: [{methods: ['/a.B/Exact', '/c.D/*', '*Suffix']}]\n");
 	struct policy *star = load("authorization: [{rules: [{to: [{methods: ['*']}]}]}]\n");
-	struct policy *notm = load("authorization: [{rules: [{to: [{methods: ['/c.D/*'], notMethods: ['/c.D/Admin']}]}]}]\n");
+	struct policy *notm = load("authorization: [{rules: [{to: [{methods: ['/c.D/*'], "
+				   "notMethods: ['/c.D/Admin']}]}]}]\n");
 	struct req q;
 	static const struct {
 		const char *m;
 		bool p, star, notm;
 	} t[] = {
-		{"/a.B/Exact", true, true, false},   {"/a.B/Exactly", false, true, false},
-		{"/a.B/Exac", false, true, false},   {"/c.D/Any", true, true, true},
-		{"/c.D/", true, true, true},	     {"/c.DD/Any", false, true, false},
-		{"/x.Y/MySuffix", true, true, false}, {"/c.D/Admin", true, true, false},
-		{"", false, true, false},
+	    {"/a.B/Exact", true, true, false},
+	    {"/a.B/Exactly", false, true, false},
+	    {"/a.B/Exac", false, true, false},
+	    {"/c.D/Any", true, true, true},
+	    {"/c.D/", true, true, true},
+	    {"/c.DD/Any", false, true, false},
+	    {"/x.Y/MySuffix", true, true, false},
+	    {"/c.D/Admin", true, true, false},
+	    {"", false, true, false},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		req_init(&q, t[i].m);
@@ -426,7 +448,8 @@ START_TEST(test_rule_is_and_of_from_to_when)
 				"  - rules:\n"
 				"      - from: [{ipBlocks: [10.0.0.0/8]}]\n"
 				"        to: [{methods: ['/helloworld.Greeter/*']}]\n"
-				"        when: [{header: x-tenant, values: [blue, green]}, {header: x-env, values: [prod]}]\n");
+				"        when: [{header: x-tenant, values: [blue, green]}, "
+				"{header: x-env, values: [prod]}]\n");
 	struct req q;
 	req_init(&q, SAY);
 	req_peer(&q, "10.0.0.1");
@@ -449,9 +472,12 @@ END_TEST
 /* ---- conditions ------------------------------------------------------------------------ */
 START_TEST(test_header_conditions)
 {
-	struct policy *vals = load("authorization: [{rules: [{when: [{header: X-Tenant, values: [blue, 'gr*', '*ish', ]}]}]}]\n");
-	struct policy *notv = load("authorization: [{rules: [{when: [{header: x-tenant, notValues: [red]}]}]}]\n");
-	struct policy *key = load("authorization: [{rules: [{when: [{key: 'request.headers[X-Tenant]', values: ['*']}]}]}]\n");
+	struct policy *vals = load("authorization: [{rules: [{when: [{header: X-Tenant, values: "
+				   "[blue, 'gr*', '*ish', ]}]}]}]\n");
+	struct policy *notv =
+	    load("authorization: [{rules: [{when: [{header: x-tenant, notValues: [red]}]}]}]\n");
+	struct policy *key = load("authorization: [{rules: [{when: [{key: "
+				  "'request.headers[X-Tenant]', values: ['*']}]}]}]\n");
 	struct req q;
 
 	req_init(&q, SAY);
@@ -484,7 +510,8 @@ END_TEST
 
 START_TEST(test_values_and_not_values)
 {
-	struct policy *p = load("authorization: [{rules: [{when: [{header: x-t, values: ['b*'], notValues: [bad]}]}]}]\n");
+	struct policy *p = load("authorization: [{rules: [{when: [{header: x-t, values: ['b*'], "
+				"notValues: [bad]}]}]}]\n");
 	struct req q;
 	req_init(&q, SAY);
 	req_header(&q, "x-t", "blue");
@@ -498,13 +525,19 @@ END_TEST
 
 START_TEST(test_claims)
 {
-	struct policy *grp = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[groups]', values: [admins]}]}]}]\n");
-	struct policy *nested = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[realm][role]', values: ['oper*']}]}]}]\n");
-	struct policy *notg = load("authorization: [{rules: [{when: [{key: 'request.auth.claims[groups]', notValues: [banned]}]}]}]\n");
-	struct policy *aud = load("authorization: [{rules: [{when: [{key: request.auth.audiences, values: [greeter]}]}]}]\n");
-	struct policy *princ = load("authorization: [{rules: [{when: [{key: request.auth.principal, values: ['https://i/*']}]}]}]\n");
-	json_t *c1 = json_pack("{s:[s,s], s:{s:s}, s:s}", "groups", "dev", "admins", "realm", "role",
-			       "operator", "aud", "greeter");
+	struct policy *grp = load("authorization: [{rules: [{when: [{key: "
+				  "'request.auth.claims[groups]', values: [admins]}]}]}]\n");
+	struct policy *nested =
+	    load("authorization: [{rules: [{when: [{key: 'request.auth.claims[realm][role]', "
+		 "values: ['oper*']}]}]}]\n");
+	struct policy *notg = load("authorization: [{rules: [{when: [{key: "
+				   "'request.auth.claims[groups]', notValues: [banned]}]}]}]\n");
+	struct policy *aud = load("authorization: [{rules: [{when: [{key: request.auth.audiences, "
+				  "values: [greeter]}]}]}]\n");
+	struct policy *princ = load("authorization: [{rules: [{when: [{key: "
+				    "request.auth.principal, values: ['https://i/*']}]}]}]\n");
+	json_t *c1 = json_pack("{s:[s,s], s:{s:s}, s:s}", "groups", "dev", "admins", "realm",
+			       "role", "operator", "aud", "greeter");
 	json_t *c2 = json_pack("{s:s, s:[s,s], s:{s:i}}", "groups", "admins", "aud", "x", "greeter",
 			       "realm", "role", 5);
 	json_t *c3 = json_pack("{s:[s,i], s:s}", "groups", "banned", 7, "realm", "flat");
@@ -550,15 +583,16 @@ END_TEST
 
 START_TEST(test_issue10_example)
 {
-	struct policy *p = load("requestAuthentication:\n"
-				"  - issuer: https://issuer.example.com\n"
-				"    jwksFile: /etc/grpcguard/jwks/jwks.json\n"
-				"authorization:\n"
-				"  - name: alice-only\n"
-				"    action: ALLOW\n"
-				"    rules:\n"
-				"      - from: [{requestPrincipals: ['https://issuer.example.com/alice']}]\n"
-				"        when: [{key: 'request.auth.claims[groups]', values: ['admins']}]\n");
+	struct policy *p =
+	    load("requestAuthentication:\n"
+		 "  - issuer: https://issuer.example.com\n"
+		 "    jwksFile: /etc/grpcguard/jwks/jwks.json\n"
+		 "authorization:\n"
+		 "  - name: alice-only\n"
+		 "    action: ALLOW\n"
+		 "    rules:\n"
+		 "      - from: [{requestPrincipals: ['https://issuer.example.com/alice']}]\n"
+		 "        when: [{key: 'request.auth.claims[groups]', values: ['admins']}]\n");
 	json_t *admin = json_pack("{s:[s]}", "groups", "admins");
 	json_t *user = json_pack("{s:[s]}", "groups", "users");
 	struct req q;
@@ -585,13 +619,20 @@ END_TEST
 /* ---- health ----------------------------------------------------------------------------- */
 START_TEST(test_health_exemption)
 {
-	struct policy *allow_nothing = load("authorization: [{name: a, action: ALLOW, rules: [{to: [{methods: ['/x.Y/Z']}]}]}]\n");
-	struct policy *deny_star = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['*']}]}]}]\n");
-	struct policy *deny_from = load("authorization: [{name: d, action: DENY, rules: [{from: [{ipBlocks: [0.0.0.0/0]}]}]}]\n");
+	struct policy *allow_nothing = load(
+	    "authorization: [{name: a, action: ALLOW, rules: [{to: [{methods: ['/x.Y/Z']}]}]}]\n");
+	struct policy *deny_star =
+	    load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['*']}]}]}]\n");
+	struct policy *deny_from = load("authorization: [{name: d, action: DENY, rules: [{from: "
+					"[{ipBlocks: [0.0.0.0/0]}]}]}]\n");
 	struct policy *deny_all = load("authorization: [{name: d, action: DENY, rules: [{}]}]\n");
-	struct policy *deny_exact = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['" HEALTH "']}]}]}]\n");
-	struct policy *deny_prefix = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['/grpc.health.v1.Health/*']}]}]}]\n");
-	struct policy *deny_grpc = load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['/grpc.*']}]}]}]\n");
+	struct policy *deny_exact =
+	    load("authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['" HEALTH
+		 "']}]}]}]\n");
+	struct policy *deny_prefix = load("authorization: [{name: d, action: DENY, rules: [{to: "
+					  "[{methods: ['/grpc.health.v1.Health/*']}]}]}]\n");
+	struct policy *deny_grpc = load(
+	    "authorization: [{name: d, action: DENY, rules: [{to: [{methods: ['/grpc.*']}]}]}]\n");
 	struct req q;
 
 	req_init(&q, HEALTH);
@@ -681,9 +722,11 @@ END_TEST
 
 START_TEST(test_fault_selector)
 {
-	struct policy *p = load("faults:\n"
-				"  - {name: f, selector: {matchLabels: {app: server}}, delay: {fixed: 10s}}\n");
-	struct policy_labels *server = labels("app=\"server\"\n"), *client = labels("app=\"client\"\n");
+	struct policy *p =
+	    load("faults:\n"
+		 "  - {name: f, selector: {matchLabels: {app: server}}, delay: {fixed: 10s}}\n");
+	struct policy_labels *server = labels("app=\"server\"\n"),
+			     *client = labels("app=\"client\"\n");
 	struct req q;
 	req_init(&q, SAY);
 	q.r.labels = server;
@@ -766,9 +809,11 @@ END_TEST
 
 START_TEST(test_fault_health)
 {
-	struct policy *star = load("faults: [{name: f, match: {methods: ['*']}, abort: {grpcStatus: 14}}]\n");
+	struct policy *star =
+	    load("faults: [{name: f, match: {methods: ['*']}, abort: {grpcStatus: 14}}]\n");
 	struct policy *all = load("faults: [{name: f, abort: {grpcStatus: 14}}]\n");
-	struct policy *named = load("faults: [{name: h, match: {methods: ['/grpc.health.v1.Health/*']}, abort: {grpcStatus: 14}}]\n");
+	struct policy *named = load("faults: [{name: h, match: {methods: "
+				    "['/grpc.health.v1.Health/*']}, abort: {grpcStatus: 14}}]\n");
 	struct req q;
 	req_init(&q, HEALTH);
 	ck_assert_ptr_null(eval(star, &q).fault_name);
@@ -791,18 +836,22 @@ static Suite *eval_suite(void)
 		const char *name;
 		const TTest *tests[8];
 	} groups[] = {
-		{"decision_table", {test_no_policies_allow, test_deny_before_allow, test_only_deny_policies,
-				    test_allow_none_match, test_rules_absent_empty_and_match_all, test_audit,
-				    test_audit_with_deny, NULL}},
-		{"selectors", {test_selectors, test_selector_empty_matchlabels, NULL}},
-		{"sources", {test_cidr_v4_edges, test_cidr_v6_edges, test_not_ip_blocks,
-			     test_from_list_is_or, test_principals, NULL}},
-		{"operations", {test_method_patterns, test_rule_is_and_of_from_to_when, NULL}},
-		{"conditions", {test_header_conditions, test_values_and_not_values, test_claims,
-				test_issue10_example, NULL}},
-		{"health", {test_health_exemption, NULL}},
-		{"faults", {test_fault_first_match_wins, test_fault_selector, test_fault_percent_draws,
-			    test_fault_percent_edges, test_fault_not_when_denied, test_fault_health, NULL}},
+	    {"decision_table",
+	     {test_no_policies_allow, test_deny_before_allow, test_only_deny_policies,
+	      test_allow_none_match, test_rules_absent_empty_and_match_all, test_audit,
+	      test_audit_with_deny, NULL}},
+	    {"selectors", {test_selectors, test_selector_empty_matchlabels, NULL}},
+	    {"sources",
+	     {test_cidr_v4_edges, test_cidr_v6_edges, test_not_ip_blocks, test_from_list_is_or,
+	      test_principals, NULL}},
+	    {"operations", {test_method_patterns, test_rule_is_and_of_from_to_when, NULL}},
+	    {"conditions",
+	     {test_header_conditions, test_values_and_not_values, test_claims, test_issue10_example,
+	      NULL}},
+	    {"health", {test_health_exemption, NULL}},
+	    {"faults",
+	     {test_fault_first_match_wins, test_fault_selector, test_fault_percent_draws,
+	      test_fault_percent_edges, test_fault_not_when_denied, test_fault_health, NULL}},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		TCase *tc = tcase_create(groups[g].name);

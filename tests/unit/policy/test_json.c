@@ -53,8 +53,9 @@ START_TEST(test_empty)
 {
 	struct policy *p = policy_new_empty();
 	json_t *got = policy_to_json(p);
-	json_t *want = json_pack("{s:s, s:s, s:[], s:[], s:[]}", "apiVersion", "grpcguard.io/v1",
-				 "kind", "Policy", "faults", "authorization", "requestAuthentication");
+	json_t *want =
+	    json_pack("{s:s, s:s, s:[], s:[], s:[]}", "apiVersion", "grpcguard.io/v1", "kind",
+		      "Policy", "faults", "authorization", "requestAuthentication");
 	ck_assert(json_equal(got, want));
 	json_decref(got);
 	got = policy_to_json(NULL);
@@ -70,14 +71,16 @@ START_TEST(test_durations_and_percents)
 	static const struct {
 		const char *in, *out;
 	} t[] = {{"250ms", "250ms"}, {"1000ms", "1s"}, {"1.5s", "1.5s"}, {"1005ms", "1.005s"},
-		 {"1.25s", "1.25s"}, {"90s", "90s"},	 {"120s", "2m"},   {"1h", "1h"},
+		 {"1.25s", "1.25s"}, {"90s", "90s"},   {"120s", "2m"},	 {"1h", "1h"},
 		 {"0s", "0s"},	     {"1h30m", "90m"}};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		char yaml[256];
-		snprintf(yaml, sizeof(yaml), "faults: [{delay: {fixed: %s, percent: 0.5}}]\n", t[i].in);
+		snprintf(yaml, sizeof(yaml), "faults: [{delay: {fixed: %s, percent: 0.5}}]\n",
+			 t[i].in);
 		struct policy *p = load(yaml);
 		json_t *j = policy_to_json(p);
-		json_t *delay = json_object_get(json_array_get(json_object_get(j, "faults"), 0), "delay");
+		json_t *delay =
+		    json_object_get(json_array_get(json_object_get(j, "faults"), 0), "delay");
 		ck_assert_str_eq(json_string_value(json_object_get(delay, "fixed")), t[i].out);
 		ck_assert(json_is_real(json_object_get(delay, "percent")));
 		ck_assert(json_real_value(json_object_get(delay, "percent")) == 0.5);
@@ -104,7 +107,8 @@ START_TEST(test_round_trip)
 		struct policy_diag diag;
 		if (len < 5 || strcmp(e->d_name + len - 5, ".yaml") != 0)
 			continue;
-		ck_assert_msg(policy_parse_file(data_path(e->d_name), &p, &diag) == 0, "%s", diag.text);
+		ck_assert_msg(policy_parse_file(data_path(e->d_name), &p, &diag) == 0, "%s",
+			      diag.text);
 		json_t *j1 = policy_to_json(p);
 		char *text = json_dumps(j1, JSON_COMPACT);
 		ck_assert_ptr_nonnull(text);

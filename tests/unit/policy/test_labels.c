@@ -44,14 +44,18 @@ END_TEST
 static const struct {
 	const char *text, *diag;
 } bad[] = {
-	{"app", "labels:1:1: expected key=\"value\""},
-	{"a=\"b\"\n=\"x\"", "labels:2:1: expected key=\"value\""},
-	{"app=server", "labels:1:5: value of \"app\" is not a quoted string (expected key=\"value\")"},
-	{"app=\"server", "labels:1:5: value of \"app\" is not a quoted string (expected key=\"value\")"},
-	{"app=\"a\"b\"", "labels:1:7: value of \"app\" is not a quoted string (expected key=\"value\")"},
-	{"app=\"a\\q\"", "labels:1:7: value of \"app\" is not a quoted string (expected key=\"value\")"},
-	{"app=\"\\x4\"", "labels:1:6: value of \"app\" is not a quoted string (expected key=\"value\")"},
-	{"app=\"a\"\napp=\"b\"", "labels:2:1: duplicate label \"app\""},
+    {"app", "labels:1:1: expected key=\"value\""},
+    {"a=\"b\"\n=\"x\"", "labels:2:1: expected key=\"value\""},
+    {"app=server", "labels:1:5: value of \"app\" is not a quoted string (expected key=\"value\")"},
+    {"app=\"server",
+     "labels:1:5: value of \"app\" is not a quoted string (expected key=\"value\")"},
+    {"app=\"a\"b\"",
+     "labels:1:7: value of \"app\" is not a quoted string (expected key=\"value\")"},
+    {"app=\"a\\q\"",
+     "labels:1:7: value of \"app\" is not a quoted string (expected key=\"value\")"},
+    {"app=\"\\x4\"",
+     "labels:1:6: value of \"app\" is not a quoted string (expected key=\"value\")"},
+    {"app=\"a\"\napp=\"b\"", "labels:2:1: duplicate label \"app\""},
 };
 
 START_TEST(test_bad)

@@ -11,20 +11,20 @@ static const struct {
 	const char *pattern, *method;
 	bool match;
 } cases[] = {
-	{"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHello", true},
-	{"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHell", false},
-	{"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHelloX", false},
-	{"/helloworld.Greeter/SayHello", "/helloworld.greeter/SayHello", false}, /* case matters */
-	{"/helloworld.Greeter/*", "/helloworld.Greeter/SayHello", true},
-	{"/helloworld.Greeter/*", "/helloworld.Greeter/", true},
-	{"/helloworld.Greeter/*", "/helloworld.Greeter", false},
-	{"/helloworld.Greeter/*", "/helloworld.GreeterX/SayHello", false},
-	{"*", "/a.B/C", true},
-	{"*", "", true},
-	{"*Hello", "/helloworld.Greeter/SayHello", true},
-	{"*Hello", "/helloworld.Greeter/SayBye", false},
-	{"", "", true},
-	{"", "/a", false},
+    {"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHello", true},
+    {"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHell", false},
+    {"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHelloX", false},
+    {"/helloworld.Greeter/SayHello", "/helloworld.greeter/SayHello", false}, /* case matters */
+    {"/helloworld.Greeter/*", "/helloworld.Greeter/SayHello", true},
+    {"/helloworld.Greeter/*", "/helloworld.Greeter/", true},
+    {"/helloworld.Greeter/*", "/helloworld.Greeter", false},
+    {"/helloworld.Greeter/*", "/helloworld.GreeterX/SayHello", false},
+    {"*", "/a.B/C", true},
+    {"*", "", true},
+    {"*Hello", "/helloworld.Greeter/SayHello", true},
+    {"*Hello", "/helloworld.Greeter/SayBye", false},
+    {"", "", true},
+    {"", "/a", false},
 };
 
 START_TEST(test_patterns)

@@ -36,150 +36,223 @@ static const struct {
 	int rc;
 	const char *text;
 } error_cases[] = {
-	{"not_yaml", "faults: [\n",
-	 -2, "policy.yaml:2:1: not valid YAML: did not find expected node content while parsing a flow node"},
-	{"tab", "faults:\n\t- name: x\n",
-	 -2, "policy.yaml:2:1: not valid YAML: found character that cannot start any token while scanning for the next token"},
-	{"two_docs", "faults: []\n---\nfaults: []\n",
-	 -2, "policy.yaml:2:1: a second YAML document; a policy file holds one (remove the \"---\")"},
-	{"alias", "faults: &f []\nauthorization: *f\n",
-	 -3, "policy.yaml:1:9: YAML anchors (&f) are not supported; write the value out"},
-	{"root_list", "- a\n- b\n",
-	 -3, "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, requestAuthentication), found a list"},
-	{"root_scalar", "hello\n",
-	 -3, "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, requestAuthentication), found a scalar"},
-	{"unknown_top", "apiVersion: grpcguard.io/v1\nkind: Policy\nfault: []\n",
-	 -3, "policy.yaml:3:1: unknown key \"fault\" (did you mean \"faults\"? known keys: apiVersion, kind, faults, authorization, requestAuthentication)"},
-	{"dup_top", "faults: []\nfaults: []\n",
-	 -3, "policy.yaml:2:1: duplicate key \"faults\" (first given at line 1)"},
-	{"bad_api", "apiVersion: v1\nkind: Policy\n",
-	 -3, "policy.yaml:1:13: apiVersion: \"v1\" is not supported (use apiVersion: grpcguard.io/v1)"},
-	{"bad_kind", "apiVersion: grpcguard.io/v1\nkind: AuthorizationPolicy\n",
-	 -3, "policy.yaml:2:7: kind: \"AuthorizationPolicy\" is not supported (use kind: Policy)"},
-	{"faults_map", "faults: {name: x}\n",
-	 -3, "policy.yaml:1:9: faults: expected a list of fault entries, found a mapping"},
-	{"fault_scalar", "faults: [x]\n",
-	 -3, "policy.yaml:1:10: faults[0]: expected a fault entry (a mapping), found a scalar"},
-	{"fault_empty", "faults:\n  - {}\n",
-	 -3, "policy.yaml:2:5: faults[0]: an empty fault entry (give it a delay or an abort)"},
-	{"fault_noaction", "faults:\n  - name: x\n    match: {methods: ['*']}\n",
-	 -3, "policy.yaml:2:5: faults[0]: neither delay nor abort given (add delay: {fixed: 1s} or abort: {grpcStatus: UNAVAILABLE})"},
-	{"fault_name_empty", "faults:\n  - name: ''\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:11: faults[0].name: must not be empty"},
-	{"fault_name_list", "faults:\n  - name: [a]\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:11: faults[0].name: expected a string, found a list"},
-	{"fault_dup_name", "faults:\n  - name: a\n    delay: {fixed: 1s}\n  - name: a\n    delay: {fixed: 2s}\n",
-	 -3, "policy.yaml:4:5: faults[1]: duplicate name \"a\" (also faults[0]; names label metrics, make them unique)"},
-	{"delay_bad", "faults:\n  - delay: {fixed: tenseconds}\n",
-	 -3, "policy.yaml:2:20: faults[0].delay.fixed: \"tenseconds\" is not a duration (use 250ms, 1.5s, 10s)"},
-	{"delay_nounit", "faults:\n  - delay: {fixed: 10}\n",
-	 -3, "policy.yaml:2:20: faults[0].delay.fixed: \"10\" is not a duration (use 250ms, 1.5s, 10s)"},
-	{"delay_missing", "faults:\n  - delay: {percent: 10}\n",
-	 -3, "policy.yaml:2:12: faults[0].delay: missing \"fixed\" (e.g. delay: {fixed: 2s, percent: 50})"},
-	{"delay_fixedDelay", "faults:\n  - delay: {fixedDelay: 1s}\n",
-	 -3, "policy.yaml:2:13: faults[0].delay: unknown key \"fixedDelay\" (use fixed, e.g. delay: {fixed: 2s})"},
-	{"percent_over", "faults:\n  - delay: {fixed: 1s, percent: 100.5}\n",
-	 -3, "policy.yaml:2:33: faults[0].delay.percent: \"100.5\" is over 100 (use a number from 0 to 100)"},
-	{"percent_neg", "faults:\n  - delay: {fixed: 1s, percent: -1}\n",
-	 -3, "policy.yaml:2:33: faults[0].delay.percent: \"-1\" is not a percentage (use a number from 0 to 100, e.g. 50 or 12.5)"},
-	{"percent_pct", "faults:\n  - delay: {fixed: 1s, percent: 50%}\n",
-	 -3, "policy.yaml:2:33: faults[0].delay.percent: \"50%\" is not a percentage (use a number from 0 to 100, e.g. 50 or 12.5)"},
-	{"abort_missing", "faults:\n  - abort: {message: x}\n",
-	 -3, "policy.yaml:2:12: faults[0].abort: missing \"grpcStatus\" (e.g. abort: {grpcStatus: UNAVAILABLE})"},
-	{"abort_bad", "faults:\n  - abort: {grpcStatus: BROKEN}\n",
-	 -3, "policy.yaml:2:25: faults[0].abort.grpcStatus: \"BROKEN\" is not a gRPC status (use a name like UNAVAILABLE or a number from 1 to 16)"},
-	{"abort_17", "faults:\n  - abort: {grpcStatus: 17}\n",
-	 -3, "policy.yaml:2:25: faults[0].abort.grpcStatus: \"17\" is not a gRPC status (use a name like UNAVAILABLE or a number from 1 to 16)"},
-	{"abort_ok", "faults:\n  - abort: {grpcStatus: OK}\n",
-	 -3, "policy.yaml:2:25: faults[0].abort.grpcStatus: \"OK\" is success, not an abort (use a status from 1 to 16, e.g. UNAVAILABLE)"},
-	{"abort_http", "faults:\n  - abort: {httpStatus: 503}\n",
-	 -3, "policy.yaml:2:13: faults[0].abort: unknown key \"httpStatus\" (gRPC faults abort with grpcStatus, e.g. grpcStatus: UNAVAILABLE)"},
-	{"abort_msg_map", "faults:\n  - abort: {grpcStatus: 14, message: {a: b}}\n",
-	 -3, "policy.yaml:2:38: faults[0].abort.message: expected a string, found a mapping"},
-	{"method_noslash", "faults:\n  - match: {methods: [helloworld.Greeter/SayHello]}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:23: faults[0].match.methods[0]: \"helloworld.Greeter/SayHello\" is not a gRPC method (use \"/package.Service/Method\", \"/package.Service/*\" or \"*\")"},
-	{"method_midstar", "faults:\n  - match: {methods: ['/a.*/B']}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:23: faults[0].match.methods[0]: \"/a.*/B\": a '*' only works alone, at the start or at the end (e.g. \"/pkg.Svc/*\")"},
-	{"method_empty_list", "faults:\n  - match: {methods: []}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:22: faults[0].match.methods: an empty list matches nothing (remove the key, or list methods)"},
-	{"method_scalar", "faults:\n  - match: {methods: '/a.B/C'}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:22: faults[0].match.methods: expected a list of methods, found a scalar"},
-	{"headers_list", "faults:\n  - match: {headers: [x-a]}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:22: faults[0].match.headers: expected a mapping of names to strings, found a list"},
-	{"headers_dup", "faults:\n  - match: {headers: {X-A: '1', x-a: '2'}}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:33: faults[0].match.headers.x-a: duplicate key (first given at line 2)"},
-	{"headers_val_list", "faults:\n  - match: {headers: {x-a: [1]}}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:28: faults[0].match.headers.x-a: expected a string value, found a list (quote it: \"...\")"},
-	{"selector_unknown", "faults:\n  - selector: {app: server}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:16: faults[0].selector: unknown key \"app\" (known keys: matchLabels)"},
-	{"selector_labels_list", "faults:\n  - selector: {matchLabels: [app]}\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:29: faults[0].selector.matchLabels: expected a mapping of names to strings, found a list"},
-	{"authz_action", "authorization:\n  - name: a\n    action: allow\n",
-	 -3, "policy.yaml:3:13: authorization[0].action: \"allow\" is not an action (use ALLOW, DENY or AUDIT)"},
-	{"authz_custom", "authorization:\n  - name: a\n    action: CUSTOM\n",
-	 -3, "policy.yaml:3:13: authorization[0].action: \"CUSTOM\" (external authorizers) is not supported (use ALLOW, DENY or AUDIT)"},
-	{"authz_dup", "authorization:\n  - name: a\n  - name: a\n",
-	 -3, "policy.yaml:3:5: authorization[1]: duplicate name \"a\" (also authorization[0]; names label metrics, make them unique)"},
-	{"rules_map", "authorization:\n  - name: a\n    rules: {from: []}\n",
-	 -3, "policy.yaml:3:12: authorization[0].rules: expected a list of rules, found a mapping"},
-	{"rule_unknown", "authorization:\n  - name: a\n    rules: [{form: []}]\n",
-	 -3, "policy.yaml:3:14: authorization[0].rules[0]: unknown key \"form\" (did you mean \"from\"? known keys: from, to, when)"},
-	{"from_empty_src", "authorization:\n  - name: a\n    rules: [{from: [{}]}]\n",
-	 -3, "policy.yaml:3:21: authorization[0].rules[0].from[0]: an empty source (give ipBlocks, notIpBlocks, requestPrincipals or notRequestPrincipals, or drop it)"},
-	{"cidr_bad", "authorization:\n  - rules:\n      - from: [{ipBlocks: [10.0.0.0/33]}]\n",
-	 -3, "policy.yaml:3:28: authorization[0].rules[0].from[0].ipBlocks[0]: \"10.0.0.0/33\" is not an IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
-	{"cidr_v6_bad", "authorization:\n  - rules:\n      - from: [{notIpBlocks: ['2001:db8::/129']}]\n",
-	 -3, "policy.yaml:3:31: authorization[0].rules[0].from[0].notIpBlocks[0]: \"2001:db8::/129\" is not an IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
-	{"cidr_empty", "authorization:\n  - rules:\n      - from: [{ipBlocks: []}]\n",
-	 -3, "policy.yaml:3:27: authorization[0].rules[0].from[0].ipBlocks: an empty list matches nothing (remove the key, or list CIDR blocks)"},
-	{"principals_paths", "authorization:\n  - rules:\n      - to: [{paths: [/a.B/C]}]\n",
-	 -3, "policy.yaml:3:15: authorization[0].rules[0].to[0]: unknown key \"paths\" (grpcguard matches gRPC methods with \"methods\", e.g. methods: [\"/pkg.Svc/*\"])"},
-	{"to_empty", "authorization:\n  - rules:\n      - to: [{}]\n",
-	 -3, "policy.yaml:3:14: authorization[0].rules[0].to[0]: an empty operation (give methods or notMethods, or drop it)"},
-	{"when_nokey", "authorization:\n  - rules:\n      - when: [{values: [a]}]\n",
-	 -3, "policy.yaml:3:16: authorization[0].rules[0].when[0]: missing header or key (e.g. {header: x-tenant, values: [blue]})"},
-	{"when_both", "authorization:\n  - rules:\n      - when: [{header: a, key: request.auth.principal, values: [a]}]\n",
-	 -3, "policy.yaml:3:16: authorization[0].rules[0].when[0]: give either header or key, not both"},
-	{"when_novalues", "authorization:\n  - rules:\n      - when: [{header: x-a}]\n",
-	 -3, "policy.yaml:3:16: authorization[0].rules[0].when[0]: missing values or notValues (e.g. values: [\"blue\"])"},
-	{"when_badkey", "authorization:\n  - rules:\n      - when: [{key: source.ip, values: [a]}]\n",
-	 -3, "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"source.ip\" is not a supported key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal or request.auth.audiences)"},
-	{"when_badclaim", "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[]', values: [a]}]\n",
-	 -3, "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"request.auth.claims[]\" is not a claim reference (use request.auth.claims[NAME] or request.auth.claims[a][b])"},
-	{"when_badclaim2", "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[a]x', values: [a]}]\n",
-	 -3, "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"request.auth.claims[a]x\" is not a claim reference (use request.auth.claims[NAME] or request.auth.claims[a][b])"},
-	{"value_bothstar", "authorization:\n  - rules:\n      - when: [{header: x, values: ['*a*']}]\n",
-	 -3, "policy.yaml:3:37: authorization[0].rules[0].when[0].values[0]: \"*a*\": use a '*' at the start or at the end, not both"},
-	{"authn_noissuer", "requestAuthentication:\n  - jwksFile: /x\n",
-	 -3, "policy.yaml:2:5: requestAuthentication[0]: missing \"issuer\" (e.g. issuer: https://issuer.example.com)"},
-	{"authn_nojwks", "requestAuthentication:\n  - issuer: i\n",
-	 -3, "policy.yaml:2:5: requestAuthentication[0]: missing jwksFile or jwks (e.g. jwksFile: /etc/grpcguard/jwks/jwks.json)"},
-	{"authn_bothjwks", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    jwks: '{}'\n",
-	 -3, "policy.yaml:4:11: requestAuthentication[0]: give either jwksFile or jwks, not both"},
-	{"authn_badjwks", "requestAuthentication:\n  - issuer: i\n    jwks: '{\"keys\": 1}'\n",
-	 -3, "policy.yaml:3:11: requestAuthentication[0].jwks: not a JWKS: expected a JSON object with a \"keys\" list (no \"keys\" list)"},
-	{"authn_notjson", "requestAuthentication:\n  - issuer: i\n    jwks: 'nope'\n",
-	 -3, "policy.yaml:3:11: requestAuthentication[0].jwks: not a JWKS: expected a JSON object with a \"keys\" list ('[' or '{' expected near 'nope')"},
-	{"authn_uri", "requestAuthentication:\n  - issuer: i\n    jwksUri: https://x/jwks\n",
-	 -3, "policy.yaml:3:5: requestAuthentication[0]: unknown key \"jwksUri\" (grpcguard does not fetch keys: mount the JWKS and use jwksFile)"},
-	{"authn_fwd", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    forwardOriginalToken: maybe\n",
-	 -3, "policy.yaml:4:27: requestAuthentication[0].forwardOriginalToken: \"maybe\" is not a boolean (use true or false)"},
-	{"authn_hdr_noname", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    fromHeaders: [{prefix: 'Bearer '}]\n",
-	 -3, "policy.yaml:4:19: requestAuthentication[0].fromHeaders[0]: missing \"name\" (e.g. {name: authorization, prefix: \"Bearer \"})"},
-	{"authn_hdr_empty", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    fromHeaders: []\n",
-	 -3, "policy.yaml:4:18: requestAuthentication[0].fromHeaders: an empty list: no token could ever be found (remove the key for the default authorization: Bearer)"},
-	{"authn_aud_map", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    audiences: {a: b}\n",
-	 -3, "policy.yaml:4:16: requestAuthentication[0].audiences: expected a list of audiences, found a mapping"},
-	{"deep", "faults: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
-	 -3, "policy.yaml:1:72: nested deeper than 64 levels"},
-	{"nul", "faults:\n  - name: \"a\\0b\"\n    delay: {fixed: 1s}\n",
-	 -3, "policy.yaml:2:11: a NUL character in a string is not allowed"},
-	{"badutf8", "faults:\n  - name: \"\xff""\"\n",
-	 -2, "policy.yaml:2:12: not valid YAML: invalid leading UTF-8 octet"},
-	{"alias_only", "faults: *x\n",
-	 -3, "policy.yaml:1:9: YAML aliases (*x) are not supported; write the value out"},
-	{"key_map", "? [a]\n: b\n",
-	 -3, "policy.yaml:1:3: a key must be a plain name, found a list"},
+    {"not_yaml", "faults: [\n", -2,
+     "policy.yaml:2:1: not valid YAML: did not find expected node content while parsing a flow "
+     "node"},
+    {"tab", "faults:\n\t- name: x\n", -2,
+     "policy.yaml:2:1: not valid YAML: found character that cannot start any token while scanning "
+     "for the next token"},
+    {"two_docs", "faults: []\n---\nfaults: []\n", -2,
+     "policy.yaml:2:1: a second YAML document; a policy file holds one (remove the \"---\")"},
+    {"alias", "faults: &f []\nauthorization: *f\n", -3,
+     "policy.yaml:1:9: YAML anchors (&f) are not supported; write the value out"},
+    {"root_list", "- a\n- b\n", -3,
+     "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
+     "requestAuthentication), found a list"},
+    {"root_scalar", "hello\n", -3,
+     "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
+     "requestAuthentication), found a scalar"},
+    {"unknown_top", "apiVersion: grpcguard.io/v1\nkind: Policy\nfault: []\n", -3,
+     "policy.yaml:3:1: unknown key \"fault\" (did you mean \"faults\"? known keys: apiVersion, "
+     "kind, faults, authorization, requestAuthentication)"},
+    {"dup_top", "faults: []\nfaults: []\n", -3,
+     "policy.yaml:2:1: duplicate key \"faults\" (first given at line 1)"},
+    {"bad_api", "apiVersion: v1\nkind: Policy\n", -3,
+     "policy.yaml:1:13: apiVersion: \"v1\" is not supported (use apiVersion: grpcguard.io/v1)"},
+    {"bad_kind", "apiVersion: grpcguard.io/v1\nkind: AuthorizationPolicy\n", -3,
+     "policy.yaml:2:7: kind: \"AuthorizationPolicy\" is not supported (use kind: Policy)"},
+    {"faults_map", "faults: {name: x}\n", -3,
+     "policy.yaml:1:9: faults: expected a list of fault entries, found a mapping"},
+    {"fault_scalar", "faults: [x]\n", -3,
+     "policy.yaml:1:10: faults[0]: expected a fault entry (a mapping), found a scalar"},
+    {"fault_empty", "faults:\n  - {}\n", -3,
+     "policy.yaml:2:5: faults[0]: an empty fault entry (give it a delay or an abort)"},
+    {"fault_noaction", "faults:\n  - name: x\n    match: {methods: ['*']}\n", -3,
+     "policy.yaml:2:5: faults[0]: neither delay nor abort given (add delay: {fixed: 1s} or abort: "
+     "{grpcStatus: UNAVAILABLE})"},
+    {"fault_name_empty", "faults:\n  - name: ''\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:11: faults[0].name: must not be empty"},
+    {"fault_name_list", "faults:\n  - name: [a]\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:11: faults[0].name: expected a string, found a list"},
+    {"fault_dup_name",
+     "faults:\n  - name: a\n    delay: {fixed: 1s}\n  - name: a\n    delay: {fixed: 2s}\n", -3,
+     "policy.yaml:4:5: faults[1]: duplicate name \"a\" (also faults[0]; names label metrics, make "
+     "them unique)"},
+    {"delay_bad", "faults:\n  - delay: {fixed: tenseconds}\n", -3,
+     "policy.yaml:2:20: faults[0].delay.fixed: \"tenseconds\" is not a duration (use 250ms, 1.5s, "
+     "10s)"},
+    {"delay_nounit", "faults:\n  - delay: {fixed: 10}\n", -3,
+     "policy.yaml:2:20: faults[0].delay.fixed: \"10\" is not a duration (use 250ms, 1.5s, 10s)"},
+    {"delay_missing", "faults:\n  - delay: {percent: 10}\n", -3,
+     "policy.yaml:2:12: faults[0].delay: missing \"fixed\" (e.g. delay: {fixed: 2s, percent: 50})"},
+    {"delay_fixedDelay", "faults:\n  - delay: {fixedDelay: 1s}\n", -3,
+     "policy.yaml:2:13: faults[0].delay: unknown key \"fixedDelay\" (use fixed, e.g. delay: "
+     "{fixed: 2s})"},
+    {"percent_over", "faults:\n  - delay: {fixed: 1s, percent: 100.5}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \"100.5\" is over 100 (use a number from 0 to "
+     "100)"},
+    {"percent_neg", "faults:\n  - delay: {fixed: 1s, percent: -1}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \"-1\" is not a percentage (use a number from 0 "
+     "to 100, e.g. 50 or 12.5)"},
+    {"percent_pct", "faults:\n  - delay: {fixed: 1s, percent: 50%}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \"50%\" is not a percentage (use a number from 0 "
+     "to 100, e.g. 50 or 12.5)"},
+    {"abort_missing", "faults:\n  - abort: {message: x}\n", -3,
+     "policy.yaml:2:12: faults[0].abort: missing \"grpcStatus\" (e.g. abort: {grpcStatus: "
+     "UNAVAILABLE})"},
+    {"abort_bad", "faults:\n  - abort: {grpcStatus: BROKEN}\n", -3,
+     "policy.yaml:2:25: faults[0].abort.grpcStatus: \"BROKEN\" is not a gRPC status (use a name "
+     "like UNAVAILABLE or a number from 1 to 16)"},
+    {"abort_17", "faults:\n  - abort: {grpcStatus: 17}\n", -3,
+     "policy.yaml:2:25: faults[0].abort.grpcStatus: \"17\" is not a gRPC status (use a name like "
+     "UNAVAILABLE or a number from 1 to 16)"},
+    {"abort_ok", "faults:\n  - abort: {grpcStatus: OK}\n", -3,
+     "policy.yaml:2:25: faults[0].abort.grpcStatus: \"OK\" is success, not an abort (use a status "
+     "from 1 to 16, e.g. UNAVAILABLE)"},
+    {"abort_http", "faults:\n  - abort: {httpStatus: 503}\n", -3,
+     "policy.yaml:2:13: faults[0].abort: unknown key \"httpStatus\" (gRPC faults abort with "
+     "grpcStatus, e.g. grpcStatus: UNAVAILABLE)"},
+    {"abort_msg_map", "faults:\n  - abort: {grpcStatus: 14, message: {a: b}}\n", -3,
+     "policy.yaml:2:38: faults[0].abort.message: expected a string, found a mapping"},
+    {"method_noslash",
+     "faults:\n  - match: {methods: [helloworld.Greeter/SayHello]}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:23: faults[0].match.methods[0]: \"helloworld.Greeter/SayHello\" is not a gRPC "
+     "method (use \"/package.Service/Method\", \"/package.Service/*\" or \"*\")"},
+    {"method_midstar", "faults:\n  - match: {methods: ['/a.*/B']}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:23: faults[0].match.methods[0]: \"/a.*/B\": a '*' only works alone, at the "
+     "start or at the end (e.g. \"/pkg.Svc/*\")"},
+    {"method_empty_list", "faults:\n  - match: {methods: []}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:22: faults[0].match.methods: an empty list matches nothing (remove the key, or "
+     "list methods)"},
+    {"method_scalar", "faults:\n  - match: {methods: '/a.B/C'}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:22: faults[0].match.methods: expected a list of methods, found a scalar"},
+    {"headers_list", "faults:\n  - match: {headers: [x-a]}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:22: faults[0].match.headers: expected a mapping of names to strings, found a "
+     "list"},
+    {"headers_dup", "faults:\n  - match: {headers: {X-A: '1', x-a: '2'}}\n    delay: {fixed: 1s}\n",
+     -3, "policy.yaml:2:33: faults[0].match.headers.x-a: duplicate key (first given at line 2)"},
+    {"headers_val_list", "faults:\n  - match: {headers: {x-a: [1]}}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:28: faults[0].match.headers.x-a: expected a string value, found a list (quote "
+     "it: \"...\")"},
+    {"selector_unknown", "faults:\n  - selector: {app: server}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:16: faults[0].selector: unknown key \"app\" (known keys: matchLabels)"},
+    {"selector_labels_list",
+     "faults:\n  - selector: {matchLabels: [app]}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:29: faults[0].selector.matchLabels: expected a mapping of names to strings, "
+     "found a list"},
+    {"authz_action", "authorization:\n  - name: a\n    action: allow\n", -3,
+     "policy.yaml:3:13: authorization[0].action: \"allow\" is not an action (use ALLOW, DENY or "
+     "AUDIT)"},
+    {"authz_custom", "authorization:\n  - name: a\n    action: CUSTOM\n", -3,
+     "policy.yaml:3:13: authorization[0].action: \"CUSTOM\" (external authorizers) is not "
+     "supported (use ALLOW, DENY or AUDIT)"},
+    {"authz_dup", "authorization:\n  - name: a\n  - name: a\n", -3,
+     "policy.yaml:3:5: authorization[1]: duplicate name \"a\" (also authorization[0]; names label "
+     "metrics, make them unique)"},
+    {"rules_map", "authorization:\n  - name: a\n    rules: {from: []}\n", -3,
+     "policy.yaml:3:12: authorization[0].rules: expected a list of rules, found a mapping"},
+    {"rule_unknown", "authorization:\n  - name: a\n    rules: [{form: []}]\n", -3,
+     "policy.yaml:3:14: authorization[0].rules[0]: unknown key \"form\" (did you mean \"from\"? "
+     "known keys: from, to, when)"},
+    {"from_empty_src", "authorization:\n  - name: a\n    rules: [{from: [{}]}]\n", -3,
+     "policy.yaml:3:21: authorization[0].rules[0].from[0]: an empty source (give ipBlocks, "
+     "notIpBlocks, requestPrincipals or notRequestPrincipals, or drop it)"},
+    {"cidr_bad", "authorization:\n  - rules:\n      - from: [{ipBlocks: [10.0.0.0/33]}]\n", -3,
+     "policy.yaml:3:28: authorization[0].rules[0].from[0].ipBlocks[0]: \"10.0.0.0/33\" is not an "
+     "IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
+    {"cidr_v6_bad",
+     "authorization:\n  - rules:\n      - from: [{notIpBlocks: ['2001:db8::/129']}]\n", -3,
+     "policy.yaml:3:31: authorization[0].rules[0].from[0].notIpBlocks[0]: \"2001:db8::/129\" is "
+     "not an IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
+    {"cidr_empty", "authorization:\n  - rules:\n      - from: [{ipBlocks: []}]\n", -3,
+     "policy.yaml:3:27: authorization[0].rules[0].from[0].ipBlocks: an empty list matches nothing "
+     "(remove the key, or list CIDR blocks)"},
+    {"principals_paths", "authorization:\n  - rules:\n      - to: [{paths: [/a.B/C]}]\n", -3,
+     "policy.yaml:3:15: authorization[0].rules[0].to[0]: unknown key \"paths\" (grpcguard matches "
+     "gRPC methods with \"methods\", e.g. methods: [\"/pkg.Svc/*\"])"},
+    {"to_empty", "authorization:\n  - rules:\n      - to: [{}]\n", -3,
+     "policy.yaml:3:14: authorization[0].rules[0].to[0]: an empty operation (give methods or "
+     "notMethods, or drop it)"},
+    {"when_nokey", "authorization:\n  - rules:\n      - when: [{values: [a]}]\n", -3,
+     "policy.yaml:3:16: authorization[0].rules[0].when[0]: missing header or key (e.g. {header: "
+     "x-tenant, values: [blue]})"},
+    {"when_both",
+     "authorization:\n  - rules:\n      - when: [{header: a, key: request.auth.principal, values: "
+     "[a]}]\n",
+     -3,
+     "policy.yaml:3:16: authorization[0].rules[0].when[0]: give either header or key, not both"},
+    {"when_novalues", "authorization:\n  - rules:\n      - when: [{header: x-a}]\n", -3,
+     "policy.yaml:3:16: authorization[0].rules[0].when[0]: missing values or notValues (e.g. "
+     "values: [\"blue\"])"},
+    {"when_badkey", "authorization:\n  - rules:\n      - when: [{key: source.ip, values: [a]}]\n",
+     -3,
+     "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"source.ip\" is not a supported "
+     "key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal or "
+     "request.auth.audiences)"},
+    {"when_badclaim",
+     "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[]', values: [a]}]\n",
+     -3,
+     "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"request.auth.claims[]\" is not a "
+     "claim reference (use request.auth.claims[NAME] or request.auth.claims[a][b])"},
+    {"when_badclaim2",
+     "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[a]x', values: [a]}]\n",
+     -3,
+     "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"request.auth.claims[a]x\" is not "
+     "a claim reference (use request.auth.claims[NAME] or request.auth.claims[a][b])"},
+    {"value_bothstar", "authorization:\n  - rules:\n      - when: [{header: x, values: ['*a*']}]\n",
+     -3,
+     "policy.yaml:3:37: authorization[0].rules[0].when[0].values[0]: \"*a*\": use a '*' at the "
+     "start or at the end, not both"},
+    {"authn_noissuer", "requestAuthentication:\n  - jwksFile: /x\n", -3,
+     "policy.yaml:2:5: requestAuthentication[0]: missing \"issuer\" (e.g. issuer: "
+     "https://issuer.example.com)"},
+    {"authn_nojwks", "requestAuthentication:\n  - issuer: i\n", -3,
+     "policy.yaml:2:5: requestAuthentication[0]: missing jwksFile or jwks (e.g. jwksFile: "
+     "/etc/grpcguard/jwks/jwks.json)"},
+    {"authn_bothjwks", "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    jwks: '{}'\n",
+     -3, "policy.yaml:4:11: requestAuthentication[0]: give either jwksFile or jwks, not both"},
+    {"authn_badjwks", "requestAuthentication:\n  - issuer: i\n    jwks: '{\"keys\": 1}'\n", -3,
+     "policy.yaml:3:11: requestAuthentication[0].jwks: not a JWKS: expected a JSON object with a "
+     "\"keys\" list (no \"keys\" list)"},
+    {"authn_notjson", "requestAuthentication:\n  - issuer: i\n    jwks: 'nope'\n", -3,
+     "policy.yaml:3:11: requestAuthentication[0].jwks: not a JWKS: expected a JSON object with a "
+     "\"keys\" list ('[' or '{' expected near 'nope')"},
+    {"authn_uri", "requestAuthentication:\n  - issuer: i\n    jwksUri: https://x/jwks\n", -3,
+     "policy.yaml:3:5: requestAuthentication[0]: unknown key \"jwksUri\" (grpcguard does not fetch "
+     "keys: mount the JWKS and use jwksFile)"},
+    {"authn_fwd",
+     "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    forwardOriginalToken: maybe\n",
+     -3,
+     "policy.yaml:4:27: requestAuthentication[0].forwardOriginalToken: \"maybe\" is not a boolean "
+     "(use true or false)"},
+    {"authn_hdr_noname",
+     "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    fromHeaders: [{prefix: 'Bearer "
+     "'}]\n",
+     -3,
+     "policy.yaml:4:19: requestAuthentication[0].fromHeaders[0]: missing \"name\" (e.g. {name: "
+     "authorization, prefix: \"Bearer \"})"},
+    {"authn_hdr_empty",
+     "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    fromHeaders: []\n", -3,
+     "policy.yaml:4:18: requestAuthentication[0].fromHeaders: an empty list: no token could ever "
+     "be found (remove the key for the default authorization: Bearer)"},
+    {"authn_aud_map",
+     "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    audiences: {a: b}\n", -3,
+     "policy.yaml:4:16: requestAuthentication[0].audiences: expected a list of audiences, found a "
+     "mapping"},
+    {"deep",
+     "faults: "
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]"
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+     -3, "policy.yaml:1:72: nested deeper than 64 levels"},
+    {"nul", "faults:\n  - name: \"a\\0b\"\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:11: a NUL character in a string is not allowed"},
+    {"badutf8",
+     "faults:\n  - name: \"\xff"
+     "\"\n",
+     -2, "policy.yaml:2:12: not valid YAML: invalid leading UTF-8 octet"},
+    {"alias_only", "faults: *x\n", -3,
+     "policy.yaml:1:9: YAML aliases (*x) are not supported; write the value out"},
+    {"key_map", "? [a]\n: b\n", -3, "policy.yaml:1:3: a key must be a plain name, found a list"},
 };
 
 START_TEST(test_errors)
@@ -190,8 +263,8 @@ START_TEST(test_errors)
 	unsigned line = 0, col = 0;
 
 	int rc = policy_parse_buffer("policy.yaml", yaml, strlen(yaml), &p, &d);
-	ck_assert_msg(rc == error_cases[_i].rc, "%s: rc %d, want %d (%s)", error_cases[_i].name,
-		      rc, error_cases[_i].rc, d.text);
+	ck_assert_msg(rc == error_cases[_i].rc, "%s: rc %d, want %d (%s)", error_cases[_i].name, rc,
+		      error_cases[_i].rc, d.text);
 	ck_assert_ptr_null(p);
 	ck_assert_msg(strcmp(d.text, error_cases[_i].text) == 0, "%s:\n got  %s\n want %s",
 		      error_cases[_i].name, d.text, error_cases[_i].text);
@@ -205,8 +278,15 @@ END_TEST
 /* ---- valid documents --------------------------------------------------------------- */
 START_TEST(test_empty_documents)
 {
-	static const char *const docs[] = {"", "\n", "# only a comment\n", "{}", "null\n", "~",
-					   "---\n", "---\n...\n", "faults: []\nauthorization: []\n",
+	static const char *const docs[] = {"",
+					   "\n",
+					   "# only a comment\n",
+					   "{}",
+					   "null\n",
+					   "~",
+					   "---\n",
+					   "---\n...\n",
+					   "faults: []\nauthorization: []\n",
 					   "faults:\nauthorization: null\n"};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		struct policy *p = parse_ok(docs[i]);
@@ -262,14 +342,14 @@ END_TEST
 START_TEST(test_authn_fields)
 {
 	struct policy *p = parse_ok(
-		"requestAuthentication:\n"
-		"  - issuer: https://a.example\n"
-		"    audiences: [greeter, other]\n"
-		"    jwks: '{\"keys\": []}'\n"
-		"    fromHeaders: [{name: X-Token}, {name: Authorization, prefix: 'Bearer '}]\n"
-		"    forwardOriginalToken: false\n"
-		"  - issuer: https://b.example\n"
-		"    jwksFile: /etc/grpcguard/jwks/b.json\n");
+	    "requestAuthentication:\n"
+	    "  - issuer: https://a.example\n"
+	    "    audiences: [greeter, other]\n"
+	    "    jwks: '{\"keys\": []}'\n"
+	    "    fromHeaders: [{name: X-Token}, {name: Authorization, prefix: 'Bearer '}]\n"
+	    "    forwardOriginalToken: false\n"
+	    "  - issuer: https://b.example\n"
+	    "    jwksFile: /etc/grpcguard/jwks/b.json\n");
 	const struct policy_authn *a = policy_authn_get(p, 0), *b = policy_authn_get(p, 1);
 
 	ck_assert_uint_eq(policy_authn_count(p), 2);
@@ -323,7 +403,8 @@ START_TEST(test_file_errors)
 
 	ck_assert_int_eq(policy_parse_file("/nonexistent/policy.yaml", &p, &d), POLICY_ERR_IO);
 	ck_assert_ptr_null(p);
-	ck_assert_str_eq(d.text, "/nonexistent/policy.yaml: cannot open: No such file or directory");
+	ck_assert_str_eq(d.text,
+			 "/nonexistent/policy.yaml: cannot open: No such file or directory");
 	ck_assert_uint_eq(d.line, 0);
 
 	/* A directory opens but cannot be read. */
@@ -342,7 +423,8 @@ START_TEST(test_file_errors)
 	ck_assert_ptr_null(p);
 	ck_assert_int_eq(policy_parse_buffer("big.yaml", big, POLICY_MAX_FILE_BYTES + 1, &p, &d),
 			 POLICY_ERR_TOOBIG);
-	ck_assert_str_eq(d.text, "big.yaml: 1048577 bytes is over the 1048576 byte limit for a policy");
+	ck_assert_str_eq(d.text,
+			 "big.yaml: 1048577 bytes is over the 1048576 byte limit for a policy");
 	/* Exactly at the limit is fine (all comment). */
 	ck_assert_int_eq(policy_parse_buffer("big.yaml", big, POLICY_MAX_FILE_BYTES, &p, &d), 0);
 	policy_unref(p);
@@ -366,16 +448,18 @@ END_TEST
 /* A billion-laughs file is refused at the first anchor, quickly. */
 START_TEST(test_billion_laughs)
 {
-	const char *yaml = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
-			   "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-			   "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
-			   "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
+	const char *yaml =
+	    "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+	    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+	    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+	    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
 	struct policy *p = NULL;
 	struct policy_diag d;
 
 	ck_assert_int_eq(policy_parse_buffer("policy.yaml", yaml, strlen(yaml), &p, &d),
 			 POLICY_ERR_SCHEMA);
-	ck_assert_str_eq(d.text, "policy.yaml:1:4: YAML anchors (&a) are not supported; write the value out");
+	ck_assert_str_eq(
+	    d.text, "policy.yaml:1:4: YAML anchors (&a) are not supported; write the value out");
 }
 END_TEST
 
@@ -386,7 +470,8 @@ static Suite *parse_suite(void)
 
 	tc = tcase_create("errors");
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(error_cases) / sizeof(error_cases[0])));
+	tcase_add_loop_test(tc, test_errors, 0,
+			    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
 	suite_add_tcase(s, tc);
 	tc = tcase_create("empty_documents");
 	tcase_set_timeout(tc, 10);
