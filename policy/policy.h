@@ -7,7 +7,7 @@
  * reloader can swap it while other threads still evaluate the old one.
  *
  * Format: ../shared/DESIGN.md "Policy file", plus `requestAuthentication` and the
- * request-principal / claim conditions of issue 10 (see README.md "Policy format").
+ * request-principal / claim conditions of issue 10; the user reference is docs/policy.md.
  */
 #ifndef GRPCGUARD_POLICY_H
 #define GRPCGUARD_POLICY_H
@@ -50,7 +50,9 @@ struct policy; /* opaque, immutable once parsed */
  * On success returns 0 and stores a new policy (refcount 1) in *out.
  * On failure returns a negative policy_err, fills *diag (if not NULL), leaves *out NULL
  * and leaks nothing. An empty file or a document that is only `{}`/null is a valid empty
- * policy (no faults, everything allowed).
+ * policy (no faults, everything allowed). `apiVersion: grpcguard.io/v1` and `kind: Policy`
+ * are optional but checked when present. Unknown and duplicate keys, YAML anchors and
+ * aliases, and a second document are errors.
  */
 int policy_parse_file(const char *path, struct policy **out, struct policy_diag *diag);
 int policy_parse_buffer(const char *name, const char *buf, size_t len, struct policy **out,
