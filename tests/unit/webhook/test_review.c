@@ -1,0 +1,186 @@
+/*
+ * webhook/review: AdmissionReview decoding and encoding without sockets.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "webhook/review.h"
+
+static struct wh_config cfg;
+
+static void setup(void)
+{
+	unsetenv("POD_NAMESPACE");
+	ck_assert_int_eq(wh_config_init(&cfg), 0);
+}
+
+static void teardown(void)
+{
+	wh_config_cleanup(&cfg);
+}
+
+struct answer {
+	int status;
+	json_t *json; /* the response object of a review, or NULL */
+	char *text;
+	struct wh_review_info info;
+};
+
+static struct answer call(enum wh_route route, const char *body)
+{
+	struct answer a = {0};
+	size_t len = 0;
+	bool is_json = false;
+
+	a.status = wh_review_handle(&cfg, route, body, strlen(body), &a.text, &len, &is_json, &a.info);
+	ck_assert_ptr_nonnull(a.text);
+	ck_assert_uint_eq(strlen(a.text), len);
+	if (is_json) {
+		json_t *root = json_loads(a.text, 0, NULL);
+		ck_assert_ptr_nonnull(root);
+		a.json = json_incref(json_object_get(root, "response"));
+		ck_assert_str_eq(json_string_value(json_object_get(root, "kind")), "AdmissionReview");
+		json_decref(root);
+	}
+	return a;
+}
+
+static void done(struct answer *a)
+{
+	json_decref(a->json);
+	free(a->text);
+}
+
+#define POD_REVIEW(api, op, obj)                                                             \
+	"{\"apiVersion\": \"" api "\", \"kind\": \"AdmissionReview\", \"request\": {\"uid\": "   \
+	"\"u-1\", \"kind\": {\"group\": \"\", \"version\": \"v1\", \"kind\": \"Pod\"}, "          \
+	"\"operation\": \"" op "\", \"namespace\": \"demo\", \"object\": " obj "}}"
+#define POD "{\"metadata\": {\"generateName\": \"web-\"}, \"spec\": {\"containers\": [{\"name\": \"a\"}]}}"
+
+START_TEST(mutate_v1_and_v1beta1)
+{
+	static const char *const bodies[] = {POD_REVIEW("admission.k8s.io/v1", "CREATE", POD),
+					     POD_REVIEW("admission.k8s.io/v1beta1", "CREATE", POD)};
+	for (size_t i = 0; i < 2; i++) {
+		struct answer a = call(WH_ROUTE_MUTATE, bodies[i]);
+		const char *b64;
+		unsigned char patch[65536];
+		int n;
+
+		ck_assert_int_eq(a.status, 200);
+		ck_assert(strstr(a.text, i ? "\"admission.k8s.io/v1beta1\"" : "\"admission.k8s.io/v1\"") != NULL);
+		ck_assert_str_eq(json_string_value(json_object_get(a.json, "uid")), "u-1");
+		ck_assert(json_is_true(json_object_get(a.json, "allowed")));
+		ck_assert_str_eq(json_string_value(json_object_get(a.json, "patchType")), "JSONPatch");
+		b64 = json_string_value(json_object_get(a.json, "patch"));
+		n = EVP_DecodeBlock(patch, (const unsigned char *)b64, (int)strlen(b64));
+		ck_assert_int_gt(n, 0);
+		ck_assert(memcmp(patch, "[{\"op\":\"add\"", 12) == 0);
+		ck_assert_str_eq(a.info.name, "web-*");
+		ck_assert_str_eq(a.info.ns, "demo");
+		ck_assert(a.info.patched && a.info.reviewed);
+		done(&a);
+	}
+}
+END_TEST
+
+START_TEST(operations)
+{
+	struct answer a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "DELETE", "null"));
+	ck_assert_int_eq(a.status, 200);
+	ck_assert(json_is_true(json_object_get(a.json, "allowed")));
+	ck_assert_ptr_null(json_object_get(a.json, "patch"));
+	done(&a);
+	a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "UPDATE", POD));
+	ck_assert(json_is_true(json_object_get(a.json, "allowed")));
+	ck_assert_ptr_null(json_object_get(a.json, "patch"));
+	ck_assert_str_eq(a.info.reason, "update-not-injected");
+	done(&a);
+	a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "CREATE", "null"));
+	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a.json, "status"), "code")), 400);
+	done(&a);
+	a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "PATCH", POD));
+	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
+	done(&a);
+	/* A Pod on /validate is not ours to judge. */
+	a = call(WH_ROUTE_VALIDATE, POD_REVIEW("admission.k8s.io/v1", "CREATE", POD));
+	ck_assert(json_is_true(json_object_get(a.json, "allowed")));
+	done(&a);
+}
+END_TEST
+
+START_TEST(bad_requests)
+{
+	static const struct {
+		const char *body, *needle;
+	} cases[] = {
+		{"", "malformed JSON"},
+		{"{", "malformed JSON"},
+		{"[]", "apiVersion"},
+		{"{\"apiVersion\": \"v1\", \"kind\": \"AdmissionReview\"}", "apiVersion"},
+		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"Pod\"}", "kind must be"},
+		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\"}", "no request"},
+		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", \"request\": {}}", "no uid"},
+		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", \"request\": {\"uid\": 5}}", "no uid"},
+		{"{\"a\": 1, \"a\": 2}", "malformed JSON"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct answer a = call(WH_ROUTE_MUTATE, cases[i].body);
+		ck_assert_msg(a.status == 400, "case %zu: %d", i, a.status);
+		ck_assert_ptr_null(a.json);
+		ck_assert_msg(strstr(a.text, cases[i].needle) != NULL, "case %zu: %s", i, a.text);
+		ck_assert(!a.info.reviewed);
+		done(&a);
+	}
+}
+END_TEST
+
+START_TEST(missing_kind_is_denied)
+{
+	struct answer a = call(WH_ROUTE_VALIDATE,
+			       "{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
+			       "\"request\": {\"uid\": \"x\", \"operation\": \"CREATE\", \"object\": {}}}");
+	ck_assert_int_eq(a.status, 200);
+	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(a.json, "status"), "message")),
+				     "request.kind.kind"));
+	done(&a);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("webhook/review");
+	struct {
+		const char *name;
+		const TTest *fn;
+	} cases[] = {
+		{"mutate_v1_and_v1beta1", mutate_v1_and_v1beta1},
+		{"operations", operations},
+		{"bad_requests", bad_requests},
+		{"missing_kind_is_denied", missing_kind_is_denied},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 10);
+		tcase_add_test(tc, cases[i].fn);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
