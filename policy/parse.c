@@ -251,8 +251,12 @@ static int get_percent(struct pctx *c, const struct ynode *n, double *out)
 	bool ok = n->type == YN_SCALAR && n->len > 0 && n->len < 32;
 	double v = 0;
 
+	/* Decimal only, no sign in front (no "-1", "0x10", "inf", "nan"); an exponent is
+	 * accepted because that is how policy_to_json prints tiny fractions. */
+	if (ok)
+		ok = (n->val[0] >= '0' && n->val[0] <= '9') || n->val[0] == '.';
 	for (size_t i = 0; ok && i < n->len; i++)
-		ok = (n->val[i] >= '0' && n->val[i] <= '9') || n->val[i] == '.';
+		ok = (n->val[i] >= '0' && n->val[i] <= '9') || strchr(".eE+-", n->val[i]);
 	if (ok) {
 		errno = 0;
 		v = strtod(n->val, &end);

@@ -66,6 +66,22 @@ START_TEST(test_empty)
 }
 END_TEST
 
+START_TEST(test_tiny_percent_round_trip)
+{
+	struct policy *p = load("faults: [{abort: {grpcStatus: 14, percent: 0.00001}}]\n");
+	json_t *j = policy_to_json(p);
+	char *text = json_dumps(j, JSON_COMPACT);
+	struct policy *p2 = load(text); /* jansson prints 1.0000000000000001e-05 */
+	json_t *j2 = policy_to_json(p2);
+	ck_assert(json_equal(j, j2));
+	free(text);
+	json_decref(j);
+	json_decref(j2);
+	policy_unref(p);
+	policy_unref(p2);
+}
+END_TEST
+
 START_TEST(test_durations_and_percents)
 {
 	static const struct {
@@ -139,6 +155,7 @@ int main(void)
 	tc = tcase_create("round_trip");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_tiny_percent_round_trip);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

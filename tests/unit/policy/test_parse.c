@@ -97,6 +97,14 @@ static const struct {
     {"percent_pct", "faults:\n  - delay: {fixed: 1s, percent: 50%}\n", -3,
      "policy.yaml:2:33: faults[0].delay.percent: \"50%\" is not a percentage (use a number from 0 "
      "to 100, e.g. 50 or 12.5)"},
+    {"percent_inf", "faults:\n  - delay: {fixed: 1s, percent: .inf}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \".inf\" is not a percentage (use a number from 0 "
+     "to 100, e.g. 50 or 12.5)"},
+    {"percent_hex", "faults:\n  - delay: {fixed: 1s, percent: 0x10}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \"0x10\" is not a percentage (use a number from 0 "
+     "to 100, e.g. 50 or 12.5)"},
+    {"percent_exp_over", "faults:\n  - delay: {fixed: 1s, percent: 1e3}\n", -3,
+     "policy.yaml:2:33: faults[0].delay.percent: \"1e3\" is over 100 (use a number from 0 to 100)"},
     {"abort_missing", "faults:\n  - abort: {message: x}\n", -3,
      "policy.yaml:2:12: faults[0].abort: missing \"grpcStatus\" (e.g. abort: {grpcStatus: "
      "UNAVAILABLE})"},
