@@ -43,6 +43,8 @@ NS_SRV="$TAG-server" NS_CLI="$TAG-client"
 VETH_CLI="ggd$$c" VETH_SRV="ggd$$s"
 W= # work directory
 PIDS=() NETNS=() FAILED=0 CLEANED=0 CLIENT_PID=
+declare -A NAME_OF=()
+started() { PIDS+=("$2"); NAME_OF[$2]=$1; } # started NAME PID
 
 # ---- output -------------------------------------------------------------------------
 if [ -t 1 ]; then B=$'\e[1m' R=$'\e[31m' G=$'\e[32m' N=$'\e[0m'; else B='' R='' G='' N=''; fi
@@ -53,8 +55,7 @@ good() { printf '   %s%s%s\n' "$G" "$*" "$N"; }
 bad() { printf '   %s!! %s%s\n' "$R" "$*" "$N"; FAILED=1; }
 die() {
 	bad "$*"
-	dump_logs
-	exit 1
+	exit 1 # the EXIT trap cleans up and shows the programs' last log lines
 }
 dump_logs() {
 	[ -n "$W" ] && [ -d "$W/logs" ] || return 0
@@ -72,7 +73,7 @@ cleanup() {
 	[ "$CLEANED" = 1 ] && return 0
 	CLEANED=1
 	trap '' INT TERM
-	local pid ns stopped=()
+	local pid ns rc stopped=() statuses=()
 	for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
 	for _ in $(seq 30); do
 		local left=0
@@ -83,7 +84,14 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		alive "$pid" && kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
+		rc=$?
 		stopped+=("$pid")
+		# Our own programs must shut down cleanly on SIGTERM (sanitizer builds exit
+		# non-zero when they find a leak or an error).
+		case "${NAME_OF[$pid]:-}" in webhook | sidecar)
+			statuses+=("${NAME_OF[$pid]} $rc")
+			[ "$rc" = 0 ] || bad "${NAME_OF[$pid]} (pid $pid) exited with status $rc on SIGTERM" ;;
+		esac
 	done
 	for ns in "${NETNS[@]}"; do
 		# Anything still inside a namespace we made was started by us (a child of a child).
@@ -91,6 +99,7 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	ip link del "$VETH_CLI" 2>/dev/null # only exists if setup stopped half way
+	[ "$FAILED" = 1 ] && dump_logs
 	if [ -n "$W" ] && [ -d "$W" ]; then
 		if [ "${DEMO_KEEP:-0}" = 1 ]; then
 			say "kept the work directory $W (DEMO_KEEP=1)"
@@ -99,6 +108,8 @@ cleanup() {
 		fi
 	fi
 	say "stopped pids ${stopped[*]:-none}; deleted netns ${NETNS[*]:-none}; removed ${W:-nothing}"
+	[ ${#statuses[@]} -gt 0 ] && say "exit statuses on SIGTERM: $(printf '%s, ' "${statuses[@]}" | sed 's/, $//')"
+	return 0
 }
 on_signal() {
 	printf '\n'
@@ -170,7 +181,7 @@ openssl verify -CAfile "$W/certs/ca.crt" "$W/certs/tls.crt" >/dev/null 2>&1 &&
 "$BIN/grpcguard-webhook" --listen "127.0.0.1:$WH_PORT" --tls-cert "$W/certs/tls.crt" \
 	--tls-key "$W/certs/tls.key" >"$W/logs/webhook.log" 2>&1 &
 WH_PID=$!
-PIDS+=("$WH_PID")
+started webhook "$WH_PID"
 # curl reaches it by its in-cluster name, as the API server would, and checks the CA.
 CURL=(curl -sS --max-time 5 --cacert "$W/certs/ca.crt" --resolve "$WH_HOST:$WH_PORT:127.0.0.1")
 WH_URL="https://$WH_HOST:$WH_PORT"
@@ -260,7 +271,7 @@ printf '%s' "$EMPTY_POLICY" | write_policy || die "cannot write the policy volum
 "${SRV[@]}" env "$PYTHON" -u "$ROOT/tests/greeter/greeter_server.py" --host 0.0.0.0 --port "$APP_PORT" \
 	--calls-log "$W/calls.log" --name server-pod >"$W/logs/app.log" 2>&1 &
 APP_PID=$!
-PIDS+=("$APP_PID")
+started app "$APP_PID"
 wait_until 15 grep -q listening "$W/logs/app.log" || die "the greeter server did not start"
 say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 
@@ -278,7 +289,7 @@ AS_PROXY=()
 if [ "$(id -u)" = 0 ]; then AS_PROXY=(setpriv --reuid 1337 --regid 1337 --clear-groups); fi
 "${SRV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" >"$W/logs/sidecar.log" 2>&1 &
 SC_PID=$!
-PIDS+=("$SC_PID")
+started sidecar "$SC_PID"
 admin_get() { "${SRV[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>/dev/null; }
 wait_until 10 admin_get /readyz /dev/null || die "the sidecar did not become ready (admin $ADMIN/readyz)"
 say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]}" | sed "s#$W#\$W#g"
@@ -287,7 +298,7 @@ say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 
 "${CLI[@]}" env "$PYTHON" -u "$ROOT/tests/greeter/greeter_client.py" --target "$TARGET" --count 0 \
 	--interval "$INTERVAL" --deadline "$DEADLINE" --name demo >"$W/logs/client.log" 2>&1 &
 CLIENT_PID=$!
-PIDS+=("$CLIENT_PID")
+started client "$CLIENT_PID"
 say "client: SayHello to $TARGET every ${INTERVAL}s, deadline ${DEADLINE}s (pid $CLIENT_PID)"
 
 # count_code CODE FROM_LINE: calls with that result from line FROM_LINE+1 on.
@@ -295,10 +306,10 @@ client_lines() { wc -l <"$W/logs/client.log"; }
 count_code() { tail -n +"$(($2 + 1))" "$W/logs/client.log" | grep -c "^call [0-9]*: $1 " ; }
 enough() { [ "$(count_code "$1" "$2")" -ge 2 ]; }
 app_calls() { [ -f "$W/calls.log" ] && wc -l <"$W/calls.log" || echo 0; }
-# phase EXPECTED_CODE MARK APP_MARK: waits for 2 calls with EXPECTED_CODE after MARK, prints
+# phase EXPECTED_CODE MARK APP_MARK [NOTE]: waits for 2 calls with EXPECTED_CODE after MARK, prints
 # the client lines since MARK and how many calls the app itself received meanwhile.
 phase() {
-	local want=$1 mark=$2 app_mark=$3 seen
+	local want=$1 mark=$2 app_mark=$3 note=${4:+: $4} seen
 	if wait_until "$PHASE_TIMEOUT" enough "$want" "$mark"; then
 		seen=ok
 	else
@@ -309,7 +320,7 @@ phase() {
 		awk '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++) if (NR <= 9 || i <= 4 || i > NR - 3) print l[i];
 			else if (i == 5) printf "... %d more calls ...\n", NR - 7 }' | indent 'client | '
 	say "the app received $(($(app_calls) - app_mark)) call(s) meanwhile (its own calls log)"
-	if [ -n "$seen" ]; then good "=> $want"; else bad "expected $want within ${PHASE_TIMEOUT}s"; fi
+	if [ -n "$seen" ]; then good "=> $want$note"; else bad "expected $want within ${PHASE_TIMEOUT}s"; fi
 	alive "$CLIENT_PID" || die "the client exited"
 }
 
@@ -320,7 +331,7 @@ phase OK "$mark" "$app_mark"
 # ---- 5. policy changes ----------------------------------------------------------------
 step "5/6  Policy changes, delivered like a ConfigMap update (..data symlink swap)"
 policy_gen() {
-	admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-generation "$W/policy.json" 2>/dev/null
+	admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" generation 2>/dev/null
 }
 reloads_ok() {
 	admin_get /metrics "$W/metrics.now" &&
@@ -361,7 +372,7 @@ faults:
       methods: ["/helloworld.Greeter/SayHello"]
     delay: {fixed: ${DELAY}, percent: 100}
 EOF
-phase DEADLINE_EXCEEDED "$mark" "$app_mark"
+phase DEADLINE_EXCEEDED "$mark" "$app_mark" "held ${DELAY} by the sidecar, the client gave up after ${DEADLINE}s"
 
 apply_policy "a DENY rule for SayHello:" <<EOF
 apiVersion: grpcguard.io/v1
@@ -375,6 +386,32 @@ authorization:
 EOF
 phase PERMISSION_DENIED "$mark" "$app_mark"
 
+# A broken policy: the webhook refuses the ConfigMap; should it reach the pod anyway (webhook
+# down, failurePolicy: Ignore), the sidecar rejects it and keeps the last good one.
+echo
+say "${B}a broken policy (a typo in a duration):$N"
+"$PYTHON" "$HELPER" configmap-policy "$ROOT/demo/admission/configmap-broken-policy.json" >"$W/broken.yaml"
+grep -n 'tenseconds' "$W/broken.yaml" | indent '  | line '
+say "\$ curl ... $WH_URL/validate -d @configmap-broken-policy.json   # kubectl apply of the ConfigMap"
+code=$(review validate configmap-broken-policy) || die "POST /validate failed"
+v=$("$PYTHON" "$HELPER" verdict "$W/reviews/configmap-broken-policy.out")
+printf '%s\n' "$v" | indent '-> '
+case "$v" in denied*) ;; *) bad "expected the broken policy ConfigMap to be denied" ;; esac
+say "if it reaches the pod anyway (webhook down, failurePolicy: Ignore):"
+last_error() { admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" last_error; }
+before=$(reload_state)
+t0=$(date +%s%N)
+write_policy <"$W/broken.yaml" || die "cannot swap the policy"
+if wait_until 5 last_error >/dev/null; then
+	say "sidecar rejected it after $(ms_since "$t0") ms: $(last_error | sed "s#$W/##")"
+	[ "$(reload_state)" = "$before" ] && say "and keeps the last good policy ($before)" ||
+		bad "the policy generation changed: $(reload_state)"
+else
+	bad "the sidecar did not report the broken policy within 5 s (/policy last_error)"
+fi
+mark=$(client_lines) app_mark=$(app_calls)
+phase PERMISSION_DENIED "$mark" "$app_mark" "the DENY rule is still in force"
+
 apply_policy "an ALLOW rule that names only SayHelloAgain:" <<EOF
 apiVersion: grpcguard.io/v1
 kind: Policy
@@ -384,7 +421,7 @@ authorization:
     rules:
       - to: [{methods: ["/helloworld.Greeter/SayHelloAgain"]}]
 EOF
-phase PERMISSION_DENIED "$mark" "$app_mark"
+phase PERMISSION_DENIED "$mark" "$app_mark" "an ALLOW exists and SayHello matches none"
 again=$("${CLI[@]}" env "$PYTHON" "$ROOT/tests/greeter/greeter_client.py" --target "$TARGET" \
 	--method SayHelloAgain --count 1 --deadline "$DEADLINE" --name demo 2>&1)
 printf '%s\n' "$again" | indent 'client (SayHelloAgain, one call) | '

@@ -6,7 +6,8 @@ webhook's AdmissionReview responses or the sidecar's /metrics and /policy output
     ggdemo.py verdict RESPONSE.json
     ggdemo.py patch-summary REVIEW.json RESPONSE.json [--reinvoke OUT.json]
     ggdemo.py metrics-table METRICS.txt
-    ggdemo.py policy-generation POLICY.json
+    ggdemo.py policy-field POLICY.json FIELD
+    ggdemo.py configmap-policy REVIEW.json
 """
 import base64
 import copy
@@ -208,33 +209,29 @@ def metrics_table(args):
     return 0
 
 
-def policy_generation(args):
-    """Prints the "generation" found anywhere in the sidecar's /policy JSON, or nothing."""
+def policy_field(args):
+    """Prints one top-level field of the sidecar's /policy JSON ("generation", "last_error");
+    exit 1 when the field is missing or null."""
     try:
         doc = load_json(args[0])
     except (OSError, ValueError):
         return 1
-
-    def find(o):
-        if isinstance(o, dict):
-            if isinstance(o.get("generation"), int):
-                return o["generation"]
-            for v in o.values():
-                g = find(v)
-                if g is not None:
-                    return g
-        return None
-
-    g = find(doc)
-    if g is None:
+    v = doc.get(args[1]) if isinstance(doc, dict) else None
+    if v is None:
         return 1
-    print(g)
+    print(v)
+    return 0
+
+
+def configmap_policy(args):
+    """Prints data["policy.yaml"] of the ConfigMap inside an AdmissionReview."""
+    print(load_json(args[0])["request"]["object"]["data"]["policy.yaml"], end="")
     return 0
 
 
 def main():
     cmds = {"verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
-            "policy-generation": policy_generation}
+            "policy-field": policy_field, "configmap-policy": configmap_policy}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

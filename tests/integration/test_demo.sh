@@ -62,6 +62,10 @@ story() {
 	expect "$out" 'client \| call [0-9]+: DEADLINE_EXCEEDED' "delay fault makes calls miss their deadline"
 	expect "$out" '=> DEADLINE_EXCEEDED' "delay phase reached"
 	expect "$out" 'client \| call [0-9]+: PERMISSION_DENIED [0-9.]+ ms "RBAC: access denied"' "DENY gives PERMISSION_DENIED"
+	expect "$out" '-> denied \(code [0-9]+\): configmap "grpcguard-policy": policy.yaml:7:20: ' "webhook refuses a broken policy ConfigMap with line:column"
+	expect "$out" 'sidecar rejected it after [0-9]+ ms: .*policy.yaml:7:20: ' "sidecar rejects the broken policy with line:column"
+	expect "$out" 'and keeps the last good policy' "sidecar keeps the last good policy"
+	expect "$out" '=> PERMISSION_DENIED: the DENY rule is still in force' "calls still denied after the broken policy"
 	expect "$out" 'SayHelloAgain, which the ALLOW names, still works' "ALLOW rule lets its method through"
 	expect "$out" 'OK again: calls reach the app' "calls succeed again after the empty policy"
 	# The last client line of the run is an OK one that came after the denials.
@@ -75,6 +79,7 @@ story() {
 	expect "$out" '^ +faults injected +delay' "metrics: delay faults counted"
 	expect "$out" '^ +authz denied +policy ' "metrics: denials counted"
 	expect "$out" '^ +policy reloads +' "metrics: reloads counted"
+	expect "$out" 'exit statuses on SIGTERM: webhook 0, sidecar 0' "webhook and sidecar exit 0 on SIGTERM"
 	expect "$out" 'stopped pids [0-9]' "cleanup reported"
 	grep -q '!!' "$out" && bad "the demo marked a problem: $(grep '!!' "$out" | head -n 3)"
 	expect "$out" 'demo complete' "demo completed"
