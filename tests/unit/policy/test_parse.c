@@ -105,6 +105,23 @@ static const struct {
      "to 100, e.g. 50 or 12.5)"},
     {"percent_exp_over", "faults:\n  - delay: {fixed: 1s, percent: 1e3}\n", -3,
      "policy.yaml:2:33: faults[0].delay.percent: \"1e3\" is over 100 (use a number from 0 to 100)"},
+    {"claims_too_deep",
+     "authorization:\n  - rules: [{when: [{key: "
+     "'request.auth.claims[a][a][a][a][a][a][a][a][a][a][a][a][a][a][a][a][a]', values: [x]}]}]\n",
+     -3,
+     "policy.yaml:2:27: authorization[0].rules[0].when[0].key: claims nested deeper than 16 "
+     "levels"},
+    {"map_key_list", "faults:\n  - match: {headers: {[a]: b}}\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:2:23: faults[0].match.headers: a key must be a non-empty name, found a list"},
+    {"default_name_clash",
+     "faults:\n  - delay: {fixed: 1s}\n  - name: fault-0\n    delay: {fixed: 1s}\n", -3,
+     "policy.yaml:3:5: faults[1]: duplicate name \"fault-0\" (also faults[0]; names label metrics, "
+     "make them unique)"},
+    {"jwks_empty_string", "requestAuthentication:\n  - issuer: i\n    jwks: ''\n", -3,
+     "policy.yaml:3:11: requestAuthentication[0].jwks: must not be empty"},
+    {"audiences_item_list",
+     "requestAuthentication:\n  - issuer: i\n    jwksFile: /x\n    audiences: [[a]]\n", -3,
+     "policy.yaml:4:17: requestAuthentication[0].audiences[0]: expected a string, found a list"},
     {"abort_missing", "faults:\n  - abort: {message: x}\n", -3,
      "policy.yaml:2:12: faults[0].abort: missing \"grpcStatus\" (e.g. abort: {grpcStatus: "
      "UNAVAILABLE})"},
@@ -471,6 +488,37 @@ START_TEST(test_billion_laughs)
 }
 END_TEST
 
+/* Entry-count limits, with inputs too long to write out in the table. */
+START_TEST(test_count_limits)
+{
+	char *buf = malloc(200000);
+	struct policy *p = NULL;
+	struct policy_diag d;
+	size_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	n = (size_t)sprintf(buf, "faults:\n  - selector: {matchLabels: {");
+	for (int i = 0; i < 257; i++)
+		n += (size_t)sprintf(buf + n, "%sk%d: v", i ? ", " : "", i);
+	n += (size_t)sprintf(buf + n, "}}\n    delay: {fixed: 1s}\n");
+	ck_assert_int_eq(policy_parse_buffer("policy.yaml", buf, n, &p, &d), POLICY_ERR_SCHEMA);
+	ck_assert_str_eq(d.text,
+			 "policy.yaml:2:29: faults[0].selector.matchLabels: more than 256 entries");
+
+	n = (size_t)sprintf(buf, "faults:\n");
+	for (int i = 0; i < 4097; i++)
+		n += (size_t)sprintf(buf + n, "- {delay: {fixed: 1s}}\n");
+	ck_assert_int_eq(policy_parse_buffer("policy.yaml", buf, n, &p, &d), POLICY_ERR_SCHEMA);
+	ck_assert_str_eq(d.text, "policy.yaml:2:1: faults: more than 4096 entries");
+	/* 4096 is fine. */
+	n -= strlen("- {delay: {fixed: 1s}}\n");
+	ck_assert_int_eq(policy_parse_buffer("policy.yaml", buf, n, &p, &d), 0);
+	ck_assert_uint_eq(policy_fault_count(p), 4096);
+	policy_unref(p);
+	free(buf);
+}
+END_TEST
+
 static Suite *parse_suite(void)
 {
 	Suite *s = suite_create("policy/parse");
@@ -503,6 +551,7 @@ static Suite *parse_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_billion_laughs);
+	tcase_add_test(tc, test_count_limits);
 	suite_add_tcase(s, tc);
 	return s;
 }
