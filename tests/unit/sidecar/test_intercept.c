@@ -448,6 +448,56 @@ START_TEST(test_init_idempotent)
 }
 END_TEST
 
+/* Child: run init with stderr captured; exit 0 when it failed with exit 1 and said `want`. */
+static int init_fails_saying(const char *want)
+{
+	char *argv[] = {"init", "--ports", "8080", NULL};
+	char out[8192];
+	FILE *e = tmpfile();
+	int rc;
+	size_t n;
+
+	dup2(fileno(e), 2);
+	rc = sc_init_main(3, argv);
+	rewind(e);
+	n = fread(out, 1, sizeof(out) - 1, e);
+	out[n] = '\0';
+	if (rc != 1 || !strstr(out, want)) {
+		fprintf(stdout, "init exit %d, stderr: %s\n", rc, out);
+		return 1;
+	}
+	return 0;
+}
+
+static int body_no_privilege(void)
+{
+	/* Losing root also drops NET_ADMIN; the namespace keeps the host's rules out of reach. */
+	if (setresgid(1337, 1337, 1337) != 0 || setresuid(1337, 1337, 1337) != 0)
+		return SKIP;
+	return init_fails_saying("NET_ADMIN");
+}
+
+START_TEST(test_init_errors)
+{
+	pid_t pid;
+	int st, rc;
+
+	/* No iptables-restore on PATH: a clear error, exit 1 (nothing can be touched). */
+	pid = fork();
+	if (pid == 0) {
+		setenv("PATH", "/nonexistent", 1);
+		_exit(init_fails_saying("iptables-restore not found in PATH"));
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "missing binary not reported");
+	/* Not root / no NET_ADMIN: permission denied, with the fix. */
+	rc = in_netns(body_no_privilege);
+	if (rc == SKIP)
+		return;
+	ck_assert_msg(rc == 0, "missing NET_ADMIN not reported");
+}
+END_TEST
+
 static Suite *intercept_suite(void)
 {
 	Suite *s = suite_create("sidecar/intercept");
@@ -463,6 +513,7 @@ static Suite *intercept_suite(void)
 		{"original_dst_not_redirected", test_original_dst_not_redirected},
 		{"original_dst_redirected", test_original_dst_redirected},
 		{"init_idempotent", test_init_idempotent},
+		{"init_errors", test_init_errors},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
