@@ -75,18 +75,22 @@ if perf record -q -F 1999 --call-graph dwarf,16384 -o "$DIR/perf.data" -p "$spid
 	kill -INT "$ppid"
 	wait "$ppid" || true
 	echo
-	echo "== perf: top self time (sidecar, $N requests at 8x16)"
+	echo "== perf: self time by object (sidecar, $N requests at 8x16)"
+	perf report -i "$DIR/perf.data" --no-children --stdio --sort dso -g none 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | sed -n '1,12p'
+	echo
+	echo "== perf: top self time by symbol"
 	perf report -i "$DIR/perf.data" --no-children --stdio --sort dso,symbol -g none 2>/dev/null |
-		grep -E '^ +[0-9.]+%' | head -n 30
+		grep -E '^ +[0-9.]+%' | sed -n '1,30p'
 	echo
 	echo "== perf: top inclusive time (children)"
 	perf report -i "$DIR/perf.data" --children --stdio --sort symbol -g none 2>/dev/null |
-		grep -E '^ +[0-9.]+%' | head -n 30
+		grep -E '^ +[0-9.]+%' | sed -n '1,30p'
 	echo
 	echo "== perf: call chains into malloc/free/write/writev/sendmsg"
 	perf report -i "$DIR/perf.data" --no-children --stdio --sort symbol -g caller,0.5,callee \
 		--symbols=malloc,free,__libc_malloc,__libc_free,_int_malloc,_int_free,__GI___writev,writev,__libc_write,write,__libc_sendmsg 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -n 60
+		grep -v '^#' | grep -v '^$' | sed -n '1,60p'
 	echo
 	echo "== syscalls per request"
 	if perf stat -e raw_syscalls:sys_enter -p "$spid" -o "$work/stat.txt" -- sleep 0.1 >/dev/null 2>&1; then
@@ -121,5 +125,5 @@ else
 	start_sidecar valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.out"
 	"${LOAD[@]}" -n "$NCG" | grep -E 'finished|requests:'
 	stop_sidecar
-	callgrind_annotate --inclusive=no "$DIR/callgrind.out" 2>/dev/null | head -n 40
+	callgrind_annotate --inclusive=no "$DIR/callgrind.out" 2>/dev/null | sed -n '1,40p'
 fi
