@@ -168,8 +168,11 @@ cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcg
 mkdir -m 755 "$tmp/policy"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
 
+# Run 1 listens dual-stack, so redirected IPv6 connections find the proxy too; with the
+# issue's 0.0.0.0:15006 they are refused (IPv6 rules redirect to a port nobody listens on
+# for IPv6). Run 2 uses the issue's exact command line and is checked over IPv4 only.
 listen=0.0.0.0:15006
-[ $v6 = 1 ] && listen='[::]:15006' # dual-stack: IPv4 and IPv6 clients
+[ $v6 = 1 ] && listen='[::]:15006'
 
 start_sidecar() {
 	sidecar_runs=$((sidecar_runs + 1))
@@ -325,12 +328,13 @@ faults_after=$(msum '^grpcguard_faults_injected_total.*type="delay"')
 
 echo "== sidecar stopped: calls fail; restarted: calls work"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
+[ $v6 = 1 ] && expect_call OK "$T6" 5 before-stop-v6
 stop_sidecar
 expect_call UNAVAILABLE "$T4" 3 sidecar-down
 [ "$(calls_logged sidecar-down)" = 0 ] || die "a call reached the app with the sidecar down"
+listen=0.0.0.0:15006
 start_sidecar
 expect_call OK "$T4" 5 sidecar-back
-[ $v6 = 1 ] && expect_call OK "$T6" 5 sidecar-back-v6
 
 echo "== init again: one set of rules"
 in_s "${vg[@]}" "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init2.log" 2>&1 ||
