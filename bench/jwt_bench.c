@@ -141,7 +141,8 @@ static int prepare_floor(struct bench *b)
 		return 0;
 	}
 	ECDSA_SIG *es = ECDSA_SIG_new();
-	ECDSA_SIG_set0(es, BN_bin2bn(raw, (int)n / 2, NULL), BN_bin2bn(raw + n / 2, (int)n / 2, NULL));
+	ECDSA_SIG_set0(es, BN_bin2bn(raw, (int)n / 2, NULL),
+		       BN_bin2bn(raw + n / 2, (int)n / 2, NULL));
 	b->sig = NULL;
 	b->sig_len = (size_t)i2d_ECDSA_SIG(es, &b->sig);
 	ECDSA_SIG_free(es);
@@ -165,7 +166,8 @@ static int setup(struct bench *b)
 		goto out;
 	snprintf(yaml, sizeof(yaml),
 		 "requestAuthentication:\n  - issuer: " ISS "\n    audiences: [greeter]\n"
-		 "    jwks: '%s'\n", jwks_text);
+		 "    jwks: '%s'\n",
+		 jwks_text);
 	if (policy_parse_buffer("bench.yaml", yaml, strlen(yaml), &p, &diag) != 0) {
 		fprintf(stderr, "jwt_bench: %s\n", diag.text);
 		goto out;
@@ -195,10 +197,10 @@ int main(void)
 {
 	EVP_PKEY *rsa = tk_rsa_new(2048), *p256 = tk_ec_new("P-256"), *p384 = tk_ec_new("P-384");
 	struct bench benches[] = {
-		{.alg = "RS256", .key = rsa},
-		{.alg = "PS256", .key = rsa},
-		{.alg = "ES256", .key = p256},
-		{.alg = "ES384", .key = p384},
+	    {.alg = "RS256", .key = rsa},
+	    {.alg = "PS256", .key = rsa},
+	    {.alg = "ES256", .key = p256},
+	    {.alg = "ES384", .key = p384},
 	};
 	int status = 0;
 

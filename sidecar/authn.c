@@ -47,8 +47,8 @@ struct file_id {
 
 struct entry {
 	const struct policy_authn *cfg; /* borrowed from the policy */
-	struct sc_jwks *keys;           /* the last good key set, or NULL */
-	struct file_id seen;            /* jwksFile: what we last read (or failed to) */
+	struct sc_jwks *keys;		/* the last good key set, or NULL */
+	struct file_id seen;		/* jwksFile: what we last read (or failed to) */
 	uint64_t next_stat_mono_ms;
 };
 
@@ -60,9 +60,8 @@ struct sc_authn {
 
 static bool file_id_eq(const struct file_id *a, const struct stat *st)
 {
-	return a->valid && a->dev == st->st_dev && a->ino == st->st_ino &&
-	       a->size == st->st_size && a->mtime.tv_sec == st->st_mtim.tv_sec &&
-	       a->mtime.tv_nsec == st->st_mtim.tv_nsec;
+	return a->valid && a->dev == st->st_dev && a->ino == st->st_ino && a->size == st->st_size &&
+	       a->mtime.tv_sec == st->st_mtim.tv_sec && a->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
 static void file_id_set(struct file_id *a, const struct stat *st)
@@ -80,8 +79,8 @@ static void file_id_set(struct file_id *a, const struct stat *st)
  * failure, so the same bad file is not re-read every second); left invalid when the file
  * could not be opened.
  */
-static int load_jwks_file(const char *path, struct sc_jwks **out, struct file_id *id,
-			  char *diag, size_t diag_len)
+static int load_jwks_file(const char *path, struct sc_jwks **out, struct file_id *id, char *diag,
+			  size_t diag_len)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -169,10 +168,10 @@ static void entry_load(struct entry *e, size_t idx, char *diag, size_t diag_len)
 		r = load_jwks_file(src, &e->keys, &e->seen, why, sizeof(why));
 	} else {
 		src = "jwks";
-		r = e->cfg->jwks_inline ? sc_jwks_parse(e->cfg->jwks_inline,
-						       strlen(e->cfg->jwks_inline), &e->keys,
-						       why, sizeof(why))
-					: SC_JWT_ERR_JWKS;
+		r = e->cfg->jwks_inline
+			? sc_jwks_parse(e->cfg->jwks_inline, strlen(e->cfg->jwks_inline), &e->keys,
+					why, sizeof(why))
+			: SC_JWT_ERR_JWKS;
 		if (!e->cfg->jwks_inline)
 			snprintf(why, sizeof(why), "neither jwks nor jwksFile is set");
 	}
@@ -284,8 +283,8 @@ static void entry_maybe_reload(struct entry *e, uint64_t now_mono_ms)
 
 static bool same_location(const struct policy_jwt_header *x, const struct policy_jwt_header *y)
 {
-	return strcmp(x->name, y->name) == 0 && strcmp(x->prefix ? x->prefix : "",
-						      y->prefix ? y->prefix : "") == 0;
+	return strcmp(x->name, y->name) == 0 &&
+	       strcmp(x->prefix ? x->prefix : "", y->prefix ? y->prefix : "") == 0;
 }
 
 /* Does entry e read tokens from location loc? */

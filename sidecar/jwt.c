@@ -28,22 +28,22 @@ enum kty { KTY_RSA = 1, KTY_EC };
 struct alg_info {
 	const char *name;
 	enum kty kty;
-	const char *md;       /* OpenSSL digest name */
-	bool pss;             /* RSASSA-PSS, salt length = digest length */
-	size_t coord_bytes;   /* EC: size of r, s, x and y; 0 for RSA */
-	const char *group;    /* EC: OpenSSL group name */
-	const char *crv;      /* EC: JWK "crv" */
+	const char *md;	    /* OpenSSL digest name */
+	bool pss;	    /* RSASSA-PSS, salt length = digest length */
+	size_t coord_bytes; /* EC: size of r, s, x and y; 0 for RSA */
+	const char *group;  /* EC: OpenSSL group name */
+	const char *crv;    /* EC: JWK "crv" */
 };
 
 static const struct alg_info algs[] = {
-	{"RS256", KTY_RSA, "SHA256", false, 0, NULL, NULL},
-	{"RS384", KTY_RSA, "SHA384", false, 0, NULL, NULL},
-	{"RS512", KTY_RSA, "SHA512", false, 0, NULL, NULL},
-	{"PS256", KTY_RSA, "SHA256", true, 0, NULL, NULL},
-	{"PS384", KTY_RSA, "SHA384", true, 0, NULL, NULL},
-	{"PS512", KTY_RSA, "SHA512", true, 0, NULL, NULL},
-	{"ES256", KTY_EC, "SHA256", false, 32, "prime256v1", "P-256"},
-	{"ES384", KTY_EC, "SHA384", false, 48, "secp384r1", "P-384"},
+    {"RS256", KTY_RSA, "SHA256", false, 0, NULL, NULL},
+    {"RS384", KTY_RSA, "SHA384", false, 0, NULL, NULL},
+    {"RS512", KTY_RSA, "SHA512", false, 0, NULL, NULL},
+    {"PS256", KTY_RSA, "SHA256", true, 0, NULL, NULL},
+    {"PS384", KTY_RSA, "SHA384", true, 0, NULL, NULL},
+    {"PS512", KTY_RSA, "SHA512", true, 0, NULL, NULL},
+    {"ES256", KTY_EC, "SHA256", false, 32, "prime256v1", "P-256"},
+    {"ES384", KTY_EC, "SHA384", false, 48, "secp384r1", "P-384"},
 };
 
 static const struct alg_info *alg_find(const char *name)
@@ -57,20 +57,34 @@ static const struct alg_info *alg_find(const char *name)
 const char *sc_jwt_strerror(int err)
 {
 	switch (err) {
-	case SC_JWT_OK: return "ok";
-	case SC_JWT_ERR_NOMEM: return "out of memory";
-	case SC_JWT_ERR_TOOBIG: return "too large";
-	case SC_JWT_ERR_MALFORMED: return "malformed token";
-	case SC_JWT_ERR_ALG: return "algorithm not allowed";
-	case SC_JWT_ERR_NOKEY: return "no matching key";
-	case SC_JWT_ERR_SIGNATURE: return "bad signature";
-	case SC_JWT_ERR_EXPIRED: return "expired";
-	case SC_JWT_ERR_NOTYET: return "not yet valid";
-	case SC_JWT_ERR_ISSUER: return "issuer mismatch";
-	case SC_JWT_ERR_AUDIENCE: return "audience not allowed";
-	case SC_JWT_ERR_CLAIMS: return "bad claim type";
-	case SC_JWT_ERR_JWKS: return "bad JWKS";
-	default: return "unknown error";
+	case SC_JWT_OK:
+		return "ok";
+	case SC_JWT_ERR_NOMEM:
+		return "out of memory";
+	case SC_JWT_ERR_TOOBIG:
+		return "too large";
+	case SC_JWT_ERR_MALFORMED:
+		return "malformed token";
+	case SC_JWT_ERR_ALG:
+		return "algorithm not allowed";
+	case SC_JWT_ERR_NOKEY:
+		return "no matching key";
+	case SC_JWT_ERR_SIGNATURE:
+		return "bad signature";
+	case SC_JWT_ERR_EXPIRED:
+		return "expired";
+	case SC_JWT_ERR_NOTYET:
+		return "not yet valid";
+	case SC_JWT_ERR_ISSUER:
+		return "issuer mismatch";
+	case SC_JWT_ERR_AUDIENCE:
+		return "audience not allowed";
+	case SC_JWT_ERR_CLAIMS:
+		return "bad claim type";
+	case SC_JWT_ERR_JWKS:
+		return "bad JWKS";
+	default:
+		return "unknown error";
 	}
 }
 
@@ -160,10 +174,10 @@ out:
 /* ---- key sets -------------------------------------------------------------------- */
 
 struct jwk {
-	char *kid;                  /* NULL when the key has none */
+	char *kid;		    /* NULL when the key has none */
 	const struct alg_info *alg; /* NULL when the key does not restrict its alg */
 	enum kty kty;
-	size_t coord_bytes;         /* EC only */
+	size_t coord_bytes; /* EC only */
 	EVP_PKEY *pkey;
 };
 
@@ -197,6 +211,11 @@ static EVP_PKEY *rsa_from_jwk(json_t *k, const char **why)
 
 	*why = "\"n\" and \"e\" must be base64url strings";
 	if (!n_s || !e_s || !(n = b64url_bn(n_s)) || !(e = b64url_bn(e_s)))
+		goto out;
+	/* An even or tiny exponent is no RSA key anyone would publish; e = 1 would make
+	 * "signature" and padded digest the same bytes. */
+	*why = "\"e\" must be an odd exponent of at least 3";
+	if (!BN_is_odd(e) || BN_num_bits(e) < 2)
 		goto out;
 	*why = "out of memory";
 	if (!(bld = OSSL_PARAM_BLD_new()) ||
@@ -312,8 +331,7 @@ static int jwk_load(json_t *k, struct jwk *key, const char **why)
 	return 0;
 }
 
-int sc_jwks_parse(const char *json, size_t len, struct sc_jwks **out, char *diag,
-		  size_t diag_len)
+int sc_jwks_parse(const char *json, size_t len, struct sc_jwks **out, char *diag, size_t diag_len)
 {
 	json_t *root = NULL, *keys;
 	json_error_t jerr;
@@ -369,7 +387,8 @@ int sc_jwks_parse(const char *json, size_t len, struct sc_jwks **out, char *diag
 		if (!diag[0])
 			snprintf(diag, diag_len, "JWKS has no keys");
 		else
-			snprintf(diag + strlen(diag), diag_len - strlen(diag), "; no usable key left");
+			snprintf(diag + strlen(diag), diag_len - strlen(diag),
+				 "; no usable key left");
 		ret = SC_JWT_ERR_JWKS;
 		goto out;
 	}
@@ -404,8 +423,8 @@ struct sc_jwt {
 	json_t *header;
 	json_t *payload;
 	const struct alg_info *alg;
-	const char *kid;            /* borrowed from header, or NULL */
-	char *signed_part;          /* "<header>.<payload>" as received */
+	const char *kid;   /* borrowed from header, or NULL */
+	char *signed_part; /* "<header>.<payload>" as received */
 	size_t signed_len;
 	unsigned char *sig;
 	size_t sig_len;
@@ -457,9 +476,7 @@ static bool claims_well_typed(json_t *p)
 	if ((v = json_object_get(p, "iat")) && !json_is_number(v))
 		return false;
 	if (aud && json_is_array(aud)) {
-		json_array_foreach(aud, i, v)
-			if (!json_is_string(v))
-				return false;
+		json_array_foreach(aud, i, v) if (!json_is_string(v)) return false;
 	} else if (aud && !json_is_string(aud)) {
 		return false;
 	}
@@ -581,9 +598,8 @@ static int verify_with(const struct sc_jwt *t, const struct jwk *key)
 	ret = 0;
 	if (EVP_DigestVerifyInit_ex(md, &pctx, t->alg->md, NULL, NULL, key->pkey, NULL) <= 0)
 		goto out;
-	if (t->alg->pss &&
-	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
-	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
+	if (t->alg->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+			    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
 		goto out;
 	ret = EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)t->signed_part,
 			       t->signed_len) == 1;
@@ -612,9 +628,8 @@ static bool audience_ok(json_t *aud, const struct sc_jwt_expect *x)
 	for (size_t k = 0; k < x->naudiences; k++) {
 		if (json_is_string(aud) && strcmp(json_string_value(aud), x->audiences[k]) == 0)
 			return true;
-		json_array_foreach(aud, i, v)
-			if (strcmp(json_string_value(v), x->audiences[k]) == 0)
-				return true;
+		json_array_foreach(aud, i, v) if (strcmp(json_string_value(v), x->audiences[k]) ==
+						  0) return true;
 	}
 	return false;
 }

@@ -32,17 +32,17 @@
 enum sc_jwt_err {
 	SC_JWT_OK = 0,
 	SC_JWT_ERR_NOMEM = -1,
-	SC_JWT_ERR_TOOBIG = -2,      /* token or JWKS over its size limit */
-	SC_JWT_ERR_MALFORMED = -3,   /* not three base64url parts, bad base64url or JSON */
-	SC_JWT_ERR_ALG = -4,         /* alg missing, "none", HS*, unknown, or "crit" present */
-	SC_JWT_ERR_NOKEY = -5,       /* no key of the set matches kid / alg / curve */
-	SC_JWT_ERR_SIGNATURE = -6,   /* no candidate key verified the signature */
-	SC_JWT_ERR_EXPIRED = -7,     /* now > exp + skew */
-	SC_JWT_ERR_NOTYET = -8,      /* now + skew < nbf */
-	SC_JWT_ERR_ISSUER = -9,      /* iss missing or not the expected issuer */
-	SC_JWT_ERR_AUDIENCE = -10,   /* none of the expected audiences appears in aud */
-	SC_JWT_ERR_CLAIMS = -11,     /* exp/nbf/iat not numbers, iss/sub not strings, aud bad */
-	SC_JWT_ERR_JWKS = -12,       /* the key set is not valid JSON or has no usable key */
+	SC_JWT_ERR_TOOBIG = -2,	   /* token or JWKS over its size limit */
+	SC_JWT_ERR_MALFORMED = -3, /* not three base64url parts, bad base64url or JSON */
+	SC_JWT_ERR_ALG = -4,	   /* alg missing, "none", HS*, unknown, or "crit" present */
+	SC_JWT_ERR_NOKEY = -5,	   /* no key of the set matches kid / alg / curve */
+	SC_JWT_ERR_SIGNATURE = -6, /* no candidate key verified the signature */
+	SC_JWT_ERR_EXPIRED = -7,   /* now > exp + skew */
+	SC_JWT_ERR_NOTYET = -8,	   /* now + skew < nbf */
+	SC_JWT_ERR_ISSUER = -9,	   /* iss missing or not the expected issuer */
+	SC_JWT_ERR_AUDIENCE = -10, /* none of the expected audiences appears in aud */
+	SC_JWT_ERR_CLAIMS = -11,   /* exp/nbf/iat not numbers, iss/sub not strings, aud bad */
+	SC_JWT_ERR_JWKS = -12,	   /* the key set is not valid JSON or has no usable key */
 };
 /* Static text, short enough for a log field: "expired", "bad signature", ... */
 const char *sc_jwt_strerror(int err);
@@ -57,8 +57,7 @@ struct sc_jwks; /* immutable once parsed; owns one EVP_PKEY per usable key */
  * diag is "" when every key was usable. Returns 0 and a new set holding at least one key,
  * or SC_JWT_ERR_TOOBIG / _JWKS / _NOMEM with diag describing the problem; *out is then NULL.
  */
-int sc_jwks_parse(const char *json, size_t len, struct sc_jwks **out, char *diag,
-		  size_t diag_len);
+int sc_jwks_parse(const char *json, size_t len, struct sc_jwks **out, char *diag, size_t diag_len);
 void sc_jwks_free(struct sc_jwks *ks); /* NULL ok */
 size_t sc_jwks_count(const struct sc_jwks *ks);
 
@@ -82,10 +81,10 @@ json_t *sc_jwt_claims(const struct sc_jwt *t);
 
 /* What a token must satisfy, besides its signature. */
 struct sc_jwt_expect {
-	const char *issuer;            /* required: iss must equal it */
-	const char *const *audiences;  /* if naudiences > 0, one of them must appear in aud */
+	const char *issuer;	      /* required: iss must equal it */
+	const char *const *audiences; /* if naudiences > 0, one of them must appear in aud */
 	size_t naudiences;
-	int64_t now_unix_s;            /* wall-clock seconds, for exp and nbf */
+	int64_t now_unix_s; /* wall-clock seconds, for exp and nbf */
 };
 
 /*

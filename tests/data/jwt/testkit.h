@@ -196,8 +196,8 @@ static inline char *tk_token(EVP_PKEY *k, const char *alg, const char *kid, json
 }
 
 /* Standard claims: iss, sub, aud (string), exp = now + exp_in_s, iat = now. New object. */
-static inline json_t *tk_claims(const char *iss, const char *sub, const char *aud,
-				long long now, long long exp_in_s)
+static inline json_t *tk_claims(const char *iss, const char *sub, const char *aud, long long now,
+				long long exp_in_s)
 {
 	json_t *c = json_pack("{s:s, s:s, s:I, s:I}", "iss", iss, "sub", sub, "iat",
 			      (json_int_t)now, "exp", (json_int_t)(now + exp_in_s));

@@ -58,8 +58,8 @@ static struct sc_authn *authn_from(struct policy *p, bool want_err)
 }
 
 /* One check with headers given as name, value, name, value, ..., NULL. */
-static enum sc_authn_verdict run(struct sc_authn *a, uint64_t mono_ms,
-				 struct sc_authn_result *res, ...)
+static enum sc_authn_verdict run(struct sc_authn *a, uint64_t mono_ms, struct sc_authn_result *res,
+				 ...)
 {
 	struct policy_header h[8];
 	size_t n = 0;
@@ -76,8 +76,8 @@ static enum sc_authn_verdict run(struct sc_authn *a, uint64_t mono_ms,
 	return res->verdict;
 }
 
-static char *token(EVP_PKEY *k, const char *alg, const char *kid, const char *iss,
-		   const char *sub, long long exp_in)
+static char *token(EVP_PKEY *k, const char *alg, const char *kid, const char *iss, const char *sub,
+		   long long exp_in)
 {
 	json_t *c = tk_claims(iss, sub, "greeter", NOW, exp_in);
 	char *t;
@@ -98,8 +98,8 @@ static char *bearer(const char *tok)
 
 START_TEST(no_authn_entries)
 {
-	struct sc_authn *a = authn_from(policy_from("apiVersion: grpcguard.io/v1\nkind: Policy\n"),
-					false);
+	struct sc_authn *a =
+	    authn_from(policy_from("apiVersion: grpcguard.io/v1\nkind: Policy\n"), false);
 	struct sc_authn_result r;
 
 	ck_assert_int_eq(run(a, 0, &r, "authorization", "Bearer garbage", NULL), SC_AUTHN_NONE);
@@ -114,11 +114,12 @@ END_TEST
 START_TEST(good_token_gives_principal_and_claims)
 {
 	char *jwks = jwk_text(rsa_a, "k1");
-	struct sc_authn *a = authn_from(
-		policy_from("requestAuthentication:\n"
-			    "  - issuer: " ISS_A "\n"
-			    "    audiences: [greeter]\n"
-			    "    jwks: '%s'\n", jwks), false);
+	struct sc_authn *a = authn_from(policy_from("requestAuthentication:\n"
+						    "  - issuer: " ISS_A "\n"
+						    "    audiences: [greeter]\n"
+						    "    jwks: '%s'\n",
+						    jwks),
+					false);
 	struct sc_authn_result r;
 	char *tok = token(rsa_a, "RS256", "k1", ISS_A, "alice", 600), *b = bearer(tok);
 
@@ -166,22 +167,23 @@ END_TEST
 START_TEST(bad_tokens_fail)
 {
 	char *jwks = jwk_text(ec_a, "e1");
-	struct sc_authn *a = authn_from(
-		policy_from("requestAuthentication:\n"
-			    "  - issuer: " ISS_A "\n"
-			    "    audiences: [greeter, other]\n"
-			    "    jwks: '%s'\n", jwks), false);
+	struct sc_authn *a = authn_from(policy_from("requestAuthentication:\n"
+						    "  - issuer: " ISS_A "\n"
+						    "    audiences: [greeter, other]\n"
+						    "    jwks: '%s'\n",
+						    jwks),
+					false);
 	struct sc_authn_result r;
 	struct {
 		char *tok;
 		const char *reason;
 	} cases[] = {
-		{token(ec_a, "ES256", "e1", ISS_A, "alice", -3600), "expired"},
-		{token(rsa_a, "RS256", "e1", ISS_A, "alice", 600), "no matching key"},
-		{token(ec_a, "ES256", "e1", ISS_B, "alice", 600), "issuer not configured"},
-		{strdup("not.a.token"), "malformed token"},
-		{strdup("eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2EuZXhhbXBsZS5jb20ifQ."),
-		 "algorithm not allowed"},
+	    {token(ec_a, "ES256", "e1", ISS_A, "alice", -3600), "expired"},
+	    {token(rsa_a, "RS256", "e1", ISS_A, "alice", 600), "no matching key"},
+	    {token(ec_a, "ES256", "e1", ISS_B, "alice", 600), "issuer not configured"},
+	    {strdup("not.a.token"), "malformed token"},
+	    {strdup("eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2EuZXhhbXBsZS5jb20ifQ."),
+	     "algorithm not allowed"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -225,14 +227,16 @@ START_TEST(issuers_and_headers)
 {
 	char *ja = jwk_text(rsa_a, "ka"), *jb = jwk_text(ec_a, "kb");
 	struct sc_authn *a = authn_from(
-		policy_from("requestAuthentication:\n"
-			    "  - issuer: " ISS_A "\n"
-			    "    jwks: '%s'\n"
-			    "  - issuer: " ISS_B "\n"
-			    "    jwks: '%s'\n"
-			    "    fromHeaders: [{name: x-jwt}, {name: authorization, prefix: \"Bearer \"}]\n"
-			    "    forwardOriginalToken: false\n",
-			    ja, jb), false);
+	    policy_from(
+		"requestAuthentication:\n"
+		"  - issuer: " ISS_A "\n"
+		"    jwks: '%s'\n"
+		"  - issuer: " ISS_B "\n"
+		"    jwks: '%s'\n"
+		"    fromHeaders: [{name: x-jwt}, {name: authorization, prefix: \"Bearer \"}]\n"
+		"    forwardOriginalToken: false\n",
+		ja, jb),
+	    false);
 	struct sc_authn_result r;
 	char *ta = token(rsa_a, "RS256", "ka", ISS_A, "alice", 600), *ba = bearer(ta);
 	char *tb = token(ec_a, "ES256", "kb", ISS_B, "bob", 600), *bb = bearer(tb);
@@ -303,7 +307,9 @@ START_TEST(jwks_file_reload)
 	/* The file does not exist yet: reported, tokens of the issuer fail. */
 	a = authn_from(policy_from("requestAuthentication:\n"
 				   "  - issuer: " ISS_A "\n"
-				   "    jwksFile: %s\n", path), true);
+				   "    jwksFile: %s\n",
+				   path),
+		       true);
 	ck_assert_int_eq(run(a, 0, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
 	ck_assert_str_eq(r.reason, "no JWKS for the issuer");
 	sc_authn_result_cleanup(&r);
@@ -344,7 +350,9 @@ START_TEST(jwks_file_reload)
 	/* A new authn (next policy generation) reads the file at once, with no error. */
 	a = authn_from(policy_from("requestAuthentication:\n"
 				   "  - issuer: " ISS_A "\n"
-				   "    jwksFile: %s\n", path), false);
+				   "    jwksFile: %s\n",
+				   path),
+		       false);
 	ck_assert_int_eq(run(a, 0, &r, "authorization", b1, NULL), SC_AUTHN_OK);
 	sc_authn_result_cleanup(&r);
 	sc_authn_free(a);
@@ -353,7 +361,9 @@ START_TEST(jwks_file_reload)
 	write_file(path, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}");
 	a = authn_from(policy_from("requestAuthentication:\n"
 				   "  - issuer: " ISS_A "\n"
-				   "    jwksFile: %s\n", path), true);
+				   "    jwksFile: %s\n",
+				   path),
+		       true);
 	sc_authn_free(a);
 
 	unlink(path);
@@ -368,12 +378,12 @@ START_TEST(jwks_file_reload)
 }
 END_TEST
 
-#define ADD_CASE(s, name, fn)                    \
-	do {                                     \
-		TCase *tc_ = tcase_create(name); \
-		tcase_set_timeout(tc_, 20);      \
-		tcase_add_test(tc_, fn);         \
-		suite_add_tcase(s, tc_);         \
+#define ADD_CASE(s, name, fn)                                                                      \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(name);                                                   \
+		tcase_set_timeout(tc_, 20);                                                        \
+		tcase_add_test(tc_, fn);                                                           \
+		suite_add_tcase(s, tc_);                                                           \
 	} while (0)
 
 static Suite *authn_suite(void)

@@ -76,12 +76,12 @@ START_TEST(b64url_vectors)
 	b64("Zm9v", "foo");
 	b64("Zm9vYg", "foob");
 	b64("_-8", "\xff\xef");
-	b64("Zg==", NULL);   /* padding is not base64url */
-	b64("Z", NULL);      /* impossible length */
-	b64("Zh", NULL);     /* non-canonical: unused bits set */
-	b64("Zm9", NULL);    /* non-canonical */
-	b64("a+b/", NULL);   /* standard alphabet */
-	b64("Zm 9v", NULL);  /* whitespace */
+	b64("Zg==", NULL);  /* padding is not base64url */
+	b64("Z", NULL);	    /* impossible length */
+	b64("Zh", NULL);    /* non-canonical: unused bits set */
+	b64("Zm9", NULL);   /* non-canonical */
+	b64("a+b/", NULL);  /* standard alphabet */
+	b64("Zm 9v", NULL); /* whitespace */
 	b64("Zm9v\n", NULL);
 }
 END_TEST
@@ -91,8 +91,8 @@ static const struct {
 	const char *alg;
 	int key; /* 0 rsa, 1 ec256, 2 ec384 */
 } good_algs[] = {
-	{"RS256", 0}, {"RS384", 0}, {"RS512", 0}, {"PS256", 0},
-	{"PS384", 0}, {"PS512", 0}, {"ES256", 1}, {"ES384", 2},
+    {"RS256", 0}, {"RS384", 0}, {"RS512", 0}, {"PS256", 0},
+    {"PS384", 0}, {"PS512", 0}, {"ES256", 1}, {"ES384", 2},
 };
 
 START_TEST(good_token_per_alg)
@@ -180,7 +180,7 @@ START_TEST(expiry_and_skew)
 	json_t *c = tk_claims(ISS, "alice", "greeter", NOW, 0); /* exp == NOW */
 
 	ck_assert_int_eq(simple(ec256, "ES256", "e", c, NOW), 0);
-	ck_assert_int_eq(simple(ec256, "ES256", "e", c, NOW + 60), 0);  /* inside the skew */
+	ck_assert_int_eq(simple(ec256, "ES256", "e", c, NOW + 60), 0); /* inside the skew */
 	ck_assert_int_eq(simple(ec256, "ES256", "e", c, NOW + 61), SC_JWT_ERR_EXPIRED);
 	ck_assert_int_eq(simple(ec256, "ES256", "e", c, NOW + 86400), SC_JWT_ERR_EXPIRED);
 
@@ -276,8 +276,9 @@ START_TEST(refused_algorithms)
 	ck_assert_int_eq(decode_only("{\"alg\":\"rs256\"}", pl, "c2ln"), SC_JWT_ERR_ALG);
 	ck_assert_int_eq(decode_only("{\"typ\":\"JWT\"}", pl, "c2ln"), SC_JWT_ERR_ALG);
 	ck_assert_int_eq(decode_only("{\"alg\":5}", pl, "c2ln"), SC_JWT_ERR_ALG);
-	ck_assert_int_eq(decode_only("{\"alg\":\"RS256\",\"crit\":[\"b64\"],\"b64\":false}", pl,
-				     "c2ln"), SC_JWT_ERR_ALG);
+	ck_assert_int_eq(
+	    decode_only("{\"alg\":\"RS256\",\"crit\":[\"b64\"],\"b64\":false}", pl, "c2ln"),
+	    SC_JWT_ERR_ALG);
 	ck_assert_int_eq(decode_only("{\"alg\":\"RS256\"}", pl, "c2ln"), 0);
 
 	/* HS256 signed with the RSA public key as the secret (the classic confusion): the
@@ -307,16 +308,17 @@ START_TEST(malformed_tokens)
 	ck_assert_int_eq(decode_only(hd, "{\"iss\":", "c2ln"), SC_JWT_ERR_MALFORMED);
 	ck_assert_int_eq(decode_only(hd, "\"a string\"", "c2ln"), SC_JWT_ERR_MALFORMED);
 	ck_assert_int_eq(decode_only(hd, "", "c2ln"), SC_JWT_ERR_MALFORMED);
-	ck_assert_int_eq(decode_only(hd, pl, ""), SC_JWT_ERR_MALFORMED);     /* no signature */
-	ck_assert_int_eq(decode_only(hd, pl, "c2l+"), SC_JWT_ERR_MALFORMED); /* bad base64url */
+	ck_assert_int_eq(decode_only(hd, pl, ""), SC_JWT_ERR_MALFORMED);       /* no signature */
+	ck_assert_int_eq(decode_only(hd, pl, "c2l+"), SC_JWT_ERR_MALFORMED);   /* bad base64url */
 	ck_assert_int_eq(decode_only(hd, pl, "c2ln.x"), SC_JWT_ERR_MALFORMED); /* four parts */
 	ck_assert_int_eq(decode_only("{\"alg\":\"RS256\",\"kid\":7}", pl, "c2ln"),
 			 SC_JWT_ERR_MALFORMED);
 	ck_assert_int_eq(decode_only(hd, "{\"sub\":[\"a\"]}", "c2ln"), SC_JWT_ERR_CLAIMS);
 	ck_assert_int_eq(decode_only(hd, "{\"nbf\":\"1\"}", "c2ln"), SC_JWT_ERR_CLAIMS);
 
-	static const char *const raw[] = {"", ".", "..", "...", "abc", "a.b", "a.b.c.d",
-					  "eyJhbGciOiJSUzI1NiJ9..c2ln", "!!.!!.!!"};
+	static const char *const raw[] = {"",	     ".",   "..",      "...",
+					  "abc",     "a.b", "a.b.c.d", "eyJhbGciOiJSUzI1NiJ9..c2ln",
+					  "!!.!!.!!"};
 	for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
 		ck_assert_int_eq(sc_jwt_decode(raw[i], strlen(raw[i]), &t), SC_JWT_ERR_MALFORMED);
 		ck_assert_ptr_null(t);
@@ -404,8 +406,9 @@ START_TEST(jwks_parsing)
 	ck_assert_int_eq(parse("{\"keys\":{}}", diag, sizeof(diag)), SC_JWT_ERR_JWKS);
 	ck_assert_ptr_nonnull(strstr(diag, "\"keys\" array"));
 	ck_assert_int_eq(parse("{\"keys\":[]}", diag, sizeof(diag)), SC_JWT_ERR_JWKS);
-	ck_assert_int_eq(parse("{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", diag,
-			       sizeof(diag)), SC_JWT_ERR_JWKS);
+	ck_assert_int_eq(
+	    parse("{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", diag, sizeof(diag)),
+	    SC_JWT_ERR_JWKS);
 	ck_assert_ptr_nonnull(strstr(diag, "keys[0] skipped"));
 
 	/* One good key among unusable ones: parsed, with a note on the first skipped. */
@@ -443,6 +446,12 @@ START_TEST(jwks_parsing)
 	ck_assert_ptr_nonnull(strstr(diag, "curve"));
 	free(s);
 	bad = tk_jwk(rsa_a, "x", NULL);
+	json_object_set_new(bad, "e", json_string("AQ")); /* e = 1 */
+	s = tk_jwks_text(bad, NULL);
+	ck_assert_int_eq(parse(s, diag, sizeof(diag)), SC_JWT_ERR_JWKS);
+	ck_assert_ptr_nonnull(strstr(diag, "exponent"));
+	free(s);
+	bad = tk_jwk(rsa_a, "x", NULL);
 	json_object_set_new(bad, "n", json_string("not+base64url"));
 	s = tk_jwks_text(bad, NULL);
 	ck_assert_int_eq(parse(s, diag, sizeof(diag)), SC_JWT_ERR_JWKS);
@@ -472,12 +481,12 @@ START_TEST(jwks_parsing)
 }
 END_TEST
 
-#define ADD_CASE(s, name, fn)                          \
-	do {                                           \
-		TCase *tc_ = tcase_create(name);       \
-		tcase_set_timeout(tc_, 20);            \
-		tcase_add_test(tc_, fn);               \
-		suite_add_tcase(s, tc_);               \
+#define ADD_CASE(s, name, fn)                                                                      \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(name);                                                   \
+		tcase_set_timeout(tc_, 20);                                                        \
+		tcase_add_test(tc_, fn);                                                           \
+		suite_add_tcase(s, tc_);                                                           \
 	} while (0)
 
 static Suite *jwt_suite(void)
