@@ -844,6 +844,10 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 		nread = (ssize_t)c->npeek;
 	}
 	rv = nghttp2_session_mem_recv(c->ds, data, (size_t)nread);
+	if (rv == NGHTTP2_ERR_FLOODED) {
+		metrics_inc(sc_stats.lim_flood);
+		log_warn("flood", "client floods control frames, closing its connection", NULL);
+	}
 	if (rv < 0) {
 		log_debug("h2_error", "bad HTTP/2 from the client, closing", "{s:s}", "error",
 			  nghttp2_strerror((int)rv));
@@ -978,44 +982,55 @@ void sc_conn_close(struct sc_conn *c)
 		uv_close((uv_handle_t *)c->ptcp, conn_close_cb);
 }
 
-/* SIGTERM: tell the client to open no new streams; in-flight ones finish. */
-void sc_conn_drain(struct sc_conn *c)
+/*
+ * Graceful GOAWAY in two steps, as RFC 9113 section 6.8 suggests: first a notice
+ * (last-stream-id 2^31-1), so a request already on the wire is still served; a second
+ * later the real GOAWAY, after which the session ends once its streams are done.
+ */
+#define GOAWAY_GRACE_MS 1000
+
+static void goaway_step(struct sc_conn *c, uint64_t now)
 {
-	if (c->mode == CM_PEEK || (c->mode == CM_H2 && c->nstreams == 0)) {
-		if (c->mode == CM_H2 && !c->goaway_sent) {
-			nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
-					      nghttp2_session_get_last_proc_stream_id(c->ds),
-					      NGHTTP2_NO_ERROR, NULL, 0);
-			c->goaway_sent = true;
-			sc_conn_flush(c);
-			return;
-		}
-		sc_conn_close(c);
+	if (c->mode != CM_H2 || c->goaway_sent)
 		return;
-	}
-	if (c->mode == CM_H2 && !c->goaway_sent) {
+	if (!c->notice_ms) {
+		nghttp2_submit_shutdown_notice(c->ds);
+		c->notice_ms = now ? now : 1;
+	} else if (now - c->notice_ms >= GOAWAY_GRACE_MS) {
 		nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
 				      nghttp2_session_get_last_proc_stream_id(c->ds), NGHTTP2_NO_ERROR,
 				      NULL, 0);
 		c->goaway_sent = true;
-		sc_conn_flush(c);
+	} else {
+		return;
 	}
+	sc_conn_flush(c);
 }
 
+/* SIGTERM: tell the client to open no new streams; in-flight ones finish. */
+void sc_conn_drain(struct sc_conn *c)
+{
+	if (c->mode == CM_PEEK)
+		sc_conn_close(c);
+	else
+		goaway_step(c, uv_now(&c->w->loop));
+}
+
+/* Called every sweep: the idle timeout, and the second GOAWAY step of a drain. */
 void sc_conn_idle_check(struct sc_conn *c, uint64_t now)
 {
 	uint64_t idle = c->w->px->cfg->idle_timeout_ms;
 
-	if (c->mode == CM_CLOSING || c->nstreams > 0 || now - c->last_active_ms < idle)
+	if (c->mode == CM_CLOSING)
 		return;
-	if (c->mode == CM_H2 && !c->goaway_sent) {
-		nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
-				      nghttp2_session_get_last_proc_stream_id(c->ds), NGHTTP2_NO_ERROR,
-				      (const uint8_t *)"idle", 4);
-		c->goaway_sent = true;
-		c->last_active_ms = now;
-		sc_conn_flush(c);
+	if (c->w->draining) {
+		goaway_step(c, now);
 		return;
 	}
-	sc_conn_close(c);
+	if (c->nstreams > 0 || now - c->last_active_ms < idle)
+		return;
+	if (c->mode == CM_H2)
+		goaway_step(c, now);
+	else
+		sc_conn_close(c);
 }

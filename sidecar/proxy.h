@@ -145,6 +145,7 @@ struct sc_conn {
 	size_t nstreams;
 	uint64_t last_active_ms;
 	uint64_t flood_window_ms;
+	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */
 	unsigned flood_count;
 	bool goaway_sent, flushing, need_flush, in_recv;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
