@@ -54,9 +54,9 @@ struct admin_server {
 	struct MHD_Daemon *daemon;
 	struct metrics_registry *metrics; /* borrowed */
 	atomic_bool ready;
-	unsigned port;                 /* the bound port (useful with port 0) */
-	pthread_mutex_t routes_lock;   /* admin_route() may run on another thread */
-	struct admin_route *routes;    /* never removed before admin_stop() */
+	unsigned port;		     /* the bound port (useful with port 0) */
+	pthread_mutex_t routes_lock; /* admin_route() may run on another thread */
+	struct admin_route *routes;  /* never removed before admin_stop() */
 };
 
 /* Exported for tests and for callers that listen on port 0 (not in admin.h yet). */
@@ -164,8 +164,7 @@ out:
  * about one misbehaving peer (malformed request, timeout), so they are debug level: a
  * scanner must not be able to flood the log. Start-up failures reach the caller as errno.
  */
-__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt,
-							      va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
@@ -182,15 +181,14 @@ __attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const ch
  * Queue a response. body is stolen when must_free, else it must be static. Returns
  * MHD's result.
  */
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body,
-			     size_t len, const char *ctype, bool must_free)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+			     const char *ctype, bool must_free)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(len, body,
-					       must_free ? MHD_RESPMEM_MUST_FREE
-							 : MHD_RESPMEM_PERSISTENT);
+	resp = MHD_create_response_from_buffer(
+	    len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
 		if (must_free)
 			free(body);
@@ -206,8 +204,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char 
 	return ret;
 }
 
-static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status,
-				    const char *text)
+static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status, const char *text)
 {
 	/* MHD_RESPMEM_PERSISTENT never writes to the buffer; the cast only drops const. */
 	return reply(conn, status, (char *)(uintptr_t)text, strlen(text), CTYPE_TEXT, false);
@@ -260,9 +257,8 @@ static enum MHD_Result serve_route(struct admin_route *r, struct MHD_Connection 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct admin_server *a = cls;
 	struct admin_route *r;
@@ -329,11 +325,11 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	errno = 0;
 	a->daemon = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET,
-		(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
 	rc = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!a->daemon) {

@@ -100,8 +100,8 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
  * or "*" (when star is not NULL) into *star. Returns 0, or -EINVAL with a message in err
  * naming the bad entry.
  */
-static int parse_port_list(const char *flag, const char *s, uint8_t *bm, bool *star,
-			   char *err, size_t errlen)
+static int parse_port_list(const char *flag, const char *s, uint8_t *bm, bool *star, char *err,
+			   size_t errlen)
 {
 	char item[16];
 
@@ -123,7 +123,8 @@ static int parse_port_list(const char *flag, const char *s, uint8_t *bm, bool *s
 		if (n == 0 && s[strspn(s, " ")] == '\0')
 			break; /* trailing spaces, or an empty list */
 		if (n == 0 || n >= sizeof(item)) {
-			snprintf(err, errlen, "%s: empty or overlong entry in \"%s\" (use e.g. 8080,9090%s)",
+			snprintf(err, errlen,
+				 "%s: empty or overlong entry in \"%s\" (use e.g. 8080,9090%s)",
 				 flag, s, star ? " or *" : "");
 			return -EINVAL;
 		}
@@ -155,8 +156,7 @@ struct text {
 	bool oom;
 };
 
-__attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, const char *fmt,
-							       ...)
+__attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -213,7 +213,8 @@ static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump)
 	} else {
 		for (unsigned p = 1; p <= 65535; p++) {
 			if (bit_get(o->ports, p) && !bit_get(o->exclude, p) && p != o->proxy_port)
-				text_printf(&t, "-A %s -p tcp --dport %u -j REDIRECT --to-ports %u\n",
+				text_printf(&t,
+					    "-A %s -p tcp --dport %u -j REDIRECT --to-ports %u\n",
 					    CHAIN, p, o->proxy_port);
 		}
 	}
@@ -234,13 +235,13 @@ static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump)
 static int parse_args(int argc, char **argv, struct init_opts *o, char *err, size_t errlen)
 {
 	static const struct option longopts[] = {
-		{"ports", required_argument, NULL, 'p'},
-		{"proxy-port", required_argument, NULL, 'P'},
-		{"proxy-uid", required_argument, NULL, 'u'},
-		{"exclude-ports", required_argument, NULL, 'x'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"ports", required_argument, NULL, 'p'},
+	    {"proxy-port", required_argument, NULL, 'P'},
+	    {"proxy-uid", required_argument, NULL, 'u'},
+	    {"exclude-ports", required_argument, NULL, 'x'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *ports = NULL, *exclude = NULL;
 	int c;
@@ -260,14 +261,15 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 			break;
 		case 'P':
 			if (parse_uint(optarg, 1, 65535, &o->proxy_port) < 0) {
-				snprintf(err, errlen, "--proxy-port: \"%s\" is not a port (1-65535)",
-					 optarg);
+				snprintf(err, errlen,
+					 "--proxy-port: \"%s\" is not a port (1-65535)", optarg);
 				return -EINVAL;
 			}
 			break;
 		case 'u':
 			if (parse_uint(optarg, 0, INT32_MAX, &o->proxy_uid) < 0) {
-				snprintf(err, errlen, "--proxy-uid: \"%s\" is not a user id", optarg);
+				snprintf(err, errlen, "--proxy-uid: \"%s\" is not a user id",
+					 optarg);
 				return -EINVAL;
 			}
 			break;
@@ -290,13 +292,14 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 		return -EINVAL;
 	}
 	if (!ports) {
-		snprintf(err, errlen, "--ports is required (e.g. --ports 8080,9090 or --ports '*')");
+		snprintf(err, errlen,
+			 "--ports is required (e.g. --ports 8080,9090 or --ports '*')");
 		return -EINVAL;
 	}
 	if (parse_port_list("--ports", ports, o->ports, &o->all_ports, err, errlen) < 0)
 		return -EINVAL;
-	if (parse_port_list("--exclude-ports", exclude ? exclude : "15020", o->exclude, NULL,
-			    err, errlen) < 0)
+	if (parse_port_list("--exclude-ports", exclude ? exclude : "15020", o->exclude, NULL, err,
+			    errlen) < 0)
 		return -EINVAL;
 	if (o->all_ports) {
 		/* With "*" the sidecar's own ports are always left alone. */
@@ -312,10 +315,10 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
  * line, as `--dry-run` prints it. Returns 0 and a new string in *out, 1 for --help, or
  * -EINVAL / -ENOMEM with a reason in err.
  */
-int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out,
-		       char *err, size_t errlen);
-int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out,
-		       char *err, size_t errlen)
+int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out, char *err,
+		       size_t errlen);
+int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out, char *err,
+		       size_t errlen)
 {
 	struct init_opts *o = malloc(sizeof(*o));
 	int rc;
@@ -495,10 +498,19 @@ enum install_result { INSTALL_OK = 0, INSTALL_FAILED = 1, INSTALL_UNAVAILABLE = 
  */
 static enum install_result install_family(const struct init_opts *o, bool ipv6)
 {
-	char *check_argv[] = {ipv6 ? "ip6tables" : "iptables", "-w", "5", "-t", "nat", "-C",
-			      "PREROUTING", "-p", "tcp", "-j", CHAIN, NULL};
-	char *restore_argv[] = {ipv6 ? "ip6tables-restore" : "iptables-restore", "--noflush",
-				NULL};
+	char *check_argv[] = {ipv6 ? "ip6tables" : "iptables",
+			      "-w",
+			      "5",
+			      "-t",
+			      "nat",
+			      "-C",
+			      "PREROUTING",
+			      "-p",
+			      "tcp",
+			      "-j",
+			      CHAIN,
+			      NULL};
+	char *restore_argv[] = {ipv6 ? "ip6tables-restore" : "iptables-restore", "--noflush", NULL};
 	const char *fam = ipv6 ? "ipv6" : "ipv4";
 	char output[RUN_OUTPUT_MAX];
 	char *rules = NULL;
@@ -529,7 +541,8 @@ static enum install_result install_family(const struct init_opts *o, bool ipv6)
 		log_error("init_failed",
 			  "iptables-restore not found in PATH: install the iptables package in "
 			  "the init image (or put iptables-restore on PATH)",
-			  "{s:s, s:s}", "family", fam, "path", getenv("PATH") ? getenv("PATH") : "");
+			  "{s:s, s:s}", "family", fam, "path",
+			  getenv("PATH") ? getenv("PATH") : "");
 		goto out;
 	}
 	if (rc < 0) {
@@ -542,8 +555,8 @@ static enum install_result install_family(const struct init_opts *o, bool ipv6)
 		log_error("init_failed",
 			  "permission denied changing iptables: the init container must run as "
 			  "root with the NET_ADMIN and NET_RAW capabilities",
-			  "{s:s, s:s, s:i, s:s}", "family", fam, "command", restore_argv[0],
-			  "exit", rc, "output", output);
+			  "{s:s, s:s, s:i, s:s}", "family", fam, "command", restore_argv[0], "exit",
+			  rc, "output", output);
 		goto out;
 	}
 	if (ipv6 && (!ipv6_in_kernel() || strstr(output, "does not exist") ||
@@ -586,27 +599,28 @@ static char *ports_summary(const struct init_opts *o)
 
 static void init_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: grpcguard-sidecar init --ports 8080,9090|'*' [--proxy-port 15006]\n"
-		"                              [--proxy-uid 1337] [--exclude-ports 15020] [--dry-run]\n"
-		"\n"
-		"Redirect inbound TCP to the listed ports to the sidecar's proxy port with\n"
-		"iptables REDIRECT rules in the nat chain " CHAIN " (IPv4 and IPv6).\n"
-		"Safe to re-run: the chain is replaced, the PREROUTING jump is not duplicated.\n"
-		"Needs root with NET_ADMIN and NET_RAW (the grpcguard-init container has them).\n"
-		"\n"
-		"  --ports LIST          ports to intercept, or '*' for every port except the\n"
-		"                        excluded ones and the sidecar's own (15006, 15020)\n"
-		"  --proxy-port N        where redirected connections go (default 15006)\n"
-		"  --proxy-uid N         the proxy's user id (default 1337); its own connections\n"
-		"                        are never redirected (only PREROUTING is used)\n"
-		"  --exclude-ports LIST  ports never redirected (default 15020)\n"
-		"  --dry-run             print the iptables-restore input for IPv4 and IPv6, change\n"
-		"                        nothing\n"
-		"  --help                this text\n"
-		"\n"
-		"Exit status: 0 installed, 1 iptables failed (missing binary, missing NET_ADMIN),\n"
-		"2 bad command line.\n");
+	fprintf(
+	    f,
+	    "usage: grpcguard-sidecar init --ports 8080,9090|'*' [--proxy-port 15006]\n"
+	    "                              [--proxy-uid 1337] [--exclude-ports 15020] [--dry-run]\n"
+	    "\n"
+	    "Redirect inbound TCP to the listed ports to the sidecar's proxy port with\n"
+	    "iptables REDIRECT rules in the nat chain " CHAIN " (IPv4 and IPv6).\n"
+	    "Safe to re-run: the chain is replaced, the PREROUTING jump is not duplicated.\n"
+	    "Needs root with NET_ADMIN and NET_RAW (the grpcguard-init container has them).\n"
+	    "\n"
+	    "  --ports LIST          ports to intercept, or '*' for every port except the\n"
+	    "                        excluded ones and the sidecar's own (15006, 15020)\n"
+	    "  --proxy-port N        where redirected connections go (default 15006)\n"
+	    "  --proxy-uid N         the proxy's user id (default 1337); its own connections\n"
+	    "                        are never redirected (only PREROUTING is used)\n"
+	    "  --exclude-ports LIST  ports never redirected (default 15020)\n"
+	    "  --dry-run             print the iptables-restore input for IPv4 and IPv6, change\n"
+	    "                        nothing\n"
+	    "  --help                this text\n"
+	    "\n"
+	    "Exit status: 0 installed, 1 iptables failed (missing binary, missing NET_ADMIN),\n"
+	    "2 bad command line.\n");
 }
 
 int sc_init_main(int argc, char **argv)
@@ -659,8 +673,8 @@ int sc_init_main(int argc, char **argv)
 		goto out;
 	}
 	log_info("init_done", "inbound TCP redirect installed", "{s:s, s:s, s:i, s:i, s:b}",
-		 "chain", CHAIN, "ports", summary ? summary : "", "proxy_port",
-		 (int)o->proxy_port, "proxy_uid", (int)o->proxy_uid, "ipv6", r6 == INSTALL_OK);
+		 "chain", CHAIN, "ports", summary ? summary : "", "proxy_port", (int)o->proxy_port,
+		 "proxy_uid", (int)o->proxy_uid, "ipv6", r6 == INSTALL_OK);
 	rc = 0;
 out:
 	free(summary);

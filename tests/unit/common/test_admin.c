@@ -88,8 +88,8 @@ static int http_get(int family, unsigned port, const char *method, const char *p
 		    struct http_reply *out)
 {
 	char req[512];
-	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-		 method, path);
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", method,
+		 path);
 	return http_raw(family, port, req, out);
 }
 
@@ -105,7 +105,7 @@ static void setup(void)
 	reg = metrics_registry_new();
 	ck_assert_ptr_nonnull(reg);
 	struct metrics_family *f =
-		metrics_counter(reg, "grpcguard_requests_total", "Requests.", 1, labels);
+	    metrics_counter(reg, "grpcguard_requests_total", "Requests.", 1, labels);
 	metrics_add(metrics_series(f, vals), 3);
 	ck_assert_int_eq(admin_start("127.0.0.1:0", reg, &srv), 0);
 	port = admin_port(srv);
@@ -156,7 +156,7 @@ START_TEST(test_metrics)
 	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/metrics?x=1", &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(
-		strcasestr(r.head, "content-type: text/plain; version=0.0.4; charset=utf-8"));
+	    strcasestr(r.head, "content-type: text/plain; version=0.0.4; charset=utf-8"));
 	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE grpcguard_requests_total counter\n"));
 	ck_assert_ptr_nonnull(strstr(r.body, "grpcguard_requests_total{grpc_code=\"OK\"} 3\n"));
 }
@@ -285,15 +285,15 @@ START_TEST(test_split_hostport)
 	ck_assert_int_eq(admin_split_hostport("h:65536", host, sizeof(host), &p), -EINVAL);
 	ck_assert_int_eq(admin_split_hostport("h:80x", host, sizeof(host), &p), -EINVAL);
 	ck_assert_int_eq(admin_split_hostport("noport", host, sizeof(host), &p), -EINVAL);
-	ck_assert_int_eq(admin_split_hostport("averylonghostname:1", host, 4, &p),
-			 -ENAMETOOLONG);
+	ck_assert_int_eq(admin_split_hostport("averylonghostname:1", host, 4, &p), -ENAMETOOLONG);
 	ck_assert_uint_eq(p, 7);
 }
 END_TEST
 
 START_TEST(test_connection_limit)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct http_reply r;
 	int idle[40], n;
@@ -320,10 +320,10 @@ static Suite *admin_suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"healthz", test_healthz},     {"readyz", test_readyz_flag},
-		{"metrics", test_metrics},     {"routes", test_routes},
-		{"404_405", test_404_405},     {"ipv6_and_errors", test_ipv6_and_errors},
-		{"stop", test_stop_releases_port}, {"connection_limit", test_connection_limit},
+	    {"healthz", test_healthz},	       {"readyz", test_readyz_flag},
+	    {"metrics", test_metrics},	       {"routes", test_routes},
+	    {"404_405", test_404_405},	       {"ipv6_and_errors", test_ipv6_and_errors},
+	    {"stop", test_stop_releases_port}, {"connection_limit", test_connection_limit},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

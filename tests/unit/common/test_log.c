@@ -62,8 +62,8 @@ static const char *field(json_t *obj, const char *key)
 
 START_TEST(test_line_shape)
 {
-	log_info("policy_reload", "policy reloaded", "{s:s, s:I}", "file", "/p.yaml",
-		 "generation", (json_int_t)7);
+	log_info("policy_reload", "policy reloaded", "{s:s, s:I}", "file", "/p.yaml", "generation",
+		 (json_int_t)7);
 	json_t *lines = captured_lines();
 	ck_assert_uint_eq(json_array_size(lines), 1);
 	json_t *o = json_array_get(lines, 0);
@@ -93,9 +93,8 @@ START_TEST(test_line_shape)
 	int y, mo, d, h, mi, s, ms;
 	char z;
 	ck_assert_int_eq(strlen(ts), 24);
-	ck_assert_int_eq(sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &s,
-				&ms, &z),
-			 8);
+	ck_assert_int_eq(
+	    sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &s, &ms, &z), 8);
 	ck_assert_int_eq(z, 'Z');
 	json_decref(lines);
 }
@@ -103,7 +102,8 @@ END_TEST
 
 START_TEST(test_escaping)
 {
-	const char *nasty = "quote \" backslash \\ newline \n tab \t ctl \x01 caf\xc3\xa9 \xe2\x82\xac";
+	const char *nasty =
+	    "quote \" backslash \\ newline \n tab \t ctl \x01 caf\xc3\xa9 \xe2\x82\xac";
 	log_warn("esc", nasty, "{s:s}", "peer", "a\"b\nc");
 	log_error("bad_utf8", "bytes \xff\xfe end \xc3", "{s:s}", "k", "v");
 	json_t *lines = captured_lines();
@@ -114,8 +114,7 @@ START_TEST(test_escaping)
 	ck_assert_str_eq(field(o, "level"), "warn");
 	/* Invalid UTF-8 is repaired, the line is not lost. */
 	o = json_array_get(lines, 1);
-	ck_assert_str_eq(field(o, "msg"),
-			 "bytes \xef\xbf\xbd\xef\xbf\xbd end \xef\xbf\xbd");
+	ck_assert_str_eq(field(o, "msg"), "bytes \xef\xbf\xbd\xef\xbf\xbd end \xef\xbf\xbd");
 	ck_assert_str_eq(field(o, "level"), "error");
 	ck_assert_str_eq(field(o, "k"), "v");
 	json_decref(lines);
@@ -217,9 +216,9 @@ static Suite *log_suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"line_shape", test_line_shape}, {"escaping", test_escaping},
-		{"levels", test_levels},         {"bad_fields", test_bad_fields},
-		{"long_line", test_long_line},   {"threads", test_threads_do_not_interleave},
+	    {"line_shape", test_line_shape}, {"escaping", test_escaping},
+	    {"levels", test_levels},	     {"bad_fields", test_bad_fields},
+	    {"long_line", test_long_line},   {"threads", test_threads_do_not_interleave},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

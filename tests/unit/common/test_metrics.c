@@ -29,7 +29,7 @@ START_TEST(test_counter_gauge)
 	const char *ok[] = {"helloworld.Greeter", "SayHello", "OK"};
 	const char *denied[] = {"helloworld.Greeter", "SayHello", "PERMISSION_DENIED"};
 	struct metrics_family *c =
-		metrics_counter(r, "grpcguard_requests_total", "Requests handled.", 3, ln);
+	    metrics_counter(r, "grpcguard_requests_total", "Requests handled.", 3, ln);
 	struct metrics_family *g = metrics_gauge(r, "grpcguard_open_streams", "Open.", 0, NULL);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_ptr_nonnull(g);
@@ -46,16 +46,15 @@ START_TEST(test_counter_gauge)
 	ck_assert_double_eq(metrics_value(gs), -2);
 
 	char *text = render(r);
-	ck_assert_str_eq(text,
-			 "# HELP grpcguard_requests_total Requests handled.\n"
-			 "# TYPE grpcguard_requests_total counter\n"
-			 "grpcguard_requests_total{grpc_service=\"helloworld.Greeter\","
-			 "grpc_method=\"SayHello\",grpc_code=\"OK\"} 2.5\n"
-			 "grpcguard_requests_total{grpc_service=\"helloworld.Greeter\","
-			 "grpc_method=\"SayHello\",grpc_code=\"PERMISSION_DENIED\"} 1\n"
-			 "# HELP grpcguard_open_streams Open.\n"
-			 "# TYPE grpcguard_open_streams gauge\n"
-			 "grpcguard_open_streams -2\n");
+	ck_assert_str_eq(text, "# HELP grpcguard_requests_total Requests handled.\n"
+			       "# TYPE grpcguard_requests_total counter\n"
+			       "grpcguard_requests_total{grpc_service=\"helloworld.Greeter\","
+			       "grpc_method=\"SayHello\",grpc_code=\"OK\"} 2.5\n"
+			       "grpcguard_requests_total{grpc_service=\"helloworld.Greeter\","
+			       "grpc_method=\"SayHello\",grpc_code=\"PERMISSION_DENIED\"} 1\n"
+			       "# HELP grpcguard_open_streams Open.\n"
+			       "# TYPE grpcguard_open_streams gauge\n"
+			       "grpcguard_open_streams -2\n");
 	free(text);
 	/* Updates through NULL (a dropped series) are no-ops. */
 	metrics_inc(NULL);
@@ -75,7 +74,7 @@ START_TEST(test_histogram_cumulative)
 	const char *ln[] = {"m"};
 	const char *v[] = {"x"};
 	struct metrics_family *h =
-		metrics_histogram(r, "grpcguard_request_duration_seconds", "Latency.", 1, ln, b, 3);
+	    metrics_histogram(r, "grpcguard_request_duration_seconds", "Latency.", 1, ln, b, 3);
 	struct metrics_series *s = metrics_series(h, v);
 	/* Bounds are inclusive (le): 0.1 lands in the first bucket. */
 	metrics_observe(s, 0.05);
@@ -84,15 +83,14 @@ START_TEST(test_histogram_cumulative)
 	metrics_observe(s, 1);
 	metrics_observe(s, 7);
 	char *text = render(r);
-	ck_assert_str_eq(text,
-			 "# HELP grpcguard_request_duration_seconds Latency.\n"
-			 "# TYPE grpcguard_request_duration_seconds histogram\n"
-			 "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"0.1\"} 2\n"
-			 "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"0.5\"} 3\n"
-			 "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"1\"} 4\n"
-			 "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"+Inf\"} 5\n"
-			 "grpcguard_request_duration_seconds_sum{m=\"x\"} 8.45\n"
-			 "grpcguard_request_duration_seconds_count{m=\"x\"} 5\n");
+	ck_assert_str_eq(text, "# HELP grpcguard_request_duration_seconds Latency.\n"
+			       "# TYPE grpcguard_request_duration_seconds histogram\n"
+			       "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"0.1\"} 2\n"
+			       "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"0.5\"} 3\n"
+			       "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"1\"} 4\n"
+			       "grpcguard_request_duration_seconds_bucket{m=\"x\",le=\"+Inf\"} 5\n"
+			       "grpcguard_request_duration_seconds_sum{m=\"x\"} 8.45\n"
+			       "grpcguard_request_duration_seconds_count{m=\"x\"} 5\n");
 	free(text);
 	metrics_registry_free(r);
 }
@@ -101,9 +99,8 @@ END_TEST
 START_TEST(test_default_buckets)
 {
 	struct metrics_registry *r = metrics_registry_new();
-	struct metrics_family *h = metrics_histogram(r, "d_seconds", "", 0, NULL,
-						     metrics_latency_buckets,
-						     METRICS_LATENCY_NBUCKETS);
+	struct metrics_family *h = metrics_histogram(
+	    r, "d_seconds", "", 0, NULL, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
 	for (size_t i = 1; i < METRICS_LATENCY_NBUCKETS; i++)
 		ck_assert(metrics_latency_buckets[i] > metrics_latency_buckets[i - 1]);
 	metrics_observe(metrics_series(h, NULL), 0.0002);
@@ -122,8 +119,8 @@ START_TEST(test_escaping)
 	struct metrics_registry *r = metrics_registry_new();
 	const char *ln[] = {"policy"};
 	const char *v[] = {"a\"b\\c\nd"};
-	struct metrics_family *c =
-		metrics_counter(r, "grpcguard_authz_denied_total", "Denied \\ by\npolicy \"x\".", 1, ln);
+	struct metrics_family *c = metrics_counter(r, "grpcguard_authz_denied_total",
+						   "Denied \\ by\npolicy \"x\".", 1, ln);
 	metrics_inc(metrics_series(c, v));
 	struct metrics_family *g = metrics_gauge(r, "g", "special values", 1, ln);
 	const char *nan_l[] = {"nan"}, *inf_l[] = {"inf"};
@@ -132,9 +129,9 @@ START_TEST(test_escaping)
 	char *text = render(r);
 	/* HELP escapes \ and newline only; label values also escape the double quote. */
 	ck_assert_ptr_nonnull(
-		strstr(text, "# HELP grpcguard_authz_denied_total Denied \\\\ by\\npolicy \"x\".\n"));
+	    strstr(text, "# HELP grpcguard_authz_denied_total Denied \\\\ by\\npolicy \"x\".\n"));
 	ck_assert_ptr_nonnull(
-		strstr(text, "grpcguard_authz_denied_total{policy=\"a\\\"b\\\\c\\nd\"} 1\n"));
+	    strstr(text, "grpcguard_authz_denied_total{policy=\"a\\\"b\\\\c\\nd\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"nan\"} NaN\n"));
 	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"inf\"} -Inf\n"));
 	free(text);
@@ -234,13 +231,13 @@ static Suite *metrics_suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"counter_gauge", test_counter_gauge},
-		{"histogram_cumulative", test_histogram_cumulative},
-		{"default_buckets", test_default_buckets},
-		{"escaping", test_escaping},
-		{"series_cap", test_series_cap_and_duplicates},
-		{"empty", test_empty_registry},
-		{"concurrent", test_concurrent_updates},
+	    {"counter_gauge", test_counter_gauge},
+	    {"histogram_cumulative", test_histogram_cumulative},
+	    {"default_buckets", test_default_buckets},
+	    {"escaping", test_escaping},
+	    {"series_cap", test_series_cap_and_duplicates},
+	    {"empty", test_empty_registry},
+	    {"concurrent", test_concurrent_updates},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -20,8 +20,8 @@
 
 #include "sidecar/intercept.h"
 
-int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out,
-		       char *err, size_t errlen); /* intercept.c, GG_TESTING only */
+int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out, char *err,
+		       size_t errlen); /* intercept.c, GG_TESTING only */
 
 #define ARGV(...) ((char *[]){"init", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"init", __VA_ARGS__}) / sizeof(char *)))
@@ -97,22 +97,21 @@ END_TEST
 START_TEST(test_rules_all_ports)
 {
 	char *t = rules(ARGC("--ports", "*"), ARGV("--ports", "*"), false, true);
-	ck_assert_str_eq(t,
-			 "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
-			 "proxy port 15006\n"
-			 "*nat\n"
-			 ":GRPCGUARD_INBOUND - [0:0]\n"
-			 "-A GRPCGUARD_INBOUND -p tcp --dport 15006 -j RETURN\n"
-			 "-A GRPCGUARD_INBOUND -p tcp --dport 15020 -j RETURN\n"
-			 "-A GRPCGUARD_INBOUND -p tcp -j REDIRECT --to-ports 15006\n"
-			 "-A PREROUTING -p tcp -j GRPCGUARD_INBOUND\n"
-			 "COMMIT\n");
+	ck_assert_str_eq(t, "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
+			    "proxy port 15006\n"
+			    "*nat\n"
+			    ":GRPCGUARD_INBOUND - [0:0]\n"
+			    "-A GRPCGUARD_INBOUND -p tcp --dport 15006 -j RETURN\n"
+			    "-A GRPCGUARD_INBOUND -p tcp --dport 15020 -j RETURN\n"
+			    "-A GRPCGUARD_INBOUND -p tcp -j REDIRECT --to-ports 15006\n"
+			    "-A PREROUTING -p tcp -j GRPCGUARD_INBOUND\n"
+			    "COMMIT\n");
 	free(t);
 	/* User exclusions add to the sidecar's own ports, they do not replace them. */
 	t = rules(ARGC("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001"),
 		  ARGV("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001"),
 		  false, true);
-	const char *order[] = {"--dport 22 -j RETURN", "--dport 9901 -j RETURN",
+	const char *order[] = {"--dport 22 -j RETURN",	  "--dport 9901 -j RETURN",
 			       "--dport 15001 -j RETURN", "--dport 15006 -j RETURN",
 			       "--dport 15020 -j RETURN", "-p tcp -j REDIRECT --to-ports 15001"};
 	const char *pos = t;
@@ -239,8 +238,8 @@ static int sh(const char *cmd)
  * Connect to [dst]:8080 (redirected by an OUTPUT rule to the listener on lport) and
  * check what sc_original_dst() says on the accepted socket. Returns 0 or a failure line.
  */
-static const char *check_redirect(int lfamily, const char *laddr, int cfamily,
-				  const char *caddr, int want_family)
+static const char *check_redirect(int lfamily, const char *laddr, int cfamily, const char *caddr,
+				  int want_family)
 {
 	static char why[160];
 	struct sockaddr_storage ls = {0}, cs = {0}, od;
@@ -505,15 +504,15 @@ static Suite *intercept_suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"rules_listed_ports", test_rules_listed_ports},
-		{"rules_exclusions", test_rules_exclusions},
-		{"rules_all_ports", test_rules_all_ports},
-		{"rules_bad_input", test_rules_bad_input},
-		{"init_main_exit_codes", test_init_main_exit_codes},
-		{"original_dst_not_redirected", test_original_dst_not_redirected},
-		{"original_dst_redirected", test_original_dst_redirected},
-		{"init_idempotent", test_init_idempotent},
-		{"init_errors", test_init_errors},
+	    {"rules_listed_ports", test_rules_listed_ports},
+	    {"rules_exclusions", test_rules_exclusions},
+	    {"rules_all_ports", test_rules_all_ports},
+	    {"rules_bad_input", test_rules_bad_input},
+	    {"init_main_exit_codes", test_init_main_exit_codes},
+	    {"original_dst_not_redirected", test_original_dst_not_redirected},
+	    {"original_dst_redirected", test_original_dst_redirected},
+	    {"init_idempotent", test_init_idempotent},
+	    {"init_errors", test_init_errors},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
