@@ -341,8 +341,16 @@ static void sb_num(struct strbuf *b, double v)
 		sb_puts(b, v > 0 ? "+Inf" : "-Inf");
 	else if (v == floor(v) && fabs(v) < 1e15)
 		snprintf(tmp, sizeof(tmp), "%.0f", v), sb_puts(b, tmp);
-	else
-		snprintf(tmp, sizeof(tmp), "%.9g", v), sb_puts(b, tmp);
+	else {
+		/*
+		 * The shortest text that reads back as the same double: a latency sum of
+		 * 123456.789012 s must not be cut to 123456.789, or rate() over it drifts.
+		 */
+		snprintf(tmp, sizeof(tmp), "%.15g", v);
+		if (strtod(tmp, NULL) != v)
+			snprintf(tmp, sizeof(tmp), "%.17g", v);
+		sb_puts(b, tmp);
+	}
 }
 
 /* Label values escape backslash, double quote and newline; HELP escapes \ and \n. */

@@ -126,6 +126,9 @@ START_TEST(test_escaping)
 	const char *nan_l[] = {"nan"}, *inf_l[] = {"inf"};
 	metrics_set(metrics_series(g, nan_l), NAN);
 	metrics_set(metrics_series(g, inf_l), -INFINITY);
+	const char *prec_l[] = {"precise"}, *big_l[] = {"big"};
+	metrics_set(metrics_series(g, prec_l), 123456.789012345);
+	metrics_set(metrics_series(g, big_l), 1e300);
 	char *text = render(r);
 	/* HELP escapes \ and newline only; label values also escape the double quote. */
 	ck_assert_ptr_nonnull(
@@ -134,6 +137,9 @@ START_TEST(test_escaping)
 	    strstr(text, "grpcguard_authz_denied_total{policy=\"a\\\"b\\\\c\\nd\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"nan\"} NaN\n"));
 	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"inf\"} -Inf\n"));
+	/* Values keep every significant digit (they read back as the same double). */
+	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"precise\"} 123456.789012345\n"));
+	ck_assert_ptr_nonnull(strstr(text, "g{policy=\"big\"} 1e+300\n"));
 	free(text);
 	metrics_registry_free(r);
 }
