@@ -115,7 +115,7 @@ def mib(kb):
     return kb / 1024.0
 
 
-def cmd_report(raw_path, meta_path, wh_path, pol_path):
+def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     meta = {}
     for line in open(meta_path):
         if "=" in line:
@@ -172,7 +172,9 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path):
     w("Columns: req/s (median); ×peer = ratio to the best of nghttpx and haproxy-h2 for that")
     w("figure (req/s: higher is better; the others: lower is better); added = mean latency")
     w("minus the direct row's; CPU = CPU seconds (user+system, summed /proc/PID/task/*/schedstat) of the proxy")
-    w("process per 100k requests; RSS = peak resident set (VmHWM) of the proxy.")
+    w("process per 100k requests; RSS = peak resident set (VmHWM) of the proxy, which counts")
+    w("shared-library pages too; anon = its anonymous (heap, stacks) resident memory")
+    w("(RssAnon) at the end of the run, the part that grows with load.")
 
     bad = [r for r in rows if r.get("ok") != "ok"]
     targets = []
@@ -197,6 +199,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path):
                     "p99": statistics.median(float(r["p99_us"]) for r in cr),
                     "cpu": statistics.median(float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in cr),
                     "hwm": max(float(r["hwm_kb"]) for r in cr),
+                    "anon": max(float(r.get("anon_kb", 0) or 0) for r in cr),
                     "n": len(cr),
                 }
             peers = [agg[p] for p in PEERS if p in agg]
@@ -213,21 +216,22 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path):
             w("")
             w("### %s" % MIX_DESC[mix])
             w("")
-            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | RSS MiB | ×peer |")
-            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | RSS MiB | ×peer | anon MiB |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for c in CONFIG_ORDER:
                 if c not in agg:
                     continue
                 a = agg[c]
                 added = "-" if direct_mean is None or c == "direct" else "%+.0f" % (a["mean"] - direct_mean)
                 proxied = c != "direct"
-                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |" % (
+                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s |" % (
                     CONFIG_DESC[c], a["rps"], fmt_ratio(a["rps"], b_rps), a["mean"], added,
                     a["p99"], fmt_ratio(a["p99"], b_p99),
                     "%.2f" % a["cpu"] if proxied else "-",
                     fmt_ratio(a["cpu"], b_cpu) if proxied else "-",
                     "%.1f" % mib(a["hwm"]) if proxied else "-",
-                    fmt_ratio(a["hwm"], b_hwm) if proxied else "-"))
+                    fmt_ratio(a["hwm"], b_hwm) if proxied else "-",
+                    "%.1f" % mib(a["anon"]) if proxied else "-"))
             gg, ggp, tcp = agg.get("gg-nopolicy"), agg.get("gg-policy"), agg.get("haproxy-tcp")
             if backend == "nghttpd" and gg:
                 if mix == "8x16":
@@ -291,6 +295,17 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path):
         w("Not measured: %s." % ("policy_bench failed" if meta.get("have_policy_lib") == "1"
                                  else "libgrpcguard-policy does not build yet"))
 
+    jwt = [l.rstrip("\n").split("\t") for l in open(jwt_path)] if jwt_path else []
+    jwt = [x for x in jwt if len(x) == 4]
+    if len(jwt) > 1:
+        w("")
+        w("## JWT verification per RPC (bench/jwt_bench.c, thread CPU time, cached keys)")
+        w("")
+        w("| algorithm | OpenSSL verify floor µs | sc_jwt decode+verify µs | sc_authn_check µs |")
+        w("|---|---:|---:|---:|")
+        for x in jwt[1:]:
+            w("| %s | %s | %s | %s |" % tuple(x))
+
     if bad:
         w("")
         w("## Runs excluded (errors)")
@@ -311,7 +326,7 @@ def main():
     elif cmd == "wrk":
         cmd_wrk(sys.argv[2])
     elif cmd == "report":
-        cmd_report(*sys.argv[2:6])
+        cmd_report(*sys.argv[2:7])
     else:
         sys.stderr.write(__doc__)
         sys.exit(2)

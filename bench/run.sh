@@ -15,7 +15,7 @@
 #   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
-#   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1   skip those sections
+#   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -90,6 +90,7 @@ cpu_ns() {
 	fi
 }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- build what we need, each piece optional -------------------------------------------
 have_sidecar=0 have_webhook=0 have_certgen=0 have_greeter=0 have_policy_lib=0
@@ -108,10 +109,20 @@ if make --no-print-directory BUILD="$B" "$B/grpcguard-certgen" >>"$build_log" 2>
 	have_certgen=1
 fi
 if make --no-print-directory BUILD="$B" "$B/libgrpcguard-policy.a" >>"$build_log" 2>&1 &&
-	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wno-comment -D_GNU_SOURCE -I. -o "$B/policy_bench" \
+	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I. -o "$B/policy_bench" \
 		bench/policy_bench.c "$B/libgrpcguard-policy.a" \
 		$(pkg-config --libs jansson yaml-0.1 libcrypto) -lm >>"$build_log" 2>&1; then
 	have_policy_lib=1
+fi
+# bench/jwt_bench.c belongs to the JWT part (issue 10); built and run here when present.
+have_jwt=0
+if [ -f bench/jwt_bench.c ] &&
+	make --no-print-directory BUILD="$B" "$B/libgrpcguard-common.a" >>"$build_log" 2>&1 &&
+	gcc -std=c17 -O2 -g -D_GNU_SOURCE -I. -o "$B/jwt_bench" bench/jwt_bench.c sidecar/jwt.c \
+		sidecar/authn.c "$B/libgrpcguard-policy.a" "$B/libgrpcguard-common.a" \
+		$(pkg-config --cflags --libs jansson openssl yaml-0.1 libmicrohttpd) -lm -lpthread \
+		>>"$build_log" 2>&1; then
+	have_jwt=1
 fi
 if bash bench/greeter_cpp/build.sh "$B/greeter_cpp" >>"$build_log" 2>&1; then
 	have_greeter=1
@@ -217,7 +228,7 @@ run_load() { # port mix [logfile]
 }
 
 raw=$work/raw.tsv
-printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tok\n' >"$raw"
+printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tanon_kb\tok\n' >"$raw"
 
 start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 	case $1 in
@@ -275,13 +286,13 @@ for backend in $BACKENDS; do
 				c0=0
 				[ -n "$pid" ] && c0=$(cpu_ns "$pid")
 				run_load "$port" "$mix" "$work/lat.log"
-				c1=0 hwm=0
-				if [ -n "$pid" ]; then c1=$(cpu_ns "$pid"); hwm=$(hwm_kb "$pid"); fi
+				c1=0 hwm=0 anon=0
+				if [ -n "$pid" ]; then c1=$(cpu_ns "$pid"); hwm=$(hwm_kb "$pid"); anon=$(anon_kb "$pid"); fi
 				read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out")
 				read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log")
 				cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
-					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "$hwm" "$ok" >>"$raw"
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
+					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "$hwm" "$anon" "$ok" >>"$raw"
 				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, cpu ${cpu}s, hwm ${hwm}kB $ok"
 				rm -f "$work/lat.log"
 				[ -n "$pid" ] && stop_pid "$pid"
@@ -348,6 +359,13 @@ if [ "${BENCH_SKIP_POLICY:-0}" != 1 ] && [ "$have_policy_lib" = 1 ]; then
 		{ say "policy_bench failed"; cat "$work/policy_bench.err" >&2; : >"$pol"; }
 fi
 
+jwt=$work/jwt.tsv
+: >"$jwt"
+if [ "${BENCH_SKIP_JWT:-0}" != 1 ] && [ "$have_jwt" = 1 ]; then
+	timeout 120 $CPU_PROXY "$B/jwt_bench" >"$jwt" 2>"$work/jwt_bench.err" ||
+		{ say "jwt_bench failed"; cat "$work/jwt_bench.err" >&2; : >"$jwt"; }
+fi
+
 # ---- RESULTS.md ------------------------------------------------------------------------------
 meta=$work/meta.txt
 {
@@ -374,7 +392,7 @@ meta=$work/meta.txt
 	echo "have_webhook=$have_webhook"
 	echo "have_policy_lib=$have_policy_lib"
 } >"$meta"
-"$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" >"$OUT.tmp"
+"$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" "$jwt" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cp "$raw" "${OUT%.md}-raw.tsv"
 say "wrote $OUT (proxy runs took ${t_proxies}s)"
