@@ -74,7 +74,8 @@ cleanup() {
 	CLEANED=1
 	trap '' INT TERM
 	local pid ns rc stopped=() statuses=()
-	for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
+	declare -A termed=()
+	for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null && termed[$pid]=1; done
 	for _ in $(seq 30); do
 		local left=0
 		for pid in "${PIDS[@]}"; do alive "$pid" && left=1; done
@@ -89,8 +90,12 @@ cleanup() {
 		# Our own programs must shut down cleanly on SIGTERM (sanitizer builds exit
 		# non-zero when they find a leak or an error).
 		case "${NAME_OF[$pid]:-}" in webhook | sidecar)
-			statuses+=("${NAME_OF[$pid]} $rc")
-			[ "$rc" = 0 ] || bad "${NAME_OF[$pid]} (pid $pid) exited with status $rc on SIGTERM" ;;
+			if [ -z "${termed[$pid]:-}" ]; then
+				bad "${NAME_OF[$pid]} (pid $pid) had exited before the end, status $rc"
+			else
+				statuses+=("${NAME_OF[$pid]} $rc")
+				[ "$rc" = 0 ] || bad "${NAME_OF[$pid]} (pid $pid) exited with status $rc on SIGTERM"
+			fi ;;
 		esac
 	done
 	for ns in "${NETNS[@]}"; do
@@ -130,6 +135,15 @@ wait_until() {
 		sleep 0.1
 	done
 }
+# Waits for a program we started to be ready; gives up at once if it exits.
+# up NAME PID SECS CMD...
+up() {
+	local name=$1 pid=$2 secs=$3
+	shift 3
+	wait_until "$secs" ready_or_dead "$pid" "$@" || die "$name did not become ready within ${secs}s"
+	alive "$pid" || die "$name exited at start-up (its log is below; a port in use? set DEMO_PORT_BASE)"
+}
+ready_or_dead() { local pid=$1; shift; ! alive "$pid" || "$@"; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 # ---- 0. preflight -------------------------------------------------------------------
@@ -185,8 +199,7 @@ started webhook "$WH_PID"
 # curl reaches it by its in-cluster name, as the API server would, and checks the CA.
 CURL=(curl -sS --max-time 5 --cacert "$W/certs/ca.crt" --resolve "$WH_HOST:$WH_PORT:127.0.0.1")
 WH_URL="https://$WH_HOST:$WH_PORT"
-wait_until 10 "${CURL[@]}" -fo /dev/null "$WH_URL/healthz" 2>/dev/null ||
-	die "the webhook did not answer /healthz over TLS within 10 s"
+up "the webhook (/healthz over TLS)" "$WH_PID" 10 "${CURL[@]}" -fo /dev/null "$WH_URL/healthz" 2>/dev/null
 say "grpcguard-webhook listening on 127.0.0.1:$WH_PORT (pid $WH_PID); TLS verified against ca.crt as $WH_HOST"
 
 # ---- 2. Service validation ----------------------------------------------------------
@@ -272,7 +285,7 @@ printf '%s' "$EMPTY_POLICY" | write_policy || die "cannot write the policy volum
 	--calls-log "$W/calls.log" --name server-pod >"$W/logs/app.log" 2>&1 &
 APP_PID=$!
 started app "$APP_PID"
-wait_until 15 grep -q listening "$W/logs/app.log" || die "the greeter server did not start"
+up "the greeter server" "$APP_PID" 15 grep -q listening "$W/logs/app.log"
 say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 
 if [ "$MODE" = netns ]; then
@@ -291,7 +304,7 @@ if [ "$(id -u)" = 0 ]; then AS_PROXY=(setpriv --reuid 1337 --regid 1337 --clear-
 SC_PID=$!
 started sidecar "$SC_PID"
 admin_get() { "${SRV[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>/dev/null; }
-wait_until 10 admin_get /readyz /dev/null || die "the sidecar did not become ready (admin $ADMIN/readyz)"
+up "the sidecar (admin $ADMIN/readyz)" "$SC_PID" 10 admin_get /readyz /dev/null
 say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]}" | sed "s#$W#\$W#g"
 say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 2>/dev/null), ready on $ADMIN"
 
