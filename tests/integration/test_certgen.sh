@@ -9,7 +9,7 @@ command -v openssl >/dev/null || { echo "openssl not installed"; exit 77; }
 tmp=$(mktemp -d /tmp/gg-certgen.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-run() { if [ "${GG_VALGRIND:-}" = 1 ]; then valgrind --quiet --error-exitcode=99 --leak-check=full "$@"; else "$@"; fi; }
+run() { "$(dirname "$0")/../lib/run-prog" "$@"; }
 
 run "$BIN" --service grpcguard-webhook --namespace grpcguard-system --out "$tmp/a" --days 30 \
   --extra-san localhost --extra-san 127.0.0.1 2>"$tmp/log" || fail "certgen failed: $(cat "$tmp/log")"
