@@ -38,7 +38,7 @@ fail=0
 for f in "${srcs[@]}"; do
   o="$out/obj/${f%.c}.o"
   mkdir -p "$(dirname "$o")"
-  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find "${f%/*}" -name '*.h' -newer "$o" 2>/dev/null | head -n1)" ]; then
+  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find policy common webhook sidecar -name '*.h' -newer "$o" 2>/dev/null | head -n1)" ]; then
     if ! $CC $FLAGS -fsanitize=fuzzer-no-link,address,undefined -c "$f" -o "$o"; then
       echo "fuzz: cannot compile $f; targets needing it will not link" >&2
       rm -f "$o"
