@@ -10,7 +10,8 @@
 # it through and the sidecar counts it; a DENY policy denies it; a delay fault delays it
 # or runs it into its deadline, and nothing reaches the app); HTTP to 8081 bypasses the
 # sidecar (its metrics do not move); with the sidecar stopped calls fail, restarted they
-# work; a second `init` leaves exactly one set of rules. IPv4 always, IPv6 too when the
+# work; a second `init` leaves exactly one set of rules; with `--ports *` plain HTTP on 8081
+# passes through the sidecar as TCP. IPv4 always, IPv6 too when the
 # kernel has it. Everything created (namespaces, veth, processes, files) is removed on
 # exit, also on failure. Skips (77) only when the machine forbids netns or iptables.
 set -u
@@ -263,7 +264,9 @@ ok_after=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
 	die "the sidecar did not count the call: requests_total OK $ok_before -> $ok_after"
 
 echo "== HTTP to 8081 bypasses the sidecar"
-snap() { metrics | grep -E '^grpcguard_(requests_total|request_duration_seconds_count)'; }
+snap() {
+	metrics | grep -E '^grpcguard_(requests_total|request_duration_seconds_count|sidecar_passthrough_connections_total)'
+}
 before=$(snap)
 for i in 1 2 3; do
 	[ "$(in_c curl -sS --max-time 5 "http://$IP4_S:8081/hello.txt")" = "plain http" ] ||
@@ -348,12 +351,30 @@ fi
 expect_call OK "$T4" 5 after-reinit
 echo "  iptables-save: 1 PREROUTING jump, 1 REDIRECT rule (IPv4$([ $v6 = 1 ] && echo ' and IPv6'))"
 
+echo "== init --ports '*': every port but the sidecar's own"
+in_s "${vg[@]}" "$GG_BIN/grpcguard-sidecar" init --ports '*' >"$tmp/init3.log" 2>&1 ||
+	die "init --ports '*' failed: $(cat "$tmp/init3.log")"
+chain=$(in_s iptables-save -t nat | grep -c '^-A GRPCGUARD_INBOUND')
+[ "$chain" = 3 ] || die "init --ports '*': $chain rules in the chain, want 3 (2 RETURN, 1 REDIRECT)"
+ok_before=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
+expect_call OK "$T4" 5 all-ports
+[ "$(msum '^grpcguard_requests_total.*grpc_code="OK"')" = $((ok_before + 1)) ] ||
+	die "with --ports '*' the call did not go through the sidecar"
+# 8081 is intercepted now too: plain HTTP/1.1 goes through the sidecar as TCP.
+pt_before=$(msum '^grpcguard_sidecar_passthrough_connections_total')
+[ "$(in_c curl -sS --max-time 5 "http://$IP4_S:8081/hello.txt")" = "plain http" ] ||
+	die "with --ports '*' HTTP to 8081 no longer works (the sidecar should pass it through)"
+pt_after=$(msum '^grpcguard_sidecar_passthrough_connections_total')
+[ "$pt_after" = $((pt_before + 1)) ] ||
+	die "HTTP to 8081 did not pass through the sidecar: passthrough connections $pt_before -> $pt_after"
+echo "  gRPC and plain HTTP both through the sidecar"
+
 stop_sidecar
 if [ ${#vg[@]} -gt 0 ]; then
 	n=$(grep -l 'ERROR SUMMARY: 0 errors' "$tmp"/vg/*.log 2>/dev/null | wc -l)
-	# Two sidecar runs and two inits, each a clean valgrind log.
-	[ "$n" -ge 4 ] || { cat "$tmp"/vg/*.log; die "expected 4 clean valgrind logs, found $n"; }
-	echo "valgrind: $n clean logs (sidecar x2, init x2)"
+	# Two sidecar runs and three inits, each a clean valgrind log.
+	[ "$n" -ge 5 ] || { cat "$tmp"/vg/*.log; die "expected 5 clean valgrind logs, found $n"; }
+	echo "valgrind: $n clean logs (sidecar x2, init x3)"
 fi
 echo "PASS: netns interception (IPv4$([ $v6 = 1 ] && echo ' + IPv6'))"
 exit 0
