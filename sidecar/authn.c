@@ -48,14 +48,37 @@ struct file_id {
 struct entry {
 	const struct policy_authn *cfg; /* borrowed from the policy */
 	struct sc_jwks *keys;		/* the last good key set, or NULL */
+	uint64_t keys_gen;		/* +1 each time keys is replaced */
 	struct file_id seen;		/* jwksFile: what we last read (or failed to) */
 	uint64_t next_stat_mono_ms;
+};
+
+/*
+ * Verified tokens, so that a client sending the same token on every RPC (what gRPC
+ * clients do) pays for one signature check, not one per RPC; Envoy's jwt_authn keeps such
+ * a cache too. Keyed by the exact token bytes (the hash only picks the slot; a hit
+ * compares every byte), valid for the entry's key set it was verified with (keys_gen).
+ * On a hit only the time claims are checked again. Direct-mapped: a colliding token
+ * evicts the older one. Bounded: TOKEN_CACHE_SLOTS * SC_JWT_MAX_TOKEN_BYTES at worst.
+ */
+#define TOKEN_CACHE_SLOTS 64
+struct cached_token {
+	char *tok; /* NULL: empty slot */
+	size_t len;
+	uint64_t hash;
+	size_t entry; /* index in sc_authn.e */
+	uint64_t keys_gen;
+	char *principal;
+	json_t *claims;
 };
 
 struct sc_authn {
 	struct policy *policy; /* owned reference; NULL when built from bare entries (tests) */
 	size_t n;
 	struct entry *e;
+	bool cache_off; /* benchmarks and tests measure the uncached path */
+	uint64_t cache_hits;
+	struct cached_token cache[TOKEN_CACHE_SLOTS];
 };
 
 static bool file_id_eq(const struct file_id *a, const struct stat *st)
@@ -236,10 +259,46 @@ int sc_authn_new(struct policy *p, struct sc_authn **out, char **err_msg)
 	return r;
 }
 
+static void cached_clear(struct cached_token *c)
+{
+	free(c->tok);
+	free(c->principal);
+	json_decref(c->claims);
+	memset(c, 0, sizeof(*c));
+}
+
+/* FNV-1a: picks a cache slot. Not a security boundary: hits compare the whole token. */
+static uint64_t token_hash(const char *tok, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)tok[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+void sc_authn_set_token_cache(struct sc_authn *a, bool on)
+{
+	a->cache_off = !on;
+	for (size_t i = 0; !on && i < TOKEN_CACHE_SLOTS; i++)
+		cached_clear(&a->cache[i]);
+}
+
+#ifdef GG_TESTING
+/* How many checks the token cache answered (tests). */
+uint64_t sc_authn_cache_hits(const struct sc_authn *a);
+uint64_t sc_authn_cache_hits(const struct sc_authn *a)
+{
+	return a->cache_hits;
+}
+#endif
+
 void sc_authn_free(struct sc_authn *a)
 {
 	if (!a)
 		return;
+	for (size_t i = 0; i < TOKEN_CACHE_SLOTS; i++)
+		cached_clear(&a->cache[i]);
 	for (size_t i = 0; i < a->n; i++)
 		sc_jwks_free(a->e[i].keys);
 	free(a->e);
@@ -276,6 +335,7 @@ static void entry_maybe_reload(struct entry *e, uint64_t now_mono_ms)
 	}
 	sc_jwks_free(e->keys);
 	e->keys = fresh;
+	e->keys_gen++; /* tokens verified with the old keys are verified again */
 	log_info("jwks_reload", "JWKS file reloaded", "{s:s, s:s, s:I, s:s}", "file",
 		 e->cfg->jwks_file, "issuer", e->cfg->issuer ? e->cfg->issuer : "", "keys",
 		 (json_int_t)sc_jwks_count(fresh), "note", why);
@@ -308,6 +368,48 @@ static bool seen_before(const struct sc_authn *a, size_t i, size_t j)
 	return false;
 }
 
+/* Record a verified token as the request's identity unless an earlier token did. */
+static const char *set_identity(struct sc_authn_result *out, const struct entry *e,
+				const struct policy_jwt_header *loc, const char *principal,
+				json_t *claims)
+{
+	if (out->verdict == SC_AUTHN_OK)
+		return NULL;
+	if (!(out->principal = strdup(principal)))
+		return sc_jwt_strerror(SC_JWT_ERR_NOMEM);
+	out->claims = json_incref(claims);
+	out->verdict = SC_AUTHN_OK;
+	out->strip_header = e->cfg->forward_original_token ? NULL : loc->name;
+	return NULL;
+}
+
+/*
+ * A cached verification of this very token, still valid for loc and the entry's current
+ * keys: returns true and sets *reason (NULL: the token is good now). false: no usable hit.
+ */
+static bool from_cache(struct sc_authn *a, struct cached_token *c,
+		       const struct policy_jwt_header *loc, const char *tok, size_t len,
+		       uint64_t hash, int64_t now_unix_s, uint64_t now_mono_ms,
+		       struct sc_authn_result *out, const char **reason)
+{
+	struct entry *e;
+	int r;
+
+	if (a->cache_off || !c->tok || c->hash != hash || c->len != len ||
+	    memcmp(c->tok, tok, len) != 0)
+		return false;
+	e = &a->e[c->entry];
+	if (!entry_reads(e, loc))
+		return false;
+	entry_maybe_reload(e, now_mono_ms);
+	if (c->keys_gen != e->keys_gen)
+		return false;
+	a->cache_hits++;
+	r = sc_jwt_check_times(c->claims, now_unix_s);
+	*reason = r ? sc_jwt_strerror(r) : set_identity(out, e, loc, c->principal, c->claims);
+	return true;
+}
+
 /*
  * Verify one token taken from location loc. Returns NULL on success (filling *out when
  * it is the first verified token) or the reason it failed.
@@ -319,11 +421,18 @@ static const char *check_token(struct sc_authn *a, const struct policy_jwt_heade
 	struct sc_jwt *t = NULL;
 	struct entry *e = NULL;
 	struct sc_jwt_expect x;
+	struct cached_token *c;
 	const char *iss, *sub, *reason = NULL;
+	char *principal = NULL;
+	uint64_t hash;
 	int r;
 
 	if (len == 0)
 		return sc_jwt_strerror(SC_JWT_ERR_MALFORMED);
+	hash = token_hash(tok, len);
+	c = &a->cache[hash % TOKEN_CACHE_SLOTS];
+	if (from_cache(a, c, loc, tok, len, hash, now_unix_s, now_mono_ms, out, &reason))
+		return reason;
 	if ((r = sc_jwt_decode(tok, len, &t)) != 0)
 		return sc_jwt_strerror(r);
 	iss = sc_jwt_issuer(t);
@@ -346,18 +455,29 @@ static const char *check_token(struct sc_authn *a, const struct policy_jwt_heade
 		reason = sc_jwt_strerror(r);
 		goto out;
 	}
-	if (out->verdict == SC_AUTHN_OK)
-		goto out;
 	sub = sc_jwt_subject(t);
-	if (asprintf(&out->principal, "%s/%s", iss, sub ? sub : "") < 0) {
-		out->principal = NULL;
+	if (asprintf(&principal, "%s/%s", iss, sub ? sub : "") < 0) {
+		principal = NULL;
 		reason = sc_jwt_strerror(SC_JWT_ERR_NOMEM);
 		goto out;
 	}
-	out->claims = json_incref(sc_jwt_claims(t));
-	out->verdict = SC_AUTHN_OK;
-	out->strip_header = e->cfg->forward_original_token ? NULL : loc->name;
+	reason = set_identity(out, e, loc, principal, sc_jwt_claims(t));
+	if (reason || a->cache_off)
+		goto out;
+	/* Remember it; a failed copy only means no cache entry. */
+	cached_clear(c);
+	if ((c->tok = malloc(len))) {
+		memcpy(c->tok, tok, len);
+		c->len = len;
+		c->hash = hash;
+		c->entry = (size_t)(e - a->e);
+		c->keys_gen = e->keys_gen;
+		c->principal = principal;
+		c->claims = json_incref(sc_jwt_claims(t));
+		principal = NULL;
+	}
 out:
+	free(principal);
 	sc_jwt_free(t);
 	return reason;
 }

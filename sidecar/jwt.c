@@ -634,19 +634,30 @@ static bool audience_ok(json_t *aud, const struct sc_jwt_expect *x)
 	return false;
 }
 
+int sc_jwt_check_times(const json_t *claims, int64_t now_unix_s)
+{
+	json_t *exp = json_object_get(claims, "exp");
+	json_t *nbf = json_object_get(claims, "nbf");
+	double now = (double)now_unix_s;
+
+	if (exp && now > json_number_value(exp) + SC_JWT_CLOCK_SKEW_S)
+		return SC_JWT_ERR_EXPIRED;
+	if (nbf && now + SC_JWT_CLOCK_SKEW_S < json_number_value(nbf))
+		return SC_JWT_ERR_NOTYET;
+	return 0;
+}
+
 int sc_jwt_verify(const struct sc_jwt *t, const struct sc_jwks *ks, const struct sc_jwt_expect *x)
 {
-	json_t *exp = json_object_get(t->payload, "exp");
-	json_t *nbf = json_object_get(t->payload, "nbf");
 	const char *iss = sc_jwt_issuer(t);
-	double now = (double)x->now_unix_s;
 	bool tried = false, good = false;
+	int r;
 
 	for (size_t i = 0; ks && i < ks->n && !good; i++) {
 		if (!key_fits(&ks->keys[i], t))
 			continue;
 		tried = true;
-		int r = verify_with(t, &ks->keys[i]);
+		r = verify_with(t, &ks->keys[i]);
 		if (r < 0)
 			return r;
 		good = r == 1;
@@ -655,10 +666,8 @@ int sc_jwt_verify(const struct sc_jwt *t, const struct sc_jwks *ks, const struct
 		return SC_JWT_ERR_NOKEY;
 	if (!good)
 		return SC_JWT_ERR_SIGNATURE;
-	if (exp && now > json_number_value(exp) + SC_JWT_CLOCK_SKEW_S)
-		return SC_JWT_ERR_EXPIRED;
-	if (nbf && now + SC_JWT_CLOCK_SKEW_S < json_number_value(nbf))
-		return SC_JWT_ERR_NOTYET;
+	if ((r = sc_jwt_check_times(t->payload, x->now_unix_s)) != 0)
+		return r;
 	if (!iss || !x->issuer || strcmp(iss, x->issuer) != 0)
 		return SC_JWT_ERR_ISSUER;
 	if (x->naudiences && !audience_ok(json_object_get(t->payload, "aud"), x))

@@ -97,6 +97,13 @@ struct sc_jwt_expect {
  */
 int sc_jwt_verify(const struct sc_jwt *t, const struct sc_jwks *ks, const struct sc_jwt_expect *x);
 
+/*
+ * The time claims alone: SC_JWT_ERR_EXPIRED when now > exp + skew, SC_JWT_ERR_NOTYET when
+ * now + skew < nbf, else 0 (absent claims pass). claims is a decoded payload, whose
+ * types sc_jwt_decode checked. For re-checking a token verified earlier (authn's cache).
+ */
+int sc_jwt_check_times(const json_t *claims, int64_t now_unix_s);
+
 /* ---- building blocks, exposed for the tests ----------------------------------------- */
 /*
  * Strict base64url (RFC 4648 §5, no padding, no whitespace) into a new buffer (NUL

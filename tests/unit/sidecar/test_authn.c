@@ -278,6 +278,79 @@ START_TEST(issuers_and_headers)
 }
 END_TEST
 
+uint64_t sc_authn_cache_hits(const struct sc_authn *a); /* authn.c, GG_TESTING */
+
+START_TEST(token_cache)
+{
+	char *jwks = jwk_text(ec_a, "e1");
+	struct sc_authn *a =
+	    authn_from(policy_from("requestAuthentication:\n"
+				   "  - issuer: " ISS_A "\n"
+				   "    jwks: '%s'\n"
+				   "    fromHeaders: [{name: authorization, prefix: \"Bearer \"}]\n"
+				   "  - issuer: " ISS_B "\n"
+				   "    jwks: '%s'\n"
+				   "    fromHeaders: [{name: x-b}]\n",
+				   jwks, jwks),
+		       false);
+	struct sc_authn_result r;
+	json_t *c = tk_claims(ISS_A, "alice", "greeter", NOW, 600);
+	char *tok, *b;
+
+	json_object_set_new(c, "nbf", json_integer(NOW + 30));
+	tok = tk_token(ec_a, "ES256", "e1", c);
+	b = bearer(tok);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b, NULL), SC_AUTHN_OK);
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 0);
+	sc_authn_result_cleanup(&r);
+	/* Again: answered by the cache, with the same identity. */
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b, NULL), SC_AUTHN_OK);
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 1);
+	ck_assert_str_eq(r.principal, ISS_A "/alice");
+	ck_assert_str_eq(json_string_value(json_object_get(r.claims, "sub")), "alice");
+	sc_authn_result_cleanup(&r);
+	/* The time claims are checked on every use. */
+	struct policy_header h = {"authorization", 13, b, strlen(b)};
+	sc_authn_check(a, &h, 1, NOW + 661, 0, &r);
+	ck_assert_int_eq(r.verdict, SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "expired");
+	sc_authn_result_cleanup(&r);
+	sc_authn_check(a, &h, 1, NOW - 31, 0, &r);
+	ck_assert_int_eq(r.verdict, SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "not yet valid");
+	sc_authn_result_cleanup(&r);
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 3);
+	/* The same bytes from a header the issuer's entry does not read: no hit, and fails. */
+	ck_assert_int_eq(run(a, 0, &r, "x-b", tok, NULL), SC_AUTHN_FAIL);
+	ck_assert_str_eq(r.reason, "issuer not configured");
+	sc_authn_result_cleanup(&r);
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 3);
+	/* One byte different: verified in full (and fails). */
+	tok[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
+	free(b);
+	b = bearer(tok);
+	ck_assert_int_eq(run(a, 0, &r, "authorization", b, NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 3);
+	/* Cache off: still correct, no hits. */
+	sc_authn_set_token_cache(a, false);
+	free(tok);
+	free(b);
+	tok = tk_token(ec_a, "ES256", "e1", c);
+	b = bearer(tok);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(run(a, 0, &r, "authorization", b, NULL), SC_AUTHN_OK);
+		sc_authn_result_cleanup(&r);
+	}
+	ck_assert_uint_eq(sc_authn_cache_hits(a), 3);
+	sc_authn_free(a);
+	json_decref(c);
+	free(tok);
+	free(b);
+	free(jwks);
+}
+END_TEST
+
 /* Replace path's content atomically, with a new inode, as a volume update does. */
 static void write_file(const char *path, const char *text)
 {
@@ -395,6 +468,7 @@ static Suite *authn_suite(void)
 	ADD_CASE(s, "bad_tokens", bad_tokens_fail);
 	ADD_CASE(s, "issuers_headers", issuers_and_headers);
 	ADD_CASE(s, "jwks_reload", jwks_file_reload);
+	ADD_CASE(s, "token_cache", token_cache);
 	return s;
 }
 
