@@ -42,7 +42,7 @@ TAG="ggdemo-$$"
 NS_SRV="$TAG-server" NS_CLI="$TAG-client"
 VETH_CLI="ggd$$c" VETH_SRV="ggd$$s"
 W= # work directory
-PIDS=() NETNS=() FAILED=0 CLEANED=0 CLIENT_PID=
+PIDS=() NETNS=() FAILED=0 CLEANED=0 INTERRUPTED=0 CLIENT_PID=
 declare -A NAME_OF=()
 started() { PIDS+=("$2"); NAME_OF[$2]=$1; } # started NAME PID
 
@@ -88,7 +88,9 @@ cleanup() {
 		rc=$?
 		stopped+=("$pid")
 		# Our own programs must shut down cleanly on SIGTERM (sanitizer builds exit
-		# non-zero when they find a leak or an error).
+		# non-zero when they find a leak or an error). After Ctrl-C they may have
+		# stopped on their own SIGINT, or been caught before their handlers were set.
+		[ "$INTERRUPTED" = 1 ] && continue
 		case "${NAME_OF[$pid]:-}" in webhook | sidecar)
 			if [ -z "${termed[$pid]:-}" ]; then
 				bad "${NAME_OF[$pid]} (pid $pid) had exited before the end, status $rc"
@@ -119,6 +121,7 @@ cleanup() {
 on_signal() {
 	printf '\n'
 	say "interrupted: cleaning up"
+	INTERRUPTED=1
 	cleanup
 	exit 130
 }
