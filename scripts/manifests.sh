@@ -54,8 +54,7 @@ render grpcguard.yaml "existingSecret=grpcguard-webhook-tls" \
 "# Install (kubectl only; see docs/helm.md \"Plain manifests\"):
 #   build/grpcguard-certgen --service grpcguard-webhook --namespace $ns --out certs
 #   kubectl create namespace $ns
-#   kubectl -n $ns create secret generic grpcguard-webhook-tls --type kubernetes.io/tls \\
-#     --from-file=tls.crt=certs/tls.crt --from-file=tls.key=certs/tls.key --from-file=ca.crt=certs/ca.crt
+#   kubectl -n $ns create secret tls grpcguard-webhook-tls --cert certs/tls.crt --key certs/tls.key
 #   GRPCGUARD_CA_BUNDLE=\$(base64 -w0 certs/ca.crt) envsubst '\${GRPCGUARD_CA_BUNDLE}' \\
 #     < deploy/grpcguard.yaml | kubectl apply -f -" \
 	--set existingSecret=grpcguard-webhook-tls \

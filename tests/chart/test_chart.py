@@ -160,7 +160,7 @@ class Deployment(unittest.TestCase):
         self.assertEqual(c["args"], [
             "--listen", "0.0.0.0:8443", "--tls-cert", "/etc/grpcguard/tls/tls.crt",
             "--tls-key", "/etc/grpcguard/tls/tls.key",
-            "--config", "/etc/grpcguard/config/webhook.yaml"])
+            "--config", "/etc/grpcguard/config/webhook.yaml", "--log-level", "info"])
         sc = c["securityContext"]
         self.assertIs(sc["readOnlyRootFilesystem"], True)
         self.assertIs(sc["allowPrivilegeEscalation"], False)
@@ -521,6 +521,7 @@ class Schema(unittest.TestCase):
             dict(set=["injection.proxyPort=70000"]),
             dict(set=["injection.interceptMode=ebpf"]),
             dict(set=["injection.logLevel=verbose"]),
+            dict(set=["webhook.logLevel=trace"]),
             dict(set=["webhook.timeoutSeconds=60"]),
             dict(set=["image.digest=latest"]),
             dict(set=["podAntiAffinity=sometimes"]),
