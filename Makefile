@@ -72,6 +72,9 @@ PHONY_PY = py
         format lint clean manifests images check-deps
 all: $(PROGRAMS)
 
+# Keep intermediate objects (unit-test objects would otherwise be deleted and rebuilt).
+.SECONDARY:
+
 # ---- libraries and programs -------------------------------------------------
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -101,7 +104,7 @@ $(BUILD)/grpcguard-certgen: $(call obj,$(CERTS_SRC)) $(LIBCOMMON)
 .SECONDEXPANSION:
 $(BUILD)/unit/%: tests/unit/%.c $$(call tobj,$$(call nomain,$$(filter-out policy/% common/%,$$(wildcard $$(firstword $$(subst /, ,$$*))/*.c)))) $(TLIBPOLICY) $(TLIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(shell pkg-config --cflags check) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(shell pkg-config --cflags check) $(ALL_LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(CHECK_LIBS) $(LIBS)
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
@@ -113,7 +116,7 @@ unit: $(UNIT_BINS)
 FUZZ_LINK = $(call nomain,$(WEBHOOK_SRC) $(SIDECAR_SRC))
 $(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(call tobj,$(FUZZ_LINK)) $(TLIBPOLICY) $(TLIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(ALL_LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS)
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$${t##*/}; \

@@ -60,7 +60,6 @@ struct admin_server {
 };
 
 /* Exported for tests and for callers that listen on port 0 (not in admin.h yet). */
-unsigned admin_port(const struct admin_server *a);
 
 /*
  * Parse "host:port", "[v6]:port" or ":port". The host is copied into host (NUL-terminated,

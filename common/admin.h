@@ -27,6 +27,8 @@ int admin_start(const char *listen, struct metrics_registry *metrics,
 /* Register GET <path> before or after start. Returns 0 or -ENOMEM. */
 int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx);
 void admin_set_ready(struct admin_server *a, bool ready);
+/* The bound port (useful after listening on port 0). */
+unsigned admin_port(const struct admin_server *a);
 void admin_stop(struct admin_server *a); /* stops and frees; NULL ok */
 
 /* "host:port" / "[v6]:port" / ":port" -> host (NUL-terminated, may be "") and port. */

@@ -16,7 +16,6 @@
 #include "common/admin.h"
 #include "common/metrics.h"
 
-unsigned admin_port(const struct admin_server *a); /* admin.c, not in admin.h */
 
 struct http_reply {
 	int status;
