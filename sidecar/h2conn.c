@@ -77,6 +77,10 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 		if (len == 0)
 			return 0;
 		*wrote = true;
+		if (w->test_write) {
+			w->test_write(w, o, w->obuf, len);
+			continue;
+		}
 		b = uv_buf_init((char *)w->obuf, (unsigned)len);
 		r = uv_try_write(h, &b, 1);
 		if (r == UV_EAGAIN || r == UV_ENOSYS)
@@ -238,7 +242,6 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
 	struct sc_up *up = h->data;
 	struct sc_conn *c = up->c;
-	ssize_t rv;
 
 	if (!c || nread == 0)
 		return;
@@ -247,7 +250,17 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 		sc_conn_flush(c);
 		return;
 	}
-	rv = nghttp2_session_mem_recv(up->s, (const uint8_t *)b->base, (size_t)nread);
+	sc_up_feed(up, (const uint8_t *)b->base, (size_t)nread);
+}
+
+void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n)
+{
+	struct sc_conn *c = up->c;
+	ssize_t rv;
+
+	if (!c || up->state != UP_READY)
+		return;
+	rv = nghttp2_session_mem_recv(up->s, d, n);
 	if (rv < 0)
 		up_detach(up, nghttp2_strerror((int)rv));
 	sc_conn_flush(c);
@@ -320,6 +333,10 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	up->tcp.data = up->timer.data = up->creq.data = up->out.req.data = up;
 	up->nhandles = 2;
 	c->up = up;
+	if (c->w->test_write) {
+		up->state = UP_READY; /* tests and fuzzing: no socket, bytes go to the hook */
+		return up;
+	}
 	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&c->updst, up_connect_cb);
 	if (r < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
@@ -816,7 +833,6 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
 	struct sc_conn *c = h->data;
 	const uint8_t *data = (const uint8_t *)b->base;
-	ssize_t rv;
 
 	if (nread == 0 || c->mode == CM_CLOSING)
 		return;
@@ -824,10 +840,35 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 		sc_conn_close(c);
 		return;
 	}
+	if (c->mode == CM_PEEK) {
+		c->npeek += (size_t)nread;
+		sc_conn_feed(c, NULL, 0);
+		return;
+	}
+	sc_conn_feed(c, data, (size_t)nread);
+}
+
+/*
+ * Bytes from the client. In CM_PEEK the socket reads straight into c->peek (then d is
+ * NULL); other callers' bytes are copied there first. Decides between HTTP/2 and
+ * passthrough once the preface is complete or has been contradicted.
+ */
+void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
+{
+	ssize_t rv;
+
+	if (c->mode == CM_CLOSING || c->mode == CM_PASS)
+		return;
 	c->last_active_ms = uv_now(&c->w->loop);
 	if (c->mode == CM_PEEK) {
+		size_t take = 0;
 		int m;
-		c->npeek += (size_t)nread;
+
+		if (d) {
+			take = n < SC_H2_PREFACE_LEN - c->npeek ? n : SC_H2_PREFACE_LEN - c->npeek;
+			memcpy(c->peek + c->npeek, d, take);
+			c->npeek += take;
+		}
 		m = sc_h2_preface_check(c->peek, c->npeek);
 		if (m < 0) {
 			pass_start(c);
@@ -840,10 +881,18 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 			return;
 		}
 		c->mode = CM_H2;
-		data = c->peek;
-		nread = (ssize_t)c->npeek;
+		rv = nghttp2_session_mem_recv(c->ds, c->peek, c->npeek);
+		if (rv < 0 || !d || take == n) {
+			n = 0;
+		} else {
+			d += take;
+			n -= take;
+		}
+	} else {
+		rv = 0;
 	}
-	rv = nghttp2_session_mem_recv(c->ds, data, (size_t)nread);
+	if (rv >= 0 && n)
+		rv = nghttp2_session_mem_recv(c->ds, d, n);
 	if (rv == NGHTTP2_ERR_FLOODED) {
 		metrics_inc(sc_stats.lim_flood);
 		log_warn("flood", "client floods control frames, closing its connection", NULL);
@@ -857,15 +906,12 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 	sc_conn_flush(c);
 }
 
-void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
+struct sc_conn *sc_conn_new(struct sc_worker *w)
 {
-	struct sc_proxy *px = w->px;
 	struct sc_conn *c = calloc(1, sizeof(*c));
-	int namelen = sizeof(c->peer);
-	uv_os_fd_t fd;
 
 	if (!c)
-		return;
+		return NULL;
 	c->w = w;
 	c->mode = CM_PEEK;
 	uv_tcp_init(&w->loop, &c->tcp);
@@ -878,8 +924,21 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
-	atomic_fetch_add(&px->nconns, 1);
+	atomic_fetch_add(&w->px->nconns, 1);
 	metrics_add(sc_stats.active_conns, 1);
+	c->last_active_ms = uv_now(&w->loop);
+	return c;
+}
+
+void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
+{
+	struct sc_proxy *px = w->px;
+	struct sc_conn *c = sc_conn_new(w);
+	int namelen = sizeof(c->peer);
+	uv_os_fd_t fd;
+
+	if (!c)
+		return;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
 		sc_conn_close(c);
 		return;

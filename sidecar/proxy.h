@@ -180,6 +180,10 @@ struct sc_worker {
 	struct sc_mcache mcache;
 	struct policy_header *scratch_hdrs;
 	size_t scratch_cap;
+	/* Tests and fuzzing only: when set, no socket is used for writes or upstream
+	 * connects; every frame batch for the client (o == &conn->out) or the app goes here. */
+	void (*test_write)(struct sc_worker *w, const struct sc_outbuf *o, const uint8_t *d,
+			   size_t n);
 };
 
 struct sc_proxy {
@@ -198,6 +202,11 @@ int sc_run_main(const struct sc_config *cfg);
 
 /* h2conn.c */
 void sc_conn_accept(struct sc_worker *w, uv_stream_t *server);
+/* A connection object without a socket yet (its tcp handle is initialized, not open). */
+struct sc_conn *sc_conn_new(struct sc_worker *w);
+/* Bytes read from the client / from the app (what the read callbacks do). */
+void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n);
+void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n);
 void sc_conn_flush(struct sc_conn *c);
 void sc_conn_close(struct sc_conn *c);
 void sc_conn_drain(struct sc_conn *c);

@@ -119,6 +119,14 @@ static int install(struct policy *p)
 	return 0;
 }
 
+int sc_reload_set_policy(struct policy *p)
+{
+	int r = install(p);
+	if (r == 0)
+		st.policy_loaded = true;
+	return r;
+}
+
 static uint64_t fnv1a(const char *p, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ull;

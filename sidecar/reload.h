@@ -47,6 +47,10 @@ int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_
 void sc_reload_stop(void);
 void sc_reload_free(void);
 
+/* Install p (stolen) as the policy in force, as a good reload would (tests, fuzzing).
+ * Returns 0 or -ENOMEM (p released). */
+int sc_reload_set_policy(struct policy *p);
+
 /* Force a check now (tests, SIGHUP). */
 void sc_reload_check(void);
 
