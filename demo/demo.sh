@@ -343,6 +343,15 @@ phase() {
 mark=0 app_mark=0
 say "before any policy (empty ConfigMap):"
 phase OK "$mark" "$app_mark"
+# The client dialled the app's port; the sidecar's own counter proves the calls went through it.
+if admin_get /metrics "$W/metrics.now"; then
+	n=$(awk '/^grpcguard_requests_total\{/{s+=$2} END{print s+0}' "$W/metrics.now")
+	if [ "$n" -gt 0 ]; then
+		say "the sidecar counted $n of them (grpcguard_requests_total): the calls to $TARGET went through it"
+	else
+		bad "the sidecar counted no requests: the calls to $TARGET did not go through it"
+	fi
+fi
 
 # ---- 5. policy changes ----------------------------------------------------------------
 step "5/6  Policy changes, delivered like a ConfigMap update (..data symlink swap)"

@@ -59,6 +59,7 @@ story() {
 	expect "$out" '\+ volume ' "patch summary shows added volumes"
 	expect "$out" '\+ annotation +grpcguard.io/status = ' "patch summary shows the status annotation"
 	expect "$out" 'reinvoked with the patched pod: patch: none' "reinvocation gives an empty patch"
+	expect "$out" 'the sidecar counted [1-9][0-9]* of them' "baseline calls went through the sidecar"
 	expect "$out" 'client \| call [0-9]+: DEADLINE_EXCEEDED' "delay fault makes calls miss their deadline"
 	expect "$out" '=> DEADLINE_EXCEEDED' "delay phase reached"
 	expect "$out" 'client \| call [0-9]+: PERMISSION_DENIED [0-9.]+ ms "RBAC: access denied"' "DENY gives PERMISSION_DENIED"
