@@ -75,6 +75,11 @@ struct wh_server {
 	struct metrics_family *admissions, *duration, *http_errors, *reloads, *expiry;
 	struct metrics_series *s_reload_ok, *s_reload_fail, *s_expiry;
 
+	/* Open connections over every daemon, for limits.maxConnections. libmicrohttpd's own
+	 * MHD_OPTION_CONNECTION_LIMIT did not hold with a listening socket we pass in. */
+	atomic_uint connections;
+	struct metrics_series *s_refused_conns;
+
 	/* Rate limit for bad-request logs (per second, all peers together). */
 	atomic_uint_fast64_t log_window_s;
 	atomic_uint log_count;
@@ -377,6 +382,9 @@ static enum MHD_Result finish_review(struct tls_daemon *td, struct MHD_Connectio
 	return r;
 }
 
+/* *con_cls of a GET between its first and second call. */
+static char get_marker;
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -389,6 +397,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	char msg[160];
 
 	(void)version;
+	/* A response queued in the first call closes the connection (libmicrohttpd), so
+	 * GETs answer in the second call and keep their connection. */
+	if (*con_cls == &get_marker)
+		return serve_get(td, conn, url);
 	if (!rq) {
 		enum wh_route route;
 		const char *ct, *cl;
@@ -397,8 +409,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			route = WH_ROUTE_VALIDATE;
 		else if (!strcmp(url, "/mutate"))
 			route = WH_ROUTE_MUTATE;
-		else if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
-			return serve_get(td, conn, url);
+		else if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
+			*con_cls = &get_marker;
+			return MHD_YES;
+		}
 		else if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
 			 !strcmp(url, "/metrics"))
 			return reply_text(conn, td, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
@@ -482,7 +496,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
-	if (!rq)
+	if (*con_cls == &get_marker)
+		*con_cls = NULL;
+	if (!rq || rq == (void *)&get_marker)
 		return;
 	atomic_fetch_sub(&rq->td->inflight, 1);
 	free(rq->body);
@@ -505,6 +521,35 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	log_emit(LOGL_DEBUG, "http_error", buf, NULL);
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct tls_daemon *td = cls;
+	struct wh_server *s = td->srv;
+
+	(void)addr;
+	(void)addrlen;
+	if (atomic_load(&s->connections) < s->cfg->max_connections)
+		return MHD_YES;
+	metrics_inc(s->s_refused_conns);
+	if (log_budget(s))
+		log_warn("connection_refused", "limits.maxConnections reached; connection closed",
+			 "{s:i}", "max_connections", (int)s->cfg->max_connections);
+	return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct tls_daemon *td = cls;
+
+	(void)conn;
+	(void)socket_ctx;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&td->srv->connections, 1);
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&td->srv->connections, 1);
 }
 
 /* ---- daemons ----------------------------------------------------------------------------- */
@@ -532,6 +577,7 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 					   size_t key_len, char *err, size_t errlen)
 {
 	struct tls_daemon *td = calloc(1, sizeof(*td));
+	unsigned pool;
 
 	if (!td) {
 		free(cert_pem);
@@ -545,19 +591,22 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 	td->key_len = key_len;
 	atomic_init(&td->draining, false);
 	atomic_init(&td->inflight, 0);
+	/* One worker is not a pool: libmicrohttpd warns if asked for a pool of 1. */
+	pool = s->threads > 1 ? s->threads : 0;
 	td->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_EPOLL |
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_POLL |
 			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, td,
+		0, on_accept, td, on_request, td,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
 		MHD_OPTION_HTTPS_MEM_CERT, td->cert_pem,
 		MHD_OPTION_HTTPS_MEM_KEY, td->key_pem,
 		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+		MHD_OPTION_THREAD_POOL_SIZE, pool,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg->connection_timeout_s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, td,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, td,
 		MHD_OPTION_END);
 	if (!td->d) {
 		snprintf(err, errlen, "the TLS library refused the certificate or key, or the "
@@ -681,6 +730,10 @@ static int register_metrics(struct wh_server *s)
 	s->s_reload_ok = metrics_series(s->reloads, ok);
 	s->s_reload_fail = metrics_series(s->reloads, bad);
 	s->s_expiry = metrics_series(s->expiry, NULL);
+	{
+		static const char *const conn_lbl[] = {"/", "connection-limit"};
+		s->s_refused_conns = metrics_series(s->http_errors, conn_lbl);
+	}
 	return 0;
 }
 
@@ -719,6 +772,7 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 	atomic_init(&s->ready, false);
 	atomic_init(&s->log_window_s, 0);
 	atomic_init(&s->log_count, 0);
+	atomic_init(&s->connections, 0);
 	if (!s->cert_path || !s->key_path || register_metrics(s) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -10,9 +10,11 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -391,7 +393,7 @@ injection:
 limits:
   maxBodyBytes: 65536
   maxConnections: 16
-  connectionTimeoutSeconds: 5
+  connectionTimeoutSeconds: 2
 """)
     wh2 = Webhook(free_port(18430, 18439), ca, cert, key, config=cfg, env={"POD_NAMESPACE": "ignored"})
     resp = wh2.admit("/validate", review(load("service-misnamed.json"), "Service"))
@@ -413,6 +415,38 @@ limits:
                                       ns="grpcguard-system"))["allowed"], "own ns from config")
     status, _ = wh2.declare_length("/mutate", 65537)
     check(status == 413, "maxBodyBytes from config: %d" % status)
+    # Slowloris: half a request line, then silence -> closed after connectionTimeoutSeconds.
+    raw_sock = socket.create_connection(("127.0.0.1", wh2.port), timeout=15)
+    slow = wh2.ctx.wrap_socket(raw_sock, server_hostname="localhost")
+    slow.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Le")
+    t0 = time.monotonic()
+    try:
+        got = slow.recv(1024)
+    except (ConnectionResetError, ssl.SSLError):
+        got = b""
+    waited = time.monotonic() - t0
+    check(got == b"" and 1.5 <= waited <= 10, "idle connection: %r after %.1fs" % (got, waited))
+    slow.close()
+    # maxConnections: with 16 open, the next connection is not accepted (it waits in the
+    # listen backlog) until one closes; then it is served.
+    held = []
+    for _ in range(16):
+        c = wh2.ctx.wrap_socket(socket.create_connection(("127.0.0.1", wh2.port), timeout=15),
+                                server_hostname="localhost")
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(c.recv(1024).startswith(b"HTTP/1.1 200"), "held connection not served")
+        held.append(c)
+    waiting = socket.create_connection(("127.0.0.1", wh2.port), timeout=1.0)
+    try:
+        wh2.ctx.wrap_socket(waiting, server_hostname="localhost")
+        fail("connection 17 was accepted over maxConnections 16")
+    except (socket.timeout, ssl.SSLError, OSError) as e:
+        check("timed out" in str(e), "connection 17: %r" % e)
+    waiting.close()
+    for c in held:
+        c.close()
+    time.sleep(0.5)
+    check(wh2.request("GET", "/healthz", None)[0] == 200, "serving after the connection cap")
     check(wh2.proc.stop() == 0, "webhook 2 exit code")
 
     # ---- config errors: file:line:column, exit 1 ---------------------------------------------------
