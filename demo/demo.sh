@@ -8,7 +8,8 @@
 #      greeter app, `grpcguard-sidecar init` (iptables REDIRECT), the sidecar as uid 1337,
 #      and a client calling SayHello every 2 s with a 5 s deadline
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
-#      delay fault -> DEADLINE_EXCEEDED, DENY -> PERMISSION_DENIED, ALLOW naming another
+#      delay fault -> DEADLINE_EXCEEDED, DENY -> PERMISSION_DENIED, a broken policy (the
+#      webhook refuses it, the sidecar keeps the last good one), ALLOW naming another
 #      method -> PERMISSION_DENIED, empty policy -> OK again
 #   6. the sidecar's metrics as a table, then everything started here is stopped
 #
@@ -72,6 +73,7 @@ alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status
 cleanup() {
 	[ "$CLEANED" = 1 ] && return 0
 	CLEANED=1
+	[ ${#PIDS[@]} -eq 0 ] && [ ${#NETNS[@]} -eq 0 ] && [ -z "$W" ] && return 0 # nothing started
 	trap '' INT TERM
 	local pid ns rc stopped=() statuses=()
 	declare -A termed=()
@@ -160,6 +162,7 @@ for t in curl openssl; do
 done
 
 MODE=${DEMO_MODE:-}
+case "$MODE" in "" | netns | loopback) ;; *) echo "demo: DEMO_MODE is netns or loopback, not \"$MODE\"" >&2; exit 2 ;; esac
 if [ -z "$MODE" ]; then
 	MODE=loopback
 	if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && command -v iptables >/dev/null &&

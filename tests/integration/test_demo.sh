@@ -34,7 +34,9 @@ expect() { grep -qE -- "$2" "$1" || bad "$3 (no line matching /$2/)"; }
 # leftovers FILE: everything the demo said it started is gone.
 leftovers() {
 	local out=$1 pid ns w
-	for pid in $(grep -oE '\(pid [0-9]+' "$out" | grep -oE '[0-9]+'); do
+	# Every "pid N" the demo printed as it started things, and its own list at the end.
+	for pid in $({ grep -oE '(^|[^a-z])pid [0-9]+' "$out"; grep -oE 'stopped pids [0-9 ]+' "$out"; } |
+		grep -oE '[0-9]+' | sort -u); do
 		if [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; then
 			bad "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)) survived the demo"
 		fi
