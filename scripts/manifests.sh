@@ -18,6 +18,12 @@ ns=grpcguard-system
 release=grpcguard
 version=$(sed -n 's/^version: *//p' "$root/charts/grpcguard/Chart.yaml")
 mkdir -p "$out"
+work=$(mktemp -d /tmp/gg-manifests.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [ -z "${GG_RENDER_BIN:-}" ]; then
+	"$PYTHON" "$root/tests/chart/helm.py" build "$work/render"
+	export GG_RENDER_BIN=$work/render
+fi
 
 header() {
 	cat <<HDR
@@ -39,7 +45,7 @@ render() { # FILE HEADER-ARGS... -- HELM-ARGS...
 	local file=$1 what=$2 how=$3
 	shift 3
 	local tmp
-	tmp=$(mktemp "$out/.manifests.XXXXXX")
+	tmp=$(mktemp "$work/manifests.XXXXXX")
 	if ! { header "$what" "$how" && "$PYTHON" "$root/tests/chart/helm.py" template "$release" \
 		"$root/charts/grpcguard" -n "$ns" "$@"; } >"$tmp"; then
 		rm -f "$tmp"

@@ -14,6 +14,7 @@ Library use (tests/chart/test_chart.py):
 Errors raise helm.SchemaError (values rejected by the schema) or helm.RenderError.
 
 Command line (scripts/manifests.sh):
+    helm.py build OUT        build the renderer once; GG_RENDER_BIN=OUT makes later runs use it
     helm.py template RELEASE [CHART] [-n NS] [-f FILE]... [--set K=V]... [--set-string K=V]...
             [--set-file K=PATH]... [--is-upgrade] [--lookup FILE] [--kube-version vX.Y.Z]
             [--api-versions G/V]... [--show-only templates/x.yaml]... [--notes]
@@ -52,10 +53,16 @@ class SchemaError(RenderError):
             + chart_name + ":\n" + "".join("- %s\n" % e for e in errors))
 
 
-def build():
-    """Build render.go once per process into a temporary GOPATH; returns the binary path."""
+def build(out=None):
+    """Build render.go once per process into a temporary GOPATH; returns the binary path.
+    GG_RENDER_BIN names an already built renderer (scripts/manifests.sh builds once and
+    renders several times); `out` copies the binary there."""
     global _bin
+    if not _bin and os.environ.get("GG_RENDER_BIN"):
+        _bin = os.environ["GG_RENDER_BIN"]
     if _bin:
+        if out:
+            shutil.copy(_bin, out)
         return _bin
     if not shutil.which("go"):
         raise RenderError("go is not installed (make deps installs golang-go and "
@@ -71,12 +78,14 @@ def build():
     env = dict(os.environ, GO111MODULE="off", GOPATH=tmp + ":" + GOPATH_SYSTEM,
                GOCACHE=os.environ.get("GG_GOCACHE") or os.path.join(tmp, "cache"),
                GOFLAGS="", CGO_ENABLED="0", GOTOOLCHAIN="local")
-    out = os.path.join(tmp, "render")
-    p = subprocess.run(["go", "build", "-o", out, "."], cwd=src, env=env,
+    binary = os.path.join(tmp, "render")
+    p = subprocess.run(["go", "build", "-o", binary, "."], cwd=src, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     if p.returncode != 0:
         raise RenderError("building tests/chart/render.go failed:\n" + p.stdout)
-    _bin = out
+    _bin = binary
+    if out:
+        shutil.copy(_bin, out)
     return _bin
 
 
@@ -100,7 +109,8 @@ class Rendered:
         self.text = text
         self.values = values
         self.notes = notes
-        self.docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        self.docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
         # Source header of each document, in the same order as docs.
         self.sources = [line[len("# Source: "):] for line in text.splitlines()
                         if line.startswith("# Source: ")]
@@ -171,6 +181,8 @@ def template(chart=CHART, name="grpcguard", namespace="grpcguard-system", values
 def main(argv):
     ap = argparse.ArgumentParser(prog="helm.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build the renderer into OUT (for GG_RENDER_BIN)")
+    b.add_argument("out")
     t = sub.add_parser("template", help="render the chart like `helm template`")
     t.add_argument("release")
     t.add_argument("chart", nargs="?", default=CHART)
@@ -183,6 +195,13 @@ def main(argv):
     t.add_argument("--kube-version")
     t.add_argument("--notes", action="store_true")
     a = ap.parse_args(argv)
+    if a.cmd == "build":
+        try:
+            build(a.out)
+        except RenderError as e:
+            print("Error: %s" % e, file=sys.stderr)
+            return 1
+        return 0
     lookup = None
     if a.lookup:
         with open(a.lookup) as f:

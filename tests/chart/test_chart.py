@@ -607,6 +607,7 @@ class PlainManifests(unittest.TestCase):
             self.skipTest("deploy/ not generated yet")
         with tempfile.TemporaryDirectory() as d:
             p = subprocess.run(["bash", os.path.join(helm.ROOT, "scripts", "manifests.sh"), d],
+                               env=dict(os.environ, GG_RENDER_BIN=helm.build()),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                timeout=300)
             self.assertEqual(p.returncode, 0, p.stdout)

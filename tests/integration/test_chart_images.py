@@ -110,7 +110,11 @@ def replay_build(path, instrs, outdir):
     cmd = run[4:].replace("/out", os.path.join(outdir, "out"))
     cmd = cmd.replace('-j"$(nproc)"', "-j2")
     print("replaying %s build stage: %s" % (path, cmd))
-    p = subprocess.run(["bash", "-c", "set -e; " + cmd], cwd=ctx, stdout=subprocess.PIPE,
+    # As in a fresh container: no make flags inherited from a surrounding `make test`.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "CFLAGS",
+                        "LDFLAGS", "CC", "SAN", "BUILD")}
+    p = subprocess.run(["bash", "-c", "set -e; " + cmd], cwd=ctx, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=500)
     check(p.returncode == 0, "%s: build stage failed in a context holding only its COPYs:\n%s"
           % (path, p.stdout[-3000:]))
