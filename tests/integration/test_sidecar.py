@@ -163,7 +163,7 @@ def metric(m, name, **labels):
 def channel(port):
     return grpc.insecure_channel("127.0.0.1:%d" % port, options=[
         ("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
-        ("grpc.enable_retries", 0)])
+        ("grpc.enable_retries", 0), ("grpc.use_local_subchannel_pool", 1)])
 
 
 def cleanup():
@@ -372,6 +372,43 @@ def test(tmp):
     sc.stop()
     check(rc == 0, "SIGTERM: exit 0 after the drain (and no leak/sanitizer error)")
     ch.close()
+    srv.stop()
+
+    # readiness follows the app; --workers 2 spreads connections over two loops
+    sc3 = Sidecar(tmp, BASE + 20, "127.0.0.1:%d" % (BASE + 21), BASE + 22,
+                  ["--workers", "2", "--policy", os.path.join(tmp, "none.yaml")], name="sidecar-w2")
+    time.sleep(0.5)
+    check(sc3.status("/readyz") == 503, "/readyz 503 while the app is not reachable")
+    srv = start_shapes(BASE + 21, tmp, "shapes3")
+    end = time.monotonic() + 5 * SLOW
+    while time.monotonic() < end and sc3.status("/readyz") != 200:
+        time.sleep(0.05)
+    check(sc3.status("/readyz") == 200, "/readyz 200 once the app is reachable")
+    chans = [channel(BASE + 20) for _ in range(8)]
+    errors = []
+
+    def worker(c, i):
+        st = pbg.ShapesStub(c)
+        for k in range(20):
+            try:
+                if st.Unary(pb.Msg(payload=b"%d-%d" % (i, k)), timeout=10).payload != b"%d-%d" % (i, k):
+                    errors.append("bad payload")
+            except grpc.RpcError as e:
+                errors.append(str(e.code()))
+    ths = [threading.Thread(target=worker, args=(c, i)) for i, c in enumerate(chans)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    check(not errors, "--workers 2: 8 connections x 20 calls all OK (%s)" % errors[:3])
+    m = sc3.metrics()
+    check(metric(m, "grpcguard_requests_total", grpc_code="OK") == 160,
+          "--workers 2: metrics count all 160 calls")
+    check(metric(m, "grpcguard_sidecar_active_connections") == 8,
+          "--workers 2: 8 client connections")
+    for c in chans:
+        c.close()
+    check(sc3.stop() == 0, "--workers 2: SIGTERM exit 0")
     srv.stop()
 
 
