@@ -13,6 +13,8 @@
  * is re-stat'ed at most once a second from sc_authn_check and re-read when its device,
  * inode, size or mtime changed (a ConfigMap or Secret volume swaps a symlink, which
  * changes the inode); a file that does not parse leaves the last good keys in force.
+ * Verified tokens are cached (see struct cached_token), so the signature of a token a
+ * client repeats on every RPC is checked once.
  *
  * What it does not do: decide authorization, or read anything but the JWKS files.
  */
@@ -28,12 +30,6 @@
 #include "common/log.h"
 #include "sidecar/authn.h"
 #include "sidecar/jwt.h"
-
-#ifdef GG_TESTING
-#define TESTABLE
-#else
-#define TESTABLE static
-#endif
 
 #define JWKS_RESTAT_MS 1000
 
@@ -209,10 +205,8 @@ static void entry_load(struct entry *e, size_t idx, char *diag, size_t diag_len)
  * The core of sc_authn_new, on bare entries: cfgs[0..n) are borrowed and must outlive the
  * object; policy (may be NULL) is the owner that keeps them alive, referenced here.
  */
-TESTABLE int sc_authn_new_entries(struct policy *p, const struct policy_authn *const *cfgs,
-				  size_t n, struct sc_authn **out, char **err_msg);
-TESTABLE int sc_authn_new_entries(struct policy *p, const struct policy_authn *const *cfgs,
-				  size_t n, struct sc_authn **out, char **err_msg)
+static int authn_new_entries(struct policy *p, const struct policy_authn *const *cfgs, size_t n,
+			     struct sc_authn **out, char **err_msg)
 {
 	struct sc_authn *a = calloc(1, sizeof(*a));
 	char *msgs = NULL, diag[1024];
@@ -254,7 +248,7 @@ int sc_authn_new(struct policy *p, struct sc_authn **out, char **err_msg)
 	}
 	for (size_t i = 0; i < n; i++)
 		cfgs[i] = policy_authn_get(p, i);
-	r = sc_authn_new_entries(p, cfgs, n, out, err_msg);
+	r = authn_new_entries(p, cfgs, n, out, err_msg);
 	free(cfgs);
 	return r;
 }
