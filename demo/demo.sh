@@ -264,18 +264,20 @@ else
 	SRV=() CLI=()
 	APP_PORT=$((PORT_BASE + 80)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
 	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 20)) TARGET=$PROXY_LISTEN
-	say "loopback mode (network namespaces need root, iproute2 and iptables here):"
+	if [ -n "${DEMO_MODE:-}" ]; then
+		say "loopback mode (DEMO_MODE=loopback):"
+	else
+		say "loopback mode (network namespaces need root, iproute2 and iptables here):"
+	fi
 	say "the client calls the sidecar on $PROXY_LISTEN, which forwards to the app on $UPSTREAM"
 fi
 
 # The policy volume, laid out the way the kubelet lays out a ConfigMap volume.
 printf 'app="server"\npod-template-hash="6b8f9d7c54"\n' >"$W/podinfo/labels"
 chmod 644 "$W/podinfo/labels"
-POLICY_SEQ=0
 write_policy() { # stdin -> $W/policy/..<ts>/policy.yaml, then atomically repoint ..data
 	local ts old
-	POLICY_SEQ=$((POLICY_SEQ + 1))
-	ts="..$(date -u +%Y_%m_%d_%H_%M_%S).$POLICY_SEQ$$"
+	ts="..$(date -u +%Y_%m_%d_%H_%M_%S.%N)" # the kubelet's naming
 	mkdir "$W/policy/$ts" && cat >"$W/policy/$ts/policy.yaml" || return 1
 	chmod 755 "$W/policy/$ts" && chmod 644 "$W/policy/$ts/policy.yaml"
 	old=$(readlink "$W/policy/..data" 2>/dev/null)
