@@ -147,13 +147,18 @@ static void up_write_cb(uv_write_t *req, int status)
 void sc_conn_flush(struct sc_conn *c)
 {
 	struct sc_worker *w = c->w;
-	int rounds = 0;
+	bool wrote;
 
 	if (c->mode != CM_H2 || c->flushing)
 		return;
 	c->flushing = true;
+	/*
+	 * Until quiet: a round that wrote nothing cannot have opened anything new. Bounded,
+	 * because a socket whose kernel buffer is full leaves a pending uv_write and gets
+	 * nothing more until it drains.
+	 */
 	do {
-		bool wrote = false;
+		wrote = false;
 		c->need_flush = false;
 		if (c->up && c->up->state == UP_READY) {
 			int r = session_send(w, (uv_stream_t *)&c->up->tcp, c->up->s, &c->up->out,
@@ -169,7 +174,7 @@ void sc_conn_flush(struct sc_conn *c)
 			sc_conn_close(c);
 			return;
 		}
-	} while (c->need_flush && ++rounds < 16);
+	} while (c->need_flush && wrote);
 	c->flushing = false;
 	if (c->mode != CM_H2)
 		return;
@@ -546,7 +551,7 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		s->resp_eof = true;
 	if (f->hd.type == NGHTTP2_HEADERS && !s->resp_started) {
-		nghttp2_nv *nv;
+		nghttp2_nv stack[32], *nv;
 		nghttp2_vec st;
 
 		if (s->resp_hdrs.n == 0)
@@ -556,7 +561,7 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 			sc_hdrs_clear(&s->resp_hdrs); /* 1xx: informational, not forwarded */
 			return 0;
 		}
-		nv = malloc(s->resp_hdrs.n * sizeof(*nv));
+		nv = s->resp_hdrs.n <= 32 ? stack : malloc(s->resp_hdrs.n * sizeof(*nv));
 		if (!nv)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		nghttp2_data_provider prov = sc_resp_provider;
@@ -564,7 +569,8 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 		nva_from(&s->resp_hdrs, nv);
 		nghttp2_submit_response(c->ds, s->down_id, nv, s->resp_hdrs.n,
 					s->resp_eof ? NULL : &prov);
-		free(nv);
+		if (nv != stack)
+			free(nv);
 		sc_hdrs_clear(&s->resp_hdrs);
 		s->resp_started = true;
 		c->need_flush = true;
