@@ -439,6 +439,26 @@ START_TEST(jwks_file_reload)
 		       true);
 	sc_authn_free(a);
 
+	/* A directory is no JWKS file; two failing entries are both reported. */
+	char *msg = NULL;
+	struct policy *p = policy_from("requestAuthentication:\n"
+				       "  - issuer: " ISS_A "\n"
+				       "    jwksFile: %s\n"
+				       "  - issuer: " ISS_B "\n"
+				       "    jwksFile: %s/missing.json\n",
+				       dir, dir);
+	ck_assert_int_eq(sc_authn_new(p, &a, &msg), 0);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_nonnull(strstr(msg, "requestAuthentication[0] (issuer " ISS_A "): "));
+	ck_assert_ptr_nonnull(strstr(msg, "not a regular file"));
+	ck_assert_ptr_nonnull(strstr(msg, "; requestAuthentication[1] (issuer " ISS_B "): "));
+	ck_assert_ptr_nonnull(strstr(msg, "cannot open"));
+	free(msg);
+	sc_authn_free(a);
+	ck_assert_int_eq(sc_authn_new(p, &a, NULL), 0); /* err_msg may be NULL */
+	sc_authn_free(a);
+	policy_unref(p);
+
 	unlink(path);
 	rmdir(dir);
 	free(both);

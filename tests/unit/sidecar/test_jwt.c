@@ -315,6 +315,8 @@ START_TEST(malformed_tokens)
 			 SC_JWT_ERR_MALFORMED);
 	ck_assert_int_eq(decode_only(hd, "{\"sub\":[\"a\"]}", "c2ln"), SC_JWT_ERR_CLAIMS);
 	ck_assert_int_eq(decode_only(hd, "{\"nbf\":\"1\"}", "c2ln"), SC_JWT_ERR_CLAIMS);
+	ck_assert_int_eq(decode_only(hd, "{\"iat\":true}", "c2ln"), SC_JWT_ERR_CLAIMS);
+	ck_assert_int_eq(decode_only(hd, "{\"aud\":{\"a\":1}}", "c2ln"), SC_JWT_ERR_CLAIMS);
 
 	static const char *const raw[] = {"",	     ".",   "..",      "...",
 					  "abc",     "a.b", "a.b.c.d", "eyJhbGciOiJSUzI1NiJ9..c2ln",
@@ -455,6 +457,17 @@ START_TEST(jwks_parsing)
 	json_object_set_new(bad, "n", json_string("not+base64url"));
 	s = tk_jwks_text(bad, NULL);
 	ck_assert_int_eq(parse(s, diag, sizeof(diag)), SC_JWT_ERR_JWKS);
+	free(s);
+
+	/* Keys that are not objects, lack kty, or have a kid that is not a string. */
+	ck_assert_int_eq(parse("{\"keys\":[5, {\"n\":\"AQAB\"}]}", diag, sizeof(diag)),
+			 SC_JWT_ERR_JWKS);
+	ck_assert_ptr_nonnull(strstr(diag, "keys[0] skipped: not an object"));
+	bad = tk_jwk(rsa_a, "x", NULL);
+	json_object_set_new(bad, "kid", json_integer(1));
+	s = tk_jwks_text(bad, NULL);
+	ck_assert_int_eq(parse(s, diag, sizeof(diag)), SC_JWT_ERR_JWKS);
+	ck_assert_ptr_nonnull(strstr(diag, "kid"));
 	free(s);
 
 	/* Every supported kind at once; a NULL diag is allowed. */
