@@ -214,7 +214,7 @@ class Deployment(unittest.TestCase):
         r = helm.template(namespace=NS, set=[
             "replicaCount=3", "podAntiAffinity=hard", "containerPort=9443",
             "image.digest=sha256:" + "a" * 64, "priorityClassName=system-cluster-critical",
-            "imagePullSecrets[0].name=regcred", "service.port=8443"])
+            "imagePullSecrets[0].name=regcred", "service.port=8443", "hostNetwork=true"])
         dep = r.one("Deployment")
         spec = dep["spec"]["template"]["spec"]
         self.assertEqual(dep["spec"]["replicas"], 3)
@@ -226,6 +226,8 @@ class Deployment(unittest.TestCase):
         self.assertEqual(c["ports"][0]["containerPort"], 9443)
         self.assertEqual(spec["priorityClassName"], "system-cluster-critical")
         self.assertEqual(spec["imagePullSecrets"], [{"name": "regcred"}])
+        self.assertEqual((spec["hostNetwork"], spec["dnsPolicy"]), (True, "ClusterFirstWithHostNet"))
+        self.assertNotIn("hostNetwork", default().one("Deployment")["spec"]["template"]["spec"])
         for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
             self.assertEqual(r.one(kind)["webhooks"][0]["clientConfig"]["service"]["port"], 8443)
 
@@ -597,6 +599,40 @@ class Extras(unittest.TestCase):
         ids = [p["id"] for p in dash["panels"]]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertEqual(default().find("ConfigMap", "grpcguard-dashboard"), [])
+
+
+class Monitors(unittest.TestCase):
+    def test_pod_and_service_monitors(self):
+        self.assertEqual(default().find("PodMonitor") + default().find("ServiceMonitor"), [])
+        r = helm.template(namespace=NS, set=[
+            "metrics.podMonitor.enabled=true", "metrics.podMonitor.labels.release=prom",
+            "metrics.podMonitor.interval=15s", "metrics.serviceMonitor.enabled=true"])
+        pm = r.one("PodMonitor")
+        self.assertEqual(pm["metadata"]["labels"]["release"], "prom")
+        self.assertEqual(pm["spec"]["namespaceSelector"], {"any": True})
+        (ep,) = pm["spec"]["podMetricsEndpoints"]
+        # The injector names the sidecar's admin port http-gg-admin (checked against the
+        # real webhook in test_chart_webhook.py).
+        self.assertEqual((ep["port"], ep["path"], ep["interval"]), ("http-gg-admin", "/metrics", "15s"))
+        sm = r.one("ServiceMonitor")
+        svc = r.one("Service")
+        self.assertTrue(selects(sm["spec"]["selector"], svc["metadata"]["labels"]))
+        (ep,) = sm["spec"]["endpoints"]
+        self.assertIn(ep["port"], [p["name"] for p in svc["spec"]["ports"]])
+        self.assertEqual(ep["scheme"], "https")
+        tls = ep["tlsConfig"]
+        self.assertEqual(tls["serverName"], "%s.%s.svc" % (SVC, NS))
+        secret = r.one("Secret", tls["ca"]["secret"]["name"])
+        self.assertIn(tls["ca"]["secret"]["key"], secret["data"])
+        # existingSecret: the CA comes from a ConfigMap made of existingSecretCABundle.
+        pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        r = helm.template(namespace=NS, values={"existingSecret": "mine",
+                                                "existingSecretCABundle": pem,
+                                                "metrics": {"serviceMonitor": {"enabled": True}}})
+        ca = r.one("ServiceMonitor")["spec"]["endpoints"][0]["tlsConfig"]["ca"]["configMap"]
+        self.assertEqual(r.one("ConfigMap", ca["name"])["data"][ca["key"]], pem)
+        with self.assertRaises(helm.SchemaError):
+            helm.template(set=["metrics.podMonitor.interval=often"])
 
 
 class PlainManifests(unittest.TestCase):

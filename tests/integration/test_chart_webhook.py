@@ -171,6 +171,7 @@ def variant_a():
                                     "limits": {"cpu": "2", "memory": "96Mi"}}},
         "webhook": {"excludeNamespaces": ["legacy"]},
         "limits": {"maxBodyBytes": 262144},
+        "metrics": {"podMonitor": {"enabled": True}},
         "defaultPolicy": {"namespaces": ["demo"], "policy": POLICY}})
     cfg, mwc, vwc, dep = rendered_parts(r)
     secret = r.one("Secret")["data"]
@@ -197,6 +198,11 @@ def variant_a():
     check(proxy["resources"] == {"requests": {"cpu": "20m", "memory": "24Mi"},
                                  "limits": {"cpu": "2", "memory": "96Mi"}},
           "proxy resources %r" % proxy.get("resources"))
+    # The chart's PodMonitor scrapes the admin port by the name the injector gives it.
+    (ep,) = r.one("PodMonitor")["spec"]["podMetricsEndpoints"]
+    admin = [pt for pt in proxy.get("ports", []) if pt.get("name") == ep["port"]]
+    check(admin and admin[0]["containerPort"] == 16020,
+          "PodMonitor port %r is not the proxy's admin port: %r" % (ep["port"], proxy.get("ports")))
     init = by_name(p["spec"]["initContainers"], "grpcguard-init")
     check(init is not None, "interceptMode init: grpcguard-init missing")
     check(init["image"] == proxy["image"], "init image")
