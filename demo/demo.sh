@@ -149,7 +149,6 @@ up() {
 	alive "$pid" || die "$name exited at start-up (its log is below; a port in use? set DEMO_PORT_BASE)"
 }
 ready_or_dead() { local pid=$1; shift; ! alive "$pid" || "$@"; }
-ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 # ---- 0. preflight -------------------------------------------------------------------
 for p in grpcguard-webhook grpcguard-sidecar grpcguard-certgen; do
@@ -281,13 +280,14 @@ write_policy() { # stdin -> $W/policy/..<ts>/policy.yaml, then atomically repoin
 	mkdir "$W/policy/$ts" && cat >"$W/policy/$ts/policy.yaml" || return 1
 	chmod 755 "$W/policy/$ts" && chmod 644 "$W/policy/$ts/policy.yaml"
 	old=$(readlink "$W/policy/..data" 2>/dev/null)
+	SWAP_MS=$(date +%s%3N)
 	ln -s "$ts" "$W/policy/..data_tmp" && mv -T "$W/policy/..data_tmp" "$W/policy/..data" || return 1
 	[ -L "$W/policy/policy.yaml" ] || ln -s ..data/policy.yaml "$W/policy/policy.yaml"
 	[ -n "$old" ] && rm -rf "${W:?}/policy/$old"
 	return 0
 }
 EMPTY_POLICY=$'apiVersion: grpcguard.io/v1\nkind: Policy\n'
-printf '%s' "$EMPTY_POLICY" | write_policy || die "cannot write the policy volume"
+write_policy <<<"$EMPTY_POLICY" || die "cannot write the policy volume"
 
 "${SRV[@]}" env "$PYTHON" -u "$ROOT/tests/greeter/greeter_server.py" --host 0.0.0.0 --port "$APP_PORT" \
 	--calls-log "$W/calls.log" --name server-pod >"$W/logs/app.log" 2>&1 &
@@ -373,18 +373,22 @@ reload_state() {
 	echo "successful reloads: $(reloads_ok)"
 }
 changed() { [ "$(reload_state)" != "$1" ]; }
+# How long after the swap the sidecar logged EVENT (its own timestamp, not our polling).
+took() {
+	local ms
+	ms=$("$PYTHON" "$HELPER" log-delay "$W/logs/sidecar.log" "$1" "$SWAP_MS") && echo "$ms ms" || echo "?"
+}
 # apply_policy TITLE: stdin is the policy; swaps it in and waits until the sidecar reports it.
 apply_policy() {
-	local before t0 text
+	local before text
 	text=$(cat)
 	echo
 	say "$B$1$N"
 	printf '%s\n' "$text" | grep -vE '^(apiVersion|kind):' | indent '  | '
 	before=$(reload_state)
-	t0=$(date +%s%N)
-	printf '%s\n' "$text" | write_policy || die "cannot swap the policy"
+	write_policy <<<"$text" || die "cannot swap the policy"
 	if wait_until 5 changed "$before"; then
-		say "sidecar reloaded it after $(ms_since "$t0") ms ($(reload_state))"
+		say "sidecar reloaded it $(took policy_loaded) after the swap ($(reload_state))"
 	else
 		bad "the sidecar did not report a reload within 5 s (/policy generation, reload metrics)"
 	fi
@@ -430,10 +434,9 @@ case "$v" in denied*) ;; *) bad "expected the broken policy ConfigMap to be deni
 say "if it reaches the pod anyway (webhook down, failurePolicy: Ignore):"
 last_error() { admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" last_error; }
 before=$(reload_state)
-t0=$(date +%s%N)
 write_policy <"$W/broken.yaml" || die "cannot swap the policy"
 if wait_until 5 last_error >/dev/null; then
-	say "sidecar rejected it after $(ms_since "$t0") ms: $(last_error | sed "s#$W/##")"
+	say "sidecar rejected it $(took policy_rejected) after the swap: $(last_error | sed "s#$W/##")"
 	[ "$(reload_state)" = "$before" ] && say "and keeps the last good policy ($before)" ||
 		bad "the policy generation changed: $(reload_state)"
 else

@@ -8,6 +8,7 @@ webhook's AdmissionReview responses or the sidecar's /metrics and /policy output
     ggdemo.py metrics-table METRICS.txt
     ggdemo.py policy-field POLICY.json FIELD
     ggdemo.py configmap-policy REVIEW.json
+    ggdemo.py log-delay LOG EVENT SINCE_EPOCH_MS
 """
 import base64
 import copy
@@ -229,9 +230,31 @@ def configmap_policy(args):
     return 0
 
 
+def log_delay(args):
+    """Prints how many ms after SINCE_EPOCH_MS the first JSON log line with "event": EVENT
+    was written (its own "ts"); exit 1 when there is none."""
+    import datetime
+    since = int(args[2])
+    with open(args[0], errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+                if rec.get("event") != args[1]:
+                    continue
+                ts = datetime.datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            ms = int(ts.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+            if ms >= since - 1:  # the log has ms resolution
+                print(max(0, ms - since))
+                return 0
+    return 1
+
+
 def main():
     cmds = {"verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
-            "policy-field": policy_field, "configmap-policy": configmap_policy}
+            "policy-field": policy_field, "configmap-policy": configmap_policy,
+            "log-delay": log_delay}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2
