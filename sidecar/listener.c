@@ -162,7 +162,7 @@ static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index,
 	w->px = px;
 	w->index = index;
 	w->listen_fd = fd;
-	w->pool.max_free = 64;
+	w->pool.max_free = 16; /* 256 KiB of spare chunks per worker at most */
 	if ((r = uv_loop_init(&w->loop)) != 0)
 		return r;
 	uv_tcp_init(&w->loop, &w->listener);

@@ -1,0 +1,153 @@
+/* sidecar/reload: the snapshot swap on file changes, last-good on errors, empty/missing
+ * files ignored, labels parsed into each snapshot, /policy JSON. Uses a temp directory. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "sidecar/reload.h"
+#include "sidecar/stats.h"
+
+static char dir[64], pol[128], lab[128];
+
+static void put(const char *path, const char *text)
+{
+	char tmp[160];
+	FILE *f;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/gg-reload-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(pol, sizeof(pol), "%s/policy.yaml", dir);
+	snprintf(lab, sizeof(lab), "%s/labels", dir);
+	ck_assert_int_eq(sc_stats_init(), 0);
+}
+
+static void teardown(void)
+{
+	unlink(pol);
+	unlink(lab);
+	rmdir(dir);
+	sc_stats_free();
+}
+
+static json_t *policy_view(void)
+{
+	char *body = NULL;
+	size_t len = 0;
+	const char *ctype;
+	json_t *j;
+	ck_assert_int_eq(sc_reload_policy_route(NULL, &body, &len, &ctype), 200);
+	j = json_loadb(body, len, 0, NULL);
+	free(body);
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+#define HEAD "apiVersion: grpcguard.io/v1\nkind: Policy\n"
+#define ONE_FAULT HEAD "faults:\n  - name: f\n    match: {methods: [\"*\"]}\n    abort: {grpcStatus: 14, percent: 100}\n"
+
+START_TEST(lifecycle)
+{
+	uv_loop_t loop;
+	struct sc_snap *s;
+	json_t *j;
+	uint64_t gen;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	/* Missing file: an empty policy, generation 1. */
+	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
+	s = sc_state_current();
+	ck_assert_uint_eq(policy_fault_count(s->policy), 0);
+	ck_assert_ptr_null(s->labels);
+	gen = s->generation;
+	sc_snap_unref(s);
+
+	/* The file appears; labels too. */
+	put(pol, ONE_FAULT);
+	put(lab, "app=\"server\"\n");
+	sc_reload_check();
+	s = sc_state_current();
+	ck_assert_uint_gt(s->generation, gen);
+	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
+	ck_assert_ptr_nonnull(s->labels);
+	ck_assert_str_eq(policy_labels_get(s->labels, "app"), "server");
+	gen = s->generation;
+	sc_snap_unref(s);
+
+	/* Unchanged content: no new generation. */
+	put(pol, ONE_FAULT);
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), gen);
+
+	/* A bad file: last good stays, the error is visible. */
+	put(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), gen);
+	j = policy_view();
+	ck_assert(json_is_string(json_object_get(j, "last_error")));
+	ck_assert(strstr(json_string_value(json_object_get(j, "last_error")), "policy.yaml:3:"));
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "generation")), (json_int_t)gen);
+	json_decref(j);
+	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_fail), 1);
+
+	/* Empty file and deleted file: ignored. */
+	put(pol, "");
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), gen);
+	unlink(pol);
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), gen);
+	s = sc_state_current();
+	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
+
+	/* A good file again: swapped, error cleared; the old snapshot stays valid for its holder. */
+	put(pol, HEAD "authorization:\n  - name: a\n    action: DENY\n    rules: [{to: [{methods: [\"*\"]}]}]\n");
+	sc_reload_check();
+	ck_assert_uint_gt(sc_state_generation(), gen);
+	ck_assert_uint_eq(policy_fault_count(s->policy), 1); /* still readable */
+	sc_snap_unref(s);
+	j = policy_view();
+	ck_assert(json_is_null(json_object_get(j, "last_error")));
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(j, "policy"), "authorization")), 1);
+	json_decref(j);
+	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_ok), 2);
+
+	sc_reload_stop();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	sc_reload_free();
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("sidecar/reload");
+	TCase *tc = tcase_create("lifecycle");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, lifecycle);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *r = srunner_create(suite());
+	int failed;
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
