@@ -161,15 +161,18 @@ def template(chart=CHART, name="grpcguard", namespace="grpcguard-system", values
         if notes:
             args.append("--notes")
         args.append(chart)
+        # As helm install: the values are checked against the schema before rendering.
+        p = subprocess.run(args[:1] + ["--values-only"] + args[1:], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+        if p.returncode != 0:
+            raise RenderError(p.stderr.strip().removeprefix("Error: "))
+        with open(os.path.join(tmp, "values.json")) as f:
+            vals = json.load(f)
+        errs = schema_errors(vals, chart)
+        if errs:
+            raise SchemaError(os.path.basename(os.path.normpath(chart)), errs)
         p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=120)
-        vals = None
-        if os.path.exists(os.path.join(tmp, "values.json")):
-            with open(os.path.join(tmp, "values.json")) as f:
-                vals = json.load(f)
-            errs = schema_errors(vals, chart)
-            if errs:
-                raise SchemaError(os.path.basename(os.path.normpath(chart)), errs)
         if p.returncode != 0:
             raise RenderError(p.stderr.strip().removeprefix("Error: "))
     text, notes_text = p.stdout, None

@@ -582,6 +582,7 @@ func main() {
 	lookupFile := flag.String("lookup", "", "multi-document YAML of objects lookup finds")
 	valuesOut := flag.String("values-out", "", "write the final values as JSON here (before rendering)")
 	notes := flag.Bool("notes", false, "also print the rendered NOTES.txt")
+	valuesOnly := flag.Bool("values-only", false, "stop after writing --values-out (Helm validates the schema before rendering)")
 	flag.Var(&valueFiles, "f", "values file (repeatable)")
 	flag.Var(&sets, "set", "key=value overrides (repeatable)")
 	flag.Var(&setStrings, "set-string", "key=value overrides, values kept as strings (repeatable)")
@@ -664,6 +665,9 @@ func main() {
 		if err := os.WriteFile(*valuesOut, b, 0o644); err != nil {
 			die("%v", err)
 		}
+	}
+	if *valuesOnly {
+		return
 	}
 
 	var objs cluster

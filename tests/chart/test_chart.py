@@ -512,6 +512,27 @@ class Schema(unittest.TestCase):
                             "values.yaml:%d: %s has no comment" % (i + 1, line.strip()))
             stack.append((indent, commented))
 
+    def test_every_value_is_documented(self):
+        # docs/helm.md lists every leaf value of values.yaml (maps like resources count as one).
+        with open(os.path.join(helm.ROOT, "docs", "helm.md")) as f:
+            doc = f.read()
+        with open(os.path.join(helm.CHART, "values.yaml")) as f:
+            values = yaml.safe_load(f)
+        opaque = {"podSecurityContext", "securityContext", "resources", "readinessProbe",
+                  "livenessProbe", "injection.resources", "defaultPolicy.policy",
+                  "grafanaDashboard.labels", "affinity", "nodeSelector", "commonLabels",
+                  "podAnnotations", "podLabels"}
+
+        def leaves(v, prefix=""):
+            for k, x in v.items():
+                path = prefix + k
+                if isinstance(x, dict) and x and path not in opaque:
+                    yield from leaves(x, path + ".")
+                else:
+                    yield path
+        missing = [p for p in leaves(values) if "`%s`" % p not in doc]
+        self.assertEqual(missing, [], "values missing from docs/helm.md")
+
     def test_bad_values_are_rejected(self):
         bad = [
             dict(set_string=["replicaCount=two"]),
