@@ -594,7 +594,7 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 	/* One worker is not a pool: libmicrohttpd warns if asked for a pool of 1. */
 	pool = s->threads > 1 ? s->threads : 0;
 	td->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_POLL |
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_EPOLL |
 			MHD_USE_ERROR_LOG,
 		0, on_accept, td, on_request, td,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
