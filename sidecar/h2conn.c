@@ -27,6 +27,21 @@
 static void conn_close_cb(uv_handle_t *h);
 static void up_detach(struct sc_up *up, const char *why);
 
+/*
+ * Peers can make us log (floods, an app that is down): at most 10 such warnings per
+ * second per worker; the counters in /metrics still count every event.
+ */
+static bool warn_allowed(struct sc_worker *w)
+{
+	uint64_t now = uv_now(&w->loop);
+
+	if (now - w->warn_window_ms >= 1000) {
+		w->warn_window_ms = now;
+		w->warn_count = 0;
+	}
+	return ++w->warn_count <= 10;
+}
+
 /* ---- writing ---------------------------------------------------------------------- */
 
 static int obuf_reserve(struct sc_worker *w, size_t need)
@@ -281,8 +296,9 @@ static void up_connect_cb(uv_connect_t *req, int status)
 	uv_timer_stop(&up->timer);
 	if (status < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
-		log_debug("upstream_connect_failed", "cannot connect to the app", "{s:s}", "error",
-			  uv_strerror(status));
+		if (warn_allowed(c->w))
+			log_warn("upstream_connect_failed", "cannot connect to the app", "{s:s}",
+				 "error", uv_strerror(status));
 		up_detach(up, "connect failed");
 		sc_conn_flush(c);
 		return;
@@ -302,7 +318,8 @@ static void up_timeout_cb(uv_timer_t *t)
 	if (!c)
 		return;
 	metrics_inc(sc_stats.upstream_connect_failed);
-	log_debug("upstream_connect_failed", "connect to the app timed out", NULL);
+	if (warn_allowed(c->w))
+		log_warn("upstream_connect_failed", "connect to the app timed out", NULL);
 	up_detach(up, "connect timeout");
 	sc_conn_flush(c);
 }
@@ -408,8 +425,9 @@ static bool flood_check(struct sc_conn *c)
 		return false;
 	if (c->flood_count == FLOOD_FRAMES_PER_SEC + 1) {
 		metrics_inc(sc_stats.lim_flood);
-		log_warn("flood", "client sends too many control frames, closing its connection",
-			 "{s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC);
+		if (warn_allowed(c->w))
+			log_warn("flood", "client sends too many control frames, closing its connection",
+				 "{s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC);
 		nghttp2_session_terminate_session(c->ds, NGHTTP2_ENHANCE_YOUR_CALM);
 	}
 	return true;
@@ -901,7 +919,9 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 		rv = nghttp2_session_mem_recv(c->ds, d, n);
 	if (rv == NGHTTP2_ERR_FLOODED) {
 		metrics_inc(sc_stats.lim_flood);
-		log_warn("flood", "client floods control frames, closing its connection", NULL);
+		if (warn_allowed(c->w))
+			log_warn("flood", "client floods control frames, closing its connection",
+				 NULL);
 	}
 	if (rv < 0) {
 		log_debug("h2_error", "bad HTTP/2 from the client, closing", "{s:s}", "error",

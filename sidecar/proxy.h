@@ -180,6 +180,8 @@ struct sc_worker {
 	struct sc_mcache mcache;
 	struct policy_header *scratch_hdrs;
 	size_t scratch_cap;
+	uint64_t warn_window_ms; /* peer-triggered warnings: rate limit window */
+	unsigned warn_count;
 	/* Tests and fuzzing only: when set, no socket is used for writes or upstream
 	 * connects; every frame batch for the client (o == &conn->out) or the app goes here. */
 	void (*test_write)(struct sc_worker *w, const struct sc_outbuf *o, const uint8_t *d,
