@@ -15,7 +15,8 @@
 #
 # Environment: GG_BIN (programs, default build/), PYTHON (default /usr/bin/python3),
 # DEMO_FAST=1 (short waits, for CI), DEMO_MODE=netns|loopback (default: netns when this
-# machine allows it), DEMO_PORT_BASE (host ports, default 29000: uses base+0..99),
+# machine allows it), DEMO_PORT_BASE (host ports, default 29000: the webhook on base+0;
+# in loopback mode the sidecar on base+6, its admin on base+7, the app on base+8),
 # DEMO_KEEP=1 (keep the work directory for inspection).
 # Exit status: 0 when every step showed what it should, 1 otherwise, 130 on Ctrl-C.
 set -u -o pipefail
@@ -261,8 +262,8 @@ if [ "$MODE" = netns ]; then
 	say "netns $NS_SRV (10.99.9.2) <-veth-> netns $NS_CLI (10.99.9.1)"
 else
 	SRV=() CLI=()
-	APP_PORT=$((PORT_BASE + 80)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
-	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 20)) TARGET=$PROXY_LISTEN
+	APP_PORT=$((PORT_BASE + 8)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
+	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 7)) TARGET=$PROXY_LISTEN
 	if [ -n "${DEMO_MODE:-}" ]; then
 		say "loopback mode (DEMO_MODE=loopback):"
 	else

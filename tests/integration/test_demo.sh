@@ -64,6 +64,8 @@ story() {
 	expect "$out" 'the sidecar counted [1-9][0-9]* of them' "baseline calls went through the sidecar"
 	expect "$out" 'client \| call [0-9]+: DEADLINE_EXCEEDED' "delay fault makes calls miss their deadline"
 	expect "$out" '=> DEADLINE_EXCEEDED' "delay phase reached"
+	grep -B1 -E '=> (DEADLINE_EXCEEDED|PERMISSION_DENIED)' "$out" | grep -q 'the app received 0 call' ||
+		bad "held or denied calls reached the app (its calls log)"
 	expect "$out" 'client \| call [0-9]+: PERMISSION_DENIED [0-9.]+ ms "RBAC: access denied"' "DENY gives PERMISSION_DENIED"
 	expect "$out" '-> denied \(code [0-9]+\): configmap "grpcguard-policy": policy.yaml:7:20: ' "webhook refuses a broken policy ConfigMap with line:column"
 	expect "$out" 'sidecar rejected it [0-9]+ ms after the swap: .*policy.yaml:7:20: ' "sidecar rejects the broken policy with line:column"
@@ -89,11 +91,26 @@ story() {
 	expect "$out" 'demo complete' "demo completed"
 }
 
+# A port base (29010..29090, step 10) whose ports are all free, so that this test does not
+# collide with a `make demo` (29000) or another run of this test on the same machine.
+free_base() {
+	local b p busy
+	for b in $(shuf -i 1-9 | sed 's/$/0/;s/^/290/'); do
+		busy=0
+		for p in $b $((b + 6)) $((b + 7)) $((b + 8)); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { busy=1; break; }
+		done
+		[ $busy = 0 ] && { echo "$b"; return 0; }
+	done
+	echo 29000
+}
+
 run_demo() { # run_demo NAME [ENV...]: runs the demo to the end, output in $tmp/NAME.out
 	local name=$1 rc t0
 	shift
 	t0=$(date +%s)
-	env DEMO_FAST=1 "$@" timeout -s TERM 150 bash "$root/demo/demo.sh" >"$tmp/$name.out" 2>&1
+	env DEMO_FAST=1 DEMO_PORT_BASE="$(free_base)" "$@" timeout -s TERM 150 bash "$root/demo/demo.sh" \
+		>"$tmp/$name.out" 2>&1
 	rc=$?
 	echo "== $name: exit $rc in $(($(date +%s) - t0)) s"
 	[ $rc -eq 0 ] || bad "$name: demo exited $rc"
@@ -125,7 +142,7 @@ mode=loopback
 [ $netns_ok = 1 ] && mode=netns
 out="$tmp/interrupt.out"
 set -m
-DEMO_FAST=1 DEMO_MODE=$mode bash "$root/demo/demo.sh" >"$out" 2>&1 &
+DEMO_FAST=1 DEMO_MODE=$mode DEMO_PORT_BASE="$(free_base)" bash "$root/demo/demo.sh" >"$out" 2>&1 &
 demo_pid=$!
 set +m
 for _ in $(seq 600); do
