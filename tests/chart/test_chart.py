@@ -214,7 +214,8 @@ class Deployment(unittest.TestCase):
         r = helm.template(namespace=NS, set=[
             "replicaCount=3", "podAntiAffinity=hard", "containerPort=9443",
             "image.digest=sha256:" + "a" * 64, "priorityClassName=system-cluster-critical",
-            "imagePullSecrets[0].name=regcred", "service.port=8443", "hostNetwork=true"])
+            "imagePullSecrets[0].name=regcred", "service.port=8443", "hostNetwork=true",
+            "listenHost=[::]"])
         dep = r.one("Deployment")
         spec = dep["spec"]["template"]["spec"]
         self.assertEqual(dep["spec"]["replicas"], 3)
@@ -222,7 +223,7 @@ class Deployment(unittest.TestCase):
                       spec["affinity"]["podAntiAffinity"])
         c = spec["containers"][0]
         self.assertEqual(c["image"], "ghcr.io/grpcguard/grpcguard-webhook@sha256:" + "a" * 64)
-        self.assertIn("0.0.0.0:9443", c["args"])
+        self.assertIn("[::]:9443", c["args"])
         self.assertEqual(c["ports"][0]["containerPort"], 9443)
         self.assertEqual(spec["priorityClassName"], "system-cluster-critical")
         self.assertEqual(spec["imagePullSecrets"], [{"name": "regcred"}])
@@ -274,6 +275,20 @@ class WebhookConfigurations(unittest.TestCase):
         self.assertEqual((sorted(rule["operations"]), rule["apiGroups"], sorted(rule["resources"])),
                          (["CREATE", "UPDATE"], [""], ["configmaps", "services"]))
         self.assertNotIn("objectSelector", v)
+
+    def test_configmap_match_conditions(self):
+        # Kubernetes 1.28+: only policy ConfigMaps reach the webhook (CEL matchConditions).
+        r = helm.template(namespace=NS, set=["injection.policyConfigMap=chaos"])
+        _, v = self.hooks(r)
+        (cond,) = v["matchConditions"]
+        e = cond["expression"]
+        self.assertIn("request.resource.resource != 'configmaps'", e)
+        self.assertIn("object.metadata.name == 'chaos'", e)
+        self.assertIn("object.metadata.labels['grpcguard.io/policy'] == 'true'", e)
+        self.assertEqual(e.count("("), e.count(")"))
+        # Older clusters have no matchConditions: every ConfigMap is sent (and allowed).
+        r = helm.template(kube_version="v1.27.4", set=["injection.nativeSidecar=false"])
+        self.assertNotIn("matchConditions", self.hooks(r)[1])
 
     def test_selectors(self):
         m, v = self.hooks(default())
@@ -548,6 +563,7 @@ class Schema(unittest.TestCase):
             dict(set=["webhook.timeoutSeconds=60"]),
             dict(set=["image.digest=latest"]),
             dict(set=["podAntiAffinity=sometimes"]),
+            dict(set=["listenHost=example.com"]),
             dict(set=["certManager.issuerRef.kind=Vault"]),
             dict(set=["injection.resources.limits.memory=lots"]),
             dict(set=["defaultPolicy.policy.apiVersion=v2"]),
