@@ -157,6 +157,16 @@ int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, c
 		rc = parse_ports_annotation(json_string_value(ports_ann), all, &star, err, errlen);
 		if (rc)
 			goto out;
+		for (i = 0; i < all->n; i++) {
+			/* Redirecting the proxy's own ports would loop it or break its probes. */
+			if (all->list[i] == c->proxy_port || all->list[i] == c->admin_port) {
+				snprintf(err, errlen, "annotation %s: port %u is the grpcguard proxy's own "
+						      "port; list only the application's ports",
+					 WH_ANN_PORTS, (unsigned)all->list[i]);
+				rc = -EINVAL;
+				goto out;
+			}
+		}
 		*out = star ? strdup("*") : portset_string(all);
 		rc = *out ? 0 : -ENOMEM;
 		goto out;
@@ -188,10 +198,12 @@ out:
 
 static json_t *security_context_proxy(const struct wh_config *c)
 {
-	return json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:{s:[s]}}", "runAsUser",
+	/* Everything the "restricted" Pod Security Standard asks of a container. */
+	return json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:{s:[s]}, s:{s:s}}", "runAsUser",
 			 (json_int_t)c->proxy_uid, "runAsGroup", (json_int_t)c->proxy_uid,
 			 "runAsNonRoot", 1, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation",
-			 0, "privileged", 0, "capabilities", "drop", "ALL");
+			 0, "privileged", 0, "capabilities", "drop", "ALL", "seccompProfile", "type",
+			 "RuntimeDefault");
 }
 
 static json_t *probe(const char *path, unsigned port, int period, int failures)

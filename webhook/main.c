@@ -150,6 +150,8 @@ int main(int argc, char **argv)
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
+		if (sig == SIGHUP)
+			wh_server_recheck(srv);
 		wh_server_tick(srv, mono_ms());
 	}
 	log_info("shutdown", "signal received; draining requests in flight", "{s:i, s:i}",

@@ -810,6 +810,14 @@ fail:
 	return rc;
 }
 
+void wh_server_recheck(struct wh_server *s)
+{
+	memset(&s->cert_sig, 0, sizeof(s->cert_sig));
+	memset(&s->key_sig, 0, sizeof(s->key_sig));
+	s->cert_sig.ino = (ino_t)-1; /* matches no real file */
+	s->next_poll_mono_ms = 0;
+}
+
 unsigned wh_server_port(const struct wh_server *s)
 {
 	return s->port;

@@ -43,6 +43,9 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
  */
 void wh_server_tick(struct wh_server *s, uint64_t now_mono_ms);
 
+/* Make the next tick re-read the certificate files even if they look unchanged (SIGHUP). */
+void wh_server_recheck(struct wh_server *s);
+
 /* The port actually bound (useful with port 0). */
 unsigned wh_server_port(const struct wh_server *s);
 

@@ -148,6 +148,7 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     check(sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False,
           "proxy fs/escalation: %r" % sc)
     check(sc["capabilities"] == {"drop": ["ALL"]}, "proxy capabilities: %r" % sc)
+    check(sc["seccompProfile"] == {"type": "RuntimeDefault"}, "proxy seccomp: %r" % sc)
     args = proxy["args"]
     check(args[:2] == ["run", "--listen"] and "original-dst" in args and
           "/etc/grpcguard/policy/policy.yaml" in args and

@@ -5,6 +5,7 @@
 - garbage certificate files: logged, the previous certificate keeps serving, and a later
   good pair is picked up;
 - missing / garbage / mismatched certificates at start: a clear error and exit 1;
+- SIGHUP re-reads the pair at once;
 - SIGTERM with a request in flight: it completes, then exit 0;
 - --help exits 0, a bad flag exits 2 with a one-line reason."""
 import json
@@ -194,6 +195,12 @@ def main():
     check('grpcguard_webhook_cert_reloads_total{result="success"} 2' in metrics and
           'grpcguard_webhook_cert_reloads_total{result="failure"} 1' in metrics,
           "reload metrics:\n" + metrics)
+
+    # SIGHUP: re-read now, even though nothing changed.
+    seen = len(wh.events())
+    wh.p.send_signal(signal.SIGHUP)
+    wh.wait_event("cert_reloaded", after=seen)
+    check(served_fingerprint(port) == fp2, "certificate after SIGHUP")
 
     # SIGTERM with a request in flight: it completes, then a clean exit.
     slow = SlowRequest(port, os.path.join(gen[2], "ca.crt"), "in-flight-2")

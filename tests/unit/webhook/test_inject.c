@@ -78,6 +78,8 @@ START_TEST(ports_annotation)
 	assert_ports(ANN("\"*,80\""), -EINVAL, "*,80");
 	assert_ports(ANN("\"0000000080\""), -EINVAL, "not a port list");
 	assert_ports(ANN("8080"), -EINVAL, "must be a string");
+	assert_ports(ANN("\"8080,15020\""), -EINVAL, "port 15020 is the grpcguard proxy's own port");
+	assert_ports(ANN("\"15006\""), -EINVAL, "port 15006");
 }
 END_TEST
 
