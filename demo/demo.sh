@@ -330,6 +330,7 @@ enough() { [ "$(count_code "$1" "$2")" -ge 2 ]; }
 app_calls() { [ -f "$W/calls.log" ] && wc -l <"$W/calls.log" || echo 0; }
 # phase EXPECTED_CODE MARK APP_MARK [NOTE]: waits for 2 calls with EXPECTED_CODE after MARK, prints
 # the client lines since MARK and how many calls the app itself received meanwhile.
+# Returns 1 (and marks the run failed) when the calls did not end that way.
 phase() {
 	local want=$1 mark=$2 app_mark=$3 note=${4:+: $4} seen
 	if wait_until "$PHASE_TIMEOUT" enough "$want" "$mark"; then
@@ -342,8 +343,8 @@ phase() {
 		awk '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++) if (NR <= 9 || i <= 4 || i > NR - 3) print l[i];
 			else if (i == 5) printf "... %d more calls ...\n", NR - 7 }' | indent 'client | '
 	say "the app received $(($(app_calls) - app_mark)) call(s) meanwhile (its own calls log)"
-	if [ -n "$seen" ]; then good "=> $want$note"; else bad "expected $want within ${PHASE_TIMEOUT}s"; fi
 	alive "$CLIENT_PID" || die "the client exited"
+	if [ -n "$seen" ]; then good "=> $want$note"; else bad "expected $want within ${PHASE_TIMEOUT}s"; return 1; fi
 }
 
 mark=0 app_mark=0
@@ -463,8 +464,7 @@ case "$again" in *": OK "*) good "=> SayHelloAgain, which the ALLOW names, still
 *) bad "expected SayHelloAgain to be allowed" ;; esac
 
 apply_policy "an empty policy (the ConfigMap emptied):" <<<"$EMPTY_POLICY"
-phase OK "$mark" "$app_mark"
-say "OK again: calls reach the app"
+phase OK "$mark" "$app_mark" && say "OK again: calls reach the app"
 
 # ---- 6. metrics and cleanup -----------------------------------------------------------
 step "6/6  What the sidecar counted (GET $ADMIN/metrics)"
