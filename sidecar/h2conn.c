@@ -181,6 +181,12 @@ void sc_conn_flush(struct sc_conn *c)
 			if (r < 0)
 				up_detach(c->up, "sending to the app failed");
 		}
+		if (c->old_up) {
+			int r = session_send(w, (uv_stream_t *)&c->old_up->tcp, c->old_up->s,
+					     &c->old_up->out, up_write_cb, &wrote);
+			if (r < 0)
+				up_detach(c->old_up, "sending to the app failed");
+		}
 		if (c->mode != CM_H2)
 			break;
 		if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb, &wrote) <
@@ -196,6 +202,9 @@ void sc_conn_flush(struct sc_conn *c)
 	if (c->up && c->up->state == UP_READY && !nghttp2_session_want_read(c->up->s) &&
 	    !nghttp2_session_want_write(c->up->s))
 		up_detach(c->up, NULL);
+	if (c->old_up && !nghttp2_session_want_read(c->old_up->s) &&
+	    !nghttp2_session_want_write(c->old_up->s))
+		up_detach(c->old_up, NULL);
 	if (!nghttp2_session_want_read(c->ds) && !nghttp2_session_want_write(c->ds) &&
 	    !c->out.pending)
 		sc_conn_close(c);
@@ -228,6 +237,8 @@ static void up_detach(struct sc_up *up, const char *why)
 	if (c) {
 		if (c->up == up)
 			c->up = NULL;
+		if (c->old_up == up)
+			c->old_up = NULL;
 		if (why)
 			log_debug("upstream_closed", why, "{s:i}", "streams", (int)c->nstreams);
 		for (struct sc_stream *s = c->streams, *n; s; s = n) {
@@ -331,6 +342,16 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	nghttp2_settings_entry iv[3];
 	int r;
 
+	if (up && up->state == UP_READY && !nghttp2_session_check_request_allowed(up->s)) {
+		/*
+		 * The app sent GOAWAY (shutting down, or max connection age): its streams
+		 * finish on that connection, new ones go to a new connection.
+		 */
+		if (c->old_up)
+			up_detach(c->old_up, "superseded twice");
+		c->old_up = up;
+		c->up = up = NULL;
+	}
 	if (up)
 		return up;
 	up = calloc(1, sizeof(*up));
@@ -1029,13 +1050,14 @@ void sc_conn_close(struct sc_conn *c)
 	if (c->mode == CM_CLOSING)
 		return;
 	c->mode = CM_CLOSING;
-	if (c->up) {
-		struct sc_up *up = c->up;
-		/* Streams are freed below; make the upstream forget them first. */
-		for (struct sc_stream *s = c->streams; s; s = s->next)
-			s->up = NULL;
+	/* Streams are freed below; make the upstreams forget them first. */
+	for (struct sc_stream *s = c->streams; s; s = s->next)
+		s->up = NULL;
+	for (int i = 0; i < 2; i++) {
+		struct sc_up *up = i ? c->old_up : c->up;
+		if (!up)
+			continue;
 		up->c = NULL;
-		c->up = NULL;
 		if (up->state != UP_DEAD) {
 			up->state = UP_DEAD;
 			nghttp2_session_del(up->s);
@@ -1044,6 +1066,7 @@ void sc_conn_close(struct sc_conn *c)
 			uv_close((uv_handle_t *)&up->timer, up_close_cb);
 		}
 	}
+	c->up = c->old_up = NULL;
 	while (c->streams) {
 		struct sc_stream *s = c->streams;
 		s->down_closed = s->up_closed = true;

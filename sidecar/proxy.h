@@ -135,7 +135,8 @@ struct sc_conn {
 	enum sc_cmode mode;
 	nghttp2_session *ds;
 	struct sc_outbuf out;
-	struct sc_up *up;
+	struct sc_up *up;     /* where new streams go */
+	struct sc_up *old_up; /* the app sent GOAWAY here: its streams finish, no new ones */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage updst; /* where the app is */
 	socklen_t updst_len;

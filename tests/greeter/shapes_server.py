@@ -112,10 +112,15 @@ def main():
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--calls-log", default=None)
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--max-connection-age-ms", type=int, default=0,
+                    help="send GOAWAY on connections this old (gRPC MAX_CONNECTION_AGE)")
     args = ap.parse_args()
 
     opts = [("grpc.max_receive_message_length", 64 << 20),
             ("grpc.max_send_message_length", 64 << 20)]
+    if args.max_connection_age_ms:
+        opts += [("grpc.max_connection_age_ms", args.max_connection_age_ms),
+                 ("grpc.max_connection_age_grace_ms", 10000)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers), options=opts)
     shapes_pb2_grpc.add_ShapesServicer_to_server(Shapes(args.calls_log), server)
     addr = "%s:%d" % (args.host, args.port)

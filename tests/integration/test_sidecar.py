@@ -82,12 +82,12 @@ class Proc:
             return f.read().decode("utf-8", "replace")
 
 
-def start_shapes(port, tmp, name="shapes"):
+def start_shapes(port, tmp, name="shapes", extra=()):
     calls = os.path.join(tmp, name + ".calls")
     open(calls, "w").close()
     env = dict(os.environ)
     p = Proc([PY, os.path.join(ROOT, "tests/greeter/shapes_server.py"), "--port", str(port),
-              "--calls-log", calls], os.path.join(tmp, name + ".log"), env)
+              "--calls-log", calls] + list(extra), os.path.join(tmp, name + ".log"), env)
     if not wait_port(port, 15):
         raise Failure("shapes server did not start: " + p.log_text())
     p.calls = calls
@@ -409,6 +409,31 @@ def test(tmp):
     for c in chans:
         c.close()
     check(sc3.stop() == 0, "--workers 2: SIGTERM exit 0")
+    srv.stop()
+
+    # the app sends GOAWAY every 300 ms (max connection age): a long stream finishes on
+    # the old connection while new RPCs go to a new one; nothing fails
+    srv = start_shapes(BASE + 31, tmp, "shapes-age", ["--max-connection-age-ms", "300"])
+    sc4 = Sidecar(tmp, BASE + 30, "127.0.0.1:%d" % (BASE + 31), BASE + 32,
+                  ["--policy", os.path.join(tmp, "none.yaml")], name="sidecar-age")
+    ch = channel(BASE + 30)
+    stub = pbg.ShapesStub(ch)
+    it = stub.ServerStream(pb.Msg(count=15, sleep_ms=100, tag="age"), timeout=30)
+    got = []
+    t = threading.Thread(target=lambda: got.extend(it))
+    t.start()
+    fails = []
+    for i in range(30):
+        try:
+            stub.Unary(pb.Msg(payload=b"a%d" % i), timeout=10)
+        except grpc.RpcError as e:
+            fails.append(e.code().name)
+        time.sleep(0.05)
+    t.join(30)
+    check(len(got) == 15 and not fails,
+          "app GOAWAYs (max connection age): stream of 15 and 30 unary calls all OK (%s)" % fails[:3])
+    ch.close()
+    check(sc4.stop() == 0, "sidecar-age exits 0")
     srv.stop()
 
 
