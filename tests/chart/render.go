@@ -806,7 +806,7 @@ func main() {
 	})
 	var w strings.Builder
 	for _, m := range out {
-		if len(showOnly) > 0 && !(&showOnly).has(strings.TrimPrefix(m.source, chartName+"/")) {
+		if len(showOnly) > 0 && !showOnly.has(strings.TrimPrefix(m.source, chartName+"/")) {
 			continue
 		}
 		fmt.Fprintf(&w, "---\n# Source: %s\n%s\n", m.source, m.content)
