@@ -157,6 +157,13 @@ int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, c
 		rc = parse_ports_annotation(json_string_value(ports_ann), all, &star, err, errlen);
 		if (rc)
 			goto out;
+		if (all->overflow) {
+			snprintf(err, errlen, "annotation %s: more than %zu ports; use \"*\" to "
+					      "redirect every port", WH_ANN_PORTS,
+				 sizeof(all->list) / sizeof(all->list[0]));
+			rc = -EINVAL;
+			goto out;
+		}
 		for (i = 0; i < all->n; i++) {
 			/* Redirecting the proxy's own ports would loop it or break its probes. */
 			if (all->list[i] == c->proxy_port || all->list[i] == c->admin_port) {

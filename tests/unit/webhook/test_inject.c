@@ -80,6 +80,16 @@ START_TEST(ports_annotation)
 	assert_ports(ANN("8080"), -EINVAL, "must be a string");
 	assert_ports(ANN("\"8080,15020\""), -EINVAL, "port 15020 is the grpcguard proxy's own port");
 	assert_ports(ANN("\"15006\""), -EINVAL, "port 15006");
+	{
+		/* 2000 distinct ports: too many to list, "*" is the way to say it. */
+		char *pod = malloc(20000), *p = pod;
+		p += sprintf(p, "{\"metadata\": {\"annotations\": {\"grpcguard.io/inbound-ports\": \"");
+		for (int i = 1; i <= 2000; i++)
+			p += sprintf(p, "%s%d", i > 1 ? "," : "", i);
+		sprintf(p, "\"}}, \"spec\": {\"containers\": [{\"name\": \"a\"}]}}");
+		assert_ports(pod, -EINVAL, "more than 1024 ports");
+		free(pod);
+	}
 }
 END_TEST
 
