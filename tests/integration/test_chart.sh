@@ -7,4 +7,6 @@ set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 PYTHON=${PYTHON:-/usr/bin/python3}
 command -v go >/dev/null || { echo "FAIL: go is not installed (make deps installs golang-go)"; exit 1; }
+unformatted=$(gofmt -l "$root/tests/chart/render.go")
+[ -z "$unformatted" ] || { echo "FAIL: gofmt -w tests/chart/render.go"; exit 1; }
 exec timeout 500 "$PYTHON" "$root/tests/chart/test_chart.py"
