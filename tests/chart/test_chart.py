@@ -672,6 +672,101 @@ class Monitors(unittest.TestCase):
             helm.template(set=["metrics.podMonitor.interval=often"])
 
 
+class Renderer(unittest.TestCase):
+    """render.go behaves like Helm where the chart relies on it (a tiny chart of probes)."""
+
+    def render(self, templates, values="", files=None, **kw):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "templates"))
+            with open(os.path.join(d, "Chart.yaml"), "w") as f:
+                f.write("apiVersion: v2\nname: probe\nversion: 1.2.3\nappVersion: \"4.5\"\n")
+            with open(os.path.join(d, "values.yaml"), "w") as f:
+                f.write(values)
+            for name, text in dict(templates, **(files or {})).items():
+                path = os.path.join(d, name if name.startswith("files/") else "templates/" + name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write(text)
+            return helm.template(chart=d, name="rel", namespace="ns", **kw)
+
+    def data(self, r):
+        return r.one("ConfigMap")["data"]
+
+    CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\ndata:\n"
+
+    def test_values_are_json_typed(self):
+        # Numbers read from YAML are float64 in Helm: big ones print in e-notation unless
+        # converted, which is why the chart pipes them through int64.
+        r = self.render({"cm.yaml": self.CM + "  raw: {{ .Values.num | quote }}\n"
+                         "  i: {{ .Values.num | int64 | quote }}\n"
+                         "  small: {{ .Values.s | quote }}\n"
+                         "  setint: {{ .Values.x | quote }}\n"},
+                        values="num: 3670016\ns: 2\n", set=["x=3670016"])
+        self.assertEqual(self.data(r), {"raw": "3.670016e+06", "i": "3670016", "small": "2",
+                                        "setint": "3670016"})
+
+    def test_set_syntax_and_coalescing(self):
+        r = self.render({"cm.yaml": self.CM + "  out: {{ toJson .Values | quote }}\n"},
+                        values="a: {b: 1, c: 2}\nkeep: yes\nlist: [x]\n",
+                        set=["a.b=null", "a.d=true", "list={p,q}", "arr[1].k=v", "e=a\\,b"],
+                        set_string=["s=007"])
+        out = json.loads(self.data(r)["out"])
+        self.assertEqual(out["a"], {"c": 2, "d": True})
+        self.assertEqual(out["list"], ["p", "q"])
+        self.assertEqual(out["arr"], [None, {"k": "v"}])
+        self.assertEqual((out["e"], out["s"], out["keep"]), ("a,b", "007", True))
+
+    def test_helm_functions(self):
+        r = self.render({
+            "_h.tpl": '{{- define "probe.name" -}}{{ .Chart.Name }}-{{ .Release.Name }}{{- end -}}',
+            "cm.yaml": self.CM +
+            "  include: {{ include \"probe.name\" . }}\n"
+            "  tpl: {{ tpl .Values.t . }}\n"
+            "  toYaml: {{ toYaml .Values.m | quote }}\n"
+            "  fromYaml: {{ (fromYaml \"a: [1]\").a | toJson | quote }}\n"
+            "  lookup: {{ (lookup \"v1\" \"Secret\" \"ns\" \"s\").data.k | quote }}\n"
+            "  missing: {{ (lookup \"v1\" \"Secret\" \"ns\" \"nope\") | toJson | quote }}\n"
+            "  novalue: \"{{ .Values.absent }}\"\n"
+            "  caps: {{ .Capabilities.APIVersions.Has \"apps/v1\" }}-{{ .Capabilities.APIVersions.Has \"x.io/v9\" }}\n"
+            "  file: {{ .Files.Get \"files/f.txt\" | quote }}\n"
+            "  release: {{ .Release.Namespace }}-{{ .Release.IsInstall }}-{{ .Release.Service }}\n"
+            "  chart: {{ .Chart.Version }}-{{ .Chart.AppVersion }}-{{ .Template.Name }}\n"},
+            values="t: '{{ .Release.Name }}!'\nm: {z: 1, a: [x], s: '1'}\n",
+            files={"files/f.txt": "hello"},
+            lookup=[{"apiVersion": "v1", "kind": "Secret",
+                     "metadata": {"name": "s", "namespace": "ns"}, "data": {"k": "dg=="}}])
+        d = self.data(r)
+        self.assertEqual(d["include"], "probe-rel")
+        self.assertEqual(d["tpl"], "rel!")
+        self.assertEqual(d["toYaml"], "a:\n- x\ns: \"1\"\nz: 1")
+        self.assertEqual(d["fromYaml"], "[1]")
+        self.assertEqual((d["lookup"], d["missing"]), ("dg==", "{}"))
+        self.assertEqual(d["novalue"], "")
+        self.assertEqual(d["caps"], "true-false")
+        self.assertEqual(d["file"], "hello")
+        self.assertEqual(d["release"], "ns-true-Helm")
+        self.assertEqual(d["chart"], "1.2.3-4.5-probe/templates/cm.yaml")
+
+    def test_errors(self):
+        with self.assertRaisesRegex(helm.RenderError, "need x"):
+            self.render({"cm.yaml": self.CM + "  a: {{ required \"need x\" .Values.x }}\n"})
+        with self.assertRaisesRegex(helm.RenderError, "stop here"):
+            self.render({"cm.yaml": "{{ fail \"stop here\" }}"})
+        with self.assertRaisesRegex(helm.RenderError, "env"):
+            self.render({"cm.yaml": self.CM + "  a: {{ env \"HOME\" }}\n"})
+
+    def test_documents_split_and_ordered(self):
+        r = self.render({"a.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
+                                   "---\n# only a comment?\n---\n",
+                         "b.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n"
+                                   "---\napiVersion: x.io/v1\nkind: Zebra\nmetadata: {name: z}\n"
+                                   "---\napiVersion: x.io/v1\nkind: Alpha\nmetadata: {name: a}\n",
+                         "empty.yaml": "{{- if false }}x: 1{{ end }}\n"})
+        self.assertEqual([d["kind"] for d in r.docs],
+                         ["ServiceAccount", "Deployment", "Alpha", "Zebra"])
+        self.assertEqual(r.sources[0], "probe/templates/b.yaml")
+
+
 class PlainManifests(unittest.TestCase):
     def test_deploy_is_up_to_date(self):
         # deploy/ is what `make manifests` writes; it must match the chart.
