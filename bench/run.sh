@@ -15,6 +15,8 @@
 #   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
+#   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
+#   BENCH_BUDGET_S=420    proxy section: no new round once this many seconds would be exceeded
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,48 +85,66 @@ wait_port() { # port [seconds [pid]]: 0 once something accepts on the port
 # kernel has no schedstat.
 TCK=$(getconf CLK_TCK)
 cpu_ns() {
+	local v
 	if [ -r "/proc/$1/schedstat" ]; then
-		cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+		v=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}') || true
 	else
-		awk -v t="$TCK" '{printf "%.0f", ($14 + $15) * 1e9 / t}' "/proc/$1/stat" 2>/dev/null || echo 0
+		v=$(awk -v t="$TCK" '{printf "%.0f", ($14 + $15) * 1e9 / t}' "/proc/$1/stat" 2>/dev/null) || true
 	fi
+	echo "${v:-0}"
 }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- build what we need, each piece optional -------------------------------------------
-have_sidecar=0 have_webhook=0 have_certgen=0 have_greeter=0 have_policy_lib=0
+# By default the programs are built from the last commit (BENCH_SRC=head: `git archive HEAD`
+# into build/bench/src), so the figures belong to a known commit even while the working
+# tree is being edited; BENCH_SRC=tree builds the working tree as it is.
+have_sidecar=0 have_webhook=0 have_certgen=0 have_greeter=0 have_policy_lib=0 have_jwt=0
 build_log=$work/build.log
-say "building into $B"
-if make --no-print-directory BUILD="$B" "$B/grpcguard-sidecar" >"$build_log" 2>&1; then
+: >"$build_log"
+SRC=$root
+if [ "${BENCH_SRC:-head}" = head ] && git rev-parse -q --verify HEAD >/dev/null 2>&1; then
+	SRC=$B/src
+	head_id=$(git rev-parse HEAD)
+	if [ "$(cat "$SRC/.commit" 2>/dev/null)" != "$head_id" ]; then
+		rm -rf "$SRC" && mkdir -p "$SRC"
+		# --touch: sources newer than any object built from an older commit.
+		git archive --format=tar HEAD | tar -x -m -C "$SRC"
+		echo "$head_id" >"$SRC/.commit"
+	fi
+	BUILT_FROM="commit $(git rev-parse --short HEAD) (git archive HEAD)"
+else
+	BUILT_FROM="working tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?') with local changes"
+fi
+B=$B/bin
+mk() { make --no-print-directory -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
+say "building into $B from $BUILT_FROM"
+if mk "$B/grpcguard-sidecar"; then
 	have_sidecar=1
 else
-	say "sidecar does not build yet: gg-* configurations skipped (tail of $build_log:)"
+	say "sidecar does not build: gg-* configurations skipped (tail of the build log:)"
 	tail -n 5 "$build_log" >&2 || true
 fi
-if make --no-print-directory BUILD="$B" "$B/grpcguard-webhook" >>"$build_log" 2>&1; then
-	have_webhook=1
-fi
-if make --no-print-directory BUILD="$B" "$B/grpcguard-certgen" >>"$build_log" 2>&1; then
-	have_certgen=1
-fi
-if make --no-print-directory BUILD="$B" "$B/libgrpcguard-policy.a" >>"$build_log" 2>&1 &&
-	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I. -o "$B/policy_bench" \
-		bench/policy_bench.c "$B/libgrpcguard-policy.a" \
-		$(pkg-config --libs jansson yaml-0.1 libcrypto) -lm >>"$build_log" 2>&1; then
+mk "$B/grpcguard-webhook" && have_webhook=1
+mk "$B/grpcguard-certgen" && have_certgen=1
+if mk "$B/libgrpcguard-policy.a" &&
+	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 \
+		-D_GNU_SOURCE -I"$SRC" -o "$B/policy_bench" bench/policy_bench.c \
+		"$B/libgrpcguard-policy.a" $(pkg-config --libs jansson yaml-0.1 libcrypto) -lm \
+		>>"$build_log" 2>&1; then
 	have_policy_lib=1
 fi
 # bench/jwt_bench.c belongs to the JWT part (issue 10); built and run here when present.
-have_jwt=0
-if [ -f bench/jwt_bench.c ] &&
-	make --no-print-directory BUILD="$B" "$B/libgrpcguard-common.a" >>"$build_log" 2>&1 &&
-	gcc -std=c17 -O2 -g -D_GNU_SOURCE -I. -o "$B/jwt_bench" bench/jwt_bench.c sidecar/jwt.c \
-		sidecar/authn.c "$B/libgrpcguard-policy.a" "$B/libgrpcguard-common.a" \
+if [ -f "$SRC/bench/jwt_bench.c" ] && mk "$B/libgrpcguard-common.a" &&
+	gcc -std=c17 -O2 -g -D_GNU_SOURCE -I"$SRC" -o "$B/jwt_bench" "$SRC/bench/jwt_bench.c" \
+		"$SRC/sidecar/jwt.c" "$SRC/sidecar/authn.c" "$B/libgrpcguard-policy.a" \
+		"$B/libgrpcguard-common.a" \
 		$(pkg-config --cflags --libs jansson openssl yaml-0.1 libmicrohttpd) -lm -lpthread \
 		>>"$build_log" 2>&1; then
 	have_jwt=1
 fi
-if bash bench/greeter_cpp/build.sh "$B/greeter_cpp" >>"$build_log" 2>&1; then
+if bash bench/greeter_cpp/build.sh "$root/build/bench/greeter_cpp" >>"$build_log" 2>&1; then
 	have_greeter=1
 fi
 
@@ -239,7 +259,8 @@ start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 		;;
 	greeter)
 		BACKEND_PORT=$P_GREETER
-		$CPU_LOAD "$B/greeter_cpp/greeter_server" "$BACKEND_PORT" >"$work/greeter.log" 2>&1 &
+		$CPU_LOAD "$root/build/bench/greeter_cpp/greeter_server" "$BACKEND_PORT" \
+			>"$work/greeter.log" 2>&1 &
 		;;
 	*) return 1 ;;
 	esac
@@ -259,23 +280,39 @@ sys.exit(0 if r.message.startswith("Hello") else 1)
 EOF
 }
 
-declare -A GRPC_CHECK
+declare -A GRPC_CHECK BPORT BPID
 t_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# Both backends run for the whole section (an idle one costs nothing); rounds are the
+# outer loop so that, if the time budget runs out, whole rounds are dropped, never a
+# backend or a configuration.
 for backend in $BACKENDS; do
 	if [ "$backend" = greeter ] && [ "$have_greeter" != 1 ]; then
 		say "C++ greeter did not build: backend skipped"; continue
 	fi
-	start_backend "$backend" || { say "backend $backend did not start"; continue; }
-	say "backend $backend on :$BACKEND_PORT (pid $BACKEND_PID)"
-	for ((round = 1; round <= ROUNDS; round++)); do
+	if start_backend "$backend"; then
+		BPORT[$backend]=$BACKEND_PORT
+		BPID[$backend]=$BACKEND_PID
+		say "backend $backend on :$BACKEND_PORT (pid $BACKEND_PID)"
+	else
+		say "backend $backend did not start"
+	fi
+done
+BUDGET=${BENCH_BUDGET_S:-420}
+rounds_done=0
+for ((round = 1; round <= ROUNDS; round++)); do
+	t_round=$(date +%s)
+	for backend in $BACKENDS; do
+		[ -n "${BPORT[$backend]:-}" ] || continue
+		bport=${BPORT[$backend]}
 		for config in $CONFIGS; do
 			case $config in gg-*) [ "$have_sidecar" = 1 ] || continue ;; esac
 			for mix in 1x1 8x16 100x1; do
 				port=$P_PROXY pid=
 				if [ "$config" = direct ]; then
-					port=$BACKEND_PORT
+					port=$bport
 				else
-					start_proxy "$config" "$BACKEND_PORT" || continue
+					start_proxy "$config" "$bport" || continue
 					pid=$PROXY_PID
 				fi
 				if [ "$backend" = greeter ] && [ -z "${GRPC_CHECK[$config]:-}" ]; then
@@ -283,24 +320,39 @@ for backend in $BACKENDS; do
 				fi
 				# Warm-up (connections, allocator, caches), then the measured run.
 				N_LAT=500 N_THR=5000 N_CONN=2000 run_load "$port" "$mix"
-				c0=0
-				[ -n "$pid" ] && c0=$(cpu_ns "$pid")
+				c0=0 c1=0 hwm=0 anon=0
+				[ -z "$pid" ] || c0=$(cpu_ns "$pid")
 				run_load "$port" "$mix" "$work/lat.log"
-				c1=0 hwm=0 anon=0
-				if [ -n "$pid" ]; then c1=$(cpu_ns "$pid"); hwm=$(hwm_kb "$pid"); anon=$(anon_kb "$pid"); fi
-				read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out")
-				read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log")
-				cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
+				if [ -n "$pid" ]; then
+					c1=$(cpu_ns "$pid")
+					hwm=$(hwm_kb "$pid")
+					anon=$(anon_kb "$pid")
+				fi
+				read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR(report)")
+				read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log" || echo "0 0")
+				if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+					ok="ERR(proxy-exited)"
+					say "$config exited during the run; log tail:"
+					tail -n 3 "$work/proxy-$config.log" >&2 || true
+				fi
+				cpu=$(awk -v a="${c0:-0}" -v b="${c1:-0}" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
 				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
-					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "$hwm" "$anon" "$ok" >>"$raw"
-				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, cpu ${cpu}s, hwm ${hwm}kB $ok"
+					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "${hwm:-0}" "${anon:-0}" \
+					"$ok" >>"$raw"
+				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, cpu ${cpu}s, hwm ${hwm:-0}kB $ok"
 				rm -f "$work/lat.log"
-				[ -n "$pid" ] && stop_pid "$pid"
+				[ -z "$pid" ] || stop_pid "$pid"
 			done
 		done
 	done
-	stop_pid "$BACKEND_PID"
+	rounds_done=$round
+	now=$(date +%s)
+	if ((round < ROUNDS && now - t_start + (now - t_round) > BUDGET)); then
+		say "time budget (${BUDGET}s) would be exceeded: stopping after $round of $ROUNDS rounds"
+		break
+	fi
 done
+for backend in "${!BPID[@]}"; do stop_pid "${BPID[$backend]}"; done
 t_proxies=$(($(date +%s) - t_start))
 
 # ---- webhook: admissions/s over TLS ----------------------------------------------------------
@@ -319,12 +371,20 @@ if [ "${BENCH_SKIP_WEBHOOK:-0}" != 1 ] && [ "$have_webhook" = 1 ]; then
 			-subj /CN=localhost -keyout "$work/certs/tls.key" -out "$work/certs/tls.crt" \
 			>/dev/null 2>&1
 	fi
-	WEBHOOK_CMD="$B/grpcguard-webhook --listen 127.0.0.1:$P_WEBHOOK --tls-cert $work/certs/tls.crt --tls-key $work/certs/tls.key"
-	# shellcheck disable=SC2086
-	$CPU_PROXY $WEBHOOK_CMD >"$work/webhook.log" 2>&1 &
-	whpid=$!
-	pids+=("$whpid")
-	if wait_port "$P_WEBHOOK" 10 "$whpid"; then
+	# A port of the range that is free: one left in TIME_WAIT by an earlier run cannot be
+	# bound again by a server that does not set SO_REUSEADDR.
+	whpid= started=0
+	for ((P_WEBHOOK = 35020; P_WEBHOOK < 35030; P_WEBHOOK++)); do
+		WEBHOOK_CMD="$B/grpcguard-webhook --listen 127.0.0.1:$P_WEBHOOK --tls-cert $work/certs/tls.crt --tls-key $work/certs/tls.key"
+		# shellcheck disable=SC2086
+		$CPU_PROXY $WEBHOOK_CMD >"$work/webhook.log" 2>&1 &
+		whpid=$!
+		pids+=("$whpid")
+		if wait_port "$P_WEBHOOK" 10 "$whpid"; then started=1; break; fi
+		stop_pid "$whpid"
+		grep -q 'in use' "$work/webhook.log" || break
+	done
+	if [ "$started" = 1 ]; then
 		url=https://127.0.0.1:$P_WEBHOOK/mutate
 		code=$(curl -sk -o "$work/wh-resp.json" -w '%{http_code}' -X POST \
 			-H 'content-type: application/json' --data-binary @bench/admission-pod.json "$url" || true)
@@ -380,7 +440,10 @@ meta=$work/meta.txt
 	echo "grpc=libgrpc++ $(pkg-config --modversion grpc++ 2>/dev/null || echo '?')"
 	echo "wrk=$(wrk -v 2>&1 | head -n1)"
 	echo "pin=$PIN_NOTE"
-	echo "rounds=$ROUNDS"
+	echo "rounds=$rounds_done"
+	echo "rounds_planned=$ROUNDS"
+	echo "built_from=$BUILT_FROM"
+	echo "loadavg=$load_start at the start of the proxy section, $(cut -d' ' -f1-3 /proc/loadavg) at the end of the run"
 	echo "counts=1x1: $N_LAT requests; 8x16: $N_THR; 100x1: $N_CONN (each after a short warm-up run)"
 	echo "seconds=$t_proxies"
 	for c in "${!CMD[@]}"; do echo "cmd.$c=${CMD[$c]//$work/\$WORK}"; done
