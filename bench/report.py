@@ -134,10 +134,14 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     w("Written by `make bench` (bench/run.sh); how to run and read it: docs/bench.md.")
     w("Every configuration ran in the same session, interleaved in rounds; figures are the")
     w("median over %s rounds (peak RSS: the maximum). Loopback only." % meta.get("rounds", "?"))
+    if meta.get("rounds") != meta.get("rounds_planned"):
+        w("%s rounds were planned; the time budget stopped the run after %s." % (
+            meta.get("rounds_planned", "?"), meta.get("rounds", "?")))
     w("")
     w("## Machine and versions")
     w("")
-    for k in ("date", "cpu", "mem", "kernel", "commit", "h2load", "nghttpx", "haproxy", "grpc", "wrk"):
+    for k in ("date", "cpu", "mem", "kernel", "commit", "built_from", "loadavg", "h2load", "nghttpx",
+              "haproxy", "grpc", "wrk"):
         if k in meta:
             w("- %s: %s" % (k, meta[k]))
     w("- CPU placement: %s. The machine is shared (other jobs may run on it), so compare" % meta.get("pin", "?"))
