@@ -26,6 +26,7 @@ finish() {
 	rm -rf "$tmp"
 }
 trap finish EXIT
+trap 'exit 1' INT TERM
 
 bad() { echo "FAIL: $*"; fail=1; }
 # expect FILE REGEX WHAT
