@@ -8,6 +8,7 @@
 - SIGHUP re-reads the pair at once;
 - SIGTERM with a request in flight: it completes, then exit 0;
 - --help exits 0, a bad flag exits 2 with a one-line reason."""
+import http.client
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
@@ -157,11 +159,60 @@ def main():
     check(tls_version(port, "-tls1_2") and tls_version(port, "-tls1_3"), "TLS 1.2/1.3 refused")
     check(not tls_version(port, "-tls1_1"), "TLS 1.1 accepted")
 
-    # Rotate while a request is in flight.
+    # Rotate while a request is in flight and while clients keep sending reviews on new
+    # and kept-alive connections (trusting both CAs, as the API server does while its
+    # caBundle is updated): not one request may fail.
+    bundle = os.path.join(tmp, "bundle.crt")
+    with open(bundle, "w") as out:
+        for g in gen:
+            with open(os.path.join(g, "ca.crt")) as f:
+                out.write(f.read())
+    stop = threading.Event()
+    results = []
+
+    def client(n):
+        ctx = ssl.create_default_context(cafile=bundle)
+        i = 0
+        conn = None
+        while not stop.is_set():
+            i += 1
+            uid = "bulk-%d-%d" % (n, i)
+            try:
+                if conn is None or i % 3 == 0:  # a mix of new and reused connections
+                    if conn:
+                        conn.close()
+                    conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+                conn.request("POST", "/mutate", review_body(uid), {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                body = r.read()
+                ok = r.status == 200 and json.loads(body)["response"]["uid"] == uid
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+                results.append((ok, uid, r.status))
+            except (OSError, http.client.HTTPException) as e:
+                if conn:
+                    conn.close()
+                conn = None
+                results.append((False, uid, repr(e)))
+        if conn:
+            conn.close()
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
     slow = SlowRequest(port, os.path.join(gen[0], "ca.crt"), "in-flight-1")
     seen = len(wh.events())
     secret.publish(gen[1])
     wh.wait_event("cert_reloaded", after=seen)
+    time.sleep(1.5)
+    stop.set()
+    for w in workers:
+        w.join(60)
+    failed = [r for r in results if not r[0]]
+    print("bulk reviews across the rotation: %d, failed %d" % (len(results), len(failed)))
+    check(len(results) >= 20 and not failed, "requests failed across the rotation: %r" % failed[:5])
     check(wait_for(lambda: served_fingerprint(port) == fp1, "the new certificate"), "rotation")
     status, headers, body = slow.finish()
     check(status == 200 and json.loads(body)["response"]["uid"] == "in-flight-1",
