@@ -155,7 +155,7 @@ deps:
 	@bash scripts/deps.sh
 
 demo: deps all $(PY_STUBS)
-	@bash demo/demo.sh
+	@GG_BIN=$(abspath $(BUILD)) PYTHON=$(PYTHON) bash demo/demo.sh
 
 # bench/run.sh builds what it measures into build/bench itself (each piece optional).
 bench: deps $(PY_STUBS)
