@@ -97,8 +97,8 @@ static int random_serial(X509 *cert)
  * `exts` (nid, value pairs ending at 0), signed by issuer_key (self-signed when issuer is
  * NULL). Returns a new X509 or NULL.
  */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, int days, X509 *issuer,
-		       EVP_PKEY *issuer_key, const int *nids, const char *const *values)
+static X509 *make_cert(EVP_PKEY *key, const char *cn, int days, X509 *issuer, EVP_PKEY *issuer_key,
+		       const int *nids, const char *const *values)
 {
 	X509 *cert = X509_new();
 	X509_NAME *name;
@@ -115,8 +115,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, int days, X509 *issuer,
 	name = X509_get_subject_name(cert);
 	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"grpcguard",
 					-1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
-					-1, -1, 0))
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+					-1, 0))
 		goto fail;
 	if (!X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name))
 		goto fail;
@@ -233,11 +233,16 @@ int cg_generate(const struct cg_options *o, char *err, size_t errlen)
 				      NID_subject_key_identifier, 0};
 	static const char *const ca_vals[] = {"critical,CA:TRUE,pathlen:0",
 					      "critical,keyCertSign,cRLSign", "hash"};
-	int leaf_nids[] = {NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-			   NID_subject_key_identifier, NID_authority_key_identifier,
-			   NID_subject_alt_name, 0};
+	int leaf_nids[] = {NID_basic_constraints,
+			   NID_key_usage,
+			   NID_ext_key_usage,
+			   NID_subject_key_identifier,
+			   NID_authority_key_identifier,
+			   NID_subject_alt_name,
+			   0};
 	const char *leaf_vals[6] = {"critical,CA:FALSE", "critical,digitalSignature",
-				    "serverAuth", "hash", "keyid:always", NULL};
+				    "serverAuth",	 "hash",
+				    "keyid:always",	 NULL};
 	EVP_PKEY *ca_key = NULL, *leaf_key = NULL;
 	X509 *ca = NULL, *leaf = NULL;
 	char *dns[4] = {NULL, NULL, NULL, NULL};

@@ -13,11 +13,11 @@
 #define CG_MAX_SANS 32
 
 struct cg_options {
-	const char *service;   /* e.g. "grpcguard-webhook" */
-	const char *namespace_; /* e.g. "grpcguard-system" */
-	const char *out_dir;   /* existing directory or one certgen may create */
-	int days;              /* validity of the serving certificate, 1..3650 */
-	int ca_days;           /* validity of the CA, >= days */
+	const char *service;		     /* e.g. "grpcguard-webhook" */
+	const char *namespace_;		     /* e.g. "grpcguard-system" */
+	const char *out_dir;		     /* existing directory or one certgen may create */
+	int days;			     /* validity of the serving certificate, 1..3650 */
+	int ca_days;			     /* validity of the CA, >= days */
 	const char *extra_sans[CG_MAX_SANS]; /* "localhost", "127.0.0.1", "::1" ... */
 	size_t nextra_sans;
 };

@@ -40,8 +40,9 @@ static int parse_days(const char *flag, const char *v, int *out)
 	long n = strtol(v, &end, 10);
 
 	if (*v == '\0' || *end != '\0' || n < 1 || n > 36500) {
-		fprintf(stderr, "grpcguard-certgen: %s \"%s\": expected a number of days 1..36500\n",
-			flag, v);
+		fprintf(stderr,
+			"grpcguard-certgen: %s \"%s\": expected a number of days 1..36500\n", flag,
+			v);
 		return -1;
 	}
 	*out = (int)n;
@@ -51,10 +52,10 @@ static int parse_days(const char *flag, const char *v, int *out)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"service", required_argument, NULL, 's'}, {"namespace", required_argument, NULL, 'n'},
-		{"out", required_argument, NULL, 'o'},     {"days", required_argument, NULL, 'd'},
-		{"ca-days", required_argument, NULL, 'c'}, {"extra-san", required_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	    {"service", required_argument, NULL, 's'}, {"namespace", required_argument, NULL, 'n'},
+	    {"out", required_argument, NULL, 'o'},     {"days", required_argument, NULL, 'd'},
+	    {"ca-days", required_argument, NULL, 'c'}, {"extra-san", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
 	struct cg_options o = {.days = 365, .ca_days = 3650};
 	char err[1024] = "";
 	int c;
@@ -63,22 +64,39 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': o.service = optarg; break;
-		case 'n': o.namespace_ = optarg; break;
-		case 'o': o.out_dir = optarg; break;
-		case 'd': if (parse_days("--days", optarg, &o.days)) return 2; break;
-		case 'c': if (parse_days("--ca-days", optarg, &o.ca_days)) return 2; break;
+		case 's':
+			o.service = optarg;
+			break;
+		case 'n':
+			o.namespace_ = optarg;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'd':
+			if (parse_days("--days", optarg, &o.days))
+				return 2;
+			break;
+		case 'c':
+			if (parse_days("--ca-days", optarg, &o.ca_days))
+				return 2;
+			break;
 		case 'e':
 			if (o.nextra_sans == CG_MAX_SANS) {
-				fprintf(stderr, "grpcguard-certgen: at most %d --extra-san\n", CG_MAX_SANS);
+				fprintf(stderr, "grpcguard-certgen: at most %d --extra-san\n",
+					CG_MAX_SANS);
 				return 2;
 			}
 			o.extra_sans[o.nextra_sans++] = optarg;
 			break;
-		case 'h': usage(stdout); return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
-			fprintf(stderr, "grpcguard-certgen: unknown or incomplete flag \"%s\" (see --help)\n",
-				argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "grpcguard-certgen: unknown or incomplete flag \"%s\" (see --help)\n",
+			    argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -98,7 +116,7 @@ int main(int argc, char **argv)
 		log_error("certgen_failed", err, "{s:s}", "out", o.out_dir);
 		return 1;
 	}
-	log_info("certgen_done", "wrote ca.crt, tls.crt, tls.key", "{s:s, s:s, s:s, s:i}",
-		 "out", o.out_dir, "service", o.service, "namespace", o.namespace_, "days", o.days);
+	log_info("certgen_done", "wrote ca.crt, tls.crt, tls.key", "{s:s, s:s, s:s, s:i}", "out",
+		 o.out_dir, "service", o.service, "namespace", o.namespace_, "days", o.days);
 	return 0;
 }

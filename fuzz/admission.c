@@ -42,9 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	c = &configs[data[0] & 15];
-	status = wh_review_handle(c, (data[0] & 1) ? WH_ROUTE_MUTATE : WH_ROUTE_VALIDATE,
-				  (const char *)data + 1, size - 1, &resp, &resp_len, &is_json,
-				  &info);
+	status =
+	    wh_review_handle(c, (data[0] & 1) ? WH_ROUTE_MUTATE : WH_ROUTE_VALIDATE,
+			     (const char *)data + 1, size - 1, &resp, &resp_len, &is_json, &info);
 	/* Invariants: an answer always comes back, and a review only with status 200. */
 	if (status != 200 && status != 400 && status != 500)
 		abort();

@@ -33,8 +33,8 @@ int wh_config_init(struct wh_config *c)
 	c->policy_configmap = strdup("grpcguard-policy");
 	c->log_level = strdup("info");
 	c->extra_annotations = json_object();
-	c->resources = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "requests", "cpu", "10m",
-				 "memory", "16Mi", "limits", "cpu", "1", "memory", "64Mi");
+	c->resources = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "requests", "cpu", "10m", "memory",
+				 "16Mi", "limits", "cpu", "1", "memory", "64Mi");
 	c->max_body_bytes = WH_DEFAULT_MAX_BODY_BYTES;
 	c->max_connections = 1024;
 	c->connection_timeout_s = 10;
@@ -86,7 +86,7 @@ struct walk {
 };
 
 static int fail(struct walk *w, const yaml_node_t *n, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int fail(struct walk *w, const yaml_node_t *n, const char *path, const char *fmt, ...)
 {
 	char msg[512];
@@ -163,7 +163,8 @@ static int get_bool(struct walk *w, const yaml_node_t *n, const char *path, bool
 		*out = false;
 		return 0;
 	}
-	return fail(w, n, path, "\"%s\" is not a boolean (use true or false)", s ? s : "(not a scalar)");
+	return fail(w, n, path, "\"%s\" is not a boolean (use true or false)",
+		    s ? s : "(not a scalar)");
 }
 
 static int get_uint(struct walk *w, const yaml_node_t *n, const char *path, unsigned long min,
@@ -189,8 +190,8 @@ bad:
 /* Kubernetes quantity: digits with an optional fraction and suffix (m, Ki, Mi, G, e3...). */
 static bool quantity_ok(const char *s)
 {
-	static const char *const suffixes[] = {"",  "m",  "k",  "M",  "G",  "T",  "P", "E",
-					       "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+	static const char *const suffixes[] = {"",  "m",  "k",	"M",  "G",  "T",  "P",
+					       "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
 	const char *p = s;
 	bool digits = false;
 
@@ -231,8 +232,7 @@ static bool dns_label_ok(const char *s)
 	return true;
 }
 
-typedef int (*key_fn)(struct walk *w, struct wh_config *c, const yaml_node_t *v,
-		      const char *path);
+typedef int (*key_fn)(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *path);
 
 struct key {
 	const char *name;
@@ -292,8 +292,10 @@ static int k_namespace(struct walk *w, struct wh_config *c, const yaml_node_t *v
 {
 	int rc = get_string(w, v, p, &c->namespace_);
 	if (rc == 0 && !dns_label_ok(c->namespace_))
-		return fail(w, v, p, "\"%s\" is not a namespace name (lowercase letters, digits "
-				     "and '-', at most 63)", c->namespace_);
+		return fail(w, v, p,
+			    "\"%s\" is not a namespace name (lowercase letters, digits "
+			    "and '-', at most 63)",
+			    c->namespace_);
 	return rc;
 }
 
@@ -307,8 +309,7 @@ static int k_mode(struct walk *w, struct wh_config *c, const yaml_node_t *v, con
 	return rc;
 }
 
-static int k_validation(struct walk *w, struct wh_config *c, const yaml_node_t *v,
-			const char *p)
+static int k_validation(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	static const struct key keys[] = {{"mode", k_mode}};
 	return walk_map(w, c, v, p, keys, NKEYS(keys));
@@ -420,7 +421,7 @@ static int k_exclude(struct walk *w, struct wh_config *c, const yaml_node_t *v, 
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *item =
-			yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+		    yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
 		snprintf(sub, sizeof(sub), "%s[%zu]", p, i);
 		if (!item || !scalar(item) || !dns_label_ok(scalar(item)))
 			return fail(w, item ? item : v, sub, "expected a namespace name");
@@ -507,11 +508,15 @@ static int k_resources(struct walk *w, struct wh_config *c, const yaml_node_t *v
 		const yaml_node_t *val = yaml_document_get_node(w->doc, pr->value);
 		const char *ks = k ? scalar(k) : NULL;
 		json_t *m = NULL;
-		int rc, i = ks ? (!strcmp(ks, "requests") ? 0 : !strcmp(ks, "limits") ? 1 : -1) : -1;
+		int rc, i = ks ? (!strcmp(ks, "requests") ? 0
+				  : !strcmp(ks, "limits") ? 1
+							  : -1)
+			       : -1;
 
 		snprintf(sub, sizeof(sub), "%s.%s", p, ks ? ks : "?");
 		if (i < 0)
-			rc = fail(w, k ? k : v, sub, "unknown key (expected one of: requests, limits)");
+			rc = fail(w, k ? k : v, sub,
+				  "unknown key (expected one of: requests, limits)");
 		else if (seen[i])
 			rc = fail(w, k, sub, "duplicate key");
 		else if (!val)
@@ -536,18 +541,18 @@ done:
 static int k_injection(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	static const struct key keys[] = {
-		{"image", k_image},
-		{"imagePullPolicy", k_pull},
-		{"nativeSidecar", k_native},
-		{"interceptMode", k_intercept},
-		{"proxyPort", k_proxy_port},
-		{"adminPort", k_admin_port},
-		{"proxyUID", k_uid},
-		{"policyConfigMap", k_policy_cm},
-		{"logLevel", k_log_level},
-		{"excludeNamespaces", k_exclude},
-		{"extraAnnotations", k_extra_ann},
-		{"resources", k_resources},
+	    {"image", k_image},
+	    {"imagePullPolicy", k_pull},
+	    {"nativeSidecar", k_native},
+	    {"interceptMode", k_intercept},
+	    {"proxyPort", k_proxy_port},
+	    {"adminPort", k_admin_port},
+	    {"proxyUID", k_uid},
+	    {"policyConfigMap", k_policy_cm},
+	    {"logLevel", k_log_level},
+	    {"excludeNamespaces", k_exclude},
+	    {"extraAnnotations", k_extra_ann},
+	    {"resources", k_resources},
 	};
 	return walk_map(w, c, v, p, keys, NKEYS(keys));
 }
@@ -566,8 +571,7 @@ static int k_max_conn(struct walk *w, struct wh_config *c, const yaml_node_t *v,
 	return k_uint_field(w, v, p, 1, 65536, &c->max_connections);
 }
 
-static int k_conn_timeout(struct walk *w, struct wh_config *c, const yaml_node_t *v,
-			  const char *p)
+static int k_conn_timeout(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	return k_uint_field(w, v, p, 1, 3600, &c->connection_timeout_s);
 }
@@ -575,9 +579,9 @@ static int k_conn_timeout(struct walk *w, struct wh_config *c, const yaml_node_t
 static int k_limits(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	static const struct key keys[] = {
-		{"maxBodyBytes", k_max_body},
-		{"maxConnections", k_max_conn},
-		{"connectionTimeoutSeconds", k_conn_timeout},
+	    {"maxBodyBytes", k_max_body},
+	    {"maxConnections", k_max_conn},
+	    {"connectionTimeoutSeconds", k_conn_timeout},
 	};
 	return walk_map(w, c, v, p, keys, NKEYS(keys));
 }
@@ -586,10 +590,10 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 			  char *err, size_t errlen)
 {
 	static const struct key top[] = {
-		{"namespace", k_namespace},
-		{"validation", k_validation},
-		{"injection", k_injection},
-		{"limits", k_limits},
+	    {"namespace", k_namespace},
+	    {"validation", k_validation},
+	    {"injection", k_injection},
+	    {"limits", k_limits},
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -616,8 +620,10 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 	else
 		rc = walk_map(&w, c, root, "", top, NKEYS(top));
 	if (rc == 0 && c->proxy_port == c->admin_port) {
-		snprintf(err, errlen, "%s: injection.proxyPort and injection.adminPort are both %u; "
-				      "they must differ", name, c->proxy_port);
+		snprintf(err, errlen,
+			 "%s: injection.proxyPort and injection.adminPort are both %u; "
+			 "they must differ",
+			 name, c->proxy_port);
 		rc = -EINVAL;
 	}
 	if (rc == -ENOMEM)

@@ -16,25 +16,26 @@
 
 enum wh_mode { WH_MODE_ENFORCE = 0, WH_MODE_WARN };
 
-#define WH_DEFAULT_MAX_BODY_BYTES (3670016u) /* 3.5 MiB: etcd's 1.5 MiB object, encoded, with room */
+#define WH_DEFAULT_MAX_BODY_BYTES                                                                  \
+	(3670016u) /* 3.5 MiB: etcd's 1.5 MiB object, encoded, with room */
 #define WH_MAX_CONFIG_BYTES (1024 * 1024)
 
 struct wh_config {
-	char *namespace_;          /* the webhook's own namespace, never injected */
+	char *namespace_; /* the webhook's own namespace, never injected */
 	enum wh_mode validation_mode;
 	char *image;
-	char *pull_policy;         /* Always | IfNotPresent | Never */
-	bool native_sidecar;       /* proxy as an init container with restartPolicy: Always */
-	bool intercept_cni;        /* true: no grpcguard-init container */
+	char *pull_policy;   /* Always | IfNotPresent | Never */
+	bool native_sidecar; /* proxy as an init container with restartPolicy: Always */
+	bool intercept_cni;  /* true: no grpcguard-init container */
 	unsigned proxy_port;
 	unsigned admin_port;
 	unsigned proxy_uid;
 	char *policy_configmap;
-	char *log_level;           /* the sidecar's --log-level */
+	char *log_level;	   /* the sidecar's --log-level */
 	char **exclude_namespaces; /* extra, beyond the built-in ones */
 	size_t nexclude_namespaces;
 	json_t *extra_annotations; /* object of string values (owned) */
-	json_t *resources;         /* {"requests": {...}, "limits": {...}} (owned) */
+	json_t *resources;	   /* {"requests": {...}, "limits": {...}} (owned) */
 	size_t max_body_bytes;
 	unsigned max_connections;
 	unsigned connection_timeout_s;

@@ -120,8 +120,9 @@ static int parse_ports_annotation(const char *v, struct portset *s, bool *star, 
 		p++; /* ',' */
 	}
 bad:
-	snprintf(err, errlen, "annotation %s: \"%.200s\" is not a port list; use \"*\" or "
-			      "comma-separated port numbers 1-65535, e.g. \"8080,9090\"",
+	snprintf(err, errlen,
+		 "annotation %s: \"%.200s\" is not a port list; use \"*\" or "
+		 "comma-separated port numbers 1-65535, e.g. \"8080,9090\"",
 		 WH_ANN_PORTS, v);
 	return -EINVAL;
 }
@@ -158,17 +159,19 @@ int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, c
 		if (rc)
 			goto out;
 		if (all->overflow) {
-			snprintf(err, errlen, "annotation %s: more than %zu ports; use \"*\" to "
-					      "redirect every port", WH_ANN_PORTS,
-				 sizeof(all->list) / sizeof(all->list[0]));
+			snprintf(err, errlen,
+				 "annotation %s: more than %zu ports; use \"*\" to "
+				 "redirect every port",
+				 WH_ANN_PORTS, sizeof(all->list) / sizeof(all->list[0]));
 			rc = -EINVAL;
 			goto out;
 		}
 		for (i = 0; i < all->n; i++) {
 			/* Redirecting the proxy's own ports would loop it or break its probes. */
 			if (all->list[i] == c->proxy_port || all->list[i] == c->admin_port) {
-				snprintf(err, errlen, "annotation %s: port %u is the grpcguard proxy's own "
-						      "port; list only the application's ports",
+				snprintf(err, errlen,
+					 "annotation %s: port %u is the grpcguard proxy's own "
+					 "port; list only the application's ports",
 					 WH_ANN_PORTS, (unsigned)all->list[i]);
 				rc = -EINVAL;
 				goto out;
@@ -178,27 +181,26 @@ int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, c
 		rc = *out ? 0 : -ENOMEM;
 		goto out;
 	}
-	json_array_foreach(containers, i, ctr) {
-		json_array_foreach(json_object_get(ctr, "ports"), j, port) {
-			const json_t *num = json_object_get(port, "containerPort");
-			const char *proto = json_string_value(json_object_get(port, "protocol"));
-			json_int_t n = json_is_integer(num) ? json_integer_value(num) : 0;
+	json_array_foreach(containers, i,
+			   ctr){json_array_foreach(json_object_get(ctr, "ports"), j, port){
+	    const json_t *num = json_object_get(port, "containerPort");
+	const char *proto = json_string_value(json_object_get(port, "protocol"));
+	json_int_t n = json_is_integer(num) ? json_integer_value(num) : 0;
 
-			if (n < 1 || n > 65535 || (proto && strcmp(proto, "TCP") != 0))
-				continue;
-			if ((unsigned)n == c->proxy_port || (unsigned)n == c->admin_port)
-				continue;
-			portset_add(all, (unsigned)n);
-			if (is_grpc_port_name(json_string_value(json_object_get(port, "name"))))
-				portset_add(grpc, (unsigned)n);
-		}
-	}
-	*out = portset_string(grpc->n ? grpc : all);
-	rc = *out ? 0 : -ENOMEM;
-out:
-	free(grpc);
-	free(all);
-	return rc;
+	if (n < 1 || n > 65535 || (proto && strcmp(proto, "TCP") != 0))
+		continue;
+	if ((unsigned)n == c->proxy_port || (unsigned)n == c->admin_port)
+		continue;
+	portset_add(all, (unsigned)n);
+	if (is_grpc_port_name(json_string_value(json_object_get(port, "name"))))
+		portset_add(grpc, (unsigned)n);
+}
+}
+*out = portset_string(grpc->n ? grpc : all);
+rc = *out ? 0 : -ENOMEM;
+out : free(grpc);
+free(all);
+return rc;
 }
 
 /* ---- the containers and volumes we add -------------------------------------------------- */
@@ -209,8 +211,8 @@ static json_t *security_context_proxy(const struct wh_config *c)
 	return json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:{s:[s]}, s:{s:s}}", "runAsUser",
 			 (json_int_t)c->proxy_uid, "runAsGroup", (json_int_t)c->proxy_uid,
 			 "runAsNonRoot", 1, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation",
-			 0, "privileged", 0, "capabilities", "drop", "ALL", "seccompProfile", "type",
-			 "RuntimeDefault");
+			 0, "privileged", 0, "capabilities", "drop", "ALL", "seccompProfile",
+			 "type", "RuntimeDefault");
 }
 
 static json_t *probe(const char *path, unsigned port, int period, int failures)
@@ -228,29 +230,26 @@ static json_t *proxy_container(const struct wh_config *c)
 	snprintf(listen, sizeof(listen), "0.0.0.0:%u", c->proxy_port);
 	snprintf(admin, sizeof(admin), "0.0.0.0:%u", c->admin_port);
 	ctr = json_pack(
-		"{s:s, s:s, s:s,"
-		" s:[s, s,s, s,s, s,s, s,s, s,s, s,s],"
-		" s:[{s:s, s:I, s:s}, {s:s, s:I, s:s}],"
-		" s:[{s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}],"
-		" s:O, s:o, s:o, s:o,"
-		" s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]}",
-		"name", WH_PROXY_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
-		"args", "run", "--listen", listen, "--upstream", "original-dst", "--admin", admin,
-		"--policy", POLICY_MOUNT "/policy.yaml", "--pod-labels", PODINFO_MOUNT "/labels",
-		"--log-level", c->log_level,
-		"ports", "name", "gg-inbound", "containerPort", (json_int_t)c->proxy_port,
-		"protocol", "TCP", "name", "http-gg-admin", "containerPort",
-		(json_int_t)c->admin_port, "protocol", "TCP",
-		"env", "name", "POD_NAME", "valueFrom", "fieldRef", "fieldPath", "metadata.name",
-		"name", "POD_NAMESPACE", "valueFrom", "fieldRef", "fieldPath", "metadata.namespace",
-		"name", "POD_IP", "valueFrom", "fieldRef", "fieldPath", "status.podIP",
-		"resources", c->resources,
-		"securityContext", security_context_proxy(c),
-		/* Kubelet holds the app (and later init containers) until the proxy starts. */
-		"startupProbe", probe("/healthz", c->admin_port, 1, 600),
-		"readinessProbe", probe("/readyz", c->admin_port, 2, 30),
-		"volumeMounts", "name", WH_VOLUME_POLICY, "mountPath", POLICY_MOUNT, "readOnly", 1,
-		"name", WH_VOLUME_PODINFO, "mountPath", PODINFO_MOUNT, "readOnly", 1);
+	    "{s:s, s:s, s:s,"
+	    " s:[s, s,s, s,s, s,s, s,s, s,s, s,s],"
+	    " s:[{s:s, s:I, s:s}, {s:s, s:I, s:s}],"
+	    " s:[{s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}],"
+	    " s:O, s:o, s:o, s:o,"
+	    " s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]}",
+	    "name", WH_PROXY_NAME, "image", c->image, "imagePullPolicy", c->pull_policy, "args",
+	    "run", "--listen", listen, "--upstream", "original-dst", "--admin", admin, "--policy",
+	    POLICY_MOUNT "/policy.yaml", "--pod-labels", PODINFO_MOUNT "/labels", "--log-level",
+	    c->log_level, "ports", "name", "gg-inbound", "containerPort", (json_int_t)c->proxy_port,
+	    "protocol", "TCP", "name", "http-gg-admin", "containerPort", (json_int_t)c->admin_port,
+	    "protocol", "TCP", "env", "name", "POD_NAME", "valueFrom", "fieldRef", "fieldPath",
+	    "metadata.name", "name", "POD_NAMESPACE", "valueFrom", "fieldRef", "fieldPath",
+	    "metadata.namespace", "name", "POD_IP", "valueFrom", "fieldRef", "fieldPath",
+	    "status.podIP", "resources", c->resources, "securityContext", security_context_proxy(c),
+	    /* Kubelet holds the app (and later init containers) until the proxy starts. */
+	    "startupProbe", probe("/healthz", c->admin_port, 1, 600), "readinessProbe",
+	    probe("/readyz", c->admin_port, 2, 30), "volumeMounts", "name", WH_VOLUME_POLICY,
+	    "mountPath", POLICY_MOUNT, "readOnly", 1, "name", WH_VOLUME_PODINFO, "mountPath",
+	    PODINFO_MOUNT, "readOnly", 1);
 	if (ctr && c->native_sidecar &&
 	    json_object_set_new(ctr, "restartPolicy", json_string("Always")) != 0) {
 		json_decref(ctr);
@@ -267,12 +266,12 @@ static json_t *init_container(const struct wh_config *c, const char *ports)
 	snprintf(uid, sizeof(uid), "%u", c->proxy_uid);
 	return json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
 			 " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
-			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy",
-			 c->pull_policy, "args", "init", "--ports", ports, "--proxy-port", pp,
-			 "--proxy-uid", uid, "resources", c->resources, "securityContext",
-			 "runAsUser", 0, "runAsGroup", 0, "runAsNonRoot", 0, "privileged", 0,
-			 "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1,
-			 "capabilities", "add", "NET_ADMIN", "NET_RAW", "drop", "ALL");
+			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
+			 "args", "init", "--ports", ports, "--proxy-port", pp, "--proxy-uid", uid,
+			 "resources", c->resources, "securityContext", "runAsUser", 0, "runAsGroup",
+			 0, "runAsNonRoot", 0, "privileged", 0, "allowPrivilegeEscalation", 0,
+			 "readOnlyRootFilesystem", 1, "capabilities", "add", "NET_ADMIN", "NET_RAW",
+			 "drop", "ALL");
 }
 
 static json_t *volumes(const char *configmap)
@@ -303,7 +302,8 @@ static bool has_container(const json_t *list, const char *name)
 	size_t i;
 	const json_t *ctr;
 
-	json_array_foreach(list, i, ctr) {
+	json_array_foreach(list, i, ctr)
+	{
 		const char *n = json_string_value(json_object_get(ctr, "name"));
 		if (n && strcmp(n, name) == 0)
 			return true;
@@ -327,7 +327,8 @@ static bool subdomain_ok(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '.'))
 			return false;
 	}
 	return s[n - 1] != '-' && s[n - 1] != '.';
@@ -357,7 +358,8 @@ static json_t *annotations_to_add(const struct wh_config *c, const json_t *have,
 	     json_object_set_new(add, "prometheus.io/port", json_string(port)) ||
 	     json_object_set_new(add, "prometheus.io/path", json_string("/metrics"))))
 		goto fail;
-	json_object_foreach(c->extra_annotations, k, v) {
+	json_object_foreach(c->extra_annotations, k, v)
+	{
 		if (!json_object_get(have, k) && !json_object_get(add, k) &&
 		    json_object_set(add, k, v))
 			goto fail;
@@ -382,7 +384,8 @@ static int add_annotations(json_t *patch, const json_t *pod, json_t *add /* stol
 		return op_add(patch, "/metadata", json_pack("{s:o}", "annotations", add));
 	if (!json_is_object(have))
 		return op_add(patch, "/metadata/annotations", add);
-	json_object_foreach(add, k, v) {
+	json_object_foreach(add, k, v)
+	{
 		char *esc = wh_json_pointer_escape(k), *path = NULL;
 		if (!esc || asprintf(&path, "/metadata/annotations/%s", esc) < 0) {
 			path = NULL;
@@ -405,9 +408,8 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 	const json_t *spec = json_object_get(pod, "spec");
 	const json_t *inits = json_object_get(spec, "initContainers");
 	const json_t *vols = json_object_get(spec, "volumes");
-	const char *first_app =
-		json_string_value(json_object_get(json_array_get(json_object_get(spec, "containers"), 0),
-						  "name"));
+	const char *first_app = json_string_value(
+	    json_object_get(json_array_get(json_object_get(spec, "containers"), 0), "name"));
 	json_t *patch = json_array(), *status = NULL, *added_init = NULL, *added_ctr = NULL,
 	       *vlist = NULL, *v;
 	char *status_text = NULL;
@@ -446,7 +448,8 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 			rc = -ENOMEM;
 		} else {
 			char path[64];
-			json_array_foreach(front, i, v) {
+			json_array_foreach(front, i, v)
+			{
 				snprintf(path, sizeof(path), "/spec/initContainers/%zu", i);
 				if (op_add(patch, path, json_incref(v))) {
 					json_decref(front);
@@ -470,7 +473,8 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 		if (op_add(patch, "/spec/volumes", json_incref(vlist)))
 			goto out;
 	} else {
-		json_array_foreach(vlist, i, v) {
+		json_array_foreach(vlist, i, v)
+		{
 			if (op_add(patch, "/spec/volumes/-", json_incref(v)))
 				goto out;
 		}
@@ -483,9 +487,9 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 	if (!status_text)
 		goto out;
 	if (add_annotations(patch, pod,
-			    annotations_to_add(c, json_object_get(json_object_get(pod, "metadata"),
-								  "annotations"),
-					       first_app, status_text)))
+			    annotations_to_add(
+				c, json_object_get(json_object_get(pod, "metadata"), "annotations"),
+				first_app, status_text)))
 		goto out;
 	*out = patch;
 	patch = NULL;
@@ -519,8 +523,9 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 		return wh_verdict_deny(v, 400, "pod: metadata and spec must be objects");
 	if ((ann && !json_is_object(ann) && !json_is_null(ann)) ||
 	    (labels && !json_is_object(labels) && !json_is_null(labels)))
-		return wh_verdict_deny(v, 400, "pod: metadata.annotations and metadata.labels "
-					       "must be objects");
+		return wh_verdict_deny(v, 400,
+				       "pod: metadata.annotations and metadata.labels "
+				       "must be objects");
 	if (!json_is_array(containers) || json_array_size(containers) == 0)
 		return wh_verdict_deny(v, 400, "pod: spec.containers must be a non-empty list");
 	if (inits && !json_is_array(inits) && !json_is_null(inits))
@@ -550,8 +555,10 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 	if (cm_ann) {
 		configmap = json_string_value(cm_ann);
 		if (!configmap || !subdomain_ok(configmap))
-			return wh_verdict_deny(v, 403, "annotation %s: not a ConfigMap name (lowercase "
-						       "letters, digits, '-' and '.')", WH_ANN_POLICY_CM);
+			return wh_verdict_deny(v, 403,
+					       "annotation %s: not a ConfigMap name (lowercase "
+					       "letters, digits, '-' and '.')",
+					       WH_ANN_POLICY_CM);
 	}
 	rc = wh_inbound_ports(c, pod, &ports, err, sizeof(err));
 	if (rc == -EINVAL)

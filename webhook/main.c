@@ -22,22 +22,24 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: grpcguard-webhook --tls-cert FILE --tls-key FILE [options]\n"
-	      "\n"
-	      "The grpcguard admission webhook over HTTPS: POST /validate (Services, policy\n"
-	      "ConfigMaps), POST /mutate (sidecar injection into Pods), GET /healthz, /readyz\n"
-	      "and /metrics. Certificate files are re-read when they change.\n"
-	      "\n"
-	      "  --listen HOST:PORT   address to serve on (default 0.0.0.0:8443; [::]:8443 for IPv6)\n"
-	      "  --tls-cert FILE      PEM serving certificate (chain) (required)\n"
-	      "  --tls-key FILE       PEM private key (required)\n"
-	      "  --config FILE        webhook.yaml (see docs/webhook.md); defaults without it\n"
-	      "  --threads N          HTTPS worker threads (default 4)\n"
-	      "  --drain-seconds N    on SIGTERM, wait up to N s for requests in flight (default 5)\n"
-	      "  --log-level LEVEL    debug | info | warn | error (default info)\n"
-	      "  --version            print the version\n"
-	      "  --help               this text\n",
-	      f);
+	fputs(
+	    "usage: grpcguard-webhook --tls-cert FILE --tls-key FILE [options]\n"
+	    "\n"
+	    "The grpcguard admission webhook over HTTPS: POST /validate (Services, policy\n"
+	    "ConfigMaps), POST /mutate (sidecar injection into Pods), GET /healthz, /readyz\n"
+	    "and /metrics. Certificate files are re-read when they change.\n"
+	    "\n"
+	    "  --listen HOST:PORT   address to serve on (default 0.0.0.0:8443; [::]:8443 for "
+	    "IPv6)\n"
+	    "  --tls-cert FILE      PEM serving certificate (chain) (required)\n"
+	    "  --tls-key FILE       PEM private key (required)\n"
+	    "  --config FILE        webhook.yaml (see docs/webhook.md); defaults without it\n"
+	    "  --threads N          HTTPS worker threads (default 4)\n"
+	    "  --drain-seconds N    on SIGTERM, wait up to N s for requests in flight (default 5)\n"
+	    "  --log-level LEVEL    debug | info | warn | error (default info)\n"
+	    "  --version            print the version\n"
+	    "  --help               this text\n",
+	    f);
 }
 
 static int parse_uint(const char *flag, const char *v, unsigned long max, unsigned *out)
@@ -65,12 +67,16 @@ static uint64_t mono_ms(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},  {"tls-cert", required_argument, NULL, 'c'},
-		{"tls-key", required_argument, NULL, 'k'}, {"config", required_argument, NULL, 'f'},
-		{"threads", required_argument, NULL, 't'}, {"drain-seconds", required_argument, NULL, 'd'},
-		{"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+					     {"tls-cert", required_argument, NULL, 'c'},
+					     {"tls-key", required_argument, NULL, 'k'},
+					     {"config", required_argument, NULL, 'f'},
+					     {"threads", required_argument, NULL, 't'},
+					     {"drain-seconds", required_argument, NULL, 'd'},
+					     {"log-level", required_argument, NULL, 'L'},
+					     {"version", no_argument, NULL, 'V'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	struct wh_server_options so = {.listen = "0.0.0.0:8443", .threads = 4};
 	const char *config_path = NULL;
 	enum log_level level = LOGL_INFO;
@@ -84,24 +90,46 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': so.listen = optarg; break;
-		case 'c': so.cert_path = optarg; break;
-		case 'k': so.key_path = optarg; break;
-		case 'f': config_path = optarg; break;
-		case 't': if (parse_uint("--threads", optarg, 256, &so.threads)) return 2; break;
-		case 'd': if (parse_uint("--drain-seconds", optarg, 600, &drain_s)) return 2; break;
+		case 'l':
+			so.listen = optarg;
+			break;
+		case 'c':
+			so.cert_path = optarg;
+			break;
+		case 'k':
+			so.key_path = optarg;
+			break;
+		case 'f':
+			config_path = optarg;
+			break;
+		case 't':
+			if (parse_uint("--threads", optarg, 256, &so.threads))
+				return 2;
+			break;
+		case 'd':
+			if (parse_uint("--drain-seconds", optarg, 600, &drain_s))
+				return 2;
+			break;
 		case 'L':
 			if (log_level_parse(optarg, &level) != 0) {
-				fprintf(stderr, "grpcguard-webhook: --log-level \"%s\": expected debug, "
-						"info, warn or error\n", optarg);
+				fprintf(stderr,
+					"grpcguard-webhook: --log-level \"%s\": expected debug, "
+					"info, warn or error\n",
+					optarg);
 				return 2;
 			}
 			break;
-		case 'V': printf("grpcguard-webhook %s\n", WH_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
+		case 'V':
+			printf("grpcguard-webhook %s\n", WH_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
-			fprintf(stderr, "grpcguard-webhook: unknown or incomplete flag \"%s\" (see --help)\n",
-				argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "grpcguard-webhook: unknown or incomplete flag \"%s\" (see --help)\n",
+			    argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -111,7 +139,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!so.cert_path || !so.key_path) {
-		fprintf(stderr, "grpcguard-webhook: --tls-cert and --tls-key are required (see --help)\n");
+		fprintf(stderr,
+			"grpcguard-webhook: --tls-cert and --tls-key are required (see --help)\n");
 		return 2;
 	}
 	log_init("webhook", level);
@@ -154,8 +183,8 @@ int main(int argc, char **argv)
 			wh_server_recheck(srv);
 		wh_server_tick(srv, mono_ms());
 	}
-	log_info("shutdown", "signal received; draining requests in flight", "{s:i, s:i}",
-		 "signal", sig, "drain_seconds", (int)drain_s);
+	log_info("shutdown", "signal received; draining requests in flight", "{s:i, s:i}", "signal",
+		 sig, "drain_seconds", (int)drain_s);
 	wh_server_stop(srv, drain_s * 1000);
 	srv = NULL;
 	log_info("stopped", "bye", NULL);

@@ -30,7 +30,7 @@ static void copy(char *dst, size_t n, const char *src)
 /* A plain-text answer for a request we cannot answer with a review. */
 static int text_answer(int status, char **resp, size_t *resp_len, bool *is_json,
 		       struct wh_review_info *info, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 static int text_answer(int status, char **resp, size_t *resp_len, bool *is_json,
 		       struct wh_review_info *info, const char *fmt, ...)
 {
@@ -68,8 +68,7 @@ static char *base64(const char *data, size_t len)
 }
 
 /* The review response for verdict v. New reference or NULL (ENOMEM). */
-static json_t *review_response(const char *api_version, const char *uid,
-			       const struct wh_verdict *v)
+static json_t *review_response(const char *api_version, const char *uid, const struct wh_verdict *v)
 {
 	json_t *resp = json_pack("{s:s, s:b}", "uid", uid, "allowed", v->allowed);
 	json_t *review = NULL;
@@ -88,7 +87,8 @@ static json_t *review_response(const char *api_version, const char *uid,
 	if (v->allowed && v->patch && json_array_size(v->patch)) {
 		patch_text = json_dumps(v->patch, JSON_COMPACT);
 		patch_b64 = patch_text ? base64(patch_text, strlen(patch_text)) : NULL;
-		if (!patch_b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
+		if (!patch_b64 ||
+		    json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
 		    json_object_set_new(resp, "patch", json_string(patch_b64)))
 			goto fail;
 	}
@@ -130,8 +130,10 @@ static int judge(const struct wh_config *c, enum wh_route route, const json_t *r
 		return 0;
 	}
 	if (strcmp(op, "CREATE") && strcmp(op, "UPDATE"))
-		return wh_verdict_deny(v, 400, "request.operation \"%s\" is not CREATE, UPDATE, "
-					       "DELETE or CONNECT", op);
+		return wh_verdict_deny(v, 400,
+				       "request.operation \"%s\" is not CREATE, UPDATE, "
+				       "DELETE or CONNECT",
+				       op);
 	if (!json_is_object(obj))
 		return wh_verdict_deny(v, 400, "request.object is %s; a %s %s needs the object",
 				       obj ? "not an object" : "missing", op, k);
@@ -163,9 +165,8 @@ static int judge(const struct wh_config *c, enum wh_route route, const json_t *r
 	return wh_inject_pod(c, obj, info->ns, v);
 }
 
-int wh_review_handle(const struct wh_config *c, enum wh_route route, const char *body,
-		     size_t len, char **resp, size_t *resp_len, bool *resp_is_json,
-		     struct wh_review_info *info)
+int wh_review_handle(const struct wh_config *c, enum wh_route route, const char *body, size_t len,
+		     char **resp, size_t *resp_len, bool *resp_is_json, struct wh_review_info *info)
 {
 	json_t *root = NULL, *review = NULL;
 	const json_t *req, *md;
@@ -230,7 +231,8 @@ int wh_review_handle(const struct wh_config *c, enum wh_route route, const char 
 		snprintf(info->name, sizeof(info->name), "%s*", name);
 	}
 	if (!info->ns[0])
-		copy(info->ns, sizeof(info->ns), json_string_value(json_object_get(md, "namespace")));
+		copy(info->ns, sizeof(info->ns),
+		     json_string_value(json_object_get(md, "namespace")));
 
 	if (judge(c, route, req, info, &v) != 0)
 		goto out; /* ENOMEM: 500 */

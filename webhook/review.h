@@ -18,11 +18,11 @@ enum wh_route { WH_ROUTE_VALIDATE, WH_ROUTE_MUTATE };
 /* What happened, for logs and metrics. Strings point into static storage or `scratch`. */
 struct wh_review_info {
 	char uid[128];
-	char kind[64];      /* request.kind.kind, "" when unknown */
+	char kind[64];	    /* request.kind.kind, "" when unknown */
 	char operation[16]; /* CREATE | UPDATE | DELETE | CONNECT | "" */
 	char ns[64];
-	char name[256];     /* metadata.name, or generateName + "*" */
-	bool reviewed;      /* a review response was produced (the HTTP status is 200) */
+	char name[256]; /* metadata.name, or generateName + "*" */
+	bool reviewed;	/* a review response was produced (the HTTP status is 200) */
 	bool allowed;
 	bool patched;
 	const char *reason; /* static */
@@ -38,8 +38,8 @@ struct wh_review_info {
  * a one-line plain-text message; *resp_is_json tells which. Never NULL on return unless
  * even that allocation failed (then 500 and *resp NULL). *info is filled either way.
  */
-int wh_review_handle(const struct wh_config *c, enum wh_route route, const char *body,
-		     size_t len, char **resp, size_t *resp_len, bool *resp_is_json,
+int wh_review_handle(const struct wh_config *c, enum wh_route route, const char *body, size_t len,
+		     char **resp, size_t *resp_len, bool *resp_is_json,
 		     struct wh_review_info *info);
 
 #endif

@@ -46,8 +46,8 @@ struct tls_daemon {
 	char *cert_pem;
 	char *key_pem;
 	size_t key_len;
-	atomic_bool draining;     /* quiesced: answer with Connection: close */
-	atomic_uint inflight;     /* POSTs between their first and their completed callback */
+	atomic_bool draining; /* quiesced: answer with Connection: close */
+	atomic_uint inflight; /* POSTs between their first and their completed callback */
 	uint64_t drain_deadline_mono_ms;
 };
 
@@ -130,7 +130,9 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
 	if (rc || n > MAX_PEM_BYTES || n == 0) {
 		free(buf);
 		snprintf(err, errlen, "%s: %s", path,
-			 rc ? "read error" : n ? "larger than 1 MiB" : "empty file");
+			 rc  ? "read error"
+			 : n ? "larger than 1 MiB"
+			     : "empty file");
 		return rc ? rc : -EINVAL;
 	}
 	buf[n] = '\0';
@@ -150,8 +152,8 @@ static void free_secret(char *p, size_t len)
  * Check that cert_pem holds a certificate and key_pem a private key that belongs to it.
  * Returns 0 (and the certificate's notAfter as Unix time in *not_after) or -EINVAL.
  */
-static int check_pair(const char *cert_pem, size_t cert_len, const char *key_pem,
-		      size_t key_len, time_t *not_after, char *err, size_t errlen)
+static int check_pair(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+		      time_t *not_after, char *err, size_t errlen)
 {
 	BIO *cb = BIO_new_mem_buf(cert_pem, (int)cert_len);
 	BIO *kb = BIO_new_mem_buf(key_pem, (int)key_len);
@@ -171,8 +173,9 @@ static int check_pair(const char *cert_pem, size_t cert_len, const char *key_pem
 	}
 	key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
 	if (!key) {
-		snprintf(err, errlen, "key: no PEM private key found (unencrypted PKCS#8, EC or "
-				      "RSA expected)");
+		snprintf(err, errlen,
+			 "key: no PEM private key found (unencrypted PKCS#8, EC or "
+			 "RSA expected)");
 		goto out;
 	}
 	if (X509_check_private_key(cert, key) != 1) {
@@ -275,16 +278,17 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, struct tls_daemon
 }
 
 /* A refused request on an admission route: count it, log it (rate limited), answer. */
-static enum MHD_Result refuse(struct tls_daemon *td, struct MHD_Connection *conn,
-			      unsigned status, const char *url, const char *text)
+static enum MHD_Result refuse(struct tls_daemon *td, struct MHD_Connection *conn, unsigned status,
+			      const char *url, const char *text)
 {
 	struct wh_server *s = td->srv;
 	char code[8];
 	const char *labels[2] = {url, code};
 
 	snprintf(code, sizeof(code), "%u", status);
-	labels[0] = !strcmp(url, "/validate") ? "/validate" : !strcmp(url, "/mutate") ? "/mutate"
-										       : "other";
+	labels[0] = !strcmp(url, "/validate") ? "/validate"
+		    : !strcmp(url, "/mutate") ? "/mutate"
+					      : "other";
 	metrics_inc(metrics_series(s->http_errors, labels));
 	if (log_budget(s))
 		log_warn("bad_request", text, "{s:s, s:i}", "path", labels[0], "status",
@@ -313,7 +317,8 @@ static enum MHD_Result serve_get(struct tls_daemon *td, struct MHD_Connection *c
 		char *text = NULL;
 		size_t len = 0;
 		if (metrics_render(s->metrics, &text, &len) != 0)
-			return reply_text(conn, td, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+			return reply_text(conn, td, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "out of memory\n");
 		return reply(conn, td, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
 			     text, len, MHD_RESPMEM_MUST_FREE);
 	}
@@ -330,8 +335,8 @@ static bool json_content_type(const char *ct)
 	return *ct == '\0' || *ct == ';' || *ct == ' ';
 }
 
-static void log_admission(struct wh_server *s, const struct wh_review_info *in,
-			  enum wh_route route, int status, double secs)
+static void log_admission(struct wh_server *s, const struct wh_review_info *in, enum wh_route route,
+			  int status, double secs)
 {
 	const char *labels[3] = {norm_kind(in->kind), norm_op(in->operation),
 				 in->allowed ? "true" : "false"};
@@ -344,8 +349,8 @@ static void log_admission(struct wh_server *s, const struct wh_review_info *in,
 	log_emit(in->allowed ? LOGL_INFO : LOGL_WARN, "admission",
 		 in->allowed ? (in->patched ? "pod injected" : "allowed") : "denied",
 		 "{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:i, s:I, s:s*}", "uid", in->uid,
-		 "route", route_label[0], "kind", in->kind, "operation", in->operation,
-		 "namespace", in->ns, "name", in->name, "allowed", in->allowed, "reason",
+		 "route", route_label[0], "kind", in->kind, "operation", in->operation, "namespace",
+		 in->ns, "name", in->name, "allowed", in->allowed, "reason",
 		 in->reason ? in->reason : "", "patched", in->patched, "status", status,
 		 "duration_us", (json_int_t)(secs * 1e6), "detail",
 		 in->message[0] ? in->message : NULL);
@@ -386,9 +391,8 @@ static enum MHD_Result finish_review(struct tls_daemon *td, struct MHD_Connectio
 static char get_marker;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct tls_daemon *td = cls;
 	struct wh_server *s = td->srv;
@@ -412,9 +416,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		else if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
 			*con_cls = &get_marker;
 			return MHD_YES;
-		}
-		else if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
-			 !strcmp(url, "/metrics"))
+		} else if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
+			   !strcmp(url, "/metrics"))
 			return reply_text(conn, td, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
 		else
 			return reply_text(conn, td, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -432,8 +435,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > max) {
-			snprintf(msg, sizeof(msg), "request body of %.20s bytes is over the limit of "
-						   "%zu bytes", cl, max);
+			snprintf(msg, sizeof(msg),
+				 "request body of %.20s bytes is over the limit of "
+				 "%zu bytes",
+				 cl, max);
 			return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
 		}
 		rq = calloc(1, sizeof(*rq));
@@ -594,23 +599,19 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 	/* One worker is not a pool: libmicrohttpd warns if asked for a pool of 1. */
 	pool = s->threads > 1 ? s->threads : 0;
 	td->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_EPOLL |
-			MHD_USE_ERROR_LOG,
-		0, on_accept, td, on_request, td,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-		MHD_OPTION_HTTPS_MEM_CERT, td->cert_pem,
-		MHD_OPTION_HTTPS_MEM_KEY, td->key_pem,
-		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-		MHD_OPTION_THREAD_POOL_SIZE, pool,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg->connection_timeout_s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, td,
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, td,
-		MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_EPOLL |
+		MHD_USE_ERROR_LOG,
+	    0, on_accept, td, on_request, td, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_HTTPS_MEM_CERT,
+	    td->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, td->key_pem, MHD_OPTION_HTTPS_PRIORITIES,
+	    TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)s->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)s->cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, td,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, td, MHD_OPTION_END);
 	if (!td->d) {
-		snprintf(err, errlen, "the TLS library refused the certificate or key, or the "
-				      "server could not start");
+		snprintf(err, errlen,
+			 "the TLS library refused the certificate or key, or the "
+			 "server could not start");
 		tls_daemon_free(td);
 		return NULL;
 	}
@@ -712,19 +713,23 @@ static int register_metrics(struct wh_server *s)
 		return -ENOMEM;
 	s->admissions = metrics_counter(s->metrics, "grpcguard_webhook_admissions_total",
 					"Admission reviews answered, by object kind, operation "
-					"and decision.", 3, adm_labels);
-	s->duration = metrics_histogram(s->metrics, "grpcguard_webhook_admission_duration_seconds",
-					"Time to judge one admission review (body received to "
-					"response queued).", 1, route_label, metrics_latency_buckets,
-					METRICS_LATENCY_NBUCKETS);
+					"and decision.",
+					3, adm_labels);
+	s->duration =
+	    metrics_histogram(s->metrics, "grpcguard_webhook_admission_duration_seconds",
+			      "Time to judge one admission review (body received to "
+			      "response queued).",
+			      1, route_label, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
 	s->http_errors = metrics_counter(s->metrics, "grpcguard_webhook_rejected_requests_total",
 					 "Requests refused before review (bad JSON 400, method "
-					 "405, body too large 413, content type 415).", 2, err_labels);
+					 "405, body too large 413, content type 415).",
+					 2, err_labels);
 	s->reloads = metrics_counter(s->metrics, "grpcguard_webhook_cert_reloads_total",
 				     "Serving certificate reloads after the files changed.", 1,
 				     result_label);
-	s->expiry = metrics_gauge(s->metrics, "grpcguard_webhook_cert_expiry_timestamp_seconds",
-				  "notAfter of the serving certificate in use (Unix time).", 0, NULL);
+	s->expiry =
+	    metrics_gauge(s->metrics, "grpcguard_webhook_cert_expiry_timestamp_seconds",
+			  "notAfter of the serving certificate in use (Unix time).", 0, NULL);
 	if (!s->admissions || !s->duration || !s->http_errors || !s->reloads || !s->expiry)
 		return -ENOMEM;
 	s->s_reload_ok = metrics_series(s->reloads, ok);
@@ -851,9 +856,11 @@ static void rotate(struct wh_server *s, uint64_t now)
 	fresh = load_and_start(s, &not_after, err, sizeof(err));
 	if (!fresh) {
 		metrics_inc(s->s_reload_fail);
-		log_error("cert_reload_failed", "new certificate files rejected; still serving "
-						"the previous certificate",
-			  "{s:s, s:s, s:s}", "cert", s->cert_path, "key", s->key_path, "error", err);
+		log_error("cert_reload_failed",
+			  "new certificate files rejected; still serving "
+			  "the previous certificate",
+			  "{s:s, s:s, s:s}", "cert", s->cert_path, "key", s->key_path, "error",
+			  err);
 		return;
 	}
 	/* Both daemons accept on the socket for a moment; then the old one stops accepting. */
@@ -871,8 +878,8 @@ static void rotate(struct wh_server *s, uint64_t now)
 	s->retired[slot] = old;
 	metrics_inc(s->s_reload_ok);
 	metrics_set(s->s_expiry, (double)not_after);
-	log_info("cert_reloaded", "serving the new certificate", "{s:s, s:I}", "cert",
-		 s->cert_path, "not_after", (json_int_t)not_after);
+	log_info("cert_reloaded", "serving the new certificate", "{s:s, s:I}", "cert", s->cert_path,
+		 "not_after", (json_int_t)not_after);
 }
 
 void wh_server_tick(struct wh_server *s, uint64_t now_mono_ms)

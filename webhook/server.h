@@ -22,10 +22,10 @@
 struct wh_server;
 
 struct wh_server_options {
-	const char *listen;    /* "HOST:PORT", "[v6]:PORT" or ":PORT" */
-	const char *cert_path; /* PEM certificate (chain) */
-	const char *key_path;  /* PEM private key */
-	unsigned threads;      /* thread pool size, >= 1 */
+	const char *listen;		/* "HOST:PORT", "[v6]:PORT" or ":PORT" */
+	const char *cert_path;		/* PEM certificate (chain) */
+	const char *key_path;		/* PEM private key */
+	unsigned threads;		/* thread pool size, >= 1 */
 	const struct wh_config *config; /* borrowed; must outlive the server */
 };
 

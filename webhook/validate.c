@@ -15,8 +15,8 @@
 
 #include "policy/policy.h"
 
-static const char *const protocols[] = {"grpc",  "grpc-web", "http",  "http2", "https", "tcp",
-					"tls",   "udp",      "mongo", "mysql", "redis"};
+static const char *const protocols[] = {"grpc", "grpc-web", "http",  "http2", "https", "tcp",
+					"tls",	"udp",	    "mongo", "mysql", "redis"};
 #define NPROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 #define PROTOCOL_LIST "grpc, grpc-web, http, http2, https, tcp, tls, udp, mongo, mysql, redis"
 
@@ -64,8 +64,8 @@ static const char *app_protocol(const char *ap)
 /* gRPC is HTTP/2 and gRPC-Web rides on HTTP, so those pairs agree. */
 static bool protocols_agree(const char *a, const char *b)
 {
-	static const char *const pairs[][2] = {{"grpc", "http2"}, {"grpc-web", "http"},
-					       {"grpc-web", "http2"}};
+	static const char *const pairs[][2] = {
+	    {"grpc", "http2"}, {"grpc-web", "http"}, {"grpc-web", "http2"}};
 	if (!*a || !*b || !strcmp(a, b))
 		return true;
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -84,8 +84,8 @@ static bool looks_like_grpc(const char *name, json_int_t port, const json_t *tar
 		return true;
 	if (t && strcasestr(t, "grpc"))
 		return true;
-	return port == GRPC_WELL_KNOWN_PORT || (json_is_integer(target) &&
-						json_integer_value(target) == GRPC_WELL_KNOWN_PORT);
+	return port == GRPC_WELL_KNOWN_PORT ||
+	       (json_is_integer(target) && json_integer_value(target) == GRPC_WELL_KNOWN_PORT);
 }
 
 static char *msg(bool *oom, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -130,46 +130,52 @@ char *wh_service_port_problem(const char *svc, const json_t *port, bool *oom)
 	if (ap) {
 		ap_proto = app_protocol(ap);
 		if (!ap_proto)
-			return msg(oom, "service \"%s\" port %s: appProtocol \"%s\" is not a known "
-					"protocol; use one of " PROTOCOL_LIST
-					", kubernetes.io/h2c, or a domain-prefixed name such as "
-					"example.com/custom",
+			return msg(oom,
+				   "service \"%s\" port %s: appProtocol \"%s\" is not a known "
+				   "protocol; use one of " PROTOCOL_LIST
+				   ", kubernetes.io/h2c, or a domain-prefixed name such as "
+				   "example.com/custom",
 				   svc, numbuf, ap);
 	}
 	proto = wh_port_name_protocol(name);
 	if (proto && ap_proto && !protocols_agree(proto, ap_proto))
-		return msg(oom, "service \"%s\" port %s: the name \"%s\" says %s but appProtocol "
-				"is \"%s\"; make them agree or remove appProtocol",
+		return msg(oom,
+			   "service \"%s\" port %s: the name \"%s\" says %s but appProtocol "
+			   "is \"%s\"; make them agree or remove appProtocol",
 			   svc, numbuf, name, proto, ap);
 	if (proto)
 		return NULL;
 	/* No protocol in the name. appProtocol alone is enough, unless they disagree. */
 	if (ap_proto) {
 		if (name && strcasestr(name, "grpc") && !protocols_agree("grpc", ap_proto))
-			return msg(oom, "service \"%s\" port %s: the name \"%s\" looks like gRPC but "
-					"appProtocol is \"%s\"; make them agree or rename the port",
+			return msg(oom,
+				   "service \"%s\" port %s: the name \"%s\" looks like gRPC but "
+				   "appProtocol is \"%s\"; make them agree or rename the port",
 				   svc, numbuf, name, ap);
 		return NULL;
 	}
 	if (looks_like_grpc(name, num, json_object_get(port, "targetPort"))) {
 		if (name)
-			return msg(oom, "service \"%s\" port %s: name it \"grpc\" or "
-					"\"grpc-<suffix>\", or set appProtocol: grpc (the name "
-					"\"%s\" looks like gRPC but does not start with a protocol; "
-					"names are lowercase)",
+			return msg(oom,
+				   "service \"%s\" port %s: name it \"grpc\" or "
+				   "\"grpc-<suffix>\", or set appProtocol: grpc (the name "
+				   "\"%s\" looks like gRPC but does not start with a protocol; "
+				   "names are lowercase)",
 				   svc, numbuf, name);
-		return msg(oom, "service \"%s\" port %s: name it \"grpc\" or \"grpc-<suffix>\", "
-				"or set appProtocol: grpc (the port has no name)",
+		return msg(oom,
+			   "service \"%s\" port %s: name it \"grpc\" or \"grpc-<suffix>\", "
+			   "or set appProtocol: grpc (the port has no name)",
 			   svc, numbuf);
 	}
 	if (name)
-		return msg(oom, "service \"%s\" port %s: the name \"%s\" does not start with a "
-				"known protocol; name it \"<protocol>\" or \"<protocol>-<suffix>\" "
-				"(protocols: " PROTOCOL_LIST "), or set appProtocol",
+		return msg(oom,
+			   "service \"%s\" port %s: the name \"%s\" does not start with a "
+			   "known protocol; name it \"<protocol>\" or \"<protocol>-<suffix>\" "
+			   "(protocols: " PROTOCOL_LIST "), or set appProtocol",
 			   svc, numbuf, name);
-	return msg(oom, "service \"%s\" port %s: the port has no name; name it \"<protocol>\" "
-			"or \"<protocol>-<suffix>\" (protocols: " PROTOCOL_LIST
-			"), or set appProtocol",
+	return msg(oom,
+		   "service \"%s\" port %s: the port has no name; name it \"<protocol>\" "
+		   "or \"<protocol>-<suffix>\" (protocols: " PROTOCOL_LIST "), or set appProtocol",
 		   svc, numbuf);
 }
 
@@ -210,7 +216,8 @@ int wh_validate_service(const struct wh_config *c, const json_t *svc, struct wh_
 		return 0; /* ExternalName and headless Services without ports */
 	if (!json_is_array(ports))
 		return wh_verdict_deny(v, 400, "service \"%s\": spec.ports must be a list", name);
-	json_array_foreach(ports, i, port) {
+	json_array_foreach(ports, i, port)
+	{
 		char *p = wh_service_port_problem(name, port, &oom);
 		if (oom)
 			goto nomem;
@@ -246,8 +253,8 @@ bool wh_is_policy_configmap(const struct wh_config *c, const json_t *cm)
 {
 	const json_t *md = json_object_get(cm, "metadata");
 	const char *name = json_string_value(json_object_get(md, "name"));
-	const char *label =
-		json_string_value(json_object_get(json_object_get(md, "labels"), "grpcguard.io/policy"));
+	const char *label = json_string_value(
+	    json_object_get(json_object_get(md, "labels"), "grpcguard.io/policy"));
 
 	return (name && c->policy_configmap && strcmp(name, c->policy_configmap) == 0) ||
 	       (label && strcmp(label, "true") == 0);
@@ -274,8 +281,10 @@ int wh_validate_configmap(const struct wh_config *c, const json_t *cm, struct wh
 					  "with no policy (everything allowed, no faults)");
 	}
 	if (!json_is_string(text))
-		return wh_verdict_deny(v, 400, "configmap \"%s\": data[\"policy.yaml\"] must be a "
-					       "string", name);
+		return wh_verdict_deny(v, 400,
+				       "configmap \"%s\": data[\"policy.yaml\"] must be a "
+				       "string",
+				       name);
 	memset(&diag, 0, sizeof(diag));
 	rc = policy_parse_buffer("policy.yaml", json_string_value(text), json_string_length(text),
 				 &p, &diag);

@@ -12,10 +12,10 @@
 
 struct wh_verdict {
 	bool allowed;
-	int code;          /* status.code when denied (403, or 400 for a malformed object) */
-	char *message;     /* new string: why it was denied; NULL when allowed */
-	json_t *warnings;  /* new array of strings, or NULL */
-	json_t *patch;     /* new JSONPatch array, or NULL for no patch */
+	int code;	    /* status.code when denied (403, or 400 for a malformed object) */
+	char *message;	    /* new string: why it was denied; NULL when allowed */
+	json_t *warnings;   /* new array of strings, or NULL */
+	json_t *patch;	    /* new JSONPatch array, or NULL for no patch */
 	const char *reason; /* static word for logs: "injected", "opted-out", "valid" ... */
 };
 
@@ -25,7 +25,7 @@ void wh_verdict_init(struct wh_verdict *v);
 void wh_verdict_cleanup(struct wh_verdict *v);
 /* Deny with a printf-style message (replaces an earlier one). Returns 0 or -ENOMEM. */
 int wh_verdict_deny(struct wh_verdict *v, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Append a warning (copied). Returns 0 or -ENOMEM. */
 int wh_verdict_warn(struct wh_verdict *v, const char *msg);
 

@@ -43,8 +43,12 @@ static X509 *load_cert(const char *path)
 START_TEST(generate_and_verify)
 {
 	char dir[] = "/tmp/gg-unit-certgen-XXXXXX", path[256], err[512] = "";
-	struct cg_options o = {.service = "wh", .namespace_ = "sys", .days = 10, .ca_days = 20,
-			       .extra_sans = {"localhost", "::1"}, .nextra_sans = 2};
+	struct cg_options o = {.service = "wh",
+			       .namespace_ = "sys",
+			       .days = 10,
+			       .ca_days = 20,
+			       .extra_sans = {"localhost", "::1"},
+			       .nextra_sans = 2};
 	X509 *ca, *leaf;
 	X509_STORE *store;
 	X509_STORE_CTX *ctx;
@@ -89,7 +93,8 @@ START_TEST(generate_and_verify)
 	X509_free(ca);
 	X509_free(leaf);
 	EVP_PKEY_free(key);
-	for (const char *const *n = (const char *const[]){"ca.crt", "tls.crt", "tls.key", NULL}; *n; n++) {
+	for (const char *const *n = (const char *const[]){"ca.crt", "tls.crt", "tls.key", NULL}; *n;
+	     n++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *n);
 		unlink(path);
 	}
@@ -100,8 +105,13 @@ END_TEST
 START_TEST(bad_san_rejected)
 {
 	char err[512] = "";
-	struct cg_options o = {.service = "wh", .namespace_ = "sys", .out_dir = "/nonexistent/x",
-			       .days = 1, .ca_days = 1, .extra_sans = {"a b"}, .nextra_sans = 1};
+	struct cg_options o = {.service = "wh",
+			       .namespace_ = "sys",
+			       .out_dir = "/nonexistent/x",
+			       .days = 1,
+			       .ca_days = 1,
+			       .extra_sans = {"a b"},
+			       .nextra_sans = 1};
 
 	ck_assert_int_ne(cg_generate(&o, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(strstr(err, "\"a b\""));

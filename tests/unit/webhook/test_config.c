@@ -12,8 +12,9 @@ static void load_ok(struct wh_config *c, const char *yaml)
 {
 	char err[512] = "";
 	ck_assert_int_eq(wh_config_init(c), 0);
-	ck_assert_msg(wh_config_load_buffer(c, "webhook.yaml", yaml, strlen(yaml), err, sizeof(err)) == 0,
-		      "%s", err);
+	ck_assert_msg(
+	    wh_config_load_buffer(c, "webhook.yaml", yaml, strlen(yaml), err, sizeof(err)) == 0,
+	    "%s", err);
 }
 
 static void load_err(const char *yaml, const char *want)
@@ -22,7 +23,8 @@ static void load_err(const char *yaml, const char *want)
 	char err[512] = "";
 
 	ck_assert_int_eq(wh_config_init(&c), 0);
-	ck_assert_int_ne(wh_config_load_buffer(&c, "webhook.yaml", yaml, strlen(yaml), err, sizeof(err)), 0);
+	ck_assert_int_ne(
+	    wh_config_load_buffer(&c, "webhook.yaml", yaml, strlen(yaml), err, sizeof(err)), 0);
 	ck_assert_msg(strstr(err, want) != NULL, "error \"%s\" lacks \"%s\"", err, want);
 	wh_config_cleanup(&c);
 }
@@ -43,7 +45,9 @@ START_TEST(defaults)
 	ck_assert_uint_eq(c.max_body_bytes, 3670016);
 	ck_assert_uint_eq(c.max_connections, 1024);
 	ck_assert_uint_eq(c.connection_timeout_s, 10);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c.resources, "limits"), "memory")), "64Mi");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(c.resources, "limits"), "memory")),
+	    "64Mi");
 	ck_assert(wh_config_namespace_excluded(&c, "kube-system"));
 	ck_assert(wh_config_namespace_excluded(&c, "kube-node-lease"));
 	ck_assert(wh_config_namespace_excluded(&c, "grpcguard-system"));
@@ -65,15 +69,17 @@ START_TEST(full_file)
 {
 	struct wh_config c;
 
-	load_ok(&c, "namespace: mesh\n"
-		    "validation:\n  mode: warn\n"
-		    "injection:\n"
-		    "  image: reg/x:1\n  imagePullPolicy: Never\n  nativeSidecar: false\n"
-		    "  interceptMode: cni\n  proxyPort: 16006\n  adminPort: 16020\n  proxyUID: 2000\n"
-		    "  policyConfigMap: pol\n  logLevel: debug\n  excludeNamespaces: [a, b]\n"
-		    "  extraAnnotations: {x.io/y: \"z\"}\n"
-		    "  resources:\n    requests: {cpu: 5m}\n    limits: {memory: 1Gi, cpu: \"2\"}\n"
-		    "limits:\n  maxBodyBytes: 65536\n  maxConnections: 10\n  connectionTimeoutSeconds: 3\n");
+	load_ok(&c,
+		"namespace: mesh\n"
+		"validation:\n  mode: warn\n"
+		"injection:\n"
+		"  image: reg/x:1\n  imagePullPolicy: Never\n  nativeSidecar: false\n"
+		"  interceptMode: cni\n  proxyPort: 16006\n  adminPort: 16020\n  proxyUID: 2000\n"
+		"  policyConfigMap: pol\n  logLevel: debug\n  excludeNamespaces: [a, b]\n"
+		"  extraAnnotations: {x.io/y: \"z\"}\n"
+		"  resources:\n    requests: {cpu: 5m}\n    limits: {memory: 1Gi, cpu: \"2\"}\n"
+		"limits:\n  maxBodyBytes: 65536\n  maxConnections: 10\n  connectionTimeoutSeconds: "
+		"3\n");
 	ck_assert_int_eq(c.validation_mode, WH_MODE_WARN);
 	ck_assert_str_eq(c.pull_policy, "Never");
 	ck_assert(!c.native_sidecar && c.intercept_cni);
@@ -94,12 +100,18 @@ END_TEST
 
 START_TEST(errors)
 {
-	load_err("bogus: 1\n", "webhook.yaml:1:1: bogus: unknown key (expected one of: namespace, validation, injection, limits)");
-	load_err("injection:\n  proxyPort: 0\n", "webhook.yaml:2:14: injection.proxyPort: \"0\" is not an integer between 1 and 65535");
-	load_err("injection:\n  proxyPort: 1\n  proxyPort: 2\n", "webhook.yaml:3:3: injection.proxyPort: duplicate key");
-	load_err("validation:\n  mode: strict\n", "validation.mode: \"strict\" is not one of enforce | warn");
+	load_err("bogus: 1\n", "webhook.yaml:1:1: bogus: unknown key (expected one of: namespace, "
+			       "validation, injection, limits)");
+	load_err(
+	    "injection:\n  proxyPort: 0\n",
+	    "webhook.yaml:2:14: injection.proxyPort: \"0\" is not an integer between 1 and 65535");
+	load_err("injection:\n  proxyPort: 1\n  proxyPort: 2\n",
+		 "webhook.yaml:3:3: injection.proxyPort: duplicate key");
+	load_err("validation:\n  mode: strict\n",
+		 "validation.mode: \"strict\" is not one of enforce | warn");
 	load_err("injection:\n  nativeSidecar: yes\n", "is not a boolean");
-	load_err("injection:\n  resources: {requests: {cpu: lots}}\n", "injection.resources.requests.cpu: \"lots\" is not a quantity");
+	load_err("injection:\n  resources: {requests: {cpu: lots}}\n",
+		 "injection.resources.requests.cpu: \"lots\" is not a quantity");
 	load_err("injection:\n  resources: {request: {}}\n", "unknown key");
 	load_err("injection:\n  excludeNamespaces: NotAList\n", "expected a list");
 	load_err("injection:\n  excludeNamespaces: [Bad_NS]\n", "excludeNamespaces[0]");
@@ -119,7 +131,8 @@ START_TEST(file_errors)
 	char err[512];
 
 	ck_assert_int_eq(wh_config_init(&c), 0);
-	ck_assert_int_eq(wh_config_load_file(&c, "/nonexistent/webhook.yaml", err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(wh_config_load_file(&c, "/nonexistent/webhook.yaml", err, sizeof(err)),
+			 -ENOENT);
 	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/webhook.yaml: cannot open"));
 	wh_config_cleanup(&c);
 }
@@ -132,10 +145,10 @@ static Suite *suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"defaults", defaults},
-		{"full_file", full_file},
-		{"errors", errors},
-		{"file_errors", file_errors},
+	    {"defaults", defaults},
+	    {"full_file", full_file},
+	    {"errors", errors},
+	    {"file_errors", file_errors},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -35,14 +35,16 @@ static struct answer call(enum wh_route route, const char *body)
 	size_t len = 0;
 	bool is_json = false;
 
-	a.status = wh_review_handle(&cfg, route, body, strlen(body), &a.text, &len, &is_json, &a.info);
+	a.status =
+	    wh_review_handle(&cfg, route, body, strlen(body), &a.text, &len, &is_json, &a.info);
 	ck_assert_ptr_nonnull(a.text);
 	ck_assert_uint_eq(strlen(a.text), len);
 	if (is_json) {
 		json_t *root = json_loads(a.text, 0, NULL);
 		ck_assert_ptr_nonnull(root);
 		a.json = json_incref(json_object_get(root, "response"));
-		ck_assert_str_eq(json_string_value(json_object_get(root, "kind")), "AdmissionReview");
+		ck_assert_str_eq(json_string_value(json_object_get(root, "kind")),
+				 "AdmissionReview");
 		json_decref(root);
 	}
 	return a;
@@ -54,11 +56,13 @@ static void done(struct answer *a)
 	free(a->text);
 }
 
-#define POD_REVIEW(api, op, obj)                                                             \
-	"{\"apiVersion\": \"" api "\", \"kind\": \"AdmissionReview\", \"request\": {\"uid\": "   \
-	"\"u-1\", \"kind\": {\"group\": \"\", \"version\": \"v1\", \"kind\": \"Pod\"}, "          \
+#define POD_REVIEW(api, op, obj)                                                                   \
+	"{\"apiVersion\": \"" api "\", \"kind\": \"AdmissionReview\", \"request\": {\"uid\": "     \
+	"\"u-1\", \"kind\": {\"group\": \"\", \"version\": \"v1\", \"kind\": \"Pod\"}, "           \
 	"\"operation\": \"" op "\", \"namespace\": \"demo\", \"object\": " obj "}}"
-#define POD "{\"metadata\": {\"generateName\": \"web-\"}, \"spec\": {\"containers\": [{\"name\": \"a\"}]}}"
+#define POD                                                                                        \
+	"{\"metadata\": {\"generateName\": \"web-\"}, \"spec\": {\"containers\": [{\"name\": "     \
+	"\"a\"}]}}"
 
 START_TEST(mutate_v1_and_v1beta1)
 {
@@ -71,10 +75,12 @@ START_TEST(mutate_v1_and_v1beta1)
 		int n;
 
 		ck_assert_int_eq(a.status, 200);
-		ck_assert(strstr(a.text, i ? "\"admission.k8s.io/v1beta1\"" : "\"admission.k8s.io/v1\"") != NULL);
+		ck_assert(strstr(a.text, i ? "\"admission.k8s.io/v1beta1\""
+					   : "\"admission.k8s.io/v1\"") != NULL);
 		ck_assert_str_eq(json_string_value(json_object_get(a.json, "uid")), "u-1");
 		ck_assert(json_is_true(json_object_get(a.json, "allowed")));
-		ck_assert_str_eq(json_string_value(json_object_get(a.json, "patchType")), "JSONPatch");
+		ck_assert_str_eq(json_string_value(json_object_get(a.json, "patchType")),
+				 "JSONPatch");
 		b64 = json_string_value(json_object_get(a.json, "patch"));
 		n = EVP_DecodeBlock(patch, (const unsigned char *)b64, (int)strlen(b64));
 		ck_assert_int_gt(n, 0);
@@ -89,7 +95,8 @@ END_TEST
 
 START_TEST(operations)
 {
-	struct answer a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "DELETE", "null"));
+	struct answer a =
+	    call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "DELETE", "null"));
 	ck_assert_int_eq(a.status, 200);
 	ck_assert(json_is_true(json_object_get(a.json, "allowed")));
 	ck_assert_ptr_null(json_object_get(a.json, "patch"));
@@ -101,7 +108,8 @@ START_TEST(operations)
 	done(&a);
 	a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "CREATE", "null"));
 	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a.json, "status"), "code")), 400);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(a.json, "status"), "code")), 400);
 	done(&a);
 	a = call(WH_ROUTE_MUTATE, POD_REVIEW("admission.k8s.io/v1", "PATCH", POD));
 	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
@@ -118,15 +126,20 @@ START_TEST(bad_requests)
 	static const struct {
 		const char *body, *needle;
 	} cases[] = {
-		{"", "malformed JSON"},
-		{"{", "malformed JSON"},
-		{"[]", "apiVersion"},
-		{"{\"apiVersion\": \"v1\", \"kind\": \"AdmissionReview\"}", "apiVersion"},
-		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"Pod\"}", "kind must be"},
-		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\"}", "no request"},
-		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", \"request\": {}}", "no uid"},
-		{"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", \"request\": {\"uid\": 5}}", "no uid"},
-		{"{\"a\": 1, \"a\": 2}", "malformed JSON"},
+	    {"", "malformed JSON"},
+	    {"{", "malformed JSON"},
+	    {"[]", "apiVersion"},
+	    {"{\"apiVersion\": \"v1\", \"kind\": \"AdmissionReview\"}", "apiVersion"},
+	    {"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"Pod\"}", "kind must be"},
+	    {"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\"}",
+	     "no request"},
+	    {"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
+	     "\"request\": {}}",
+	     "no uid"},
+	    {"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
+	     "\"request\": {\"uid\": 5}}",
+	     "no uid"},
+	    {"{\"a\": 1, \"a\": 2}", "malformed JSON"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct answer a = call(WH_ROUTE_MUTATE, cases[i].body);
@@ -141,13 +154,15 @@ END_TEST
 
 START_TEST(missing_kind_is_denied)
 {
-	struct answer a = call(WH_ROUTE_VALIDATE,
-			       "{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
-			       "\"request\": {\"uid\": \"x\", \"operation\": \"CREATE\", \"object\": {}}}");
+	struct answer a =
+	    call(WH_ROUTE_VALIDATE,
+		 "{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
+		 "\"request\": {\"uid\": \"x\", \"operation\": \"CREATE\", \"object\": {}}}");
 	ck_assert_int_eq(a.status, 200);
 	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(a.json, "status"), "message")),
-				     "request.kind.kind"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(json_object_get(a.json, "status"), "message")),
+		   "request.kind.kind"));
 	done(&a);
 }
 END_TEST
@@ -159,10 +174,10 @@ static Suite *suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"mutate_v1_and_v1beta1", mutate_v1_and_v1beta1},
-		{"operations", operations},
-		{"bad_requests", bad_requests},
-		{"missing_kind_is_denied", missing_kind_is_denied},
+	    {"mutate_v1_and_v1beta1", mutate_v1_and_v1beta1},
+	    {"operations", operations},
+	    {"bad_requests", bad_requests},
+	    {"missing_kind_is_denied", missing_kind_is_denied},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -51,7 +51,7 @@ static void assert_problem(const char *port_json, const char *needle)
 START_TEST(every_protocol_prefix)
 {
 	static const char *const protos[] = {"grpc", "grpc-web", "http",  "http2", "https", "tcp",
-					     "tls",  "udp",      "mongo", "mysql", "redis"};
+					     "tls",  "udp",	 "mongo", "mysql", "redis"};
 	char name[64];
 
 	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
@@ -60,7 +60,7 @@ START_TEST(every_protocol_prefix)
 		ck_assert_str_eq(wh_port_name_protocol(name), protos[i]);
 		snprintf(name, sizeof(name), "%sx", protos[i]);
 		ck_assert_msg(wh_port_name_protocol(name) == NULL ||
-				      strcmp(wh_port_name_protocol(name), protos[i]) != 0,
+				  strcmp(wh_port_name_protocol(name), protos[i]) != 0,
 			      "%s matched", name);
 	}
 	ck_assert_str_eq(wh_port_name_protocol("grpc-web-public"), "grpc-web");
@@ -85,21 +85,24 @@ END_TEST
 
 START_TEST(misnamed_grpc)
 {
-	assert_problem("{\"port\": 50051}",
-		       "service \"server\" port 50051: name it \"grpc\" or \"grpc-<suffix>\", or set "
-		       "appProtocol: grpc");
+	assert_problem(
+	    "{\"port\": 50051}",
+	    "service \"server\" port 50051: name it \"grpc\" or \"grpc-<suffix>\", or set "
+	    "appProtocol: grpc");
 	assert_problem("{\"name\": \"my-grpc\", \"port\": 8080}", "\"my-grpc\" looks like gRPC");
 	assert_problem("{\"name\": \"GRPC\", \"port\": 8080}", "name it \"grpc\"");
 	assert_problem("{\"name\": \"api\", \"port\": 8080, \"targetPort\": \"grpc-port\"}",
 		       "name it \"grpc\"");
-	assert_problem("{\"name\": \"api\", \"port\": 80, \"targetPort\": 50051}", "name it \"grpc\"");
+	assert_problem("{\"name\": \"api\", \"port\": 80, \"targetPort\": 50051}",
+		       "name it \"grpc\"");
 }
 END_TEST
 
 START_TEST(unnamed_and_unknown)
 {
 	assert_problem("{\"port\": 8080}", "port 8080: the port has no name");
-	assert_problem("{\"name\": \"web\", \"port\": 80}", "\"web\" does not start with a known protocol");
+	assert_problem("{\"name\": \"web\", \"port\": 80}",
+		       "\"web\" does not start with a known protocol");
 	assert_problem("{\"name\": \"\", \"port\": 80}", "no name");
 	assert_problem("{\"name\": 7, \"port\": 80}", "must be a string");
 	assert_problem("[]", "must be objects");
@@ -120,15 +123,16 @@ START_TEST(app_protocol)
 		       "says tcp");
 	assert_problem("{\"name\": \"my-grpc\", \"port\": 8080, \"appProtocol\": \"tcp\"}",
 		       "looks like gRPC but appProtocol");
-	assert_problem("{\"port\": 8080, \"appProtocol\": \"thrift\"}", "\"thrift\" is not a known");
+	assert_problem("{\"port\": 8080, \"appProtocol\": \"thrift\"}",
+		       "\"thrift\" is not a known");
 }
 END_TEST
 
 static json_t *svc(const char *ports)
 {
 	char buf[1024];
-	snprintf(buf, sizeof(buf), "{\"metadata\": {\"name\": \"server\"}, \"spec\": {\"ports\": %s}}",
-		 ports);
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\": {\"name\": \"server\"}, \"spec\": {\"ports\": %s}}", ports);
 	json_t *j = json_loads(buf, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	return j;
@@ -136,8 +140,9 @@ static json_t *svc(const char *ports)
 
 START_TEST(service_enforce_joins_problems)
 {
-	json_t *s = svc("[{\"name\": \"grpc\", \"port\": 1}, {\"port\": 50051}, {\"name\": \"web\", "
-			"\"port\": 80}]");
+	json_t *s =
+	    svc("[{\"name\": \"grpc\", \"port\": 1}, {\"port\": 50051}, {\"name\": \"web\", "
+		"\"port\": 80}]");
 	struct wh_verdict v;
 
 	wh_verdict_init(&v);
@@ -174,7 +179,8 @@ START_TEST(service_shapes)
 	json_t *s;
 
 	wh_verdict_init(&v);
-	s = json_loads("{\"metadata\": {\"name\": \"ext\"}, \"spec\": {\"type\": \"ExternalName\"}}", 0, NULL);
+	s = json_loads(
+	    "{\"metadata\": {\"name\": \"ext\"}, \"spec\": {\"type\": \"ExternalName\"}}", 0, NULL);
 	ck_assert_int_eq(wh_validate_service(&cfg, s, &v), 0);
 	ck_assert(v.allowed);
 	json_decref(s);
@@ -218,8 +224,9 @@ START_TEST(policy_configmaps)
 	ck_assert_msg(strstr(v.message, "configmap \"grpcguard-policy\": policy.yaml:3:") != NULL,
 		      "%s", v.message);
 	wh_verdict_cleanup(&v);
-	v = judge_cm("{\"metadata\": {\"name\": \"x\", \"labels\": {\"grpcguard.io/policy\": \"true\"}}, "
-		     "\"data\": {\"policy.yaml\": \"[\"}}");
+	v = judge_cm(
+	    "{\"metadata\": {\"name\": \"x\", \"labels\": {\"grpcguard.io/policy\": \"true\"}}, "
+	    "\"data\": {\"policy.yaml\": \"[\"}}");
 	ck_assert(!v.allowed);
 	wh_verdict_cleanup(&v);
 	v = judge_cm("{\"metadata\": {\"name\": \"other\"}, \"data\": {\"policy.yaml\": \"[\"}}");
@@ -230,11 +237,13 @@ START_TEST(policy_configmaps)
 	ck_assert(v.allowed);
 	ck_assert_int_eq(json_array_size(v.warnings), 1);
 	wh_verdict_cleanup(&v);
-	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": 1}}");
+	v = judge_cm(
+	    "{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": 1}}");
 	ck_assert(!v.allowed);
 	wh_verdict_cleanup(&v);
 	cfg.validation_mode = WH_MODE_WARN;
-	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": \"[\"}}");
+	v = judge_cm(
+	    "{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": \"[\"}}");
 	ck_assert(v.allowed);
 	ck_assert_int_eq(json_array_size(v.warnings), 1);
 	wh_verdict_cleanup(&v);
@@ -248,15 +257,15 @@ static Suite *suite(void)
 		const char *name;
 		const TTest *fn;
 	} cases[] = {
-		{"every_protocol_prefix", every_protocol_prefix},
-		{"named_ports_pass", named_ports_pass},
-		{"misnamed_grpc", misnamed_grpc},
-		{"unnamed_and_unknown", unnamed_and_unknown},
-		{"app_protocol", app_protocol},
-		{"service_enforce_joins_problems", service_enforce_joins_problems},
-		{"service_warn_mode", service_warn_mode},
-		{"service_shapes", service_shapes},
-		{"policy_configmaps", policy_configmaps},
+	    {"every_protocol_prefix", every_protocol_prefix},
+	    {"named_ports_pass", named_ports_pass},
+	    {"misnamed_grpc", misnamed_grpc},
+	    {"unnamed_and_unknown", unnamed_and_unknown},
+	    {"app_protocol", app_protocol},
+	    {"service_enforce_joins_problems", service_enforce_joins_problems},
+	    {"service_warn_mode", service_warn_mode},
+	    {"service_shapes", service_shapes},
+	    {"policy_configmaps", policy_configmaps},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
