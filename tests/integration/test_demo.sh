@@ -147,7 +147,7 @@ DEMO_FAST=1 DEMO_MODE=$mode DEMO_PORT_BASE="$(free_base)" bash "$root/demo/demo.
 demo_pid=$!
 set +m
 for _ in $(seq 600); do
-	grep -q 'DEADLINE_EXCEEDED' "$out" && break
+	grep -q 'DEADLINE_EXCEEDED' "$out" 2>/dev/null && break
 	kill -0 "$demo_pid" 2>/dev/null || break
 	sleep 0.1
 done
