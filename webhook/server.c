@@ -911,6 +911,12 @@ void wh_server_stop(struct wh_server *s, unsigned drain_ms)
 		atomic_store(&s->cur->draining, true);
 		MHD_quiesce_daemon(s->cur->d);
 	}
+	/* Every daemon is quiesced now, so nobody polls the socket: close it, and new
+	 * connections are refused at once instead of waiting in the backlog. */
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
 	deadline = mono_ms() + drain_ms;
 	for (;;) {
 		unsigned busy = s->cur ? atomic_load(&s->cur->inflight) : 0;

@@ -258,6 +258,14 @@ def main():
     time.sleep(0.3)
     wh.p.send_signal(signal.SIGTERM)
     wh.wait_event("shutdown")
+    deadline = time.monotonic() + 2 * timeout_scale()
+    while True:  # the log line comes just before the socket closes
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            break
+        check(time.monotonic() < deadline, "new connections still accepted while draining")
+        time.sleep(0.05)
     status, headers, body = slow.finish()
     check(status == 200 and b"in-flight-2" in body, "request during shutdown: %d" % status)
     rc = wh.stop()
