@@ -94,7 +94,7 @@ struct sc_stream {
 	bool req_eof, resp_eof;       /* END_STREAM received from client / app */
 	bool resp_started;            /* response HEADERS submitted downstream */
 	bool down_closed, up_closed;
-	bool hdr_too_big, counted_delay, counted;
+	bool hdr_too_big, counted_delay, counted, timer_was_set;
 	int grpc_status;              /* -1 until known */
 	uint64_t start_ms, deadline_ms; /* deadline_ms 0: none */
 	const char *strip_header;     /* borrowed from snap->policy */

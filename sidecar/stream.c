@@ -110,8 +110,12 @@ void sc_stream_drop_req(struct sc_stream *s)
 	sc_chunkq_clear(&s->req, &c->w->pool);
 }
 
-/* Header list -> nghttp2_nv array (borrowing the rcbufs), skipping `skip` if not NULL. */
-static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip)
+/*
+ * Header list -> nghttp2_nv array (borrowing the rcbufs), skipping `skip` if not NULL and
+ * giving grpc-timeout the value `timeout` if not NULL (borrowed, must outlive the submit).
+ */
+static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip,
+		     const char *timeout)
 {
 	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
 
@@ -120,6 +124,10 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip)
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
 		if (skip && k.len == skiplen && memcmp(k.base, skip, skiplen) == 0)
 			continue;
+		if (timeout && k.len == 12 && memcmp(k.base, "grpc-timeout", 12) == 0) {
+			v.base = (uint8_t *)(uintptr_t)timeout;
+			v.len = strlen(timeout);
+		}
 		nv[n++] = (nghttp2_nv){k.base, v.base, k.len, v.len, NGHTTP2_NV_FLAG_NONE};
 	}
 	return n;
@@ -134,7 +142,7 @@ static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_h
 		nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
-	n = to_nva(h, nv, NULL);
+	n = to_nva(h, nv, NULL, NULL);
 	nghttp2_submit_trailer(sess, id, nv, n);
 	if (nv != stack)
 		free(nv);
@@ -250,6 +258,7 @@ void sc_stream_forward(struct sc_stream *s)
 	nghttp2_nv stack[32], *nv;
 	nghttp2_data_provider prov = sc_req_provider;
 	struct sc_up *up;
+	char tmo[16] = "";
 	size_t n;
 	int32_t id;
 
@@ -263,7 +272,12 @@ void sc_stream_forward(struct sc_stream *s)
 		sc_stream_reply(s, 8, "out of memory");
 		return;
 	}
-	n = to_nva(&s->req_hdrs, nv, s->strip_header);
+	if (s->deadline_ms && s->timer_was_set) {
+		/* Held by a delay: the app gets what is left of the client's deadline. */
+		uint64_t now = uv_now(&c->w->loop), left = s->deadline_ms > now ? s->deadline_ms - now : 1;
+		snprintf(tmo, sizeof(tmo), "%llum", (unsigned long long)(left > 99999999 ? 99999999 : left));
+	}
+	n = to_nva(&s->req_hdrs, nv, s->strip_header, tmo[0] ? tmo : NULL);
 	prov.source.ptr = s;
 	id = nghttp2_submit_request(up->s, NULL, nv, n,
 				    s->req_eof && s->req.bytes == 0 ? NULL : &prov, s);
@@ -445,6 +459,7 @@ void sc_stream_headers_done(struct sc_stream *s)
 		}
 		uv_timer_init(&w->loop, s->timer);
 		s->timer->data = s;
+		s->timer_was_set = true;
 		if (s->deadline_ms && s->deadline_ms - now < wait)
 			wait = s->deadline_ms - now;
 		s->state = SS_HELD;

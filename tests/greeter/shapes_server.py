@@ -32,6 +32,8 @@ class Shapes(shapes_pb2_grpc.ShapesServicer):
 
     def _start(self, method, tag, context):
         self._record("%s %s" % (method, tag))
+        if tag.startswith("tr-") and context.time_remaining() is not None:
+            self._record("time_remaining %s %.3f" % (tag, context.time_remaining()))
         echo = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-echo")]
         if echo:
             context.send_initial_metadata(echo)

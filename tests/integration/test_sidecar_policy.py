@@ -170,6 +170,10 @@ def test(tmp):
                    metadata=(("x-chaos", "delay"),))
     el = time.monotonic() - t0
     check(r.payload == b"late" and el >= 1.0, "delay 1s, deadline 5s -> OK after %.2fs" % el)
+    r = stub.Unary(pb.Msg(tag="tr-held"), timeout=5, metadata=(("x-chaos", "delay"),))
+    rem = [float(l.split()[2]) for l in calls_of(srv) if l.startswith("time_remaining tr-held ")]
+    check(rem and rem[0] < 4.3,
+          "after a 1s delay the app's deadline is what is left of the client's 5s (%s)" % rem)
     time.sleep(1.2)
     seen = calls_of(srv)
     check("Unary held-short" not in seen and "Unary held-long" in seen,
@@ -206,8 +210,8 @@ def test(tmp):
     check(c == grpc.StatusCode.OK, "pod labels file change is picked up")
 
     m = sc.metrics()
-    check(metric(m, "grpcguard_faults_injected_total", type="delay", fault="slow-unary") == 2,
-          "metrics: 2 delays injected")
+    check(metric(m, "grpcguard_faults_injected_total", type="delay", fault="slow-unary") == 3,
+          "metrics: 3 delays injected")
     check(metric(m, "grpcguard_faults_injected_total", type="abort", fault="flaky") == n_abort,
           "metrics: flaky aborts counted exactly")
     check(metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="UNAVAILABLE") == 1,
