@@ -49,10 +49,9 @@ def verdict(args):
 
 
 def describe_container(c):
+    """(one-line summary, its command line or "")."""
     bits = []
-    cmd = (c.get("command") or []) + (c.get("args") or [])
-    if cmd:
-        bits.append("runs: " + short(" ".join(str(x) for x in cmd), 60))
+    cmd = " ".join(str(x) for x in (c.get("command") or []) + (c.get("args") or []))
     ports = [str(p.get("containerPort")) for p in c.get("ports") or []]
     if ports:
         bits.append("ports " + ",".join(ports))
@@ -66,7 +65,7 @@ def describe_container(c):
         bits.append("-" + ",".join(caps["drop"]))
     if c.get("restartPolicy") == "Always":
         bits.insert(0, "native sidecar (restartPolicy: Always)")
-    return "; ".join(bits)
+    return "; ".join(bits), cmd
 
 
 def describe_volume(v):
@@ -81,6 +80,23 @@ def describe_volume(v):
     if "projected" in v:
         return "projected"
     return ",".join(k for k in v if k != "name")
+
+
+def describe_annotation(v):
+    """A JSON-object value (the status annotation) as key=value pairs, lists joined by
+    commas; other values as they are, shortened."""
+    try:
+        obj = json.loads(v)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        return short(v, 70)
+    parts = []
+    for key, val in obj.items():
+        if isinstance(val, list):
+            val = ",".join(str(x) for x in val) or "-"
+        parts.append("%s=%s" % (key, val))
+    return "{" + " ".join(parts) + "}"
 
 
 def patch_summary(args):
@@ -120,7 +136,10 @@ def patch_summary(args):
         before = set(names(pod, key))
         for c in new["spec"].get(key) or []:
             if c.get("name") not in before:
-                print("+ %-15s %-16s %s" % (label, c.get("name"), describe_container(c)))
+                what, cmd = describe_container(c)
+                print("+ %-15s %-16s %s" % (label, c.get("name"), what))
+                if cmd:
+                    print("  %-15s %-16s $ %s" % ("", "", cmd))
     order = names(new, "initContainers")
     if order:
         print("  init order: %s" % " -> ".join(order))
@@ -131,7 +150,7 @@ def patch_summary(args):
     old_ann = pod.get("metadata", {}).get("annotations") or {}
     for k, v in sorted((new.get("metadata", {}).get("annotations") or {}).items()):
         if k not in old_ann:
-            print("+ %-15s %s = %s" % ("annotation", k, short(v, 70)))
+            print("+ %-15s %s = %s" % ("annotation", k, describe_annotation(v)))
     kept = [n for n in names(pod, "containers") if n in names(new, "containers")]
     print("  unchanged: app container(s) %s, volume(s) %s" % (
         ", ".join(kept) or "-", ", ".join(sorted(before)) or "-"))
