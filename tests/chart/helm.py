@@ -104,13 +104,35 @@ def schema_errors(values, chart=CHART):
     return sorted(out)
 
 
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StrictLoader(_Base):
+    """YAML loader that rejects duplicate mapping keys, as the API server and Helm do
+    (PyYAML alone keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    "found duplicate key %r" % (key,), key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                             lambda loader, node: loader.construct_mapping(node))
+
+
 class Rendered:
     def __init__(self, text, values, notes):
         self.text = text
         self.values = values
         self.notes = notes
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        self.docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+        self.docs = [d for d in yaml.load_all(text, Loader=StrictLoader) if d is not None]
         # Source header of each document, in the same order as docs.
         self.sources = [line[len("# Source: "):] for line in text.splitlines()
                         if line.startswith("# Source: ")]

@@ -129,6 +129,35 @@ class Render(unittest.TestCase):
         self.assertIn("grpcguard-policy", notes)
         self.assertIn("rollout status deployment/%s" % SVC, notes)
 
+    def test_user_labels_never_duplicate_or_override_ours(self):
+        # A duplicate key makes the API server (and Helm) reject the object; a changed
+        # selector label would orphan the webhook pods.
+        clash = {"app.kubernetes.io/component": "x", "app.kubernetes.io/instance": "x",
+                 "app.kubernetes.io/managed-by": "x", "helm.sh/chart": "x", "team": "blue"}
+        r = helm.template(namespace=NS, values={
+            "commonLabels": clash, "podLabels": clash,
+            "podAnnotations": {"checksum/config": "x", "prometheus.io/port": "9999"},
+            "grafanaDashboard": {"enabled": True, "labels": dict(clash, grafana_dashboard="1")},
+            "metrics": {"podMonitor": {"enabled": True, "labels": clash},
+                        "serviceMonitor": {"enabled": True, "labels": clash}},
+            "defaultPolicy": {"namespaces": ["demo"]}})
+        for d in r.docs:
+            labels = d["metadata"]["labels"]
+            self.assertEqual(labels["team"], "blue", d["kind"])
+            self.assertEqual(labels["app.kubernetes.io/instance"], "grpcguard", d["kind"])
+            self.assertEqual(labels["app.kubernetes.io/managed-by"], "Helm", d["kind"])
+            self.assertNotEqual(labels["app.kubernetes.io/component"], "x", d["kind"])
+        self.assertEqual(r.one("ConfigMap", "grpcguard-dashboard")["metadata"]["labels"][
+            "grafana_dashboard"], "1")
+        pod = r.one("Deployment")["spec"]["template"]["metadata"]
+        self.assertEqual(pod["labels"]["app.kubernetes.io/component"], "webhook")
+        self.assertEqual(pod["labels"]["team"], "blue")
+        self.assertRegex(pod["annotations"]["checksum/config"], "^[0-9a-f]{64}$")
+        self.assertEqual(pod["annotations"]["prometheus.io/port"], "9999")
+        # The strict loader the checks use does reject duplicates (the check can fail).
+        with self.assertRaises(yaml.YAMLError):
+            list(yaml.load_all("metadata:\n  labels: {a: 1, a: 2}\n", Loader=helm.StrictLoader))
+
     def test_names_follow_release(self):
         r = helm.template(name="gg", namespace="prod")
         self.assertEqual(r.one("Deployment")["metadata"]["name"], "gg-grpcguard-webhook")

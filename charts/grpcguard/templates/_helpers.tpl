@@ -59,8 +59,8 @@ release name does not already contain the chart name. Kept to 50 characters so t
 {{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
 {{- end -}}
 
-{{/* Labels on every resource. */}}
-{{- define "grpcguard.labels" -}}
+{{/* The labels the chart owns on every resource (others may not override them). */}}
+{{- define "grpcguard.standardLabels" -}}
 helm.sh/chart: {{ include "grpcguard.chart" . }}
 {{ include "grpcguard.selectorLabels" . }}
 {{- if .Chart.AppVersion }}
@@ -68,9 +68,22 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: grpcguard
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- end -}}
+
+{{/*
+Labels of one resource: (list $root component extraLabels). The chart's own labels win
+over extraLabels, which win over commonLabels, so that a user value never produces a
+duplicate key (which the API server rejects) nor changes a selector.
+*/}}
+{{- define "grpcguard.componentLabels" -}}
+{{- $root := index . 0 -}}
+{{- $own := include "grpcguard.standardLabels" $root | fromYaml -}}
+{{- with index . 1 }}{{ $_ := set $own "app.kubernetes.io/component" . }}{{ end -}}
+{{- toYaml (merge $own (index . 2) $root.Values.commonLabels) -}}
+{{- end -}}
+
+{{- define "grpcguard.labels" -}}
+{{- include "grpcguard.componentLabels" (list . "" (dict)) -}}
 {{- end -}}
 
 {{- define "grpcguard.selectorLabels" -}}
@@ -85,8 +98,7 @@ app.kubernetes.io/component: webhook
 {{- end -}}
 
 {{- define "grpcguard.webhookLabels" -}}
-{{ include "grpcguard.labels" . }}
-app.kubernetes.io/component: webhook
+{{- include "grpcguard.componentLabels" (list . "webhook" (dict)) -}}
 {{- end -}}
 
 {{/* repository:tag or repository@digest; the tag defaults to the appVersion. */}}
