@@ -23,22 +23,22 @@ static struct sc_proxy px;
 static struct sc_worker w;
 
 static const char policy_yaml[] =
-	"apiVersion: grpcguard.io/v1\n"
-	"kind: Policy\n"
-	"faults:\n"
-	"  - name: d\n"
-	"    match: {methods: [\"/a.B/Delay\"]}\n"
-	"    delay: {fixed: 10ms, percent: 100}\n"
-	"  - name: a\n"
-	"    match: {methods: [\"/a.B/*\"], headers: {x-abort: \"1\"}}\n"
-	"    abort: {grpcStatus: UNAVAILABLE, message: \"x%y\\n\", percent: 50}\n"
-	"authorization:\n"
-	"  - name: deny\n"
-	"    action: DENY\n"
-	"    rules: [{to: [{methods: [\"/a.B/Deny\"]}]}]\n"
-	"  - name: audit\n"
-	"    action: AUDIT\n"
-	"    rules: [{to: [{methods: [\"/a.B/Audit\"]}]}]\n";
+    "apiVersion: grpcguard.io/v1\n"
+    "kind: Policy\n"
+    "faults:\n"
+    "  - name: d\n"
+    "    match: {methods: [\"/a.B/Delay\"]}\n"
+    "    delay: {fixed: 10ms, percent: 100}\n"
+    "  - name: a\n"
+    "    match: {methods: [\"/a.B/*\"], headers: {x-abort: \"1\"}}\n"
+    "    abort: {grpcStatus: UNAVAILABLE, message: \"x%y\\n\", percent: 50}\n"
+    "authorization:\n"
+    "  - name: deny\n"
+    "    action: DENY\n"
+    "    rules: [{to: [{methods: [\"/a.B/Deny\"]}]}]\n"
+    "  - name: audit\n"
+    "    action: AUDIT\n"
+    "    rules: [{to: [{methods: [\"/a.B/Audit\"]}]}]\n";
 
 static void sink(struct sc_worker *wk, const struct sc_outbuf *o, const uint8_t *d, size_t n)
 {
@@ -66,9 +66,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	w.px = &px;
 	w.pool.max_free = 8;
 	w.test_write = sink;
-	if (sc_stats_init() != 0 || uv_loop_init(&w.loop) != 0 || sc_worker_callbacks_init(&w) != 0 ||
-	    sc_reload_init(&w.loop, NULL, NULL) != 0 ||
-	    policy_parse_buffer("fuzz.yaml", policy_yaml, sizeof(policy_yaml) - 1, &p, &diag) != 0 ||
+	if (sc_stats_init() != 0 || uv_loop_init(&w.loop) != 0 ||
+	    sc_worker_callbacks_init(&w) != 0 || sc_reload_init(&w.loop, NULL, NULL) != 0 ||
+	    policy_parse_buffer("fuzz.yaml", policy_yaml, sizeof(policy_yaml) - 1, &p, &diag) !=
+		0 ||
 	    sc_reload_set_policy(p) != 0)
 		abort();
 	sc_rng_seed(&w.rng, 1);

@@ -13,34 +13,34 @@
 #include "policy/policy.h"
 
 const char sc_usage[] =
-	"usage: grpcguard-sidecar run [flags]      the inbound gRPC proxy\n"
-	"       grpcguard-sidecar init --ports P,...  install the iptables redirect\n"
-	"       grpcguard-sidecar check FILE       validate a policy file (exit 1 on error)\n"
-	"\n"
-	"run flags (defaults in brackets):\n"
-	"  --listen HOST:PORT             where clients connect [0.0.0.0:15006]\n"
-	"  --upstream original-dst|HOST:PORT  the app: SO_ORIGINAL_DST port on 127.0.0.1, or a\n"
-	"                                 fixed address [original-dst]\n"
-	"  --admin HOST:PORT              /healthz /readyz /metrics /policy [127.0.0.1:15020];\n"
-	"                                 \"off\" disables it\n"
-	"  --policy FILE                  policy file, watched and reloaded live\n"
-	"                                 [/etc/grpcguard/policy/policy.yaml]; a missing file\n"
-	"                                 means no faults, everything allowed\n"
-	"  --pod-labels FILE              downward API labels (key=\"value\" lines) [none]\n"
-	"  --workers N                    event-loop threads sharing the port [1]\n"
-	"  --log-level debug|info|warn|error  [info]\n"
-	"  --seed N                       seed the percent draws (tests) [random]\n"
-	"  --max-connections N            downstream connections; more are closed [1024]\n"
-	"  --max-concurrent-streams N     per connection (SETTINGS) [256]\n"
-	"  --max-header-list-bytes N      request header block; larger gets RESOURCE_EXHAUSTED\n"
-	"                                 [65536]\n"
-	"  --max-pending-bytes N          request bytes buffered per stream (flow-control\n"
-	"                                 window) [1048576]\n"
-	"  --max-delayed N                streams held by delay faults; more get\n"
-	"                                 RESOURCE_EXHAUSTED [1000]\n"
-	"  --idle-timeout DUR             close connections idle this long [300s]\n"
-	"  --drain-time DUR               SIGTERM: GOAWAY, finish in-flight RPCs within [10s]\n"
-	"  --upstream-connect-timeout DUR  then the RPC gets UNAVAILABLE [1s]\n";
+    "usage: grpcguard-sidecar run [flags]      the inbound gRPC proxy\n"
+    "       grpcguard-sidecar init --ports P,...  install the iptables redirect\n"
+    "       grpcguard-sidecar check FILE       validate a policy file (exit 1 on error)\n"
+    "\n"
+    "run flags (defaults in brackets):\n"
+    "  --listen HOST:PORT             where clients connect [0.0.0.0:15006]\n"
+    "  --upstream original-dst|HOST:PORT  the app: SO_ORIGINAL_DST port on 127.0.0.1, or a\n"
+    "                                 fixed address [original-dst]\n"
+    "  --admin HOST:PORT              /healthz /readyz /metrics /policy [127.0.0.1:15020];\n"
+    "                                 \"off\" disables it\n"
+    "  --policy FILE                  policy file, watched and reloaded live\n"
+    "                                 [/etc/grpcguard/policy/policy.yaml]; a missing file\n"
+    "                                 means no faults, everything allowed\n"
+    "  --pod-labels FILE              downward API labels (key=\"value\" lines) [none]\n"
+    "  --workers N                    event-loop threads sharing the port [1]\n"
+    "  --log-level debug|info|warn|error  [info]\n"
+    "  --seed N                       seed the percent draws (tests) [random]\n"
+    "  --max-connections N            downstream connections; more are closed [1024]\n"
+    "  --max-concurrent-streams N     per connection (SETTINGS) [256]\n"
+    "  --max-header-list-bytes N      request header block; larger gets RESOURCE_EXHAUSTED\n"
+    "                                 [65536]\n"
+    "  --max-pending-bytes N          request bytes buffered per stream (flow-control\n"
+    "                                 window) [1048576]\n"
+    "  --max-delayed N                streams held by delay faults; more get\n"
+    "                                 RESOURCE_EXHAUSTED [1000]\n"
+    "  --idle-timeout DUR             close connections idle this long [300s]\n"
+    "  --drain-time DUR               SIGTERM: GOAWAY, finish in-flight RPCs within [10s]\n"
+    "  --upstream-connect-timeout DUR  then the RPC gets UNAVAILABLE [1s]\n";
 
 void sc_config_defaults(struct sc_config *cfg)
 {
@@ -86,24 +86,27 @@ struct flag {
 	size_t off;
 };
 
-#define F(n, k, lo, hi, field) {n, k, lo, hi, offsetof(struct sc_config, field)}
+#define F(n, k, lo, hi, field)                                                                     \
+	{                                                                                          \
+		n, k, lo, hi, offsetof(struct sc_config, field)                                    \
+	}
 static const struct flag flags[] = {
-	F("listen", K_STR, 0, 0, listen),
-	F("upstream", K_STR, 0, 0, upstream),
-	F("admin", K_STR, 0, 0, admin),
-	F("policy", K_STR, 0, 0, policy),
-	F("pod-labels", K_STR, 0, 0, pod_labels),
-	F("workers", K_UINT, 1, 64, workers),
-	F("log-level", K_LEVEL, 0, 0, log_level),
-	F("seed", K_UINT, 0, UINT64_MAX, seed),
-	F("max-connections", K_UINT, 1, 1000000, max_connections),
-	F("max-concurrent-streams", K_UINT, 1, 1u << 20, max_concurrent_streams),
-	F("max-header-list-bytes", K_UINT, 1024, 16u << 20, max_header_list_bytes),
-	F("max-pending-bytes", K_UINT, 65535, 0x7fffffffu, max_pending_bytes),
-	F("max-delayed", K_UINT, 0, 10000000, max_delayed),
-	F("idle-timeout", K_DUR, 1, UINT64_MAX, idle_timeout_ms),
-	F("drain-time", K_DUR, 0, UINT64_MAX, drain_time_ms),
-	F("upstream-connect-timeout", K_DUR, 1, UINT64_MAX, upstream_connect_timeout_ms),
+    F("listen", K_STR, 0, 0, listen),
+    F("upstream", K_STR, 0, 0, upstream),
+    F("admin", K_STR, 0, 0, admin),
+    F("policy", K_STR, 0, 0, policy),
+    F("pod-labels", K_STR, 0, 0, pod_labels),
+    F("workers", K_UINT, 1, 64, workers),
+    F("log-level", K_LEVEL, 0, 0, log_level),
+    F("seed", K_UINT, 0, UINT64_MAX, seed),
+    F("max-connections", K_UINT, 1, 1000000, max_connections),
+    F("max-concurrent-streams", K_UINT, 1, 1u << 20, max_concurrent_streams),
+    F("max-header-list-bytes", K_UINT, 1024, 16u << 20, max_header_list_bytes),
+    F("max-pending-bytes", K_UINT, 65535, 0x7fffffffu, max_pending_bytes),
+    F("max-delayed", K_UINT, 0, 10000000, max_delayed),
+    F("idle-timeout", K_DUR, 1, UINT64_MAX, idle_timeout_ms),
+    F("drain-time", K_DUR, 0, UINT64_MAX, drain_time_ms),
+    F("upstream-connect-timeout", K_DUR, 1, UINT64_MAX, upstream_connect_timeout_ms),
 };
 #undef F
 
@@ -130,8 +133,10 @@ static int set_flag(struct sc_config *cfg, const struct flag *f, const char *val
 		return 0;
 	case K_DUR:
 		if (policy_parse_duration(val, strlen(val), &v) != 0 || v < f->min) {
-			snprintf(err, errlen, "--%s: \"%s\" is not a positive duration (use 250ms, 1.5s, 10s, 2m)",
-				 f->name, val);
+			snprintf(
+			    err, errlen,
+			    "--%s: \"%s\" is not a positive duration (use 250ms, 1.5s, 10s, 2m)",
+			    f->name, val);
 			return -1;
 		}
 		memcpy(base, &v, sizeof(v));
@@ -139,7 +144,8 @@ static int set_flag(struct sc_config *cfg, const struct flag *f, const char *val
 	case K_UINT:
 		if (parse_uint(val, f->min, f->max, &v) != 0) {
 			snprintf(err, errlen, "--%s: \"%s\" is not a number between %llu and %llu",
-				 f->name, val, (unsigned long long)f->min, (unsigned long long)f->max);
+				 f->name, val, (unsigned long long)f->min,
+				 (unsigned long long)f->max);
 			return -1;
 		}
 		if (f->max <= 0xffffffffu) {

@@ -15,8 +15,8 @@ struct sc_config {
 	const char *listen;   /* "HOST:PORT", borrowed from argv */
 	const char *upstream; /* "original-dst" or "HOST:PORT" */
 	bool original_dst;
-	const char *admin;      /* "HOST:PORT" or NULL (no admin server) */
-	const char *policy;     /* path or NULL */
+	const char *admin;	/* "HOST:PORT" or NULL (no admin server) */
+	const char *policy;	/* path or NULL */
 	const char *pod_labels; /* path or NULL */
 	unsigned workers;
 	enum log_level log_level;

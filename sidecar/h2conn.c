@@ -246,7 +246,8 @@ static void up_detach(struct sc_up *up, const char *why)
 			if (s->up != up)
 				continue;
 			if (s->up_closed)
-				s->up = NULL; /* finished upstream; its response may still be draining */
+				s->up = NULL; /* finished upstream; its response may still be
+						 draining */
 			else
 				sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
 		}
@@ -277,7 +278,8 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 	if (!c || nread == 0)
 		return;
 	if (nread < 0) {
-		up_detach(up, nread == UV_EOF ? "the app closed the connection" : uv_strerror((int)nread));
+		up_detach(up, nread == UV_EOF ? "the app closed the connection"
+					      : uv_strerror((int)nread));
 		sc_conn_flush(c);
 		return;
 	}
@@ -362,13 +364,14 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 		return NULL;
 	}
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
-	iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
+	iv[1] =
+	    (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
 	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1u << 20};
 	nghttp2_submit_settings(up->s, NGHTTP2_FLAG_NONE, iv, 3);
 	nghttp2_session_set_local_window_size(up->s, NGHTTP2_FLAG_NONE, 0,
 					      (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
-							? 0x7fffffff
-							: cfg->max_pending_bytes * 2));
+							    ? 0x7fffffff
+							    : cfg->max_pending_bytes * 2));
 	up->c = c;
 	up->state = UP_CONNECTING;
 	uv_tcp_init(&c->w->loop, &up->tcp);
@@ -447,7 +450,8 @@ static bool flood_check(struct sc_conn *c)
 	if (c->flood_count == FLOOD_FRAMES_PER_SEC + 1) {
 		metrics_inc(sc_stats.lim_flood);
 		if (warn_allowed(c->w))
-			log_warn("flood", "client sends too many control frames, closing its connection",
+			log_warn("flood",
+				 "client sends too many control frames, closing its connection",
 				 "{s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC);
 		nghttp2_session_terminate_session(c->ds, NGHTTP2_ENHANCE_YOUR_CALM);
 	}
@@ -485,7 +489,8 @@ static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 		sc_stream_headers_done(s);
 		return 0;
 	}
-	if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+	if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 &&
+	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		flood_check(c); /* empty DATA frames cost us work and the client nothing */
 	if (s->req_eof && s->state == SS_FORWARDED && s->up && !s->up_closed)
 		nghttp2_session_resume_data(s->up->s, s->up_id);
@@ -553,7 +558,7 @@ static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf 
 	if (!s || f->hd.type != NGHTTP2_HEADERS || s->down_closed)
 		return 0;
 	h = f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp_started ? &s->resp_trailers
-								       : &s->resp_hdrs;
+								      : &s->resp_hdrs;
 	if (sc_hdrs_add(h, name, value) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = nghttp2_rcbuf_get_buf(name);
@@ -561,7 +566,8 @@ static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf 
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
 		int code = 0;
 		for (size_t i = 0; i < v.len && i < 3; i++)
-			code = code * 10 + (v.base[i] >= '0' && v.base[i] <= '9' ? v.base[i] - '0' : 0);
+			code = code * 10 +
+			       (v.base[i] >= '0' && v.base[i] <= '9' ? v.base[i] - '0' : 0);
 		s->grpc_status = code > 16 ? 2 : code;
 	}
 	return 0;
@@ -635,7 +641,8 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 	if (sc_chunkq_append(&s->resp, &c->w->pool, d, len) != 0) {
 		nghttp2_session_consume(us, id, len);
 		nghttp2_submit_rst_stream(us, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
-		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, NGHTTP2_INTERNAL_ERROR);
+		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id,
+					  NGHTTP2_INTERNAL_ERROR);
 		return 0;
 	}
 	nghttp2_session_resume_data(c->ds, s->down_id);
@@ -666,8 +673,9 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	const struct sc_config *cfg = w->px->cfg;
 	nghttp2_session_callbacks *cb;
 
-	if (nghttp2_session_callbacks_new(&w->down_cbs) || nghttp2_session_callbacks_new(&w->up_cbs) ||
-	    nghttp2_option_new(&w->down_opt) || nghttp2_option_new(&w->up_opt))
+	if (nghttp2_session_callbacks_new(&w->down_cbs) ||
+	    nghttp2_session_callbacks_new(&w->up_cbs) || nghttp2_option_new(&w->down_opt) ||
+	    nghttp2_option_new(&w->up_opt))
 		return -ENOMEM;
 	cb = w->down_cbs;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, down_begin_headers);
@@ -705,15 +713,16 @@ static int down_session_start(struct sc_conn *c)
 {
 	const struct sc_config *cfg = c->w->px->cfg;
 	nghttp2_settings_entry iv[3];
-	int32_t conn_window = (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
-						? 0x7fffffff
-						: cfg->max_pending_bytes * 2);
+	int32_t conn_window =
+	    (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu ? 0x7fffffff
+							       : cfg->max_pending_bytes * 2);
 
 	if (nghttp2_session_server_new2(&c->ds, c->w->down_cbs, c, c->w->down_opt) != 0)
 		return -ENOMEM;
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 					 cfg->max_concurrent_streams};
-	iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
+	iv[1] =
+	    (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
 	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 					 cfg->max_header_list_bytes};
 	if (nghttp2_submit_settings(c->ds, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
@@ -858,7 +867,8 @@ static void pass_start(struct sc_conn *c)
 	c->ptcp->data = c;
 	c->nhandles++;
 	c->pcreq.data = c;
-	if (uv_tcp_connect(&c->pcreq, c->ptcp, (const struct sockaddr *)&c->updst, pass_connect_cb) < 0)
+	if (uv_tcp_connect(&c->pcreq, c->ptcp, (const struct sockaddr *)&c->updst,
+			   pass_connect_cb) < 0)
 		sc_conn_close(c);
 }
 
@@ -869,7 +879,8 @@ static void down_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	struct sc_conn *c = h->data;
 	(void)hint;
 	if (c->mode == CM_PEEK)
-		*b = uv_buf_init((char *)c->peek + c->npeek, (unsigned)(SC_H2_PREFACE_LEN - c->npeek));
+		*b = uv_buf_init((char *)c->peek + c->npeek,
+				 (unsigned)(SC_H2_PREFACE_LEN - c->npeek));
 	else
 		*b = uv_buf_init((char *)c->w->rbuf, sizeof(c->w->rbuf));
 }
@@ -1004,12 +1015,13 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 		uint16_t port;
 
 		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sc_original_dst(fd, &od) != 0) {
-			log_debug("no_original_dst", "connection was not redirected, closing", NULL);
+			log_debug("no_original_dst", "connection was not redirected, closing",
+				  NULL);
 			sc_conn_close(c);
 			return;
 		}
 		port = od.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&od)->sin6_port
-						 : ((struct sockaddr_in *)&od)->sin_port;
+						: ((struct sockaddr_in *)&od)->sin_port;
 		memset(in, 0, sizeof(*in));
 		in->sin_family = AF_INET;
 		in->sin_port = port;
@@ -1106,8 +1118,8 @@ static void goaway_step(struct sc_conn *c, uint64_t now)
 		c->notice_ms = now ? now : 1;
 	} else if (now - c->notice_ms >= GOAWAY_GRACE_MS) {
 		nghttp2_submit_goaway(c->ds, NGHTTP2_FLAG_NONE,
-				      nghttp2_session_get_last_proc_stream_id(c->ds), NGHTTP2_NO_ERROR,
-				      NULL, 0);
+				      nghttp2_session_get_last_proc_stream_id(c->ds),
+				      NGHTTP2_NO_ERROR, NULL, 0);
 		c->goaway_sent = true;
 	} else {
 		return;

@@ -273,12 +273,14 @@ int sc_run_main(const struct sc_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	px->cfg = cfg;
 	if (resolve(cfg->listen, true, &lsa, &llen) != 0) {
-		log_error("bad_flag", "--listen: not a HOST:PORT address", "{s:s}", "value", cfg->listen);
+		log_error("bad_flag", "--listen: not a HOST:PORT address", "{s:s}", "value",
+			  cfg->listen);
 		return 2;
 	}
-	if (!cfg->original_dst && resolve(cfg->upstream, false, &px->upstream, &px->upstream_len) != 0) {
-		log_error("bad_flag", "--upstream: not original-dst or a HOST:PORT address", "{s:s}",
-			  "value", cfg->upstream);
+	if (!cfg->original_dst &&
+	    resolve(cfg->upstream, false, &px->upstream, &px->upstream_len) != 0) {
+		log_error("bad_flag", "--upstream: not original-dst or a HOST:PORT address",
+			  "{s:s}", "value", cfg->upstream);
 		return 2;
 	}
 	if (sc_stats_init() != 0 || uv_loop_init(&M.loop) != 0)
@@ -291,8 +293,8 @@ int sc_run_main(const struct sc_config *cfg)
 	for (unsigned i = 0; i < cfg->workers; i++) {
 		int fd = listen_socket(&lsa, llen, cfg->workers > 1);
 		if (fd < 0) {
-			log_error("listen_failed", "cannot listen", "{s:s, s:s}", "listen", cfg->listen,
-				  "error", strerror(-fd));
+			log_error("listen_failed", "cannot listen", "{s:s, s:s}", "listen",
+				  cfg->listen, "error", strerror(-fd));
 			goto out;
 		}
 		if ((r = worker_init(&px->workers[i], px, i, fd)) != 0) {
@@ -306,8 +308,8 @@ int sc_run_main(const struct sc_config *cfg)
 	if (cfg->admin) {
 		r = admin_start(cfg->admin, sc_stats.reg, &M.admin);
 		if (r != 0) {
-			log_error("admin_failed", "cannot start the admin server", "{s:s, s:s}", "admin",
-				  cfg->admin, "error", strerror(-r));
+			log_error("admin_failed", "cannot start the admin server", "{s:s, s:s}",
+				  "admin", cfg->admin, "error", strerror(-r));
 			goto out;
 		}
 		admin_route(M.admin, "/policy", sc_reload_policy_route, NULL);

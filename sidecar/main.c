@@ -20,8 +20,10 @@ static int check_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			puts("usage: grpcguard-sidecar check FILE\n"
-			     "Validates a grpcguard policy file: prints FILE:LINE:COLUMN: message and\n"
-			     "exits 1 when it is invalid, prints a summary and exits 0 when it is valid.");
+			     "Validates a grpcguard policy file: prints FILE:LINE:COLUMN: message "
+			     "and\n"
+			     "exits 1 when it is invalid, prints a summary and exits 0 when it is "
+			     "valid.");
 			return 0;
 		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -69,8 +71,10 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "check") == 0)
 		return check_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") != 0) {
-		fprintf(stderr, "grpcguard-sidecar: unknown subcommand \"%s\" (run, init, check; see --help)\n",
-			argv[1]);
+		fprintf(
+		    stderr,
+		    "grpcguard-sidecar: unknown subcommand \"%s\" (run, init, check; see --help)\n",
+		    argv[1]);
 		return 2;
 	}
 	sc_config_defaults(&cfg);

@@ -77,31 +77,31 @@ struct sc_up;
 
 enum sc_sstate {
 	SS_HEADERS = 0, /* receiving request headers */
-	SS_HELD,        /* delay timer running */
-	SS_FORWARDED,   /* submitted upstream */
-	SS_REPLIED,     /* answered locally (deny, abort, limits, upstream down) */
+	SS_HELD,	/* delay timer running */
+	SS_FORWARDED,	/* submitted upstream */
+	SS_REPLIED,	/* answered locally (deny, abort, limits, upstream down) */
 };
 
 struct sc_stream {
 	struct sc_conn *c;
 	struct sc_stream *prev, *next; /* in c->streams */
-	int32_t down_id, up_id;       /* up_id -1 until submitted */
-	struct sc_up *up;             /* the upstream it was submitted to, or NULL */
+	int32_t down_id, up_id;	       /* up_id -1 until submitted */
+	struct sc_up *up;	       /* the upstream it was submitted to, or NULL */
 	enum sc_sstate state;
 	struct sc_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
-	nghttp2_rcbuf *path;          /* :path, referenced */
-	struct sc_chunkq req, resp;   /* bytes received on one side, not yet sent on the other */
-	bool req_eof, resp_eof;       /* END_STREAM received from client / app */
-	bool resp_started;            /* response HEADERS submitted downstream */
+	nghttp2_rcbuf *path;	    /* :path, referenced */
+	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
+	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
+	bool resp_started;	    /* response HEADERS submitted downstream */
 	bool down_closed, up_closed;
 	bool hdr_too_big, counted_delay, counted, timer_was_set;
-	int grpc_status;              /* -1 until known */
-	uint64_t start_ms, deadline_ms; /* deadline_ms 0: none */
-	const char *strip_header;     /* borrowed from snap->policy */
-	int abort_status;             /* > 0: abort after the delay */
+	int grpc_status;			/* -1 until known */
+	uint64_t start_ms, deadline_ms;		/* deadline_ms 0: none */
+	const char *strip_header;		/* borrowed from snap->policy */
+	int abort_status;			/* > 0: abort after the delay */
 	const char *abort_message, *fault_name; /* borrowed from snap->policy */
-	struct sc_snap *snap;         /* the policy this RPC was decided with */
-	uv_timer_t *timer;            /* delay timer, freed in its close callback */
+	struct sc_snap *snap;			/* the policy this RPC was decided with */
+	uv_timer_t *timer;			/* delay timer, freed in its close callback */
 };
 
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
@@ -150,7 +150,7 @@ struct sc_conn {
 	unsigned flood_count;
 	bool goaway_sent, flushing, need_flush, in_recv;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
-	uv_tcp_t *ptcp;                    /* passthrough upstream socket */
+	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
 	uv_connect_t pcreq;
 	int nhandles;
 };
@@ -221,7 +221,7 @@ struct sc_up *sc_up_get(struct sc_conn *c); /* the current upstream, connecting 
 /* stream.c */
 struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id);
 void sc_stream_headers_done(struct sc_stream *s); /* request headers complete: decide */
-void sc_stream_forward(struct sc_stream *s);      /* submit upstream */
+void sc_stream_forward(struct sc_stream *s);	  /* submit upstream */
 void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg);
 void sc_stream_maybe_free(struct sc_stream *s);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);

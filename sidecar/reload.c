@@ -27,7 +27,7 @@
 
 struct watched {
 	const char *path; /* borrowed, NULL: not configured */
-	bool seen;        /* st_* below are valid */
+	bool seen;	  /* st_* below are valid */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
@@ -44,8 +44,8 @@ static struct {
 	struct watched pol, lab;
 	char *lab_buf; /* last accepted labels text */
 	size_t lab_len;
-	char *last_error; /* last rejected policy/labels file, NULL after a good reload */
-	bool policy_loaded;  /* a file was parsed successfully at least once */
+	char *last_error;   /* last rejected policy/labels file, NULL after a good reload */
+	bool policy_loaded; /* a file was parsed successfully at least once */
 	uv_loop_t *loop;
 	uv_fs_event_t fsev;
 	bool fsev_active, handles_init;
@@ -218,8 +218,8 @@ static bool load_labels(void)
 	r = read_if_changed(&st.lab, &buf, &len);
 	if (r <= 0) {
 		if (r < 0)
-			log_warn("labels_read_failed", "cannot read the pod labels file", "{s:s, s:s}",
-				 "file", st.lab.path, "error", strerror(-r));
+			log_warn("labels_read_failed", "cannot read the pod labels file",
+				 "{s:s, s:s}", "file", st.lab.path, "error", strerror(-r));
 		return false;
 	}
 	if (policy_labels_parse(buf, len, &l, &diag) != 0) {
@@ -248,15 +248,14 @@ void sc_reload_check(void)
 	if (st.pol.path) {
 		r = read_if_changed(&st.pol, &buf, &len);
 		if (r < 0) {
-			log_warn("policy_read_failed", "cannot read the policy file", "{s:s, s:s}", "file",
-				 st.pol.path, "error", strerror(-r));
+			log_warn("policy_read_failed", "cannot read the policy file", "{s:s, s:s}",
+				 "file", st.pol.path, "error", strerror(-r));
 		} else if (r > 0) {
 			r = policy_parse_buffer(st.pol.path, buf, len, &p, &diag);
 			if (r != 0) {
-				log_error("policy_rejected", diag.text,
-					  "{s:s, s:i, s:i, s:b}", "file", st.pol.path, "line",
-					  (int)diag.line, "column", (int)diag.column, "kept_last_good",
-					  st.policy_loaded);
+				log_error("policy_rejected", diag.text, "{s:s, s:i, s:i, s:b}",
+					  "file", st.pol.path, "line", (int)diag.line, "column",
+					  (int)diag.column, "kept_last_good", st.policy_loaded);
 				metrics_inc(sc_stats.reload_fail);
 				set_error(diag.text);
 			} else {
@@ -338,8 +337,10 @@ int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_
 		return -ENOMEM;
 	sc_reload_check();
 	if (policy_path && !st.policy_loaded && !st.last_error)
-		log_warn("no_policy", "no policy file: no faults, every RPC allowed; it is picked up "
-			 "when it appears", "{s:s}", "file", policy_path);
+		log_warn("no_policy",
+			 "no policy file: no faults, every RPC allowed; it is picked up "
+			 "when it appears",
+			 "{s:s}", "file", policy_path);
 	if (!policy_path)
 		log_warn("no_policy", "no --policy: no faults, every RPC allowed", NULL);
 	if (policy_path) {

@@ -25,9 +25,9 @@
 
 struct sc_snap {
 	_Atomic unsigned refs;
-	struct policy *policy;         /* never NULL */
-	struct policy_labels *labels;  /* NULL when no labels file */
-	uint64_t generation;           /* 1 for the first snapshot, +1 per change */
+	struct policy *policy;	      /* never NULL */
+	struct policy_labels *labels; /* NULL when no labels file */
+	uint64_t generation;	      /* 1 for the first snapshot, +1 per change */
 };
 
 struct sc_snap *sc_snap_ref(struct sc_snap *s);

@@ -37,8 +37,9 @@ int sc_stats_init(void)
 	s->duration = metrics_histogram(s->reg, "grpcguard_request_duration_seconds",
 					"Time from request headers to the end of the response", 2,
 					du, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
-	s->faults = metrics_counter(s->reg, "grpcguard_faults_injected_total",
-				    "Faults injected (type delay or abort), by fault entry name", 2, fa);
+	s->faults =
+	    metrics_counter(s->reg, "grpcguard_faults_injected_total",
+			    "Faults injected (type delay or abort), by fault entry name", 2, fa);
 	s->denied = metrics_counter(s->reg, "grpcguard_authz_denied_total",
 				    "RPCs denied by authorization, by deciding policy", 1, de);
 	s->reloads = metrics_counter(s->reg, "grpcguard_policy_reloads_total",
@@ -48,8 +49,7 @@ int sc_stats_init(void)
 	g = metrics_gauge(s->reg, "grpcguard_sidecar_active_connections",
 			  "Open downstream connections", 0, NULL);
 	s->active_conns = g ? metrics_series(g, NULL) : NULL;
-	g = metrics_gauge(s->reg, "grpcguard_sidecar_active_streams",
-			  "RPCs in flight", 0, NULL);
+	g = metrics_gauge(s->reg, "grpcguard_sidecar_active_streams", "RPCs in flight", 0, NULL);
 	s->active_streams = g ? metrics_series(g, NULL) : NULL;
 	g = metrics_gauge(s->reg, "grpcguard_sidecar_delayed_streams",
 			  "RPCs currently held by a delay fault", 0, NULL);

@@ -14,12 +14,12 @@
 
 struct sc_stats {
 	struct metrics_registry *reg;
-	struct metrics_family *requests;   /* grpc_service, grpc_method, grpc_code */
-	struct metrics_family *duration;   /* grpc_service, grpc_method */
-	struct metrics_family *faults;     /* type, fault */
-	struct metrics_family *denied;     /* policy */
-	struct metrics_family *reloads;    /* result */
-	struct metrics_family *limits;     /* limit */
+	struct metrics_family *requests; /* grpc_service, grpc_method, grpc_code */
+	struct metrics_family *duration; /* grpc_service, grpc_method */
+	struct metrics_family *faults;	 /* type, fault */
+	struct metrics_family *denied;	 /* policy */
+	struct metrics_family *reloads;	 /* result */
+	struct metrics_family *limits;	 /* limit */
 	struct metrics_series *active_conns, *active_streams, *delayed_streams;
 	struct metrics_series *reload_ok, *reload_fail;
 	struct metrics_series *lim_conns, *lim_delayed, *lim_headers, *lim_flood;

@@ -18,7 +18,7 @@
 #include "sidecar/proxy.h"
 
 static const char *const grpc_unavailable_msg =
-	"upstream connect error or disconnect/reset before headers";
+    "upstream connect error or disconnect/reset before headers";
 
 struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id)
 {
@@ -114,8 +114,7 @@ void sc_stream_drop_req(struct sc_stream *s)
  * Header list -> nghttp2_nv array (borrowing the rcbufs), skipping `skip` if not NULL and
  * giving grpc-timeout the value `timeout` if not NULL (borrowed, must outlive the submit).
  */
-static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip,
-		     const char *timeout)
+static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, const char *timeout)
 {
 	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
 
@@ -153,10 +152,11 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 	struct sc_conn *c = s->c;
 	char enc[512], st[8];
 	nghttp2_nv nv[4] = {
-		{(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-		{(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
-		{(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NONE},
-		{(uint8_t *)"grpc-message", (uint8_t *)enc, 12, 0, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
+	     NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, 0, NGHTTP2_NV_FLAG_NONE},
 	};
 
 	if (s->down_closed || !c->ds)
@@ -165,7 +165,8 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 	stop_timer(s);
 	if (s->resp_started) {
 		/* Too late for a status: the response is under way. */
-		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, NGHTTP2_INTERNAL_ERROR);
+		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id,
+					  NGHTTP2_INTERNAL_ERROR);
 	} else {
 		nv[2].valuelen = (size_t)snprintf(st, sizeof(st), "%d", grpc_status);
 		nv[3].valuelen = sc_grpc_message_encode(msg ? msg : "", enc, sizeof(enc));
@@ -203,8 +204,8 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 }
 
 /* Upstream DATA source: the client's buffered request bytes. */
-static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t len,
-			uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			nghttp2_data_source *src, void *ud)
 {
 	struct sc_stream *s = src->ptr;
 	struct sc_conn *c = s->c;
@@ -227,8 +228,8 @@ static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t le
 }
 
 /* Downstream DATA source: the app's buffered response bytes, then its trailers. */
-static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t len,
-			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *ud)
 {
 	struct sc_stream *s = src->ptr;
 	struct sc_conn *c = ud;
@@ -274,8 +275,10 @@ void sc_stream_forward(struct sc_stream *s)
 	}
 	if (s->deadline_ms && s->timer_was_set) {
 		/* Held by a delay: the app gets what is left of the client's deadline. */
-		uint64_t now = uv_now(&c->w->loop), left = s->deadline_ms > now ? s->deadline_ms - now : 1;
-		snprintf(tmo, sizeof(tmo), "%llum", (unsigned long long)(left > 99999999 ? 99999999 : left));
+		uint64_t now = uv_now(&c->w->loop),
+			 left = s->deadline_ms > now ? s->deadline_ms - now : 1;
+		snprintf(tmo, sizeof(tmo), "%llum",
+			 (unsigned long long)(left > 99999999 ? 99999999 : left));
 	}
 	n = to_nva(&s->req_hdrs, nv, s->strip_header, tmo[0] ? tmo : NULL);
 	prov.source.ptr = s;
@@ -418,13 +421,15 @@ void sc_stream_headers_done(struct sc_stream *s)
 		char peer[64];
 		peer_str(&c->peer, peer, sizeof(peer));
 		if (d.audit_policy)
-			log_info("rbac_audit", d.allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
+			log_info("rbac_audit",
+				 d.allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
 				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d.audit_policy, "method",
 				 (const char *)path.base, "peer", peer, "allowed", d.allowed,
 				 "principal", rq.principal);
 		else
 			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
-				  d.deciding_policy, "method", (const char *)path.base, "peer", peer);
+				  d.deciding_policy, "method", (const char *)path.base, "peer",
+				  peer);
 	}
 	sc_authn_result_cleanup(&ar);
 	if (!d.allowed) {

@@ -42,10 +42,24 @@ START_TEST(values)
 {
 	struct sc_config c;
 	char err[256];
-	const char *const a[] = {"--listen", "127.0.0.1:1", "--upstream=127.0.0.1:2", "--workers",
-				 "4", "--seed", "18446744073709551615", "--idle-timeout", "2m",
-				 "--drain-time", "1.5s", "--admin", "off", "--log-level", "debug",
-				 "--max-delayed", "0", NULL};
+	const char *const a[] = {"--listen",
+				 "127.0.0.1:1",
+				 "--upstream=127.0.0.1:2",
+				 "--workers",
+				 "4",
+				 "--seed",
+				 "18446744073709551615",
+				 "--idle-timeout",
+				 "2m",
+				 "--drain-time",
+				 "1.5s",
+				 "--admin",
+				 "off",
+				 "--log-level",
+				 "debug",
+				 "--max-delayed",
+				 "0",
+				 NULL};
 	ck_assert_int_eq(parse(&c, err, a), 0);
 	ck_assert_str_eq(c.listen, "127.0.0.1:1");
 	ck_assert_str_eq(c.upstream, "127.0.0.1:2");

@@ -112,9 +112,12 @@ static Suite *suite(void)
 	struct {
 		const char *name;
 		const TTest *fn;
-	} cases[] = {{"timeout_units", timeout_units}, {"timeout_malformed", timeout_malformed},
-		     {"message_encoding", message_encoding}, {"preface", preface},
-		     {"split_path", split_path}, {"rng", rng}};
+	} cases[] = {{"timeout_units", timeout_units},
+		     {"timeout_malformed", timeout_malformed},
+		     {"message_encoding", message_encoding},
+		     {"preface", preface},
+		     {"split_path", split_path},
+		     {"rng", rng}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
 		tcase_set_timeout(tc, 10);

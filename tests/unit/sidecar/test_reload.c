@@ -56,7 +56,9 @@ static json_t *policy_view(void)
 }
 
 #define HEAD "apiVersion: grpcguard.io/v1\nkind: Policy\n"
-#define ONE_FAULT HEAD "faults:\n  - name: f\n    match: {methods: [\"*\"]}\n    abort: {grpcStatus: 14, percent: 100}\n"
+#define ONE_FAULT                                                                                  \
+	HEAD "faults:\n  - name: f\n    match: {methods: [\"*\"]}\n    abort: {grpcStatus: 14, "   \
+	     "percent: 100}\n"
 
 START_TEST(lifecycle)
 {
@@ -112,15 +114,18 @@ START_TEST(lifecycle)
 	s = sc_state_current();
 	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
 
-	/* A good file again: swapped, error cleared; the old snapshot stays valid for its holder. */
-	put(pol, HEAD "authorization:\n  - name: a\n    action: DENY\n    rules: [{to: [{methods: [\"*\"]}]}]\n");
+	/* A good file again: swapped, error cleared; the old snapshot stays valid for its holder.
+	 */
+	put(pol, HEAD "authorization:\n  - name: a\n    action: DENY\n    rules: [{to: [{methods: "
+		      "[\"*\"]}]}]\n");
 	sc_reload_check();
 	ck_assert_uint_gt(sc_state_generation(), gen);
 	ck_assert_uint_eq(policy_fault_count(s->policy), 1); /* still readable */
 	sc_snap_unref(s);
 	j = policy_view();
 	ck_assert(json_is_null(json_object_get(j, "last_error")));
-	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(j, "policy"), "authorization")), 1);
+	ck_assert_int_eq(
+	    json_array_size(json_object_get(json_object_get(j, "policy"), "authorization")), 1);
 	json_decref(j);
 	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_ok), 2);
 
