@@ -22,9 +22,11 @@
 #define API_V1 "admission.k8s.io/v1"
 #define API_V1BETA1 "admission.k8s.io/v1beta1"
 
+/* Truncating copy that stays valid UTF-8 (the copies end up in JSON log lines). */
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
+	wh_utf8_sanitize(dst);
 }
 
 /* A plain-text answer for a request we cannot answer with a review. */
@@ -47,6 +49,7 @@ static int text_answer(int status, char **resp, size_t *resp_len, bool *is_json,
 		*resp_len = 0;
 		return 500;
 	}
+	wh_utf8_sanitize(s);
 	copy(info->message, sizeof(info->message), s);
 	info->reason = "bad-request";
 	*resp = s;

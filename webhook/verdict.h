@@ -26,6 +26,14 @@ void wh_verdict_cleanup(struct wh_verdict *v);
 /* Deny with a printf-style message (replaces an earlier one). Returns 0 or -ENOMEM. */
 int wh_verdict_deny(struct wh_verdict *v, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * Make s valid UTF-8 in place: a byte that does not start or continue a valid sequence
+ * (also a sequence cut short by truncation) becomes '?'. Messages quote user input
+ * through printf precision ("%.200s"), which can cut a character in two; jansson refuses
+ * such strings, and the review must still be answered.
+ */
+void wh_utf8_sanitize(char *s);
+
 /* Append a warning (copied). Returns 0 or -ENOMEM. */
 int wh_verdict_warn(struct wh_verdict *v, const char *msg);
 

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "webhook/review.h"
+#include "webhook/verdict.h"
 
 static struct wh_config cfg;
 
@@ -167,6 +168,45 @@ START_TEST(missing_kind_is_denied)
 }
 END_TEST
 
+START_TEST(utf8_cut_by_truncation)
+{
+	/* A long multibyte annotation is quoted with "%.200s" into the denial: the review
+	 * must still be answered (200), with valid UTF-8. */
+	char body[8192], *p = body;
+	struct answer a;
+
+	p += sprintf(p,
+		     "{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", "
+		     "\"request\": {\"uid\": \"u\", \"kind\": {\"kind\": \"Pod\"}, \"operation\": "
+		     "\"CREATE\", \"namespace\": \"d\", \"object\": {\"metadata\": {\"name\": \"");
+	for (int i = 0; i < 150; i++)
+		p += sprintf(p, "\xc3\xa9");
+	/* "x" first, so the 200-byte cut lands inside a character. */
+	p += sprintf(p, "\", \"annotations\": {\"grpcguard.io/inbound-ports\": \"x");
+	for (int i = 0; i < 301; i++)
+		p += sprintf(p, "\xc3\xa9");
+	sprintf(p, "\"}}, \"spec\": {\"containers\": [{\"name\": \"a\"}]}}}}");
+	a = call(WH_ROUTE_MUTATE, body);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert(json_is_false(json_object_get(a.json, "allowed")));
+	/* jansson accepts only valid UTF-8: the truncated copies must be valid. */
+	for (int i = 0; i < 2; i++) {
+		json_t *j = json_string(i ? a.info.message : a.info.name);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+	}
+	done(&a);
+}
+END_TEST
+
+START_TEST(utf8_sanitize)
+{
+	char s[] = "ok \xc3\xa9 \xc3 \xff \xed\xa0\x80 \xf0\x9f\x98\x80 end\xe2\x82";
+	wh_utf8_sanitize(s);
+	ck_assert_str_eq(s, "ok \xc3\xa9 ? ? ??? \xf0\x9f\x98\x80 end??");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("webhook/review");
@@ -178,6 +218,8 @@ static Suite *suite(void)
 	    {"operations", operations},
 	    {"bad_requests", bad_requests},
 	    {"missing_kind_is_denied", missing_kind_is_denied},
+	    {"utf8_cut_by_truncation", utf8_cut_by_truncation},
+	    {"utf8_sanitize", utf8_sanitize},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
