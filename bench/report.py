@@ -146,6 +146,15 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
             w("- %s: %s" % (k, meta[k]))
     w("- CPU placement: %s. The machine is shared (other jobs may run on it), so compare" % meta.get("pin", "?"))
     w("  rows of one table with each other, not with another run.")
+    try:
+        busy = float(meta.get("load1", "0")) > float(meta.get("nproc", "1"))
+    except ValueError:
+        busy = False
+    if busy:
+        w("- **The machine was busy** (load average %s on %s CPUs when the proxy section started):"
+          % (meta.get("load1"), meta.get("nproc")))
+        w("  every process waited for CPU. Latency (1x1 especially, and all p99s) is then dominated")
+        w("  by scheduling, not by the proxies; req/s and CPU per request are the steadier figures.")
     w("- request counts: %s" % meta.get("counts", "?"))
     w("- proxy section took %s s" % meta.get("seconds", "?"))
     w("")

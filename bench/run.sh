@@ -7,25 +7,25 @@
 # or Ctrl-C. Nothing here asserts a speed: it measures and writes a table.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=3        rounds; configurations are interleaved inside each round
-#   BENCH_N_LAT=5000      requests of the 1x1 (latency) mix
-#   BENCH_N_THR=100000    requests of the 8 connections x 16 streams (throughput) mix
-#   BENCH_N_CONN=30000    requests of the 100 connections x 1 stream mix
+#   BENCH_ROUNDS=5        rounds; configurations are interleaved inside each round
+#   BENCH_N_LAT=2000      requests of the 1x1 (latency) mix
+#   BENCH_N_THR=50000     requests of the 8 connections x 16 streams (throughput) mix
+#   BENCH_N_CONN=15000    requests of the 100 connections x 1 stream mix
 #   BENCH_BACKENDS="nghttpd greeter"   which backends to run
 #   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
-#   BENCH_BUDGET_S=420    proxy section: no new round once this many seconds would be exceeded
+#   BENCH_BUDGET_S=450    proxy section: no new round once this many seconds would be exceeded
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-ROUNDS=${BENCH_ROUNDS:-3}
-N_LAT=${BENCH_N_LAT:-5000}
-N_THR=${BENCH_N_THR:-100000}
-N_CONN=${BENCH_N_CONN:-30000}
+ROUNDS=${BENCH_ROUNDS:-5}
+N_LAT=${BENCH_N_LAT:-2000}
+N_THR=${BENCH_N_THR:-50000}
+N_CONN=${BENCH_N_CONN:-15000}
 BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
 CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp}
 OUT=${BENCH_OUT:-$root/bench/RESULTS.md}
@@ -298,7 +298,7 @@ for backend in $BACKENDS; do
 		say "backend $backend did not start"
 	fi
 done
-BUDGET=${BENCH_BUDGET_S:-420}
+BUDGET=${BENCH_BUDGET_S:-450}
 rounds_done=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	t_round=$(date +%s)
@@ -431,6 +431,8 @@ meta=$work/meta.txt
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc)"
+	echo "nproc=$(nproc)"
+	echo "load1=${load_start%% *}"
 	echo "mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 	echo "kernel=$(uname -r)"
 	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
