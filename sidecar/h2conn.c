@@ -341,7 +341,7 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 {
 	const struct sc_config *cfg = c->w->px->cfg;
 	struct sc_up *up = c->up;
-	nghttp2_settings_entry iv[3];
+	nghttp2_settings_entry iv[4];
 	int r;
 
 	if (up && up->state == UP_READY && !nghttp2_session_check_request_allowed(up->s)) {
@@ -367,7 +367,9 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	iv[1] =
 	    (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
 	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1u << 20};
-	nghttp2_submit_settings(up->s, NGHTTP2_FLAG_NONE, iv, 3);
+	/* No RFC 7540 priority tree: nothing to prioritize in a 1:1 relay, and it is work. */
+	iv[3] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
+	nghttp2_submit_settings(up->s, NGHTTP2_FLAG_NONE, iv, 4);
 	nghttp2_session_set_local_window_size(up->s, NGHTTP2_FLAG_NONE, 0,
 					      (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
 							    ? 0x7fffffff
@@ -712,7 +714,7 @@ void sc_worker_callbacks_free(struct sc_worker *w)
 static int down_session_start(struct sc_conn *c)
 {
 	const struct sc_config *cfg = c->w->px->cfg;
-	nghttp2_settings_entry iv[3];
+	nghttp2_settings_entry iv[4];
 	int32_t conn_window =
 	    (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu ? 0x7fffffff
 							       : cfg->max_pending_bytes * 2);
@@ -725,7 +727,8 @@ static int down_session_start(struct sc_conn *c)
 	    (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
 	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 					 cfg->max_header_list_bytes};
-	if (nghttp2_submit_settings(c->ds, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
+	iv[3] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
+	if (nghttp2_submit_settings(c->ds, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
 	    nghttp2_session_set_local_window_size(c->ds, NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
 		return -ENOMEM;
 	return 0;
