@@ -261,6 +261,21 @@ class Deployment(unittest.TestCase):
         for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
             self.assertEqual(r.one(kind)["webhooks"][0]["clientConfig"]["service"]["port"], 8443)
 
+    def test_network_policy(self):
+        self.assertEqual(default().find("NetworkPolicy"), [])
+        r = helm.template(namespace=NS, values={"networkPolicy": {
+            "enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}})
+        np = r.one("NetworkPolicy")["spec"]
+        pod_labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(selects(np["podSelector"], pod_labels))
+        self.assertEqual(sorted(np["policyTypes"]), ["Egress", "Ingress"])
+        self.assertEqual(np["egress"], [])
+        (rule,) = np["ingress"]
+        self.assertEqual(rule["ports"], [{"port": 8443, "protocol": "TCP"}])
+        self.assertEqual(rule["from"], [{"ipBlock": {"cidr": "10.0.0.0/8"}}])
+        r = helm.template(set=["networkPolicy.enabled=true"])
+        self.assertNotIn("from", r.one("NetworkPolicy")["spec"]["ingress"][0])
+
     def test_single_replica_has_no_pdb(self):
         r = helm.template(set=["replicaCount=1"])
         self.assertEqual(r.find("PodDisruptionBudget"), [])
