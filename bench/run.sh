@@ -13,6 +13,7 @@
 #   BENCH_N_CONN=15000    requests of the 100 connections x 1 stream mix
 #   BENCH_BACKENDS="nghttpd greeter"   which backends to run
 #   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
+#   BENCH_MIXES="1x1 8x16 100x1"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
@@ -28,6 +29,7 @@ N_THR=${BENCH_N_THR:-50000}
 N_CONN=${BENCH_N_CONN:-15000}
 BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
 CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp}
+MIXES=${BENCH_MIXES:-1x1 8x16 100x1}
 OUT=${BENCH_OUT:-$root/bench/RESULTS.md}
 PIN=${BENCH_PIN:-1}
 PY=${PYTHON:-/usr/bin/python3}
@@ -307,7 +309,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		bport=${BPORT[$backend]}
 		for config in $CONFIGS; do
 			case $config in gg-*) [ "$have_sidecar" = 1 ] || continue ;; esac
-			for mix in 1x1 8x16 100x1; do
+			for mix in $MIXES; do
 				port=$P_PROXY pid=
 				if [ "$config" = direct ]; then
 					port=$bport
