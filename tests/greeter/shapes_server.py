@@ -82,6 +82,8 @@ class Shapes(shapes_pb2_grpc.ShapesServicer):
                 self._start("ClientStream", req.tag, context)
             total += len(req.payload)
             n += 1
+            if first.sleep_ms:  # a slow reader of the request stream
+                time.sleep(first.sleep_ms / 1000.0)
         if first is None:
             self._start("ClientStream", "", context)
             return shapes_pb2.Msg(count=0)

@@ -360,6 +360,27 @@ def test(tmp):
               "slow reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed" % (peak - base))
         log("info idle-ish RSS %d KiB, peak %d KiB" % (base, peak))
 
+        # and the other way: the client uploads 64 MiB as fast as it can, the app reads
+        # 1 MiB every 30 ms; flow control, not the sidecar's memory, absorbs the difference
+        base = sc.rss_kib()["VmRSS"]
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], sc.rss_kib()["VmRSS"])
+                time.sleep(0.02)
+        th = threading.Thread(target=sample)
+        th.start()
+        chunk = b"u" * (1 << 20)
+        resp = stub.ClientStream(iter([pb.Msg(payload=chunk, sleep_ms=30, tag="up")] +
+                                      [pb.Msg(payload=chunk) for _ in range(63)]), timeout=60)
+        stop.set()
+        th.join()
+        check(resp.count == 64 and resp.payload == b"%d" % (64 << 20), "slow app reader receives 64 x 1 MiB")
+        check(peak[0] - base < 12 * 1024,
+              "slow app reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed" % (peak[0] - base))
+
     # SIGTERM drain: an in-flight call completes, new connections are refused, exit 0
     fut = stub.Unary.future(pb.Msg(sleep_ms=1500, payload=b"drain", tag="drain"), timeout=20)
     time.sleep(0.5)
