@@ -191,6 +191,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
 
     bad = [r for r in rows if r.get("ok") != "ok"]
     targets = []
+    scaling = []
     for backend in ("nghttpd", "greeter"):
         brows = [r for r in rows if r["backend"] == backend]
         if not brows:
@@ -246,6 +247,11 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
                     fmt_ratio(a["hwm"], b_hwm) if proxied else "-",
                     "%.1f" % mib(a["anon"]) if proxied else "-"))
             gg, ggp, tcp = agg.get("gg-nopolicy"), agg.get("gg-policy"), agg.get("haproxy-tcp")
+            w2 = agg.get("gg-w2")
+            if gg and w2 and mix == "8x16":
+                scaling.append("8x16, %s backend: --workers 2 gives %.2fx the req/s of one worker "
+                               "(%.0f vs %.0f), sharing its two CPUs with h2load and the backend"
+                               % (backend, w2["rps"] / gg["rps"], w2["rps"], gg["rps"]))
             if backend == "nghttpd" and gg:
                 if mix == "8x16":
                     if b_rps:
@@ -255,6 +261,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
                         targets.append(("throughput ≥ 75% of haproxy-tcp (8x16)",
                                         "%.0f%%" % (100 * gg["rps"] / tcp["rps"]), gg["rps"] >= 0.75 * tcp["rps"]))
                     targets.append(("peak RSS < 4 MiB (8x16)", "%.1f MiB" % mib(gg["hwm"]), gg["hwm"] < 4096))
+
                     if ggp:
                         cost = 100 * (gg["rps"] - ggp["rps"]) / gg["rps"]
                         targets.append(("realistic policy costs < 5% of throughput (8x16)",
@@ -273,6 +280,10 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
         w("|---|---:|:---:|")
         for name, val, met in targets:
             w("| %s | %s | %s |" % (name, val, "yes" if met else "**no**"))
+
+    if scaling:
+        w("")
+        w("Multi-core: " + "; ".join(scaling) + ".")
 
     wh = [l.rstrip("\n").split("\t") for l in open(wh_path) if l.strip()]
     w("")
