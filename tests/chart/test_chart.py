@@ -538,12 +538,19 @@ class ConfigFile(unittest.TestCase):
                          "ghcr.io/grpcguard/grpcguard-sidecar@sha256:" + "b" * 64)
 
     def test_native_sidecar_needs_129(self):
+        # auto (the default) follows the Kubernetes version Helm sees.
+        for kv, want in (("v1.28.3", False), ("v1.29.0", True), ("v1.31.2-eks-1234", True)):
+            r = helm.template(kube_version=kv)
+            self.assertIs(webhook_config_file(r)["injection"]["nativeSidecar"], want, kv)
+        # An explicit true on an older cluster is refused with the fix in the message.
         with self.assertRaisesRegex(helm.RenderError, "nativeSidecar=false"):
-            helm.template(kube_version="v1.28.3")
+            helm.template(kube_version="v1.28.3", set=["injection.nativeSidecar=true"])
         r = helm.template(kube_version="v1.28.3", set=["injection.nativeSidecar=false"])
         self.assertIs(webhook_config_file(r)["injection"]["nativeSidecar"], False)
+        r = helm.template(kube_version="v1.30.0", set=["injection.nativeSidecar=false"])
+        self.assertIs(webhook_config_file(r)["injection"]["nativeSidecar"], False)
         with self.assertRaisesRegex(helm.RenderError, "kubeVersion"):
-            helm.template(kube_version="v1.24.0", set=["injection.nativeSidecar=false"])
+            helm.template(kube_version="v1.24.0")
 
 
 class Schema(unittest.TestCase):
@@ -605,6 +612,7 @@ class Schema(unittest.TestCase):
             dict(set=["injection.unknown=1"]),
             dict(set=["injection.proxyPort=70000"]),
             dict(set=["injection.interceptMode=ebpf"]),
+            dict(set=["injection.nativeSidecar=maybe"]),
             dict(set=["injection.logLevel=verbose"]),
             dict(set=["webhook.logLevel=trace"]),
             dict(set=["webhook.timeoutSeconds=60"]),

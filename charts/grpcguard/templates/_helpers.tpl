@@ -159,6 +159,16 @@ tlsKey: {{ $cert.Key | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/* injection.nativeSidecar resolved to "true" or "false" (auto: by the Kubernetes version). */}}
+{{- define "grpcguard.nativeSidecar" -}}
+{{- $v := toString .Values.injection.nativeSidecar -}}
+{{- if eq $v "auto" -}}
+{{- semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version -}}
+{{- else -}}
+{{- $v -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Refuses contradictory values with a message that names the fix. */}}
 {{- define "grpcguard.validateValues" -}}
 {{- if and .Values.certManager.enabled .Values.existingSecret -}}
@@ -171,7 +181,7 @@ tlsKey: {{ $cert.Key | quote }}
 {{- if and $pdb.enabled (gt (int .Values.replicaCount) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int .Values.replicaCount)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no node could ever be drained" (int $pdb.minAvailable) (int .Values.replicaCount)) -}}
 {{- end -}}
-{{- if and .Values.injection.enabled .Values.injection.nativeSidecar (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- if and .Values.injection.enabled (eq (toString .Values.injection.nativeSidecar) "true") (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) -}}
 {{- fail (printf "injection.nativeSidecar=true needs Kubernetes 1.29 or later (this is %s): set injection.nativeSidecar=false" .Capabilities.KubeVersion.Version) -}}
 {{- end -}}
 {{- end -}}
