@@ -94,10 +94,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		c0=$(cpu_ns "$spid")
 		load "$N_THR" 8 16
 		c1=$(cpu_ns "$spid")
-		read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR")
+		read -r rps _ ok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR")
 		load "$N_LAT" 1 1 "$work/lat.log"
 		read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log" || echo "0 0")
-		read -r lrps ln lok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR")
+		read -r _ _ lok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR")
 		hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$spid/status" 2>/dev/null || echo 0)
 		kill -0 "$spid" 2>/dev/null || ok="ERR(exited)"
 		kill "$spid" 2>/dev/null || true

@@ -50,8 +50,8 @@ bpid=$!
 pids+=("$bpid")
 wait_port "$P_BACKEND" "$bpid"
 
-SIDECAR=("$B/grpcguard-sidecar" run --listen 127.0.0.1:$P_PROXY --upstream 127.0.0.1:$P_BACKEND
-	--admin 127.0.0.1:$P_ADMIN --policy "$POLICY")
+SIDECAR=("$B/grpcguard-sidecar" run --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_BACKEND"
+	--admin "127.0.0.1:$P_ADMIN" --policy "$POLICY")
 LOAD=(taskset -c 0 h2load -t 1 -c 8 -m 16 -d "$work/req.bin" -H content-type:application/grpc
 	-H te:trailers "http://127.0.0.1:$P_PROXY/helloworld.Greeter/SayHello")
 

@@ -130,6 +130,7 @@ else
 fi
 mk "$B/grpcguard-webhook" && have_webhook=1
 mk "$B/grpcguard-certgen" && have_certgen=1
+# shellcheck disable=SC2046 # pkg-config output is meant to be split into flags
 if mk "$B/libgrpcguard-policy.a" &&
 	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 \
 		-D_GNU_SOURCE -I"$SRC" -o "$B/policy_bench" bench/policy_bench.c \
@@ -138,6 +139,7 @@ if mk "$B/libgrpcguard-policy.a" &&
 	have_policy_lib=1
 fi
 # bench/jwt_bench.c belongs to the JWT part (issue 10); built and run here when present.
+# shellcheck disable=SC2046
 if [ -f "$SRC/bench/jwt_bench.c" ] && mk "$B/libgrpcguard-common.a" &&
 	gcc -std=c17 -O2 -g -D_GNU_SOURCE -I"$SRC" -o "$B/jwt_bench" "$SRC/bench/jwt_bench.c" \
 		"$SRC/sidecar/jwt.c" "$SRC/sidecar/authn.c" "$B/libgrpcguard-policy.a" \
@@ -375,7 +377,7 @@ if [ "${BENCH_SKIP_WEBHOOK:-0}" != 1 ] && [ "$have_webhook" = 1 ]; then
 	fi
 	# A port of the range that is free: one left in TIME_WAIT by an earlier run cannot be
 	# bound again by a server that does not set SO_REUSEADDR.
-	whpid= started=0
+	whpid='' started=0
 	for ((P_WEBHOOK = 35020; P_WEBHOOK < 35030; P_WEBHOOK++)); do
 		WEBHOOK_CMD="$B/grpcguard-webhook --listen 127.0.0.1:$P_WEBHOOK --tls-cert $work/certs/tls.crt --tls-key $work/certs/tls.key"
 		# shellcheck disable=SC2086
