@@ -39,7 +39,13 @@ wait_port() {
 	done
 	return 1
 }
-make --no-print-directory BUILD="$B" "$B/grpcguard-sidecar" >&2
+# PROFILE_BIN: a sidecar binary to profile (e.g. build/bench/bin/grpcguard-sidecar, built by
+# run.sh from the last commit); by default the working tree is built into build/bench.
+SC_BIN=${PROFILE_BIN:-}
+if [ -z "$SC_BIN" ]; then
+	make --no-print-directory BUILD="$B" "$B/grpcguard-sidecar" >&2
+	SC_BIN=$B/grpcguard-sidecar
+fi
 
 printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
 mkdir -p "$work/htdocs/helloworld.Greeter"
@@ -50,7 +56,7 @@ bpid=$!
 pids+=("$bpid")
 wait_port "$P_BACKEND" "$bpid"
 
-SIDECAR=("$B/grpcguard-sidecar" run --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_BACKEND"
+SIDECAR=("$SC_BIN" run --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_BACKEND"
 	--admin "127.0.0.1:$P_ADMIN" --policy "$POLICY")
 LOAD=(taskset -c 0 h2load -t 1 -c 8 -m 16 -d "$work/req.bin" -H content-type:application/grpc
 	-H te:trailers "http://127.0.0.1:$P_PROXY/helloworld.Greeter/SayHello")
