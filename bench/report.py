@@ -266,6 +266,10 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
                         cost = 100 * (gg["rps"] - ggp["rps"]) / gg["rps"]
                         targets.append(("realistic policy costs < 5% of throughput (8x16)",
                                         "%.1f%%" % cost, cost < 5))
+                        if gg["cpu"] > 0:
+                            ccost = 100 * (ggp["cpu"] - gg["cpu"]) / gg["cpu"]
+                            targets.append(("realistic policy: extra CPU per request (8x16; same goal)",
+                                            "%+.1f%%" % ccost, ccost < 5))
                 if mix == "1x1" and direct_mean is not None and "haproxy-h2" in agg:
                     mine = gg["mean"] - direct_mean
                     theirs = agg["haproxy-h2"]["mean"] - direct_mean
