@@ -303,7 +303,12 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
             w("")
             w("Webhook peak RSS (VmHWM) after both runs: %.1f MiB." % mib(float(meta["webhook_hwm_kb"])))
         w("")
-        w("Target of issue 7: over 5,000 admissions/s with keep-alive and p99 under 2 ms.")
+        ka = [x for x in wh if x[0].startswith("keep-alive")]
+        if ka:
+            rps, p99 = float(ka[0][1]), float(ka[0][3]) / 1e3
+            met = rps > 5000 and p99 < 2
+            w("Target of issue 7: over 5,000 admissions/s with keep-alive and p99 under 2 ms: "
+              "%s (%.0f/s, p99 %.2f ms)." % ("met" if met else "**not met**", rps, p99))
     else:
         w("Not measured: %s." % ("the webhook did not start" if meta.get("have_webhook") == "1"
                                  else "grpcguard-webhook does not build yet"))
