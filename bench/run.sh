@@ -17,6 +17,7 @@
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
+#   BENCH_REV=HEAD        with BENCH_SRC=head: the revision to build
 #   BENCH_BUDGET_S=450    proxy section: no new round once this many seconds would be exceeded
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
 set -euo pipefail
@@ -106,20 +107,24 @@ have_sidecar=0 have_webhook=0 have_certgen=0 have_greeter=0 have_policy_lib=0 ha
 build_log=$work/build.log
 : >"$build_log"
 SRC=$root
-if [ "${BENCH_SRC:-head}" = head ] && git rev-parse -q --verify HEAD >/dev/null 2>&1; then
+REV=${BENCH_REV:-HEAD}
+if [ "${BENCH_SRC:-head}" = head ] && git rev-parse -q --verify "$REV^{commit}" >/dev/null 2>&1; then
 	SRC=$B/src
-	head_id=$(git rev-parse HEAD)
+	head_id=$(git rev-parse "$REV^{commit}")
 	if [ "$(cat "$SRC/.commit" 2>/dev/null)" != "$head_id" ]; then
 		rm -rf "$SRC" && mkdir -p "$SRC"
 		# --touch: sources newer than any object built from an older commit.
-		git archive --format=tar HEAD | tar -x -m -C "$SRC"
+		git archive --format=tar "$head_id" | tar -x -m -C "$SRC"
 		echo "$head_id" >"$SRC/.commit"
 	fi
-	BUILT_FROM="commit $(git rev-parse --short HEAD) (git archive HEAD)"
+	BUILT_FROM="commit $(git rev-parse --short "$head_id") (git archive $REV)"
 else
 	BUILT_FROM="working tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?') with local changes"
 fi
 B=$B/bin
+# A program that fails to build must not be measured in an older version left from before.
+rm -f "$B/grpcguard-sidecar" "$B/grpcguard-webhook" "$B/grpcguard-certgen" "$B/policy_bench" \
+	"$B/jwt_bench"
 mk() { make --no-print-directory -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
 say "building into $B from $BUILT_FROM"
 if mk "$B/grpcguard-sidecar"; then
