@@ -18,7 +18,7 @@
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
 #   BENCH_REV=HEAD        with BENCH_SRC=head: the revision to build
-#   BENCH_BUDGET_S=450    proxy section: no new round once this many seconds would be exceeded
+#   BENCH_BUDGET_S=400    proxy section: no new round once this many seconds would be exceeded
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -307,7 +307,7 @@ for backend in $BACKENDS; do
 		say "backend $backend did not start"
 	fi
 done
-BUDGET=${BENCH_BUDGET_S:-450}
+BUDGET=${BENCH_BUDGET_S:-400}
 rounds_done=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	t_round=$(date +%s)
