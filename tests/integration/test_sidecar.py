@@ -29,6 +29,8 @@ BIN = os.environ.get("GG_BIN", os.path.join(ROOT, "build"))
 PY = os.environ.get("PYTHON", "/usr/bin/python3")
 VALGRIND = os.environ.get("GG_VALGRIND") == "1"
 SLOW = 4.0 if VALGRIND else 1.0  # timing slack factor under valgrind
+# RSS figures mean nothing under valgrind or ASan (its quarantine holds freed memory).
+MEASURE_RSS = not VALGRIND and os.environ.get("GG_SANITIZE") != "1"
 PROCS = []
 
 
@@ -356,8 +358,9 @@ def test(tmp):
             time.sleep(0.03)
             peak = max(peak, sc.rss_kib()["VmRSS"])
         check(n == 64, "slow reader receives all 64 x 1 MiB")
-        check(peak - base < 12 * 1024,
-              "slow reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed" % (peak - base))
+        if MEASURE_RSS:
+            check(peak - base < 12 * 1024,
+                  "slow reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed" % (peak - base))
         log("info idle-ish RSS %d KiB, peak %d KiB" % (base, peak))
 
         # and the other way: the client uploads 64 MiB as fast as it can, the app reads
@@ -378,8 +381,10 @@ def test(tmp):
         stop.set()
         th.join()
         check(resp.count == 64 and resp.payload == b"%d" % (64 << 20), "slow app reader receives 64 x 1 MiB")
-        check(peak[0] - base < 12 * 1024,
-              "slow app reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed" % (peak[0] - base))
+        if MEASURE_RSS:
+            check(peak[0] - base < 12 * 1024,
+                  "slow app reader: sidecar RSS grew %d KiB (< 12 MiB) while 64 MiB passed"
+                  % (peak[0] - base))
 
     # SIGTERM drain: an in-flight call completes, new connections are refused, exit 0
     fut = stub.Unary.future(pb.Msg(sleep_ms=1500, payload=b"drain", tag="drain"), timeout=20)
