@@ -185,7 +185,10 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     w("Columns: req/s (median); ×peer = ratio to the best of nghttpx and haproxy-h2 for that")
     w("figure (req/s: higher is better; the others: lower is better); added = mean latency")
     w("minus the direct row's; CPU = CPU seconds (user+system, summed /proc/PID/task/*/schedstat) of the proxy")
-    w("process per 100k requests; RSS = peak resident set (VmHWM) of the proxy, which counts")
+    w("process per 100k requests; CPU busy = req/s x CPU per request, the share of one CPU the")
+    w("proxy used (well under 100%: the proxy was not the bottleneck of that row, the load")
+    w("generator and backend sharing CPU 0 or the round trips were); RSS = peak resident set")
+    w("(VmHWM) of the proxy, which counts")
     w("shared-library pages too; anon = its anonymous (heap, stacks) resident memory")
     w("(RssAnon) at the end of the run, the part that grows with load.")
 
@@ -230,19 +233,20 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
             w("")
             w("### %s" % MIX_DESC[mix])
             w("")
-            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | RSS MiB | ×peer | anon MiB |")
-            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | CPU busy | RSS MiB | ×peer | anon MiB |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for c in CONFIG_ORDER:
                 if c not in agg:
                     continue
                 a = agg[c]
                 added = "-" if direct_mean is None or c == "direct" else "%+.0f" % (a["mean"] - direct_mean)
                 proxied = c != "direct"
-                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s |" % (
+                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |" % (
                     CONFIG_DESC[c], a["rps"], fmt_ratio(a["rps"], b_rps), a["mean"], added,
                     a["p99"], fmt_ratio(a["p99"], b_p99),
                     "%.2f" % a["cpu"] if proxied else "-",
                     fmt_ratio(a["cpu"], b_cpu) if proxied else "-",
+                    "%.0f%%" % (a["rps"] * a["cpu"] / 1e3) if proxied else "-",
                     "%.1f" % mib(a["hwm"]) if proxied else "-",
                     fmt_ratio(a["hwm"], b_hwm) if proxied else "-",
                     "%.1f" % mib(a["anon"]) if proxied else "-"))
