@@ -18,7 +18,8 @@ const char sc_usage[] =
     "       grpcguard-sidecar check FILE       validate a policy file (exit 1 on error)\n"
     "\n"
     "run flags (defaults in brackets):\n"
-    "  --listen HOST:PORT             where clients connect [0.0.0.0:15006]\n"
+    "  --listen HOST:PORT             where clients connect [[::]:15006: IPv6 and IPv4,\n"
+    "                                 or IPv4 only on a node without IPv6]\n"
     "  --upstream original-dst|HOST:PORT  the app: SO_ORIGINAL_DST port on 127.0.0.1, or a\n"
     "                                 fixed address [original-dst]\n"
     "  --admin HOST:PORT              /healthz /readyz /metrics /policy [127.0.0.1:15020];\n"
@@ -45,7 +46,7 @@ const char sc_usage[] =
 void sc_config_defaults(struct sc_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->listen = "0.0.0.0:15006";
+	cfg->listen = "[::]:15006";
 	cfg->upstream = "original-dst";
 	cfg->original_dst = true;
 	cfg->admin = "127.0.0.1:15020";

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,10 @@ static int listen_socket(const struct sockaddr_storage *sa, socklen_t len, bool 
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->ss_family == AF_INET6) {
+		int zero = 0; /* [::] also takes IPv4 (mapped), whatever the sysctl default */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)sa, len) != 0 || listen(fd, 511) != 0)
@@ -79,6 +84,12 @@ fail:
 	one = -errno;
 	close(fd);
 	return one;
+}
+
+static bool is_v6_any(const struct sockaddr_storage *sa)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	return sa->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
 }
 
 /* ---- workers ------------------------------------------------------------------------- */
@@ -292,6 +303,20 @@ int sc_run_main(const struct sc_config *cfg)
 		goto out;
 	for (unsigned i = 0; i < cfg->workers; i++) {
 		int fd = listen_socket(&lsa, llen, cfg->workers > 1);
+		if (fd < 0 && i == 0 && is_v6_any(&lsa) &&
+		    (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)) {
+			/* A node without IPv6: the dual-stack default degrades to IPv4. */
+			struct sockaddr_in *in = (struct sockaddr_in *)&lsa;
+			uint16_t port = ((struct sockaddr_in6 *)&lsa)->sin6_port;
+			memset(&lsa, 0, sizeof(lsa));
+			in->sin_family = AF_INET;
+			in->sin_port = port;
+			in->sin_addr.s_addr = htonl(INADDR_ANY);
+			llen = sizeof(*in);
+			log_warn("no_ipv6", "IPv6 is not available; listening on IPv4 only",
+				 "{s:i}", "port", (int)ntohs(port));
+			fd = listen_socket(&lsa, llen, cfg->workers > 1);
+		}
 		if (fd < 0) {
 			log_error("listen_failed", "cannot listen", "{s:s, s:s}", "listen",
 				  cfg->listen, "error", strerror(-fd));

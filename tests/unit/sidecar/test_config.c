@@ -21,7 +21,7 @@ START_TEST(defaults)
 	char err[256];
 	const char *const a[] = {NULL};
 	ck_assert_int_eq(parse(&c, err, a), 0);
-	ck_assert_str_eq(c.listen, "0.0.0.0:15006");
+	ck_assert_str_eq(c.listen, "[::]:15006");
 	ck_assert(c.original_dst);
 	ck_assert_str_eq(c.admin, "127.0.0.1:15020");
 	ck_assert_str_eq(c.policy, "/etc/grpcguard/policy/policy.yaml");
