@@ -9,7 +9,8 @@
  * Routes: GET (and HEAD) only. /healthz -> 200 "ok"; /readyz -> 200 "ready" or 503
  * "not ready"; /metrics -> the registry in Prometheus text format; registered paths ->
  * their handler; anything else 404; any other method 405. Connections are bounded
- * (ADMIN_MAX_CONNECTIONS, ADMIN_TIMEOUT_S idle timeout) and request bodies are never read.
+ * (ADMIN_MAX_CONNECTIONS, ADMIN_MAX_PER_IP per client address, ADMIN_TIMEOUT_S idle
+ * timeout) and request bodies are never read.
  *
  * What it does not do: TLS, authentication, POST endpoints. It is meant to listen on
  * loopback or on the pod IP for Prometheus, never on the internet.
@@ -35,7 +36,13 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
-#define ADMIN_MAX_CONNECTIONS 32
+/*
+ * Bounds: 128 connections in all, at most 8 from one address, so a peer that opens idle
+ * connections (the port listens on the pod IP) cannot starve the kubelet's probes or
+ * Prometheus, which connect from other addresses. Each connection costs up to 32 KiB.
+ */
+#define ADMIN_MAX_CONNECTIONS 128
+#define ADMIN_MAX_PER_IP 8
 #define ADMIN_TIMEOUT_S 10
 #define ADMIN_BACKLOG 64
 #define ADMIN_MAX_PATH 256
@@ -327,6 +334,7 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_PER_IP,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
 	rc = errno;

@@ -23,6 +23,27 @@ struct http_reply {
 	char body[8192];
 };
 
+/* IPv4 source address for the next requests (NULL: the kernel's choice, 127.0.0.1). */
+static const char *src4;
+
+/* A TCP connection to 127.0.0.1:port from address src (any 127.x.y.z works on Linux). */
+static int connect_from(const char *src, unsigned port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in b = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (src) {
+		ck_assert_int_eq(inet_pton(AF_INET, src, &b.sin_addr), 1);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&b, sizeof(b)), 0);
+	}
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
 /* Send raw request text to [host]:port, read the whole reply (Connection: close). */
 static int http_raw(int family, unsigned port, const char *req, struct http_reply *out)
 {
@@ -50,6 +71,14 @@ static int http_raw(int family, unsigned port, const char *req, struct http_repl
 	fd = socket(family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -errno;
+	if (family == AF_INET && src4) {
+		struct sockaddr_in b = {.sin_family = AF_INET};
+		if (inet_pton(AF_INET, src4, &b.sin_addr) != 1 ||
+		    bind(fd, (struct sockaddr *)&b, sizeof(b)) != 0) {
+			close(fd);
+			return -EINVAL;
+		}
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		int e = -errno;
@@ -291,20 +320,46 @@ END_TEST
 
 START_TEST(test_connection_limit)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct http_reply r;
 	int idle[40], n;
 
-	/* Idle clients take every slot (32): the next request is refused, not queued forever. */
-	for (n = 0; n < 40; n++) {
-		idle[n] = socket(AF_INET, SOCK_STREAM, 0);
-		ck_assert_int_eq(connect(idle[n], (struct sockaddr *)&a, sizeof(a)), 0);
-	}
+	/*
+	 * One address's idle clients take its 8 slots: its next request is refused, not
+	 * queued forever, while a client from another address (the kubelet) is still served.
+	 */
+	for (n = 0; n < 40; n++)
+		idle[n] = connect_from("127.0.0.1", port);
 	usleep(200 * 1000); /* let the admin thread accept them */
+	src4 = "127.0.0.1";
 	ck_assert_int_ne(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	src4 = "127.0.0.2";
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	src4 = NULL;
 	for (int i = 0; i < n; i++)
+		close(idle[i]);
+	usleep(200 * 1000);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
+START_TEST(test_connection_limit_total)
+{
+	struct http_reply r;
+	int idle[16 * 8];
+	char src[32];
+
+	/* 16 addresses x 8 idle connections fill all 128 slots: nobody else gets in. */
+	for (int i = 0; i < 16 * 8; i++) {
+		snprintf(src, sizeof(src), "127.0.1.%d", 1 + i / 8);
+		idle[i] = connect_from(src, port);
+	}
+	usleep(300 * 1000);
+	src4 = "127.0.2.1";
+	ck_assert_int_ne(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	src4 = NULL;
+	for (int i = 0; i < 16 * 8; i++)
 		close(idle[i]);
 	usleep(200 * 1000);
 	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
@@ -323,6 +378,7 @@ static Suite *admin_suite(void)
 	    {"metrics", test_metrics},	       {"routes", test_routes},
 	    {"404_405", test_404_405},	       {"ipv6_and_errors", test_ipv6_and_errors},
 	    {"stop", test_stop_releases_port}, {"connection_limit", test_connection_limit},
+	    {"connection_limit_total", test_connection_limit_total},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
