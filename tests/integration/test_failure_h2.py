@@ -8,6 +8,8 @@ attacks are exactly what a malicious peer can send:
   connection gets GOAWAY (or is closed) and the good client's calls, running in a thread
   the whole time, never fail;
 - a client that connects and says nothing, or half a preface: closed at --idle-timeout;
+- 40 idle connections to the admin port from one address: /readyz from another address
+  (the kubelet) is still answered;
 - the SETTINGS we advertise are the configured limits (MAX_CONCURRENT_STREAMS,
   INITIAL_WINDOW_SIZE = --max-pending-bytes, MAX_HEADER_LIST_SIZE) and the connection
   window is twice the stream window;
@@ -253,6 +255,24 @@ def floods(tmp):
         el = time.monotonic() - t0
         r.close()
         check(closed and 1.5 <= el <= 5 * SLOW, "%s: closed after %.1fs (--idle-timeout 2s)" % (name, el))
+
+    # the admin port (15020 listens on the pod IP): one peer's idle connections must not
+    # starve the kubelet's probes, which come from another address
+    idle = [socket.create_connection(("127.0.0.1", BASE + 2), timeout=5) for _ in range(40)]
+    time.sleep(0.3)
+    probe = socket.create_connection(("127.0.0.1", BASE + 2), timeout=5,
+                                     source_address=("127.0.0.2", 0))
+    probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        reply = probe.recv(1024)
+    except OSError as e:
+        reply = repr(e).encode()
+    probe.close()
+    for x in idle:
+        x.close()
+    check(reply.startswith(b"HTTP/1.1 200"),
+          "admin: 40 idle connections from one address, /readyz from another still served (%r)"
+          % reply[:40])
 
     good.stop()
     check(not good.failed and good.ok > 20,
