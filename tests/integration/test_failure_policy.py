@@ -14,6 +14,8 @@ last_error).
 - file deleted: last good stays (logged once), a new file is picked up;
 - the whole directory deleted and re-created later (a volume remounted): last good stays
   meanwhile, the new file is picked up;
+- the very first file invalid: no policy (allow all), the error in /policy; the fixed
+  file is picked up;
 - the sidecar exits 0 on SIGTERM (and, under GG_VALGRIND/GG_SANITIZE, without errors).
 Ports 31000-31099.
 """
@@ -192,6 +194,24 @@ def test(tmp):
     check(sc.p.poll() is None, "sidecar still running")
     ch.close()
     check(sc.stop() == 0, "sidecar exits 0 (no leak/sanitizer error)")
+
+    # ---- the very first file is invalid: no policy (allow all), said so; fixed later --------
+    bad = os.path.join(tmp, "bad", "policy.yaml")
+    os.makedirs(os.path.dirname(bad))
+    atomic_write(bad, policy("v9").replace("ABORTED", "NOT_A_STATUS"))
+    sc = Sidecar(tmp, BASE + 10, "127.0.0.1:%d" % (BASE + 1), BASE + 12, ["--policy", bad],
+                 name="sidecar-bad")
+    ch = channel(BASE + 10)
+    stub = pbg.ShapesStub(ch)
+    j = pol(sc)
+    check(not j["loaded"] and "policy.yaml:" in (j["last_error"] or "") and in_force(stub) == "none",
+          "first file invalid: no policy, calls pass, last_error shown (%s)" % j["last_error"])
+    check(any(e.get("event") == "policy_rejected" and e.get("kept_last_good") is False
+              for e in log_events(sc)), "first file invalid: policy_rejected, kept_last_good false")
+    atomic_write(bad, policy("v9"))
+    check(wait_for(lambda: in_force(stub) == "v9", 5), "first file fixed: picked up")
+    ch.close()
+    check(sc.stop() == 0, "sidecar-bad exits 0")
     srv.stop()
 
 
