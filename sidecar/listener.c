@@ -218,14 +218,22 @@ static void probe_close_cb(uv_handle_t *h)
 	M.probing = false;
 }
 
+/* Abandons a connect in flight (its callback then sees UV_ECANCELED). */
+static void probe_abort(void)
+{
+	if (M.probing && !uv_is_closing((uv_handle_t *)&M.probe))
+		uv_close((uv_handle_t *)&M.probe, probe_close_cb);
+}
+
 static void probe_connect_cb(uv_connect_t *req, int status)
 {
 	(void)req;
 	if (status == UV_ECANCELED)
-		return;
+		return; /* probe_abort() closed the handle */
 	uv_close((uv_handle_t *)&M.probe, probe_close_cb);
 	if (atomic_load(&M.px.draining))
 		return;
+	uv_timer_stop(&M.probe_timer);
 	if (status == 0) {
 		if (M.admin)
 			admin_set_ready(M.admin, true);
@@ -235,6 +243,11 @@ static void probe_connect_cb(uv_connect_t *req, int status)
 	uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
 }
 
+/*
+ * One TCP connect to the app. The probe timer doubles as its timeout
+ * (--upstream-connect-timeout): an app whose accept queue is full drops the SYN and the
+ * kernel would otherwise keep retrying for minutes.
+ */
 static void probe_start(void)
 {
 	if (M.probing || atomic_load(&M.px.draining))
@@ -245,12 +258,20 @@ static void probe_start(void)
 			   probe_connect_cb) != 0) {
 		uv_close((uv_handle_t *)&M.probe, probe_close_cb);
 		uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
+		return;
 	}
+	uv_timer_start(&M.probe_timer, probe_timer_cb, M.px.cfg->upstream_connect_timeout_ms, 0);
 }
 
 static void probe_timer_cb(uv_timer_t *t)
 {
 	(void)t;
+	if (M.probing) {
+		/* The connect timed out (or its handle is still closing): retry later. */
+		probe_abort();
+		uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
+		return;
+	}
 	probe_start();
 }
 
@@ -269,6 +290,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&M.sigterm, noop_close);
 	uv_close((uv_handle_t *)&M.sigint, noop_close);
 	uv_close((uv_handle_t *)&M.probe_timer, noop_close);
+	probe_abort();
 	sc_reload_stop();
 }
 
