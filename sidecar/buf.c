@@ -113,11 +113,26 @@ void sc_chunkq_clear(struct sc_chunkq *q, struct sc_pool *p)
 	q->bytes = 0;
 }
 
+void sc_hdrs_init(struct sc_hdrs *h, struct sc_hdr *inl, uint32_t ninl)
+{
+	memset(h, 0, sizeof(*h));
+	h->v = h->inl = inl;
+	h->cap = h->ninl = inl ? ninl : 0;
+}
+
 int sc_hdrs_add(struct sc_hdrs *h, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
 {
 	if (h->n == h->cap) {
 		uint32_t ncap = h->cap ? h->cap * 2 : 12;
-		struct sc_hdr *v = realloc(h->v, ncap * sizeof(*v));
+		struct sc_hdr *v;
+
+		if (h->v && h->v == h->inl) {
+			v = malloc(ncap * sizeof(*v));
+			if (v)
+				memcpy(v, h->v, h->n * sizeof(*v));
+		} else {
+			v = realloc(h->v, ncap * sizeof(*v));
+		}
 		if (!v)
 			return -ENOMEM;
 		h->v = v;
@@ -138,6 +153,7 @@ void sc_hdrs_clear(struct sc_hdrs *h)
 		nghttp2_rcbuf_decref(h->v[i].name);
 		nghttp2_rcbuf_decref(h->v[i].value);
 	}
-	free(h->v);
-	memset(h, 0, sizeof(*h));
+	if (h->v != h->inl)
+		free(h->v);
+	sc_hdrs_init(h, h->inl, h->ninl);
 }

@@ -201,6 +201,7 @@ static void worker_cleanup(struct sc_worker *w)
 	sc_worker_callbacks_free(w);
 	uv_loop_close(&w->loop);
 	sc_pool_cleanup(&w->pool);
+	sc_stream_pool_cleanup(w);
 	free(w->obuf);
 	free(w->scratch_hdrs);
 	sc_authn_free(w->authn);

@@ -55,12 +55,20 @@ void sc_pool_cleanup(struct sc_pool *p);
 struct sc_hdr {
 	nghttp2_rcbuf *name, *value;
 };
+/*
+ * The first `ninl` fields live in storage the owner provides (inside the stream, so a
+ * typical gRPC header block costs no allocation); more spill to the heap.
+ */
 struct sc_hdrs {
-	struct sc_hdr *v;
-	uint32_t n, cap;
+	struct sc_hdr *v;   /* inl, or heap once it outgrew inl */
+	struct sc_hdr *inl; /* borrowed storage for ninl fields, may be NULL */
+	uint32_t n, cap, ninl;
 	size_t bytes; /* name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts */
 };
+/* An empty list using inl[0..ninl) first (inl borrowed, may be NULL with ninl 0). */
+void sc_hdrs_init(struct sc_hdrs *h, struct sc_hdr *inl, uint32_t ninl);
 int sc_hdrs_add(struct sc_hdrs *h, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
+/* Drops every field and the heap spill; the list is empty and usable again. */
 void sc_hdrs_clear(struct sc_hdrs *h);
 
 /* ---- output to a socket ----------------------------------------------------------- */
@@ -102,6 +110,8 @@ struct sc_stream {
 	const char *abort_message, *fault_name; /* borrowed from snap->policy */
 	struct sc_snap *snap;			/* the policy this RPC was decided with */
 	uv_timer_t *timer;			/* delay timer, freed in its close callback */
+	/* Inline header storage: a gRPC request carries 7-10 fields, a response 2-4. */
+	struct sc_hdr inl_req[12], inl_resp[4], inl_trl[4];
 };
 
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
@@ -170,6 +180,8 @@ struct sc_worker {
 	size_t nconns;
 	bool draining;
 	struct sc_pool pool;
+	struct sc_stream *free_streams; /* freed streams kept for reuse */
+	size_t nfree_streams;
 	uint8_t rbuf[65536];
 	uint8_t *obuf; /* assembly buffer for outgoing frames */
 	size_t obuf_cap;
@@ -226,6 +238,7 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg);
 void sc_stream_maybe_free(struct sc_stream *s);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
 void sc_stream_drop_req(struct sc_stream *s);
+void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
 
 #endif

@@ -1,6 +1,8 @@
-/* sidecar/buf: chunk queues (order, partial reads, pool reuse and its cap). */
+/* sidecar/buf: chunk queues (order, partial reads, pool reuse and its cap); header lists
+ * (inline storage, spill to the heap, clear and reuse). */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sidecar/proxy.h"
@@ -61,6 +63,82 @@ START_TEST(pool_cap_and_clear)
 }
 END_TEST
 
+/* Real rcbufs: a client session's request HEADERS fed to a server session. */
+static int collect_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *name,
+			  nghttp2_rcbuf *value, uint8_t flags, void *ud)
+{
+	(void)s;
+	(void)f;
+	(void)flags;
+	return sc_hdrs_add(ud, name, value) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static void feed_request(struct sc_hdrs *h, size_t nextra)
+{
+	nghttp2_session_callbacks *cb;
+	nghttp2_session *cs, *ss;
+	nghttp2_nv nv[40];
+	char names[32][16];
+	const uint8_t *d;
+	size_t n = 0;
+	ssize_t len;
+
+	nv[n++] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0};
+	nv[n++] = (nghttp2_nv){(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0};
+	nv[n++] = (nghttp2_nv){(uint8_t *)":path", (uint8_t *)"/a.B/C", 5, 6, 0};
+	nv[n++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0};
+	for (size_t i = 0; i < nextra && i < 32; i++) {
+		int k = snprintf(names[i], sizeof(names[i]), "x-h%zu", i);
+		nv[n++] = (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)names[i], (size_t)k,
+				       (size_t)k, 0};
+	}
+	ck_assert_int_eq(nghttp2_session_callbacks_new(&cb), 0);
+	ck_assert_int_eq(nghttp2_session_client_new(&cs, cb, NULL), 0);
+	nghttp2_session_callbacks_set_on_header_callback2(cb, collect_header);
+	ck_assert_int_eq(nghttp2_session_server_new(&ss, cb, h), 0);
+	ck_assert_int_gt(nghttp2_submit_request(cs, NULL, nv, n, NULL, NULL), 0);
+	/* The client session sends the preface magic itself; SETTINGS must come first. */
+	ck_assert_int_eq(nghttp2_submit_settings(cs, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+	while ((len = nghttp2_session_mem_send(cs, &d)) > 0)
+		ck_assert_int_eq(nghttp2_session_mem_recv(ss, d, (size_t)len), len);
+	ck_assert_uint_eq(h->n, n);
+	for (size_t i = 0; i < n; i++) {
+		nghttp2_vec k = nghttp2_rcbuf_get_buf(h->v[i].name);
+		ck_assert_uint_eq(k.len, nv[i].namelen);
+		ck_assert(memcmp(k.base, nv[i].name, k.len) == 0);
+	}
+	/* The list holds its own references: the sessions can go first. */
+	nghttp2_session_del(cs);
+	nghttp2_session_del(ss);
+	nghttp2_session_callbacks_del(cb);
+}
+
+START_TEST(hdrs_inline_then_heap)
+{
+	struct sc_hdr inl[6];
+	struct sc_hdrs h;
+
+	sc_hdrs_init(&h, inl, 6);
+	feed_request(&h, 2); /* 6 fields: all inline */
+	ck_assert_ptr_eq(h.v, inl);
+	ck_assert_uint_eq(h.bytes, 7 + 4 + 7 + 4 + 5 + 6 + 10 + 1 + 2 * (4 + 4) + 6 * 32);
+	sc_hdrs_clear(&h);
+	ck_assert_uint_eq(h.n, 0);
+	ck_assert_uint_eq(h.bytes, 0);
+	feed_request(&h, 20); /* 24 fields: spills to the heap */
+	ck_assert_ptr_ne(h.v, inl);
+	ck_assert_uint_ge(h.cap, 24);
+	sc_hdrs_clear(&h);
+	ck_assert_ptr_eq(h.v, inl); /* back on the inline storage */
+	ck_assert_uint_eq(h.cap, 6);
+	sc_hdrs_init(&h, NULL, 0); /* no inline storage at all */
+	feed_request(&h, 1);
+	ck_assert_ptr_nonnull(h.v);
+	sc_hdrs_clear(&h);
+	ck_assert_ptr_null(h.v);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sidecar/buf");
@@ -71,6 +149,10 @@ static Suite *suite(void)
 	tc = tcase_create("pool_cap_and_clear");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, pool_cap_and_clear);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hdrs_inline_then_heap");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, hdrs_inline_then_heap);
 	suite_add_tcase(s, tc);
 	return s;
 }
