@@ -36,7 +36,7 @@ P_HOLD = HEAD + """faults:
     match:
       methods: ["/shapes.Shapes/Unary"]
       headers: {x-hold: "1"}
-    delay: {fixed: 1500ms, percent: 100}
+    delay: {fixed: 2s, percent: 100}
 """
 
 
@@ -77,25 +77,28 @@ def sigterm_under_load(tmp, srv):
     for i, st in enumerate(stubs):
         for k in range(8):
             tag = "load-%d-%d" % (i, k)
-            futs.append((tag, st.Unary.future(pb.Msg(payload=tag.encode(), sleep_ms=1200 + 50 * k,
+            futs.append((tag, st.Unary.future(pb.Msg(payload=tag.encode(), sleep_ms=3000 + 50 * k,
                                                      tag=tag), timeout=30)))
     streams, got = [], [[], []]
     for j in range(2):
-        it = stubs[j].ServerStream(pb.Msg(count=12, sleep_ms=150, tag="st%d" % j), timeout=30)
+        it = stubs[j].ServerStream(pb.Msg(count=12, sleep_ms=250, tag="st%d" % j), timeout=30)
         th = threading.Thread(target=lambda it=it, j=j: got[j].extend(
             m.count for m in it), daemon=True)
         th.start()
         streams.append((it, th))
-    held = stubs[3].Unary.future(pb.Msg(payload=b"held", tag="held"), timeout=30,
-                                 metadata=(("x-hold", "1"),))
     end = time.monotonic() + 10 * SLOW
     while time.monotonic() < end:
         seen = calls_of(srv)
         if sum(1 for l in seen if l.startswith("Unary load-")) == 32 and \
-                sum(1 for l in seen if l.startswith("ServerStream st")) == 2 and \
-                metric(sc.metrics(), "grpcguard_sidecar_delayed_streams") == 1:
+                sum(1 for l in seen if l.startswith("ServerStream st")) == 2:
             break
         time.sleep(0.05)
+    held = stubs[3].Unary.future(pb.Msg(payload=b"held", tag="held"), timeout=30,
+                                 metadata=(("x-hold", "1"),))
+    end = time.monotonic() + 5 * SLOW
+    while time.monotonic() < end and \
+            metric(sc.metrics(), "grpcguard_sidecar_delayed_streams") != 1:
+        time.sleep(0.02)
     m = sc.metrics()
     check(metric(m, "grpcguard_sidecar_delayed_streams") == 1,
           "one RPC held by the delay (%s)" % {k: v for k, v in m.items() if "delay" in k})
