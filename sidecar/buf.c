@@ -3,8 +3,10 @@
  * Chunks are the only per-stream data storage: a stream's queue never holds more than
  * the flow-control window we granted its sender, and freed chunks go back to the pool
  * (up to pool->max_free of them) so steady traffic does not call malloc per frame.
+ * Also the small-object allocator nghttp2 uses for a worker's sessions (see proxy.h).
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,4 +158,132 @@ void sc_hdrs_clear(struct sc_hdrs *h)
 	if (h->v != h->inl)
 		free(h->v);
 	sc_hdrs_init(h, h->inl, h->ninl);
+}
+
+/* ---- small objects for nghttp2 ---------------------------------------------------- */
+
+/* Every block starts with this header: the class, or SMALL_BIG for a plain malloc. */
+struct small_hdr {
+	alignas(max_align_t) uint32_t cls;
+	uint32_t size; /* SMALL_BIG: the size asked for (realloc copies it) */
+};
+union small_free {
+	union small_free *next;
+};
+#define SMALL_MIN_SHIFT 5 /* class 0 holds 32 bytes, class 6 holds 2 KiB */
+#define SMALL_BIG UINT32_MAX
+#if defined(__SANITIZE_ADDRESS__)
+#define SMALL_CACHING 0
+#else
+#define SMALL_CACHING 1
+#endif
+
+static inline size_t class_bytes(uint32_t cls)
+{
+	return (size_t)1 << (cls + SMALL_MIN_SHIFT);
+}
+
+static inline uint32_t class_of(size_t n)
+{
+	if (n <= ((size_t)1 << SMALL_MIN_SHIFT))
+		return 0;
+	if (n > class_bytes(SC_SMALL_CLASSES - 1))
+		return SMALL_BIG;
+	return (uint32_t)(64 - __builtin_clzll((unsigned long long)(n - 1)) - SMALL_MIN_SHIFT);
+}
+
+static void *small_malloc(size_t n, void *ud)
+{
+	struct sc_small *a = ud;
+	uint32_t cls = class_of(n);
+	struct small_hdr *h;
+
+	if (cls != SMALL_BIG && a->free[cls]) {
+		union small_free *f = a->free[cls];
+		a->free[cls] = f->next;
+		a->nfree[cls]--;
+		h = (struct small_hdr *)(void *)f - 1;
+		return h + 1;
+	}
+	if (n > UINT32_MAX - 64)
+		return NULL;
+	h = malloc(sizeof(*h) + (cls == SMALL_BIG || !SMALL_CACHING ? n : class_bytes(cls)));
+	if (!h)
+		return NULL;
+	h->cls = cls;
+	h->size = (uint32_t)n;
+	return h + 1;
+}
+
+static void small_free(void *p, void *ud)
+{
+	struct sc_small *a = ud;
+	struct small_hdr *h;
+
+	if (!p)
+		return;
+	h = (struct small_hdr *)p - 1;
+	if (SMALL_CACHING && h->cls != SMALL_BIG &&
+	    (a->nfree[h->cls] + 1) * class_bytes(h->cls) <= SC_SMALL_CACHE_BYTES) {
+		union small_free *f = p;
+		f->next = a->free[h->cls];
+		a->free[h->cls] = f;
+		a->nfree[h->cls]++;
+		return;
+	}
+	free(h);
+}
+
+static void *small_calloc(size_t nmemb, size_t size, void *ud)
+{
+	void *p;
+
+	if (size && nmemb > SIZE_MAX / size)
+		return NULL;
+	p = small_malloc(nmemb * size, ud);
+	if (p)
+		memset(p, 0, nmemb * size);
+	return p;
+}
+
+static void *small_realloc(void *p, size_t n, void *ud)
+{
+	struct small_hdr *h;
+	size_t have;
+	void *np;
+
+	if (!p)
+		return small_malloc(n, ud);
+	if (n == 0) {
+		small_free(p, ud);
+		return NULL;
+	}
+	h = (struct small_hdr *)p - 1;
+	have = h->cls == SMALL_BIG || !SMALL_CACHING ? h->size : class_bytes(h->cls);
+	if (n <= have && (SMALL_CACHING || n == have))
+		return p;
+	np = small_malloc(n, ud);
+	if (!np)
+		return NULL;
+	memcpy(np, p, have < n ? have : n);
+	small_free(p, ud);
+	return np;
+}
+
+void sc_small_init(struct sc_small *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->mem = (nghttp2_mem){a, small_malloc, small_free, small_calloc, small_realloc};
+}
+
+void sc_small_cleanup(struct sc_small *a)
+{
+	for (uint32_t c = 0; c < SC_SMALL_CLASSES; c++) {
+		while (a->free[c]) {
+			union small_free *f = a->free[c];
+			a->free[c] = f->next;
+			free((struct small_hdr *)(void *)f - 1);
+		}
+		a->nfree[c] = 0;
+	}
 }

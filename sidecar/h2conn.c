@@ -359,7 +359,8 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	up = calloc(1, sizeof(*up));
 	if (!up)
 		return NULL;
-	if (nghttp2_session_client_new2(&up->s, c->w->up_cbs, up, c->w->up_opt) != 0) {
+	if (nghttp2_session_client_new3(&up->s, c->w->up_cbs, up, c->w->up_opt, &c->w->small.mem) !=
+	    0) {
 		free(up);
 		return NULL;
 	}
@@ -580,7 +581,9 @@ static void nva_from(const struct sc_hdrs *h, nghttp2_nv *nv)
 	for (uint32_t i = 0; i < h->n; i++) {
 		nghttp2_vec n = nghttp2_rcbuf_get_buf(h->v[i].name);
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
-		nv[i] = (nghttp2_nv){n.base, v.base, n.len, v.len, NGHTTP2_NV_FLAG_NONE};
+		/* No copy: resp_hdrs stays in the stream until it is freed (see to_nva). */
+		nv[i] = (nghttp2_nv){n.base, v.base, n.len, v.len,
+				     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 	}
 }
 
@@ -618,7 +621,6 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 					s->resp_eof ? NULL : &prov);
 		if (nv != stack)
 			free(nv);
-		sc_hdrs_clear(&s->resp_hdrs);
 		s->resp_started = true;
 		c->need_flush = true;
 		return 0;
@@ -675,6 +677,7 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	const struct sc_config *cfg = w->px->cfg;
 	nghttp2_session_callbacks *cb;
 
+	sc_small_init(&w->small);
 	if (nghttp2_session_callbacks_new(&w->down_cbs) ||
 	    nghttp2_session_callbacks_new(&w->up_cbs) || nghttp2_option_new(&w->down_opt) ||
 	    nghttp2_option_new(&w->up_opt))
@@ -719,7 +722,8 @@ static int down_session_start(struct sc_conn *c)
 	    (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu ? 0x7fffffff
 							       : cfg->max_pending_bytes * 2);
 
-	if (nghttp2_session_server_new2(&c->ds, c->w->down_cbs, c, c->w->down_opt) != 0)
+	if (nghttp2_session_server_new3(&c->ds, c->w->down_cbs, c, c->w->down_opt,
+					&c->w->small.mem) != 0)
 		return -ENOMEM;
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 					 cfg->max_concurrent_streams};

@@ -206,6 +206,7 @@ static void worker_cleanup(struct sc_worker *w)
 	free(w->scratch_hdrs);
 	sc_authn_free(w->authn);
 	sc_snap_unref(w->snap);
+	sc_small_cleanup(&w->small); /* last: every session and rcbuf is gone */
 }
 
 /* ---- main loop: signals and readiness ------------------------------------------------- */

@@ -51,6 +51,25 @@ size_t sc_chunkq_read(struct sc_chunkq *q, struct sc_pool *p, uint8_t *out, size
 void sc_chunkq_clear(struct sc_chunkq *q, struct sc_pool *p);
 void sc_pool_cleanup(struct sc_pool *p);
 
+/* ---- small objects for nghttp2 (nghttp2_mem) -------------------------------------- */
+/*
+ * nghttp2 allocates a dozen small objects per RPC (streams, outbound frames, header
+ * copies, HPACK rcbufs) and frees them moments later. A worker's sessions allocate from
+ * per-size-class free lists (32 B .. 2 KiB, at most SC_SMALL_CACHE_BYTES kept per class);
+ * larger requests go to malloc. Single-threaded: a worker's sessions and the rcbufs they
+ * hand out are created and freed on that worker's thread only. In ASan builds nothing is
+ * cached, so use-after-free and overflows are still caught.
+ */
+#define SC_SMALL_CLASSES 7
+#define SC_SMALL_CACHE_BYTES 32768
+struct sc_small {
+	nghttp2_mem mem; /* mem_user_data points back here */
+	void *free[SC_SMALL_CLASSES];
+	uint32_t nfree[SC_SMALL_CLASSES];
+};
+void sc_small_init(struct sc_small *a);
+void sc_small_cleanup(struct sc_small *a); /* frees the cached objects */
+
 /* ---- header lists, kept as nghttp2's refcounted buffers (no copy) ----------------- */
 struct sc_hdr {
 	nghttp2_rcbuf *name, *value;
@@ -180,6 +199,7 @@ struct sc_worker {
 	size_t nconns;
 	bool draining;
 	struct sc_pool pool;
+	struct sc_small small;		/* nghttp2's allocator for this worker's sessions */
 	struct sc_stream *free_streams; /* freed streams kept for reuse */
 	size_t nfree_streams;
 	uint8_t rbuf[65536];

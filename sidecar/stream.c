@@ -22,9 +22,9 @@ static const char *const grpc_unavailable_msg =
 
 /* Spare stream objects kept per worker (steady traffic then allocates none). */
 #if defined(__SANITIZE_ADDRESS__)
-#define STREAM_POOL_MAX 0 /* ASan builds: every stream is freed, so a stale pointer is caught */
+static const size_t stream_pool_max = 0; /* ASan: every stream is freed, stale pointers caught */
 #else
-#define STREAM_POOL_MAX 64
+static const size_t stream_pool_max = 64;
 #endif
 
 struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id)
@@ -113,7 +113,7 @@ void sc_stream_maybe_free(struct sc_stream *s)
 		s->next->prev = s->prev;
 	c->nstreams--;
 	metrics_add(sc_stats.active_streams, -1);
-	if (w->nfree_streams < STREAM_POOL_MAX) {
+	if (w->nfree_streams < stream_pool_max) {
 		s->next = w->free_streams;
 		w->free_streams = s;
 		w->nfree_streams++;
@@ -145,8 +145,14 @@ void sc_stream_drop_req(struct sc_stream *s)
 
 /*
  * Header list -> nghttp2_nv array (borrowing the rcbufs), skipping `skip` if not NULL and
- * giving grpc-timeout the value `timeout` if not NULL (borrowed, must outlive the submit).
+ * giving grpc-timeout the value `timeout` if not NULL (nghttp2 copies that one).
+ *
+ * No copy: nghttp2 reads these bytes only when it serializes the frame, so they must
+ * live until then. They do: the list stays in the stream until the stream is freed,
+ * which happens only after both sessions closed the stream, and nghttp2 drops (without
+ * reading) a queued HEADERS frame of a stream that closed or a session that was deleted.
  */
+#define NV_NO_COPY (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
 static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, const char *timeout)
 {
 	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
@@ -156,11 +162,13 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, 
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(h->v[i].value);
 		if (skip && k.len == skiplen && memcmp(k.base, skip, skiplen) == 0)
 			continue;
+		nv[n] = (nghttp2_nv){k.base, v.base, k.len, v.len, NV_NO_COPY};
 		if (timeout && k.len == 12 && memcmp(k.base, "grpc-timeout", 12) == 0) {
-			v.base = (uint8_t *)(uintptr_t)timeout;
-			v.len = strlen(timeout);
+			nv[n].value = (uint8_t *)(uintptr_t)timeout;
+			nv[n].valuelen = strlen(timeout);
+			nv[n].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME;
 		}
-		nv[n++] = (nghttp2_nv){k.base, v.base, k.len, v.len, NGHTTP2_NV_FLAG_NONE};
+		n++;
 	}
 	return n;
 }
@@ -184,12 +192,12 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 {
 	struct sc_conn *c = s->c;
 	char enc[512], st[8];
+	/* Literals need no copy; the two values on the stack do. */
 	nghttp2_nv nv[4] = {
-	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-	    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
-	     NGHTTP2_NV_FLAG_NONE},
-	    {(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NONE},
-	    {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, 0, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NV_NO_COPY},
+	    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NV_NO_COPY},
+	    {(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NO_COPY_NAME},
+	    {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, 0, NGHTTP2_NV_FLAG_NO_COPY_NAME},
 	};
 
 	if (s->down_closed || !c->ds)

@@ -1,7 +1,9 @@
 /* sidecar/buf: chunk queues (order, partial reads, pool reuse and its cap); header lists
- * (inline storage, spill to the heap, clear and reuse). */
+ * (inline storage, spill to the heap, clear and reuse); the small-object allocator given to
+ * nghttp2 (classes, reuse, realloc keeps bytes, cache cap, big blocks). */
 #include <check.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,6 +141,74 @@ START_TEST(hdrs_inline_then_heap)
 }
 END_TEST
 
+START_TEST(small_alloc)
+{
+	struct sc_small a;
+	nghttp2_mem *m = &a.mem;
+	uint8_t *p, *q, *big;
+	void *keep[64];
+
+	sc_small_init(&a);
+	ck_assert_ptr_eq(m->mem_user_data, &a);
+	/* Every size is usable up to its last byte and aligned for any type. */
+	for (size_t n = 1; n <= 5000; n += 97) {
+		p = m->malloc(n, m->mem_user_data);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq((uintptr_t)p % 16, 0);
+		memset(p, 0xab, n);
+		m->free(p, m->mem_user_data);
+	}
+	m->free(NULL, m->mem_user_data);
+	/* calloc zeroes, also a reused block. */
+	p = m->calloc(10, 10, m->mem_user_data);
+	for (int i = 0; i < 100; i++)
+		ck_assert_uint_eq(p[i], 0);
+	m->free(p, m->mem_user_data);
+	ck_assert_ptr_null(m->calloc(SIZE_MAX / 2, 4, m->mem_user_data));
+	/* realloc keeps the bytes across classes and into a big block. */
+	p = m->malloc(20, m->mem_user_data);
+	for (int i = 0; i < 20; i++)
+		p[i] = (uint8_t)i;
+	p = m->realloc(p, 300, m->mem_user_data);
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < 20; i++)
+		ck_assert_uint_eq(p[i], i);
+	memset(p + 20, 7, 280);
+	big = m->realloc(p, 10000, m->mem_user_data);
+	ck_assert_ptr_nonnull(big);
+	for (int i = 0; i < 20; i++)
+		ck_assert_uint_eq(big[i], i);
+	ck_assert_uint_eq(big[299], 7);
+	big = m->realloc(big, 20000, m->mem_user_data);
+	ck_assert_uint_eq(big[299], 7);
+	q = m->realloc(big, 16, m->mem_user_data); /* shrink into a class */
+	for (int i = 0; i < 16; i++)
+		ck_assert_uint_eq(q[i], i);
+	m->free(q, m->mem_user_data);
+	ck_assert_ptr_null(m->realloc(m->malloc(8, m->mem_user_data), 0, m->mem_user_data));
+#if !defined(__SANITIZE_ADDRESS__)
+	/* Same class: the freed block comes back. */
+	p = m->malloc(100, m->mem_user_data);
+	m->free(p, m->mem_user_data);
+	ck_assert_ptr_eq(m->malloc(120, m->mem_user_data), p);
+	m->free(p, m->mem_user_data);
+	/* The cache of a class is capped by bytes: 2 KiB blocks, at most 16 kept. */
+	for (int i = 0; i < 64; i++)
+		keep[i] = m->malloc(2000, m->mem_user_data);
+	for (int i = 0; i < 64; i++)
+		m->free(keep[i], m->mem_user_data);
+	ck_assert_uint_eq(a.nfree[SC_SMALL_CLASSES - 1] * 2048, SC_SMALL_CACHE_BYTES);
+#else
+	(void)keep;
+#endif
+	sc_small_cleanup(&a);
+	for (int c = 0; c < SC_SMALL_CLASSES; c++) {
+		ck_assert_ptr_null(a.free[c]);
+		ck_assert_uint_eq(a.nfree[c], 0);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sidecar/buf");
@@ -153,6 +223,10 @@ static Suite *suite(void)
 	tc = tcase_create("hdrs_inline_then_heap");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, hdrs_inline_then_heap);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("small_alloc");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, small_alloc);
 	suite_add_tcase(s, tc);
 	return s;
 }
