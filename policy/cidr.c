@@ -1,7 +1,8 @@
 /*
  * CIDR blocks for `ipBlocks` / `notIpBlocks`: parsing and containment. IPv4-mapped IPv6
  * peers (::ffff:a.b.c.d, what a dual-stack socket reports) are compared as IPv4, and an
- * IPv4 peer is also inside IPv6 blocks that cover its mapped form.
+ * IPv4 peer is also inside IPv6 blocks that cover its mapped form. Evaluation normalises
+ * the peer once (peer_addr_init) and then tests each block with a mask and a compare.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -62,47 +63,71 @@ int policy_parse_cidr(const char *s, struct policy_cidr *out)
 	return 0;
 }
 
-static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+static uint32_t load_be32(const uint8_t *p)
 {
-	unsigned bytes = bits / 8, rem = bits % 8;
-
-	if (memcmp(a, b, bytes) != 0)
-		return false;
-	if (rem == 0)
-		return true;
-	uint8_t mask = (uint8_t)(0xffu << (8 - rem));
-	return (a[bytes] & mask) == (b[bytes] & mask);
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static uint64_t load_be64(const uint8_t *p)
+{
+	return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
+}
+
+/* The top `bits` bits of a 64-bit word set (bits may exceed 64 or be 0). */
+static inline uint64_t mask64(unsigned bits)
+{
+	return bits >= 64 ? ~(uint64_t)0 : bits == 0 ? 0 : ~(uint64_t)0 << (64 - bits);
+}
+
+void peer_addr_init(struct peer_addr *pa, const struct sockaddr *addr)
+{
+	memset(pa, 0, sizeof(*pa));
+	if (!addr)
+		return;
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)addr;
+		pa->v4 = ntohl(sin->sin_addr.s_addr);
+		pa->v6[0] = 0;
+		pa->v6[1] = (uint64_t)0xffff << 32 | pa->v4;
+		pa->has_v4 = pa->has_v6 = true;
+	} else if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)addr;
+		const uint8_t *b = sin6->sin6_addr.s6_addr;
+		pa->v6[0] = load_be64(b);
+		pa->v6[1] = load_be64(b + 8);
+		pa->has_v6 = true;
+		if (pa->v6[0] == 0 && pa->v6[1] >> 32 == 0xffff) {
+			pa->v4 = (uint32_t)pa->v6[1];
+			pa->has_v4 = true;
+		}
+	}
+}
+
+/* A mask and a compare; the CIDR's own bits past the prefix are masked too, so a
+ * hand-built policy_cidr behaves like a parsed one. */
+bool cidr_contains_peer(const struct policy_cidr *c, const struct peer_addr *pa)
+{
+	if (c->family == AF_INET) {
+		unsigned bits = c->prefix_len > 32 ? 32 : c->prefix_len;
+		uint32_t mask = bits == 0 ? 0 : ~(uint32_t)0 << (32 - bits);
+		return pa->has_v4 && (pa->v4 & mask) == (load_be32(c->addr) & mask);
+	}
+	if (c->family == AF_INET6) {
+		unsigned bits = c->prefix_len > 128 ? 128 : c->prefix_len;
+		uint64_t m0 = mask64(bits), m1 = mask64(bits > 64 ? bits - 64 : 0);
+		return pa->has_v6 && (pa->v6[0] & m0) == (load_be64(c->addr) & m0) &&
+		       (pa->v6[1] & m1) == (load_be64(c->addr + 8) & m1);
+	}
+	return false;
+}
 
 /* False for NULL or a family other than AF_INET/AF_INET6. */
 bool policy_cidr_contains(const struct policy_cidr *c, const struct sockaddr *addr)
 {
-	uint8_t v4[4], v6[16];
-	bool have_v4 = false;
+	struct peer_addr pa;
 
-	if (!c || !addr)
+	if (!c)
 		return false;
-	if (addr->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)addr;
-		memcpy(v4, &sin->sin_addr, 4);
-		memcpy(v6, v4mapped, 12);
-		memcpy(v6 + 12, v4, 4);
-		have_v4 = true;
-	} else if (addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)addr;
-		memcpy(v6, &sin6->sin6_addr, 16);
-		if (memcmp(v6, v4mapped, 12) == 0) {
-			memcpy(v4, v6 + 12, 4);
-			have_v4 = true;
-		}
-	} else {
-		return false;
-	}
-	if (c->family == AF_INET)
-		return have_v4 && prefix_equal(c->addr, v4, c->prefix_len);
-	if (c->family == AF_INET6)
-		return prefix_equal(c->addr, v6, c->prefix_len);
-	return false;
+	peer_addr_init(&pa, addr);
+	return cidr_contains_peer(c, &pa);
 }

@@ -45,19 +45,20 @@ static bool selector_applies(const struct selector *sel, const struct policy_lab
 	return true;
 }
 
-static bool cidrs_contain(const struct policy_cidr *v, size_t n, const struct sockaddr *peer)
+static bool cidrs_contain(const struct policy_cidr *v, size_t n, const struct peer_addr *peer)
 {
 	for (size_t i = 0; i < n; i++)
-		if (policy_cidr_contains(&v[i], peer))
+		if (cidr_contains_peer(&v[i], peer))
 			return true;
 	return false;
 }
 
-static bool source_matches(const struct source *s, const struct policy_request *req)
+static bool source_matches(const struct source *s, const struct policy_request *req,
+			   const struct peer_addr *peer)
 {
-	if (s->has_ip_blocks && !cidrs_contain(s->ip_blocks, s->nip_blocks, req->peer))
+	if (s->has_ip_blocks && !cidrs_contain(s->ip_blocks, s->nip_blocks, peer))
 		return false;
-	if (s->has_not_ip_blocks && cidrs_contain(s->not_ip_blocks, s->nnot_ip_blocks, req->peer))
+	if (s->has_not_ip_blocks && cidrs_contain(s->not_ip_blocks, s->nnot_ip_blocks, peer))
 		return false;
 	if (s->principals.present) {
 		/* A request without a verified token has no principal and never matches. */
@@ -165,7 +166,8 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 	return true;
 }
 
-static bool rule_matches(const struct rule *r, const struct policy_request *req, bool health)
+static bool rule_matches(const struct rule *r, const struct policy_request *req,
+			 const struct peer_addr *peer, bool health)
 {
 	bool ok;
 
@@ -173,7 +175,7 @@ static bool rule_matches(const struct rule *r, const struct policy_request *req,
 		return false;
 	ok = r->nfrom == 0;
 	for (size_t i = 0; i < r->nfrom && !ok; i++)
-		ok = source_matches(&r->from[i], req);
+		ok = source_matches(&r->from[i], req, peer);
 	if (!ok)
 		return false;
 	ok = r->nto == 0;
@@ -188,10 +190,11 @@ static bool rule_matches(const struct rule *r, const struct policy_request *req,
 }
 
 /* `health` restricts matching to rules that name the health service (DENY only). */
-static bool authz_matches(const struct authz *z, const struct policy_request *req, bool health)
+static bool authz_matches(const struct authz *z, const struct policy_request *req,
+			  const struct peer_addr *peer, bool health)
 {
 	for (size_t i = 0; i < z->nrules; i++)
-		if (rule_matches(&z->rules[i], req, health))
+		if (rule_matches(&z->rules[i], req, peer, health))
 			return true;
 	return false;
 }
@@ -245,19 +248,21 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 {
 	bool health, denied = false, allow_applies = false;
 	const char *allow_match = NULL;
+	struct peer_addr peer;
 
 	memset(out, 0, sizeof(*out));
 	out->allowed = true;
 	if (!p || !req)
 		return;
 	health = is_health(req);
+	peer_addr_init(&peer, req->peer); /* once, not per CIDR */
 	for (size_t i = 0; i < p->nauthz; i++) {
 		const struct authz *z = &p->authz[i];
 		if (!selector_applies(&z->sel, req->labels))
 			continue;
 		switch (z->action) {
 		case POLICY_ACTION_DENY:
-			if (!denied && authz_matches(z, req, health)) {
+			if (!denied && authz_matches(z, req, &peer, health)) {
 				denied = true;
 				out->deciding_policy = z->name;
 			}
@@ -266,11 +271,11 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 			if (health)
 				break;
 			allow_applies = true;
-			if (!allow_match && authz_matches(z, req, false))
+			if (!allow_match && authz_matches(z, req, &peer, false))
 				allow_match = z->name;
 			break;
 		case POLICY_ACTION_AUDIT:
-			if (!out->audit_policy && authz_matches(z, req, false))
+			if (!out->audit_policy && authz_matches(z, req, &peer, false))
 				out->audit_policy = z->name;
 			break;
 		}

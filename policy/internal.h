@@ -151,6 +151,22 @@ struct policy {
 	size_t nauthn;
 };
 
+/* ---- CIDR containment (cidr.c) ------------------------------------------------- */
+/*
+ * A peer address normalised once per evaluation: host-order words, so testing it against
+ * each CIDR is a mask and a compare. An IPv4 peer (or a v4-mapped IPv6 one) has v4 set
+ * and v6 = ::ffff:a.b.c.d; any other IPv6 peer has only v6.
+ */
+struct peer_addr {
+	bool has_v4, has_v6;
+	uint32_t v4;
+	uint64_t v6[2];
+};
+struct sockaddr;
+/* addr NULL or of another family: neither flag is set (no CIDR contains it). */
+void peer_addr_init(struct peer_addr *pa, const struct sockaddr *addr);
+bool cidr_contains_peer(const struct policy_cidr *c, const struct peer_addr *pa);
+
 /* labels.c: the value of key[0..key_len) and its length, or NULL. Borrowed. */
 const char *labels_get_n(const struct policy_labels *l, const char *key, size_t key_len,
 			 size_t *value_len);
