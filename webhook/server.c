@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "webhook/deadline.h"
 #include "webhook/review.h"
 
 #define MAX_PEM_BYTES (1024 * 1024)
@@ -79,6 +80,10 @@ struct wh_server {
 	 * MHD_OPTION_CONNECTION_LIMIT did not hold with a listening socket we pass in. */
 	atomic_uint connections;
 	struct metrics_series *s_refused_conns;
+
+	/* Whole-request deadlines (limits.connectionTimeoutSeconds), over every daemon. */
+	struct wh_deadlines *deadlines;
+	struct metrics_series *s_request_timeouts;
 
 	/* Rate limit for bad-request logs (per second, all peers together). */
 	atomic_uint_fast64_t log_window_s;
@@ -390,6 +395,20 @@ static enum MHD_Result finish_review(struct tls_daemon *td, struct MHD_Connectio
 /* *con_cls of a GET between its first and second call. */
 static char get_marker;
 
+/* The connection's deadline entry (its socket context), or NULL. */
+static struct wh_conn_deadline *conn_deadline(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The request on conn has arrived completely: its deadline no longer applies. */
+static void request_received(struct wh_server *s, struct MHD_Connection *conn)
+{
+	wh_deadlines_received(s->deadlines, conn_deadline(conn));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -403,8 +422,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	/* A response queued in the first call closes the connection (libmicrohttpd), so
 	 * GETs answer in the second call and keep their connection. */
-	if (*con_cls == &get_marker)
+	if (*con_cls == &get_marker) {
+		request_received(s, conn);
 		return serve_get(td, conn, url);
+	}
 	if (!rq) {
 		enum wh_route route;
 		const char *ct, *cl;
@@ -486,6 +507,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq->body[rq->len] = '\0';
 		return MHD_YES;
 	}
+	/* The last call: headers and body are in, stop the whole-request clock. */
+	request_received(s, conn);
 	if (rq->too_big) {
 		snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes", max);
 		return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
@@ -496,11 +519,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct tls_daemon *td = cls;
 	struct request *rq = *con_cls;
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* The next request on a keep-alive connection gets a fresh deadline; this also
+	 * bounds how long the connection may sit idle between requests. */
+	wh_deadlines_rearm(td->srv->deadlines, conn_deadline(conn), mono_ms());
 	if (*con_cls == &get_marker)
 		*con_cls = NULL;
 	if (!rq || rq == (void *)&get_marker)
@@ -548,13 +573,48 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			  enum MHD_ConnectionNotificationCode toe)
 {
 	struct tls_daemon *td = cls;
+	struct wh_server *s = td->srv;
 
-	(void)conn;
-	(void)socket_ctx;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		atomic_fetch_add(&td->srv->connections, 1);
-	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-		atomic_fetch_sub(&td->srv->connections, 1);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fdi, *ai;
+		char peer[INET6_ADDRSTRLEN] = "";
+
+		atomic_fetch_add(&s->connections, 1);
+		fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ai && ai->client_addr) {
+			const struct sockaddr *sa = ai->client_addr;
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+					  peer, sizeof(peer));
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+					  peer, sizeof(peer));
+		}
+		/* The clock starts at accept, so it covers the TLS handshake too. */
+		*socket_ctx = fdi ? wh_deadlines_add(s->deadlines, (int)fdi->connect_fd, peer,
+						     mono_ms())
+				  : NULL;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		/* Before libmicrohttpd closes the socket: the reaper never sees a reused fd. */
+		wh_deadlines_remove(s->deadlines, *socket_ctx);
+		*socket_ctx = NULL;
+		atomic_fetch_sub(&s->connections, 1);
+	}
+}
+
+/* A connection missed its whole-request deadline and was shut down (registry mutex held). */
+static void on_request_timeout(void *arg, const char *peer, uint64_t elapsed_ms)
+{
+	struct wh_server *s = arg;
+
+	metrics_inc(s->s_request_timeouts);
+	if (log_budget(s))
+		log_warn("request_timeout",
+			 "request not received within limits.connectionTimeoutSeconds; "
+			 "connection closed",
+			 "{s:s, s:I, s:i}", "peer", peer, "elapsed_ms", (json_int_t)elapsed_ms,
+			 "timeout_s", (int)s->cfg->connection_timeout_s);
 }
 
 /* ---- daemons ----------------------------------------------------------------------------- */
@@ -722,7 +782,8 @@ static int register_metrics(struct wh_server *s)
 			      1, route_label, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
 	s->http_errors = metrics_counter(s->metrics, "grpcguard_webhook_rejected_requests_total",
 					 "Requests refused before review (bad JSON 400, method "
-					 "405, body too large 413, content type 415).",
+					 "405, body too large 413, content type 415; "
+					 "path \"/\": connection-limit, request-timeout).",
 					 2, err_labels);
 	s->reloads = metrics_counter(s->metrics, "grpcguard_webhook_cert_reloads_total",
 				     "Serving certificate reloads after the files changed.", 1,
@@ -737,7 +798,9 @@ static int register_metrics(struct wh_server *s)
 	s->s_expiry = metrics_series(s->expiry, NULL);
 	{
 		static const char *const conn_lbl[] = {"/", "connection-limit"};
+		static const char *const timeout_lbl[] = {"/", "request-timeout"};
 		s->s_refused_conns = metrics_series(s->http_errors, conn_lbl);
+		s->s_request_timeouts = metrics_series(s->http_errors, timeout_lbl);
 	}
 	return 0;
 }
@@ -751,6 +814,8 @@ static void server_free(struct wh_server *s)
 		tls_daemon_free(s->retired[i]);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	/* After the daemons: their CLOSED notifications have removed every entry. */
+	wh_deadlines_free(s->deadlines);
 	metrics_registry_free(s->metrics);
 	free(s->cert_path);
 	free(s->key_path);
@@ -778,7 +843,8 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 	atomic_init(&s->log_window_s, 0);
 	atomic_init(&s->log_count, 0);
 	atomic_init(&s->connections, 0);
-	if (!s->cert_path || !s->key_path || register_metrics(s) != 0) {
+	s->deadlines = wh_deadlines_new((uint64_t)s->cfg->connection_timeout_s * 1000);
+	if (!s->cert_path || !s->key_path || !s->deadlines || register_metrics(s) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -886,6 +952,7 @@ void wh_server_tick(struct wh_server *s, uint64_t now_mono_ms)
 {
 	struct file_sig cs, ks;
 
+	wh_deadlines_expire(s->deadlines, now_mono_ms, on_request_timeout, s);
 	reap(s, now_mono_ms, false);
 	if (now_mono_ms < s->next_poll_mono_ms)
 		return;
@@ -924,6 +991,8 @@ void wh_server_stop(struct wh_server *s, unsigned drain_ms)
 			busy += s->retired[i] ? atomic_load(&s->retired[i]->inflight) : 0;
 		if (busy == 0 || mono_ms() >= deadline)
 			break;
+		/* A trickling request must not hold the drain for all of drain_ms. */
+		wh_deadlines_expire(s->deadlines, mono_ms(), on_request_timeout, s);
 		struct timespec ts = {0, 20 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
