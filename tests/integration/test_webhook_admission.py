@@ -9,6 +9,7 @@ import copy
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -19,7 +20,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
-from gg_testlib import GG_ROOT, Proc, certgen, check, fail, free_port, program, run  # noqa: E402
+from gg_testlib import (GG_ROOT, Proc, certgen, check, fail, free_port, program, run,  # noqa: E402
+                        timeout_scale)
 
 try:
     import jsonpatch
@@ -428,6 +430,69 @@ limits:
     waited = time.monotonic() - t0
     check(got == b"" and 1.5 <= waited <= 10, "idle connection: %r after %.1fs" % (got, waited))
     slow.close()
+    # Whole-request deadline (issue 8): one byte every 0.3 s is never idle for
+    # connectionTimeoutSeconds (2 s), yet the request must be in within 2 s of its start.
+    def tls_conn():
+        return wh2.ctx.wrap_socket(socket.create_connection(("127.0.0.1", wh2.port), timeout=15),
+                                   server_hostname="localhost")
+
+    def trickle(sock, data, what):
+        """Send data a byte at a time; seconds until the server hung up (fails if it never does)."""
+        t_start = time.monotonic()
+        sock.settimeout(0.3)
+        for i in range(len(data)):
+            try:
+                sock.sendall(data[i:i + 1])
+                got_ = sock.recv(1024)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+                got_ = b""
+            check(got_ == b"" or b"408" in got_ or b"400" in got_,
+                  "%s: unexpected answer %r" % (what, got_[:80]))
+            return time.monotonic() - t_start
+        fail("%s: still open after trickling %d bytes over %.1fs" %
+             (what, len(data), time.monotonic() - t_start))
+
+    scale = timeout_scale()
+    c = tls_conn()
+    el = trickle(c, b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 60,
+                 "trickled headers")
+    c.close()
+    check(1.5 <= el <= 4 * scale, "trickled headers cut after %.1fs, want about 2s" % el)
+    c = tls_conn()
+    c.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n{")
+    el = trickle(c, b" " * 60, "trickled body")
+    c.close()
+    check(el <= 4 * scale, "trickled body cut after %.1fs, want about 2s" % el)
+    # Keep-alive: each request gets its own deadline, so three quick requests 1.2 s apart
+    # (3.6 s on one connection) are all served; then a trickled fourth one is cut.
+    c = tls_conn()
+    for i in range(3):
+        if i:
+            time.sleep(1.2)
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while not got.endswith(b"\r\n\r\nok\n"):  # headers and body may come apart
+            part = c.recv(1024)
+            if not part:
+                break
+            got += part
+        check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok\n"),
+              "keep-alive request %d: %r" % (i + 1, got[:60]))
+    el = trickle(c, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60,
+                 "trickled request after keep-alive")
+    c.close()
+    check(el <= 4 * scale, "trickled keep-alive request cut after %.1fs" % el)
+    st, metrics_text, _ = wh2.request("GET", "/metrics", None)
+    m = re.search(rb'grpcguard_webhook_rejected_requests_total\{path="/",code="request-timeout"\} (\d+)',
+                  metrics_text)
+    check(st == 200 and m is not None and int(m.group(1)) >= 3,
+          "request-timeout counter: %r" % (m.group(0) if m else metrics_text[-600:]))
+    ev = wh2.proc.wait_event("request_timeout")
+    check(ev.get("peer") == "127.0.0.1" and ev.get("level") in ("warn", "warning"),
+          "request_timeout log line: %r" % ev)
     # maxConnections: with 16 open, the next connection is not accepted (it waits in the
     # listen backlog) until one closes; then it is served.
     held = []
