@@ -7,47 +7,65 @@
  */
 #include <errno.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sidecar/proxy.h"
 
-static struct sc_chunk *chunk_get(struct sc_pool *p)
+static struct sc_chunk *chunk_get(struct sc_pool *p, bool small)
 {
-	struct sc_chunk *k = p->free;
+	struct sc_chunk **list = small ? &p->free_small : &p->free;
+	struct sc_chunk *k = *list;
+	uint32_t cap = small ? SC_SMALL_CHUNK_BYTES : SC_CHUNK_BYTES;
 
 	if (k) {
-		p->free = k->next;
-		p->nfree--;
+		*list = k->next;
+		if (small)
+			p->nfree_small--;
+		else
+			p->nfree--;
 	} else {
-		k = malloc(sizeof(*k));
+		k = malloc(sizeof(*k) + cap);
 		if (!k)
 			return NULL;
 	}
 	k->next = NULL;
 	k->off = k->len = 0;
+	k->cap = cap;
 	return k;
 }
 
 static void chunk_put(struct sc_pool *p, struct sc_chunk *k)
 {
-	if (p->nfree >= p->max_free) {
+	bool small = k->cap == SC_SMALL_CHUNK_BYTES;
+
+	if (small ? p->nfree_small >= SC_SMALL_CHUNKS_KEPT : p->nfree >= p->max_free) {
 		free(k);
 		return;
 	}
-	k->next = p->free;
-	p->free = k;
-	p->nfree++;
+	if (small) {
+		k->next = p->free_small;
+		p->free_small = k;
+		p->nfree_small++;
+	} else {
+		k->next = p->free;
+		p->free = k;
+		p->nfree++;
+	}
 }
 
 void sc_pool_cleanup(struct sc_pool *p)
 {
-	while (p->free) {
-		struct sc_chunk *k = p->free;
-		p->free = k->next;
-		free(k);
+	for (int i = 0; i < 2; i++) {
+		struct sc_chunk **list = i ? &p->free_small : &p->free;
+		while (*list) {
+			struct sc_chunk *k = *list;
+			*list = k->next;
+			free(k);
+		}
 	}
-	p->nfree = 0;
+	p->nfree = p->nfree_small = 0;
 }
 
 int sc_chunkq_append(struct sc_chunkq *q, struct sc_pool *p, const uint8_t *d, size_t n)
@@ -58,8 +76,8 @@ int sc_chunkq_append(struct sc_chunkq *q, struct sc_pool *p, const uint8_t *d, s
 		struct sc_chunk *k = q->tail;
 		size_t room, take;
 
-		if (!k || k->off + k->len == SC_CHUNK_BYTES) {
-			k = chunk_get(p);
+		if (!k || k->off + k->len == k->cap) {
+			k = chunk_get(p, !q->head && n <= SC_SMALL_CHUNK_BYTES);
 			if (!k)
 				goto nomem;
 			if (q->tail)
@@ -68,7 +86,7 @@ int sc_chunkq_append(struct sc_chunkq *q, struct sc_pool *p, const uint8_t *d, s
 				q->head = k;
 			q->tail = k;
 		}
-		room = SC_CHUNK_BYTES - k->off - k->len;
+		room = k->cap - k->off - k->len;
 		take = n - done < room ? n - done : room;
 		memcpy(k->data + k->off + k->len, d + done, take);
 		k->len += (uint32_t)take;

@@ -398,6 +398,37 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 
 /* ---- nghttp2 callbacks: downstream (server) ------------------------------------------ */
 
+/*
+ * nghttp2_session_get_stream_user_data() is a hash lookup, and a request's header
+ * fields, DATA and END_STREAM arrive as a run of callbacks for one stream: the last
+ * stream found is remembered per connection and direction. A hit is checked against the
+ * stream's own ids and state; stream.c forgets a stream here before freeing it.
+ */
+static struct sc_stream *down_stream(struct sc_conn *c, nghttp2_session *ds, int32_t id)
+{
+	struct sc_stream *s = c->dcache;
+
+	if (s && s->down_id == id && !s->down_closed)
+		return s;
+	s = nghttp2_session_get_stream_user_data(ds, id);
+	if (s)
+		c->dcache = s;
+	return s;
+}
+
+static struct sc_stream *up_stream(struct sc_up *up, nghttp2_session *us, int32_t id)
+{
+	struct sc_conn *c = up->c;
+	struct sc_stream *s = c ? c->ucache : NULL;
+
+	if (s && s->up == up && s->up_id == id && !s->up_closed)
+		return s;
+	s = nghttp2_session_get_stream_user_data(us, id);
+	if (s && c)
+		c->ucache = s;
+	return s;
+}
+
 static int down_begin_headers(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
 {
 	struct sc_conn *c = ud;
@@ -416,7 +447,7 @@ static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbu
 		       nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
 	struct sc_conn *c = ud;
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, f->hd.stream_id);
+	struct sc_stream *s = down_stream(c, ds, f->hd.stream_id);
 	struct sc_hdrs *h;
 	(void)flags;
 
@@ -483,7 +514,7 @@ static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 	default:
 		return 0;
 	}
-	s = nghttp2_session_get_stream_user_data(ds, f->hd.stream_id);
+	s = down_stream(c, ds, f->hd.stream_id);
 	if (!s)
 		return 0;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
@@ -504,7 +535,7 @@ static int down_data_chunk(nghttp2_session *ds, uint8_t flags, int32_t id, const
 			   size_t len, void *ud)
 {
 	struct sc_conn *c = ud;
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, id);
+	struct sc_stream *s = down_stream(c, ds, id);
 	(void)flags;
 
 	if (!s || s->state == SS_REPLIED || s->up_closed) {
@@ -524,8 +555,8 @@ static int down_data_chunk(nghttp2_session *ds, uint8_t flags, int32_t id, const
 
 static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void *ud)
 {
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(ds, id);
 	struct sc_conn *c = ud;
+	struct sc_stream *s = down_stream(c, ds, id);
 
 	if (!s)
 		return 0;
@@ -552,11 +583,10 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf *name,
 		     nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, f->hd.stream_id);
+	struct sc_stream *s = up_stream(ud, us, f->hd.stream_id);
 	struct sc_hdrs *h;
 	nghttp2_vec n;
 	(void)flags;
-	(void)ud;
 
 	if (!s || f->hd.type != NGHTTP2_HEADERS || s->down_closed)
 		return 0;
@@ -595,7 +625,7 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 
 	if (!c || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
 		return 0;
-	s = nghttp2_session_get_stream_user_data(us, f->hd.stream_id);
+	s = up_stream(up, us, f->hd.stream_id);
 	if (!s || s->down_closed)
 		return 0;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
@@ -635,7 +665,7 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 {
 	struct sc_up *up = ud;
 	struct sc_conn *c = up->c;
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, id);
+	struct sc_stream *s = up_stream(up, us, id);
 	(void)flags;
 
 	if (!c || !s || s->down_closed || !s->resp_started) {
@@ -655,8 +685,7 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 
 static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *ud)
 {
-	struct sc_stream *s = nghttp2_session_get_stream_user_data(us, id);
-	(void)ud;
+	struct sc_stream *s = up_stream(ud, us, id);
 
 	if (!s)
 		return 0;

@@ -30,15 +30,23 @@
 #include "sidecar/stats.h"
 
 /* ---- byte chunks ----------------------------------------------------------------- */
+/*
+ * Two sizes: a queue's first chunk is small when what is appended fits (a unary gRPC
+ * message is typically tens of bytes and would otherwise pin 16 KiB while it waits);
+ * everything after it goes into full-size chunks.
+ */
 #define SC_CHUNK_BYTES (16384 - 32)
+#define SC_SMALL_CHUNK_BYTES (1024 - 32)
+#define SC_SMALL_CHUNKS_KEPT 256 /* 256 KiB of spare small chunks per worker at most */
 struct sc_chunk {
 	struct sc_chunk *next;
-	uint32_t off, len;
-	uint8_t data[SC_CHUNK_BYTES];
+	uint32_t off, len, cap; /* cap: SC_CHUNK_BYTES or SC_SMALL_CHUNK_BYTES */
+	uint8_t data[];
 };
 struct sc_pool {
-	struct sc_chunk *free;
-	size_t nfree, max_free;
+	struct sc_chunk *free, *free_small;
+	size_t nfree, max_free; /* full-size chunks kept, and how many at most */
+	size_t nfree_small;	/* small ones (at most SC_SMALL_CHUNKS_KEPT) */
 };
 struct sc_chunkq {
 	struct sc_chunk *head, *tail;
@@ -173,6 +181,7 @@ struct sc_conn {
 	size_t npeek;
 	struct sc_stream *streams;
 	size_t nstreams;
+	struct sc_stream *dcache, *ucache; /* last stream looked up per session (h2conn.c) */
 	uint64_t last_active_ms;
 	uint64_t flood_window_ms;
 	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */

@@ -105,6 +105,10 @@ void sc_stream_maybe_free(struct sc_stream *s)
 	sc_chunkq_clear(&s->req, &w->pool);
 	sc_chunkq_clear(&s->resp, &w->pool);
 	sc_snap_unref(s->snap);
+	if (c->dcache == s)
+		c->dcache = NULL;
+	if (c->ucache == s)
+		c->ucache = NULL;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -509,6 +513,12 @@ void sc_stream_headers_done(struct sc_stream *s)
 		if (s->deadline_ms && s->deadline_ms - now < wait)
 			wait = s->deadline_ms - now;
 		s->state = SS_HELD;
+		/*
+		 * The timer counts from the loop's cached time, taken when this loop turn
+		 * began; on a busy loop that is milliseconds ago and the RPC would be held
+		 * that much less than configured. One clock read per delayed RPC.
+		 */
+		uv_update_time(&w->loop);
 		uv_timer_start(s->timer, delay_cb, wait, 0);
 		if (d.abort) {
 			/* Istio order: the delay, then the abort. Decided now, replied then. */

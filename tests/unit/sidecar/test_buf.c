@@ -1,6 +1,9 @@
-/* sidecar/buf: chunk queues (order, partial reads, pool reuse and its cap); header lists
- * (inline storage, spill to the heap, clear and reuse); the small-object allocator given to
- * nghttp2 (classes, reuse, realloc keeps bytes, cache cap, big blocks). */
+/*
+ * sidecar/buf: chunk queues (order, partial reads, small first chunk, pool reuse and
+ * caps); header lists (inline storage, spill to the heap, clear and reuse); the
+ * small-object allocator given to nghttp2 (classes, reuse, realloc keeps bytes, cache
+ * cap, big blocks).
+ */
 #include <check.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -53,15 +56,61 @@ START_TEST(pool_cap_and_clear)
 		ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, sizeof(buf)), 0);
 	ck_assert_uint_eq(q.bytes, 500);
 	ck_assert_ptr_eq(q.head, q.tail); /* small appends share one chunk */
+	ck_assert_uint_eq(q.head->cap, SC_SMALL_CHUNK_BYTES);
 	sc_chunkq_clear(&q, &p);
 	ck_assert_uint_eq(q.bytes, 0);
-	ck_assert_uint_eq(p.nfree, 1);
+	ck_assert_uint_eq(p.nfree_small, 1);
+	ck_assert_uint_eq(p.nfree, 0);
 	/* Reuse: the next append takes the pooled chunk. */
 	ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, 1), 0);
-	ck_assert_uint_eq(p.nfree, 0);
+	ck_assert_uint_eq(p.nfree_small, 0);
 	sc_chunkq_clear(&q, &p);
 	sc_pool_cleanup(&p);
 	ck_assert_uint_eq(p.nfree, 0);
+	ck_assert_uint_eq(p.nfree_small, 0);
+}
+END_TEST
+
+START_TEST(small_first_chunk)
+{
+	struct sc_pool p = {.max_free = 2};
+	struct sc_chunkq q = {0};
+	uint8_t *buf = calloc(1, 3 * SC_CHUNK_BYTES), out[SC_SMALL_CHUNK_BYTES + 1];
+
+	/* A small message: one small chunk; what follows goes to full-size chunks. */
+	ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, 20), 0);
+	ck_assert_uint_eq(q.head->cap, SC_SMALL_CHUNK_BYTES);
+	ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, SC_SMALL_CHUNK_BYTES), 0);
+	ck_assert_ptr_ne(q.head, q.tail);
+	ck_assert_uint_eq(q.tail->cap, SC_CHUNK_BYTES);
+	ck_assert_uint_eq(q.head->len, SC_SMALL_CHUNK_BYTES); /* the small one was filled */
+	ck_assert_uint_eq(q.tail->len, 20);
+	ck_assert_uint_eq(sc_chunkq_read(&q, &p, out, sizeof(out)), sizeof(out));
+	ck_assert_uint_eq(p.nfree_small, 1);
+	sc_chunkq_clear(&q, &p);
+	ck_assert_uint_eq(p.nfree, 1);
+	/* More than a small chunk holds on an empty queue: full-size from the start. */
+	ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, SC_SMALL_CHUNK_BYTES + 1), 0);
+	ck_assert_uint_eq(q.head->cap, SC_CHUNK_BYTES);
+	ck_assert_uint_eq(p.nfree, 0);
+	sc_chunkq_clear(&q, &p);
+	/* Exactly a small chunk's worth still fits in one. */
+	ck_assert_int_eq(sc_chunkq_append(&q, &p, buf, SC_SMALL_CHUNK_BYTES), 0);
+	ck_assert_ptr_eq(q.head, q.tail);
+	ck_assert_uint_eq(q.head->cap, SC_SMALL_CHUNK_BYTES);
+	sc_chunkq_clear(&q, &p);
+	/* The small pool is capped too. */
+	{
+		struct sc_chunkq qs[SC_SMALL_CHUNKS_KEPT + 8];
+		memset(qs, 0, sizeof(qs));
+		for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+			ck_assert_int_eq(sc_chunkq_append(&qs[i], &p, buf, 1), 0);
+		for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+			sc_chunkq_clear(&qs[i], &p);
+		ck_assert_uint_eq(p.nfree_small, SC_SMALL_CHUNKS_KEPT);
+	}
+	sc_pool_cleanup(&p);
+	free(buf);
 }
 END_TEST
 
@@ -219,6 +268,10 @@ static Suite *suite(void)
 	tc = tcase_create("pool_cap_and_clear");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, pool_cap_and_clear);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("small_first_chunk");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, small_first_chunk);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hdrs_inline_then_heap");
 	tcase_set_timeout(tc, 10);
