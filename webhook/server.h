@@ -1,8 +1,9 @@
 /*
  * The webhook's HTTPS server: libmicrohttpd with its GnuTLS backend (TLS 1.2+), a thread
  * pool, POST /validate and /mutate (review.c), GET /healthz, /readyz and /metrics on the
- * same port, request limits (body size -> 413, content type -> 415, connections, idle
- * timeout), per-admission JSON logs and Prometheus metrics.
+ * same port, request limits (body size -> 413, content type -> 415, connections, a
+ * deadline for receiving each whole request (deadline.h) besides the idle timeout),
+ * per-admission JSON logs and Prometheus metrics.
  *
  * Certificate rotation without a restart: wh_server_tick() notices changed cert/key files,
  * checks the new pair (parses, key matches), starts a second daemon with it on the same
@@ -38,8 +39,10 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 		    size_t errlen);
 
 /*
- * Periodic work, call about every 250 ms with a monotonic clock: checks the certificate
- * files once a second and rotates on change; stops quiesced daemons that have drained.
+ * Periodic work, call about every 250 ms with a monotonic clock: shuts down connections
+ * whose request did not arrive within limits.connectionTimeoutSeconds; checks the
+ * certificate files once a second and rotates on change; stops quiesced daemons that
+ * have drained.
  */
 void wh_server_tick(struct wh_server *s, uint64_t now_mono_ms);
 
