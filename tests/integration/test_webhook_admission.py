@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import sys
@@ -459,12 +460,14 @@ limits:
     el = trickle(c, b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 60,
                  "trickled headers")
     c.close()
+    print("deadline: trickled headers cut after %.1fs" % el)
     check(1.5 <= el <= 4 * scale, "trickled headers cut after %.1fs, want about 2s" % el)
     c = tls_conn()
     c.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
               b"Content-Length: 1000\r\n\r\n{")
     el = trickle(c, b" " * 60, "trickled body")
     c.close()
+    print("deadline: trickled body cut after %.1fs" % el)
     check(el <= 4 * scale, "trickled body cut after %.1fs, want about 2s" % el)
     # Keep-alive: each request gets its own deadline, so three quick requests 1.2 s apart
     # (3.6 s on one connection) are all served; then a trickled fourth one is cut.
@@ -484,7 +487,19 @@ limits:
     el = trickle(c, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60,
                  "trickled request after keep-alive")
     c.close()
+    print("deadline: trickled keep-alive request cut after %.1fs" % el)
     check(el <= 4 * scale, "trickled keep-alive request cut after %.1fs" % el)
+    # Across a certificate rotation (SIGHUP): the trickling connection stays with the retired
+    # daemon and is still cut at its deadline, well before that daemon's drain time (4 s).
+    c = tls_conn()
+    c.sendall(b"POST /mutate HTTP/1.1\r\n")
+    seen = len(wh2.proc.events())
+    wh2.proc.p.send_signal(signal.SIGHUP)
+    wh2.proc.wait_event("cert_reloaded", after=seen)
+    el = trickle(c, b"Host: localhost\r\nX-Slow: " + b"a" * 60, "trickled across a rotation")
+    c.close()
+    print("deadline: trickled request across a rotation cut after %.1fs" % el)
+    check(el <= 3 * scale, "trickled request across a rotation cut after %.1fs" % el)
     st, metrics_text, _ = wh2.request("GET", "/metrics", None)
     m = re.search(rb'grpcguard_webhook_rejected_requests_total\{path="/",code="request-timeout"\} (\d+)',
                   metrics_text)
