@@ -15,10 +15,10 @@
 
 struct wh_conn_deadline {
 	struct wh_conn_deadline *prev, *next;
-	int fd;			  /* borrowed from libmicrohttpd */
-	bool armed;		  /* a request (or the first one) is being awaited */
-	bool fired;		  /* shut down once already: never again */
-	uint64_t start_mono_ms;	  /* when the awaited request's clock started */
+	int fd;			/* borrowed from libmicrohttpd */
+	bool armed;		/* a request (or the first one) is being awaited */
+	bool fired;		/* shut down once already: never again */
+	uint64_t start_mono_ms; /* when the awaited request's clock started */
 	uint64_t deadline_mono_ms;
 	char peer[PEER_MAX];
 };
@@ -116,8 +116,7 @@ void wh_deadlines_rearm(struct wh_deadlines *r, struct wh_conn_deadline *e, uint
 	pthread_mutex_unlock(&r->mu);
 }
 
-unsigned wh_deadlines_expire(struct wh_deadlines *r, uint64_t now_ms, wh_deadline_cb cb,
-			     void *arg)
+unsigned wh_deadlines_expire(struct wh_deadlines *r, uint64_t now_ms, wh_deadline_cb cb, void *arg)
 {
 	unsigned n = 0;
 

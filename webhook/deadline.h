@@ -57,8 +57,7 @@ void wh_deadlines_rearm(struct wh_deadlines *r, struct wh_conn_deadline *e, uint
  * Shut down the socket of every armed entry whose deadline is at or before now_ms and
  * that has not been shut down yet, calling cb (may be NULL) for each. Returns how many.
  */
-unsigned wh_deadlines_expire(struct wh_deadlines *r, uint64_t now_ms, wh_deadline_cb cb,
-			     void *arg);
+unsigned wh_deadlines_expire(struct wh_deadlines *r, uint64_t now_ms, wh_deadline_cb cb, void *arg);
 
 /* Entries registered (connections known), for tests and metrics. */
 unsigned wh_deadlines_count(struct wh_deadlines *r);

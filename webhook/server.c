@@ -592,9 +592,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 					  peer, sizeof(peer));
 		}
 		/* The clock starts at accept, so it covers the TLS handshake too. */
-		*socket_ctx = fdi ? wh_deadlines_add(s->deadlines, (int)fdi->connect_fd, peer,
-						     mono_ms())
-				  : NULL;
+		*socket_ctx =
+		    fdi ? wh_deadlines_add(s->deadlines, (int)fdi->connect_fd, peer, mono_ms())
+			: NULL;
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		/* Before libmicrohttpd closes the socket: the reaper never sees a reused fd. */
 		wh_deadlines_remove(s->deadlines, *socket_ctx);
