@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Reproducer: SIGTERM while the sidecar's readiness probe is connecting to an app that
-never answers (its accept queue is full, so the kernel drops the SYNs) must still exit 0
-within --drain-time. The probe's uv_tcp_t connect is not cancelled by the signal handler,
-so the main loop stays alive until the kernel gives up on the connect (about 2 minutes
-with the default tcp_syn_retries), long past the pod's termination grace period.
+"""Regression test: SIGTERM while the sidecar's readiness probe is connecting to an app
+that never answers (its accept queue is full, so the kernel drops the SYNs) must still exit
+0 within --drain-time. Before cccf13f the probe's pending uv_tcp_t connect kept the main
+loop alive until the kernel gave up on the connect (about 2 minutes with the default
+tcp_syn_retries), long past the pod's termination grace period.
 Ports 31300-31399.
 """
 import os

@@ -1,14 +1,13 @@
 #!/usr/bin/python3
-"""Reproducer: a slowloris that trickles bytes defeats grpcguard-webhook's per-connection
-timeout (issue 8: "per-connection timeout (slowloris)").
+"""Regression test: a slowloris that trickles bytes must not hold grpcguard-webhook's
+connections (issue 8: "per-connection timeout (slowloris)").
 
-limits.connectionTimeoutSeconds is an *idle* timeout (libmicrohttpd's
-MHD_OPTION_CONNECTION_TIMEOUT): a client that sends one byte of its request headers, or
-of a declared body, more often than that keeps its connection for as long as it likes.
-With limits.maxConnections such clients (1024 by default, 4 here) hold every slot, and the
-API server's admission requests wait in the listen backlog: with failurePolicy Fail no pod
-can be created in an enabled namespace. The connection needs a deadline for the whole
-request (headers and body), not only an idle one.
+An idle timeout alone (libmicrohttpd's MHD_OPTION_CONNECTION_TIMEOUT) is defeated by a
+client that sends one byte of its request headers, or of a declared body, more often than
+the timeout; limits.maxConnections such clients then hold every slot and the API server's
+admission requests wait in the listen backlog (with failurePolicy Fail, no pod can be
+created). Since 677a998 limits.connectionTimeoutSeconds is also a deadline for the whole
+request.
 
 Checked: 4 trickling connections, 2 through the headers and 2 through a body, each sending
 one byte every 0.5 s with connectionTimeoutSeconds 2 and maxConnections 4; after 6 s
