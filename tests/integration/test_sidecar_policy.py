@@ -21,6 +21,7 @@ from test_sidecar import (BIN, SLOW, Sidecar, calls_of, channel, check, log, mai
 BASE = 25200
 
 HEAD = "apiVersion: grpcguard.io/v1\nkind: Policy\n"
+BURST = 40  # concurrent delayed calls in the burst check
 
 P_FAULTS = HEAD + """
 faults:
@@ -179,6 +180,24 @@ def test(tmp):
     check("Unary held-short" not in seen and "Unary held-long" in seen,
           "the held call whose deadline passed never reached the app")
 
+    # A burst of held calls: each is held the full second from when the sidecar read its
+    # HEADERS, however long the loop turn that read them all (a timer armed on the loop's
+    # cached clock fires early by the time the turn had already taken).
+    starts, done, futs = {}, {}, []
+    for i in range(BURST):
+        starts[i] = time.monotonic()
+        f = stub.Unary.future(pb.Msg(tag="burst%d" % i), timeout=10 * SLOW,
+                              metadata=(("x-chaos", "delay"),))
+        f.add_done_callback(lambda _f, i=i: done.__setitem__(i, time.monotonic()))
+        futs.append(f)
+    codes = [code_of(f.result)[0] for f in futs]
+    time.sleep(0.05)
+    held = [done[i] - starts[i] for i in range(BURST) if i in done]
+    check(all(c == grpc.StatusCode.OK for c in codes) and len(held) == BURST and
+          min(held) >= 0.999,
+          "a burst of %d delayed calls: each held at least 1s (shortest %.3fs)" %
+          (BURST, min(held) if held else -1))
+
     c, d = code_of(lambda: stub.Unary(pb.Msg(tag="ab"), timeout=5, metadata=(("x-chaos", "abort"),)))
     check(c == grpc.StatusCode.UNAVAILABLE and d == "injected fault",
           "abort -> UNAVAILABLE \"injected fault\"")
@@ -210,8 +229,8 @@ def test(tmp):
     check(c == grpc.StatusCode.OK, "pod labels file change is picked up")
 
     m = sc.metrics()
-    check(metric(m, "grpcguard_faults_injected_total", type="delay", fault="slow-unary") == 3,
-          "metrics: 3 delays injected")
+    check(metric(m, "grpcguard_faults_injected_total", type="delay", fault="slow-unary") ==
+          3 + BURST, "metrics: %d delays injected" % (3 + BURST))
     check(metric(m, "grpcguard_faults_injected_total", type="abort", fault="flaky") == n_abort,
           "metrics: flaky aborts counted exactly")
     check(metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="UNAVAILABLE") == 1,
