@@ -140,8 +140,8 @@ static void feed_request(struct sc_hdrs *h, size_t nextra)
 	nv[n++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0};
 	for (size_t i = 0; i < nextra && i < 32; i++) {
 		int k = snprintf(names[i], sizeof(names[i]), "x-h%zu", i);
-		nv[n++] = (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)names[i], (size_t)k,
-				       (size_t)k, 0};
+		nv[n++] =
+		    (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)names[i], (size_t)k, (size_t)k, 0};
 	}
 	ck_assert_int_eq(nghttp2_session_callbacks_new(&cb), 0);
 	ck_assert_int_eq(nghttp2_session_client_new(&cs, cb, NULL), 0);
