@@ -260,14 +260,15 @@ def floods(tmp):
     # starve the kubelet's probes, which come from another address
     idle = [socket.create_connection(("127.0.0.1", BASE + 2), timeout=5) for _ in range(40)]
     time.sleep(0.3)
-    probe = socket.create_connection(("127.0.0.1", BASE + 2), timeout=5,
-                                     source_address=("127.0.0.2", 0))
-    probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     try:
+        probe = socket.create_connection(("127.0.0.1", BASE + 2), timeout=5,
+                                         source_address=("127.0.0.2", 0))
+        probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = probe.recv(1024)
+        probe.close()
     except OSError as e:
-        reply = repr(e).encode()
-    probe.close()
+        reply = ("%r (sidecar %s)" % (e, "running" if sc.p.poll() is None else
+                                      "exited %r" % sc.p.returncode)).encode()
     for x in idle:
         x.close()
     check(reply.startswith(b"HTTP/1.1 200"),
