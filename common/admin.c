@@ -146,6 +146,11 @@ static int listen_socket(const char *listen_addr, unsigned *bound)
 	}
 	/* Restarting the sidecar must not wait for TIME_WAIT to expire. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (res->ai_family == AF_INET6) {
+		/* "[::]" serves IPv4 too (as v4-mapped addresses), whatever the sysctl says. */
+		int zero = 0;
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, ADMIN_BACKLOG) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
 		rc = -errno;
@@ -319,6 +324,12 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 	a->metrics = metrics;
 	atomic_init(&a->ready, false);
 	fd = listen_socket(listen_addr, &a->port);
+	if ((fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) && strncmp(listen_addr, "[::]:", 5) == 0) {
+		/* A node without IPv6: the dual-stack address degrades to every IPv4 address. */
+		char v4[32];
+		snprintf(v4, sizeof(v4), "0.0.0.0:%s", listen_addr + 5);
+		fd = listen_socket(v4, &a->port);
+	}
 	if (fd < 0) {
 		rc = fd;
 		goto out;

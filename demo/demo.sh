@@ -247,7 +247,7 @@ fi
 step "4/6  A server pod and a client pod, the sidecar in between"
 if [ "$MODE" = netns ]; then
 	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI")
-	APP_PORT=8080 PROXY_LISTEN=0.0.0.0:15006 UPSTREAM=original-dst ADMIN=127.0.0.1:15020
+	APP_PORT=8080 PROXY_LISTEN=[::]:15006 UPSTREAM=original-dst ADMIN=127.0.0.1:15020
 	TARGET=10.99.9.2:8080
 	ip netns add "$NS_SRV" || die "ip netns add failed"
 	NETNS+=("$NS_SRV")

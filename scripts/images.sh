@@ -4,7 +4,7 @@
 #   scripts/images.sh            build REGISTRY/grpcguard-webhook:TAG and REGISTRY/grpcguard-sidecar:TAG
 #   PUSH=1 scripts/images.sh     and push them
 #
-# Environment: REGISTRY (default ghcr.io/grpcguard, the chart's default), TAG (default the
+# Environment: REGISTRY (default grpcguard, the chart's default), TAG (default the
 # chart's appVersion), DOCKER (default docker; podman works too), PLATFORM (e.g.
 # linux/amd64,linux/arm64, needs buildx).
 #
@@ -12,7 +12,7 @@
 # nothing was built, and a pipeline that expects images must notice.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-REGISTRY=${REGISTRY:-ghcr.io/grpcguard}
+REGISTRY=${REGISTRY:-grpcguard}
 TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$root/charts/grpcguard/Chart.yaml")}
 DOCKER=${DOCKER:-docker}
 

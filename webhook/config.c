@@ -23,7 +23,7 @@ int wh_config_init(struct wh_config *c)
 	memset(c, 0, sizeof(*c));
 	c->namespace_ = strdup(ns && *ns ? ns : "grpcguard-system");
 	c->validation_mode = WH_MODE_ENFORCE;
-	c->image = strdup("ghcr.io/grpcguard/grpcguard-sidecar:0.1.0");
+	c->image = strdup("grpcguard/grpcguard-sidecar:0.1.0");
 	c->pull_policy = strdup("IfNotPresent");
 	c->native_sidecar = true;
 	c->intercept_cni = false;

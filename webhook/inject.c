@@ -227,8 +227,10 @@ static json_t *proxy_container(const struct wh_config *c)
 	char listen[32], admin[32];
 	json_t *ctr;
 
-	snprintf(listen, sizeof(listen), "0.0.0.0:%u", c->proxy_port);
-	snprintf(admin, sizeof(admin), "0.0.0.0:%u", c->admin_port);
+	/* Dual-stack: init redirects IPv6 too, and the kubelet and Prometheus reach the admin port
+	 * on the pod IP of either family. Both programs fall back to IPv4 on a node without IPv6. */
+	snprintf(listen, sizeof(listen), "[::]:%u", c->proxy_port);
+	snprintf(admin, sizeof(admin), "[::]:%u", c->admin_port);
 	ctr = json_pack(
 	    "{s:s, s:s, s:s,"
 	    " s:[s, s,s, s,s, s,s, s,s, s,s, s,s],"

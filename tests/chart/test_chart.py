@@ -185,7 +185,7 @@ class Deployment(unittest.TestCase):
         self.assertNotEqual(psc["runAsUser"], 0)
         self.assertEqual(psc["seccompProfile"]["type"], "RuntimeDefault")
         (c,) = spec["containers"]
-        self.assertEqual(c["image"], "ghcr.io/grpcguard/grpcguard-webhook:0.1.0")
+        self.assertEqual(c["image"], "grpcguard/grpcguard-webhook:0.1.0")
         self.assertEqual(c["args"], [
             "--listen", "0.0.0.0:8443", "--tls-cert", "/etc/grpcguard/tls/tls.crt",
             "--tls-key", "/etc/grpcguard/tls/tls.key",
@@ -251,7 +251,7 @@ class Deployment(unittest.TestCase):
         self.assertIn("requiredDuringSchedulingIgnoredDuringExecution",
                       spec["affinity"]["podAntiAffinity"])
         c = spec["containers"][0]
-        self.assertEqual(c["image"], "ghcr.io/grpcguard/grpcguard-webhook@sha256:" + "a" * 64)
+        self.assertEqual(c["image"], "grpcguard/grpcguard-webhook@sha256:" + "a" * 64)
         self.assertIn("[::]:9443", c["args"])
         self.assertEqual(c["ports"][0]["containerPort"], 9443)
         self.assertEqual(spec["priorityClassName"], "system-cluster-critical")
@@ -494,7 +494,7 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(cfg["namespace"], NS)
         self.assertEqual(cfg["validation"], {"mode": "enforce"})
         self.assertEqual(cfg["injection"], {
-            "image": "ghcr.io/grpcguard/grpcguard-sidecar:0.1.0",
+            "image": "grpcguard/grpcguard-sidecar:0.1.0",
             "imagePullPolicy": "IfNotPresent", "nativeSidecar": True, "interceptMode": "init",
             "proxyPort": 15006, "adminPort": 15020, "proxyUID": 1337,
             "policyConfigMap": "grpcguard-policy", "logLevel": "info",
@@ -535,7 +535,7 @@ class ConfigFile(unittest.TestCase):
                                          "connectionTimeoutSeconds": 3})
         r = helm.template(set=["injection.image.digest=sha256:" + "b" * 64])
         self.assertEqual(webhook_config_file(r)["injection"]["image"],
-                         "ghcr.io/grpcguard/grpcguard-sidecar@sha256:" + "b" * 64)
+                         "grpcguard/grpcguard-sidecar@sha256:" + "b" * 64)
 
     def test_native_sidecar_needs_129(self):
         # auto (the default) follows the Kubernetes version Helm sees.

@@ -191,7 +191,7 @@ def variant_a():
     check("command" not in proxy, "the image's ENTRYPOINT must run (no command)")
     a = proxy["args"]
     check(a[0] == "run", "proxy args %r" % a)
-    for flag, val in (("--listen", "0.0.0.0:16006"), ("--admin", "0.0.0.0:16020"),
+    for flag, val in (("--listen", "[::]:16006"), ("--admin", "[::]:16020"),
                       ("--log-level", "debug"), ("--upstream", "original-dst")):
         check(flag in a and a[a.index(flag) + 1] == val, "proxy %s %s missing: %r" % (flag, val, a))
     check(proxy["securityContext"]["runAsUser"] == 2000, "proxy uid %r" % proxy["securityContext"])
@@ -263,7 +263,7 @@ def variant_b():
     proxy = by_name(p["spec"]["containers"], "grpcguard-proxy")
     check(proxy is not None and "restartPolicy" not in proxy,
           "nativeSidecar=false: proxy must be a plain container: %r" % p["spec"])
-    check(proxy["image"] == "ghcr.io/grpcguard/grpcguard-sidecar:0.1.0", "default image %r" % proxy["image"])
+    check(proxy["image"] == "grpcguard/grpcguard-sidecar:0.1.0", "default image %r" % proxy["image"])
     check(by_name(p["spec"].get("initContainers"), "grpcguard-init") is None,
           "interceptMode cni: no grpcguard-init expected")
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "server", "namespace": "demo"},

@@ -37,7 +37,7 @@ START_TEST(defaults)
 	load_ok(&c, "");
 	ck_assert_str_eq(c.namespace_, "grpcguard-system");
 	ck_assert_int_eq(c.validation_mode, WH_MODE_ENFORCE);
-	ck_assert_str_eq(c.image, "ghcr.io/grpcguard/grpcguard-sidecar:0.1.0");
+	ck_assert_str_eq(c.image, "grpcguard/grpcguard-sidecar:0.1.0");
 	ck_assert(c.native_sidecar && !c.intercept_cni);
 	ck_assert_uint_eq(c.proxy_port, 15006);
 	ck_assert_uint_eq(c.admin_port, 15020);
