@@ -56,6 +56,7 @@ void wh_config_cleanup(struct wh_config *c)
 	free(c->exclude_namespaces);
 	json_decref(c->extra_annotations);
 	json_decref(c->resources);
+	json_decref(c->proxy_container);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -36,6 +36,9 @@ struct wh_config {
 	size_t nexclude_namespaces;
 	json_t *extra_annotations; /* object of string values (owned) */
 	json_t *resources;	   /* {"requests": {...}, "limits": {...}} (owned) */
+	/* The proxy container, the same for every pod: built by wh_inject_prepare() once the
+	 * configuration is final and then shared read-only (owned; NULL: built per pod). */
+	json_t *proxy_container;
 	size_t max_body_bytes;
 	unsigned max_connections;
 	unsigned connection_timeout_s;

@@ -222,7 +222,7 @@ static json_t *probe(const char *path, unsigned port, int period, int failures)
 			 "failureThreshold", failures);
 }
 
-static json_t *proxy_container(const struct wh_config *c)
+static json_t *build_proxy_container(const struct wh_config *c)
 {
 	char listen[32], admin[32];
 	json_t *ctr;
@@ -258,6 +258,27 @@ static json_t *proxy_container(const struct wh_config *c)
 		return NULL;
 	}
 	return ctr;
+}
+
+/*
+ * New reference to the proxy container: the prepared one when there is one (shared read-only
+ * between the server threads; jansson's reference counts are atomic and json_dump does not
+ * write to the values it dumps), else a fresh one.
+ */
+static json_t *proxy_container(const struct wh_config *c)
+{
+	return c->proxy_container ? json_incref(c->proxy_container) : build_proxy_container(c);
+}
+
+int wh_inject_prepare(struct wh_config *c)
+{
+	json_t *ctr = build_proxy_container(c);
+
+	if (!ctr)
+		return -ENOMEM;
+	json_decref(c->proxy_container);
+	c->proxy_container = ctr;
+	return 0;
 }
 
 static json_t *init_container(const struct wh_config *c, const char *ports)

@@ -46,6 +46,13 @@ int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, c
  * opted out, uses hostNetwork, is in an excluded namespace or is already injected; denied
  * for a bad grpcguard.io/inbound-ports annotation or a malformed pod. Returns 0 or -ENOMEM.
  */
+/*
+ * Build what is the same for every injected pod (the proxy container) into c, once c is
+ * final (it must not change afterwards). Optional: without it the container is built per
+ * pod. Returns 0 or -ENOMEM.
+ */
+int wh_inject_prepare(struct wh_config *c);
+
 int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 		  struct wh_verdict *v);
 

@@ -153,6 +153,10 @@ int main(int argc, char **argv)
 		log_error("config_error", err, "{s:s}", "file", config_path);
 		goto out;
 	}
+	if (wh_inject_prepare(&cfg) != 0) {
+		log_error("config_error", "out of memory", NULL);
+		goto out;
+	}
 	so.config = &cfg;
 
 	/* Signals are taken synchronously by this thread; the pool threads inherit the mask. */
