@@ -57,6 +57,7 @@ void wh_config_cleanup(struct wh_config *c)
 	json_decref(c->extra_annotations);
 	json_decref(c->resources);
 	json_decref(c->proxy_container);
+	free(c->proxy_container_json);
 	memset(c, 0, sizeof(*c));
 }
 

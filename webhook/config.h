@@ -39,6 +39,7 @@ struct wh_config {
 	/* The proxy container, the same for every pod: built by wh_inject_prepare() once the
 	 * configuration is final and then shared read-only (owned; NULL: built per pod). */
 	json_t *proxy_container;
+	char *proxy_container_json; /* the same dumped compact (owned) */
 	size_t max_body_bytes;
 	unsigned max_connections;
 	unsigned connection_timeout_s;

@@ -273,11 +273,16 @@ static json_t *proxy_container(const struct wh_config *c)
 int wh_inject_prepare(struct wh_config *c)
 {
 	json_t *ctr = build_proxy_container(c);
+	char *text = ctr ? json_dumps(ctr, JSON_COMPACT) : NULL;
 
-	if (!ctr)
+	if (!text) {
+		json_decref(ctr);
 		return -ENOMEM;
+	}
 	json_decref(c->proxy_container);
+	free(c->proxy_container_json);
 	c->proxy_container = ctr;
+	c->proxy_container_json = text;
 	return 0;
 }
 

@@ -129,13 +129,82 @@ static int dump_put(const char *data, size_t n, void *arg)
 	return 0;
 }
 
+/* Append the JSON string for s[0..n) (quotes included) to b. */
+static int put_escaped(struct dump_buf *b, const char *s, size_t n)
+{
+	const char *run = s, *end = s + n;
+	char esc[8];
+
+	if (dump_put("\"", 1, b))
+		return -1;
+	for (; s < end; s++) {
+		unsigned char ch = (unsigned char)*s;
+		int len = 2;
+
+		if (ch != '"' && ch != '\\' && ch >= 0x20 && ch != 0x7f)
+			continue;
+		if (ch == '"' || ch == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+		} else {
+			len = snprintf(esc, sizeof(esc), "\\u%04x", ch);
+		}
+		if (dump_put(run, (size_t)(s - run), b) || dump_put(esc, (size_t)len, b))
+			return -1;
+		run = s + 1;
+	}
+	if (dump_put(run, (size_t)(s - run), b))
+		return -1;
+	return dump_put("\"", 1, b);
+}
+
+/*
+ * Dump the patch compact, as json_dump_callback() would, except that the prepared proxy
+ * container (the largest part of every patch, see wh_inject_prepare()) is copied from its
+ * text dumped once at startup. The patch's own nesting is shallow; below `depth` 8 (and for
+ * every other leaf) jansson dumps.
+ */
+static int dump_patch(const struct wh_config *c, const json_t *v, struct dump_buf *b, int depth)
+{
+	size_t i;
+
+	if (c->proxy_container_json && v == c->proxy_container)
+		return dump_put(c->proxy_container_json, strlen(c->proxy_container_json), b);
+	if (depth < 8 && json_is_array(v)) {
+		if (dump_put("[", 1, b))
+			return -1;
+		for (i = 0; i < json_array_size(v); i++) {
+			if ((i && dump_put(",", 1, b)) ||
+			    dump_patch(c, json_array_get(v, i), b, depth + 1))
+				return -1;
+		}
+		return dump_put("]", 1, b);
+	}
+	if (depth < 8 && json_is_object(v)) {
+		/* Insertion order, as json_dumps without JSON_SORT_KEYS. */
+		void *it = json_object_iter((json_t *)v);
+
+		if (dump_put("{", 1, b))
+			return -1;
+		for (i = 0; it; i++, it = json_object_iter_next((json_t *)v, it)) {
+			if ((i && dump_put(",", 1, b)) ||
+			    put_escaped(b, json_object_iter_key(it), json_object_iter_key_len(it)) ||
+			    dump_put(":", 1, b) ||
+			    dump_patch(c, json_object_iter_value(it), b, depth + 1))
+				return -1;
+		}
+		return dump_put("}", 1, b);
+	}
+	return json_dump_callback(v, dump_put, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
 /*
  * The usual answer (allowed, no warnings) written straight into one buffer: the base64
  * patch would otherwise be copied into a jansson string and scanned again by json_dumps.
  * Same document as review_response() builds. NULL on ENOMEM.
  */
-static char *review_text_allowed(const char *api_version, const char *uid, const json_t *patch,
-				 size_t *len)
+static char *review_text_allowed(const struct wh_config *c, const char *api_version,
+				 const char *uid, const json_t *patch, size_t *len)
 {
 	/* A typical patch is ~3 KB: dumped on the stack, no allocation (and no realloc chain
 	 * whose large requests make glibc consolidate the freed jansson nodes each time). */
@@ -146,7 +215,7 @@ static char *review_text_allowed(const char *api_version, const char *uid, const
 	bool have_patch = patch && json_array_size(patch);
 
 	if (have_patch) {
-		if (json_dump_callback(patch, dump_put, &pt, JSON_COMPACT) != 0 ||
+		if (dump_patch(c, patch, &pt, 0) != 0 ||
 		    pt.len > (size_t)INT32_MAX / 2)
 			goto out;
 		b64len = 4 * ((pt.len + 2) / 3);
@@ -344,7 +413,7 @@ int wh_review_handle(const struct wh_config *c, enum wh_route route, const char 
 	if (judge(c, route, req, info, &v) != 0)
 		goto out; /* ENOMEM: 500 */
 	if (v.allowed && !(v.warnings && json_array_size(v.warnings))) {
-		*resp = review_text_allowed(api, uid, v.patch, resp_len);
+		*resp = review_text_allowed(c, api, uid, v.patch, resp_len);
 	} else {
 		review = review_response(api, uid, &v);
 		*resp = review ? json_dumps(review, JSON_COMPACT) : NULL;
