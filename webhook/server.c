@@ -894,6 +894,14 @@ unsigned wh_server_port(const struct wh_server *s)
 	return s->port;
 }
 
+/* Connections a daemon holds open (0 when the library cannot say). */
+static unsigned open_connections(struct tls_daemon *td)
+{
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(td->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
+}
+
 /* Stop retired daemons whose connections are gone or whose drain time is up. */
 static void reap(struct wh_server *s, uint64_t now, bool force)
 {
@@ -986,9 +994,17 @@ void wh_server_stop(struct wh_server *s, unsigned drain_ms)
 	}
 	deadline = mono_ms() + drain_ms;
 	for (;;) {
-		unsigned busy = s->cur ? atomic_load(&s->cur->inflight) : 0;
+		/*
+		 * Wait for every open connection, not only for the requests the handler has
+		 * seen: a request may be on the wire of an accepted (or kept-alive) connection
+		 * and not parsed yet. Quiesced daemons answer with Connection: close, so busy
+		 * clients go away after their next answer; idle ones hold us until the deadline.
+		 */
+		unsigned busy = s->cur ? atomic_load(&s->cur->inflight) + open_connections(s->cur) : 0;
 		for (size_t i = 0; i < MAX_RETIRED; i++)
-			busy += s->retired[i] ? atomic_load(&s->retired[i]->inflight) : 0;
+			busy += s->retired[i] ? atomic_load(&s->retired[i]->inflight) +
+						    open_connections(s->retired[i])
+					      : 0;
 		if (busy == 0 || mono_ms() >= deadline)
 			break;
 		/* A trickling request must not hold the drain for all of drain_ms. */
