@@ -658,8 +658,16 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 	atomic_init(&td->inflight, 0);
 	/* One worker is not a pool: libmicrohttpd warns if asked for a pool of 1. */
 	pool = s->threads > 1 ? s->threads : 0;
+	/*
+	 * poll(), not epoll: with epoll, MHD_quiesce_daemon() (rotation, drain) and a busy
+	 * worker both remove the listening socket from the worker's epoll set without a lock,
+	 * and the loser's ENOENT is an MHD_PANIC that aborts the process (libmicrohttpd
+	 * 0.9.75, daemon.c "Failed to remove listen FD from epoll set"). A CI run hit it at
+	 * SIGTERM. With poll() quiescing only signals the worker, which then leaves the
+	 * socket out of its next poll set. Our connection count is small (maxConnections).
+	 */
 	td->d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_EPOLL |
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_POLL |
 		MHD_USE_ERROR_LOG,
 	    0, on_accept, td, on_request, td, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_HTTPS_MEM_CERT,
@@ -986,12 +994,14 @@ void wh_server_stop(struct wh_server *s, unsigned drain_ms)
 		atomic_store(&s->cur->draining, true);
 		MHD_quiesce_daemon(s->cur->d);
 	}
-	/* Every daemon is quiesced now, so nobody polls the socket: close it, and new
-	 * connections are refused at once instead of waiting in the backlog. */
-	if (s->listen_fd >= 0) {
-		close(s->listen_fd);
-		s->listen_fd = -1;
-	}
+	/*
+	 * Every daemon is quiesced now: stop listening, so new connections are refused at
+	 * once instead of waiting in the backlog. shutdown(), not close(): a worker that woke
+	 * for the socket just before the quiesce may still call accept() on it, and a closed
+	 * descriptor's number could be reused by then. server_free() closes it.
+	 */
+	if (s->listen_fd >= 0)
+		(void)shutdown(s->listen_fd, SHUT_RDWR);
 	deadline = mono_ms() + drain_ms;
 	for (;;) {
 		/*

@@ -528,7 +528,10 @@ limits:
         c.close()
     time.sleep(0.5)
     check(wh2.request("GET", "/healthz", None)[0] == 200, "serving after the connection cap")
-    check(wh2.proc.stop() == 0, "webhook 2 exit code")
+    t_stop = time.monotonic()
+    rc2 = wh2.proc.stop()
+    check(rc2 == 0, "webhook 2 exit code %r after %.1fs:\n%s" % (rc2, time.monotonic() - t_stop,
+                                                               wh2.proc.log_text()[-3000:]))
 
     # ---- config errors: file:line:column, exit 1 ---------------------------------------------------
     bad = os.path.join(tmp, "bad.yaml")
