@@ -92,9 +92,10 @@ static void set_error(const char *text)
 }
 
 /*
- * Install a new snapshot: policy p (stolen; NULL keeps the current one) and labels parsed
- * afresh from the last good labels text (labels objects are not shared between
- * snapshots). Returns 0 or -ENOMEM (then p is released).
+ * Install a new snapshot: policy p (stolen; NULL keeps the current one, or is the empty
+ * policy when there is none yet) and labels parsed afresh from the last good labels text
+ * (labels objects are not shared between snapshots). Returns 0 or -ENOMEM (then p is
+ * released).
  */
 static int install(struct policy *p)
 {
@@ -106,6 +107,10 @@ static int install(struct policy *p)
 		return -ENOMEM;
 	}
 	atomic_init(&s->refs, 1);
+	if (!p && !st.cur && !(p = policy_new_empty())) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (st.lab_buf && policy_labels_parse(st.lab_buf, st.lab_len, &s->labels, &diag) != 0)
 		s->labels = NULL;
 	pthread_mutex_lock(&st.lock);
@@ -327,15 +332,13 @@ static void poll_cb(uv_timer_t *t)
 
 int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_path)
 {
-	struct policy *empty;
-
 	st.loop = loop;
 	st.pol.path = policy_path;
 	st.lab.path = labels_path;
-	empty = policy_new_empty();
-	if (!empty || install(empty) != 0)
-		return -ENOMEM;
+	/* The first snapshot (generation 1) is what the files say, or the empty policy. */
 	sc_reload_check();
+	if (!st.cur && install(NULL) != 0)
+		return -ENOMEM;
 	if (policy_path && !st.policy_loaded && !st.last_error)
 		log_warn("no_policy",
 			 "no policy file: no faults, every RPC allowed; it is picked up "

@@ -71,6 +71,7 @@ START_TEST(lifecycle)
 	/* Missing file: an empty policy, generation 1. */
 	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
 	s = sc_state_current();
+	ck_assert_uint_eq(s->generation, 1);
 	ck_assert_uint_eq(policy_fault_count(s->policy), 0);
 	ck_assert_ptr_null(s->labels);
 	gen = s->generation;
@@ -136,6 +137,30 @@ START_TEST(lifecycle)
 }
 END_TEST
 
+/* A policy present at start is the first snapshot: generation 1, not 2. */
+START_TEST(first_generation)
+{
+	uv_loop_t loop;
+	json_t *j;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	put(pol, ONE_FAULT);
+	put(lab, "app=\"server\"\n");
+	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
+	ck_assert_uint_eq(sc_state_generation(), 1);
+	j = policy_view();
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "generation")), 1);
+	json_decref(j);
+	put(pol, HEAD);
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), 2);
+	sc_reload_stop();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	sc_reload_free();
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sidecar/reload");
@@ -143,6 +168,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, lifecycle);
+	tcase_add_test(tc, first_generation);
 	suite_add_tcase(s, tc);
 	return s;
 }
