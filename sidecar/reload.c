@@ -31,7 +31,7 @@ struct watched {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	struct timespec mtime;
+	struct timespec mtime, ctime;
 	uint64_t hash; /* of the content last examined */
 	bool have_hash;
 	bool missing_logged;
@@ -140,11 +140,21 @@ static uint64_t fnv1a(const char *p, size_t n)
 	return h;
 }
 
+static void remember(struct watched *wf, const struct stat *sb)
+{
+	wf->seen = true;
+	wf->dev = sb->st_dev;
+	wf->ino = sb->st_ino;
+	wf->size = sb->st_size;
+	wf->mtime = sb->st_mtim;
+	wf->ctime = sb->st_ctim;
+}
+
 /*
  * Read path if it changed since last time. Returns 1 and a new buffer in *buf (its
  * length in *len) when there is new content to examine, 0 when nothing changed (or the
  * file is missing or empty: never a reason to drop a good policy), negative errno on a
- * read error.
+ * read error (-EISDIR for a directory), reported once per change of the path's stat.
  */
 static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 {
@@ -163,14 +173,22 @@ static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 		return 0;
 	}
 	wf->missing_logged = false;
+	/* ctime too: a chmod that makes an unreadable file readable changes only that. */
 	if (wf->seen && sb.st_dev == wf->dev && sb.st_ino == wf->ino && sb.st_size == wf->size &&
-	    sb.st_mtim.tv_sec == wf->mtime.tv_sec && sb.st_mtim.tv_nsec == wf->mtime.tv_nsec)
+	    sb.st_mtim.tv_sec == wf->mtime.tv_sec && sb.st_mtim.tv_nsec == wf->mtime.tv_nsec &&
+	    sb.st_ctim.tv_sec == wf->ctime.tv_sec && sb.st_ctim.tv_nsec == wf->ctime.tv_nsec)
 		return 0;
+	if (S_ISDIR(sb.st_mode)) {
+		r = -EISDIR;
+		goto unreadable;
+	}
 	if (sb.st_size == 0)
 		return 0; /* being written, or emptied by mistake: wait for content */
 	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		goto unreadable;
+	}
 	b = malloc(POLICY_MAX_FILE_BYTES + 2);
 	if (!b) {
 		close(fd);
@@ -188,16 +206,16 @@ static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 			break;
 	}
 	close(fd);
-	if (r < 0 || n == 0) {
+	if (r < 0) {
 		free(b);
-		return r;
+		goto unreadable;
+	}
+	if (n == 0) {
+		free(b);
+		return 0;
 	}
 	b[n] = '\0';
-	wf->seen = true;
-	wf->dev = sb.st_dev;
-	wf->ino = sb.st_ino;
-	wf->size = sb.st_size;
-	wf->mtime = sb.st_mtim;
+	remember(wf, &sb);
 	if (wf->have_hash && fnv1a(b, n) == wf->hash) {
 		free(b);
 		return 0;
@@ -207,6 +225,15 @@ static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 	*buf = b;
 	*len = n;
 	return 1;
+unreadable:
+	/*
+	 * Remember what we looked at, so the same unreadable thing (a directory, a file
+	 * without read permission) is reported once, not at every poll; the next change
+	 * to it is examined afresh.
+	 */
+	remember(wf, &sb);
+	wf->have_hash = false;
+	return r;
 }
 
 /* Re-read the labels file; true when new labels text was accepted. */
@@ -253,8 +280,15 @@ void sc_reload_check(void)
 	if (st.pol.path) {
 		r = read_if_changed(&st.pol, &buf, &len);
 		if (r < 0) {
-			log_warn("policy_read_failed", "cannot read the policy file", "{s:s, s:s}",
-				 "file", st.pol.path, "error", strerror(-r));
+			char text[600];
+			snprintf(text, sizeof(text), "%s: cannot read the policy file: %s%s",
+				 st.pol.path, strerror(-r),
+				 r == -EISDIR ? " (--policy names a file, not its directory)" : "");
+			log_error("policy_read_failed", text, "{s:s, s:s, s:b}", "file",
+				  st.pol.path, "error", strerror(-r), "kept_last_good",
+				  st.policy_loaded);
+			metrics_inc(sc_stats.reload_fail);
+			set_error(text);
 		} else if (r > 0) {
 			r = policy_parse_buffer(st.pol.path, buf, len, &p, &diag);
 			if (r != 0) {

@@ -10,7 +10,7 @@ last_error).
 - file truncated mid-write so it does not parse: rejected (file:line:column in /policy,
   counted as a failed reload), last good stays; the completed write is then picked up;
 - binary garbage and a file over the 1 MiB limit: rejected, last good stays;
-- file replaced by a directory: last good stays;
+- file replaced by a directory: last good stays, logged once (not at every poll);
 - file deleted: last good stays (logged once), a new file is picked up;
 - the whole directory deleted and re-created later (a volume remounted): last good stays
   meanwhile, the new file is picked up;
@@ -159,6 +159,9 @@ def test(tmp):
     settle()
     check(pol(sc)["generation"] == gen and in_force(stub) == "v3" and sc.p.poll() is None,
           "policy path is a directory: last good policy stays")
+    n_dir = sum(1 for e in log_events(sc) if e.get("event") == "policy_read_failed")
+    check(n_dir == 1 and "Is a directory" in (pol(sc)["last_error"] or ""),
+          "policy path is a directory: logged once over several polls (%d), in last_error" % n_dir)
     os.rmdir(path)
 
     # ---- deleted, then a new file -------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -161,6 +162,40 @@ START_TEST(first_generation)
 }
 END_TEST
 
+/* A directory where the file should be: reported once (until it changes), not per poll. */
+START_TEST(directory_once)
+{
+	uv_loop_t loop;
+	char sub[160];
+	json_t *j;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(mkdir(pol, 0700), 0);
+	ck_assert_int_eq(sc_reload_init(&loop, pol, NULL), 0);
+	sc_reload_check();
+	sc_reload_check();
+	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_fail), 1);
+	j = policy_view();
+	ck_assert(strstr(json_string_value(json_object_get(j, "last_error")), "Is a directory"));
+	json_decref(j);
+	/* It changes (an entry appears): examined, and reported, again. */
+	snprintf(sub, sizeof(sub), "%.150s/x", pol);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	sc_reload_check();
+	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_fail), 2);
+	ck_assert_int_eq(rmdir(sub), 0);
+	ck_assert_int_eq(rmdir(pol), 0);
+	put(pol, ONE_FAULT);
+	sc_reload_check();
+	ck_assert_uint_eq(sc_state_generation(), 2);
+	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_ok), 1);
+	sc_reload_stop();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	sc_reload_free();
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sidecar/reload");
@@ -169,6 +204,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, lifecycle);
 	tcase_add_test(tc, first_generation);
+	tcase_add_test(tc, directory_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
