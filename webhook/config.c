@@ -14,6 +14,8 @@
 
 #include <yaml.h>
 
+#include "common/fileio.h"
+
 static const char *const builtin_excluded[] = {"kube-system", "kube-public", "kube-node-lease"};
 
 int wh_config_init(struct wh_config *c)
@@ -637,33 +639,13 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 
 int wh_config_load_file(struct wh_config *c, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
-	size_t n;
+	size_t n = 0;
 	int rc;
 
-	if (!f) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return rc;
-	}
-	buf = malloc(WH_MAX_CONFIG_BYTES + 1);
-	if (!buf) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, WH_MAX_CONFIG_BYTES + 1, f);
-	if (ferror(f)) {
-		rc = -EIO;
-		snprintf(err, errlen, "%s: read error", path);
-	} else if (n > WH_MAX_CONFIG_BYTES) {
-		rc = -EFBIG;
-		snprintf(err, errlen, "%s: larger than %d bytes", path, WH_MAX_CONFIG_BYTES);
-	} else {
+	rc = fileio_read_bounded(path, WH_MAX_CONFIG_BYTES, &buf, &n, err, errlen);
+	if (rc == 0)
 		rc = wh_config_load_buffer(c, path, buf, n, err, errlen);
-	}
-	fclose(f);
 	free(buf);
 	return rc;
 }

@@ -27,6 +27,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "webhook/deadline.h"
@@ -110,40 +111,18 @@ static uint64_t mono_ms(void)
 
 /* ---- certificates ------------------------------------------------------------------------- */
 
+/* A PEM file: what fileio_read_bounded() returns, and an empty file is an error too. */
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n;
-	int rc;
+	int rc = fileio_read_bounded(path, MAX_PEM_BYTES, out, len, err, errlen);
 
-	*out = NULL;
-	if (!f) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return rc;
+	if (rc == 0 && *len == 0) {
+		free(*out);
+		*out = NULL;
+		snprintf(err, errlen, "%s: empty file", path);
+		rc = -EINVAL;
 	}
-	buf = malloc(MAX_PEM_BYTES + 1);
-	if (!buf) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, MAX_PEM_BYTES + 1, f);
-	rc = ferror(f) ? -EIO : 0;
-	fclose(f);
-	if (rc || n > MAX_PEM_BYTES || n == 0) {
-		free(buf);
-		snprintf(err, errlen, "%s: %s", path,
-			 rc  ? "read error"
-			 : n ? "larger than 1 MiB"
-			     : "empty file");
-		return rc ? rc : -EINVAL;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
+	return rc;
 }
 
 static void free_secret(char *p, size_t len)
