@@ -31,6 +31,8 @@ static struct {
 	uv_tcp_t probe;
 	uv_connect_t probe_req;
 	bool probing;
+	bool upstream_ok; /* the probe connected once (or original-dst: no fixed app) */
+	bool ready;	  /* what /readyz says */
 	struct admin_server *admin;
 	struct sc_proxy px;
 } M;
@@ -211,6 +213,27 @@ static void worker_cleanup(struct sc_worker *w)
 
 /* ---- main loop: signals and readiness ------------------------------------------------- */
 
+/*
+ * Ready: the app was reachable once, a usable policy is in force (not failing closed)
+ * and we are not draining. Called on the main loop when one of them changes.
+ */
+static void update_ready(void *ctx)
+{
+	bool policy_ok = sc_reload_policy_ok(),
+	     ready = M.upstream_ok && policy_ok && !atomic_load(&M.px.draining);
+	(void)ctx;
+
+	if (ready == M.ready)
+		return;
+	M.ready = ready;
+	if (M.admin)
+		admin_set_ready(M.admin, ready);
+	if (ready)
+		log_info("ready", "upstream reachable and a policy in force; ready", NULL);
+	else if (!policy_ok && M.upstream_ok)
+		log_warn("not_ready", "no valid policy loaded; not ready", NULL);
+}
+
 static void probe_start(void);
 static void probe_timer_cb(uv_timer_t *t);
 
@@ -237,9 +260,8 @@ static void probe_connect_cb(uv_connect_t *req, int status)
 		return;
 	uv_timer_stop(&M.probe_timer);
 	if (status == 0) {
-		if (M.admin)
-			admin_set_ready(M.admin, true);
-		log_info("ready", "upstream reachable; ready", NULL);
+		M.upstream_ok = true;
+		update_ready(NULL);
 		return;
 	}
 	uv_timer_start(&M.probe_timer, probe_timer_cb, 250, 0);
@@ -285,8 +307,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("draining", "signal received: GOAWAY to clients, finishing in-flight RPCs",
 		 "{s:i, s:I}", "signal", signum, "drain_time_ms",
 		 (json_int_t)M.px.cfg->drain_time_ms);
-	if (M.admin)
-		admin_set_ready(M.admin, false);
+	update_ready(NULL);
 	for (unsigned i = 0; i < M.px.nworkers; i++)
 		uv_async_send(&M.px.workers[i].wake);
 	uv_close((uv_handle_t *)&M.sigterm, noop_close);
@@ -388,9 +409,10 @@ int sc_run_main(const struct sc_config *cfg)
 	log_info("listening", "proxy started", "{s:s, s:s, s:s?, s:s?, s:i}", "listen", cfg->listen,
 		 "upstream", cfg->upstream, "admin", cfg->admin, "policy", cfg->policy, "workers",
 		 (int)cfg->workers);
+	sc_reload_set_notify(update_ready, NULL);
 	if (cfg->original_dst) {
-		if (M.admin)
-			admin_set_ready(M.admin, true);
+		M.upstream_ok = true;
+		update_ready(NULL);
 	} else {
 		probe_start();
 	}

@@ -45,7 +45,10 @@ static struct {
 	char *lab_buf; /* last accepted labels text */
 	size_t lab_len;
 	char *last_error;   /* last rejected policy/labels file, NULL after a good reload */
+	char *first_error;  /* the policy file at start was unusable: why (fail closed) */
 	bool policy_loaded; /* a file was parsed successfully at least once */
+	void (*notify)(void *ctx);
+	void *notify_ctx;
 	uv_loop_t *loop;
 	uv_fs_event_t fsev;
 	bool fsev_active, handles_init;
@@ -65,6 +68,7 @@ void sc_snap_unref(struct sc_snap *s)
 		return;
 	policy_unref(s->policy);
 	policy_labels_free(s->labels);
+	free(s->no_policy);
 	free(s);
 }
 
@@ -94,12 +98,14 @@ static void set_error(const char *text)
 /*
  * Install a new snapshot: policy p (stolen; NULL keeps the current one, or is the empty
  * policy when there is none yet) and labels parsed afresh from the last good labels text
- * (labels objects are not shared between snapshots). Returns 0 or -ENOMEM (then p is
- * released).
+ * (labels objects are not shared between snapshots). A good policy ends failing closed;
+ * p NULL keeps the current state (the first snapshot fails closed when the file at start
+ * was unusable). Returns 0 or -ENOMEM (then p is released, nothing changed).
  */
 static int install(struct policy *p)
 {
 	struct sc_snap *s = calloc(1, sizeof(*s)), *old;
+	const char *closed = p ? NULL : st.cur ? st.cur->no_policy : st.first_error;
 	struct policy_diag diag;
 
 	if (!s) {
@@ -107,7 +113,9 @@ static int install(struct policy *p)
 		return -ENOMEM;
 	}
 	atomic_init(&s->refs, 1);
-	if (!p && !st.cur && !(p = policy_new_empty())) {
+	if ((!p && !st.cur && !(p = policy_new_empty())) ||
+	    (closed && !(s->no_policy = strdup(closed)))) {
+		policy_unref(p);
 		free(s);
 		return -ENOMEM;
 	}
@@ -121,7 +129,35 @@ static int install(struct policy *p)
 	atomic_store(&st.generation, s->generation);
 	pthread_mutex_unlock(&st.lock);
 	sc_snap_unref(old);
+	if (st.notify)
+		st.notify(st.notify_ctx);
 	return 0;
+}
+
+void sc_reload_set_notify(void (*fn)(void *ctx), void *ctx)
+{
+	st.notify = fn;
+	st.notify_ctx = ctx;
+}
+
+bool sc_reload_policy_ok(void)
+{
+	bool ok;
+
+	pthread_mutex_lock(&st.lock);
+	ok = st.cur && !st.cur->no_policy;
+	pthread_mutex_unlock(&st.lock);
+	return ok;
+}
+
+/* The first look at the policy file found it unusable: fail closed (see reload.h). */
+static void first_unusable(const char *text)
+{
+	if (st.cur || st.first_error)
+		return;
+	st.first_error = strdup(text);
+	if (!st.first_error)
+		st.first_error = strdup("out of memory");
 }
 
 int sc_reload_set_policy(struct policy *p)
@@ -289,6 +325,7 @@ void sc_reload_check(void)
 				  st.policy_loaded);
 			metrics_inc(sc_stats.reload_fail);
 			set_error(text);
+			first_unusable(text);
 		} else if (r > 0) {
 			r = policy_parse_buffer(st.pol.path, buf, len, &p, &diag);
 			if (r != 0) {
@@ -297,6 +334,7 @@ void sc_reload_check(void)
 					  (int)diag.column, "kept_last_good", st.policy_loaded);
 				metrics_inc(sc_stats.reload_fail);
 				set_error(diag.text);
+				first_unusable(diag.text);
 			} else {
 				pchanged = true;
 			}
@@ -373,6 +411,11 @@ int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_
 	sc_reload_check();
 	if (!st.cur && install(NULL) != 0)
 		return -ENOMEM;
+	if (st.cur->no_policy)
+		log_error("no_valid_policy",
+			  "the policy file cannot be used and there is no earlier one: every RPC "
+			  "is refused (UNAVAILABLE) and /readyz says 503 until a valid file arrives",
+			  "{s:s, s:s}", "file", policy_path, "error", st.cur->no_policy);
 	if (policy_path && !st.policy_loaded && !st.last_error)
 		log_warn("no_policy",
 			 "no policy file: no faults, every RPC allowed; it is picked up "
@@ -417,6 +460,9 @@ void sc_reload_free(void)
 	free(st.last_error);
 	st.last_error = NULL;
 	pthread_mutex_unlock(&st.lock);
+	free(st.first_error);
+	st.first_error = NULL;
+	st.notify = NULL;
 	free(st.lab_buf);
 	st.lab_buf = NULL;
 	free(st.dir);
@@ -435,9 +481,10 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 	s = st.cur;
 	if (s)
 		pj = policy_to_json(s->policy);
-	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?}", "generation",
+	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?}", "generation",
 		      (json_int_t)(s ? s->generation : 0), "file", st.pol.path, "loaded",
-		      st.policy_loaded, "policy", pj, "last_error", st.last_error);
+		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
+		      s ? s->no_policy : NULL);
 	pthread_mutex_unlock(&st.lock);
 	if (!o)
 		goto out;

@@ -10,6 +10,12 @@
  * and remembered for /policy; the last good policy stays. A missing or empty file never
  * replaces a good policy.
  *
+ * Fail closed: when the policy file exists at start but cannot be used (it does not parse,
+ * or cannot be read), there is no last good policy to keep; the snapshots then carry the
+ * reason in `no_policy`, every RPC is refused (UNAVAILABLE) and the process is not ready,
+ * until a good file arrives through the reload. A file missing at start is not an error:
+ * no faults, every RPC allowed.
+ *
  * What it does not do: evaluate requests (the policy library does) or JWT (sc_authn).
  */
 #ifndef GRPCGUARD_SC_RELOAD_H
@@ -28,6 +34,7 @@ struct sc_snap {
 	struct policy *policy;	      /* never NULL */
 	struct policy_labels *labels; /* NULL when no labels file */
 	uint64_t generation;	      /* 1 for the first snapshot, +1 per change */
+	char *no_policy;	      /* NULL, or why every RPC is refused (fail closed) */
 };
 
 struct sc_snap *sc_snap_ref(struct sc_snap *s);
@@ -53,6 +60,14 @@ int sc_reload_set_policy(struct policy *p);
 
 /* Force a check now (tests, SIGHUP). */
 void sc_reload_check(void);
+
+/*
+ * fn(ctx) is called on the reload's loop after every snapshot swap (the listener
+ * recomputes readiness). One callback; NULL removes it.
+ */
+void sc_reload_set_notify(void (*fn)(void *ctx), void *ctx);
+/* Whether the snapshot in force has a usable policy (false: failing closed). */
+bool sc_reload_policy_ok(void);
 
 /* The admin /policy route: JSON with generation, file, policy, last_error. */
 int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **ctype);

@@ -436,6 +436,14 @@ void sc_stream_headers_done(struct sc_stream *s)
 	path = nghttp2_rcbuf_get_buf(s->path);
 	refresh_policy(w);
 	s->snap = sc_snap_ref(w->snap);
+	if (s->snap->no_policy) {
+		/* Fail closed: the policy file at start was unusable (reload.h). */
+		char msg[512];
+		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
+			 s->snap->no_policy);
+		sc_stream_reply(s, 14, msg);
+		return;
+	}
 	hd = policy_headers(w, &s->req_hdrs);
 	if (!hd) {
 		sc_stream_reply(s, 8, "out of memory");

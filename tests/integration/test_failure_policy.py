@@ -14,8 +14,9 @@ last_error).
 - file deleted: last good stays (logged once), a new file is picked up;
 - the whole directory deleted and re-created later (a volume remounted): last good stays
   meanwhile, the new file is picked up;
-- the very first file invalid: no policy (allow all), the error in /policy; the fixed
-  file is picked up;
+- the very first file invalid (or a directory): fail closed, every RPC UNAVAILABLE
+  "grpcguard: no valid policy loaded: <file:line:column ...>", nothing reaches the app,
+  /readyz 503, the error in /policy; the fixed file is picked up and the sidecar is ready;
 - the sidecar exits 0 on SIGTERM (and, under GG_VALGRIND/GG_SANITIZE, without errors).
 Ports 31000-31099.
 """
@@ -53,11 +54,14 @@ def atomic_write(path, text):
 
 
 def in_force(stub):
-    """The version named by the fault in force, or "none" when the call passes."""
+    """The version named by the fault in force, "none" when the call passes, "closed" when
+    the sidecar fails closed (no valid policy)."""
     try:
         stub.Unary(pb.Msg(tag="probe"), timeout=5, metadata=(("x-v", "on"),))
         return "none"
     except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAVAILABLE and e.details().startswith("grpcguard: no valid"):
+            return "closed"
         if e.code() != grpc.StatusCode.ABORTED:
             raise
         return e.details()
@@ -207,15 +211,60 @@ def test(tmp):
     ch = channel(BASE + 10)
     stub = pbg.ShapesStub(ch)
     j = pol(sc)
-    check(not j["loaded"] and "policy.yaml:" in (j["last_error"] or "") and in_force(stub) == "none",
-          "first file invalid: no policy, calls pass, last_error shown (%s)" % j["last_error"])
-    check(any(e.get("event") == "policy_rejected" and e.get("kept_last_good") is False
-              for e in log_events(sc)), "first file invalid: policy_rejected, kept_last_good false")
+    check(not j["loaded"] and "policy.yaml:8:" in (j["last_error"] or "") and
+          "policy.yaml:8:" in (j["no_policy"] or ""),
+          "first file invalid: nothing loaded, file:line:column in /policy (%s)" % j["last_error"])
+    calls_before = len(srv_calls(srv))
+    codes = []
+    for _ in range(3):
+        try:
+            stub.Unary(pb.Msg(tag="closed"), timeout=5)
+            codes.append(("OK", ""))
+        except grpc.RpcError as e:
+            codes.append((e.code(), e.details()))
+    check(all(c == grpc.StatusCode.UNAVAILABLE and
+              d.startswith("grpcguard: no valid policy loaded: ") and "policy.yaml:8:" in d
+              for c, d in codes), "first file invalid: every RPC UNAVAILABLE, fail closed (%s)" % codes[0:1])
+    check(len(srv_calls(srv)) == calls_before, "first file invalid: nothing reached the app")
+    check(metric(sc.metrics(), "grpcguard_requests_total", grpc_service="shapes.Shapes",
+                 grpc_method="Unary", grpc_code="UNAVAILABLE") == 3,
+          "first file invalid: the refused RPCs counted as UNAVAILABLE")
+    time.sleep(0.5 * SLOW)  # the readiness probe has reached the app by now
+    check(sc.status("/readyz") == 503, "first file invalid: /readyz 503")
+    ev = log_events(sc)
+    check(any(e.get("event") == "policy_rejected" and e.get("kept_last_good") is False and
+              e.get("line") == 8 for e in ev), "first file invalid: policy_rejected with line, column")
+    check(any(e.get("event") == "no_valid_policy" for e in ev), "first file invalid: no_valid_policy logged")
     atomic_write(bad, policy("v9"))
-    check(wait_for(lambda: in_force(stub) == "v9", 5), "first file fixed: picked up")
+    check(wait_for(lambda: in_force(stub) == "v9", 5), "first file fixed: picked up, calls served")
+    j = pol(sc)
+    check(j["generation"] == 2 and j["no_policy"] is None and j["last_error"] is None,
+          "first file fixed: generation 2, no longer failing closed")
+    check(wait_for(lambda: sc.status("/readyz") == 200, 3), "first file fixed: /readyz 200")
     ch.close()
     check(sc.stop() == 0, "sidecar-bad exits 0")
+
+    # ---- a directory at start fails closed as well; a missing file does not ---------------
+    os.makedirs(os.path.join(tmp, "dirpol", "policy.yaml"))
+    sc = Sidecar(tmp, BASE + 20, "127.0.0.1:%d" % (BASE + 1), BASE + 22,
+                 ["--policy", os.path.join(tmp, "dirpol", "policy.yaml")], name="sidecar-dir")
+    ch = channel(BASE + 20)
+    stub = pbg.ShapesStub(ch)
+    try:
+        stub.Unary(pb.Msg(tag="dir"), timeout=5)
+        c = grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        c = e.code()
+    check(c == grpc.StatusCode.UNAVAILABLE and sc.status("/readyz") == 503,
+          "policy path a directory at start: fail closed (%s)" % c)
+    ch.close()
+    check(sc.stop() == 0, "sidecar-dir exits 0")
     srv.stop()
+
+
+def srv_calls(srv):
+    with open(srv.calls) as f:
+        return [l for l in f if l.strip()]
 
 
 def log_events(sc):

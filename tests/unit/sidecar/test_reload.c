@@ -196,6 +196,55 @@ START_TEST(directory_once)
 }
 END_TEST
 
+static int notified;
+static void on_swap(void *ctx)
+{
+	(void)ctx;
+	notified++;
+}
+
+/* An invalid file at start: fail closed (labels changes too) until a good file arrives. */
+START_TEST(first_invalid_fails_closed)
+{
+	uv_loop_t loop;
+	struct sc_snap *s;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	put(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
+	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
+	sc_reload_set_notify(on_swap, NULL);
+	s = sc_state_current();
+	ck_assert_uint_eq(s->generation, 1);
+	ck_assert_ptr_nonnull(s->no_policy);
+	ck_assert(strstr(s->no_policy, "policy.yaml:3:"));
+	ck_assert(!sc_reload_policy_ok());
+	sc_snap_unref(s);
+	put(lab, "app=\"server\"\n");
+	sc_reload_check();
+	s = sc_state_current();
+	ck_assert_ptr_nonnull(s->labels);
+	ck_assert_ptr_nonnull(s->no_policy);
+	sc_snap_unref(s);
+	ck_assert_int_eq(notified, 1);
+	put(pol, ONE_FAULT);
+	sc_reload_check();
+	ck_assert(sc_reload_policy_ok());
+	ck_assert_int_eq(notified, 2);
+	s = sc_state_current();
+	ck_assert_ptr_null(s->no_policy);
+	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
+	sc_snap_unref(s);
+	/* Later bad files keep the good one, never closed again. */
+	put(pol, HEAD "bogus: 1\n");
+	sc_reload_check();
+	ck_assert(sc_reload_policy_ok());
+	sc_reload_stop();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	sc_reload_free();
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sidecar/reload");
@@ -205,6 +254,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, lifecycle);
 	tcase_add_test(tc, first_generation);
 	tcase_add_test(tc, directory_once);
+	tcase_add_test(tc, first_invalid_fails_closed);
 	suite_add_tcase(s, tc);
 	return s;
 }
