@@ -253,6 +253,15 @@ int sc_authn_new(struct policy *p, struct sc_authn **out, char **err_msg)
 	return r;
 }
 
+size_t sc_authn_unusable(const struct sc_authn *a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; a && i < a->n; i++)
+		n += !a->e[i].keys;
+	return n;
+}
+
 static void cached_clear(struct cached_token *c)
 {
 	free(c->tok);

@@ -31,6 +31,8 @@ struct sc_authn;
  */
 int sc_authn_new(struct policy *p, struct sc_authn **out, char **err_msg);
 void sc_authn_free(struct sc_authn *a); /* NULL ok */
+/* How many entries have no usable key set (their issuer's tokens all fail). */
+size_t sc_authn_unusable(const struct sc_authn *a);
 
 enum sc_authn_verdict {
 	SC_AUTHN_NONE = 0, /* no token in any configured header: no principal, not rejected */

@@ -15,7 +15,7 @@
 const char sc_usage[] =
     "usage: grpcguard-sidecar run [flags]      the inbound gRPC proxy\n"
     "       grpcguard-sidecar init --ports P,...  install the iptables redirect\n"
-    "       grpcguard-sidecar check FILE       validate a policy file (exit 1 on error)\n"
+    "       grpcguard-sidecar check [--policy] FILE  validate a policy and its JWKS (exit 1)\n"
     "\n"
     "run flags (defaults in brackets):\n"
     "  --listen HOST:PORT             where clients connect [[::]:15006: IPv6 and IPv4,\n"

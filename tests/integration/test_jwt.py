@@ -140,6 +140,24 @@ authorization:
 
         rc, out, err = run([sidecar_bin, "check", policy_path])
         check(rc == 0, "check refused the policy (%d): %s %s" % (rc, out, err))
+        rc, out, err = run([sidecar_bin, "check", "--policy", policy_path])
+        check(rc == 0 and "valid" in out, "check --policy accepted the policy (%d): %s %s" % (rc, out, err))
+
+        # check builds the JWKS as `run` does: an unusable jwksFile is an error (exit 1).
+        with open(policy_path) as f:
+            good_text = f.read()
+        bad_jwks = os.path.join(tmp, "bad-jwks.json")
+        for what, content in (("missing", None), ("not JSON", "{nope"),
+                              ("no usable key", json.dumps({"keys": [{"kty": "RSA", "kid": "x"}]}))):
+            if content is not None:
+                write_atomic(bad_jwks, content)
+            elif os.path.exists(bad_jwks):
+                os.unlink(bad_jwks)
+            bad_policy = os.path.join(tmp, "bad-policy.yaml")
+            write_atomic(bad_policy, good_text.replace(jwks_path, bad_jwks))
+            rc, out, err = run([sidecar_bin, "check", "--policy", bad_policy])
+            check(rc == 1 and "bad-jwks.json" in err and "requestAuthentication[0]" in err,
+                  "check: jwksFile %s -> exit 1 with the reason (%d): %s" % (what, rc, err.strip()))
 
         app = Recorder()
         app_port = free_port(26100, 26199)
