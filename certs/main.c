@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "certs/certgen.h"
+#include "common/cli.h"
 #include "common/log.h"
 
 static void usage(FILE *f)
@@ -34,17 +35,14 @@ static void usage(FILE *f)
 	      f);
 }
 
+#define PROG "grpcguard-certgen"
+
 static int parse_days(const char *flag, const char *v, int *out)
 {
-	char *end;
-	long n = strtol(v, &end, 10);
+	unsigned n;
 
-	if (*v == '\0' || *end != '\0' || n < 1 || n > 36500) {
-		fprintf(stderr,
-			"grpcguard-certgen: %s \"%s\": expected a number of days 1..36500\n", flag,
-			v);
+	if (cli_parse_uint(PROG, flag, v, 1, 36500, "a number of days", &n))
 		return -1;
-	}
 	*out = (int)n;
 	return 0;
 }
@@ -61,8 +59,7 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("certgen", LOGL_INFO);
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = cli_next_flag(PROG, argc, argv, opts)) > 0) {
 		switch (c) {
 		case 's':
 			o.service = optarg;
@@ -92,19 +89,10 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		default:
-			fprintf(
-			    stderr,
-			    "grpcguard-certgen: unknown or incomplete flag \"%s\" (see --help)\n",
-			    argv[optind - 1]);
-			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "grpcguard-certgen: unexpected argument \"%s\" (see --help)\n",
-			argv[optind]);
+	if (c < 0)
 		return 2;
-	}
 	if (!o.service || !o.namespace_ || !o.out_dir || !*o.service || !*o.namespace_) {
 		fprintf(stderr, "grpcguard-certgen: --service, --namespace and --out are required "
 				"(see --help)\n");

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "webhook/config.h"
 #include "webhook/inject.h"
@@ -44,21 +45,7 @@ static void usage(FILE *f)
 	    f);
 }
 
-static int parse_uint(const char *flag, const char *v, unsigned long max, unsigned *out)
-{
-	char *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (*v < '0' || *v > '9' || *end || errno || n < 1 || n > max) {
-		fprintf(stderr, "grpcguard-webhook: %s \"%s\": expected a number 1..%lu\n", flag, v,
-			max);
-		return -1;
-	}
-	*out = (unsigned)n;
-	return 0;
-}
+#define PROG "grpcguard-webhook"
 
 /*
  * Default --threads: one per CPU this process may run on, at most 4. More threads than CPUs
@@ -105,8 +92,7 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int c, sig, rc = 1;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = cli_next_flag(PROG, argc, argv, opts)) > 0) {
 		switch (c) {
 		case 'l':
 			so.listen = optarg;
@@ -121,11 +107,13 @@ int main(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 't':
-			if (parse_uint("--threads", optarg, 256, &so.threads))
+			if (cli_parse_uint(PROG, "--threads", optarg, 1, 256, "a number",
+					   &so.threads))
 				return 2;
 			break;
 		case 'd':
-			if (parse_uint("--drain-seconds", optarg, 600, &drain_s))
+			if (cli_parse_uint(PROG, "--drain-seconds", optarg, 1, 600, "a number",
+					   &drain_s))
 				return 2;
 			break;
 		case 'L':
@@ -143,19 +131,10 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		default:
-			fprintf(
-			    stderr,
-			    "grpcguard-webhook: unknown or incomplete flag \"%s\" (see --help)\n",
-			    argv[optind - 1]);
-			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "grpcguard-webhook: unexpected argument \"%s\" (see --help)\n",
-			argv[optind]);
+	if (c < 0)
 		return 2;
-	}
 	if (!so.cert_path || !so.key_path) {
 		fprintf(stderr,
 			"grpcguard-webhook: --tls-cert and --tls-key are required (see --help)\n");

@@ -21,8 +21,10 @@
 #define GRPCGUARD_TESTS_UNIT_RUNNER_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ut_case {
 	const char *name; /* the TCase's */
@@ -75,6 +77,26 @@ static inline int ut_run(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/*
+ * For tests that read back what the code under test wrote to stderr: fd 2 goes to a new
+ * temporary file (*f) until ut_stderr_restore(). Call from a fixture's setup/teardown.
+ */
+static inline void ut_stderr_capture(FILE **f, int *saved_fd)
+{
+	*f = tmpfile();
+	ck_assert_ptr_nonnull(*f);
+	*saved_fd = dup(STDERR_FILENO);
+	ck_assert_int_ge(*saved_fd, 0);
+	ck_assert_int_eq(dup2(fileno(*f), STDERR_FILENO), STDERR_FILENO);
+}
+
+static inline void ut_stderr_restore(FILE *f, int saved_fd)
+{
+	dup2(saved_fd, STDERR_FILENO);
+	close(saved_fd);
+	fclose(f);
 }
 
 /* ut_run() of a Suite made of one table: UT_RUN("dir/module", cases, .timeout_s = 10, ...). */
