@@ -483,6 +483,7 @@ static bool flood_check(struct sc_conn *c)
 		return false;
 	if (c->flood_count == FLOOD_FRAMES_PER_SEC + 1) {
 		metrics_inc(sc_stats.lim_flood);
+		c->limit_counted = true;
 		if (warn_allowed(c->w))
 			log_warn("flood",
 				 "client sends too many control frames, closing its connection",
@@ -699,6 +700,36 @@ static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *
 	return 0;
 }
 
+/*
+ * nghttp2 ends a session itself when a client trips one of its own protections: the
+ * stream reset rate limit ("rapid reset", CVE-2023-44487) queues GOAWAY INTERNAL_ERROR
+ * without debug data; too many SETTINGS entries and similar floods queue GOAWAY
+ * ENHANCE_YOUR_CALM. mem_recv reports neither, so they are counted when the GOAWAY goes
+ * out. Our own GOAWAYs are NO_ERROR (drain, idle) or our flood limit, counted already.
+ */
+static int down_frame_send(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
+{
+	struct sc_conn *c = ud;
+	(void)ds;
+
+	if (f->hd.type != NGHTTP2_GOAWAY || c->limit_counted)
+		return 0;
+	if (f->goaway.error_code == NGHTTP2_INTERNAL_ERROR && f->goaway.opaque_data_len == 0) {
+		c->limit_counted = true;
+		metrics_inc(sc_stats.lim_rapid_reset);
+		if (warn_allowed(c->w))
+			log_warn("flood", "client resets streams too fast (rapid reset), closing "
+					  "its connection", NULL);
+	} else if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM) {
+		c->limit_counted = true;
+		metrics_inc(sc_stats.lim_flood);
+		if (warn_allowed(c->w))
+			log_warn("flood", "client trips an HTTP/2 flood limit, closing its connection",
+				 NULL);
+	}
+	return 0;
+}
+
 /* ---- session setup -------------------------------------------------------------------- */
 
 int sc_worker_callbacks_init(struct sc_worker *w)
@@ -717,6 +748,7 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, down_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, down_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, down_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, down_frame_send);
 	cb = w->up_cbs;
 	nghttp2_session_callbacks_set_on_header_callback2(cb, up_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, up_frame_recv);
@@ -985,10 +1017,12 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 	}
 	if (rv >= 0 && n)
 		rv = nghttp2_session_mem_recv(c->ds, d, n);
-	if (rv == NGHTTP2_ERR_FLOODED) {
+	if ((rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) &&
+	    !c->limit_counted) {
+		c->limit_counted = true;
 		metrics_inc(sc_stats.lim_flood);
 		if (warn_allowed(c->w))
-			log_warn("flood", "client floods control frames, closing its connection",
+			log_warn("flood", "client floods frames (ACKs, CONTINUATIONs), closing it",
 				 NULL);
 	}
 	if (rv < 0) {

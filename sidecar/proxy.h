@@ -187,6 +187,7 @@ struct sc_conn {
 	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */
 	unsigned flood_count;
 	bool goaway_sent, flushing, need_flush, in_recv;
+	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
 	uv_connect_t pcreq;

@@ -70,6 +70,7 @@ int sc_stats_init(void)
 	s->lim_delayed = one(s->limits, "max_delayed");
 	s->lim_headers = one(s->limits, "max_header_list_bytes");
 	s->lim_flood = one(s->limits, "flood");
+	s->lim_rapid_reset = one(s->limits, "rapid_reset");
 	if (!s->requests || !s->duration || !s->faults || !s->denied || !s->reloads || !s->limits)
 		return -ENOMEM;
 	return 0;

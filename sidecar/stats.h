@@ -22,7 +22,7 @@ struct sc_stats {
 	struct metrics_family *limits;	 /* limit */
 	struct metrics_series *active_conns, *active_streams, *delayed_streams;
 	struct metrics_series *reload_ok, *reload_fail;
-	struct metrics_series *lim_conns, *lim_delayed, *lim_headers, *lim_flood;
+	struct metrics_series *lim_conns, *lim_delayed, *lim_headers, *lim_flood, *lim_rapid_reset;
 	struct metrics_series *authn_failed, *upstream_connect_failed, *passthrough_conns;
 };
 

@@ -210,6 +210,8 @@ def floods(tmp):
            b"".join(frame(HEADERS, END_HEADERS, sid, hblock()) + frame(RST, 0, sid, struct.pack(">I", 8))
                     for sid in range(1, 6000, 2)), good,
            (INTERNAL_ERROR, ENHANCE_YOUR_CALM))  # nghttp2's reset rate limit says INTERNAL_ERROR
+    n = metric(sc.metrics(), "grpcguard_sidecar_limit_rejections_total", limit="rapid_reset")
+    check(n == 1, "metrics: nghttp2's rapid-reset GOAWAY counted (limit=\"rapid_reset\" = %d)" % n)
     attack(BASE, "PING flood (10000)",
            b"".join(frame(PING, 0, 0, struct.pack(">Q", i)) for i in range(10000)), good,
            FLOODED)
@@ -240,10 +242,12 @@ def floods(tmp):
            frame(HEADERS, 0, 1, blk[:20]) +
            b"".join(frame(CONTINUATION, 0, 1, b"\x00" + hstr(b"x-c%d" % i) + hstr(b"v" * 60))
                     for i in range(200)), good)
-    # PING, SETTINGS, WINDOW_UPDATE, empty DATA; the rapid reset and CONTINUATION cut-offs
-    # happen inside nghttp2 and are not counted.
+    # PING, SETTINGS, WINDOW_UPDATE, empty DATA and the CONTINUATION cut-off (nghttp2's own
+    # limit) are floods; the rapid reset has its own label (above).
     n = metric(sc.metrics(), "grpcguard_sidecar_limit_rejections_total", limit="flood")
-    check(n >= 4, "metrics: the floods counted (limit=\"flood\" = %d)" % n)
+    check(n >= 5, "metrics: the floods counted (limit=\"flood\" = %d)" % n)
+    n = metric(sc.metrics(), "grpcguard_sidecar_limit_rejections_total", limit="rapid_reset")
+    check(n == 1, "metrics: no other attack counted as rapid_reset (%d)" % n)
 
     # silent and half-preface clients: closed at the idle timeout (2s)
     for name, pre in (("a client that sends nothing", b""), ("half a preface", PREFACE[:10])):
