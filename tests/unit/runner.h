@@ -13,7 +13,8 @@
  * A row is one test in the TCase of its name; consecutive rows with the same name share
  * one TCase (a behaviour with several tests). Every TCase gets the timeout and checked
  * fixture of the options it was added with; a file that needs two sets of options builds
- * the Suite with ut_suite() and a second ut_add_cases(). The table is a local of main():
+ * the Suite with ut_suite() and a second ut_add_cases(); loop tests go into a TCase from
+ * ut_tcase() with check's tcase_add_loop_test(). The table is a local of main():
  * START_TEST names are pointer variables, not constants a static table could hold.
  * Header-only (static inline).
  */
@@ -39,20 +40,27 @@ struct ut_opts {
 
 #define UT_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A new TCase called name in s, with o's fixture and timeout; add tests to it. */
+static inline TCase *ut_tcase(Suite *s, const char *name, struct ut_opts o)
+{
+	TCase *tc = tcase_create(name);
+
+	if (o.setup || o.teardown)
+		tcase_add_checked_fixture(tc, o.setup, o.teardown);
+	if (o.timeout_s)
+		tcase_set_timeout(tc, o.timeout_s);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 /* Add cases[0..n) to s as described above. */
 static inline void ut_add_cases(Suite *s, const struct ut_case *cases, size_t n, struct ut_opts o)
 {
 	TCase *tc = NULL;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!tc || strcmp(cases[i].name, cases[i - 1].name) != 0) {
-			tc = tcase_create(cases[i].name);
-			if (o.setup || o.teardown)
-				tcase_add_checked_fixture(tc, o.setup, o.teardown);
-			if (o.timeout_s)
-				tcase_set_timeout(tc, o.timeout_s);
-			suite_add_tcase(s, tc);
-		}
+		if (!tc || strcmp(cases[i].name, cases[i - 1].name) != 0)
+			tc = ut_tcase(s, cases[i].name, o);
 		tcase_add_test(tc, cases[i].fn);
 	}
 }

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "certs/certgen.h"
+#include "tests/unit/runner.h"
 
 START_TEST(service_sans)
 {
@@ -118,33 +119,16 @@ START_TEST(bad_san_rejected)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("certs/certgen");
-	TCase *tc;
-
-	tc = tcase_create("service_sans");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, service_sans);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("generate_and_verify");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, generate_and_verify);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("bad_san_rejected");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, bad_san_rejected);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
+	const struct ut_opts o = {.timeout_s = 10};
+	Suite *s = suite_create("certs/certgen");
+	const struct ut_case quick[] = {{"service_sans", service_sans}};
+	const struct ut_case slow[] = {{"generate_and_verify", generate_and_verify}};
+	const struct ut_case last[] = {{"bad_san_rejected", bad_san_rejected}};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	ut_add_cases(s, quick, 1, o);
+	ut_add_cases(s, slow, 1, (struct ut_opts){.timeout_s = 20});
+	ut_add_cases(s, last, 1, o);
+	return ut_run(s);
 }

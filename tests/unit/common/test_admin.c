@@ -15,7 +15,7 @@
 
 #include "common/admin.h"
 #include "common/metrics.h"
-
+#include "tests/unit/runner.h"
 
 struct http_reply {
 	int status;
@@ -372,38 +372,24 @@ START_TEST(test_connection_limit_total)
 }
 END_TEST
 
-static Suite *admin_suite(void)
-{
-	Suite *s = suite_create("common/admin");
-	const struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
-	    {"healthz", test_healthz},	       {"readyz", test_readyz_flag},
-	    {"metrics", test_metrics},	       {"routes", test_routes},
-	    {"404_405", test_404_405},	       {"ipv6_and_errors", test_ipv6_and_errors},
-	    {"stop", test_stop_releases_port}, {"connection_limit", test_connection_limit},
-	    {"connection_limit_total", test_connection_limit_total},
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 20);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	TCase *tc = tcase_create("split_hostport");
-	tcase_set_timeout(tc, 5);
-	tcase_add_test(tc, test_split_hostport);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(admin_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	Suite *s;
+	const struct ut_case tests[] = {
+	    {"healthz", test_healthz},
+	    {"readyz", test_readyz_flag},
+	    {"metrics", test_metrics},
+	    {"routes", test_routes},
+	    {"404_405", test_404_405},
+	    {"ipv6_and_errors", test_ipv6_and_errors},
+	    {"stop", test_stop_releases_port},
+	    {"connection_limit", test_connection_limit},
+	    {"connection_limit_total", test_connection_limit_total},
+	};
+	const struct ut_case pure[] = {{"split_hostport", test_split_hostport}};
+
+	s = ut_suite("common/admin", tests, UT_COUNT(tests),
+		     (struct ut_opts){.timeout_s = 20, .setup = setup, .teardown = teardown});
+	ut_add_cases(s, pure, UT_COUNT(pure), (struct ut_opts){.timeout_s = 5});
+	return ut_run(s);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/unit/runner.h"
 
 static FILE *capture;
 static int saved_stderr = -1;
@@ -19,19 +20,13 @@ static int saved_stderr = -1;
 /* Redirect fd 2 to a temporary file for the duration of one test. */
 static void setup(void)
 {
-	capture = tmpfile();
-	ck_assert_ptr_nonnull(capture);
-	saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fileno(capture), STDERR_FILENO), STDERR_FILENO);
+	ut_stderr_capture(&capture, &saved_stderr);
 	log_init("test", LOGL_INFO);
 }
 
 static void teardown(void)
 {
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	fclose(capture);
+	ut_stderr_restore(capture, saved_stderr);
 }
 
 /* Every captured line, parsed; fails the test if one is not a JSON object. */
@@ -209,32 +204,12 @@ START_TEST(test_threads_do_not_interleave)
 }
 END_TEST
 
-static Suite *log_suite(void)
+int main(void)
 {
-	Suite *s = suite_create("common/log");
-	const struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"line_shape", test_line_shape}, {"escaping", test_escaping},
 	    {"levels", test_levels},	     {"bad_fields", test_bad_fields},
 	    {"long_line", test_long_line},   {"threads", test_threads_do_not_interleave},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 20);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(log_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("common/log", tests, .timeout_s = 20, .setup = setup, .teardown = teardown);
 }

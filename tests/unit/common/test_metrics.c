@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/metrics.h"
+#include "tests/unit/runner.h"
 
 static char *render(struct metrics_registry *r)
 {
@@ -230,13 +231,9 @@ START_TEST(test_concurrent_updates)
 }
 END_TEST
 
-static Suite *metrics_suite(void)
+int main(void)
 {
-	Suite *s = suite_create("common/metrics");
-	const struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"counter_gauge", test_counter_gauge},
 	    {"histogram_cumulative", test_histogram_cumulative},
 	    {"default_buckets", test_default_buckets},
@@ -245,20 +242,5 @@ static Suite *metrics_suite(void)
 	    {"empty", test_empty_registry},
 	    {"concurrent", test_concurrent_updates},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(metrics_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("common/metrics", tests, .timeout_s = 30);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static const struct sockaddr *addr(struct sockaddr_storage *ss, const char *ip)
 {
@@ -137,21 +138,17 @@ END_TEST
 
 int main(void)
 {
+	const struct ut_opts o = {.timeout_s = 10};
 	Suite *s = suite_create("policy/cidr");
-	TCase *tc = tcase_create("parse");
-	tcase_set_timeout(tc, 10);
+	TCase *tc = ut_tcase(s, "parse", o);
+	const struct ut_case tests[] = {
+	    {"contains", test_contains_v4},
+	    {"contains", test_contains_v6},
+	    {"contains", test_contains_null_and_family},
+	};
+
 	tcase_add_test(tc, test_parse_forms);
-	tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
-	suite_add_tcase(s, tc);
-	tc = tcase_create("contains");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_contains_v4);
-	tcase_add_test(tc, test_contains_v6);
-	tcase_add_test(tc, test_contains_null_and_family);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	tcase_add_loop_test(tc, test_parse_bad, 0, (int)UT_COUNT(bad));
+	ut_add_cases(s, tests, UT_COUNT(tests), o);
+	return ut_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static const struct {
 	const char *s;
@@ -64,19 +65,12 @@ END_TEST
 
 int main(void)
 {
+	const struct ut_opts o = {.timeout_s = 10};
 	Suite *s = suite_create("policy/duration");
-	TCase *tc = tcase_create("accepted");
-	tcase_set_timeout(tc, 10);
-	tcase_add_loop_test(tc, test_good, 0, (int)(sizeof(good) / sizeof(good[0])));
+	TCase *tc = ut_tcase(s, "accepted", o);
+
+	tcase_add_loop_test(tc, test_good, 0, (int)UT_COUNT(good));
 	tcase_add_test(tc, test_not_nul_terminated);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("rejected");
-	tcase_set_timeout(tc, 10);
-	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	tcase_add_loop_test(ut_tcase(s, "rejected", o), test_bad, 0, (int)UT_COUNT(bad));
+	return ut_run(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 struct req {
@@ -829,45 +830,36 @@ START_TEST(test_fault_health)
 }
 END_TEST
 
-static Suite *eval_suite(void)
-{
-	Suite *s = suite_create("policy/eval");
-	struct {
-		const char *name;
-		const TTest *tests[8];
-	} groups[] = {
-	    {"decision_table",
-	     {test_no_policies_allow, test_deny_before_allow, test_only_deny_policies,
-	      test_allow_none_match, test_rules_absent_empty_and_match_all, test_audit,
-	      test_audit_with_deny, NULL}},
-	    {"selectors", {test_selectors, test_selector_empty_matchlabels, NULL}},
-	    {"sources",
-	     {test_cidr_v4_edges, test_cidr_v6_edges, test_not_ip_blocks, test_from_list_is_or,
-	      test_principals, NULL}},
-	    {"operations", {test_method_patterns, test_rule_is_and_of_from_to_when, NULL}},
-	    {"conditions",
-	     {test_header_conditions, test_values_and_not_values, test_claims, test_issue10_example,
-	      NULL}},
-	    {"health", {test_health_exemption, NULL}},
-	    {"faults",
-	     {test_fault_first_match_wins, test_fault_selector, test_fault_percent_draws,
-	      test_fault_percent_edges, test_fault_not_when_denied, test_fault_health, NULL}},
-	};
-	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-		TCase *tc = tcase_create(groups[g].name);
-		tcase_set_timeout(tc, 10);
-		for (size_t i = 0; groups[g].tests[i]; i++)
-			tcase_add_test(tc, groups[g].tests[i]);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(eval_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	const struct ut_case tests[] = {
+	    {"decision_table", test_no_policies_allow},
+	    {"decision_table", test_deny_before_allow},
+	    {"decision_table", test_only_deny_policies},
+	    {"decision_table", test_allow_none_match},
+	    {"decision_table", test_rules_absent_empty_and_match_all},
+	    {"decision_table", test_audit},
+	    {"decision_table", test_audit_with_deny},
+	    {"selectors", test_selectors},
+	    {"selectors", test_selector_empty_matchlabels},
+	    {"sources", test_cidr_v4_edges},
+	    {"sources", test_cidr_v6_edges},
+	    {"sources", test_not_ip_blocks},
+	    {"sources", test_from_list_is_or},
+	    {"sources", test_principals},
+	    {"operations", test_method_patterns},
+	    {"operations", test_rule_is_and_of_from_to_when},
+	    {"conditions", test_header_conditions},
+	    {"conditions", test_values_and_not_values},
+	    {"conditions", test_claims},
+	    {"conditions", test_issue10_example},
+	    {"health", test_health_exemption},
+	    {"faults", test_fault_first_match_wins},
+	    {"faults", test_fault_selector},
+	    {"faults", test_fault_percent_draws},
+	    {"faults", test_fault_percent_edges},
+	    {"faults", test_fault_not_when_denied},
+	    {"faults", test_fault_health},
+	};
+	return UT_RUN("policy/eval", tests, .timeout_s = 10);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static const char *data_path(const char *file)
 {
@@ -145,21 +146,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("policy/json");
-	TCase *tc = tcase_create("shape");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_all_fields);
-	tcase_add_test(tc, test_empty);
-	tcase_add_test(tc, test_durations_and_percents);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("round_trip");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_round_trip);
-	tcase_add_test(tc, test_tiny_percent_round_trip);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	const struct ut_case tests[] = {
+	    {"shape", test_all_fields},
+	    {"shape", test_empty},
+	    {"shape", test_durations_and_percents},
+	    {"round_trip", test_round_trip},
+	    {"round_trip", test_tiny_percent_round_trip},
+	};
+	return UT_RUN("policy/json", tests, .timeout_s = 10);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static struct policy_labels *ok(const char *text)
 {
@@ -79,19 +80,13 @@ END_TEST
 
 int main(void)
 {
+	const struct ut_opts o = {.timeout_s = 10};
 	Suite *s = suite_create("policy/labels");
-	TCase *tc = tcase_create("parse");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_downward_api_format);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("errors");
-	tcase_set_timeout(tc, 10);
-	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	TCase *tc;
+
+	tcase_add_test(ut_tcase(s, "parse", o), test_downward_api_format);
+	tc = ut_tcase(s, "errors", o);
+	tcase_add_loop_test(tc, test_bad, 0, (int)UT_COUNT(bad));
 	tcase_add_test(tc, test_nul_byte);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ut_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static const struct {
 	const char *pattern, *method;
@@ -48,14 +49,9 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("policy/match");
-	TCase *tc = tcase_create("patterns");
-	tcase_set_timeout(tc, 10);
-	tcase_add_loop_test(tc, test_patterns, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	TCase *tc = ut_tcase(s, "patterns", (struct ut_opts){.timeout_s = 10});
+
+	tcase_add_loop_test(tc, test_patterns, 0, (int)UT_COUNT(cases));
 	tcase_add_test(tc, test_length_bounded);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ut_run(s);
 }

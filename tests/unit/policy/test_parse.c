@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 static const char *data_dir(void)
 {
@@ -519,48 +520,27 @@ START_TEST(test_count_limits)
 }
 END_TEST
 
-static Suite *parse_suite(void)
-{
-	Suite *s = suite_create("policy/parse");
-	TCase *tc;
-
-	tc = tcase_create("errors");
-	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, test_errors, 0,
-			    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
-	suite_add_tcase(s, tc);
-	tc = tcase_create("empty_documents");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_empty_documents);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("examples");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_examples_parse);
-	tcase_add_test(tc, test_design_example_fields);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("request_authentication");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_authn_fields);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("lifecycle");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_refcount);
-	tcase_add_test(tc, test_strerror);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("limits");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_file_errors);
-	tcase_add_test(tc, test_billion_laughs);
-	tcase_add_test(tc, test_count_limits);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(parse_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	const struct ut_opts quick = {.timeout_s = 10}, slow = {.timeout_s = 30};
+	Suite *s = suite_create("policy/parse");
+	const struct ut_case tests[] = {
+	    {"empty_documents", test_empty_documents},
+	    {"examples", test_examples_parse},
+	    {"examples", test_design_example_fields},
+	    {"request_authentication", test_authn_fields},
+	    {"lifecycle", test_refcount},
+	    {"lifecycle", test_strerror},
+	};
+	const struct ut_case limits[] = {
+	    {"limits", test_file_errors},
+	    {"limits", test_billion_laughs},
+	    {"limits", test_count_limits},
+	};
+
+	tcase_add_loop_test(ut_tcase(s, "errors", slow), test_errors, 0,
+			    (int)UT_COUNT(error_cases));
+	ut_add_cases(s, tests, UT_COUNT(tests), quick);
+	ut_add_cases(s, limits, UT_COUNT(limits), slow);
+	return ut_run(s);
 }

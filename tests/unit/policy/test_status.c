@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "policy/policy.h"
+#include "tests/unit/runner.h"
 
 START_TEST(test_names_round_trip)
 {
@@ -42,15 +43,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("policy/status");
-	TCase *tc = tcase_create("codes");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, test_names_round_trip);
-	tcase_add_test(tc, test_parse);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	const struct ut_case tests[] = {
+	    {"codes", test_names_round_trip},
+	    {"codes", test_parse},
+	};
+	return UT_RUN("policy/status", tests, .timeout_s = 10);
 }

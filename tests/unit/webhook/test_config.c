@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "webhook/config.h"
+#include "tests/unit/runner.h"
 
 static void load_ok(struct wh_config *c, const char *yaml)
 {
@@ -138,34 +139,13 @@ START_TEST(file_errors)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-	Suite *s = suite_create("webhook/config");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"defaults", defaults},
 	    {"full_file", full_file},
 	    {"errors", errors},
 	    {"file_errors", file_errors},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("webhook/config", tests, .timeout_s = 10);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "webhook/deadline.h"
+#include "tests/unit/runner.h"
 
 /* A connected pair: sv[0] plays the server's socket, sv[1] the client's (non-blocking). */
 static void pair(int sv[2])
@@ -131,33 +132,12 @@ START_TEST(only_overdue_ones)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-	Suite *s = suite_create("webhook/deadline");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"expires_after_timeout", expires_after_timeout},
 	    {"received_stops_the_clock", received_stops_the_clock},
 	    {"only_overdue_ones", only_overdue_ones},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("webhook/deadline", tests, .timeout_s = 10);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "webhook/inject.h"
+#include "tests/unit/runner.h"
 
 static struct wh_config cfg;
 
@@ -279,13 +280,9 @@ START_TEST(denials)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-	Suite *s = suite_create("webhook/inject");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"pointer_escape", pointer_escape},
 	    {"ports_annotation", ports_annotation},
 	    {"ports_from_containers", ports_from_containers},
@@ -295,23 +292,6 @@ static Suite *suite(void)
 	    {"skips", skips},
 	    {"denials", denials},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("webhook/inject", tests, .timeout_s = 10, .setup = setup,
+		      .teardown = teardown);
 }

@@ -9,6 +9,7 @@
 
 #include "webhook/review.h"
 #include "webhook/verdict.h"
+#include "tests/unit/runner.h"
 
 static struct wh_config cfg;
 
@@ -207,13 +208,9 @@ START_TEST(utf8_sanitize)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-	Suite *s = suite_create("webhook/review");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"mutate_v1_and_v1beta1", mutate_v1_and_v1beta1},
 	    {"operations", operations},
 	    {"bad_requests", bad_requests},
@@ -221,23 +218,6 @@ static Suite *suite(void)
 	    {"utf8_cut_by_truncation", utf8_cut_by_truncation},
 	    {"utf8_sanitize", utf8_sanitize},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("webhook/review", tests, .timeout_s = 10, .setup = setup,
+		      .teardown = teardown);
 }

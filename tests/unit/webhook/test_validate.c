@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "webhook/validate.h"
+#include "tests/unit/runner.h"
 
 static struct wh_config cfg;
 
@@ -250,13 +251,9 @@ START_TEST(policy_configmaps)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-	Suite *s = suite_create("webhook/validate");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"every_protocol_prefix", every_protocol_prefix},
 	    {"named_ports_pass", named_ports_pass},
 	    {"misnamed_grpc", misnamed_grpc},
@@ -267,23 +264,6 @@ static Suite *suite(void)
 	    {"service_shapes", service_shapes},
 	    {"policy_configmaps", policy_configmaps},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("webhook/validate", tests, .timeout_s = 10, .setup = setup,
+		      .teardown = teardown);
 }
