@@ -562,8 +562,8 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 	if (!s)
 		return 0;
 	s->down_closed = true;
-	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR)
-		s->grpc_status = 1; /* CANCELLED: the client went away */
+	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR) /* the client went away */
+		s->grpc_status = sc_stream_reset_status(s, uv_now(&c->w->loop));
 	if (s->up && !s->up_closed) {
 		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
 					  err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
@@ -1153,7 +1153,7 @@ void sc_conn_close(struct sc_conn *c)
 		struct sc_stream *s = c->streams;
 		s->down_closed = s->up_closed = true;
 		if (s->grpc_status < 0)
-			s->grpc_status = 1;
+			s->grpc_status = sc_stream_reset_status(s, uv_now(&c->w->loop));
 		sc_stream_maybe_free(s);
 	}
 	nghttp2_session_del(c->ds);

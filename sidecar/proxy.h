@@ -266,6 +266,8 @@ void sc_stream_headers_done(struct sc_stream *s); /* request headers complete: d
 void sc_stream_forward(struct sc_stream *s);	  /* submit upstream */
 void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg);
 void sc_stream_maybe_free(struct sc_stream *s);
+/* grpc code to count for a stream reset before it had one: 4 past its deadline, else 1 */
+int sc_stream_reset_status(const struct sc_stream *s, uint64_t now);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
 void sc_stream_drop_req(struct sc_stream *s);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */

@@ -81,6 +81,20 @@ static void stop_timer(struct sc_stream *s)
 	release_delay(s);
 }
 
+/*
+ * A stream reset (by the client, or dropped by us with its connection) before any status:
+ * DEADLINE_EXCEEDED when its grpc-timeout has elapsed (that is what the client saw; a
+ * gRPC client resets the stream at its deadline), else CANCELLED. The slack covers the
+ * client's clock having started before the headers reached us and grpc-timeout rounding.
+ */
+#define DEADLINE_SLACK_MS 10
+int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
+{
+	if (s->deadline_ms && now + DEADLINE_SLACK_MS >= s->deadline_ms)
+		return 4;
+	return 1;
+}
+
 void sc_stream_maybe_free(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
@@ -518,15 +532,21 @@ void sc_stream_headers_done(struct sc_stream *s)
 		uv_timer_init(&w->loop, s->timer);
 		s->timer->data = s;
 		s->timer_was_set = true;
-		if (s->deadline_ms && s->deadline_ms - now < wait)
-			wait = s->deadline_ms - now;
 		s->state = SS_HELD;
 		/*
 		 * The timer counts from the loop's cached time, taken when this loop turn
 		 * began; on a busy loop that is milliseconds ago and the RPC would be held
-		 * that much less than configured. One clock read per delayed RPC.
+		 * that much less than configured. One clock read per delayed RPC. The
+		 * client's deadline, though, is absolute: the timer must fire at it (not
+		 * that late), so we answer DEADLINE_EXCEEDED before the client gives up.
 		 */
 		uv_update_time(&w->loop);
+		if (s->deadline_ms) {
+			uint64_t fresh = uv_now(&w->loop),
+				 left = s->deadline_ms > fresh ? s->deadline_ms - fresh : 0;
+			if (left < wait)
+				wait = left;
+		}
 		uv_timer_start(s->timer, delay_cb, wait, 0);
 		if (d.abort) {
 			/* Istio order: the delay, then the abort. Decided now, replied then. */
