@@ -1,28 +1,16 @@
 /*
- * Fuzz target: a JWT (compact JWS) token, decoded and verified against a fixed JWKS (one
- * RSA-2048, one P-256 and one P-384 key; fuzz/corpus/jwt holds tokens signed by their
- * private halves, which were not kept). Deterministic: "now" is fixed. The key set is
- * parsed per input so that everything is freed.
+ * Fuzz target: a JWT (compact JWS) token, decoded and verified against a fixed JWKS
+ * (fuzz/jwt_keys.h; fuzz/corpus/jwt holds tokens signed by its private halves). Deterministic:
+ * "now" is fixed. The key set is parsed per input so that everything is freed.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz/jwt_keys.h"
 #include "sidecar/jwt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char jwks[] =
-    "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"z9yAuuYIYrIQ77PGUDJy6hVjvDYyv08YV9CGRRnJpLlbeo5eNvBQS"
-    "awmL1Vz1N7NQuv5BKTOXvIHF6VrVPGo7bFiPw9DtF6CCS7oxDKOYWZx_atjRjyzvc55MrzKFYUyRNRi4"
-    "pqmG6CM4uwCixvF16HfIAoeqslN4zFzUkPvADmHZl5O0U_d_1e7lAiTiAHh1pJxtFoBqiKBmDXFhIsrb"
-    "NGOcCOba0VAkNL7XQQXRDTyo8hL35VMFCZ4Zb7utHGTOCXlF-F21uMvCp5UxQNZyflHfCEROW0KshSfG"
-    "Ly_ynIbw4Zfv0bGnWR3lVKjj2sZMdgUxui2iNRk_C5ITv_oLw\",\"e\":\"AQAB\",\"use\":\"sig\",\"kid\":"
-    "\"rsa1\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"xqk_xyERRUjnU-pYQv0OWsbAVHcTP3McayuqeBj8N"
-    "-A\",\"y\":\"YbjUqWoGbXYOyfhCTCrbo6XmpqSZqrW8FGXeK27SROQ\",\"use\":\"sig\",\"kid\":\"ec1\",\"a"
-    "lg\":\"ES256\"},{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"CiDldGp7AwWYMDIJ8Ys2d4Oj-fnsSXbxHE1d"
-    "fR6o2yeioOyp6ZLyBbs0ggxkEjmw\",\"y\":\"B0gnNiFt202BbGrAstWqGRbwVF2CZmud5aAeVLJo2JdS1"
-    "sldwz3VPE8zfE2144tb\",\"use\":\"sig\",\"kid\":\"ec2\"}]}";
 
 static const char *const audiences[] = {"greeter", "other"};
 

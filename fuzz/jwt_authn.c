@@ -3,7 +3,7 @@
  * prefix matching, token extraction, issuer selection, several tokens, the token cache.
  * Input: header lines "name: value" separated by '\n' (the proxy hands lowercase names;
  * here they are as given). The same input is checked twice so the second pass goes
- * through the cache. Policy and keys are fixed (the keys of fuzz/jwt.c); everything is
+ * through the cache. Policy and keys are fixed (fuzz/jwt_keys.h); everything is
  * built and freed per input.
  */
 #include <stddef.h>
@@ -12,22 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/jwt_keys.h"
 #include "policy/policy.h"
 #include "sidecar/authn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char jwks[] =
-    "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"z9yAuuYIYrIQ77PGUDJy6hVjvDYyv08YV9CGRRnJpLlbeo5eNvBQS"
-    "awmL1Vz1N7NQuv5BKTOXvIHF6VrVPGo7bFiPw9DtF6CCS7oxDKOYWZx_atjRjyzvc55MrzKFYUyRNRi4"
-    "pqmG6CM4uwCixvF16HfIAoeqslN4zFzUkPvADmHZl5O0U_d_1e7lAiTiAHh1pJxtFoBqiKBmDXFhIsrb"
-    "NGOcCOba0VAkNL7XQQXRDTyo8hL35VMFCZ4Zb7utHGTOCXlF-F21uMvCp5UxQNZyflHfCEROW0KshSfG"
-    "Ly_ynIbw4Zfv0bGnWR3lVKjj2sZMdgUxui2iNRk_C5ITv_oLw\",\"e\":\"AQAB\",\"use\":\"sig\",\"kid\":"
-    "\"rsa1\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"xqk_xyERRUjnU-pYQv0OWsbAVHcTP3McayuqeBj8N"
-    "-A\",\"y\":\"YbjUqWoGbXYOyfhCTCrbo6XmpqSZqrW8FGXeK27SROQ\",\"use\":\"sig\",\"kid\":\"ec1\",\"a"
-    "lg\":\"ES256\"},{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"CiDldGp7AwWYMDIJ8Ys2d4Oj-fnsSXbxHE1d"
-    "fR6o2yeioOyp6ZLyBbs0ggxkEjmw\",\"y\":\"B0gnNiFt202BbGrAstWqGRbwVF2CZmud5aAeVLJo2JdS1"
-    "sldwz3VPE8zfE2144tb\",\"use\":\"sig\",\"kid\":\"ec2\"}]}";
 
 #define MAX_HEADERS 16
 
