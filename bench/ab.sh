@@ -20,26 +20,9 @@ N_THR=${AB_N_THR:-50000}
 N_LAT=${AB_N_LAT:-2000}
 PY=${PYTHON:-/usr/bin/python3}
 P_BACKEND=35301 P_PROXY=35310 P_ADMIN=35311
-work=$(mktemp -d /tmp/gg-ab.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$root/bench/lib.sh"
+bench_init gg-ab
 say() { printf '[ab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-wait_port() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
 cpu_ns() {
 	local v
 	v=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}') || true
@@ -64,14 +47,7 @@ for rev in "$1" "$2"; do
 	revs+=("$short")
 done
 
-printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
-mkdir -p "$work/htdocs/helloworld.Greeter"
-printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
-$CPU_LOAD nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" --trailer 'grpc-status: 0' \
-	"$P_BACKEND" >/dev/null 2>&1 &
-bpid=$!
-pids+=("$bpid")
-wait_port "$P_BACKEND" "$bpid"
+canned_backend "$P_BACKEND" $CPU_LOAD # unquoted: empty on one CPU
 
 load() { # n c m [logfile]
 	local la=()

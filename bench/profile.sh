@@ -20,25 +20,8 @@ POLICY=${PROFILE_POLICY:-$root/bench/policy-realistic.yaml}
 DIR=${PROFILE_DIR:-$B/profile}
 P_BACKEND=35201 P_PROXY=35210 P_ADMIN=35211
 mkdir -p "$DIR"
-work=$(mktemp -d /tmp/gg-prof.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_port() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
+. "$root/bench/lib.sh"
+bench_init gg-prof
 # PROFILE_BIN: a sidecar binary to profile (e.g. build/bench/bin/grpcguard-sidecar, built by
 # run.sh from the last commit); by default the working tree is built into build/bench.
 SC_BIN=${PROFILE_BIN:-}
@@ -47,14 +30,7 @@ if [ -z "$SC_BIN" ]; then
 	SC_BIN=$B/grpcguard-sidecar
 fi
 
-printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
-mkdir -p "$work/htdocs/helloworld.Greeter"
-printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
-taskset -c 0 nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" --trailer 'grpc-status: 0' \
-	"$P_BACKEND" >/dev/null 2>&1 &
-bpid=$!
-pids+=("$bpid")
-wait_port "$P_BACKEND" "$bpid"
+canned_backend "$P_BACKEND" taskset -c 0
 
 SIDECAR=("$SC_BIN" run --listen "127.0.0.1:$P_PROXY" --upstream "127.0.0.1:$P_BACKEND"
 	--admin "127.0.0.1:$P_ADMIN" --policy "$POLICY")
