@@ -6,13 +6,12 @@ line "<method> <name>" to --calls-log (if given), so a test can prove that a cal
 or held by the sidecar never reached the app. Also serves grpc.health.v1.Health.
 """
 import argparse
-import signal
-import sys
 import threading
 from concurrent import futures
 
 import grpc
 
+import serving
 import helloworld_pb2
 import helloworld_pb2_grpc
 
@@ -58,16 +57,7 @@ def main():
         hs.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(hs, server)
     addr = "%s:%d" % (("[%s]" % args.host) if ":" in args.host else args.host, args.port)
-    if server.add_insecure_port(addr) == 0:
-        print("greeter_server: cannot listen on %s" % addr, file=sys.stderr)
-        sys.exit(1)
-    server.start()
-    print("greeter_server: listening on %s" % addr, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    server.stop(1)
+    serving.serve_until_signal(server, addr, "greeter_server", 1)
 
 
 if __name__ == "__main__":

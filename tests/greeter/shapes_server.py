@@ -8,14 +8,13 @@ starts with "x-echo" is sent back as initial metadata; "x-trailer: v" and
 "x-trailer-bin" come back as trailing metadata.
 """
 import argparse
-import signal
-import sys
 import threading
 import time
 from concurrent import futures
 
 import grpc
 
+import serving
 import shapes_pb2
 import shapes_pb2_grpc
 
@@ -128,16 +127,7 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers), options=opts)
     shapes_pb2_grpc.add_ShapesServicer_to_server(Shapes(args.calls_log), server)
     addr = "%s:%d" % (args.host, args.port)
-    if server.add_insecure_port(addr) == 0:
-        print("shapes_server: cannot listen on %s" % addr, file=sys.stderr)
-        sys.exit(1)
-    server.start()
-    print("shapes_server: listening on %s" % addr, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    server.stop(0.5)
+    serving.serve_until_signal(server, addr, "shapes_server", 0.5)
 
 
 if __name__ == "__main__":
