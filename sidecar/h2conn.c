@@ -718,13 +718,16 @@ static int down_frame_send(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 		c->limit_counted = true;
 		metrics_inc(sc_stats.lim_rapid_reset);
 		if (warn_allowed(c->w))
-			log_warn("flood", "client resets streams too fast (rapid reset), closing "
-					  "its connection", NULL);
+			log_warn("flood",
+				 "client resets streams too fast (rapid reset), closing "
+				 "its connection",
+				 NULL);
 	} else if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM) {
 		c->limit_counted = true;
 		metrics_inc(sc_stats.lim_flood);
 		if (warn_allowed(c->w))
-			log_warn("flood", "client trips an HTTP/2 flood limit, closing its connection",
+			log_warn("flood",
+				 "client trips an HTTP/2 flood limit, closing its connection",
 				 NULL);
 	}
 	return 0;

@@ -32,11 +32,13 @@ static int check_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			puts("usage: grpcguard-sidecar check [--policy] FILE\n"
-			     "Validates a grpcguard policy file as `run` would load it, JWKS files\n"
-			     "included: prints FILE:LINE:COLUMN: message (or the unusable key set)\n"
-			     "and exits 1 when it is invalid, prints a summary and exits 0 when it is "
-			     "valid.");
+			puts(
+			    "usage: grpcguard-sidecar check [--policy] FILE\n"
+			    "Validates a grpcguard policy file as `run` would load it, JWKS files\n"
+			    "included: prints FILE:LINE:COLUMN: message (or the unusable key set)\n"
+			    "and exits 1 when it is invalid, prints a summary and exits 0 when it "
+			    "is "
+			    "valid.");
 			return 0;
 		}
 		if (strcmp(arg, "--policy") == 0) {
@@ -58,7 +60,8 @@ static int check_main(int argc, char **argv)
 		path = arg;
 	}
 	if (!path || !*path) {
-		fprintf(stderr, "grpcguard-sidecar check: missing FILE (usage: check [--policy] FILE)\n");
+		fprintf(stderr,
+			"grpcguard-sidecar check: missing FILE (usage: check [--policy] FILE)\n");
 		return 2;
 	}
 	if (policy_parse_file(path, &p, &diag) != 0) {
@@ -73,8 +76,9 @@ static int check_main(int argc, char **argv)
 	if (jwks_err)
 		fprintf(stderr, "%s: %s: %s\n", path, unusable ? "error" : "warning", jwks_err);
 	if (unusable) {
-		fprintf(stderr, "%s: %zu requestAuthentication entry(ies) without a usable key set\n",
-			path, unusable);
+		fprintf(stderr,
+			"%s: %zu requestAuthentication entry(ies) without a usable key set\n", path,
+			unusable);
 		goto out;
 	}
 	printf("%s: valid: %zu fault(s), %zu authorization policy(ies), %zu "

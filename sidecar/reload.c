@@ -412,10 +412,11 @@ int sc_reload_init(uv_loop_t *loop, const char *policy_path, const char *labels_
 	if (!st.cur && install(NULL) != 0)
 		return -ENOMEM;
 	if (st.cur->no_policy)
-		log_error("no_valid_policy",
-			  "the policy file cannot be used and there is no earlier one: every RPC "
-			  "is refused (UNAVAILABLE) and /readyz says 503 until a valid file arrives",
-			  "{s:s, s:s}", "file", policy_path, "error", st.cur->no_policy);
+		log_error(
+		    "no_valid_policy",
+		    "the policy file cannot be used and there is no earlier one: every RPC "
+		    "is refused (UNAVAILABLE) and /readyz says 503 until a valid file arrives",
+		    "{s:s, s:s}", "file", policy_path, "error", st.cur->no_policy);
 	if (policy_path && !st.policy_loaded && !st.last_error)
 		log_warn("no_policy",
 			 "no policy file: no faults, every RPC allowed; it is picked up "
