@@ -50,6 +50,7 @@ struct tls_daemon {
 	size_t key_len;
 	atomic_bool draining; /* quiesced: answer with Connection: close */
 	atomic_uint inflight; /* POSTs between their first and their completed callback */
+	atomic_uint open;     /* connections of this daemon, for limits.maxConnections */
 	uint64_t drain_deadline_mono_ms;
 };
 
@@ -77,9 +78,6 @@ struct wh_server {
 	struct metrics_family *admissions, *duration, *http_errors, *reloads, *expiry;
 	struct metrics_series *s_reload_ok, *s_reload_fail, *s_expiry;
 
-	/* Open connections over every daemon, for limits.maxConnections. libmicrohttpd's own
-	 * MHD_OPTION_CONNECTION_LIMIT did not hold with a listening socket we pass in. */
-	atomic_uint connections;
 	struct metrics_series *s_refused_conns;
 
 	/* Whole-request deadlines (limits.connectionTimeoutSeconds), over every daemon. */
@@ -539,7 +537,14 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 
 	(void)addr;
 	(void)addrlen;
-	if (atomic_load(&s->connections) < s->cfg->max_connections)
+	/*
+	 * Only the daemon that accepts counts: after a rotation the retired one still holds
+	 * connections that are finishing their last request (Connection: close), and counting
+	 * them would refuse new connections, each one a failed admission call, at the very
+	 * moment the certificate changes. For that short drain the total may reach twice the
+	 * limit; the retired daemon takes no new connections.
+	 */
+	if (atomic_load(&td->open) < s->cfg->max_connections)
 		return MHD_YES;
 	metrics_inc(s->s_refused_conns);
 	if (log_budget(s))
@@ -558,7 +563,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		const union MHD_ConnectionInfo *fdi, *ai;
 		char peer[INET6_ADDRSTRLEN] = "";
 
-		atomic_fetch_add(&s->connections, 1);
+		atomic_fetch_add(&td->open, 1);
 		fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (ai && ai->client_addr) {
@@ -578,7 +583,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		/* Before libmicrohttpd closes the socket: the reaper never sees a reused fd. */
 		wh_deadlines_remove(s->deadlines, *socket_ctx);
 		*socket_ctx = NULL;
-		atomic_fetch_sub(&s->connections, 1);
+		atomic_fetch_sub(&td->open, 1);
 	}
 }
 
@@ -635,6 +640,7 @@ static struct tls_daemon *tls_daemon_start(struct wh_server *s, char *cert_pem, 
 	td->key_len = key_len;
 	atomic_init(&td->draining, false);
 	atomic_init(&td->inflight, 0);
+	atomic_init(&td->open, 0);
 	/* One worker is not a pool: libmicrohttpd warns if asked for a pool of 1. */
 	pool = s->threads > 1 ? s->threads : 0;
 	/*
@@ -829,7 +835,6 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 	atomic_init(&s->ready, false);
 	atomic_init(&s->log_window_s, 0);
 	atomic_init(&s->log_count, 0);
-	atomic_init(&s->connections, 0);
 	s->deadlines = wh_deadlines_new((uint64_t)s->cfg->connection_timeout_s * 1000);
 	if (!s->cert_path || !s->key_path || !s->deadlines || register_metrics(s) != 0) {
 		snprintf(err, errlen, "out of memory");

@@ -9,6 +9,8 @@ process. The window is a few hundred nanoseconds, so the test widens it: a small
 LD_PRELOAD shim makes every EPOLL_CTL_DEL issued by the main thread (where quiescing
 runs) wait 5 ms. A webhook using epoll for its listening socket aborts within a few
 rotations; ours must survive 25 rotations under load, serve throughout and exit 0.
+With six clients over a maxConnections of four, no connection may be refused at a
+rotation either (the limit counts the accepting daemon's connections, not the retired one's).
 Ports 32000-32099.
 """
 import os
@@ -63,9 +65,14 @@ def main():
     shim = build_shim()
     ca, cert, key = certgen(os.path.join(tmp, "certs"))
     port = free_port(32000, 32099)
+    # Six clients over a cap of four: the cap is reached at every rotation, and the retired
+    # daemon's last connections must not make the new one refuse connections.
+    cfg = os.path.join(tmp, "webhook.yaml")
+    with open(cfg, "w") as f:
+        f.write("limits:\n  maxConnections: 4\n")
     # verify_asan_link_order=0: in the sanitizer build the shim comes before the ASan runtime.
     wh = Proc([program("grpcguard-webhook"), "--listen", "127.0.0.1:%d" % port, "--tls-cert", cert,
-               "--tls-key", key, "--threads", "2", "--drain-seconds", "5"],
+               "--tls-key", key, "--threads", "2", "--drain-seconds", "5", "--config", cfg],
               env={"LD_PRELOAD": shim, "POD_NAMESPACE": "grpcguard-system",
                    "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"})
     wh.wait_event("listening")
