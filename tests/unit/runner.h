@@ -107,6 +107,23 @@ static inline void ut_stderr_restore(FILE *f, int saved_fd)
 	fclose(f);
 }
 
+/*
+ * Replace path's content with text atomically, with a new inode, as a Kubernetes volume
+ * update does: write path.tmp, then rename it over path. Call from inside a test.
+ */
+static inline void ut_replace_file(const char *path, const char *text)
+{
+	char tmp[512];
+	FILE *f;
+
+	ck_assert_int_lt(snprintf(tmp, sizeof(tmp), "%s.tmp", path), (int)sizeof(tmp));
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
 /* ut_run() of a Suite made of one table: UT_RUN("dir/module", cases, .timeout_s = 10, ...). */
 #define UT_RUN(suite_name, cases, ...)                                                             \
 	ut_run(ut_suite(suite_name, cases, UT_COUNT(cases), (struct ut_opts){__VA_ARGS__}))

@@ -12,6 +12,7 @@
 #include "policy/policy.h"
 #include "sidecar/authn.h"
 #include "tests/data/jwt/testkit.h"
+#include "tests/unit/runner.h"
 
 #define ISS_A "https://a.example.com"
 #define ISS_B "https://b.example.com"
@@ -351,20 +352,6 @@ START_TEST(token_cache)
 }
 END_TEST
 
-/* Replace path's content atomically, with a new inode, as a volume update does. */
-static void write_file(const char *path, const char *text)
-{
-	char tmp[512];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, path), 0);
-}
-
 START_TEST(jwks_file_reload)
 {
 	char dir[] = "/tmp/gg-authn-XXXXXX", path[512];
@@ -388,14 +375,14 @@ START_TEST(jwks_file_reload)
 	sc_authn_result_cleanup(&r);
 
 	/* It appears: read at the next check that is due (1 s after the last stat). */
-	write_file(path, j1);
+	ut_replace_file(path, j1);
 	ck_assert_int_eq(run(a, 500, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
 	sc_authn_result_cleanup(&r);
 	ck_assert_int_eq(run(a, 1000, &r, "authorization", b1, NULL), SC_AUTHN_OK);
 	sc_authn_result_cleanup(&r);
 
 	/* Key rotation: the new key (kid k2) replaces k1. */
-	write_file(path, j2);
+	ut_replace_file(path, j2);
 	ck_assert_int_eq(run(a, 1500, &r, "authorization", b2, NULL), SC_AUTHN_FAIL);
 	sc_authn_result_cleanup(&r);
 	ck_assert_int_eq(run(a, 2000, &r, "authorization", b2, NULL), SC_AUTHN_OK);
@@ -405,7 +392,7 @@ START_TEST(jwks_file_reload)
 	sc_authn_result_cleanup(&r);
 
 	/* A broken file, then a vanished one: the last good keys stay. */
-	write_file(path, "{\"keys\": [");
+	ut_replace_file(path, "{\"keys\": [");
 	ck_assert_int_eq(run(a, 3000, &r, "authorization", b2, NULL), SC_AUTHN_OK);
 	sc_authn_result_cleanup(&r);
 	ck_assert_int_eq(unlink(path), 0);
@@ -413,7 +400,7 @@ START_TEST(jwks_file_reload)
 	sc_authn_result_cleanup(&r);
 	/* Back with both keys. */
 	char *both = tk_jwks_text(tk_jwk(rsa_a, "k1", NULL), tk_jwk(rsa_b, "k2", NULL), NULL);
-	write_file(path, both);
+	ut_replace_file(path, both);
 	ck_assert_int_eq(run(a, 5000, &r, "authorization", b1, NULL), SC_AUTHN_OK);
 	sc_authn_result_cleanup(&r);
 	ck_assert_int_eq(run(a, 5001, &r, "authorization", b2, NULL), SC_AUTHN_OK);
@@ -431,7 +418,7 @@ START_TEST(jwks_file_reload)
 	sc_authn_free(a);
 
 	/* A JWKS whose only key is unusable is reported by sc_authn_new. */
-	write_file(path, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}");
+	ut_replace_file(path, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}");
 	a = authn_from(policy_from("requestAuthentication:\n"
 				   "  - issuer: " ISS_A "\n"
 				   "    jwksFile: %s\n",
@@ -471,43 +458,26 @@ START_TEST(jwks_file_reload)
 }
 END_TEST
 
-#define ADD_CASE(s, name, fn)                                                                      \
-	do {                                                                                       \
-		TCase *tc_ = tcase_create(name);                                                   \
-		tcase_set_timeout(tc_, 20);                                                        \
-		tcase_add_test(tc_, fn);                                                           \
-		suite_add_tcase(s, tc_);                                                           \
-	} while (0)
-
-static Suite *authn_suite(void)
-{
-	Suite *s = suite_create("sidecar/authn");
-
-	ADD_CASE(s, "no_entries", no_authn_entries);
-	ADD_CASE(s, "good_token", good_token_gives_principal_and_claims);
-	ADD_CASE(s, "bad_tokens", bad_tokens_fail);
-	ADD_CASE(s, "issuers_headers", issuers_and_headers);
-	ADD_CASE(s, "jwks_reload", jwks_file_reload);
-	ADD_CASE(s, "token_cache", token_cache);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	const struct ut_case tests[] = {
+	    {"no_entries", no_authn_entries},
+	    {"good_token", good_token_gives_principal_and_claims},
+	    {"bad_tokens", bad_tokens_fail},
+	    {"issuers_headers", issuers_and_headers},
+	    {"jwks_reload", jwks_file_reload},
+	    {"token_cache", token_cache},
+	};
+	int rc;
 
 	rsa_a = tk_rsa_new(2048);
 	rsa_b = tk_rsa_new(2048);
 	ec_a = tk_ec_new("P-256");
 	if (!rsa_a || !rsa_b || !ec_a)
 		return 2;
-	sr = srunner_create(authn_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = UT_RUN("sidecar/authn", tests, .timeout_s = 20);
 	EVP_PKEY_free(rsa_a);
 	EVP_PKEY_free(rsa_b);
 	EVP_PKEY_free(ec_a);
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sidecar/proxy.h"
+#include "tests/unit/runner.h"
 
 START_TEST(fifo_across_chunks)
 {
@@ -258,38 +259,14 @@ START_TEST(small_alloc)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("sidecar/buf");
-	TCase *tc = tcase_create("fifo_across_chunks");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, fifo_across_chunks);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("pool_cap_and_clear");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, pool_cap_and_clear);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("small_first_chunk");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, small_first_chunk);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("hdrs_inline_then_heap");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, hdrs_inline_then_heap);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("small_alloc");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, small_alloc);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	const struct ut_case tests[] = {
+	    {"fifo_across_chunks", fifo_across_chunks},
+	    {"pool_cap_and_clear", pool_cap_and_clear},
+	    {"small_first_chunk", small_first_chunk},
+	    {"hdrs_inline_then_heap", hdrs_inline_then_heap},
+	    {"small_alloc", small_alloc},
+	};
+	return UT_RUN("sidecar/buf", tests, .timeout_s = 10);
 }

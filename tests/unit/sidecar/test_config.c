@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "sidecar/config.h"
+#include "tests/unit/runner.h"
 
 static int parse(struct sc_config *c, char *err, const char *const *args)
 {
@@ -102,31 +103,12 @@ START_TEST(errors)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("sidecar/config");
-	TCase *tc;
-	tc = tcase_create("defaults");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, defaults);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("values");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, values);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("errors");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, errors);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	const struct ut_case tests[] = {
+	    {"defaults", defaults},
+	    {"values", values},
+	    {"errors", errors},
+	};
+	return UT_RUN("sidecar/config", tests, .timeout_s = 10);
 }

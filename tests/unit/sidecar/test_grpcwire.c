@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "sidecar/grpcwire.h"
+#include "tests/unit/runner.h"
 
 static uint64_t to_ms(const char *s)
 {
@@ -106,33 +107,15 @@ START_TEST(rng)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("sidecar/grpcwire");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {{"timeout_units", timeout_units},
-		     {"timeout_malformed", timeout_malformed},
-		     {"message_encoding", message_encoding},
-		     {"preface", preface},
-		     {"split_path", split_path},
-		     {"rng", rng}};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, 10);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	const struct ut_case tests[] = {
+	    {"timeout_units", timeout_units},
+	    {"timeout_malformed", timeout_malformed},
+	    {"message_encoding", message_encoding},
+	    {"preface", preface},
+	    {"split_path", split_path},
+	    {"rng", rng},
+	};
+	return UT_RUN("sidecar/grpcwire", tests, .timeout_s = 10);
 }

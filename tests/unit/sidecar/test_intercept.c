@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "sidecar/intercept.h"
+#include "tests/unit/runner.h"
 
 int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out, char *err,
 		       size_t errlen); /* intercept.c, GG_TESTING only */
@@ -497,13 +498,9 @@ START_TEST(test_init_errors)
 }
 END_TEST
 
-static Suite *intercept_suite(void)
+int main(void)
 {
-	Suite *s = suite_create("sidecar/intercept");
-	const struct {
-		const char *name;
-		const TTest *fn;
-	} cases[] = {
+	const struct ut_case tests[] = {
 	    {"rules_listed_ports", test_rules_listed_ports},
 	    {"rules_exclusions", test_rules_exclusions},
 	    {"rules_all_ports", test_rules_all_ports},
@@ -514,20 +511,5 @@ static Suite *intercept_suite(void)
 	    {"init_idempotent", test_init_idempotent},
 	    {"init_errors", test_init_errors},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(intercept_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UT_RUN("sidecar/intercept", tests, .timeout_s = 30);
 }

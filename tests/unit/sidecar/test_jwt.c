@@ -9,6 +9,7 @@
 
 #include "sidecar/jwt.h"
 #include "tests/data/jwt/testkit.h"
+#include "tests/unit/runner.h"
 
 #define ISS "https://issuer.example.com"
 #define NOW 1700000000LL
@@ -494,37 +495,17 @@ START_TEST(jwks_parsing)
 }
 END_TEST
 
-#define ADD_CASE(s, name, fn)                                                                      \
-	do {                                                                                       \
-		TCase *tc_ = tcase_create(name);                                                   \
-		tcase_set_timeout(tc_, 20);                                                        \
-		tcase_add_test(tc_, fn);                                                           \
-		suite_add_tcase(s, tc_);                                                           \
-	} while (0)
-
-static Suite *jwt_suite(void)
-{
-	Suite *s = suite_create("sidecar/jwt");
-	TCase *tc = tcase_create("good_per_alg");
-
-	tcase_set_timeout(tc, 20);
-	tcase_add_loop_test(tc, good_token_per_alg, 0, sizeof(good_algs) / sizeof(good_algs[0]));
-	suite_add_tcase(s, tc);
-	ADD_CASE(s, "b64url", b64url_vectors);
-	ADD_CASE(s, "signatures", wrong_signature);
-	ADD_CASE(s, "time", expiry_and_skew);
-	ADD_CASE(s, "issuer_audience", issuer_and_audience);
-	ADD_CASE(s, "refused_alg", refused_algorithms);
-	ADD_CASE(s, "malformed", malformed_tokens);
-	ADD_CASE(s, "kid", kid_selection_and_rotation);
-	ADD_CASE(s, "jwks", jwks_parsing);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	const struct ut_opts o = {.timeout_s = 20};
+	const struct ut_case tests[] = {
+	    {"b64url", b64url_vectors},		 {"signatures", wrong_signature},
+	    {"time", expiry_and_skew},		 {"issuer_audience", issuer_and_audience},
+	    {"refused_alg", refused_algorithms}, {"malformed", malformed_tokens},
+	    {"kid", kid_selection_and_rotation}, {"jwks", jwks_parsing},
+	};
+	Suite *s;
+	int rc;
 
 	rsa_a = tk_rsa_new(2048);
 	rsa_b = tk_rsa_new(2048);
@@ -533,14 +514,15 @@ int main(void)
 	ec384 = tk_ec_new("P-384");
 	if (!rsa_a || !rsa_b || !rsa_short || !ec256 || !ec384)
 		return 2;
-	sr = srunner_create(jwt_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	s = suite_create("sidecar/jwt");
+	tcase_add_loop_test(ut_tcase(s, "good_per_alg", o), good_token_per_alg, 0,
+			    UT_COUNT(good_algs));
+	ut_add_cases(s, tests, UT_COUNT(tests), o);
+	rc = ut_run(s);
 	EVP_PKEY_free(rsa_a);
 	EVP_PKEY_free(rsa_b);
 	EVP_PKEY_free(rsa_short);
 	EVP_PKEY_free(ec256);
 	EVP_PKEY_free(ec384);
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -11,20 +11,9 @@
 
 #include "sidecar/reload.h"
 #include "sidecar/stats.h"
+#include "tests/unit/runner.h"
 
 static char dir[64], pol[128], lab[128];
-
-static void put(const char *path, const char *text)
-{
-	char tmp[160];
-	FILE *f;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, path), 0);
-}
 
 static void setup(void)
 {
@@ -79,8 +68,8 @@ START_TEST(lifecycle)
 	sc_snap_unref(s);
 
 	/* The file appears; labels too. */
-	put(pol, ONE_FAULT);
-	put(lab, "app=\"server\"\n");
+	ut_replace_file(pol, ONE_FAULT);
+	ut_replace_file(lab, "app=\"server\"\n");
 	sc_reload_check();
 	s = sc_state_current();
 	ck_assert_uint_gt(s->generation, gen);
@@ -91,12 +80,12 @@ START_TEST(lifecycle)
 	sc_snap_unref(s);
 
 	/* Unchanged content: no new generation. */
-	put(pol, ONE_FAULT);
+	ut_replace_file(pol, ONE_FAULT);
 	sc_reload_check();
 	ck_assert_uint_eq(sc_state_generation(), gen);
 
 	/* A bad file: last good stays, the error is visible. */
-	put(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
+	ut_replace_file(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
 	sc_reload_check();
 	ck_assert_uint_eq(sc_state_generation(), gen);
 	j = policy_view();
@@ -107,7 +96,7 @@ START_TEST(lifecycle)
 	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_fail), 1);
 
 	/* Empty file and deleted file: ignored. */
-	put(pol, "");
+	ut_replace_file(pol, "");
 	sc_reload_check();
 	ck_assert_uint_eq(sc_state_generation(), gen);
 	unlink(pol);
@@ -118,7 +107,8 @@ START_TEST(lifecycle)
 
 	/* A good file again: swapped, error cleared; the old snapshot stays valid for its holder.
 	 */
-	put(pol, HEAD "authorization:\n  - name: a\n    action: DENY\n    rules: [{to: [{methods: "
+	ut_replace_file(
+	    pol, HEAD "authorization:\n  - name: a\n    action: DENY\n    rules: [{to: [{methods: "
 		      "[\"*\"]}]}]\n");
 	sc_reload_check();
 	ck_assert_uint_gt(sc_state_generation(), gen);
@@ -145,14 +135,14 @@ START_TEST(first_generation)
 	json_t *j;
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	put(pol, ONE_FAULT);
-	put(lab, "app=\"server\"\n");
+	ut_replace_file(pol, ONE_FAULT);
+	ut_replace_file(lab, "app=\"server\"\n");
 	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
 	ck_assert_uint_eq(sc_state_generation(), 1);
 	j = policy_view();
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "generation")), 1);
 	json_decref(j);
-	put(pol, HEAD);
+	ut_replace_file(pol, HEAD);
 	sc_reload_check();
 	ck_assert_uint_eq(sc_state_generation(), 2);
 	sc_reload_stop();
@@ -185,7 +175,7 @@ START_TEST(directory_once)
 	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_fail), 2);
 	ck_assert_int_eq(rmdir(sub), 0);
 	ck_assert_int_eq(rmdir(pol), 0);
-	put(pol, ONE_FAULT);
+	ut_replace_file(pol, ONE_FAULT);
 	sc_reload_check();
 	ck_assert_uint_eq(sc_state_generation(), 2);
 	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_ok), 1);
@@ -210,7 +200,7 @@ START_TEST(first_invalid_fails_closed)
 	struct sc_snap *s;
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	put(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
+	ut_replace_file(pol, HEAD "faults: [{name: x, delay: {fixed: soon}}]\n");
 	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
 	sc_reload_set_notify(on_swap, NULL);
 	s = sc_state_current();
@@ -219,14 +209,14 @@ START_TEST(first_invalid_fails_closed)
 	ck_assert(strstr(s->no_policy, "policy.yaml:3:"));
 	ck_assert(!sc_reload_policy_ok());
 	sc_snap_unref(s);
-	put(lab, "app=\"server\"\n");
+	ut_replace_file(lab, "app=\"server\"\n");
 	sc_reload_check();
 	s = sc_state_current();
 	ck_assert_ptr_nonnull(s->labels);
 	ck_assert_ptr_nonnull(s->no_policy);
 	sc_snap_unref(s);
 	ck_assert_int_eq(notified, 1);
-	put(pol, ONE_FAULT);
+	ut_replace_file(pol, ONE_FAULT);
 	sc_reload_check();
 	ck_assert(sc_reload_policy_ok());
 	ck_assert_int_eq(notified, 2);
@@ -235,7 +225,7 @@ START_TEST(first_invalid_fails_closed)
 	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
 	sc_snap_unref(s);
 	/* Later bad files keep the good one, never closed again. */
-	put(pol, HEAD "bogus: 1\n");
+	ut_replace_file(pol, HEAD "bogus: 1\n");
 	sc_reload_check();
 	ck_assert(sc_reload_policy_ok());
 	sc_reload_stop();
@@ -245,26 +235,14 @@ START_TEST(first_invalid_fails_closed)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("sidecar/reload");
-	TCase *tc = tcase_create("lifecycle");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, lifecycle);
-	tcase_add_test(tc, first_generation);
-	tcase_add_test(tc, directory_once);
-	tcase_add_test(tc, first_invalid_fails_closed);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	const struct ut_case tests[] = {
+	    {"lifecycle", lifecycle},
+	    {"lifecycle", first_generation},
+	    {"lifecycle", directory_once},
+	    {"lifecycle", first_invalid_fails_closed},
+	};
+	return UT_RUN("sidecar/reload", tests, .timeout_s = 10, .setup = setup,
+		      .teardown = teardown);
 }
