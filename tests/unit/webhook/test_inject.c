@@ -9,19 +9,7 @@
 
 #include "webhook/inject.h"
 #include "tests/unit/runner.h"
-
-static struct wh_config cfg;
-
-static void setup(void)
-{
-	unsetenv("POD_NAMESPACE");
-	ck_assert_int_eq(wh_config_init(&cfg), 0);
-}
-
-static void teardown(void)
-{
-	wh_config_cleanup(&cfg);
-}
+#include "tests/unit/webhook/fixtures.h"
 
 static json_t *parse(const char *s)
 {
@@ -292,6 +280,6 @@ int main(void)
 	    {"skips", skips},
 	    {"denials", denials},
 	};
-	return UT_RUN("webhook/inject", tests, .timeout_s = 10, .setup = setup,
-		      .teardown = teardown);
+	return UT_RUN("webhook/inject", tests, .timeout_s = 10, .setup = cfg_setup,
+		      .teardown = cfg_teardown);
 }

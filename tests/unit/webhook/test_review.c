@@ -10,19 +10,7 @@
 #include "webhook/review.h"
 #include "webhook/verdict.h"
 #include "tests/unit/runner.h"
-
-static struct wh_config cfg;
-
-static void setup(void)
-{
-	unsetenv("POD_NAMESPACE");
-	ck_assert_int_eq(wh_config_init(&cfg), 0);
-}
-
-static void teardown(void)
-{
-	wh_config_cleanup(&cfg);
-}
+#include "tests/unit/webhook/fixtures.h"
 
 struct answer {
 	int status;
@@ -218,6 +206,6 @@ int main(void)
 	    {"utf8_cut_by_truncation", utf8_cut_by_truncation},
 	    {"utf8_sanitize", utf8_sanitize},
 	};
-	return UT_RUN("webhook/review", tests, .timeout_s = 10, .setup = setup,
-		      .teardown = teardown);
+	return UT_RUN("webhook/review", tests, .timeout_s = 10, .setup = cfg_setup,
+		      .teardown = cfg_teardown);
 }
