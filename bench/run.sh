@@ -147,8 +147,8 @@ fi
 # shellcheck disable=SC2046
 if [ -f "$SRC/bench/jwt_bench.c" ] && mk "$B/libgrpcguard-common.a" &&
 	gcc -std=c17 -O2 -g -D_GNU_SOURCE -I"$SRC" -o "$B/jwt_bench" "$SRC/bench/jwt_bench.c" \
-		"$SRC/sidecar/jwt.c" "$SRC/sidecar/authn.c" "$B/libgrpcguard-policy.a" \
-		"$B/libgrpcguard-common.a" \
+		"$SRC/sidecar/jwt.c" "$SRC/sidecar/authn.c" "$SRC/sidecar/filestat.c" \
+		"$B/libgrpcguard-policy.a" "$B/libgrpcguard-common.a" \
 		$(pkg-config --cflags --libs jansson openssl yaml-0.1 libmicrohttpd) -lm -lpthread \
 		>>"$build_log" 2>&1; then
 	have_jwt=1

@@ -11,7 +11,7 @@
  *
  * Keys are parsed once per sc_authn (one per policy generation and worker). A `jwksFile`
  * is re-stat'ed at most once a second from sc_authn_check and re-read when its device,
- * inode, size or mtime changed (a ConfigMap or Secret volume swaps a symlink, which
+ * inode, size, mtime or ctime changed (a ConfigMap or Secret volume swaps a symlink, which
  * changes the inode); a file that does not parse leaves the last good keys in force.
  * Verified tokens are cached (see struct cached_token), so the signature of a token a
  * client repeats on every RPC is checked once.
@@ -29,23 +29,16 @@
 
 #include "common/log.h"
 #include "sidecar/authn.h"
+#include "sidecar/filestat.h"
 #include "sidecar/jwt.h"
 
 #define JWKS_RESTAT_MS 1000
-
-struct file_id {
-	bool valid;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
 
 struct entry {
 	const struct policy_authn *cfg; /* borrowed from the policy */
 	struct sc_jwks *keys;		/* the last good key set, or NULL */
 	uint64_t keys_gen;		/* +1 each time keys is replaced */
-	struct file_id seen;		/* jwksFile: what we last read (or failed to) */
+	struct sc_filestat seen;	/* jwksFile: what we last read (or failed to) */
 	uint64_t next_stat_mono_ms;
 };
 
@@ -77,29 +70,14 @@ struct sc_authn {
 	struct cached_token cache[TOKEN_CACHE_SLOTS];
 };
 
-static bool file_id_eq(const struct file_id *a, const struct stat *st)
-{
-	return a->valid && a->dev == st->st_dev && a->ino == st->st_ino && a->size == st->st_size &&
-	       a->mtime.tv_sec == st->st_mtim.tv_sec && a->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-static void file_id_set(struct file_id *a, const struct stat *st)
-{
-	a->valid = true;
-	a->dev = st->st_dev;
-	a->ino = st->st_ino;
-	a->size = st->st_size;
-	a->mtime = st->st_mtim;
-}
-
 /*
  * Read and parse the JWKS file at path. Returns 0 and a new key set, or negative with a
  * description in diag. *id is set to the identity of what was opened (also on parse
  * failure, so the same bad file is not re-read every second); left invalid when the file
  * could not be opened.
  */
-static int load_jwks_file(const char *path, struct sc_jwks **out, struct file_id *id, char *diag,
-			  size_t diag_len)
+static int load_jwks_file(const char *path, struct sc_jwks **out, struct sc_filestat *id,
+			  char *diag, size_t diag_len)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -119,7 +97,7 @@ static int load_jwks_file(const char *path, struct sc_jwks **out, struct file_id
 		snprintf(diag, diag_len, "cannot stat: %s", strerror(errno));
 		goto out;
 	}
-	file_id_set(id, &st);
+	sc_filestat_set(id, &st);
 	ret = SC_JWT_ERR_TOOBIG;
 	if (!S_ISREG(st.st_mode) || st.st_size > SC_JWKS_MAX_BYTES) {
 		snprintf(diag, diag_len, "not a regular file of at most %d bytes",
@@ -325,7 +303,7 @@ static void entry_maybe_reload(struct entry *e, uint64_t now_mono_ms)
 		e->seen.valid = false;
 		return;
 	}
-	if (file_id_eq(&e->seen, &st))
+	if (sc_filestat_same(&e->seen, &st))
 		return;
 	why[0] = '\0';
 	r = load_jwks_file(e->cfg->jwks_file, &fresh, &e->seen, why, sizeof(why));

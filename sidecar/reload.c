@@ -20,19 +20,16 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "sidecar/filestat.h"
 #include "sidecar/stats.h"
 
 #define DEBOUNCE_MS 100
 #define POLL_MS 1000
 
 struct watched {
-	const char *path; /* borrowed, NULL: not configured */
-	bool seen;	  /* st_* below are valid */
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-	uint64_t hash; /* of the content last examined */
+	const char *path;	 /* borrowed, NULL: not configured */
+	struct sc_filestat seen; /* what was last examined */
+	uint64_t hash;		 /* of the content last examined */
 	bool have_hash;
 	bool missing_logged;
 };
@@ -176,16 +173,6 @@ static uint64_t fnv1a(const char *p, size_t n)
 	return h;
 }
 
-static void remember(struct watched *wf, const struct stat *sb)
-{
-	wf->seen = true;
-	wf->dev = sb->st_dev;
-	wf->ino = sb->st_ino;
-	wf->size = sb->st_size;
-	wf->mtime = sb->st_mtim;
-	wf->ctime = sb->st_ctim;
-}
-
 /*
  * Read path if it changed since last time. Returns 1 and a new buffer in *buf (its
  * length in *len) when there is new content to examine, 0 when nothing changed (or the
@@ -201,18 +188,16 @@ static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 
 	*buf = NULL;
 	if (stat(wf->path, &sb) != 0) {
-		if (!wf->missing_logged && wf->seen)
+		if (!wf->missing_logged && wf->seen.valid)
 			log_warn("policy_file_missing", "file is gone; keeping what is in force",
 				 "{s:s}", "file", wf->path);
 		wf->missing_logged = true;
-		wf->seen = false;
+		wf->seen.valid = false;
 		return 0;
 	}
 	wf->missing_logged = false;
 	/* ctime too: a chmod that makes an unreadable file readable changes only that. */
-	if (wf->seen && sb.st_dev == wf->dev && sb.st_ino == wf->ino && sb.st_size == wf->size &&
-	    sb.st_mtim.tv_sec == wf->mtime.tv_sec && sb.st_mtim.tv_nsec == wf->mtime.tv_nsec &&
-	    sb.st_ctim.tv_sec == wf->ctime.tv_sec && sb.st_ctim.tv_nsec == wf->ctime.tv_nsec)
+	if (sc_filestat_same(&wf->seen, &sb))
 		return 0;
 	if (S_ISDIR(sb.st_mode)) {
 		r = -EISDIR;
@@ -251,7 +236,7 @@ static int read_if_changed(struct watched *wf, char **buf, size_t *len)
 		return 0;
 	}
 	b[n] = '\0';
-	remember(wf, &sb);
+	sc_filestat_set(&wf->seen, &sb);
 	if (wf->have_hash && fnv1a(b, n) == wf->hash) {
 		free(b);
 		return 0;
@@ -267,7 +252,7 @@ unreadable:
 	 * without read permission) is reported once, not at every poll; the next change
 	 * to it is examined afresh.
 	 */
-	remember(wf, &sb);
+	sc_filestat_set(&wf->seen, &sb);
 	wf->have_hash = false;
 	return r;
 }

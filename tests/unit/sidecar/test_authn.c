@@ -4,9 +4,11 @@
  * principal and claims, forwardOriginalToken, and the JWKS file reload.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -352,6 +354,40 @@ START_TEST(token_cache)
 }
 END_TEST
 
+/*
+ * Rewrite path in place with text of its current length and put its mtime back, so only
+ * the ctime tells the change: what a watcher comparing inode, size and mtime misses.
+ */
+static void rewrite_keep_mtime(const char *path, const char *text)
+{
+	struct stat before, after;
+	struct timespec times[2];
+	FILE *f;
+
+	ck_assert_int_eq(stat(path, &before), 0);
+	ck_assert_uint_eq((size_t)before.st_size, strlen(text));
+	f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	times[0] = before.st_atim;
+	times[1] = before.st_mtim;
+	/* The kernel stamps ctime from a coarse clock: set the times until it moved on. */
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+		ck_assert_int_eq(stat(path, &after), 0);
+		if (after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+		    after.st_ctim.tv_nsec != before.st_ctim.tv_nsec)
+			break;
+		usleep(1000);
+	}
+	ck_assert(after.st_ino == before.st_ino && after.st_size == before.st_size);
+	ck_assert(after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+		  after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+	ck_assert(after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+		  after.st_ctim.tv_nsec != before.st_ctim.tv_nsec);
+}
+
 START_TEST(jwks_file_reload)
 {
 	char dir[] = "/tmp/gg-authn-XXXXXX", path[512];
@@ -405,6 +441,15 @@ START_TEST(jwks_file_reload)
 	sc_authn_result_cleanup(&r);
 	ck_assert_int_eq(run(a, 5001, &r, "authorization", b2, NULL), SC_AUTHN_OK);
 	sc_authn_result_cleanup(&r);
+	/*
+	 * Same inode, size and mtime, other content (the two keys swap their kids): the
+	 * changed ctime alone makes it re-read, so kid k1 now names the other key.
+	 */
+	char *swapped = tk_jwks_text(tk_jwk(rsa_a, "k2", NULL), tk_jwk(rsa_b, "k1", NULL), NULL);
+	rewrite_keep_mtime(path, swapped);
+	ck_assert_int_eq(run(a, 6000, &r, "authorization", b1, NULL), SC_AUTHN_FAIL);
+	sc_authn_result_cleanup(&r);
+	ut_replace_file(path, both);
 	sc_authn_free(a);
 
 	/* A new authn (next policy generation) reads the file at once, with no error. */
@@ -449,6 +494,7 @@ START_TEST(jwks_file_reload)
 	unlink(path);
 	rmdir(dir);
 	free(both);
+	free(swapped);
 	free(j1);
 	free(j2);
 	free(t1);
