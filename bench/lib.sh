@@ -4,10 +4,13 @@
 #   bench_init NAME       work=$(mktemp -d /tmp/NAME.XXXXXX) and pids=(); on exit every PID
 #                         in pids is killed and waited for and $work removed; INT/TERM exit 130
 #   wait_port PORT PID    0 once 127.0.0.1:PORT accepts, 1 when PID has died or after 10 s
+#   canned_inputs         $work/req.bin: a gRPC-framed HelloRequest (h2load's body), and
+#                         $work/htdocs: the canned SayHello reply nghttpd serves
 #   canned_backend PORT [WRAPPER...]
-#                         $work/req.bin: a gRPC-framed HelloRequest; nghttpd (run under
-#                         WRAPPER, e.g. taskset -c 0) serving the canned SayHello reply with
-#                         grpc-status 0 on 127.0.0.1:PORT; bpid is its PID (also in pids)
+#                         canned_inputs, then nghttpd (run under WRAPPER, e.g. taskset -c 0)
+#                         serving the canned reply with grpc-status 0 on 127.0.0.1:PORT, its
+#                         output in $work/nghttpd.log; bpid is its PID (also in pids); the
+#                         status of wait_port
 # shellcheck shell=bash
 
 bench_cleanup() {
@@ -34,14 +37,23 @@ wait_port() {
 	return 1
 }
 
-canned_backend() {
-	local port=$1
-	shift
+# The request: a 5-byte prefix (uncompressed, length 7) + HelloRequest{name: "world"}.
+# The reply: prefix + HelloReply{message: "Hello world"}; grpc-status 0 comes from nghttpd's
+# --trailer. nghttpd derives content-type from a file extension and a gRPC path has none,
+# so the reply carries no content-type (h2load and the proxies do not care; the C++
+# greeter backend is the fully faithful one).
+canned_inputs() {
 	printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
 	mkdir -p "$work/htdocs/helloworld.Greeter"
 	printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
+}
+
+canned_backend() {
+	local port=$1
+	shift
+	canned_inputs
 	"$@" nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" --trailer 'grpc-status: 0' \
-		"$port" >/dev/null 2>&1 &
+		"$port" >"$work/nghttpd.log" 2>&1 &
 	bpid=$!
 	pids+=("$bpid")
 	wait_port "$port" "$bpid"

@@ -38,20 +38,9 @@ B=$root/build/bench             # our own build dir (other builds may be half-do
 
 P_NGHTTPD=35001 P_GREETER=35002 P_PROXY=35010 P_ADMIN=35011 P_WEBHOOK=35020
 
-work=$(mktemp -d /tmp/gg-bench.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]:-}"; do
-		[ -n "$p" ] && kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]:-}"; do
-		[ -n "$p" ] && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_init gg-bench
 
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -73,15 +62,6 @@ stop_pid() {
 	kill "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
 	forget_pid "$1"
-}
-wait_port() { # port [seconds [pid]]: 0 once something accepts on the port
-	local i
-	for ((i = 0; i < ${2:-10} * 20; i++)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then return 1; fi
-		sleep 0.05
-	done
-	return 1
 }
 # CPU time (user+system) of a process in ns: the sum over its threads of the first field
 # of /proc/PID/task/TID/schedstat (ns resolution); /proc/PID/stat (10 ms ticks) where the
@@ -158,14 +138,8 @@ if bash bench/greeter_cpp/build.sh "$root/build/bench/greeter_cpp" >>"$build_log
 fi
 
 # ---- inputs -----------------------------------------------------------------------------
-# gRPC request: 5-byte prefix (uncompressed, length 7) + HelloRequest{name: "world"}.
-printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$work/req.bin"
-# Canned gRPC reply for nghttpd: prefix + HelloReply{message: "Hello world"}, trailer
-# grpc-status: 0 (--trailer). nghttpd derives content-type from a file extension and the
-# gRPC path has none, so this reply carries no content-type (h2load and the proxies do not
-# care; the C++ greeter backend is the fully faithful one).
-mkdir -p "$work/htdocs/helloworld.Greeter"
-printf '\x00\x00\x00\x00\x0d\x0a\x0bHello world' >"$work/htdocs/helloworld.Greeter/SayHello"
+# The gRPC request h2load sends ($work/req.bin) and nghttpd's canned reply: see bench/lib.sh.
+canned_inputs
 : >"$work/empty-policy.yaml"
 cp bench/policy-realistic.yaml "$work/policy.yaml"
 
@@ -227,7 +201,7 @@ start_proxy() { # config backend_port
 	$cpu $cmd >>"$work/proxy-$1.log" 2>&1 &
 	PROXY_PID=$!
 	pids+=("$PROXY_PID")
-	if ! wait_port "$P_PROXY" 10 "$PROXY_PID"; then
+	if ! wait_port "$P_PROXY" "$PROXY_PID"; then
 		say "$1 did not start listening; log:"
 		tail -n 5 "$work/proxy-$1.log" >&2 || true
 		stop_pid "$PROXY_PID"
@@ -263,8 +237,9 @@ start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 	case $1 in
 	nghttpd)
 		BACKEND_PORT=$P_NGHTTPD
-		$CPU_LOAD nghttpd --no-tls -a 127.0.0.1 -d "$work/htdocs" \
-			--trailer 'grpc-status: 0' "$BACKEND_PORT" >"$work/nghttpd.log" 2>&1 &
+		# shellcheck disable=SC2086 # CPU_LOAD is a command prefix, empty without pinning
+		canned_backend "$BACKEND_PORT" $CPU_LOAD && BACKEND_PID=$bpid
+		return
 		;;
 	greeter)
 		BACKEND_PORT=$P_GREETER
@@ -275,7 +250,7 @@ start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 	esac
 	BACKEND_PID=$!
 	pids+=("$BACKEND_PID")
-	wait_port "$BACKEND_PORT" 10 "$BACKEND_PID"
+	wait_port "$BACKEND_PORT" "$BACKEND_PID"
 }
 
 # A gRPC call through the proxy must really succeed (grpc-status 0 in the trailers) before
@@ -389,7 +364,7 @@ if [ "${BENCH_SKIP_WEBHOOK:-0}" != 1 ] && [ "$have_webhook" = 1 ]; then
 		$CPU_PROXY $WEBHOOK_CMD >"$work/webhook.log" 2>&1 &
 		whpid=$!
 		pids+=("$whpid")
-		if wait_port "$P_WEBHOOK" 10 "$whpid"; then started=1; break; fi
+		if wait_port "$P_WEBHOOK" "$whpid"; then started=1; break; fi
 		stop_pid "$whpid"
 		grep -q 'in use' "$work/webhook.log" || break
 	done
