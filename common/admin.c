@@ -13,7 +13,9 @@
  * timeout) and request bodies are never read.
  *
  * What it does not do: TLS, authentication, POST endpoints. It is meant to listen on
- * loopback or on the pod IP for Prometheus, never on the internet.
+ * loopback or on the pod IP for Prometheus, never on the internet. Routes registered with
+ * admin_route_local() (the sidecar's /policy: the whole policy in force) answer 403 to
+ * anyone but a loopback peer, so the pod IP exposes probes and metrics only.
  */
 #include "common/admin.h"
 
@@ -55,6 +57,7 @@ struct admin_route {
 	char *path;
 	admin_route_fn fn;
 	void *ctx;
+	bool local_only; /* admin_route_local(): loopback peers only */
 };
 
 struct admin_server {
@@ -267,6 +270,24 @@ static enum MHD_Result serve_route(struct admin_route *r, struct MHD_Connection 
 	return reply(conn, (unsigned)status, body, len, ctype ? ctype : CTYPE_TEXT, true);
 }
 
+/* 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (an IPv4 peer on a dual-stack socket). */
+static bool peer_is_loopback(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -294,6 +315,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(url, "/metrics") == 0)
 		return serve_metrics(a, conn);
 	r = find_route(a, url);
+	if (r && r->local_only && !peer_is_loopback(conn))
+		return reply_static(conn, MHD_HTTP_FORBIDDEN,
+				    "forbidden: served to loopback only (from inside the pod, or "
+				    "kubectl port-forward)\n");
 	if (r)
 		return serve_route(r, conn);
 	return reply_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -373,7 +398,8 @@ out:
  * built-in path), -EEXIST (already registered) or -ENOMEM; the server is unchanged on
  * failure.
  */
-int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx)
+static int add_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx,
+		     bool local_only)
 {
 	struct admin_route *r, **tail;
 	int rc = 0;
@@ -392,6 +418,7 @@ int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, voi
 	}
 	r->fn = fn;
 	r->ctx = ctx;
+	r->local_only = local_only;
 	pthread_mutex_lock(&a->routes_lock);
 	for (tail = &a->routes; *tail; tail = &(*tail)->next) {
 		if (strcmp((*tail)->path, path) == 0) {
@@ -405,6 +432,16 @@ int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, voi
 	if (rc < 0)
 		routes_free(r);
 	return rc;
+}
+
+int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx)
+{
+	return add_route(a, path, fn, ctx, false);
+}
+
+int admin_route_local(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx)
+{
+	return add_route(a, path, fn, ctx, true);
 }
 
 void admin_set_ready(struct admin_server *a, bool ready)

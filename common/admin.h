@@ -24,8 +24,11 @@ typedef int (*admin_route_fn)(void *ctx, char **body, size_t *len, const char **
  */
 int admin_start(const char *listen, struct metrics_registry *metrics,
 		struct admin_server **out);
-/* Register GET <path> before or after start. Returns 0 or -ENOMEM. */
+/* Register GET <path> before or after start. Returns 0, -EINVAL, -EEXIST or -ENOMEM. */
 int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx);
+/* The same, but only loopback peers are served; others get 403 (for what must not leave
+ * the pod through the pod IP, like a dump of the policy in force). */
+int admin_route_local(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx);
 void admin_set_ready(struct admin_server *a, bool ready);
 /* The bound port (useful after listening on port 0). */
 unsigned admin_port(const struct admin_server *a);

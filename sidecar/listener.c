@@ -382,7 +382,7 @@ int sc_run_main(const struct sc_config *cfg)
 				  "admin", cfg->admin, "error", strerror(-r));
 			goto out;
 		}
-		admin_route(M.admin, "/policy", sc_reload_policy_route, NULL);
+		admin_route_local(M.admin, "/policy", sc_reload_policy_route, NULL);
 	}
 	uv_signal_init(&M.loop, &M.sigterm);
 	uv_signal_init(&M.loop, &M.sigint);

@@ -174,12 +174,16 @@ printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
 # for IPv6). Run 2 uses the issue's exact command line and is checked over IPv4 only.
 listen=0.0.0.0:15006
 [ $v6 = 1 ] && listen='[::]:15006'
+# The admin port listens on every address, as injected into a pod (Prometheus and the
+# kubelet reach it on the pod IP).
+admin=0.0.0.0:15020
+[ $v6 = 1 ] && admin='[::]:15020'
 
 start_sidecar() {
 	sidecar_runs=$((sidecar_runs + 1))
 	ip netns exec "$NS_S" setpriv --reuid 1337 --regid 1337 --clear-groups "${vg[@]}" \
 		"$tmp/grpcguard-sidecar" run --listen "$listen" --upstream original-dst \
-		--admin 127.0.0.1:15020 --policy "$tmp/policy/policy.yaml" \
+		--admin "$admin" --policy "$tmp/policy/policy.yaml" \
 		>"$tmp/sidecar.$sidecar_runs.log" 2>&1 &
 	sc_pid=$!
 	local end=$((SECONDS + ready_secs))
@@ -262,6 +266,22 @@ expect_call OK "$T4" 5 via-sidecar
 ok_after=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
 [ "$ok_after" = $((ok_before + 1)) ] ||
 	die "the sidecar did not count the call: requests_total OK $ok_before -> $ok_after"
+
+echo "== the admin port seen from another pod: probes and metrics, not the policy"
+http_code() { "$@" -s -o /dev/null -w '%{http_code}' --max-time 5; }
+for path in /readyz /metrics; do
+	[ "$(http_code in_c curl "http://$IP4_S:15020$path")" = 200 ] || die "$path not served on the pod IP"
+done
+[ "$(http_code in_c curl "http://$IP4_S:15020/policy")" = 403 ] ||
+	die "/policy is served to another pod (want 403)"
+[ "$(http_code in_s curl http://127.0.0.1:15020/policy)" = 200 ] || die "/policy not served on loopback"
+if [ $v6 = 1 ]; then
+	[ "$(http_code in_c curl -g "http://[$IP6_S]:15020/policy")" = 403 ] ||
+		die "/policy is served to another pod over IPv6 (want 403)"
+	[ "$(http_code in_s curl -g 'http://[::1]:15020/policy')" = 200 ] ||
+		die "/policy not served on ::1"
+fi
+echo "  /readyz and /metrics 200 from the client pod, /policy 403 there and 200 on loopback"
 
 echo "== HTTP to 8081 bypasses the sidecar"
 snap() {

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,8 @@ struct http_reply {
 
 /* IPv4 source address for the next requests (NULL: the kernel's choice, 127.0.0.1). */
 static const char *src4;
+/* IPv4 destination for the next requests (NULL: 127.0.0.1). */
+static const char *dst4;
 
 /* A TCP connection to 127.0.0.1:port from address src (any 127.x.y.z works on Linux). */
 static int connect_from(const char *src, unsigned port)
@@ -66,6 +70,8 @@ static int http_raw(int family, unsigned port, const char *req, struct http_repl
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)port);
 		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (dst4 && inet_pton(AF_INET, dst4, &s4->sin_addr) != 1)
+			return -EINVAL;
 		sslen = sizeof(*s4);
 	}
 	fd = socket(family, SOCK_STREAM, 0);
@@ -221,6 +227,69 @@ START_TEST(test_routes)
 	ck_assert_ptr_nonnull(strcasestr(r.head, "content-type: application/json"));
 	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/bad", &r), 0);
 	ck_assert_int_eq(r.status, 500);
+}
+END_TEST
+
+/* A non-loopback IPv4 address of this host, or "" when it has none. */
+static void local_non_loopback4(char *out, size_t len)
+{
+	struct ifaddrs *ifs = NULL;
+
+	out[0] = '\0';
+	if (getifaddrs(&ifs) != 0)
+		return;
+	for (struct ifaddrs *i = ifs; i && !out[0]; i = i->ifa_next) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)i->ifa_addr;
+		if (!a || a->sin_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+		    (ntohl(a->sin_addr.s_addr) >> 24) == 127)
+			continue;
+		inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)len);
+	}
+	freeifaddrs(ifs);
+}
+
+/* admin_route_local(): loopback peers (127/8, ::1, v4-mapped 127/8) only; others 403. */
+START_TEST(test_local_route)
+{
+	struct admin_server *any = NULL;
+	struct http_reply r;
+	char ip[INET_ADDRSTRLEN];
+
+	ck_assert_int_eq(admin_route_local(srv, "/local", route_json, "{\"in\":1}"), 0);
+	ck_assert_int_eq(admin_route_local(srv, "/local", route_json, "x"), -EEXIST);
+	ck_assert_int_eq(admin_route_local(srv, "/metrics", route_json, "x"), -EINVAL);
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/local", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "{\"in\":1}");
+	src4 = "127.0.3.4"; /* all of 127/8 is loopback */
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/local", &r), 0);
+	src4 = NULL;
+	ck_assert_int_eq(r.status, 200);
+
+	/* Every address, dual-stack when the host has IPv6: an IPv4 loopback peer arrives
+	 * as ::ffff:127.0.0.1 and is still loopback. */
+	if (admin_start("[::]:0", NULL, &any) != 0)
+		ck_assert_int_eq(admin_start("0.0.0.0:0", NULL, &any), 0);
+	ck_assert_int_eq(admin_route_local(any, "/local", route_json, "{}"), 0);
+	ck_assert_int_eq(http_get(AF_INET, admin_port(any), "GET", "/local", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	if (http_get(AF_INET6, admin_port(any), "GET", "/local", &r) == 0)
+		ck_assert_int_eq(r.status, 200);
+	local_non_loopback4(ip, sizeof(ip));
+	if (ip[0]) {
+		/* To our own non-loopback address: the peer is that address, not loopback. */
+		dst4 = ip;
+		ck_assert_int_eq(http_get(AF_INET, admin_port(any), "GET", "/local", &r), 0);
+		ck_assert_int_eq(r.status, 403);
+		ck_assert_ptr_nonnull(strstr(r.body, "loopback only"));
+		ck_assert_int_eq(http_get(AF_INET, admin_port(any), "GET", "/metrics", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		dst4 = NULL;
+	} else {
+		fprintf(stderr, "no non-loopback IPv4 address here: the 403 part is left to "
+				"test_netns.sh\n");
+	}
+	admin_stop(any);
 }
 END_TEST
 
@@ -380,6 +449,7 @@ int main(void)
 	    {"readyz", test_readyz_flag},
 	    {"metrics", test_metrics},
 	    {"routes", test_routes},
+	    {"local_route", test_local_route},
 	    {"404_405", test_404_405},
 	    {"ipv6_and_errors", test_ipv6_and_errors},
 	    {"stop", test_stop_releases_port},
