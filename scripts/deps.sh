@@ -24,5 +24,14 @@ echo "deps: installing ${missing[*]}" >&2
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A fresh CI machine's first apt-get can meet a mirror mid-sync or a held dpkg lock:
+# try three times, a few seconds apart, before giving up with apt-get's own message.
+for try in 1 2 3; do
+  if $SUDO apt-get update -qq &&
+     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    exit 0
+  fi
+  [ $try -lt 3 ] && { echo "deps: apt-get failed (try $try of 3); retrying" >&2; sleep $((try * 5)); }
+done
+echo "deps: could not install ${missing[*]}" >&2
+exit 1
