@@ -21,7 +21,8 @@
  *
  * Build (bench/run.sh or by hand, after `make`):
  *   gcc -std=c17 -O2 -g -D_GNU_SOURCE -I. -o build/jwt_bench bench/jwt_bench.c \
- *       sidecar/jwt.c sidecar/authn.c sidecar/filestat.c build/libgrpcguard-policy.a build/libgrpcguard-common.a \
+ *       sidecar/jwt.c sidecar/authn.c sidecar/filestat.c \
+ *       build/libgrpcguard-policy.a build/libgrpcguard-common.a \
  *       $(pkg-config --cflags --libs jansson openssl yaml-0.1 libmicrohttpd) -lm -lpthread
  * Output: a header line (alg, openssl_us, jwt_us, authn_us), then two tab-separated lines
  * per algorithm, four fields each (bench/report.py reads them as a table): "RS256" with

@@ -82,8 +82,9 @@ static char *gen_policy(unsigned nrules, size_t *len)
 			sb_printf(&b, "      - from: [{ipBlocks: [\"10.%u.0.0/16\"]}]\n", i % 256);
 			break;
 		default:
-			sb_printf(&b, "      - when: [{header: x-tenant, values: [\"t%u\", \"u%u\"]}]\n",
-				  i, i);
+			sb_printf(
+			    &b, "      - when: [{header: x-tenant, values: [\"t%u\", \"u%u\"]}]\n",
+			    i, i);
 			break;
 		}
 	}
@@ -98,12 +99,12 @@ static char *gen_policy(unsigned nrules, size_t *len)
 static double bench_one(const struct policy *p)
 {
 	static const struct policy_header hdrs[] = {
-		{":authority", 10, "127.0.0.1:35010", 15},
-		{"content-type", 12, "application/grpc", 16},
-		{"te", 2, "trailers", 8},
-		{"user-agent", 10, "grpc-python/1.51.1 grpc-c/29.0.0 (linux; chttp2)", 48},
-		{"grpc-accept-encoding", 20, "identity, deflate, gzip", 23},
-		{"x-tenant", 8, "blue", 4},
+	    {":authority", 10, "127.0.0.1:35010", 15},
+	    {"content-type", 12, "application/grpc", 16},
+	    {"te", 2, "trailers", 8},
+	    {"user-agent", 10, "grpc-python/1.51.1 grpc-c/29.0.0 (linux; chttp2)", 48},
+	    {"grpc-accept-encoding", 20, "identity, deflate, gzip", 23},
+	    {"x-tenant", 8, "blue", 4},
 	};
 	static const char method[] = "/helloworld.Greeter/SayHello";
 	struct sockaddr_in sin = {.sin_family = AF_INET};

@@ -283,7 +283,8 @@ static bool peer_is_loopback(struct MHD_Connection *conn)
 		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+		return IN6_IS_ADDR_LOOPBACK(a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
 	}
 	return false;
 }
@@ -349,7 +350,8 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 	a->metrics = metrics;
 	atomic_init(&a->ready, false);
 	fd = listen_socket(listen_addr, &a->port);
-	if ((fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) && strncmp(listen_addr, "[::]:", 5) == 0) {
+	if ((fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) &&
+	    strncmp(listen_addr, "[::]:", 5) == 0) {
 		/* A node without IPv6: the dual-stack address degrades to every IPv4 address. */
 		char v4[32];
 		snprintf(v4, sizeof(v4), "0.0.0.0:%s", listen_addr + 5);

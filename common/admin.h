@@ -22,8 +22,7 @@ typedef int (*admin_route_fn)(void *ctx, char **body, size_t *len, const char **
  * Start serving on "HOST:PORT" ("[::1]:15020" for IPv6). metrics is borrowed and must
  * outlive the server. Returns 0 and a new server, or negative errno (e.g. -EADDRINUSE).
  */
-int admin_start(const char *listen, struct metrics_registry *metrics,
-		struct admin_server **out);
+int admin_start(const char *listen, struct metrics_registry *metrics, struct admin_server **out);
 /* Register GET <path> before or after start. Returns 0, -EINVAL, -EEXIST or -ENOMEM. */
 int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx);
 /* The same, but only loopback peers are served; others get 403 (for what must not leave

@@ -123,8 +123,7 @@ static void write_all(const char *buf, size_t len)
 	}
 }
 
-void log_emit(enum log_level level, const char *event, const char *msg,
-	      const char *fields_fmt, ...)
+void log_emit(enum log_level level, const char *event, const char *msg, const char *fields_fmt, ...)
 {
 	json_t *line = NULL, *fields = NULL;
 	char *text = NULL, *fixed_msg = NULL, *fixed_event = NULL;
@@ -142,10 +141,10 @@ void log_emit(enum log_level level, const char *event, const char *msg,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (int)(now.tv_nsec / 1000000));
 
-	line = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level],
-			 "comp", log_comp ? log_comp : "",
-			 "event", utf8_repair(event ? event : "", &fixed_event),
-			 "msg", utf8_repair(msg ? msg : "", &fixed_msg));
+	line = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "comp",
+			 log_comp ? log_comp : "", "event",
+			 utf8_repair(event ? event : "", &fixed_event), "msg",
+			 utf8_repair(msg ? msg : "", &fixed_msg));
 	if (!line)
 		goto out;
 	if (fields_fmt) {
@@ -159,9 +158,9 @@ void log_emit(enum log_level level, const char *event, const char *msg,
 		if (fields && json_is_object(fields))
 			json_object_update_missing(line, fields);
 		else
-			json_object_set_new(line, "log_error",
-					    json_string(fields ? "fields are not an object"
-							       : err.text));
+			json_object_set_new(
+			    line, "log_error",
+			    json_string(fields ? "fields are not an object" : err.text));
 	}
 	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (text) {

@@ -25,11 +25,14 @@ bool log_enabled(enum log_level level);
  * "{s:s, s:I}", "file", path, "generation", (json_int_t)gen). fields_fmt may be NULL.
  * Check log_enabled() first when building the arguments is costly.
  */
-void log_emit(enum log_level level, const char *event, const char *msg,
-	      const char *fields_fmt, ...);
+void log_emit(enum log_level level, const char *event, const char *msg, const char *fields_fmt,
+	      ...);
 
-#define log_debug(ev, msg, ...) \
-	do { if (log_enabled(LOGL_DEBUG)) log_emit(LOGL_DEBUG, ev, msg, __VA_ARGS__); } while (0)
+#define log_debug(ev, msg, ...)                                                                    \
+	do {                                                                                       \
+		if (log_enabled(LOGL_DEBUG))                                                       \
+			log_emit(LOGL_DEBUG, ev, msg, __VA_ARGS__);                                \
+	} while (0)
 #define log_info(ev, msg, ...) log_emit(LOGL_INFO, ev, msg, __VA_ARGS__)
 #define log_warn(ev, msg, ...) log_emit(LOGL_WARN, ev, msg, __VA_ARGS__)
 #define log_error(ev, msg, ...) log_emit(LOGL_ERROR, ev, msg, __VA_ARGS__)

@@ -22,8 +22,8 @@ struct metrics_series {
 	struct metrics_series *next;
 	struct metrics_family *family;
 	char **label_values;
-	_Atomic uint64_t value; /* double bits: counter/gauge value, histogram sum */
-	_Atomic uint64_t count; /* histogram observations */
+	_Atomic uint64_t value;	   /* double bits: counter/gauge value, histogram sum */
+	_Atomic uint64_t count;	   /* histogram observations */
 	_Atomic uint64_t *buckets; /* histogram, nbuckets + 1 (+Inf) */
 };
 
@@ -48,8 +48,7 @@ struct metrics_registry {
 };
 
 const double metrics_latency_buckets[METRICS_LATENCY_NBUCKETS] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-	0.25,   0.5,   1,      2.5,   5,    10,    20,    30};
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30};
 
 static uint64_t d2u(double d)
 {
@@ -193,9 +192,8 @@ struct metrics_family *metrics_counter(struct metrics_registry *r, const char *n
 	return family_add(r, FAM_COUNTER, name, help, nlabels, label_names, NULL, 0);
 }
 
-struct metrics_family *metrics_gauge(struct metrics_registry *r, const char *name,
-				     const char *help, size_t nlabels,
-				     const char *const *label_names)
+struct metrics_family *metrics_gauge(struct metrics_registry *r, const char *name, const char *help,
+				     size_t nlabels, const char *const *label_names)
 {
 	return family_add(r, FAM_GAUGE, name, help, nlabels, label_names, NULL, 0);
 }
@@ -205,12 +203,10 @@ struct metrics_family *metrics_histogram(struct metrics_registry *r, const char 
 					 const char *const *label_names, const double *buckets,
 					 size_t nbuckets)
 {
-	return family_add(r, FAM_HISTOGRAM, name, help, nlabels, label_names, buckets,
-			  nbuckets);
+	return family_add(r, FAM_HISTOGRAM, name, help, nlabels, label_names, buckets, nbuckets);
 }
 
-static bool labels_equal(const struct metrics_series *s, const char *const *values,
-			 size_t n)
+static bool labels_equal(const struct metrics_series *s, const char *const *values, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(s->label_values[i], values[i] ? values[i] : "") != 0)

@@ -27,9 +27,8 @@ void metrics_registry_free(struct metrics_registry *r); /* NULL ok */
 struct metrics_family *metrics_counter(struct metrics_registry *r, const char *name,
 				       const char *help, size_t nlabels,
 				       const char *const *label_names);
-struct metrics_family *metrics_gauge(struct metrics_registry *r, const char *name,
-				     const char *help, size_t nlabels,
-				     const char *const *label_names);
+struct metrics_family *metrics_gauge(struct metrics_registry *r, const char *name, const char *help,
+				     size_t nlabels, const char *const *label_names);
 struct metrics_family *metrics_histogram(struct metrics_registry *r, const char *name,
 					 const char *help, size_t nlabels,
 					 const char *const *label_names, const double *buckets,

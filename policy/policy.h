@@ -22,7 +22,7 @@
 /* Return codes: 0 success, negative failure. */
 enum policy_err {
 	POLICY_OK = 0,
-	POLICY_ERR_IO = -1,     /* the file could not be read (errno text in the diagnostic) */
+	POLICY_ERR_IO = -1,	/* the file could not be read (errno text in the diagnostic) */
 	POLICY_ERR_SYNTAX = -2, /* not YAML */
 	POLICY_ERR_SCHEMA = -3, /* YAML, but not a valid policy (unknown key, bad value...) */
 	POLICY_ERR_NOMEM = -4,
@@ -34,8 +34,8 @@ const char *policy_strerror(int err);
 
 /*
  * A diagnostic a user can act on. `text` is complete and ready to print:
- *   "policy.yaml:5:12: faults[0].delay.fixed: \"tenseconds\" is not a duration (use 250ms, 1.5s, 10s)"
- * line and column are 1-based (0 when unknown, e.g. an I/O error).
+ *   policy.yaml:5:12: faults[0].delay.fixed: "tenseconds" is not a duration (use 250ms, ...)
+ * Line and column are 1-based (0 when unknown, e.g. an I/O error).
  */
 struct policy_diag {
 	unsigned line;
@@ -89,7 +89,7 @@ struct policy_authn {
 	const char *issuer;
 	const char *const *audiences; /* naudiences entries */
 	size_t naudiences;
-	const char *jwks_file;   /* exactly one of jwks_file / jwks_inline is set */
+	const char *jwks_file;	 /* exactly one of jwks_file / jwks_inline is set */
 	const char *jwks_inline; /* JWKS JSON text */
 	const struct policy_jwt_header *from_headers;
 	size_t nfrom_headers;
@@ -112,11 +112,11 @@ struct policy_request {
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;
-	const struct sockaddr *peer;         /* AF_INET / AF_INET6 source address, or NULL */
-	const struct policy_labels *labels;  /* this pod's labels, or NULL (no labels) */
+	const struct sockaddr *peer;	    /* AF_INET / AF_INET6 source address, or NULL */
+	const struct policy_labels *labels; /* this pod's labels, or NULL (no labels) */
 	/* Verified request identity (issue 10); NULL when the request carried no valid token. */
-	const char *principal;               /* "<iss>/<sub>" */
-	const json_t *claims;                /* the token's payload object, borrowed */
+	const char *principal; /* "<iss>/<sub>" */
+	const json_t *claims;  /* the token's payload object, borrowed */
 };
 
 /* Returns a uniformly distributed number in [0, 100). Injected so tests are exact. */
@@ -127,15 +127,15 @@ enum policy_action { POLICY_ACTION_ALLOW, POLICY_ACTION_DENY, POLICY_ACTION_AUDI
 struct policy_decision {
 	bool allowed;
 	const char *deciding_policy; /* name of the DENY that matched, or of the ALLOW that
-	                                matched, or NULL (no ALLOW policies / default deny of
-	                                "ALLOW policies exist but none matched": then NULL) */
+					matched, or NULL (no ALLOW policies / default deny of
+					"ALLOW policies exist but none matched": then NULL) */
 	const char *audit_policy;    /* first AUDIT policy that matched, or NULL */
 	/* Fault (only meaningful when allowed): first matching entry, after percent draws. */
-	const char *fault_name;      /* NULL when no fault entry matched */
-	uint64_t delay_ms;           /* 0: no delay */
+	const char *fault_name; /* NULL when no fault entry matched */
+	uint64_t delay_ms;	/* 0: no delay */
 	bool abort;
-	int abort_grpc_status;       /* 1..16 */
-	const char *abort_message;   /* borrowed, may be "" */
+	int abort_grpc_status;	   /* 1..16 */
+	const char *abort_message; /* borrowed, may be "" */
 };
 
 /*
@@ -147,8 +147,8 @@ struct policy_decision {
  * each apply if their own draw rnd() < percent (percent 100 needs no draw).
  * rnd may be NULL, meaning draws always return 0 (every percent > 0 hits).
  */
-void policy_evaluate(const struct policy *p, const struct policy_request *req,
-		     policy_rand_fn rnd, void *rnd_ctx, struct policy_decision *out);
+void policy_evaluate(const struct policy *p, const struct policy_request *req, policy_rand_fn rnd,
+		     void *rnd_ctx, struct policy_decision *out);
 
 /* ---- building blocks, exposed for the tests, the fuzz targets and `check` --------- */
 /* "250ms", "1.5s", "10s", "2m", "1h", "0s": 0 and *out_ms, or negative. */

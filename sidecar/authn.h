@@ -36,15 +36,15 @@ size_t sc_authn_unusable(const struct sc_authn *a);
 
 enum sc_authn_verdict {
 	SC_AUTHN_NONE = 0, /* no token in any configured header: no principal, not rejected */
-	SC_AUTHN_OK,       /* a token verified: principal and claims are set */
-	SC_AUTHN_FAIL,     /* a token was present and failed: reply UNAUTHENTICATED */
+	SC_AUTHN_OK,	   /* a token verified: principal and claims are set */
+	SC_AUTHN_FAIL,	   /* a token was present and failed: reply UNAUTHENTICATED */
 };
 
 struct sc_authn_result {
 	enum sc_authn_verdict verdict;
-	char *principal;     /* new, "<iss>/<sub>", when OK */
-	json_t *claims;      /* new reference to the payload object, when OK */
-	const char *reason;  /* static text for logs when FAIL ("expired", "bad signature"...) */
+	char *principal;    /* new, "<iss>/<sub>", when OK */
+	json_t *claims;	    /* new reference to the payload object, when OK */
+	const char *reason; /* static text for logs when FAIL ("expired", "bad signature"...) */
 	/* Lowercase name of a header that must not be forwarded to the app
 	 * (forwardOriginalToken: false), borrowed from the policy, or NULL. */
 	const char *strip_header;

@@ -228,7 +228,8 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	json_t *ctr;
 
 	/* Dual-stack: init redirects IPv6 too, and the kubelet and Prometheus reach the admin port
-	 * on the pod IP of either family. Both programs fall back to IPv4 on a node without IPv6. */
+	 * on the pod IP of either family. Both programs fall back to IPv4 on a node without IPv6.
+	 */
 	snprintf(listen, sizeof(listen), "[::]:%u", c->proxy_port);
 	snprintf(admin, sizeof(admin), "[::]:%u", c->admin_port);
 	ctr = json_pack(

@@ -188,7 +188,8 @@ static int dump_patch(const struct wh_config *c, const json_t *v, struct dump_bu
 			return -1;
 		for (i = 0; it; i++, it = json_object_iter_next((json_t *)v, it)) {
 			if ((i && dump_put(",", 1, b)) ||
-			    put_escaped(b, json_object_iter_key(it), json_object_iter_key_len(it)) ||
+			    put_escaped(b, json_object_iter_key(it),
+					json_object_iter_key_len(it)) ||
 			    dump_put(":", 1, b) ||
 			    dump_patch(c, json_object_iter_value(it), b, depth + 1))
 				return -1;
@@ -215,8 +216,7 @@ static char *review_text_allowed(const struct wh_config *c, const char *api_vers
 	bool have_patch = patch && json_array_size(patch);
 
 	if (have_patch) {
-		if (dump_patch(c, patch, &pt, 0) != 0 ||
-		    pt.len > (size_t)INT32_MAX / 2)
+		if (dump_patch(c, patch, &pt, 0) != 0 || pt.len > (size_t)INT32_MAX / 2)
 			goto out;
 		b64len = 4 * ((pt.len + 2) / 3);
 	}
@@ -225,8 +225,9 @@ static char *review_text_allowed(const struct wh_config *c, const char *api_vers
 	out = malloc(n);
 	if (!out)
 		goto out;
-	p = out + sprintf(out, "{\"apiVersion\":\"%s\",\"kind\":\"AdmissionReview\","
-			       "\"response\":{\"uid\":",
+	p = out + sprintf(out,
+			  "{\"apiVersion\":\"%s\",\"kind\":\"AdmissionReview\","
+			  "\"response\":{\"uid\":",
 			  api_version);
 	p = put_json_string(p, uid);
 	p = stpcpy(p, ",\"allowed\":true");

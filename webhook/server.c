@@ -994,7 +994,8 @@ void wh_server_stop(struct wh_server *s, unsigned drain_ms)
 		 * and not parsed yet. Quiesced daemons answer with Connection: close, so busy
 		 * clients go away after their next answer; idle ones hold us until the deadline.
 		 */
-		unsigned busy = s->cur ? atomic_load(&s->cur->inflight) + open_connections(s->cur) : 0;
+		unsigned busy =
+		    s->cur ? atomic_load(&s->cur->inflight) + open_connections(s->cur) : 0;
 		for (size_t i = 0; i < MAX_RETIRED; i++)
 			busy += s->retired[i] ? atomic_load(&s->retired[i]->inflight) +
 						    open_connections(s->retired[i])
