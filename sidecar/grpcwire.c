@@ -42,6 +42,15 @@ int sc_grpc_timeout_parse(const char *s, size_t len, uint64_t *out_ms)
 	return 0;
 }
 
+int sc_grpc_reset_code(uint64_t deadline_ms, uint64_t timeout_ms, uint64_t now_ms)
+{
+	uint64_t slack_ms = 20 + timeout_ms / 100;
+
+	if (deadline_ms && now_ms + slack_ms >= deadline_ms)
+		return 4;
+	return 1;
+}
+
 size_t sc_grpc_message_encode(const char *msg, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789ABCDEF";

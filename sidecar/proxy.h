@@ -132,6 +132,7 @@ struct sc_stream {
 	bool hdr_too_big, counted_delay, counted, timer_was_set;
 	int grpc_status;			/* -1 until known */
 	uint64_t start_ms, deadline_ms;		/* deadline_ms 0: none */
+	uint64_t timeout_ms;			/* the request's grpc-timeout */
 	const char *strip_header;		/* borrowed from snap->policy */
 	int abort_status;			/* > 0: abort after the delay */
 	const char *abort_message, *fault_name; /* borrowed from snap->policy */

@@ -84,15 +84,11 @@ static void stop_timer(struct sc_stream *s)
 /*
  * A stream reset (by the client, or dropped by us with its connection) before any status:
  * DEADLINE_EXCEEDED when its grpc-timeout has elapsed (that is what the client saw; a
- * gRPC client resets the stream at its deadline), else CANCELLED. The slack covers the
- * client's clock having started before the headers reached us and grpc-timeout rounding.
+ * gRPC client resets the stream at its deadline), else CANCELLED (sc_grpc_reset_code).
  */
-#define DEADLINE_SLACK_MS 10
 int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
 {
-	if (s->deadline_ms && now + DEADLINE_SLACK_MS >= s->deadline_ms)
-		return 4;
-	return 1;
+	return sc_grpc_reset_code(s->deadline_ms, s->timeout_ms, now);
 }
 
 void sc_stream_maybe_free(struct sc_stream *s)
@@ -507,8 +503,10 @@ void sc_stream_headers_done(struct sc_stream *s)
 	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
 		if (hd[i].name_len == 12 && memcmp(hd[i].name, "grpc-timeout", 12) == 0) {
 			uint64_t t;
-			if (sc_grpc_timeout_parse(hd[i].value, hd[i].value_len, &t) == 0)
+			if (sc_grpc_timeout_parse(hd[i].value, hd[i].value_len, &t) == 0) {
 				s->deadline_ms = now + t;
+				s->timeout_ms = t;
+			}
 		}
 	}
 	if (d.delay_ms > 0) {

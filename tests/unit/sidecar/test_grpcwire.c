@@ -31,6 +31,26 @@ START_TEST(timeout_units)
 }
 END_TEST
 
+/* A reset at (or just before, within the slack) the client's deadline is DEADLINE_EXCEEDED. */
+START_TEST(reset_code)
+{
+	/* No grpc-timeout: a reset is always the client cancelling. */
+	ck_assert_int_eq(sc_grpc_reset_code(0, 0, 123456), 1);
+	/* 5 s timeout, our deadline at t=105000: slack 20 ms + 50 ms. */
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 101000), 1); /* 4 s early: cancel */
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 104929), 1); /* 71 ms early */
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 104930), 4); /* 70 ms: the edge */
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 104990), 4); /* grpcio's usual 10 ms */
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 105000), 4);
+	ck_assert_int_eq(sc_grpc_reset_code(105000, 5000, 200000), 4); /* long after */
+	/* 100 ms timeout: slack 21 ms. */
+	ck_assert_int_eq(sc_grpc_reset_code(1100, 100, 1078), 1);
+	ck_assert_int_eq(sc_grpc_reset_code(1100, 100, 1079), 4);
+	/* A zero timeout: already past. */
+	ck_assert_int_eq(sc_grpc_reset_code(1000, 0, 1000), 4);
+}
+END_TEST
+
 START_TEST(timeout_malformed)
 {
 	ck_assert_int_lt(bad(""), 0);
@@ -112,6 +132,7 @@ int main(void)
 	const struct ut_case tests[] = {
 	    {"timeout_units", timeout_units},
 	    {"timeout_malformed", timeout_malformed},
+	    {"reset_code", reset_code},
 	    {"message_encoding", message_encoding},
 	    {"preface", preface},
 	    {"split_path", split_path},
