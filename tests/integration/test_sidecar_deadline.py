@@ -19,10 +19,24 @@ import grpc
 
 import shapes_pb2 as pb
 import shapes_pb2_grpc as pbg
-from test_sidecar import (SLOW, Sidecar, calls_of, channel, check, main, metric,
+from test_sidecar import (SLOW, VALGRIND, Sidecar, calls_of, channel, check, main, metric,
                           start_shapes)
 
 BASE = 32100
+
+
+def check_counted(dl, cancelled, n, what):
+    """n held RPCs reset at their deadline: counted DEADLINE_EXCEEDED, none CANCELLED.
+    Under valgrind the sidecar reads a request's headers tens of ms after the client
+    stamped grpc-timeout, so its deadline ends that much after the client's and the
+    client's reset looks early: there only the total is checked (the run is for memory
+    errors and leaks, not timing)."""
+    if VALGRIND:
+        check(dl + cancelled == n, "%s: %d reset streams counted (valgrind: DEADLINE_EXCEEDED "
+              "%d, CANCELLED %d)" % (what, n, dl, cancelled))
+    else:
+        check(dl == n and cancelled == 0, "%s: every held RPC past its deadline counted "
+              "DEADLINE_EXCEEDED (%d of %d), none CANCELLED (%d)" % (what, dl, n, cancelled))
 HEAD = "apiVersion: grpcguard.io/v1\nkind: Policy\n"
 P_HOLD = HEAD + """faults:
   - name: hold
@@ -112,9 +126,7 @@ def test(tmp):
     m = sc.metrics()
     dl = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="DEADLINE_EXCEEDED")
     cancelled = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="CANCELLED")
-    check(dl == N and cancelled == 0,
-          "held RPCs past their deadline counted as DEADLINE_EXCEEDED (%d), not CANCELLED (%d)"
-          % (dl, cancelled))
+    check_counted(dl, cancelled, N, "grpcio deadline 0.4 s")
     check(not calls_of(srv), "the app saw none of them (%s)" % calls_of(srv)[:3])
     check(metric(m, "grpcguard_sidecar_delayed_streams") == 0, "no RPC left held")
 
@@ -139,9 +151,7 @@ def test(tmp):
     m = sc.metrics()
     dl = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="DEADLINE_EXCEEDED")
     cancelled = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="CANCELLED")
-    check(dl == N + B and cancelled == 0,
-          "burst: every held RPC past its deadline counted DEADLINE_EXCEEDED (%d of %d), "
-          "none CANCELLED (%d)" % (dl - N, B, cancelled))
+    check_counted(dl, cancelled, N + B, "a burst of %d after them" % B)
     check(not calls_of(srv), "the app saw none of the burst")
     N += B
     ch.close()
@@ -161,7 +171,7 @@ def test(tmp):
         out = p.communicate(timeout=10 * SLOW)[0]
         m = re.search(r"\[\s*([0-9.]+)\] recv \(stream_id=\d+\) grpc-status: (\d+)", out)
         st, el = (int(m.group(2)), float(m.group(1))) if m else (None, -1.0)
-        check(st == 4 and want_s - 0.02 <= el < 2.5,
+        check(st == 4 and want_s - 0.02 <= el < 2.5 * SLOW,
               "grpc-timeout %s: trailers-only grpc-status 4 from the sidecar at the deadline, "
               "not after the 3s delay (%r at %.3fs)" % (tmo, st, el))
 
@@ -175,10 +185,14 @@ def test(tmp):
     r.close()
     time.sleep(0.3)
     m = sc.metrics()
-    check(metric(m, "grpcguard_requests_total", grpc_method="Unary",
-                 grpc_code="DEADLINE_EXCEEDED") == N + 4, "the nghttp deadlines counted too")
-    check(metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="CANCELLED") == 1,
-          "a held stream reset before its deadline: CANCELLED")
+    dl = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="DEADLINE_EXCEEDED")
+    cancelled = metric(m, "grpcguard_requests_total", grpc_method="Unary", grpc_code="CANCELLED")
+    if VALGRIND:
+        check(dl + cancelled == N + 5, "every stream counted once (valgrind: %d + %d)"
+              % (dl, cancelled))
+    else:
+        check(dl == N + 4, "the nghttp deadlines counted too")
+        check(cancelled == 1, "a held stream reset before its deadline: CANCELLED")
     check(not calls_of(srv), "the app saw none of the raw ones either")
     check(sc.stop() == 0, "sidecar exits 0 (no leak/sanitizer error)")
     srv.stop()
