@@ -88,6 +88,24 @@ static bool looks_like_grpc(const char *name, json_int_t port, const json_t *tar
 	       (json_is_integer(target) && json_integer_value(target) == GRPC_WELL_KNOWN_PORT);
 }
 
+static bool has_upper(const char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			return true;
+	return false;
+}
+
+/* Why a port whose name is no protocol looks like gRPC (looks_like_grpc said it does). */
+static const char *grpc_hint(json_int_t port, const json_t *target)
+{
+	if (port == GRPC_WELL_KNOWN_PORT)
+		return "50051 is gRPC's usual port";
+	if (json_is_string(target))
+		return "its targetPort names gRPC";
+	return "its targetPort 50051 is gRPC's usual port";
+}
+
 static char *msg(bool *oom, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *msg(bool *oom, const char *fmt, ...)
 {
@@ -155,13 +173,21 @@ char *wh_service_port_problem(const char *svc, const json_t *port, bool *oom)
 		return NULL;
 	}
 	if (looks_like_grpc(name, num, json_object_get(port, "targetPort"))) {
-		if (name)
+		if (name && strcasestr(name, "grpc"))
 			return msg(oom,
 				   "service \"%s\" port %s: name it \"grpc\" or "
 				   "\"grpc-<suffix>\", or set appProtocol: grpc (the name "
-				   "\"%s\" looks like gRPC but does not start with a protocol; "
-				   "names are lowercase)",
-				   svc, numbuf, name);
+				   "\"%s\" looks like gRPC but does not start with a protocol%s)",
+				   svc, numbuf, name,
+				   has_upper(name) ? "; names are lowercase" : "");
+		if (name)
+			/* The name is no protocol; the port or its targetPort says gRPC. */
+			return msg(oom,
+				   "service \"%s\" port %s: name it \"grpc\" or "
+				   "\"grpc-<suffix>\", or set appProtocol: grpc (the name "
+				   "\"%s\" does not start with a protocol, and %s)",
+				   svc, numbuf, name,
+				   grpc_hint(num, json_object_get(port, "targetPort")));
 		return msg(oom,
 			   "service \"%s\" port %s: name it \"grpc\" or \"grpc-<suffix>\", "
 			   "or set appProtocol: grpc (the port has no name)",

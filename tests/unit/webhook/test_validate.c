@@ -90,12 +90,22 @@ START_TEST(misnamed_grpc)
 	    "{\"port\": 50051}",
 	    "service \"server\" port 50051: name it \"grpc\" or \"grpc-<suffix>\", or set "
 	    "appProtocol: grpc");
-	assert_problem("{\"name\": \"my-grpc\", \"port\": 8080}", "\"my-grpc\" looks like gRPC");
-	assert_problem("{\"name\": \"GRPC\", \"port\": 8080}", "name it \"grpc\"");
+	assert_problem("{\"name\": \"my-grpc\", \"port\": 8080}",
+		       "(the name \"my-grpc\" looks like gRPC but does not start with a protocol)");
+	assert_problem("{\"name\": \"GRPC\", \"port\": 8080}",
+		       "(the name \"GRPC\" looks like gRPC but does not start with a protocol; "
+		       "names are lowercase)");
+	/* A name that is no protocol on a port that says gRPC: the message says which part. */
+	assert_problem(
+	    "{\"name\": \"web\", \"port\": 50051}",
+	    "service \"server\" port 50051: name it \"grpc\" or \"grpc-<suffix>\", or "
+	    "set appProtocol: grpc (the name \"web\" does not start with a protocol, and "
+	    "50051 is gRPC's usual port)");
 	assert_problem("{\"name\": \"api\", \"port\": 8080, \"targetPort\": \"grpc-port\"}",
-		       "name it \"grpc\"");
+		       "(the name \"api\" does not start with a protocol, and its targetPort names "
+		       "gRPC)");
 	assert_problem("{\"name\": \"api\", \"port\": 80, \"targetPort\": 50051}",
-		       "name it \"grpc\"");
+		       "and its targetPort 50051 is gRPC's usual port)");
 }
 END_TEST
 
