@@ -76,34 +76,29 @@ static bool protocols_agree(const char *a, const char *b)
 	return false;
 }
 
-static bool looks_like_grpc(const char *name, json_int_t port, const json_t *target)
+/* Why a port without a protocol looks like gRPC, in the order the checks are made. */
+enum grpc_look { LOOK_NO, LOOK_NAME, LOOK_PORT, LOOK_TARGET_NAME, LOOK_TARGET_PORT };
+
+/* Its reason as the end of a message; NULL for LOOK_NO and LOOK_NAME (worded apart). */
+static const char *const grpc_look_hint[] = {
+    [LOOK_PORT] = "50051 is gRPC's usual port",
+    [LOOK_TARGET_NAME] = "its targetPort names gRPC",
+    [LOOK_TARGET_PORT] = "its targetPort 50051 is gRPC's usual port",
+};
+
+static enum grpc_look looks_like_grpc(const char *name, json_int_t port, const json_t *target)
 {
 	const char *t = json_is_string(target) ? json_string_value(target) : NULL;
 
 	if (name && strcasestr(name, "grpc"))
-		return true;
-	if (t && strcasestr(t, "grpc"))
-		return true;
-	return port == GRPC_WELL_KNOWN_PORT ||
-	       (json_is_integer(target) && json_integer_value(target) == GRPC_WELL_KNOWN_PORT);
-}
-
-static bool has_upper(const char *s)
-{
-	for (; *s; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			return true;
-	return false;
-}
-
-/* Why a port whose name is no protocol looks like gRPC (looks_like_grpc said it does). */
-static const char *grpc_hint(json_int_t port, const json_t *target)
-{
+		return LOOK_NAME;
 	if (port == GRPC_WELL_KNOWN_PORT)
-		return "50051 is gRPC's usual port";
-	if (json_is_string(target))
-		return "its targetPort names gRPC";
-	return "its targetPort 50051 is gRPC's usual port";
+		return LOOK_PORT;
+	if (t && strcasestr(t, "grpc"))
+		return LOOK_TARGET_NAME;
+	if (json_is_integer(target) && json_integer_value(target) == GRPC_WELL_KNOWN_PORT)
+		return LOOK_TARGET_PORT;
+	return LOOK_NO;
 }
 
 static char *msg(bool *oom, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -127,6 +122,7 @@ char *wh_service_port_problem(const char *svc, const json_t *port, bool *oom)
 	const char *name = NULL, *ap = NULL, *proto, *ap_proto = NULL;
 	json_int_t num;
 	char numbuf[32];
+	enum grpc_look look;
 
 	if (!json_is_object(port))
 		return msg(oom, "service \"%s\": spec.ports entries must be objects", svc);
@@ -172,22 +168,24 @@ char *wh_service_port_problem(const char *svc, const json_t *port, bool *oom)
 				   svc, numbuf, name, ap);
 		return NULL;
 	}
-	if (looks_like_grpc(name, num, json_object_get(port, "targetPort"))) {
-		if (name && strcasestr(name, "grpc"))
+	look = looks_like_grpc(name, num, json_object_get(port, "targetPort"));
+	if (look != LOOK_NO) {
+		if (look == LOOK_NAME)
 			return msg(oom,
 				   "service \"%s\" port %s: name it \"grpc\" or "
 				   "\"grpc-<suffix>\", or set appProtocol: grpc (the name "
 				   "\"%s\" looks like gRPC but does not start with a protocol%s)",
 				   svc, numbuf, name,
-				   has_upper(name) ? "; names are lowercase" : "");
+				   strpbrk(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+				       ? "; names are lowercase"
+				       : "");
 		if (name)
 			/* The name is no protocol; the port or its targetPort says gRPC. */
 			return msg(oom,
 				   "service \"%s\" port %s: name it \"grpc\" or "
 				   "\"grpc-<suffix>\", or set appProtocol: grpc (the name "
 				   "\"%s\" does not start with a protocol, and %s)",
-				   svc, numbuf, name,
-				   grpc_hint(num, json_object_get(port, "targetPort")));
+				   svc, numbuf, name, grpc_look_hint[look]);
 		return msg(oom,
 			   "service \"%s\" port %s: name it \"grpc\" or \"grpc-<suffix>\", "
 			   "or set appProtocol: grpc (the port has no name)",

@@ -8,6 +8,7 @@ while held gets the trailers-only grpc-status 4 from the sidecar itself, at the 
 before the delay ends; a raw client that resets a held stream before its deadline is
 counted as CANCELLED. Ports 32100-32199.
 """
+import collections
 import os
 import re
 import socket
@@ -23,6 +24,18 @@ from test_sidecar import (SLOW, VALGRIND, Sidecar, calls_of, channel, check, mai
                           start_shapes)
 
 BASE = 32100
+
+
+def outcomes(futs):
+    """The status code name each grpcio future ended with, in order."""
+    codes = []
+    for f in futs:
+        try:
+            f.result()
+            codes.append("OK")
+        except grpc.RpcError as e:
+            codes.append(e.code().name)
+    return codes
 
 
 def check_counted(dl, cancelled, n, what):
@@ -114,13 +127,7 @@ def test(tmp):
     # ---- grpcio clients: deadline 0.4 s, delay 3 s ---------------------------------------
     N = 8
     futs = [stub.Unary.future(pb.Msg(tag="held%d" % i), timeout=0.4) for i in range(N)]
-    codes = []
-    for f in futs:
-        try:
-            f.result()
-            codes.append("OK")
-        except grpc.RpcError as e:
-            codes.append(e.code().name)
+    codes = outcomes(futs)
     check(codes == ["DEADLINE_EXCEEDED"] * N, "client sees DEADLINE_EXCEEDED (%s)" % codes)
     time.sleep(0.5)
     m = sc.metrics()
@@ -138,14 +145,7 @@ def test(tmp):
     for i in range(B):
         futs.append(stub.Unary.future(pb.Msg(tag="burst%d" % i), timeout=2.0))
         time.sleep(0.01)
-    codes = {}
-    for f in futs:
-        try:
-            f.result()
-            c = "OK"
-        except grpc.RpcError as e:
-            c = e.code().name
-        codes[c] = codes.get(c, 0) + 1
+    codes = dict(collections.Counter(outcomes(futs)))
     check(codes == {"DEADLINE_EXCEEDED": B}, "burst: the client sees DEADLINE_EXCEEDED (%s)" % codes)
     time.sleep(0.5)
     m = sc.metrics()
