@@ -17,6 +17,10 @@
  *    probes keep working under a default-deny policy.
  *  - Faults: the first entry that applies and matches; its delay and abort are each drawn
  *    separately. Faults reach health checks only when the entry's methods name them.
+ *  - Headers (when conditions and fault match.headers) are matched on the joined value:
+ *    repeated fields of one name joined with "," in order ("; " for cookie), as Envoy.
+ *  - The method is whatever the caller passes; the sidecar passes only the canonical
+ *    /<service>/<method> form when an authorization entry applies (sidecar/gate.c).
  */
 #include <string.h>
 
@@ -99,8 +103,9 @@ static bool operation_matches(const struct operation *o, const struct policy_req
 }
 
 /*
- * values: some value matches one of the patterns; notValues: no value matches any of
- * them. A missing value fails `values` and passes `notValues` (Istio).
+ * values: the value matches one of the patterns; notValues: it matches none of them. A
+ * header's value is all its fields joined (struct joined); a claim that is a list is
+ * any-of per element (Istio). A missing value fails `values` and passes `notValues`.
  */
 struct values_acc {
 	bool any_value, hit_values, hit_not_values;
@@ -133,15 +138,19 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 	struct values_acc acc = {false, false, false};
 
 	switch (c->kind) {
-	case COND_HEADER:
-		for (size_t i = 0; i < req->nheaders; i++) {
-			const struct policy_header *h = &req->headers[i];
-			if (h->name_len == c->header_len &&
-			    memcmp(h->name, c->header, h->name_len) == 0)
-				acc_value(&acc, c, h->value ? h->value : "",
-					  h->value ? h->value_len : 0);
+	case COND_HEADER: {
+		/* One value per name: repeated fields are joined (Envoy), never any-of, so
+		 * `x-t: red` + `x-t: blue` is "red,blue" and is not "blue". */
+		struct joined j;
+		joined_init(&j, req->headers, req->nheaders, c->header, c->header_len);
+		if (j.count) {
+			acc.any_value = true;
+			acc.hit_values = c->values.present && joined_list_match(&j, &c->values);
+			acc.hit_not_values =
+			    c->not_values.present && joined_list_match(&j, &c->not_values);
 		}
 		break;
+	}
 	case COND_PRINCIPAL:
 		if (req->principal)
 			acc_value(&acc, c, req->principal, strlen(req->principal));
@@ -219,15 +228,9 @@ static bool fault_matches(const struct fault *f, const struct policy_request *re
 	}
 	for (size_t i = 0; i < f->nheaders; i++) {
 		const struct kv *want = &f->headers[i];
-		bool hit = false;
-		for (size_t j = 0; j < req->nheaders && !hit; j++) {
-			const struct policy_header *h = &req->headers[j];
-			hit =
-			    h->name_len == want->key_len && h->value_len == want->value_len &&
-			    memcmp(h->name, want->key, h->name_len) == 0 &&
-			    (h->value_len == 0 || memcmp(h->value, want->value, h->value_len) == 0);
-		}
-		if (!hit)
+		struct joined j;
+		joined_init(&j, req->headers, req->nheaders, want->key, want->key_len);
+		if (!joined_equals(&j, want->value, want->value_len))
 			return false;
 	}
 	return true;
@@ -304,4 +307,38 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 		}
 		break;
 	}
+}
+
+bool policy_authz_applies(const struct policy *p, const struct policy_labels *labels)
+{
+	for (size_t i = 0; p && i < p->nauthz; i++)
+		if (selector_applies(&p->authz[i].sel, labels))
+			return true;
+	return false;
+}
+
+enum policy_passthrough policy_passthrough_given(const struct policy *p)
+{
+	return p ? p->passthrough : POLICY_PASSTHROUGH_UNSET;
+}
+
+enum policy_passthrough policy_passthrough_mode(const struct policy *p,
+						const struct policy_labels *labels)
+{
+	if (p && p->passthrough != POLICY_PASSTHROUGH_UNSET)
+		return p->passthrough;
+	return policy_authz_applies(p, labels) ? POLICY_PASSTHROUGH_DENY : POLICY_PASSTHROUGH_ALLOW;
+}
+
+const char *policy_passthrough_name(enum policy_passthrough m)
+{
+	switch (m) {
+	case POLICY_PASSTHROUGH_ALLOW:
+		return "allow";
+	case POLICY_PASSTHROUGH_DENY:
+		return "deny";
+	case POLICY_PASSTHROUGH_UNSET:
+		break;
+	}
+	return "unset";
 }

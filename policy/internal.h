@@ -69,6 +69,29 @@ bool pmatch_list_match(const struct pmatch_list *l, const char *s, size_t len);
 
 #define HEALTH_PREFIX "/grpc.health.v1.Health/"
 
+/*
+ * The value of one header name as Envoy sees it: every field with that name, in order,
+ * joined with "," ("; " for cookie). Viewed in place, never copied: matching walks the
+ * fields piece by piece, so a name sent once costs one compare, as before.
+ */
+struct joined {
+	const struct policy_header *h; /* the request's fields, borrowed */
+	size_t nh;
+	const char *name; /* lowercase */
+	size_t name_len;
+	const char *sep;
+	size_t sep_len;
+	size_t count; /* fields with this name (0: the header is absent) */
+	size_t len;   /* length of the joined value */
+	const struct policy_header *first;
+};
+void joined_init(struct joined *j, const struct policy_header *h, size_t nh, const char *name,
+		 size_t name_len);
+/* Pattern / pattern list / exact string against the joined value; false when absent. */
+bool joined_match(const struct joined *j, const struct pmatch *pm);
+bool joined_list_match(const struct joined *j, const struct pmatch_list *l);
+bool joined_equals(const struct joined *j, const char *s, size_t len);
+
 /* ---- the policy ---------------------------------------------------------------- */
 struct kv {
 	const char *key;
@@ -149,6 +172,7 @@ struct policy {
 	size_t nauthz;
 	struct policy_authn *authn;
 	size_t nauthn;
+	enum policy_passthrough passthrough; /* as given; UNSET when absent */
 };
 
 /* ---- CIDR containment (cidr.c) ------------------------------------------------- */

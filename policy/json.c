@@ -302,6 +302,10 @@ json_t *policy_to_json(const struct policy *p)
 	}
 	if (!put(o, "requestAuthentication", authn))
 		goto fail;
+	/* Only when the file gave it, so the JSON parses back to the same policy. */
+	if (p && p->passthrough != POLICY_PASSTHROUGH_UNSET &&
+	    !put(o, "passthrough", json_string(policy_passthrough_name(p->passthrough))))
+		goto fail;
 	for (size_t i = 0; p && i < p->nfaults; i++)
 		if (!append(faults, fault_json(&p->faults[i])))
 			goto fail;

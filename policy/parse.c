@@ -1065,9 +1065,9 @@ static int check_unique_names(struct pctx *c, const struct ynode *list, const ch
 
 static int parse_document(struct pctx *c, const struct ynode *root, struct policy *p)
 {
-	static const char *const keys[] = {"apiVersion", "kind", "faults", "authorization",
-					   "requestAuthentication"};
-	const struct ynode *v[5];
+	static const char *const keys[] = {"apiVersion",	     "kind",	    "faults",
+					   "authorization", "requestAuthentication", "passthrough"};
+	const struct ynode *v[6];
 	char buf[96];
 	int rc;
 
@@ -1076,9 +1076,9 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 	if (root->type != YN_MAP)
 		return fail(c, root,
 			    "expected a policy (a mapping with apiVersion, kind, faults, "
-			    "authorization, requestAuthentication), found %s",
+			    "authorization, requestAuthentication, passthrough), found %s",
 			    ynode_type_name(root));
-	rc = map_fields(c, root, "a policy", keys, 5, v);
+	rc = map_fields(c, root, "a policy", keys, 6, v);
 	if (rc)
 		return rc;
 	if (v[0]) {
@@ -1097,6 +1097,21 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 		pop(c, saved);
 	}
 	p->has_api_version = v[0] && v[1];
+	if (v[5]) {
+		/* Exactly "allow" or "deny" (docs/policy.md); anything else is an error. */
+		size_t saved = push_key(c, "passthrough");
+		if (v[5]->type == YN_SCALAR && strcmp(v[5]->val, "allow") == 0)
+			p->passthrough = POLICY_PASSTHROUGH_ALLOW;
+		else if (v[5]->type == YN_SCALAR && strcmp(v[5]->val, "deny") == 0)
+			p->passthrough = POLICY_PASSTHROUGH_DENY;
+		else
+			return fail(c, v[5],
+				    "%s is not a passthrough mode (use allow or deny: what happens "
+				    "to connections that are not HTTP/2; without the key, deny when "
+				    "an authorization entry selects the pod, else allow)",
+				    shown(v[5], buf, sizeof(buf)));
+		pop(c, saved);
+	}
 	if (v[2]) {
 		size_t saved = push_key(c, "faults");
 		if ((rc = expect_list(c, v[2], "fault entries", true)) != 0)

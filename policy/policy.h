@@ -71,6 +71,31 @@ json_t *policy_to_json(const struct policy *p);
 size_t policy_fault_count(const struct policy *p);
 size_t policy_authz_count(const struct policy *p);
 
+/*
+ * What happens to a connection that does not speak HTTP/2 prior knowledge (HTTP/1.1,
+ * an h2c upgrade, TLS, anything): the top-level `passthrough: allow|deny`. UNSET when the
+ * file does not say; policy_passthrough_mode() then applies the default.
+ */
+struct policy_labels;
+enum policy_passthrough {
+	POLICY_PASSTHROUGH_UNSET = 0,
+	POLICY_PASSTHROUGH_ALLOW,
+	POLICY_PASSTHROUGH_DENY,
+};
+/* As written in the file (UNSET when absent). */
+enum policy_passthrough policy_passthrough_given(const struct policy *p);
+/*
+ * Whether an authorization entry (ALLOW, DENY or AUDIT) applies to a pod with these
+ * labels (no selector, or every matchLabels entry on the pod; labels NULL: only entries
+ * without a selector apply). Such a pod is judged strictly: see the sidecar's gate.
+ */
+bool policy_authz_applies(const struct policy *p, const struct policy_labels *labels);
+/* The effective mode: the file's `passthrough` when given, else DENY when an
+ * authorization entry applies to this pod, else ALLOW. Never UNSET. */
+enum policy_passthrough policy_passthrough_mode(const struct policy *p,
+						const struct policy_labels *labels);
+const char *policy_passthrough_name(enum policy_passthrough m); /* "allow", "deny", "unset" */
+
 /* ---- pod labels (downward API file: key="value" per line) -------------------- */
 struct policy_labels;
 /* Parses the downward API format. Returns 0 and a new object, or negative with *diag. */
@@ -100,6 +125,12 @@ size_t policy_authn_count(const struct policy *p);
 const struct policy_authn *policy_authn_get(const struct policy *p, size_t i);
 
 /* ---- evaluation ---------------------------------------------------------------- */
+/*
+ * A request header field. The same name may appear several times: evaluation joins the
+ * values of one name with "," (with "; " for cookie), in order, before matching, as Envoy
+ * does, so `x-a: 1` + `x-a: 2` is matched as "1,2" by when/values/notValues and by a
+ * fault's match.headers.
+ */
 struct policy_header {
 	const char *name; /* lowercase, as HTTP/2 requires */
 	size_t name_len;
@@ -108,7 +139,7 @@ struct policy_header {
 };
 
 struct policy_request {
-	const char *method; /* the :path, e.g. "/helloworld.Greeter/SayHello" */
+	const char *method; /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;

@@ -499,13 +499,141 @@ START_TEST(test_header_conditions)
 	q.hdrs[0].value_len = 3;
 	ck_assert(!allowed(vals, &q));
 	ck_assert(!allowed(notv, &q));
-	/* A header sent twice: values needs one to match, notValues needs none to. */
+	/* A header sent twice is one value, "red,blue" (Envoy): it is neither "blue" for
+	 * values nor "red" for notValues (before issue 14 this was any-of per field). */
 	req_header(&q, "x-tenant", "blue");
-	ck_assert(allowed(vals, &q));
-	ck_assert(!allowed(notv, &q));
+	ck_assert(!allowed(vals, &q));
+	ck_assert(allowed(notv, &q));
+	ck_assert(allowed(key, &q));
 	policy_unref(vals);
 	policy_unref(notv);
 	policy_unref(key);
+}
+END_TEST
+
+/* Issue 14: repeated fields are joined with "," before matching, in order. */
+START_TEST(test_repeated_headers_join)
+{
+	struct policy *deny = load("authorization: [{name: not-blue, action: DENY, rules: [{when: "
+				   "[{header: x-tenant, notValues: [blue]}]}]}]\n");
+	struct policy *exact = load("authorization: [{rules: [{when: [{header: x-t, values: "
+				    "['red,blue']}]}]}]\n");
+	struct policy *pre = load("authorization: [{rules: [{when: [{header: x-t, values: "
+				  "['red,b*']}]}]}]\n");
+	struct policy *suf = load("authorization: [{rules: [{when: [{header: x-t, values: "
+				  "['*d,blue,green']}]}]}]\n");
+	struct policy *cookie = load("authorization: [{rules: [{when: [{header: cookie, values: "
+				     "['a=1; b=2']}]}]}]\n");
+	struct req q;
+
+	req_init(&q, SAY);
+	req_header(&q, "x-tenant", "blue");
+	ck_assert(allowed(deny, &q)); /* "blue": not denied */
+	req_header(&q, "x-tenant", "red");
+	ck_assert(!allowed(deny, &q)); /* "blue,red" is not "blue": denied */
+	q.hdrs[1].name = "x-other";
+	q.hdrs[1].name_len = 7;
+	ck_assert(allowed(deny, &q)); /* another name does not join */
+
+	req_init(&q, SAY);
+	req_header(&q, "x-t", "red");
+	ck_assert(!allowed(exact, &q));
+	req_header(&q, "x-u", "zzz"); /* fields of other names in between are skipped */
+	req_header(&q, "x-t", "blue");
+	ck_assert(allowed(exact, &q));
+	ck_assert(allowed(pre, &q));
+	ck_assert(!allowed(suf, &q)); /* "red,blue" is shorter than the suffix */
+	req_header(&q, "x-t", "green");
+	ck_assert(!allowed(exact, &q)); /* "red,blue,green" */
+	ck_assert(allowed(pre, &q));
+	ck_assert(allowed(suf, &q));
+	/* The order is kept: "blue,red" is not "red,blue". */
+	q.hdrs[0].value = "blue";
+	q.hdrs[0].value_len = 4;
+	q.hdrs[2].value = "red";
+	q.hdrs[2].value_len = 3;
+	q.r.nheaders = 3;
+	ck_assert(!allowed(exact, &q));
+	/* Empty fields still count: "red," + "" . */
+	q.hdrs[0].value = "red";
+	q.hdrs[0].value_len = 3;
+	q.hdrs[2].value = "";
+	q.hdrs[2].value_len = 0;
+	ck_assert(!allowed(exact, &q));
+	ck_assert(!allowed(pre, &q));
+
+	/* Cookies split by HTTP/2 compression join with "; " (RFC 9113 8.2.3). */
+	req_init(&q, SAY);
+	req_header(&q, "cookie", "a=1");
+	req_header(&q, "cookie", "b=2");
+	ck_assert(allowed(cookie, &q));
+
+	policy_unref(deny);
+	policy_unref(exact);
+	policy_unref(pre);
+	policy_unref(suf);
+	policy_unref(cookie);
+}
+END_TEST
+
+START_TEST(test_fault_headers_join)
+{
+	struct policy *p = load("faults: [{name: f, match: {headers: {x-chaos: 'on'}}, "
+				"abort: {grpcStatus: UNAVAILABLE}}]\n");
+	struct policy *two = load("faults: [{name: f, match: {headers: {x-chaos: 'on,on'}}, "
+				  "abort: {grpcStatus: UNAVAILABLE}}]\n");
+	struct req q;
+
+	req_init(&q, SAY);
+	req_header(&q, "x-chaos", "on");
+	ck_assert_ptr_nonnull(eval(p, &q).fault_name);
+	ck_assert_ptr_null(eval(two, &q).fault_name);
+	req_header(&q, "x-chaos", "off"); /* "on,off" is not "on" */
+	ck_assert_ptr_null(eval(p, &q).fault_name);
+	q.hdrs[1].value = "on";
+	q.hdrs[1].value_len = 2;
+	ck_assert_ptr_null(eval(p, &q).fault_name);
+	ck_assert_ptr_nonnull(eval(two, &q).fault_name);
+	policy_unref(p);
+	policy_unref(two);
+}
+END_TEST
+
+/* The default of `passthrough` follows whether an authorization entry selects the pod. */
+START_TEST(test_passthrough_mode)
+{
+	struct policy *none = load("faults: [{name: f, delay: {fixed: 1s}}]\n");
+	struct policy *all = load("authorization: [{action: AUDIT, rules: [{}]}]\n");
+	struct policy *sel = load("authorization: [{selector: {matchLabels: {app: a}}, action: "
+				  "DENY, rules: [{to: [{methods: ['/x.Y/Z']}]}]}]\n");
+	struct policy *allow = load("passthrough: allow\nauthorization: [{rules: [{}]}]\n");
+	struct policy *deny = load("passthrough: deny\n");
+	struct policy_labels *la = labels("app=\"a\"\n"), *lb = labels("app=\"b\"\n");
+
+	ck_assert_int_eq(policy_passthrough_mode(none, la), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert_int_eq(policy_passthrough_mode(NULL, NULL), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert(!policy_authz_applies(none, la));
+	ck_assert_int_eq(policy_passthrough_mode(all, NULL), POLICY_PASSTHROUGH_DENY);
+	ck_assert(policy_authz_applies(all, NULL));
+	ck_assert_int_eq(policy_passthrough_mode(sel, la), POLICY_PASSTHROUGH_DENY);
+	ck_assert_int_eq(policy_passthrough_mode(sel, lb), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert_int_eq(policy_passthrough_mode(sel, NULL), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert(policy_authz_applies(sel, la));
+	ck_assert(!policy_authz_applies(sel, lb));
+	ck_assert_int_eq(policy_passthrough_given(sel), POLICY_PASSTHROUGH_UNSET);
+	ck_assert_int_eq(policy_passthrough_mode(allow, NULL), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert_int_eq(policy_passthrough_given(allow), POLICY_PASSTHROUGH_ALLOW);
+	ck_assert(policy_authz_applies(allow, NULL));
+	ck_assert_int_eq(policy_passthrough_mode(deny, la), POLICY_PASSTHROUGH_DENY);
+	ck_assert_str_eq(policy_passthrough_name(POLICY_PASSTHROUGH_DENY), "deny");
+	ck_assert_str_eq(policy_passthrough_name(POLICY_PASSTHROUGH_ALLOW), "allow");
+	policy_unref(none);
+	policy_unref(all);
+	policy_unref(sel);
+	policy_unref(allow);
+	policy_unref(deny);
+	policy_labels_free(la);
+	policy_labels_free(lb);
 }
 END_TEST
 
@@ -850,9 +978,12 @@ int main(void)
 	    {"operations", test_method_patterns},
 	    {"operations", test_rule_is_and_of_from_to_when},
 	    {"conditions", test_header_conditions},
+	    {"conditions", test_repeated_headers_join},
+	    {"conditions", test_fault_headers_join},
 	    {"conditions", test_values_and_not_values},
 	    {"conditions", test_claims},
 	    {"conditions", test_issue10_example},
+	    {"passthrough", test_passthrough_mode},
 	    {"health", test_health_exemption},
 	    {"faults", test_fault_first_match_wins},
 	    {"faults", test_fault_selector},

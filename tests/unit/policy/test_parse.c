@@ -49,13 +49,30 @@ static const struct {
      "policy.yaml:1:9: YAML anchors (&f) are not supported; write the value out"},
     {"root_list", "- a\n- b\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication), found a list"},
+     "requestAuthentication, passthrough), found a list"},
     {"root_scalar", "hello\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication), found a scalar"},
+     "requestAuthentication, passthrough), found a scalar"},
     {"unknown_top", "apiVersion: grpcguard.io/v1\nkind: Policy\nfault: []\n", -3,
      "policy.yaml:3:1: unknown key \"fault\" (did you mean \"faults\"? known keys: apiVersion, "
-     "kind, faults, authorization, requestAuthentication)"},
+     "kind, faults, authorization, requestAuthentication, passthrough)"},
+    {"passthrough_bad", "passthrough: maybe\n", -3,
+     "policy.yaml:1:14: passthrough: \"maybe\" is not a passthrough mode (use allow or deny: what "
+     "happens to connections that are not HTTP/2; without the key, deny when an authorization "
+     "entry selects the pod, else allow)"},
+    {"passthrough_caps", "authorization: []\npassthrough: Deny\n", -3,
+     "policy.yaml:2:14: passthrough: \"Deny\" is not a passthrough mode (use allow or deny: what "
+     "happens to connections that are not HTTP/2; without the key, deny when an authorization "
+     "entry selects the pod, else allow)"},
+    {"passthrough_list", "passthrough: [allow]\n", -3,
+     "policy.yaml:1:14: passthrough: a list is not a passthrough mode (use allow or deny: what "
+     "happens to connections that are not HTTP/2; without the key, deny when an authorization "
+     "entry selects the pod, else allow)"},
+    {"passthrough_typo", "passthrogh: deny\n", -3,
+     "policy.yaml:1:1: unknown key \"passthrogh\" (did you mean \"passthrough\"? known keys: "
+     "apiVersion, kind, faults, authorization, requestAuthentication, passthrough)"},
+    {"passthrough_dup", "passthrough: deny\npassthrough: allow\n", -3,
+     "policy.yaml:2:1: duplicate key \"passthrough\" (first given at line 1)"},
     {"dup_top", "faults: []\nfaults: []\n", -3,
      "policy.yaml:2:1: duplicate key \"faults\" (first given at line 1)"},
     {"bad_api", "apiVersion: v1\nkind: Policy\n", -3,
