@@ -922,6 +922,8 @@ static void pass_connect_cb(uv_connect_t *req, int status)
 
 static void pass_start(struct sc_conn *c)
 {
+	if (!sc_gate_admit_passthrough(c))
+		return; /* refused: gate.c answered or closed it */
 	c->mode = CM_PASS;
 	metrics_inc(sc_stats.passthrough_conns);
 	uv_read_stop((uv_stream_t *)&c->tcp);
@@ -984,7 +986,7 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 {
 	ssize_t rv;
 
-	if (c->mode == CM_CLOSING || c->mode == CM_PASS)
+	if (c->mode == CM_CLOSING || c->mode == CM_PASS || c->mode == CM_REFUSED)
 		return;
 	c->last_active_ms = uv_now(&c->w->loop);
 	if (c->mode == CM_PEEK) {
@@ -1216,6 +1218,10 @@ void sc_conn_idle_check(struct sc_conn *c, uint64_t now)
 
 	if (c->mode == CM_CLOSING)
 		return;
+	if (c->mode == CM_REFUSED && now - c->last_active_ms >= SC_GATE_LINGER_MS) {
+		sc_conn_close(c);
+		return;
+	}
 	if (c->w->draining) {
 		goaway_step(c, now);
 		return;

@@ -25,6 +25,7 @@
 
 #include "sidecar/authn.h"
 #include "sidecar/config.h"
+#include "sidecar/gate.h"
 #include "sidecar/grpcwire.h"
 #include "sidecar/reload.h"
 #include "sidecar/stats.h"
@@ -164,7 +165,7 @@ struct sc_pipe {
 	uv_shutdown_t sreq;
 };
 
-enum sc_cmode { CM_PEEK, CM_H2, CM_PASS, CM_CLOSING };
+enum sc_cmode { CM_PEEK, CM_H2, CM_PASS, CM_REFUSED /* gate.c */, CM_CLOSING };
 
 struct sc_conn {
 	struct sc_worker *w;

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "sidecar/filestat.h"
+#include "sidecar/gate.h"
 #include "sidecar/stats.h"
 
 #define DEBOUNCE_MS 100
@@ -467,10 +468,10 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 	s = st.cur;
 	if (s)
 		pj = policy_to_json(s->policy);
-	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?}", "generation",
+	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?, s:o?}", "generation",
 		      (json_int_t)(s ? s->generation : 0), "file", st.pol.path, "loaded",
 		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
-		      s ? s->no_policy : NULL);
+		      s ? s->no_policy : NULL, "gate", sc_gate_json(s));
 	pthread_mutex_unlock(&st.lock);
 	if (!o)
 		goto out;

@@ -25,6 +25,7 @@ int sc_stats_init(void)
 	static const char *const de[] = {"policy"};
 	static const char *const re[] = {"result"};
 	static const char *const li[] = {"limit"};
+	static const char *const li_reason[] = {"reason"};
 	struct sc_stats *s = &sc_stats;
 	struct metrics_family *g;
 
@@ -64,6 +65,18 @@ int sc_stats_init(void)
 			    "Connections that did not speak HTTP/2 and were passed through as TCP",
 			    0, NULL);
 	s->passthrough_conns = g ? metrics_series(g, NULL) : NULL;
+	g = metrics_counter(s->reg, "grpcguard_requests_refused_total",
+			    "Requests refused before the policy because they are not in gRPC form "
+			    "(reason path, method or scheme; pods an authorization entry selects)",
+			    1, li_reason);
+	s->refused_path = one(g, "path");
+	s->refused_method = one(g, "method");
+	s->refused_scheme = one(g, "scheme");
+	g = metrics_counter(s->reg, "grpcguard_connections_refused_total",
+			    "Connections refused because they are not HTTP/2 prior knowledge and "
+			    "passthrough is deny",
+			    1, li_reason);
+	s->conns_refused_not_http2 = one(g, "not_http2");
 	s->reload_ok = one(s->reloads, "success");
 	s->reload_fail = one(s->reloads, "failure");
 	s->lim_conns = one(s->limits, "max_connections");

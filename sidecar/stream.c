@@ -459,6 +459,8 @@ void sc_stream_headers_done(struct sc_stream *s)
 		sc_stream_reply(s, 8, "out of memory");
 		return;
 	}
+	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
+		return; /* not in gRPC form under an authorization policy: refused (gate.c) */
 	if (w->authn) {
 		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), now, &ar);
 		if (ar.verdict == SC_AUTHN_FAIL) {
