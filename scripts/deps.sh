@@ -6,7 +6,7 @@ PKGS=(
   build-essential pkg-config gcc make clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev libnghttp2-dev libuv1-dev check
   python3 python3-grpcio python3-protobuf python3-grpc-tools python3-jsonpatch python3-yaml
-  python3-jsonschema
+  python3-jsonschema python3-h2
   curl openssl procps iproute2 iptables psmisc
   nghttp2-client nghttp2-proxy nghttp2-server haproxy wrk hyperfine valgrind
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
