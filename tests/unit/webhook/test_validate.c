@@ -235,6 +235,18 @@ START_TEST(policy_configmaps)
 	ck_assert_msg(strstr(v.message, "configmap \"grpcguard-policy\": policy.yaml:3:") != NULL,
 		      "%s", v.message);
 	wh_verdict_cleanup(&v);
+	/* Issue 14: the top-level passthrough key is known, its values checked. */
+	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+		     "\"passthrough: allow\\nauthorization: []\\n\"}}");
+	ck_assert_msg(v.allowed, "%s", v.message ? v.message : "");
+	wh_verdict_cleanup(&v);
+	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+		     "\"apiVersion: grpcguard.io/v1\\npassthrough: sometimes\\n\"}}");
+	ck_assert(!v.allowed);
+	ck_assert_msg(strstr(v.message, "policy.yaml:2:14: passthrough: \"sometimes\" is not a "
+					"passthrough mode (use allow or deny") != NULL,
+		      "%s", v.message);
+	wh_verdict_cleanup(&v);
 	v = judge_cm(
 	    "{\"metadata\": {\"name\": \"x\", \"labels\": {\"grpcguard.io/policy\": \"true\"}}, "
 	    "\"data\": {\"policy.yaml\": \"[\"}}");
