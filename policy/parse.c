@@ -1065,8 +1065,9 @@ static int check_unique_names(struct pctx *c, const struct ynode *list, const ch
 
 static int parse_document(struct pctx *c, const struct ynode *root, struct policy *p)
 {
-	static const char *const keys[] = {"apiVersion",	     "kind",	    "faults",
-					   "authorization", "requestAuthentication", "passthrough"};
+	static const char *const keys[] = {
+	    "apiVersion", "kind", "faults", "authorization", "requestAuthentication",
+	    "passthrough"};
 	const struct ynode *v[6];
 	char buf[96];
 	int rc;
@@ -1105,11 +1106,12 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 		else if (v[5]->type == YN_SCALAR && strcmp(v[5]->val, "deny") == 0)
 			p->passthrough = POLICY_PASSTHROUGH_DENY;
 		else
-			return fail(c, v[5],
-				    "%s is not a passthrough mode (use allow or deny: what happens "
-				    "to connections that are not HTTP/2; without the key, deny when "
-				    "an authorization entry selects the pod, else allow)",
-				    shown(v[5], buf, sizeof(buf)));
+			return fail(
+			    c, v[5],
+			    "%s is not a passthrough mode (use allow or deny: what happens "
+			    "to connections that are not HTTP/2; without the key, deny when "
+			    "an authorization entry selects the pod, else allow)",
+			    shown(v[5], buf, sizeof(buf)));
 		pop(c, saved);
 	}
 	if (v[2]) {

@@ -268,7 +268,8 @@ static void refuse_write_cb(uv_write_t *req, int status)
 	if (status == UV_ECANCELED || c->mode != CM_REFUSED)
 		return;
 	c->pipe_du->sreq.data = c;
-	if (status < 0 || uv_shutdown(&c->pipe_du->sreq, (uv_stream_t *)&c->tcp, refuse_shut_cb) < 0 ||
+	if (status < 0 ||
+	    uv_shutdown(&c->pipe_du->sreq, (uv_stream_t *)&c->tcp, refuse_shut_cb) < 0 ||
 	    uv_read_start((uv_stream_t *)&c->tcp, linger_alloc, linger_read) < 0)
 		sc_conn_close(c);
 }
@@ -290,9 +291,10 @@ bool sc_gate_admit_passthrough(struct sc_conn *c)
 	if (warn_allowed(w)) {
 		char peer[64];
 		peer_str(&c->peer, peer, sizeof(peer));
-		log_warn("connection_refused",
-			 "connection is not HTTP/2 prior knowledge and passthrough is deny, refused",
-			 "{s:s, s:s, s:b}", "reason", "not_http2", "peer", peer, "http1", http1);
+		log_warn(
+		    "connection_refused",
+		    "connection is not HTTP/2 prior knowledge and passthrough is deny, refused",
+		    "{s:s, s:s, s:b}", "reason", "not_http2", "peer", peer, "http1", http1);
 	}
 	c->mode = CM_REFUSED;
 	uv_read_stop((uv_stream_t *)&c->tcp);
@@ -315,13 +317,15 @@ json_t *sc_gate_json(const struct sc_snap *s)
 	const struct policy *p = s ? s->policy : NULL;
 	const struct policy_labels *l = s ? s->labels : NULL;
 	bool failing = !s || s->no_policy;
-	enum policy_passthrough m = failing ? POLICY_PASSTHROUGH_DENY : policy_passthrough_mode(p, l);
+	enum policy_passthrough m = POLICY_PASSTHROUGH_DENY;
+	const char *from = "no valid policy (fail closed)";
 
+	if (!failing) {
+		m = policy_passthrough_mode(p, l);
+		from =
+		    policy_passthrough_given(p) != POLICY_PASSTHROUGH_UNSET ? "policy" : "default";
+	}
 	return json_pack("{s:s, s:s, s:s}", "passthrough", policy_passthrough_name(m),
-			 "passthroughFrom",
-			 failing ? "no valid policy (fail closed)"
-			 : policy_passthrough_given(p) != POLICY_PASSTHROUGH_UNSET
-			     ? "policy"
-			     : "default",
-			 "requestForm", !failing && policy_authz_applies(p, l) ? "strict" : "any");
+			 "passthroughFrom", from, "requestForm",
+			 !failing && policy_authz_applies(p, l) ? "strict" : "any");
 }
