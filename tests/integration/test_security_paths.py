@@ -16,7 +16,8 @@ would record what a lenient server such as grpc-go or net/http would run). Polic
 - curl --http1.1 POST and curl --http2 (h2c upgrade): 403, Connection: close, nothing at the
   backend, grpcguard_connections_refused_total{reason="not_http2"}; TLS-like bytes: closed;
 - a faults-only policy keeps the old behaviour: HTTP/1.1 passes through, any HTTP/2 form is
-  forwarded; `passthrough: allow` under an authorization policy passes HTTP/1.1 through;
+  forwarded; a reload to an authorization policy closes both doors for the next request;
+  `passthrough: allow` under an authorization policy passes HTTP/1.1 through;
 - /policy shows the effective passthrough mode and the request form; sidecars exit 0.
 Ports 33400-33499.
 """
@@ -361,8 +362,9 @@ def test(tmp):
     check(sc.stop() == 0, "authz sidecar exits 0")
 
     # ---- faults only: passthrough and any form, as before ----------------------------------
+    faults_path = write_policy(tmp, "faults", P_FAULTS)
     sc2 = Sidecar(tmp, BASE + 10, up, BASE + 12, name="sidecar-faults",
-                  extra=["--policy", write_policy(tmp, "faults", P_FAULTS)])
+                  extra=["--policy", faults_path])
     gate = gate_of(sc2)
     check(gate == {"passthrough": "allow", "passthroughFrom": "default", "requestForm": "any"},
           "faults-only /policy: passthrough allow, any request form (%s)" % gate)
@@ -375,6 +377,20 @@ def test(tmp):
     check(be.count() == n0 + 2, "faults only: both reached the backend (%s)" % be.since(n0))
     check(metric(sc2.metrics(), "grpcguard_sidecar_passthrough_connections_total") == 1,
           "faults only: the passthrough is counted")
+    # A reload that adds an authorization entry closes the door for the next connection.
+    with open(faults_path + ".new", "w") as f:
+        f.write(P_AUTHZ)
+    os.rename(faults_path + ".new", faults_path)
+    end = time.monotonic() + 10
+    while gate_of(sc2).get("passthrough") != "deny" and time.monotonic() < end:
+        time.sleep(0.1)
+    n0 = be.count()
+    code, body = curl(BASE + 10, "--http1.1", "-X", "POST", "--data", "x")
+    check(code == "403" and be.count() == n0,
+          "after a reload to an authorization policy: HTTP/1.1 refused (%s)" % code)
+    r = raw_call(BASE + 10, req(b"/demo.Echo/Secret?x=1"))
+    check(r["grpc_status"] == "12" and be.count() == n0,
+          "after the reload: bent forms refused (%s)" % r)
     check(sc2.stop() == 0, "faults-only sidecar exits 0")
 
     # ---- passthrough: allow, explicitly, under an authorization policy --------------------
