@@ -349,11 +349,32 @@ def test(tmp):
         got = b""
     s.close()
     check(got == b"", "TLS-like bytes: closed without an answer (%r)" % got[:20])
+    # A client that reads the 403 but never closes: our side is gone within the linger.
+    conns = metric(sc.metrics(), "grpcguard_sidecar_active_connections")  # the grpcio one
+    s = socket.create_connection(("127.0.0.1", BASE), timeout=5)
+    s.sendall(b"GET /demo.Echo/Secret HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    check(got.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"Connection: close" in got,
+          "raw HTTP/1.1: 403 with Connection: close, then EOF")
+    check(metric(sc.metrics(), "grpcguard_sidecar_active_connections") == conns + 1,
+          "the refused connection lingers while the client keeps it open")
+    end = time.monotonic() + 5
+    while (time.monotonic() < end and
+           metric(sc.metrics(), "grpcguard_sidecar_active_connections") > conns):
+        time.sleep(0.1)
+    check(metric(sc.metrics(), "grpcguard_sidecar_active_connections") == conns,
+          "...and is closed after the linger (2 s)")
+    s.close()
     time.sleep(0.2)
     check(be.count() == n0, "nothing reached the backend (%s)" % be.since(n0))
     m = sc.metrics()
-    check(metric(m, "grpcguard_connections_refused_total", reason="not_http2") == 3,
-          "grpcguard_connections_refused_total{reason=not_http2} = 3")
+    check(metric(m, "grpcguard_connections_refused_total", reason="not_http2") == 4,
+          "grpcguard_connections_refused_total{reason=not_http2} = 4")
     check(metric(m, "grpcguard_sidecar_passthrough_connections_total") == 0,
           "no connection was passed through")
     check('"event":"connection_refused"' in sc.log_text(), "the refusal is logged")
