@@ -25,14 +25,20 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 
 import grpc
-import h2.config
-import h2.connection
-import h2.events
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+except ImportError:
+    print("python3-h2 is not installed (make deps installs it)")
+    sys.exit(77)
 
 from test_sidecar import Failure, Sidecar, check, log, main, metric
 
