@@ -162,15 +162,19 @@ static int ask(const struct opts *o, const struct gr_prom_opts *po, struct gr_mo
 	       const char *what, const char *q,
 	       int (*add)(struct gr_model *, const char *, size_t, char *, size_t))
 {
-	char err[512];
+	char err[512], msg[1024];
 	char *body = NULL;
 	size_t len;
 	int rc;
 
 	rc = gr_prom_query(po, q, &body, &len, err, sizeof(err));
 	if (rc == GR_PROM_EUNREACHABLE) {
-		log_error("prometheus_unreachable", "cannot reach Prometheus; check --prometheus",
-			  "{s:s, s:s}", "prometheus", o->url, "reason", err);
+		snprintf(msg, sizeof(msg),
+			 "cannot reach Prometheus at %.300s: %.400s (is it running there? check "
+			 "--prometheus, or raise --timeout)",
+			 o->url, err);
+		log_error("prometheus_unreachable", msg, "{s:s, s:s}", "prometheus", o->url,
+			  "reason", err);
 		return EXIT_UNREACHABLE;
 	}
 	if (rc == GR_PROM_ENOMEM) {
@@ -178,23 +182,24 @@ static int ask(const struct opts *o, const struct gr_prom_opts *po, struct gr_mo
 			  "prometheus", o->url);
 		return EXIT_OUTPUT;
 	}
-	if (rc != GR_PROM_OK) {
-		log_error("prometheus_error", "Prometheus answered the query with an error",
-			  "{s:s, s:s, s:s}", "prometheus", o->url, "query", what, "reason", err);
-		return EXIT_PROM_ERROR;
+	if (rc == GR_PROM_OK) {
+		rc = add(m, body, len, err, sizeof(err));
+		free(body);
+		if (rc == GR_ENOMEM) {
+			log_error("out_of_memory", "out of memory while reading Prometheus' answer",
+				  NULL);
+			return EXIT_OUTPUT;
+		}
+		if (rc == GR_OK)
+			return 0;
 	}
-	rc = add(m, body, len, err, sizeof(err));
-	free(body);
-	if (rc == GR_ENOMEM) {
-		log_error("out_of_memory", "out of memory while reading Prometheus' answer", NULL);
-		return EXIT_OUTPUT;
-	}
-	if (rc != GR_OK) {
-		log_error("prometheus_error", "cannot use Prometheus' answer", "{s:s, s:s, s:s}",
-			  "prometheus", o->url, "query", what, "reason", err);
-		return EXIT_PROM_ERROR;
-	}
-	return 0;
+	snprintf(msg, sizeof(msg),
+		 "the %s query to Prometheus at %.300s failed: %.400s (is --prometheus the base "
+		 "URL of a Prometheus server?)",
+		 what, o->url, err);
+	log_error("prometheus_error", msg, "{s:s, s:s, s:s}", "prometheus", o->url, "query", what,
+		  "reason", err);
+	return EXIT_PROM_ERROR;
 }
 
 /*
@@ -210,8 +215,9 @@ static int draw(const struct opts *o, const struct gr_model *m, const char *titl
 	if (o->out) {
 		snprintf(tmp, sizeof(tmp), "%s.XXXXXX", o->out);
 		if ((fd = mkstemp(tmp)) < 0 || !(f = fdopen(fd, "wb"))) {
-			log_error("output_failed", "cannot create the output file", "{s:s, s:s}",
-				  "out", o->out, "reason", strerror(errno));
+			snprintf(err, sizeof(err), "cannot create %.300s: %s (is its directory "
+				 "there and writable?)", tmp, strerror(errno));
+			log_error("output_failed", err, "{s:s}", "out", o->out);
 			if (fd >= 0) {
 				close(fd);
 				unlink(tmp);
@@ -235,8 +241,11 @@ static int draw(const struct opts *o, const struct gr_model *m, const char *titl
 			unlink(tmp);
 	}
 	if (rc != 0) {
-		log_error("output_failed", "cannot draw the graph", "{s:s, s:s}", "out",
-			  o->out ? o->out : "-", "reason", err);
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "cannot write the graph to %.300s: %.380s",
+			 o->out ? o->out : "stdout", err);
+		log_error("output_failed", msg, "{s:s}", "out", o->out ? o->out : "-");
 		return EXIT_OUTPUT;
 	}
 	return 0;
@@ -275,10 +284,14 @@ int main(int argc, char **argv)
 		goto out;
 	gr_model_finish(m);
 	if (gr_model_nedges(m) == 0) {
-		log_error("graph_empty",
-			  "Prometheus has no gRPC calls between workloads in the window: is there "
-			  "traffic, are the sidecars scraped, is --namespace right?",
-			  "{s:s, s:s, s:s}", "prometheus", o.url, "namespace",
+		char msg[512];
+
+		snprintf(msg, sizeof(msg),
+			 "no gRPC calls %s%s in the last %s in Prometheus at %.300s (is there traffic, "
+			 "are the sidecars scraped, is --namespace right?)",
+			 o.ns ? "from or to namespace " : "between workloads", o.ns ? o.ns : "",
+			 o.window, o.url);
+		log_error("graph_empty", msg, "{s:s, s:s, s:s}", "prometheus", o.url, "namespace",
 			  o.ns ? o.ns : "(all)", "window", o.window);
 		rc = EXIT_EMPTY;
 		goto out;

@@ -192,10 +192,6 @@ int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, F
 	gv_err[0] = '\0';
 	agseterr(AGERR); /* warnings (font metrics and such) are not failures */
 	agseterrf(gv_errf);
-	if (!(gvc = gvContext())) {
-		snprintf(err, errsz, "cannot start Graphviz (gvContext failed)");
-		goto out;
-	}
 	if (!(g = build_graph(m, title))) {
 		snprintf(err, errsz, "cannot build the Graphviz graph: %s",
 			 gv_err[0] ? gv_err : "out of memory");
@@ -208,6 +204,10 @@ int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, F
 			goto out;
 		}
 		rc = 0;
+		goto out;
+	}
+	if (!(gvc = gvContext())) {
+		snprintf(err, errsz, "cannot start Graphviz (gvContext failed)");
 		goto out;
 	}
 	if (gvLayout(gvc, g, "dot") != 0) {
