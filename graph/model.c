@@ -6,7 +6,6 @@
  */
 #include "graph/model.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -276,11 +275,11 @@ static int sample_value(json_t *value, double *out)
 	    !json_is_number(json_array_get(value, 0)))
 		return -1;
 	s = json_string_value(json_array_get(value, 1));
-	if (!s || !*s)
+	/* strtod() would skip leading space and read hex; Prometheus writes neither. */
+	if (!s || !*s || strspn(s, "0123456789+-.eEINanf") != strlen(s))
 		return -1;
-	errno = 0;
 	v = strtod(s, &end);
-	if (*end || (errno == ERANGE && isfinite(v)))
+	if (*end)
 		return -1;
 	*out = v;
 	return 0;

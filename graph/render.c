@@ -85,6 +85,20 @@ static int gv_errf(char *msg)
 	return 0;
 }
 
+/* name for use inside a label: Graphviz reads backslash escapes there (\\N, \\l ...),
+ * and a name comes from a peer's :authority, so each backslash is doubled. */
+static void esc(const char *name, size_t n, char *out, size_t outsz)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n && name[i] && j + 2 < outsz; i++) {
+		if (name[i] == '\\')
+			out[j++] = '\\';
+		out[j++] = name[i];
+	}
+	out[j] = '\0';
+}
+
 static void set(void *obj, const char *name, const char *value)
 {
 	agsafeset(obj, (char *)name, (char *)value, (char *)"");
@@ -94,7 +108,7 @@ static Agraph_t *build_graph(const struct gr_model *m, const char *title)
 {
 	Agraph_t *g = agopen((char *)"grpcguard", Agdirected, NULL);
 	Agnode_t **nodes = NULL;
-	char buf[GR_MAX_NAME + 64];
+	char buf[4 * GR_MAX_NAME + 64], e1[2 * GR_MAX_NAME], e2[2 * GR_MAX_NAME];
 
 	if (!g)
 		return NULL;
@@ -124,12 +138,14 @@ static Agraph_t *build_graph(const struct gr_model *m, const char *title)
 		switch (n->kind) {
 		case GR_NODE_WORKLOAD:
 			/* "server\ndemo": the workload above its namespace. */
-			snprintf(buf, sizeof(buf), "%s\n%.*s", slash ? slash + 1 : n->name,
-				 slash ? (int)(slash - n->name) : 0, n->name);
+			esc(slash ? slash + 1 : n->name, GR_MAX_NAME, e1, sizeof(e1));
+			esc(n->name, slash ? (size_t)(slash - n->name) : 0, e2, sizeof(e2));
+			snprintf(buf, sizeof(buf), "%s\\n%s", e1, e2);
 			set(an, "label", buf);
 			break;
 		case GR_NODE_SERVICE:
-			snprintf(buf, sizeof(buf), "%s\n(no sidecar)", n->name);
+			esc(n->name, GR_MAX_NAME, e1, sizeof(e1));
+			snprintf(buf, sizeof(buf), "%s\\n(no sidecar)", e1);
 			set(an, "label", buf);
 			set(an, "shape", "ellipse");
 			set(an, "style", "solid");
@@ -149,8 +165,8 @@ static Agraph_t *build_graph(const struct gr_model *m, const char *title)
 		if (!ae)
 			goto fail;
 		fmt_p99(e->p99_s, p99, sizeof(p99));
-		fmt_mtls(e, "\n", mtls, sizeof(mtls));
-		snprintf(buf, sizeof(buf), "%.2f req/s\n%.1f%% errors\np99 %s%s", e->rps,
+		fmt_mtls(e, "\\n", mtls, sizeof(mtls));
+		snprintf(buf, sizeof(buf), "%.2f req/s\\n%.1f%% errors\\np99 %s%s", e->rps,
 			 gr_err_pct(e->rps, e->err_rps), p99, mtls);
 		set(ae, "label", buf);
 		/* 1 px at 0.1 req/s and below, +1 px per decade, at most 6 px. */
