@@ -372,8 +372,9 @@ static int add_request(struct gr_model *m, json_t *metric, double v, char *err, 
 	struct acc *a;
 	const char *code, *sec;
 
-	/* A rate is finite and not negative; anything else carries no traffic. */
-	if (key_of(metric, &k) || !isfinite(v) || v <= 0)
+	/* A rate is positive and finite, and a billion requests a second is no rate: past
+	 * that it carries no traffic, so that sums stay finite too. */
+	if (key_of(metric, &k) || !isfinite(v) || v <= 0 || v > 1e9)
 		return GR_OK;
 	if (!(e = edge_get(m, &k, true))) {
 		seterr(err, errsz, "more than %d edges: narrow the graph with --namespace",

@@ -194,6 +194,10 @@ START_TEST(rates_mtls_p99)
 	series(&a, "destination", "demo", "nan", "demo", "server", "server", "OK", "none", "NaN");
 	series(&a, "destination", "demo", "neg", "demo", "server", "server", "OK", "none", "-1");
 	series(&a, "destination", "demo", "inf", "demo", "server", "server", "OK", "none", "+Inf");
+	/* Found by fuzzing: two huge rates summed to +Inf. */
+	series(&a, "destination", "demo", "huge", "demo", "server", "server", "OK", "none", "1e308");
+	series(&a, "destination", "demo", "huge", "demo", "server", "server", "CANCELLED", "none",
+	       "1e308");
 	feed_requests(m, &a);
 
 	begin(&a);
