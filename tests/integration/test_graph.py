@@ -207,6 +207,52 @@ def check_figures(edges, expected, what):
         check(g_mtls == mtls, "%s %s: mTLS %s, expected %s" % (what, k, g_mtls, mtls))
 
 
+DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "charts",
+                         "grpcguard", "dashboards", "grpcguard.json")
+
+
+def grafana_expr(expr):
+    """A dashboard expression as Grafana would send it here: all namespaces, 10 s ranges."""
+    for var, val in (("$namespace", ".*"), ("$__range", "10s"), ("$__rate_interval", "10s")):
+        expr = expr.replace(var, val)
+    return expr
+
+
+def check_dashboard(base):
+    """The chart's node-graph panel, asked of the same Prometheus, gives the same edges
+    (ids "src -> dst", req/s and error %); the outgoing-duration panel gives the caller's
+    p50/p90/p99 per destination host."""
+    with open(DASHBOARD) as f:
+        panels = json.load(f)["panels"]
+    ng = [p for p in panels if p["type"] == "nodeGraph"]
+    check(len(ng) == 1, "dashboard: one nodeGraph panel")
+    t = {x["refId"]: x for x in ng[0]["targets"]}
+    check(set(t) == {"edges", "errors"} and all(x["instant"] and x["format"] == "table"
+                                                 for x in t.values()),
+          "dashboard node graph: instant table queries 'edges' and 'errors'")
+    got = {}
+    for ref in ("edges", "errors"):
+        r = prom_query(base, grafana_expr(t[ref]["expr"]))
+        check(r["status"] == "success", "dashboard %s query runs: %s" % (ref, json.dumps(r)[:300]))
+        for s in r["data"]["result"]:
+            m = s["metric"]
+            check(m["id"] == "%s -> %s" % (m["source"], m["target"]), "dashboard id: %s" % m)
+            got.setdefault((m["source"], m["target"]), {})[ref] = float(s["value"][1])
+    check(set(got) == set(ALL_EDGES), "dashboard node graph edges %s" % sorted(got))
+    for k, (rps, err, _, _, _) in ALL_EDGES.items():
+        check(abs(got[k]["edges"] - rps) <= 0.2 * rps and abs(got[k]["errors"] - err) <= 2 + 0.2 * err,
+              "dashboard %s: %.2f req/s %.1f%% errors, expected %.2f and %.1f"
+              % (k, got[k]["edges"], got[k]["errors"], rps, err))
+    od = [p for p in panels if p["title"] == "Outgoing request duration"]
+    check(len(od) == 1 and len(od[0]["targets"]) == 3, "dashboard: Outgoing request duration p50/p90/p99")
+    r = prom_query(base, grafana_expr(od[0]["targets"][2]["expr"]))
+    p99 = {s["metric"]["destination_service"]: float(s["value"][1]) for s in r["data"]["result"]}
+    check(set(p99) == {"server", "api.example.com"} and 0.025 < p99["server"] <= 0.05
+          and 0.1 < p99["api.example.com"] <= 0.25,
+          "dashboard outgoing p99 by destination_service (caller side): %s" % p99)
+    print("ok   dashboard: node graph edges and figures, outgoing p99 per destination (real Prometheus)")
+
+
 def one_line_failure(args, code, needle, what, out_file=None):
     rc, out, err = graph(*args)
     lines = [l for l in err.splitlines() if l.strip()]
@@ -340,6 +386,8 @@ def main():
             os.makedirs(keep, exist_ok=True)
             for f in (svg, png):
                 shutil.copy(f, keep)
+
+        check_dashboard(base)
 
         # Failures: one line each, nothing on stdout, no --out file left.
         closed = free_port(33500, 33549)
