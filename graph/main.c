@@ -78,11 +78,14 @@ struct opts {
 
 static int parse_flags(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {
-	    {"prometheus", required_argument, NULL, 'p'}, {"namespace", required_argument, NULL, 'n'},
-	    {"window", required_argument, NULL, 'w'},	  {"format", required_argument, NULL, 'f'},
-	    {"out", required_argument, NULL, 'o'},	  {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},		  {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"prometheus", required_argument, NULL, 'p'},
+					   {"namespace", required_argument, NULL, 'n'},
+					   {"window", required_argument, NULL, 'w'},
+					   {"format", required_argument, NULL, 'f'},
+					   {"out", required_argument, NULL, 'o'},
+					   {"timeout", required_argument, NULL, 't'},
+					   {"help", no_argument, NULL, 'h'},
+					   {NULL, 0, NULL, 0}};
 	unsigned long secs;
 	int c;
 
@@ -110,8 +113,9 @@ static int parse_flags(int argc, char **argv, struct opts *o)
 		case 'w':
 			if (gr_parse_duration(optarg, 1, 30 * 86400, &secs)) {
 				fprintf(stderr,
-					PROG ": --window \"%.100s\": expected a duration such as 30s, "
-					     "5m, 1h or 1d (1s..30d)\n",
+					PROG
+					": --window \"%.100s\": expected a duration such as 30s, "
+					"5m, 1h or 1d (1s..30d)\n",
 					optarg);
 				return EXIT_FLAGS;
 			}
@@ -120,7 +124,8 @@ static int parse_flags(int argc, char **argv, struct opts *o)
 		case 'f':
 			if (gr_format_parse(optarg, &o->format)) {
 				fprintf(stderr,
-					PROG ": --format \"%.100s\": expected svg, png, dot or text\n",
+					PROG
+					": --format \"%.100s\": expected svg, png, dot or text\n",
 					optarg);
 				return EXIT_FLAGS;
 			}
@@ -136,8 +141,9 @@ static int parse_flags(int argc, char **argv, struct opts *o)
 		case 't':
 			if (gr_parse_duration(optarg, 1, 300, &o->timeout_s)) {
 				fprintf(stderr,
-					PROG ": --timeout \"%.100s\": expected a duration such as 5s "
-					     "or 1m (1s..300s)\n",
+					PROG
+					": --timeout \"%.100s\": expected a duration such as 5s "
+					"or 1m (1s..300s)\n",
 					optarg);
 				return EXIT_FLAGS;
 			}
@@ -215,8 +221,10 @@ static int draw(const struct opts *o, const struct gr_model *m, const char *titl
 	if (o->out) {
 		snprintf(tmp, sizeof(tmp), "%s.XXXXXX", o->out);
 		if ((fd = mkstemp(tmp)) < 0 || !(f = fdopen(fd, "wb"))) {
-			snprintf(err, sizeof(err), "cannot create %.300s: %s (is its directory "
-				 "there and writable?)", tmp, strerror(errno));
+			snprintf(err, sizeof(err),
+				 "cannot create %.300s: %s (is its directory "
+				 "there and writable?)",
+				 tmp, strerror(errno));
 			log_error("output_failed", err, "{s:s}", "out", o->out);
 			if (fd >= 0) {
 				close(fd);
@@ -286,11 +294,12 @@ int main(int argc, char **argv)
 	if (gr_model_nedges(m) == 0) {
 		char msg[512];
 
-		snprintf(msg, sizeof(msg),
-			 "no gRPC calls %s%s in the last %s in Prometheus at %.300s (is there traffic, "
-			 "are the sidecars scraped, is --namespace right?)",
-			 o.ns ? "from or to namespace " : "between workloads", o.ns ? o.ns : "",
-			 o.window, o.url);
+		snprintf(
+		    msg, sizeof(msg),
+		    "no gRPC calls %s%s in the last %s in Prometheus at %.300s (is there traffic, "
+		    "are the sidecars scraped, is --namespace right?)",
+		    o.ns ? "from or to namespace " : "between workloads", o.ns ? o.ns : "",
+		    o.window, o.url);
 		log_error("graph_empty", msg, "{s:s, s:s, s:s}", "prometheus", o.url, "namespace",
 			  o.ns ? o.ns : "(all)", "window", o.window);
 		rc = EXIT_EMPTY;
@@ -301,8 +310,8 @@ int main(int argc, char **argv)
 	if ((rc = draw(&o, m, title)) != 0)
 		goto out;
 	log_info("graph_written", "wrote the service graph", "{s:s, s:s, s:i, s:i}", "out",
-		 o.out ? o.out : "-", "format", fmt_names[o.format],
-		 "nodes", (int)gr_model_nnodes(m), "edges", (int)gr_model_nedges(m));
+		 o.out ? o.out : "-", "format", fmt_names[o.format], "nodes",
+		 (int)gr_model_nnodes(m), "edges", (int)gr_model_nedges(m));
 	rc = EXIT_DRAWN;
 out:
 	gr_model_free(m);

@@ -81,8 +81,8 @@ static int build(char *buf, size_t bufsz, const char *head, const char *by, cons
 	int n;
 
 	if (!ns)
-		n = snprintf(buf, bufsz, "%ssum by (%s) (rate(%s[%s]))%s", head, by, metric,
-			     window, tail);
+		n = snprintf(buf, bufsz, "%ssum by (%s) (rate(%s[%s]))%s", head, by, metric, window,
+			     tail);
 	else
 		n = snprintf(buf, bufsz,
 			     "%ssum by (%s) (rate(%s{source_namespace=\"%s\"}[%s])) or "
@@ -93,9 +93,8 @@ static int build(char *buf, size_t bufsz, const char *head, const char *by, cons
 
 int gr_model_query_requests(const char *window, const char *ns, char *buf, size_t bufsz)
 {
-	return build(buf, bufsz, "",
-		     LABELS ", grpc_code, connection_security_policy", "grpcguard_requests_total",
-		     window, ns, "");
+	return build(buf, bufsz, "", LABELS ", grpc_code, connection_security_policy",
+		     "grpcguard_requests_total", window, ns, "");
 }
 
 int gr_model_query_p99(const char *window, const char *ns, char *buf, size_t bufsz)
@@ -251,7 +250,8 @@ static struct medge *edge_get(struct gr_model *m, const struct key *k, bool crea
 		/* Full: only an existing edge may still be found. */
 		return edge_get(m, k, false);
 	}
-	if ((s = node_get(m, k->src, k->src_kind)) < 0 || (d = node_get(m, k->dst, k->dst_kind)) < 0)
+	if ((s = node_get(m, k->src, k->src_kind)) < 0 ||
+	    (d = node_get(m, k->dst, k->dst_kind)) < 0)
 		return NULL;
 	e = edge_find(m, (size_t)s, (size_t)d, &slot);
 	if (e >= 0)
@@ -305,8 +305,7 @@ static json_t *vector_of(json_t *root, int *rc, char *err, size_t errsz)
 		const char *msg = json_string_value(json_object_get(root, "error"));
 		if (strcmp(status, "error") == 0) {
 			*rc = GR_EAPI;
-			seterr(err, errsz, "%s: %s", et ? et : "error",
-			       msg ? msg : "(no message)");
+			seterr(err, errsz, "%s: %s", et ? et : "error", msg ? msg : "(no message)");
 		} else {
 			seterr(err, errsz, "unexpected status \"%.40s\"", status);
 		}
@@ -316,19 +315,20 @@ static json_t *vector_of(json_t *root, int *rc, char *err, size_t errsz)
 	type = json_string_value(json_object_get(data, "resultType"));
 	result = json_object_get(data, "result");
 	if (!type || strcmp(type, "vector") != 0 || !json_is_array(result)) {
-		seterr(err, errsz, "expected data.resultType \"vector\" with a result array, found "
-				   "\"%.40s\"", type ? type : "(none)");
+		seterr(err, errsz,
+		       "expected data.resultType \"vector\" with a result array, found "
+		       "\"%.40s\"",
+		       type ? type : "(none)");
 		return NULL;
 	}
 	*rc = GR_OK;
 	return result;
 }
 
-typedef int (*series_cb)(struct gr_model *m, json_t *metric, double v, char *err,
-			 size_t errsz);
+typedef int (*series_cb)(struct gr_model *m, json_t *metric, double v, char *err, size_t errsz);
 
-static int each_series(struct gr_model *m, const char *body, size_t len, series_cb cb,
-		       char *err, size_t errsz)
+static int each_series(struct gr_model *m, const char *body, size_t len, series_cb cb, char *err,
+		       size_t errsz)
 {
 	json_error_t jerr;
 	json_t *root = NULL, *result, *s;
@@ -351,8 +351,10 @@ static int each_series(struct gr_model *m, const char *body, size_t len, series_
 		double v;
 
 		if (!json_is_object(metric) || sample_value(json_object_get(s, "value"), &v)) {
-			seterr(err, errsz, "result[%zu]: expected {\"metric\": {...}, \"value\": "
-					   "[<time>, \"<number>\"]}", i);
+			seterr(err, errsz,
+			       "result[%zu]: expected {\"metric\": {...}, \"value\": "
+			       "[<time>, \"<number>\"]}",
+			       i);
 			rc = GR_EJSON;
 			goto out;
 		}
@@ -409,8 +411,7 @@ static int add_p99(struct gr_model *m, json_t *metric, double v, char *err, size
 	return GR_OK;
 }
 
-int gr_model_add_requests(struct gr_model *m, const char *body, size_t len, char *err,
-			  size_t errsz)
+int gr_model_add_requests(struct gr_model *m, const char *body, size_t len, char *err, size_t errsz)
 {
 	return each_series(m, body, len, add_request, err, errsz);
 }
@@ -451,8 +452,8 @@ void gr_model_finish(struct gr_model *m)
 
 	for (size_t i = 0; i < m->nmedges; i++) {
 		const struct medge *me = &m->medges[i];
-		enum gr_reporter r = me->rep[GR_REP_DESTINATION].rps > 0 ? GR_REP_DESTINATION
-									   : GR_REP_SOURCE;
+		enum gr_reporter r =
+		    me->rep[GR_REP_DESTINATION].rps > 0 ? GR_REP_DESTINATION : GR_REP_SOURCE;
 		const struct acc *a = &me->rep[r];
 
 		if (!(a->rps > 0))

@@ -54,15 +54,15 @@ struct gr_edge {
 
 enum gr_model_err {
 	GR_OK = 0,
-	GR_EJSON = -1,	   /* not JSON, or not the shape of a query response */
-	GR_EAPI = -2,	   /* Prometheus answered status "error" */
-	GR_ETOOMANY = -3,  /* more than GR_MAX_EDGES edges */
+	GR_EJSON = -1,	  /* not JSON, or not the shape of a query response */
+	GR_EAPI = -2,	  /* Prometheus answered status "error" */
+	GR_ETOOMANY = -3, /* more than GR_MAX_EDGES edges */
 	GR_ENOMEM = -4,
 };
 
 struct gr_model;
 
-struct gr_model *gr_model_new(void); /* NULL on ENOMEM */
+struct gr_model *gr_model_new(void);	/* NULL on ENOMEM */
 void gr_model_free(struct gr_model *m); /* NULL ok */
 
 /*
@@ -89,8 +89,7 @@ int gr_model_query_p99(const char *window, const char *ns, char *buf, size_t buf
  */
 int gr_model_add_requests(struct gr_model *m, const char *body, size_t len, char *err,
 			  size_t errsz);
-int gr_model_add_p99(struct gr_model *m, const char *body, size_t len, char *err,
-		     size_t errsz);
+int gr_model_add_p99(struct gr_model *m, const char *body, size_t len, char *err, size_t errsz);
 
 /*
  * Settle the model for reading: pick each edge's reporter, drop edges without traffic

@@ -5,8 +5,7 @@
 
 #include <string.h>
 
-int gr_parse_duration(const char *s, unsigned long min_s, unsigned long max_s,
-		      unsigned long *out_s)
+int gr_parse_duration(const char *s, unsigned long min_s, unsigned long max_s, unsigned long *out_s)
 {
 	unsigned long n = 0, mul;
 	size_t i;

@@ -110,8 +110,10 @@ int gr_prom_query(const struct gr_prom_opts *o, const char *promql, char **body,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms < 5000 ? o->timeout_ms : 5000L);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* what curl can decode; cap applies after */
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->timeout_ms < 5000 ? o->timeout_ms : 5000L);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING,
+			 ""); /* what curl can decode; cap applies after */
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body_bytes);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);

@@ -188,8 +188,8 @@ fail:
 	return NULL;
 }
 
-int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, FILE *out,
-	      char *err, size_t errsz)
+int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, FILE *out, char *err,
+	      size_t errsz)
 {
 	static const char *const gvfmt[] = {[GR_FMT_SVG] = "svg", [GR_FMT_PNG] = "png"};
 	GVC_t *gvc = NULL;

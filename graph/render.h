@@ -31,7 +31,7 @@ int gr_render_text(const struct gr_model *m, FILE *out);
  * The graph in fmt (any of the four) written to out. title goes into the drawing's
  * label (NULL: none). Returns 0, or -1 with a one-line reason in err (errsz bytes).
  */
-int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, FILE *out,
-	      char *err, size_t errsz);
+int gr_render(const struct gr_model *m, enum gr_format fmt, const char *title, FILE *out, char *err,
+	      size_t errsz);
 
 #endif

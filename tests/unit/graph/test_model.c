@@ -70,8 +70,7 @@ static char err[512];
 static void feed_requests(struct gr_model *m, struct ans *a)
 {
 	const char *b = end(a);
-	ck_assert_msg(gr_model_add_requests(m, b, strlen(b), err, sizeof(err)) == GR_OK, "%s",
-		      err);
+	ck_assert_msg(gr_model_add_requests(m, b, strlen(b), err, sizeof(err)) == GR_OK, "%s", err);
 	free(a->s);
 }
 
@@ -181,8 +180,8 @@ START_TEST(rates_mtls_p99)
 	struct ans a;
 
 	begin(&a);
-	series(&a, "destination", "demo", "client", "demo", "server", "server", "OK",
-	       "mutual_tls", "3");
+	series(&a, "destination", "demo", "client", "demo", "server", "server", "OK", "mutual_tls",
+	       "3");
 	series(&a, "destination", "demo", "client", "demo", "server", "server", "OK", "none", "1");
 	/* The same workload reached by another of its names: one edge. */
 	series(&a, "destination", "demo", "client", "demo", "server",
@@ -195,7 +194,8 @@ START_TEST(rates_mtls_p99)
 	series(&a, "destination", "demo", "neg", "demo", "server", "server", "OK", "none", "-1");
 	series(&a, "destination", "demo", "inf", "demo", "server", "server", "OK", "none", "+Inf");
 	/* Found by fuzzing: two huge rates summed to +Inf. */
-	series(&a, "destination", "demo", "huge", "demo", "server", "server", "OK", "none", "1e308");
+	series(&a, "destination", "demo", "huge", "demo", "server", "server", "OK", "none",
+	       "1e308");
 	series(&a, "destination", "demo", "huge", "demo", "server", "server", "CANCELLED", "none",
 	       "1e308");
 	feed_requests(m, &a);
@@ -241,8 +241,8 @@ START_TEST(labels_made_safe)
 	longname[sizeof(longname) - 1] = '\0';
 	begin(&a);
 	/* Control bytes, a quote and non-ASCII from a peer's identity header. */
-	series(&a, "destination", "demo", "evil\\n\\u0007\\\"x\\u00e9", "demo", "server",
-	       "server", "OK", NULL, "1");
+	series(&a, "destination", "demo", "evil\\n\\u0007\\\"x\\u00e9", "demo", "server", "server",
+	       "OK", NULL, "1");
 	series(&a, "source", "demo", "client", "unknown", "unknown", longname, "OK", NULL, "1");
 	/* Missing labels read as unknown; a reporter that is neither side is skipped. */
 	add(&a, ",{\"metric\":{\"reporter\":\"destination\",\"destination_workload\":\"db\","
@@ -275,8 +275,8 @@ START_TEST(empty_result)
 }
 END_TEST
 
-static int refuse(const char *body, int (*fn)(struct gr_model *, const char *, size_t, char *,
-					       size_t))
+static int refuse(const char *body,
+		  int (*fn)(struct gr_model *, const char *, size_t, char *, size_t))
 {
 	struct gr_model *m = gr_model_new();
 	int rc = fn(m, body, strlen(body), err, sizeof(err));

@@ -13,9 +13,9 @@ START_TEST(durations)
 		const char *s;
 		unsigned long secs;
 	} ok[] = {{"1s", 1}, {"30s", 30}, {"5m", 300}, {"1h", 3600}, {"2d", 172800}, {"007m", 420}};
-	static const char *const bad[] = {"",	 "5",  "m",	 "5x", "5 m", " 5m", "5m ", "-5m",
-					  "+5m", "1.5m", "5ms", "1w", "0s", "31d", "5mm",
-					  "99999999999999999999s"};
+	static const char *const bad[] = {
+	    "",	   "5",	   "m",	  "5x", "5 m", " 5m", "5m ", "-5m",
+	    "+5m", "1.5m", "5ms", "1w", "0s",  "31d", "5mm", "99999999999999999999s"};
 	unsigned long v;
 
 	for (size_t i = 0; i < UT_COUNT(ok); i++) {
@@ -38,8 +38,8 @@ END_TEST
 START_TEST(namespaces)
 {
 	static const char *const ok[] = {"demo", "a", "kube-system", "a1-b2", "0"};
-	static const char *const bad[] = {"",	  "Demo", "-demo", "demo-", "de mo", "de_mo",
-					  "de.mo", "a\"}", "a\\", "x{y}", "d\xc3\xa9mo"};
+	static const char *const bad[] = {"",	   "Demo", "-demo", "demo-", "de mo",	   "de_mo",
+					  "de.mo", "a\"}", "a\\",   "x{y}",  "d\xc3\xa9mo"};
 	char longest[65];
 
 	for (size_t i = 0; i < UT_COUNT(ok); i++)
@@ -65,16 +65,9 @@ START_TEST(urls)
 	    {"https://prom.example.com/prometheus//", "https://prom.example.com/prometheus"},
 	    {"http://[::1]:9090", "http://[::1]:9090"},
 	};
-	static const char *const bad[] = {"",
-					  "127.0.0.1:9090",
-					  "ftp://x",
-					  "file:///etc/passwd",
-					  "http://",
-					  "http:///x",
-					  "http://a b",
-					  "http://a\tb",
-					  "http://a\nb",
-					  "HTTP://x"};
+	static const char *const bad[] = {
+	    "",		 "127.0.0.1:9090", "ftp://x",	  "file:///etc/passwd", "http://",
+	    "http:///x", "http://a b",	   "http://a\tb", "http://a\nb",	"HTTP://x"};
 	char dst[64], big[1100];
 
 	for (size_t i = 0; i < UT_COUNT(ok); i++) {

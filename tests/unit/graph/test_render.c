@@ -11,29 +11,39 @@
 #include "graph/render.h"
 #include "tests/unit/runner.h"
 
-#define ANS(series) "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[" series "]}}"
+#define ANS(series)                                                                                \
+	"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[" series "]}}"
 #define S(rep, sns, swl, dns, dwl, dsvc, extra, v)                                                 \
 	"{\"metric\":{\"reporter\":\"" rep "\",\"source_namespace\":\"" sns                        \
 	"\",\"source_workload\":\"" swl "\",\"destination_namespace\":\"" dns                      \
 	"\",\"destination_workload\":\"" dwl "\",\"destination_service\":\"" dsvc "\"" extra       \
 	"},\"value\":[1,\"" v "\"]}"
 
-static const char requests[] = ANS(
-    S("destination", "demo", "client", "demo", "server", "server",
-      ",\"grpc_code\":\"OK\",\"connection_security_policy\":\"mutual_tls\"", "4") ","
-    S("destination", "demo", "client", "demo", "server", "server",
-      ",\"grpc_code\":\"UNAVAILABLE\",\"connection_security_policy\":\"mutual_tls\"", "1") ","
-    S("source", "demo", "client", "unknown", "unknown", "api.example.com",
-      ",\"grpc_code\":\"OK\",\"connection_security_policy\":\"none\"", "1.96") ","
-    S("source", "demo", "client", "unknown", "unknown", "api.example.com",
-      ",\"grpc_code\":\"DEADLINE_EXCEEDED\",\"connection_security_policy\":\"none\"", "0.04") ","
-    S("destination", "unknown", "unknown", "demo", "server", "server",
-      ",\"grpc_code\":\"OK\",\"connection_security_policy\":\"mutual_tls\"", "0.6") ","
-    S("destination", "unknown", "unknown", "demo", "server", "server",
-      ",\"grpc_code\":\"OK\",\"connection_security_policy\":\"none\"", "0.4"));
-static const char p99[] = ANS(
-    S("destination", "demo", "client", "demo", "server", "server", "", "0.0123") ","
-    S("source", "demo", "client", "unknown", "unknown", "api.example.com", "", "0.2485"));
+static const char requests[] =
+    ANS(S("destination", "demo", "client", "demo", "server", "server",
+	  ",\"grpc_code\":\"OK\",\"connection_security_policy\":\"mutual_tls\"",
+	  "4") "," S("destination", "demo", "client", "demo", "server", "server",
+		     ",\"grpc_code\":\"UNAVAILABLE\",\"connection_security_policy\":\"mutual_tls\"",
+		     "1") "," S("source", "demo", "client", "unknown", "unknown", "api.example.com",
+				",\"grpc_code\":\"OK\",\"connection_security_policy\":\"none\"",
+				"1.96") "," S("source", "demo", "client", "unknown", "unknown",
+					      "api.example.com",
+					      ",\"grpc_code\":\"DEADLINE_EXCEEDED\",\"connection_"
+					      "security_policy\":\"none\"",
+					      "0.04") "," S("destination", "unknown", "unknown",
+							    "demo", "server", "server",
+							    ",\"grpc_code\":\"OK\",\"connection_"
+							    "security_policy\":\"mutual_tls\"",
+							    "0.6") "," S("destination", "unknown",
+									 "unknown", "demo",
+									 "server", "server",
+									 ",\"grpc_code\":\"OK\","
+									 "\"connection_security_"
+									 "policy\":\"none\"",
+									 "0.4"));
+static const char p99[] =
+    ANS(S("destination", "demo", "client", "demo", "server", "server", "", "0.0123") "," S(
+	"source", "demo", "client", "unknown", "unknown", "api.example.com", "", "0.2485"));
 
 static struct gr_model *model(void)
 {
@@ -41,8 +51,7 @@ static struct gr_model *model(void)
 	char err[256];
 
 	ck_assert_ptr_nonnull(m);
-	ck_assert_int_eq(gr_model_add_requests(m, requests, strlen(requests), err, sizeof(err)),
-			 0);
+	ck_assert_int_eq(gr_model_add_requests(m, requests, strlen(requests), err, sizeof(err)), 0);
 	ck_assert_int_eq(gr_model_add_p99(m, p99, strlen(p99), err, sizeof(err)), 0);
 	gr_model_finish(m);
 	return m;
@@ -90,7 +99,8 @@ START_TEST(dot)
 	ck_assert_ptr_nonnull(strstr(out, "color=\"#ef6c00\""));
 	ck_assert_ptr_nonnull(strstr(out, "unknown -> \"demo/server\""));
 	ck_assert_ptr_nonnull(strstr(out, "color=\"#2e7d32\""));
-	ck_assert_ptr_nonnull(strstr(out, "label=\"5.00 req/s\\n20.0% errors\\np99 12.3 ms\\nmTLS\""));
+	ck_assert_ptr_nonnull(
+	    strstr(out, "label=\"5.00 req/s\\n20.0% errors\\np99 12.3 ms\\nmTLS\""));
 	/* Node kinds: a workload's label puts its namespace under it; no-sidecar and unknown. */
 	ck_assert_ptr_nonnull(strstr(out, "label=\"server\\ndemo\""));
 	ck_assert_ptr_nonnull(strstr(out, "label=\"api.example.com\\n(no sidecar)\""));
