@@ -43,7 +43,8 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
-from gg_testlib import (SANITIZE, VALGRIND, Proc, check, fail, free_port, program, skip,  # noqa: E402
+import gg_testlib  # noqa: E402
+from gg_testlib import (SANITIZE, VALGRIND, check, fail, free_port, program, skip,  # noqa: E402
                         timeout_scale)
 
 GRAPH = program("grpcguard-graph")
@@ -146,6 +147,35 @@ class Exporter(BaseHTTPRequestHandler):
             self.reply(200, BIG)
         else:
             self.reply(404, b"404 page not found\n", "text/plain")
+
+
+class Prometheus:
+    """The real Prometheus, never under valgrind (it is a Go program, not ours): stopped by
+    PID at the end, also when the test fails or is signalled (gg_testlib's cleanup list)."""
+
+    def __init__(self, argv, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.p.pid
+        gg_testlib._procs.append(self)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    cleanup = stop
 
 
 def prom_query(base, q):
@@ -284,10 +314,10 @@ def main():
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                     "scrape_configs:\n  - job_name: grpcguard-static-exporter\n"
                     "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % exp_port)
-        prom = Proc([PROMETHEUS, "--config.file=" + cfg,
-                     "--storage.tsdb.path=" + os.path.join(tmp, "data"),
-                     "--web.listen-address=127.0.0.1:%d" % prom_port,
-                     "--log.level=warn"])
+        prom = Prometheus([PROMETHEUS, "--config.file=" + cfg,
+                           "--storage.tsdb.path=" + os.path.join(tmp, "data"),
+                           "--web.listen-address=127.0.0.1:%d" % prom_port,
+                           "--log.level=warn"], os.path.join(tmp, "prometheus.log"))
         base = "http://127.0.0.1:%d" % prom_port
         deadline = time.monotonic() + 30
         ready = False
@@ -415,7 +445,8 @@ def main():
         one_line_failure(["--format", "text"], 2, "required", "no --prometheus")
         check(prom.p.poll() is None, "prometheus still running")
         rc = prom.stop()
-        print("ok   prometheus stopped by PID (exit %s)" % rc)
+        check(rc == 0, "prometheus stopped by PID (SIGTERM), exit %s" % rc)
+        print("ok   prometheus stopped by PID (exit 0)")
     finally:
         if exporter:
             exporter.shutdown()
