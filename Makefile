@@ -41,12 +41,17 @@ endif
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS_SAN) $(LDFLAGS)
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+# grpcguard-graph alone links libcurl and Graphviz (the sidecar and webhook must not).
+GRAPH_PKGS = libcurl libgvc libcgraph
+GRAPH_CFLAGS = $(shell pkg-config --cflags $(GRAPH_PKGS) 2>/dev/null)
+GRAPH_LIBS = $(shell pkg-config --libs $(GRAPH_PKGS) 2>/dev/null)
 
 POLICY_SRC  = $(sort $(wildcard policy/*.c))
 COMMON_SRC  = $(sort $(wildcard common/*.c))
 WEBHOOK_SRC = $(sort $(wildcard webhook/*.c))
 SIDECAR_SRC = $(sort $(wildcard sidecar/*.c))
 CERTS_SRC   = $(sort $(wildcard certs/*.c))
+GRAPH_SRC   = $(sort $(wildcard graph/*.c))
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 tobj = $(patsubst %.c,$(BUILD)/tobj/%.o,$(1))
@@ -57,7 +62,8 @@ LIBCOMMON  = $(BUILD)/libgrpcguard-common.a
 TLIBPOLICY = $(BUILD)/tobj/libgrpcguard-policy.a
 TLIBCOMMON = $(BUILD)/tobj/libgrpcguard-common.a
 
-PROGRAMS = $(BUILD)/grpcguard-webhook $(BUILD)/grpcguard-sidecar $(BUILD)/grpcguard-certgen
+PROGRAMS = $(BUILD)/grpcguard-webhook $(BUILD)/grpcguard-sidecar $(BUILD)/grpcguard-certgen \
+           $(BUILD)/grpcguard-graph
 
 UNIT_SRC  = $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
@@ -98,6 +104,9 @@ $(BUILD)/grpcguard-sidecar: $(call obj,$(SIDECAR_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/grpcguard-certgen: $(call obj,$(CERTS_SRC)) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/obj/graph/%.o $(BUILD)/tobj/graph/%.o: ALL_CFLAGS += $(GRAPH_CFLAGS)
+$(BUILD)/grpcguard-graph: $(call obj,$(GRAPH_SRC)) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GRAPH_LIBS) $(LIBS)
 
 # ---- unit tests (check) -----------------------------------------------------
 # tests/unit/<dir>/test_x.c links <dir>'s test objects (minus main.c) and both libraries.
@@ -106,6 +115,8 @@ $(BUILD)/unit/%: tests/unit/%.c $$(call tobj,$$(call nomain,$$(filter-out policy
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(shell pkg-config --cflags check) $(ALL_LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(CHECK_LIBS) $(LIBS)
 
+$(BUILD)/unit/graph/%: LIBS += $(GRAPH_LIBS)
+
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
 	  echo "== unit $${t#$(BUILD)/unit/}"; \
@@ -113,7 +124,7 @@ unit: $(UNIT_BINS)
 	done; exit $$fail
 
 # ---- fuzz targets: corpus replay with gcc, libFuzzer with clang ---------------
-FUZZ_LINK = $(call nomain,$(WEBHOOK_SRC) $(SIDECAR_SRC))
+FUZZ_LINK = $(call nomain,$(WEBHOOK_SRC) $(SIDECAR_SRC)) graph/model.c
 $(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(call tobj,$(FUZZ_LINK)) $(TLIBPOLICY) $(TLIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DGG_TESTING $(ALL_LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS)
@@ -173,7 +184,7 @@ format:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --std=c11 -D_GNU_SOURCE --inline-suppr -I. --suppress=missingIncludeSystem \
-	  policy common webhook sidecar certs
+	  policy common webhook sidecar certs graph
 
 clean:
 	rm -rf build

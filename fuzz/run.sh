@@ -3,7 +3,8 @@
 # SECONDS seconds. Usage: fuzz/run.sh [SECONDS] [TARGET...]   (make fuzz FUZZ_SECONDS=N)
 #
 # Each target is linked with the policy and common libraries and with every source of the
-# webhook and the sidecar except their main.c, so any part's target builds the same way.
+# webhook and the sidecar except their main.c, so any part's target builds the same way;
+# graph/model.c (jansson only) too, for grpcguard-graph's target.
 # Work happens in build/fuzz/: objects, binaries, a writable corpus per target (seeded
 # from fuzz/corpus/<target>/, which is never written), crash artifacts in
 # build/fuzz/crashes/. A dictionary fuzz/<target>.dict is used when present.
@@ -28,7 +29,7 @@ mkdir -p "$out/obj" "$out/crashes"
 # Library and program sources, compiled once with coverage instrumentation
 # (-fsanitize=fuzzer-no-link) so every target links the same objects.
 srcs=()
-for f in policy/*.c common/*.c webhook/*.c sidecar/*.c; do
+for f in policy/*.c common/*.c webhook/*.c sidecar/*.c graph/model.c; do
   [ -e "$f" ] || continue
   case "$f" in */main.c) continue ;; esac
   srcs+=("$f")
@@ -38,7 +39,7 @@ fail=0
 for f in "${srcs[@]}"; do
   o="$out/obj/${f%.c}.o"
   mkdir -p "$(dirname "$o")"
-  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find policy common webhook sidecar -name '*.h' -newer "$o" 2>/dev/null | head -n1)" ]; then
+  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find policy common webhook sidecar graph -name '*.h' -newer "$o" 2>/dev/null | head -n1)" ]; then
     if ! $CC $FLAGS -fsanitize=fuzzer-no-link,address,undefined -c "$f" -o "$o"; then
       echo "fuzz: cannot compile $f; targets needing it will not link" >&2
       rm -f "$o"

@@ -12,6 +12,7 @@ PKGS=(
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   cppcheck clang-format
+  libcurl4-openssl-dev libgraphviz-dev prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do
