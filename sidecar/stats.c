@@ -64,6 +64,11 @@ int sc_stats_init(void)
 			    "Connections that did not speak HTTP/2 and were passed through as TCP",
 			    0, NULL);
 	s->passthrough_conns = g ? metrics_series(g, NULL) : NULL;
+	g = metrics_counter(s->reg, "grpcguard_sidecar_loopback_dst_refused_total",
+			    "Redirected connections refused because their original destination "
+			    "was a loopback address",
+			    0, NULL);
+	s->loopback_dst_refused = g ? metrics_series(g, NULL) : NULL;
 	s->reload_ok = one(s->reloads, "success");
 	s->reload_fail = one(s->reloads, "failure");
 	s->lim_conns = one(s->limits, "max_connections");

@@ -24,6 +24,7 @@ struct sc_stats {
 	struct metrics_series *reload_ok, *reload_fail;
 	struct metrics_series *lim_conns, *lim_delayed, *lim_headers, *lim_flood, *lim_rapid_reset;
 	struct metrics_series *authn_failed, *upstream_connect_failed, *passthrough_conns;
+	struct metrics_series *loopback_dst_refused;
 };
 
 extern struct sc_stats sc_stats;
