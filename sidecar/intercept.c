@@ -540,9 +540,9 @@ TESTABLE int sc_intercept_global_ipv6(const char *path, char *addr, size_t addrl
 			continue;
 		if (scope == 0x00 || scope == 0x40) {
 			found = 1;
-			snprintf(addr, addrlen, "%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s on %s", hex,
-				 hex + 4, hex + 8, hex + 12, hex + 16, hex + 20, hex + 24, hex + 28,
-				 ifname);
+			snprintf(addr, addrlen, "%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s on %s",
+				 hex, hex + 4, hex + 8, hex + 12, hex + 16, hex + 20, hex + 24,
+				 hex + 28, ifname);
 		}
 	}
 	fclose(f);
@@ -747,13 +747,14 @@ int sc_init_main(int argc, char **argv)
 		 */
 		if (sc_intercept_global_ipv6(IF_INET6_PATH, v6addr, sizeof(v6addr)) &&
 		    !o->ipv4_only) {
-			log_error("init_failed",
-				  "the pod has a global IPv6 address but IPv6 traffic cannot be "
-				  "redirected to the sidecar, so IPv6 clients would reach the app "
-				  "with no policy: install ip6tables (with the ip6table_nat kernel "
-				  "module) in the init image, or pass --ipv4-only (webhook config "
-				  "ipv4Only, annotation grpcguard.io/ipv4-only) if IPv6 is not used",
-				  "{s:s, s:s}", "ipv6_address", v6addr, "reason", why);
+			log_error(
+			    "init_failed",
+			    "the pod has a global IPv6 address but IPv6 traffic cannot be "
+			    "redirected to the sidecar, so IPv6 clients would reach the app "
+			    "with no policy: install ip6tables (with the ip6table_nat kernel "
+			    "module) in the init image, or pass --ipv4-only (webhook config "
+			    "ipv4Only, annotation grpcguard.io/ipv4-only) if IPv6 is not used",
+			    "{s:s, s:s}", "ipv6_address", v6addr, "reason", why);
 			rc = 1;
 			goto out;
 		}
@@ -862,8 +863,8 @@ static void add_excluded(json_t *arr, uint8_t *seen, const char *s, const char *
 			if (parse_uint(item + strspn(item, " "), 1, 65535, &port) == 0 &&
 			    !bit_get(seen, port)) {
 				bit_set(seen, port);
-				json_array_append_new(arr, json_pack("{s:i, s:s}", "port", (int)port,
-								     "reason", why));
+				json_array_append_new(
+				    arr, json_pack("{s:i, s:s}", "port", (int)port, "reason", why));
 			}
 		}
 		s += n;
@@ -891,7 +892,7 @@ json_t *sc_intercept_ports_json(unsigned listen_port, unsigned admin_port)
 		      inbound ? "GRPCGUARD_INBOUND_PORTS (set by the injector)"
 			      : "unknown: GRPCGUARD_INBOUND_PORTS is not set (not injected?)",
 		      "not_intercepted",
-		      !inbound		       ? "unknown"
+		      !inbound			  ? "unknown"
 		      : strcmp(inbound, "*") == 0 ? "only the excluded ports"
 						  : "every port not listed in intercepted",
 		      "excluded", ex);

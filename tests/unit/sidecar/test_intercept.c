@@ -499,7 +499,6 @@ START_TEST(test_init_errors)
 }
 END_TEST
 
-
 START_TEST(test_exclude_inbound_ports_alias)
 {
 	/* The new name and the old one add up, and replace the default 15020 in list mode. */
@@ -561,9 +560,9 @@ START_TEST(test_global_ipv6)
 				   addr, sizeof(addr)),
 			 1);
 	ck_assert_str_eq(addr, "fd00:0231:0000:0000:0000:0000:0000:0001 on eth0");
-	ck_assert_int_eq(global_v6("20010db8000000000000000000000005 02 40 00 00 net1\n", addr,
-				   sizeof(addr)),
-			 1);
+	ck_assert_int_eq(
+	    global_v6("20010db8000000000000000000000005 02 40 00 00 net1\n", addr, sizeof(addr)),
+	    1);
 	/* Garbage lines are skipped; an absent file means no IPv6 at all. */
 	ck_assert_int_eq(global_v6("nonsense\n\n 12 x\n", addr, sizeof(addr)), 0);
 	ck_assert_int_eq(sc_intercept_global_ipv6("/nonexistent/if_inet6", addr, sizeof(addr)), 0);
@@ -580,10 +579,14 @@ START_TEST(test_loopback_addresses)
 		const char *addr;
 		bool loopback;
 	} cases[] = {
-	    {AF_INET, "127.0.0.1", true},      {AF_INET, "127.255.0.9", true},
-	    {AF_INET, "10.231.0.1", false},    {AF_INET, "0.0.0.0", false},
-	    {AF_INET6, "::1", true},	       {AF_INET6, "::ffff:127.0.0.1", true},
-	    {AF_INET6, "::ffff:10.0.0.1", false}, {AF_INET6, "fd00:231::1", false},
+	    {AF_INET, "127.0.0.1", true},
+	    {AF_INET, "127.255.0.9", true},
+	    {AF_INET, "10.231.0.1", false},
+	    {AF_INET, "0.0.0.0", false},
+	    {AF_INET6, "::1", true},
+	    {AF_INET6, "::ffff:127.0.0.1", true},
+	    {AF_INET6, "::ffff:10.0.0.1", false},
+	    {AF_INET6, "fd00:231::1", false},
 	    {AF_INET6, "::", false},
 	};
 
