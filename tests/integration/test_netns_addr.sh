@@ -318,5 +318,9 @@ wait "$sc_pid"
 rc=$?
 sc_pid=
 [ $rc = 0 ] || die "the sidecar exited with $rc after SIGTERM: $(tail -n 20 "$tmp/sidecar.log")"
+# Sanitizer builds (GG_SANITIZE=1): init and the sidecar must have reported nothing (an
+# ASan leak report exits 1, which the expected-failure inits above would hide).
+bad=$(grep -l -E 'Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null)
+[ -z "$bad" ] || die "sanitizer reports in: $bad: $(grep -h -A5 -E 'Sanitizer|runtime error:' $bad | head -n 20)"
 echo "PASS: netns addresses (pod IP forwarding, loopback privacy, IPv6 fail-closed)"
 exit 0
