@@ -298,8 +298,8 @@ up "the greeter server" "$APP_PID" 15 grep -q listening "$W/logs/app.log"
 say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 
 if [ "$MODE" = netns ]; then
-	say "\$ grpcguard-sidecar init --ports 8080      # in $NS_SRV, as the init container would"
-	"${SRV[@]}" "$BIN/grpcguard-sidecar" init --ports 8080 >"$W/logs/init.log" 2>&1 ||
+	say "\$ grpcguard-sidecar init --ports '*'      # in $NS_SRV, as the init container would"
+	"${SRV[@]}" "$BIN/grpcguard-sidecar" init --ports '*' >"$W/logs/init.log" 2>&1 ||
 		die "grpcguard-sidecar init failed: $(tail -n 3 "$W/logs/init.log")"
 	"${SRV[@]}" iptables-save -t nat 2>/dev/null | grep -E '^-A ' | grep -iE 'grpcguard|REDIRECT' |
 		head -n 6 | indent 'iptables: '

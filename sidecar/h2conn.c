@@ -1085,23 +1085,28 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
 	if (px->cfg->original_dst) {
-		struct sockaddr_storage od;
-		struct sockaddr_in *in = (struct sockaddr_in *)&c->updst;
-		uint16_t port;
-
-		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sc_original_dst(fd, &od) != 0) {
+		/*
+		 * Connect to the address the client asked for (the pod IP, either family), not
+		 * to loopback: what the app binds to 127.0.0.1 / ::1 only stays private.
+		 */
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+		    sc_original_dst(fd, &c->updst) != 0) {
 			log_debug("no_original_dst", "connection was not redirected, closing",
 				  NULL);
 			sc_conn_close(c);
 			return;
 		}
-		port = od.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&od)->sin6_port
-						: ((struct sockaddr_in *)&od)->sin_port;
-		memset(in, 0, sizeof(*in));
-		in->sin_family = AF_INET;
-		in->sin_port = port;
-		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		c->updst_len = sizeof(*in);
+		if (sc_addr_is_loopback(&c->updst)) {
+			metrics_inc(sc_stats.loopback_dst_refused);
+			log_debug("loopback_original_dst",
+				  "the redirected connection was going to a loopback address; "
+				  "refused so loopback-only listeners stay private",
+				  NULL);
+			sc_conn_close(c);
+			return;
+		}
+		c->updst_len = c->updst.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							      : sizeof(struct sockaddr_in);
 	} else {
 		memcpy(&c->updst, &px->upstream, px->upstream_len);
 		c->updst_len = px->upstream_len;

@@ -17,12 +17,19 @@
  *
  * Only PREROUTING is used: it sees packets arriving from outside the pod, never packets
  * the pod sends itself, so the proxy's own upstream connections (uid 1337, to
- * 127.0.0.1:<port>) can never be redirected back to it. There are no OUTPUT rules, hence
+ * <pod IP>:<port>: locally generated, so nat OUTPUT, then delivered over lo with the NAT
+ * decision already taken) can never be redirected back to it. There are no OUTPUT rules, hence
  * no --uid-owner exemption is needed; --proxy-uid is accepted for the command line's
  * stability and logged.
  *
+ * IPv6 fails closed: when the pod has a global IPv6 address (/proc/net/if_inet6) and the
+ * IPv6 rules cannot be installed (no ip6tables-restore, no IPv6 nat table), init exits 1,
+ * unless --ipv4-only says no client uses IPv6. Without such an address it only warns.
+ *
  * sc_original_dst() asks conntrack where a redirected connection was going
- * (SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST).
+ * (SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST); the proxy connects to that address itself (the
+ * pod IP), so what the app keeps on 127.0.0.1 / ::1 stays private. sc_addr_is_loopback()
+ * tells the proxy to refuse an original destination on loopback.
  *
  * What it does not do: outbound capture, CNI mode, removing the rules (the pod's network
  * namespace dies with the pod).
@@ -59,12 +66,21 @@
 #define DEFAULT_PROXY_UID 1337
 #define RUN_TIMEOUT_MS 30000
 #define RUN_OUTPUT_MAX 2048
+#define IF_INET6_PATH "/proc/net/if_inet6"
+
+#ifdef GG_TESTING
+#define TESTABLE
+int sc_intercept_global_ipv6(const char *path, char *addr, size_t addrlen);
+#else
+#define TESTABLE static
+#endif
 
 struct init_opts {
 	uint8_t ports[65536 / 8];   /* bitmap: ports to redirect (unless all_ports) */
 	uint8_t exclude[65536 / 8]; /* bitmap: ports never redirected */
 	bool all_ports;
 	bool dry_run;
+	bool ipv4_only; /* IPv6 that cannot be intercepted is a warning, not an error */
 	unsigned proxy_port;
 	unsigned proxy_uid;
 };
@@ -238,26 +254,37 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 	    {"ports", required_argument, NULL, 'p'},
 	    {"proxy-port", required_argument, NULL, 'P'},
 	    {"proxy-uid", required_argument, NULL, 'u'},
-	    {"exclude-ports", required_argument, NULL, 'x'},
+	    {"exclude-inbound-ports", required_argument, NULL, 'x'},
+	    {"exclude-ports", required_argument, NULL, 'x'}, /* the old name, an alias */
+	    {"ipv4-only", no_argument, NULL, '4'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *ports = NULL, *exclude = NULL;
-	int c;
+	const char *ports = NULL;
+	bool have_exclude = false;
+	char flag[32];
+	int c, li = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->proxy_port = DEFAULT_PROXY_PORT;
 	o->proxy_uid = DEFAULT_PROXY_UID;
 	optind = 0; /* glibc: full reset, the caller may have used getopt already */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", longopts, &li)) != -1) {
 		switch (c) {
 		case 'p':
 			ports = optarg;
 			break;
 		case 'x':
-			exclude = optarg;
+			/* Repeatable, and the two names add up. */
+			snprintf(flag, sizeof(flag), "--%s", longopts[li].name);
+			if (parse_port_list(flag, optarg, o->exclude, NULL, err, errlen) < 0)
+				return -EINVAL;
+			have_exclude = true;
+			break;
+		case '4':
+			o->ipv4_only = true;
 			break;
 		case 'P':
 			if (parse_uint(optarg, 1, 65535, &o->proxy_port) < 0) {
@@ -298,9 +325,8 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 	}
 	if (parse_port_list("--ports", ports, o->ports, &o->all_ports, err, errlen) < 0)
 		return -EINVAL;
-	if (parse_port_list("--exclude-ports", exclude ? exclude : "15020", o->exclude, NULL, err,
-			    errlen) < 0)
-		return -EINVAL;
+	if (!have_exclude)
+		bit_set(o->exclude, DEFAULT_ADMIN_PORT);
 	if (o->all_ports) {
 		/* With "*" the sidecar's own ports are always left alone. */
 		bit_set(o->exclude, DEFAULT_PROXY_PORT);
@@ -490,13 +516,48 @@ static bool ipv6_in_kernel(void)
 	return access("/proc/net/if_inet6", F_OK) == 0;
 }
 
+/*
+ * Whether the if_inet6 table at path (the kernel's /proc/net/if_inet6, per network
+ * namespace: "<32 hex> <ifindex> <prefixlen> <scope> <flags> <name>" per line) lists an
+ * address other clients can reach: scope global (0x00, which includes unique-local
+ * fd00::/8) or site (0x40); not loopback (0x10), link-local (0x20) or v4-compat. The
+ * first such address goes into addr (INET6_ADDRSTRLEN-ish, hex as the kernel writes it)
+ * with its interface. Returns 1 yes, 0 no (or no such file: no IPv6 at all).
+ */
+TESTABLE int sc_intercept_global_ipv6(const char *path, char *addr, size_t addrlen)
+{
+	FILE *f = fopen(path, "re");
+	char line[256], hex[33], ifname[33];
+	unsigned idx, plen, scope, flags;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%32s %x %x %x %x %32s", hex, &idx, &plen, &scope, &flags,
+			   ifname) != 6 ||
+		    strlen(hex) != 32)
+			continue;
+		if (scope == 0x00 || scope == 0x40) {
+			found = 1;
+			snprintf(addr, addrlen, "%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s:%.4s on %s",
+				 hex, hex + 4, hex + 8, hex + 12, hex + 16, hex + 20, hex + 24,
+				 hex + 28, ifname);
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 enum install_result { INSTALL_OK = 0, INSTALL_FAILED = 1, INSTALL_UNAVAILABLE = 2 };
 
 /*
- * Install the rules for one family. Logs every failure with the fix; returns
- * INSTALL_UNAVAILABLE (IPv6 only) when the family is missing from this kernel or image.
+ * Install the rules for one family. Logs every failure with the fix, except that it
+ * returns INSTALL_UNAVAILABLE (IPv6 only) with the reason in why, unlogged, when the
+ * family is missing from this kernel or image: the caller decides whether that is fatal.
  */
-static enum install_result install_family(const struct init_opts *o, bool ipv6)
+static enum install_result install_family(const struct init_opts *o, bool ipv6, char *why,
+					  size_t whylen)
 {
 	char *check_argv[] = {ipv6 ? "ip6tables" : "iptables",
 			      "-w",
@@ -533,9 +594,8 @@ static enum install_result install_family(const struct init_opts *o, bool ipv6)
 	if (rc == -ENOENT) {
 		if (ipv6) {
 			res = INSTALL_UNAVAILABLE;
-			log_warn("init_ipv6_unavailable",
-				 "ip6tables-restore not found: IPv6 traffic is not intercepted",
-				 NULL);
+			snprintf(why, whylen, "ip6tables-restore is not in PATH (%s)",
+				 getenv("PATH") ? getenv("PATH") : "");
 			goto out;
 		}
 		log_error("init_failed",
@@ -562,10 +622,8 @@ static enum install_result install_family(const struct init_opts *o, bool ipv6)
 	if (ipv6 && (!ipv6_in_kernel() || strstr(output, "does not exist") ||
 		     strstr(output, "not supported"))) {
 		res = INSTALL_UNAVAILABLE;
-		log_warn("init_ipv6_unavailable",
-			 "IPv6 netfilter is not available in this kernel: IPv6 traffic is not "
-			 "intercepted",
-			 "{s:s}", "output", output);
+		snprintf(why, whylen, "the IPv6 nat table cannot be used: %s",
+			 output[0] ? output : "no IPv6 in this kernel");
 		goto out;
 	}
 	log_error("init_failed", "the iptables restore command failed; no rule was changed",
@@ -602,7 +660,8 @@ static void init_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: grpcguard-sidecar init --ports 8080,9090|'*' [--proxy-port 15006]\n"
-	    "                              [--proxy-uid 1337] [--exclude-ports 15020] [--dry-run]\n"
+	    "                              [--proxy-uid 1337] [--exclude-inbound-ports L]\n"
+	    "                              [--ipv4-only] [--dry-run]\n"
 	    "\n"
 	    "Redirect inbound TCP to the listed ports to the sidecar's proxy port with\n"
 	    "iptables REDIRECT rules in the nat chain " CHAIN " (IPv4 and IPv6).\n"
@@ -614,19 +673,27 @@ static void init_usage(FILE *f)
 	    "  --proxy-port N        where redirected connections go (default 15006)\n"
 	    "  --proxy-uid N         the proxy's user id (default 1337); its own connections\n"
 	    "                        are never redirected (only PREROUTING is used)\n"
-	    "  --exclude-ports LIST  ports never redirected (default 15020)\n"
+	    "  --exclude-inbound-ports LIST\n"
+	    "                        ports never redirected (default 15020; repeatable;\n"
+	    "                        --exclude-ports is the old name)\n"
+	    "  --ipv4-only           when the pod has a global IPv6 address and IPv6 cannot\n"
+	    "                        be redirected (no ip6tables-restore, no IPv6 nat table),\n"
+	    "                        warn and go on instead of failing: only for clusters\n"
+	    "                        where no client reaches the pod over IPv6\n"
 	    "  --dry-run             print the iptables-restore input for IPv4 and IPv6, change\n"
 	    "                        nothing\n"
 	    "  --help                this text\n"
 	    "\n"
-	    "Exit status: 0 installed, 1 iptables failed (missing binary, missing NET_ADMIN),\n"
+	    "Exit status: 0 installed, 1 iptables failed (missing binary, missing NET_ADMIN,\n"
+	    "or IPv6 cannot be intercepted on a pod with a global IPv6 address), "
 	    "2 bad command line.\n");
 }
 
 int sc_init_main(int argc, char **argv)
 {
 	struct init_opts *o = NULL;
-	char err[256], *v4 = NULL, *v6 = NULL, *summary = NULL;
+	char err[256], why[RUN_OUTPUT_MAX + 64] = "", v6addr[96] = "";
+	char *v4 = NULL, *v6 = NULL, *summary = NULL;
 	enum install_result r4, r6;
 	int rc;
 
@@ -662,15 +729,38 @@ int sc_init_main(int argc, char **argv)
 	/* A child that exits early must give us EPIPE on the pipe, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	summary = ports_summary(o);
-	r4 = install_family(o, false);
+	r4 = install_family(o, false, why, sizeof(why));
 	if (r4 != INSTALL_OK) {
 		rc = 1;
 		goto out;
 	}
-	r6 = install_family(o, true);
+	r6 = install_family(o, true, why, sizeof(why));
 	if (r6 == INSTALL_FAILED) {
 		rc = 1;
 		goto out;
+	}
+	if (r6 == INSTALL_UNAVAILABLE) {
+		/*
+		 * Fail closed: a pod with an address IPv6 clients can reach and no IPv6 redirect
+		 * would serve them with no policy at all. Without such an address nothing can
+		 * arrive over IPv6, so a missing ip6tables is only worth a warning.
+		 */
+		if (sc_intercept_global_ipv6(IF_INET6_PATH, v6addr, sizeof(v6addr)) &&
+		    !o->ipv4_only) {
+			log_error(
+			    "init_failed",
+			    "the pod has a global IPv6 address but IPv6 traffic cannot be "
+			    "redirected to the sidecar, so IPv6 clients would reach the app "
+			    "with no policy: install ip6tables (with the ip6table_nat kernel "
+			    "module) in the init image, or pass --ipv4-only (webhook config "
+			    "ipv4Only, annotation grpcguard.io/ipv4-only) if IPv6 is not used",
+			    "{s:s, s:s}", "ipv6_address", v6addr, "reason", why);
+			rc = 1;
+			goto out;
+		}
+		log_warn("init_ipv6_unavailable", "IPv6 traffic is not intercepted",
+			 "{s:s, s:s, s:b}", "reason", why, "ipv6_address", v6addr[0] ? v6addr : "",
+			 "ipv4_only", o->ipv4_only);
 	}
 	log_info("init_done", "inbound TCP redirect installed", "{s:s, s:s, s:i, s:i, s:b}",
 		 "chain", CHAIN, "ports", summary ? summary : "", "proxy_port", (int)o->proxy_port,
@@ -737,4 +827,79 @@ int sc_original_dst(int fd, struct sockaddr_storage *out)
 		return 0;
 	}
 	return -EAFNOSUPPORT;
+}
+
+bool sc_addr_is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(in6) ||
+		       (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* ---- which ports are judged (for /policy) ----------------------------------------------- */
+
+/*
+ * Add {"port": N, "reason": why} to arr for each port of the comma list s (NULL or empty:
+ * none) not yet in seen. Entries that are not ports are skipped: the env comes from the
+ * injector, and /policy shows what it says, never fails over it.
+ */
+static void add_excluded(json_t *arr, uint8_t *seen, const char *s, const char *why)
+{
+	while (s && *s) {
+		char item[16];
+		size_t n = strcspn(s, ",");
+		unsigned port;
+
+		if (n < sizeof(item)) {
+			memcpy(item, s, n);
+			item[n] = '\0';
+			if (parse_uint(item + strspn(item, " "), 1, 65535, &port) == 0 &&
+			    !bit_get(seen, port)) {
+				bit_set(seen, port);
+				json_array_append_new(
+				    arr, json_pack("{s:i, s:s}", "port", (int)port, "reason", why));
+			}
+		}
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
+json_t *sc_intercept_ports_json(unsigned listen_port, unsigned admin_port)
+{
+	const char *inbound = getenv("GRPCGUARD_INBOUND_PORTS");
+	const char *exclude = getenv("GRPCGUARD_EXCLUDE_INBOUND_PORTS");
+	const char *probes = getenv("GRPCGUARD_PROBE_PORTS");
+	uint8_t *seen = calloc(65536 / 8, 1);
+	json_t *o = NULL, *ex = json_array();
+	char own[32];
+
+	if (!seen || !ex)
+		goto out;
+	snprintf(own, sizeof(own), "%u,%u", listen_port, admin_port);
+	add_excluded(ex, seen, own, "sidecar");
+	add_excluded(ex, seen, probes, "probe");
+	add_excluded(ex, seen, exclude, "annotation");
+	o = json_pack("{s:s?, s:s, s:s, s:O}", "intercepted", inbound, "source",
+		      inbound ? "GRPCGUARD_INBOUND_PORTS (set by the injector)"
+			      : "unknown: GRPCGUARD_INBOUND_PORTS is not set (not injected?)",
+		      "not_intercepted",
+		      !inbound			  ? "unknown"
+		      : strcmp(inbound, "*") == 0 ? "only the excluded ports"
+						  : "every port not listed in intercepted",
+		      "excluded", ex);
+	if (o && !inbound)
+		json_object_set_new(o, "intercepted", json_null());
+out:
+	json_decref(ex);
+	free(seen);
+	return o;
 }

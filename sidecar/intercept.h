@@ -6,7 +6,10 @@
 #ifndef GRPCGUARD_SC_INTERCEPT_H
 #define GRPCGUARD_SC_INTERCEPT_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
+
+#include <jansson.h>
 
 /* `grpcguard-sidecar init ...` (argv[0] is "init"). Returns the process exit code. */
 int sc_init_main(int argc, char **argv);
@@ -17,5 +20,21 @@ int sc_init_main(int argc, char **argv);
  * connection was not redirected).
  */
 int sc_original_dst(int fd, struct sockaddr_storage *out);
+
+/*
+ * Whether a is an IPv4 127.0.0.0/8, ::1 or v4-mapped 127/8 address: an original
+ * destination the proxy refuses (a redirected connection must never reach what the app
+ * keeps on loopback).
+ */
+bool sc_addr_is_loopback(const struct sockaddr_storage *a);
+
+/*
+ * For /policy: which inbound ports the pod's redirect covers, as the injector told the
+ * proxy (env GRPCGUARD_INBOUND_PORTS "*" or "8080,9090", GRPCGUARD_EXCLUDE_INBOUND_PORTS,
+ * GRPCGUARD_PROBE_PORTS): {"intercepted": "*"|"8080,9090"|null, "not_intercepted": text,
+ * "excluded": [{"port": N, "reason": "sidecar"|"probe"|"annotation"}], "source": text}.
+ * listen_port / admin_port are the proxy's own. Returns a new reference, NULL on ENOMEM.
+ */
+json_t *sc_intercept_ports_json(unsigned listen_port, unsigned admin_port);
 
 #endif

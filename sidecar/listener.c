@@ -20,6 +20,7 @@
 
 #include "common/admin.h"
 #include "common/log.h"
+#include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
 
 #define SWEEP_MS 1000
@@ -34,6 +35,7 @@ static struct {
 	bool upstream_ok; /* the probe connected once (or original-dst: no fixed app) */
 	bool ready;	  /* what /readyz says */
 	struct admin_server *admin;
+	json_t *ports; /* /policy's inbound_ports, built once (read-only afterwards) */
 	struct sc_proxy px;
 } M;
 
@@ -382,7 +384,15 @@ int sc_run_main(const struct sc_config *cfg)
 				  "admin", cfg->admin, "error", strerror(-r));
 			goto out;
 		}
-		admin_route_local(M.admin, "/policy", sc_reload_policy_route, NULL);
+		{
+			const char *colon = strrchr(cfg->admin, ':');
+			unsigned lport = ntohs(lsa.ss_family == AF_INET6
+						   ? ((struct sockaddr_in6 *)&lsa)->sin6_port
+						   : ((struct sockaddr_in *)&lsa)->sin_port);
+			M.ports = sc_intercept_ports_json(
+			    lport, colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0);
+		}
+		admin_route_local(M.admin, "/policy", sc_reload_policy_route, M.ports);
 	}
 	uv_signal_init(&M.loop, &M.sigterm);
 	uv_signal_init(&M.loop, &M.sigint);
@@ -424,6 +434,8 @@ int sc_run_main(const struct sc_config *cfg)
 out:
 	admin_stop(M.admin);
 	M.admin = NULL;
+	json_decref(M.ports);
+	M.ports = NULL;
 	for (unsigned i = 0; i < px->nworkers; i++) {
 		struct sc_worker *w = &px->workers[i];
 		if (rc != 0) {

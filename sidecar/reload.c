@@ -460,8 +460,8 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 {
 	json_t *o = NULL, *pj = NULL;
 	struct sc_snap *s;
+	json_t *ports = ctx; /* inbound ports (sc_intercept_ports_json), borrowed, or NULL */
 	int code = 500;
-	(void)ctx;
 
 	*ctype = "application/json";
 	pthread_mutex_lock(&st.lock);
@@ -473,7 +473,7 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
 		      s ? s->no_policy : NULL, "gate", sc_gate_json(s));
 	pthread_mutex_unlock(&st.lock);
-	if (!o)
+	if (!o || (ports && json_object_set(o, "inbound_ports", ports) != 0))
 		goto out;
 	*body = json_dumps(o, JSON_INDENT(2));
 	if (!*body)

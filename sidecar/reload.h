@@ -69,7 +69,8 @@ void sc_reload_set_notify(void (*fn)(void *ctx), void *ctx);
 /* Whether the snapshot in force has a usable policy (false: failing closed). */
 bool sc_reload_policy_ok(void);
 
-/* The admin /policy route: JSON with generation, file, policy, last_error. */
+/* The admin /policy route: JSON with generation, file, policy, last_error, and ctx (a
+ * json_t *, borrowed, or NULL) as "inbound_ports". */
 int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **ctype);
 
 #endif

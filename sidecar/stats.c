@@ -73,10 +73,11 @@ int sc_stats_init(void)
 	s->refused_method = one(g, "method");
 	s->refused_scheme = one(g, "scheme");
 	g = metrics_counter(s->reg, "grpcguard_connections_refused_total",
-			    "Connections refused because they are not HTTP/2 prior knowledge and "
-			    "passthrough is deny",
+			    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
+			    "(not_http2), or redirected to a loopback original destination (loopback_dst)",
 			    1, li_reason);
 	s->conns_refused_not_http2 = one(g, "not_http2");
+	s->loopback_dst_refused = one(g, "loopback_dst");
 	s->reload_ok = one(s->reloads, "success");
 	s->reload_fail = one(s->reloads, "failure");
 	s->lim_conns = one(s->limits, "max_connections");

@@ -27,6 +27,7 @@ struct sc_stats {
 	/* gate.c: grpcguard_requests_refused_total{reason}, ..._connections_refused_total */
 	struct metrics_series *refused_path, *refused_method, *refused_scheme;
 	struct metrics_series *conns_refused_not_http2;
+	struct metrics_series *loopback_dst_refused;
 };
 
 extern struct sc_stats sc_stats;

@@ -347,6 +347,11 @@ static int k_native(struct walk *w, struct wh_config *c, const yaml_node_t *v, c
 	return get_bool(w, v, p, &c->native_sidecar);
 }
 
+static int k_ipv4_only(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return get_bool(w, v, p, &c->ipv4_only);
+}
+
 static int k_intercept(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	static const char *const modes[] = {"init", "cni"};
@@ -549,6 +554,7 @@ static int k_injection(struct walk *w, struct wh_config *c, const yaml_node_t *v
 	    {"imagePullPolicy", k_pull},
 	    {"nativeSidecar", k_native},
 	    {"interceptMode", k_intercept},
+	    {"ipv4Only", k_ipv4_only},
 	    {"proxyPort", k_proxy_port},
 	    {"adminPort", k_admin_port},
 	    {"proxyUID", k_uid},

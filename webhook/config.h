@@ -27,6 +27,7 @@ struct wh_config {
 	char *pull_policy;   /* Always | IfNotPresent | Never */
 	bool native_sidecar; /* proxy as an init container with restartPolicy: Always */
 	bool intercept_cni;  /* true: no grpcguard-init container */
+	bool ipv4_only;	     /* init --ipv4-only: IPv6 that cannot be redirected only warns */
 	unsigned proxy_port;
 	unsigned admin_port;
 	unsigned proxy_uid;

@@ -67,24 +67,25 @@ static void portset_add(struct portset *s, unsigned port)
 	s->list[s->n++] = (unsigned short)port;
 }
 
-static char *portset_string(const struct portset *s)
+/* "8080,9090" in first-seen order ("" for none): a new string, or NULL on ENOMEM. */
+static char *portset_list(const struct portset *s)
 {
 	char *out, *o;
 
-	if (s->n == 0 || s->overflow)
-		return strdup("*");
 	out = malloc(s->n * 6 + 1);
 	if (!out)
 		return NULL;
 	o = out;
+	*o = '\0';
 	for (size_t i = 0; i < s->n; i++)
 		o += sprintf(o, "%s%u", i ? "," : "", (unsigned)s->list[i]);
 	return out;
 }
 
-/* Parse the inbound-ports annotation into *s. 0 or -EINVAL with a message. */
-static int parse_ports_annotation(const char *v, struct portset *s, bool *star, char *err,
-				  size_t errlen)
+/* Parse a port-list annotation (name) into *s, or "*" into *star. 0 or -EINVAL with a
+ * message. */
+static int parse_ports_annotation(const char *name, const char *v, struct portset *s, bool *star,
+				  char *err, size_t errlen)
 {
 	const char *p = v;
 
@@ -123,84 +124,194 @@ bad:
 	snprintf(err, errlen,
 		 "annotation %s: \"%.200s\" is not a port list; use \"*\" or "
 		 "comma-separated port numbers 1-65535, e.g. \"8080,9090\"",
-		 WH_ANN_PORTS, v);
+		 name, v);
 	return -EINVAL;
 }
 
-static bool is_grpc_port_name(const char *name)
+/*
+ * The port a probe handler (httpGet / tcpSocket) of container ctr reaches on the pod, or 0:
+ * a number, or a name resolved through the container's own ports (as the kubelet does). A
+ * handler with a host of its own does not reach the pod; an unknown name cannot work.
+ */
+static unsigned handler_port(const json_t *ctr, const json_t *handler)
 {
-	return name && (strcmp(name, "grpc") == 0 || strncmp(name, "grpc-", 5) == 0);
+	const json_t *port = json_object_get(handler, "port"), *p;
+	const char *host = json_string_value(json_object_get(handler, "host"));
+	size_t i;
+
+	if (!json_is_object(handler) || (host && *host))
+		return 0;
+	if (json_is_integer(port)) {
+		json_int_t n = json_integer_value(port);
+		return n >= 1 && n <= 65535 ? (unsigned)n : 0;
+	}
+	if (!json_is_string(port))
+		return 0;
+	json_array_foreach(json_object_get(ctr, "ports"), i, p)
+	{
+		const char *name = json_string_value(json_object_get(p, "name"));
+		const json_t *num = json_object_get(p, "containerPort");
+
+		if (name && strcmp(name, json_string_value(port)) == 0 && json_is_integer(num) &&
+		    json_integer_value(num) >= 1 && json_integer_value(num) <= 65535)
+			return (unsigned)json_integer_value(num);
+	}
+	return 0;
 }
 
-int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, char *err,
-		     size_t errlen)
+/*
+ * The ports the kubelet's HTTP and TCP probes reach, from every container and init
+ * container (liveness, readiness, startup), into s. gRPC probes are left out on purpose:
+ * they stay intercepted, and the sidecar allows the gRPC health service unless a DENY
+ * names it. The proxy's own ports are not listed (they are never redirected anyway).
+ */
+static void probe_ports(const struct wh_config *c, const json_t *spec, struct portset *s)
+{
+	static const char *const lists[] = {"containers", "initContainers"};
+	static const char *const probes[] = {"livenessProbe", "readinessProbe", "startupProbe"};
+	const json_t *ctr;
+	size_t i;
+
+	for (size_t l = 0; l < 2; l++) {
+		json_array_foreach(json_object_get(spec, lists[l]), i, ctr)
+		{
+			for (size_t k = 0; k < 3; k++) {
+				const json_t *pr = json_object_get(ctr, probes[k]);
+				unsigned ports[2] = {
+				    handler_port(ctr, json_object_get(pr, "httpGet")),
+				    handler_port(ctr, json_object_get(pr, "tcpSocket"))};
+
+				for (size_t j = 0; j < 2; j++) {
+					if (ports[j] && ports[j] != c->proxy_port &&
+					    ports[j] != c->admin_port)
+						portset_add(s, ports[j]);
+				}
+			}
+		}
+	}
+}
+
+static bool says_false(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	return s && (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
+		     strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0);
+}
+
+static bool says_true(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	return s && (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
+		     strcasecmp(s, "on") == 0 || strcmp(s, "1") == 0);
+}
+
+int wh_inbound_ports(const struct wh_config *c, const json_t *pod, struct wh_inbound *out,
+		     char *err, size_t errlen)
 {
 	const json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
 	const json_t *ports_ann = json_object_get(ann, WH_ANN_PORTS);
-	const json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
-	const json_t *ctr, *port;
-	struct portset *grpc = NULL, *all = NULL;
-	size_t i, j;
-	bool star = false;
+	const json_t *excl_ann = json_object_get(ann, WH_ANN_EXCLUDE_PORTS);
+	const json_t *v4_ann = json_object_get(ann, WH_ANN_IPV4_ONLY);
+	struct portset *ports = NULL, *excl = NULL, *probes = NULL;
+	bool star = true;
+	size_t i;
 	int rc = -ENOMEM;
 
-	*out = NULL;
-	grpc = calloc(1, sizeof(*grpc));
-	all = calloc(1, sizeof(*all));
-	if (!grpc || !all)
+	memset(out, 0, sizeof(*out));
+	ports = calloc(1, sizeof(*ports));
+	excl = calloc(1, sizeof(*excl));
+	probes = calloc(1, sizeof(*probes));
+	if (!ports || !excl || !probes)
 		goto out;
+	out->ipv4_only = c->ipv4_only;
+	if (v4_ann) {
+		if (!says_true(v4_ann) && !says_false(v4_ann)) {
+			snprintf(err, errlen, "annotation %s must be \"true\" or \"false\"",
+				 WH_ANN_IPV4_ONLY);
+			rc = -EINVAL;
+			goto out;
+		}
+		out->ipv4_only = says_true(v4_ann);
+	}
 	if (ports_ann) {
 		if (!json_is_string(ports_ann)) {
 			snprintf(err, errlen, "annotation %s must be a string", WH_ANN_PORTS);
 			rc = -EINVAL;
 			goto out;
 		}
-		rc = parse_ports_annotation(json_string_value(ports_ann), all, &star, err, errlen);
+		rc = parse_ports_annotation(WH_ANN_PORTS, json_string_value(ports_ann), ports,
+					    &star, err, errlen);
 		if (rc)
 			goto out;
-		if (all->overflow) {
+		rc = -EINVAL;
+		if (ports->overflow) {
 			snprintf(err, errlen,
 				 "annotation %s: more than %zu ports; use \"*\" to "
 				 "redirect every port",
-				 WH_ANN_PORTS, sizeof(all->list) / sizeof(all->list[0]));
-			rc = -EINVAL;
+				 WH_ANN_PORTS, sizeof(ports->list) / sizeof(ports->list[0]));
 			goto out;
 		}
-		for (i = 0; i < all->n; i++) {
+		for (i = 0; i < ports->n; i++) {
 			/* Redirecting the proxy's own ports would loop it or break its probes. */
-			if (all->list[i] == c->proxy_port || all->list[i] == c->admin_port) {
+			if (ports->list[i] == c->proxy_port || ports->list[i] == c->admin_port) {
 				snprintf(err, errlen,
 					 "annotation %s: port %u is the grpcguard proxy's own "
 					 "port; list only the application's ports",
-					 WH_ANN_PORTS, (unsigned)all->list[i]);
-				rc = -EINVAL;
+					 WH_ANN_PORTS, (unsigned)ports->list[i]);
 				goto out;
 			}
 		}
-		*out = star ? strdup("*") : portset_string(all);
-		rc = *out ? 0 : -ENOMEM;
-		goto out;
 	}
-	json_array_foreach(containers, i,
-			   ctr){json_array_foreach(json_object_get(ctr, "ports"), j, port){
-	    const json_t *num = json_object_get(port, "containerPort");
-	const char *proto = json_string_value(json_object_get(port, "protocol"));
-	json_int_t n = json_is_integer(num) ? json_integer_value(num) : 0;
+	if (excl_ann) {
+		bool excl_star = false;
 
-	if (n < 1 || n > 65535 || (proto && strcmp(proto, "TCP") != 0))
-		continue;
-	if ((unsigned)n == c->proxy_port || (unsigned)n == c->admin_port)
-		continue;
-	portset_add(all, (unsigned)n);
-	if (is_grpc_port_name(json_string_value(json_object_get(port, "name"))))
-		portset_add(grpc, (unsigned)n);
+		if (!json_is_string(excl_ann)) {
+			snprintf(err, errlen, "annotation %s must be a string",
+				 WH_ANN_EXCLUDE_PORTS);
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = parse_ports_annotation(WH_ANN_EXCLUDE_PORTS, json_string_value(excl_ann), excl,
+					    &excl_star, err, errlen);
+		if (rc == 0 && (excl_star || excl->overflow)) {
+			snprintf(err, errlen,
+				 "annotation %s: list the ports to leave alone (at most %zu); to "
+				 "intercept none, opt the pod out with %s: \"false\"",
+				 WH_ANN_EXCLUDE_PORTS, sizeof(excl->list) / sizeof(excl->list[0]),
+				 WH_ANN_INJECT);
+			rc = -EINVAL;
+		}
+		if (rc)
+			goto out;
+	}
+	/*
+	 * Every port by default (Istio's default): a gRPC server on an undeclared or
+	 * differently named port is judged too. The kubelet's HTTP and TCP probes are left out
+	 * so they keep working; an explicit port list is taken as it is.
+	 */
+	if (star)
+		probe_ports(c, json_object_get(pod, "spec"), probes);
+	out->ports = star ? strdup("*") : portset_list(ports);
+	out->probe_ports = portset_list(probes);
+	for (i = 0; i < excl->n; i++)
+		portset_add(probes, excl->list[i]); /* probe ports first, then the annotation's */
+	out->exclude = portset_list(probes);
+	rc = out->ports && out->probe_ports && out->exclude ? 0 : -ENOMEM;
+out:
+	if (rc)
+		wh_inbound_cleanup(out);
+	free(ports);
+	free(excl);
+	free(probes);
+	return rc;
 }
-}
-*out = portset_string(grpc->n ? grpc : all);
-rc = *out ? 0 : -ENOMEM;
-out : free(grpc);
-free(all);
-return rc;
+
+void wh_inbound_cleanup(struct wh_inbound *in)
+{
+	free(in->ports);
+	free(in->exclude);
+	free(in->probe_ports);
+	memset(in, 0, sizeof(*in));
 }
 
 /* ---- the containers and volumes we add -------------------------------------------------- */
@@ -287,20 +398,32 @@ int wh_inject_prepare(struct wh_config *c)
 	return 0;
 }
 
-static json_t *init_container(const struct wh_config *c, const char *ports)
+static json_t *init_container(const struct wh_config *c, const struct wh_inbound *in)
 {
 	char pp[16], uid[16];
+	json_t *ctr, *args;
 
 	snprintf(pp, sizeof(pp), "%u", c->proxy_port);
 	snprintf(uid, sizeof(uid), "%u", c->proxy_uid);
-	return json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
-			 " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
-			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
-			 "args", "init", "--ports", ports, "--proxy-port", pp, "--proxy-uid", uid,
-			 "resources", c->resources, "securityContext", "runAsUser", 0, "runAsGroup",
-			 0, "runAsNonRoot", 0, "privileged", 0, "allowPrivilegeEscalation", 0,
-			 "readOnlyRootFilesystem", 1, "capabilities", "add", "NET_ADMIN", "NET_RAW",
-			 "drop", "ALL");
+	ctr = json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
+			" s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
+			"name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
+			"args", "init", "--ports", in->ports, "--proxy-port", pp, "--proxy-uid",
+			uid, "resources", c->resources, "securityContext", "runAsUser", 0,
+			"runAsGroup", 0, "runAsNonRoot", 0, "privileged", 0,
+			"allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1, "capabilities",
+			"add", "NET_ADMIN", "NET_RAW", "drop", "ALL");
+	args = json_object_get(ctr, "args");
+	if (ctr && in->exclude[0] &&
+	    (json_array_append_new(args, json_string("--exclude-inbound-ports")) ||
+	     json_array_append_new(args, json_string(in->exclude))))
+		goto fail;
+	if (ctr && in->ipv4_only && json_array_append_new(args, json_string("--ipv4-only")))
+		goto fail;
+	return ctr;
+fail:
+	json_decref(ctr);
+	return NULL;
 }
 
 static json_t *volumes(const char *configmap)
@@ -338,13 +461,6 @@ static bool has_container(const json_t *list, const char *name)
 			return true;
 	}
 	return false;
-}
-
-static bool says_false(const json_t *v)
-{
-	const char *s = json_string_value(v);
-	return s && (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
-		     strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0);
 }
 
 /* DNS-1123 subdomain: what a ConfigMap name must be. */
@@ -431,7 +547,28 @@ static int add_annotations(json_t *patch, const json_t *pod, json_t *add /* stol
 	return rc;
 }
 
-static int build_patch(const struct wh_config *c, const json_t *pod, const char *ports,
+/*
+ * What the proxy is told about the redirect (shown in its /policy): three env entries
+ * appended to the proxy container at ctr_path ("/spec/initContainers/1"), as patch
+ * operations, so the proxy container itself stays the same for every pod.
+ */
+static int add_ports_env(json_t *patch, const char *ctr_path, const struct wh_inbound *in)
+{
+	const char *env[][2] = {{"GRPCGUARD_INBOUND_PORTS", in->ports},
+				{"GRPCGUARD_EXCLUDE_INBOUND_PORTS", in->exclude},
+				{"GRPCGUARD_PROBE_PORTS", in->probe_ports}};
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/env/-", ctr_path);
+	for (size_t i = 0; i < 3; i++) {
+		if (op_add(patch, path,
+			   json_pack("{s:s, s:s}", "name", env[i][0], "value", env[i][1])))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int build_patch(const struct wh_config *c, const json_t *pod, const struct wh_inbound *in,
 		       const char *configmap, json_t **out)
 {
 	const json_t *spec = json_object_get(pod, "spec");
@@ -457,7 +594,7 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 		if (!front)
 			goto out;
 		if (!c->intercept_cni) {
-			json_array_append_new(front, init_container(c, ports));
+			json_array_append_new(front, init_container(c, in));
 			json_array_append_new(added_init, json_string(WH_INIT_NAME));
 		}
 		if (c->native_sidecar) {
@@ -493,7 +630,6 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 			goto out;
 		json_array_append_new(added_ctr, json_string(WH_PROXY_NAME));
 	}
-
 	/* Volumes. */
 	vlist = volumes(configmap);
 	if (!vlist)
@@ -520,6 +656,23 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 				c, json_object_get(json_object_get(pod, "metadata"), "annotations"),
 				first_app, status_text)))
 		goto out;
+	{
+		/*
+		 * Last, once the proxy container exists: right after grpcguard-init, or at
+		 * the end of the containers.
+		 */
+		char ctr_path[64];
+
+		if (c->native_sidecar)
+			snprintf(ctr_path, sizeof(ctr_path), "/spec/initContainers/%d",
+				 c->intercept_cni ? 0 : 1);
+		else
+			snprintf(ctr_path, sizeof(ctr_path), "/spec/containers/%zu",
+				 json_array_size(json_object_get(spec, "containers")));
+		if (add_ports_env(patch, ctr_path, in))
+			goto out;
+	}
+
 	*out = patch;
 	patch = NULL;
 	rc = 0;
@@ -544,7 +697,7 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 	const json_t *inits = json_object_get(spec, "initContainers");
 	const json_t *cm_ann = json_object_get(ann, WH_ANN_POLICY_CM);
 	const char *configmap = c->policy_configmap;
-	char *ports = NULL;
+	struct wh_inbound in;
 	char err[512];
 	int rc;
 
@@ -589,13 +742,13 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 					       "letters, digits, '-' and '.')",
 					       WH_ANN_POLICY_CM);
 	}
-	rc = wh_inbound_ports(c, pod, &ports, err, sizeof(err));
+	rc = wh_inbound_ports(c, pod, &in, err, sizeof(err));
 	if (rc == -EINVAL)
 		return wh_verdict_deny(v, 403, "%s", err);
 	if (rc)
 		return rc;
-	rc = build_patch(c, pod, ports, configmap, &v->patch);
-	free(ports);
+	rc = build_patch(c, pod, &in, configmap, &v->patch);
+	wh_inbound_cleanup(&in);
 	if (rc == 0)
 		v->reason = "injected";
 	return rc;

@@ -6,6 +6,7 @@
 #ifndef GRPCGUARD_WH_INJECT_H
 #define GRPCGUARD_WH_INJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,6 +22,8 @@
 #define WH_ANN_STATUS "grpcguard.io/status"
 #define WH_ANN_INJECT "grpcguard.io/inject"
 #define WH_ANN_PORTS "grpcguard.io/inbound-ports"
+#define WH_ANN_EXCLUDE_PORTS "grpcguard.io/exclude-inbound-ports"
+#define WH_ANN_IPV4_ONLY "grpcguard.io/ipv4-only"
 #define WH_ANN_POLICY_CM "grpcguard.io/policy-configmap"
 
 /*
@@ -28,23 +31,36 @@
  */
 char *wh_json_pointer_escape(const char *key);
 
+/* What grpcguard-init redirects, and what the proxy is told about it (all new strings). */
+struct wh_inbound {
+	char *ports;	   /* --ports: "*" or "8080,9090" */
+	char *exclude;	   /* --exclude-inbound-ports: probe ports, then the annotation's; "" */
+	char *probe_ports; /* the kubelet probe ports among them; "" */
+	bool ipv4_only;	   /* pass --ipv4-only (config ipv4Only, or the annotation) */
+};
+
 /*
- * The ports grpcguard-init redirects, as the --ports value: "*" or "8080,9090".
- * From the grpcguard.io/inbound-ports annotation if present (validated: "*" or a comma
- * list of 1..65535), else container ports named grpc / grpc-*, else every declared TCP
- * containerPort, else "*". The proxy's own ports are never listed.
- * Returns 0 and a new string in *out, -EINVAL with a message in err (a bad annotation),
- * or -ENOMEM.
+ * The inbound redirect for a pod. Ports: the grpcguard.io/inbound-ports annotation when
+ * present (validated: "*" or a comma list of 1..65535, taken as it is), else "*": every
+ * port, as Istio does, so a gRPC server on an undeclared or differently named port is
+ * judged too. With "*", the ports of the kubelet's httpGet and tcpSocket probes
+ * (liveness, readiness, startup; numeric, or named and resolved through the container's
+ * ports) are excluded so probes keep working; gRPC probes stay intercepted. The
+ * grpcguard.io/exclude-inbound-ports annotation adds exclusions in either case. The
+ * proxy's own ports are never listed. Returns 0 and fills *out (wh_inbound_cleanup),
+ * -EINVAL with a message in err (a bad annotation; *out empty), or -ENOMEM.
  */
-int wh_inbound_ports(const struct wh_config *c, const json_t *pod, char **out, char *err,
-		     size_t errlen);
+int wh_inbound_ports(const struct wh_config *c, const json_t *pod, struct wh_inbound *out,
+		     char *err, size_t errlen);
+void wh_inbound_cleanup(struct wh_inbound *in);
 
 /*
  * Judge a Pod CREATE in namespace ns (from the request; pods made by a ReplicaSet carry
  * only generateName and no namespace). Fills *v (initialized by the caller): allowed with
  * v->patch when injecting; allowed without a patch (v->reason says why) when the pod is
  * opted out, uses hostNetwork, is in an excluded namespace or is already injected; denied
- * for a bad grpcguard.io/inbound-ports annotation or a malformed pod. Returns 0 or -ENOMEM.
+ * for a bad grpcguard.io/inbound-ports, exclude-inbound-ports or ipv4-only annotation or a
+ * malformed pod. Returns 0 or -ENOMEM.
  */
 /*
  * Build what is the same for every injected pod (the proxy container) into c, once c is

@@ -32,7 +32,8 @@ STANDARD_LABELS = ("helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io
 CONFIG_KEYS = {
     "namespace": None,
     "validation": {"mode"},
-    "injection": {"image", "imagePullPolicy", "nativeSidecar", "interceptMode", "proxyPort",
+    "injection": {"image", "imagePullPolicy", "nativeSidecar", "interceptMode", "ipv4Only",
+                  "proxyPort",
                   "adminPort", "proxyUID", "policyConfigMap", "logLevel", "excludeNamespaces",
                   "extraAnnotations", "resources"},
     "limits": {"maxBodyBytes", "maxConnections", "connectionTimeoutSeconds"},
@@ -496,6 +497,7 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(cfg["injection"], {
             "image": "grpcguard/grpcguard-sidecar:0.1.0",
             "imagePullPolicy": "IfNotPresent", "nativeSidecar": True, "interceptMode": "init",
+            "ipv4Only": False,
             "proxyPort": 15006, "adminPort": 15020, "proxyUID": 1337,
             "policyConfigMap": "grpcguard-policy", "logLevel": "info",
             "excludeNamespaces": [], "extraAnnotations": {},
@@ -510,7 +512,8 @@ class ConfigFile(unittest.TestCase):
             "validation": {"mode": "warn"},
             "injection": {"image": {"repository": "registry.example/gg/sidecar", "tag": "9.9.9"},
                           "imagePullPolicy": "Always", "nativeSidecar": False,
-                          "interceptMode": "cni", "proxyPort": 16006, "adminPort": 16020,
+                          "interceptMode": "cni", "ipv4Only": True,
+                          "proxyPort": 16006, "adminPort": 16020,
                           "proxyUID": 2000, "policyConfigMap": "chaos", "logLevel": "debug",
                           "extraAnnotations": {"team": "blue", "sidecar.istio.io/inject": "false"},
                           "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "1Gi"}}},
@@ -522,8 +525,8 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(cfg["validation"]["mode"], "warn")
         inj = cfg["injection"]
         self.assertEqual(inj["image"], "registry.example/gg/sidecar:9.9.9")
-        self.assertEqual((inj["imagePullPolicy"], inj["nativeSidecar"], inj["interceptMode"]),
-                         ("Always", False, "cni"))
+        self.assertEqual((inj["imagePullPolicy"], inj["nativeSidecar"], inj["interceptMode"],
+                          inj["ipv4Only"]), ("Always", False, "cni", True))
         self.assertEqual((inj["proxyPort"], inj["adminPort"], inj["proxyUID"]), (16006, 16020, 2000))
         self.assertEqual((inj["policyConfigMap"], inj["logLevel"]), ("chaos", "debug"))
         self.assertEqual(inj["extraAnnotations"], {"team": "blue", "sidecar.istio.io/inject": "false"})

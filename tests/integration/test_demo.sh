@@ -59,7 +59,7 @@ story() {
 	expect "$out" '-> allowed' "Service with name: grpc allowed"
 	expect "$out" '\+ (init container|container) +grpcguard-proxy ' "patch summary shows the sidecar"
 	expect "$out" '\+ init container +grpcguard-init +.*NET_ADMIN' "patch summary shows the init container"
-	expect "$out" '\$ init --ports 8080' "the init container intercepts the pod's gRPC port"
+	expect "$out" '\$ init --ports \*' "the init container intercepts every port of the pod"
 	expect "$out" '\$ run --listen \[::\]:15006 --upstream original-dst' "the proxy's command line"
 	expect "$out" '\+ volume ' "patch summary shows added volumes"
 	expect "$out" '\+ annotation +grpcguard.io/status = ' "patch summary shows the status annotation"

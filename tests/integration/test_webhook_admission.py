@@ -128,7 +128,8 @@ def names(lst):
     return [c["name"] for c in lst or []]
 
 
-def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, init=True):
+def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, init=True,
+                   exclude="", probes="", ipv4_only=False):
     """Structural checks of a patched pod against the original."""
     spec, ospec = pod["spec"], orig["spec"]
     inits = spec.get("initContainers", [])
@@ -161,13 +162,20 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     check("startupProbe" in proxy, "no startup probe")
     check(sorted(p["containerPort"] for p in proxy["ports"]) == [15006, 15020], "proxy ports")
     check(all(len(p["name"]) <= 15 for p in proxy["ports"]), "port names over 15 chars")
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]
+           if "valueFrom" in e}
     check(env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
                   "POD_IP": "status.podIP"}, "proxy env: %r" % env)
+    # What the redirect covers, told to the proxy for its /policy.
+    env = {e["name"]: e["value"] for e in proxy["env"] if "valueFrom" not in e}
+    check(env == {"GRPCGUARD_INBOUND_PORTS": ports, "GRPCGUARD_EXCLUDE_INBOUND_PORTS": exclude,
+                  "GRPCGUARD_PROBE_PORTS": probes}, "proxy ports env: %r" % env)
     if init:
         ic = inits[0]
-        check(ic["args"][:3] == ["init", "--ports", ports], "init args %r, want ports %s" %
-              (ic["args"], ports))
+        want = ["init", "--ports", ports, "--proxy-port", "15006", "--proxy-uid", "1337"]
+        want += ["--exclude-inbound-ports", exclude] if exclude else []
+        want += ["--ipv4-only"] if ipv4_only else []
+        check(ic["args"] == want, "init args %r, want %r" % (ic["args"], want))
         isc = ic["securityContext"]
         check(isc["runAsUser"] == 0 and isc["runAsNonRoot"] is False, "init user: %r" % isc)
         check(isc["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
@@ -226,7 +234,9 @@ def main():
     resp = wh.admit("/mutate", review(dep, "Pod"))
     check(resp["allowed"] is True, "deployment pod: %r" % resp)
     pod = apply(copy.deepcopy(dep), resp)
-    check_injected(dep, pod, ports="8080")
+    # Every port (issue 14), but the kubelet's httpGet liveness probe port 9090; the gRPC
+    # readiness probe's port 8080 stays intercepted.
+    check_injected(dep, pod, ports="*", exclude="9090", probes="9090")
     # Keys with "/" and "~" survive (JSON Pointer escaping was right).
     check(pod["metadata"]["annotations"]["weird~key/with~both"] == "x", "escaped key lost")
     # Reinvocation: the injected pod gets no second sidecar.
@@ -244,11 +254,21 @@ def main():
 
     unnamed = load("pod-unnamed-ports.json")
     pod = apply(copy.deepcopy(unnamed), wh.admit("/mutate", review(unnamed, "Pod")))
-    check_injected(unnamed, pod, ports="8080,9000")
+    check_injected(unnamed, pod, ports="*")
+
+    # Exclusions by annotation add to the probe ports; the IPv4-only opt-out reaches init.
+    excl = copy.deepcopy(dep)
+    excl["metadata"]["annotations"].update({"grpcguard.io/exclude-inbound-ports": "7070, 9090",
+                                            "grpcguard.io/ipv4-only": "true"})
+    pod = apply(copy.deepcopy(excl), wh.admit("/mutate", review(excl, "Pod")))
+    check_injected(excl, pod, ports="*", exclude="9090,7070", probes="9090", ipv4_only=True)
+    excl["metadata"]["annotations"]["grpcguard.io/exclude-inbound-ports"] = "*"
+    denied(wh.admit("/mutate", review(excl, "Pod")), "grpcguard.io/exclude-inbound-ports",
+           'grpcguard.io/inject: "false"')
 
     # v1beta1: answered in v1beta1, same patch semantics.
     resp = wh.admit("/mutate", review(copy.deepcopy(dep), "Pod", api="admission.k8s.io/v1beta1"))
-    check_injected(dep, apply(copy.deepcopy(dep), resp), ports="8080")
+    check_injected(dep, apply(copy.deepcopy(dep), resp), ports="*", exclude="9090", probes="9090")
 
     for name in ("pod-optout-annotation.json", "pod-optout-label.json",
                  "pod-hostnetwork.json", "pod-already-has-proxy.json"):
@@ -405,7 +425,8 @@ limits:
           "warn mode: %r" % resp)
     dep = load("pod-deployment.json")
     pod = apply(copy.deepcopy(dep), wh2.admit("/mutate", review(dep, "Pod")))
-    check_injected(dep, pod, ports="8080", configmap="ns-policy", native=False, init=False)
+    check_injected(dep, pod, ports="*", configmap="ns-policy", native=False, init=False,
+                   exclude="9090", probes="9090")
     proxy = pod["spec"]["containers"][-1]
     check(proxy["image"] == "registry.example/grpcguard-sidecar:test" and
           proxy["imagePullPolicy"] == "Always", "image from config")

@@ -23,6 +23,7 @@
 
 int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **out, char *err,
 		       size_t errlen); /* intercept.c, GG_TESTING only */
+int sc_intercept_global_ipv6(const char *path, char *addr, size_t addrlen);
 
 #define ARGV(...) ((char *[]){"init", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"init", __VA_ARGS__}) / sizeof(char *)))
@@ -498,6 +499,145 @@ START_TEST(test_init_errors)
 }
 END_TEST
 
+START_TEST(test_exclude_inbound_ports_alias)
+{
+	/* The new name and the old one add up, and replace the default 15020 in list mode. */
+	char *t = rules(ARGC("--ports", "8080,8081,9000,15020", "--exclude-inbound-ports", "8081",
+			     "--exclude-ports", "9000"),
+			ARGV("--ports", "8080,8081,9000,15020", "--exclude-inbound-ports", "8081",
+			     "--exclude-ports", "9000"),
+			false, false);
+	ck_assert_ptr_nonnull(strstr(t, "--dport 8080 -j REDIRECT"));
+	ck_assert_ptr_null(strstr(t, "--dport 8081 "));
+	ck_assert_ptr_null(strstr(t, "--dport 9000 "));
+	ck_assert_ptr_nonnull(strstr(t, "--dport 15020 -j REDIRECT"));
+	free(t);
+	/* With "*": RETURN rules for the excluded probe ports before the REDIRECT. */
+	t = rules(ARGC("--ports", "*", "--exclude-inbound-ports", "8081,9000"),
+		  ARGV("--ports", "*", "--exclude-inbound-ports", "8081,9000"), true, false);
+	ck_assert_ptr_nonnull(strstr(t, "--dport 8081 -j RETURN\n-A GRPCGUARD_INBOUND -p tcp "
+					"--dport 9000 -j RETURN\n"));
+	ck_assert_ptr_nonnull(strstr(t, "--dport 15020 -j RETURN\n-A GRPCGUARD_INBOUND -p tcp -j "
+					"REDIRECT --to-ports 15006\n"));
+	free(t);
+	expect_bad(ARGC("--ports", "*", "--exclude-inbound-ports", "80,x"),
+		   ARGV("--ports", "*", "--exclude-inbound-ports", "80,x"),
+		   "--exclude-inbound-ports: \"x\" is not a port");
+	/* --ipv4-only takes no value and changes no rule. */
+	t = rules(ARGC("--ports", "8080", "--ipv4-only"), ARGV("--ports", "8080", "--ipv4-only"),
+		  true, true);
+	ck_assert_ptr_nonnull(strstr(t, "--dport 8080 -j REDIRECT"));
+	free(t);
+}
+END_TEST
+
+static int global_v6(const char *table, char *addr, size_t addrlen)
+{
+	char path[] = "/tmp/gg-if_inet6.XXXXXX";
+	int fd = mkstemp(path), rc;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, table, strlen(table)), (ssize_t)strlen(table));
+	close(fd);
+	addr[0] = '\0';
+	rc = sc_intercept_global_ipv6(path, addr, addrlen);
+	unlink(path);
+	return rc;
+}
+
+START_TEST(test_global_ipv6)
+{
+	char addr[96];
+
+	/* Loopback and link-local only: nothing reachable over IPv6. */
+	ck_assert_int_eq(global_v6("00000000000000000000000000000001 01 80 10 80       lo\n"
+				   "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n",
+				   addr, sizeof(addr)),
+			 0);
+	/* A unique-local (scope global) address counts; so does a documentation one. */
+	ck_assert_int_eq(global_v6("00000000000000000000000000000001 01 80 10 80       lo\n"
+				   "fd000231000000000000000000000001 04 40 00 80     eth0\n",
+				   addr, sizeof(addr)),
+			 1);
+	ck_assert_str_eq(addr, "fd00:0231:0000:0000:0000:0000:0000:0001 on eth0");
+	ck_assert_int_eq(
+	    global_v6("20010db8000000000000000000000005 02 40 00 00 net1\n", addr, sizeof(addr)),
+	    1);
+	/* Garbage lines are skipped; an absent file means no IPv6 at all. */
+	ck_assert_int_eq(global_v6("nonsense\n\n 12 x\n", addr, sizeof(addr)), 0);
+	ck_assert_int_eq(sc_intercept_global_ipv6("/nonexistent/if_inet6", addr, sizeof(addr)), 0);
+}
+END_TEST
+
+START_TEST(test_loopback_addresses)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	static const struct {
+		int family;
+		const char *addr;
+		bool loopback;
+	} cases[] = {
+	    {AF_INET, "127.0.0.1", true},
+	    {AF_INET, "127.255.0.9", true},
+	    {AF_INET, "10.231.0.1", false},
+	    {AF_INET, "0.0.0.0", false},
+	    {AF_INET6, "::1", true},
+	    {AF_INET6, "::ffff:127.0.0.1", true},
+	    {AF_INET6, "::ffff:10.0.0.1", false},
+	    {AF_INET6, "fd00:231::1", false},
+	    {AF_INET6, "::", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&ss, 0, sizeof(ss));
+		ss.ss_family = (sa_family_t)cases[i].family;
+		ck_assert_int_eq(inet_pton(cases[i].family, cases[i].addr,
+					   cases[i].family == AF_INET ? (void *)&in->sin_addr
+								      : (void *)&in6->sin6_addr),
+				 1);
+		ck_assert_msg(sc_addr_is_loopback(&ss) == cases[i].loopback, "%s: want %d",
+			      cases[i].addr, cases[i].loopback);
+	}
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	ck_assert(!sc_addr_is_loopback(&ss));
+}
+END_TEST
+
+START_TEST(test_ports_json)
+{
+	json_t *o;
+	char *text;
+
+	unsetenv("GRPCGUARD_INBOUND_PORTS");
+	unsetenv("GRPCGUARD_EXCLUDE_INBOUND_PORTS");
+	unsetenv("GRPCGUARD_PROBE_PORTS");
+	o = sc_intercept_ports_json(15006, 15020);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(json_is_null(json_object_get(o, "intercepted")));
+	ck_assert_int_eq(json_array_size(json_object_get(o, "excluded")), 2);
+	json_decref(o);
+
+	setenv("GRPCGUARD_INBOUND_PORTS", "*", 1);
+	setenv("GRPCGUARD_EXCLUDE_INBOUND_PORTS", "8081,9000,bogus,15020", 1);
+	setenv("GRPCGUARD_PROBE_PORTS", "8081", 1);
+	o = sc_intercept_ports_json(15006, 15020);
+	ck_assert_ptr_nonnull(o);
+	text = json_dumps(json_object_get(o, "excluded"), JSON_COMPACT);
+	ck_assert_str_eq(text, "[{\"port\":15006,\"reason\":\"sidecar\"},"
+			       "{\"port\":15020,\"reason\":\"sidecar\"},"
+			       "{\"port\":8081,\"reason\":\"probe\"},"
+			       "{\"port\":9000,\"reason\":\"annotation\"}]");
+	free(text);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "intercepted")), "*");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "not_intercepted")),
+			 "only the excluded ports");
+	json_decref(o);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -510,6 +650,10 @@ int main(void)
 	    {"original_dst_redirected", test_original_dst_redirected},
 	    {"init_idempotent", test_init_idempotent},
 	    {"init_errors", test_init_errors},
+	    {"exclude_inbound_ports_alias", test_exclude_inbound_ports_alias},
+	    {"global_ipv6", test_global_ipv6},
+	    {"loopback_addresses", test_loopback_addresses},
+	    {"ports_json", test_ports_json},
 	};
 	return UT_RUN("sidecar/intercept", tests, .timeout_s = 30);
 }

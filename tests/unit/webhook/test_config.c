@@ -75,7 +75,7 @@ START_TEST(full_file)
 		"validation:\n  mode: warn\n"
 		"injection:\n"
 		"  image: reg/x:1\n  imagePullPolicy: Never\n  nativeSidecar: false\n"
-		"  interceptMode: cni\n  proxyPort: 16006\n  adminPort: 16020\n  proxyUID: 2000\n"
+		"  interceptMode: cni\n  ipv4Only: true\n  proxyPort: 16006\n  adminPort: 16020\n  proxyUID: 2000\n"
 		"  policyConfigMap: pol\n  logLevel: debug\n  excludeNamespaces: [a, b]\n"
 		"  extraAnnotations: {x.io/y: \"z\"}\n"
 		"  resources:\n    requests: {cpu: 5m}\n    limits: {memory: 1Gi, cpu: \"2\"}\n"
@@ -83,7 +83,7 @@ START_TEST(full_file)
 		"3\n");
 	ck_assert_int_eq(c.validation_mode, WH_MODE_WARN);
 	ck_assert_str_eq(c.pull_policy, "Never");
-	ck_assert(!c.native_sidecar && c.intercept_cni);
+	ck_assert(!c.native_sidecar && c.intercept_cni && c.ipv4_only);
 	ck_assert_uint_eq(c.proxy_port, 16006);
 	ck_assert_uint_eq(c.proxy_uid, 2000);
 	ck_assert_str_eq(c.policy_configmap, "pol");

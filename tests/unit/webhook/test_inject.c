@@ -33,22 +33,35 @@ START_TEST(pointer_escape)
 }
 END_TEST
 
-/* The ports string for a pod, or the error. */
-static void assert_ports(const char *pod_json, int want_rc, const char *want)
+/* The ports a pod gets ("ports|exclude|probes", e.g. "*|8081,9000|8081"), or the error. */
+static void assert_inbound(const char *pod_json, int want_rc, const char *want)
 {
 	json_t *pod = parse(pod_json);
-	char *out = NULL, err[256] = "";
-	int rc = wh_inbound_ports(&cfg, pod, &out, err, sizeof(err));
+	struct wh_inbound in;
+	char err[256] = "", got[1024];
+	int rc = wh_inbound_ports(&cfg, pod, &in, err, sizeof(err));
 
 	ck_assert_msg(rc == want_rc, "%s: rc %d (%s)", pod_json, rc, err);
-	if (rc == 0)
-		ck_assert_msg(strcmp(out, want) == 0, "%s: ports \"%s\", want \"%s\"", pod_json,
-			      out, want);
-	else
+	if (rc == 0) {
+		snprintf(got, sizeof(got), "%s|%s|%s", in.ports, in.exclude, in.probe_ports);
+		ck_assert_msg(strcmp(got, want) == 0, "%s: \"%s\", want \"%s\"", pod_json, got,
+			      want);
+	} else {
+		ck_assert_ptr_null(in.ports);
 		ck_assert_msg(strstr(err, want) != NULL, "%s: error \"%s\" lacks \"%s\"", pod_json,
 			      err, want);
-	free(out);
+	}
+	wh_inbound_cleanup(&in);
 	json_decref(pod);
+}
+
+/* Only the --ports value (no exclusions expected), or the error. */
+static void assert_ports(const char *pod_json, int want_rc, const char *want)
+{
+	char full[256];
+
+	snprintf(full, sizeof(full), "%s||", want);
+	assert_inbound(pod_json, want_rc, want_rc == 0 ? full : want);
 }
 
 #define ANN(v)                                                                                     \
@@ -89,20 +102,125 @@ END_TEST
 
 START_TEST(ports_from_containers)
 {
-	/* gRPC-named ports win. */
+	/* Every port by default, whatever the container ports are named (issue 14): a gRPC
+	 * server on an undeclared or differently named port is judged too. */
 	assert_ports(
 	    "{\"spec\": {\"containers\": [{\"name\": \"a\", \"ports\": [{\"name\": \"http\", "
 	    "\"containerPort\": 80}, {\"name\": \"grpc-api\", \"containerPort\": 9000}]}, "
 	    "{\"name\": \"b\", \"ports\": [{\"name\": \"grpc\", \"containerPort\": 7000}]}]}}",
-	    0, "9000,7000");
-	/* Else every TCP port, without UDP or our own ports. */
+	    0, "*");
 	assert_ports(
 	    "{\"spec\": {\"containers\": [{\"name\": \"a\", \"ports\": [{\"containerPort\": 80}, "
 	    "{\"containerPort\": 53, \"protocol\": \"UDP\"}, {\"containerPort\": 15006}, "
 	    "{\"containerPort\": 81, \"protocol\": \"TCP\"}, {\"containerPort\": \"x\"}]}]}}",
-	    0, "80,81");
-	/* Else everything. */
+	    0, "*");
 	assert_ports("{\"spec\": {\"containers\": [{\"name\": \"a\"}]}}", 0, "*");
+}
+END_TEST
+
+#define PROBED(probes)                                                                             \
+	"{\"spec\": {\"containers\": [{\"name\": \"app\", \"ports\": ["                            \
+	"{\"name\": \"http-health\", \"containerPort\": 8081}, "                                   \
+	"{\"name\": \"grpc\", \"containerPort\": 50051}], " probes "}]}}"
+
+START_TEST(ports_probes)
+{
+	/* httpGet on a numeric port, tcpSocket, and a named port resolved through the
+	 * container's ports; each excluded once, in first-seen order. */
+	assert_inbound(
+	    PROBED("\"livenessProbe\": {\"httpGet\": {\"path\": \"/h\", \"port\": 8081}}, "
+		   "\"readinessProbe\": {\"tcpSocket\": {\"port\": 9000}}, "
+		   "\"startupProbe\": {\"httpGet\": {\"port\": \"http-health\"}}"),
+	    0, "*|8081,9000|8081,9000");
+	assert_inbound(PROBED("\"readinessProbe\": {\"httpGet\": {\"port\": \"http-health\"}}"), 0,
+		       "*|8081|8081");
+	/* A gRPC probe stays intercepted (the sidecar allows the health service). */
+	assert_inbound(PROBED("\"livenessProbe\": {\"grpc\": {\"port\": 50051}}, "
+			      "\"readinessProbe\": {\"exec\": {\"command\": [\"true\"]}}"),
+		       0, "*||");
+	/* Names that resolve to nothing, hosts elsewhere, and bad numbers exclude nothing;
+	 * nor does a probe on the proxy's own admin port. */
+	assert_inbound(PROBED("\"livenessProbe\": {\"httpGet\": {\"port\": \"nope\"}}, "
+			      "\"readinessProbe\": {\"httpGet\": {\"host\": \"10.0.0.9\", "
+			      "\"port\": 8081}}, \"startupProbe\": {\"tcpSocket\": {\"port\": 0}}"),
+		       0, "*||");
+	assert_inbound(PROBED("\"livenessProbe\": {\"httpGet\": {\"port\": 15020}}"), 0, "*||");
+	/* Probes of other containers and of (sidecar-style) init containers count too. */
+	assert_inbound("{\"spec\": {\"initContainers\": [{\"name\": \"i\", \"startupProbe\": "
+		       "{\"tcpSocket\": {\"port\": 7001}}}], \"containers\": [{\"name\": \"a\"}, "
+		       "{\"name\": \"b\", \"livenessProbe\": {\"httpGet\": {\"port\": 7002}}}]}}",
+		       0, "*|7002,7001|7002,7001");
+	/* An explicit list is taken as it is: a listed probe port stays intercepted. */
+	assert_inbound("{\"metadata\": {\"annotations\": {\"grpcguard.io/inbound-ports\": "
+		       "\"8081,50051\"}}, \"spec\": {\"containers\": [{\"name\": \"a\", "
+		       "\"livenessProbe\": {\"httpGet\": {\"port\": 8081}}}]}}",
+		       0, "8081,50051||");
+	/* "*" spelled out behaves as the default. */
+	assert_inbound("{\"metadata\": {\"annotations\": {\"grpcguard.io/inbound-ports\": "
+		       "\"*\"}}, \"spec\": {\"containers\": [{\"name\": \"a\", "
+		       "\"livenessProbe\": {\"httpGet\": {\"port\": 8081}}}]}}",
+		       0, "*|8081|8081");
+}
+END_TEST
+
+#define EXCL(v)                                                                                    \
+	"{\"metadata\": {\"annotations\": {\"grpcguard.io/exclude-inbound-ports\": " v             \
+	"}}, \"spec\": {\"containers\": [{\"name\": \"a\", \"livenessProbe\": "                    \
+	"{\"tcpSocket\": {\"port\": 8081}}}]}}"
+
+START_TEST(ports_exclude_annotation)
+{
+	assert_inbound(EXCL("\"9000, 9001,8081\""), 0, "*|8081,9000,9001|8081");
+	assert_inbound(EXCL("\"\""), -EINVAL, "grpcguard.io/exclude-inbound-ports");
+	assert_inbound(EXCL("\"9000,x\""), -EINVAL, "\"9000,x\" is not a port list");
+	assert_inbound(EXCL("\"*\""), -EINVAL, "grpcguard.io/inject: \"false\"");
+	assert_inbound(EXCL("9000"), -EINVAL, "must be a string");
+	/* With an explicit list the exclusions still apply (init drops them from it). */
+	assert_inbound("{\"metadata\": {\"annotations\": {\"grpcguard.io/inbound-ports\": "
+		       "\"8080,9000\", \"grpcguard.io/exclude-inbound-ports\": \"9000\"}}, "
+		       "\"spec\": {\"containers\": [{\"name\": \"a\"}]}}",
+		       0, "8080,9000|9000|");
+}
+END_TEST
+
+START_TEST(ipv4_only)
+{
+	struct wh_inbound in;
+	char err[256] = "";
+	json_t *pod;
+	static const struct {
+		bool config;
+		const char *ann; /* NULL: none */
+		int rc;
+		bool want;
+	} cases[] = {
+	    {false, NULL, 0, false},	      {true, NULL, 0, true},
+	    {false, "true", 0, true},	      {true, "false", 0, false},
+	    {false, "maybe", -EINVAL, false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+
+		cfg.ipv4_only = cases[i].config;
+		if (cases[i].ann)
+			snprintf(text, sizeof(text),
+				 "{\"metadata\": {\"annotations\": {\"grpcguard.io/ipv4-only\": "
+				 "\"%s\"}}, \"spec\": {\"containers\": [{\"name\": \"a\"}]}}",
+				 cases[i].ann);
+		else
+			snprintf(text, sizeof(text),
+				 "{\"spec\": {\"containers\": [{\"name\": \"a\"}]}}");
+		pod = parse(text);
+		ck_assert_int_eq(wh_inbound_ports(&cfg, pod, &in, err, sizeof(err)), cases[i].rc);
+		if (cases[i].rc == 0)
+			ck_assert_msg(in.ipv4_only == cases[i].want, "case %zu", i);
+		else
+			ck_assert_ptr_nonnull(strstr(err, "grpcguard.io/ipv4-only"));
+		wh_inbound_cleanup(&in);
+		json_decref(pod);
+	}
+	cfg.ipv4_only = false;
 }
 END_TEST
 
@@ -141,10 +259,23 @@ START_TEST(patch_bare_pod)
 
 	ck_assert(v.allowed);
 	ck_assert_str_eq(v.reason, "injected");
-	ck_assert_int_eq(json_array_size(v.patch), 3);
+	ck_assert_int_eq(json_array_size(v.patch), 6);
 	ck_assert_str_eq(op_path(v.patch, 0), "/spec/initContainers");
 	ck_assert_str_eq(op_path(v.patch, 1), "/spec/volumes");
 	ck_assert_str_eq(op_path(v.patch, 2), "/metadata/annotations");
+	/* What the redirect covers, told to the proxy (for /policy), once it exists. */
+	{
+		static const char *const want[][2] = {{"GRPCGUARD_INBOUND_PORTS", "*"},
+						      {"GRPCGUARD_EXCLUDE_INBOUND_PORTS", ""},
+						      {"GRPCGUARD_PROBE_PORTS", ""}};
+		for (size_t i = 0; i < 3; i++) {
+			json_t *e = json_object_get(json_array_get(v.patch, 3 + i), "value");
+			ck_assert_str_eq(op_path(v.patch, 3 + i), "/spec/initContainers/1/env/-");
+			ck_assert_str_eq(json_string_value(json_object_get(e, "name")), want[i][0]);
+			ck_assert_str_eq(json_string_value(json_object_get(e, "value")),
+					 want[i][1]);
+		}
+	}
 	inits = json_object_get(json_array_get(v.patch, 0), "value");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(inits, 0), "name")),
 			 "grpcguard-init");
@@ -186,6 +317,41 @@ START_TEST(patch_pod_with_everything)
 	/* The app's own scrape annotations are left alone. */
 	ck_assert(!has_path(v.patch, "/metadata/annotations/prometheus.io~1scrape"));
 	ck_assert(!has_path(v.patch, "/metadata/annotations/prometheus.io~1port"));
+	ck_assert(has_path(v.patch, "/spec/initContainers/1/env/-"));
+	wh_verdict_cleanup(&v);
+}
+END_TEST
+
+/* The init container's arguments: exclusions and --ipv4-only only when there are some. */
+static json_t *init_args(const struct wh_verdict *v)
+{
+	json_t *inits = json_object_get(json_array_get(v->patch, 0), "value");
+	return json_object_get(json_array_get(inits, 0), "args");
+}
+
+START_TEST(patch_init_args)
+{
+	struct wh_verdict v = inject("{\"spec\": {\"containers\": [{\"name\": \"app\"}]}}", "d");
+	char *a = json_dumps(init_args(&v), JSON_COMPACT);
+
+	ck_assert_str_eq(a, "[\"init\",\"--ports\",\"*\",\"--proxy-port\",\"15006\","
+			    "\"--proxy-uid\",\"1337\"]");
+	free(a);
+	wh_verdict_cleanup(&v);
+	v = inject("{\"metadata\": {\"annotations\": {\"grpcguard.io/ipv4-only\": \"true\", "
+		   "\"grpcguard.io/exclude-inbound-ports\": \"9000\"}}, \"spec\": {\"containers\": "
+		   "[{\"name\": \"app\", \"readinessProbe\": {\"httpGet\": {\"port\": 8081}}}]}}",
+		   "d");
+	a = json_dumps(init_args(&v), JSON_COMPACT);
+	ck_assert_str_eq(a, "[\"init\",\"--ports\",\"*\",\"--proxy-port\",\"15006\","
+			    "\"--proxy-uid\",\"1337\",\"--exclude-inbound-ports\",\"8081,9000\","
+			    "\"--ipv4-only\"]");
+	free(a);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(
+		json_object_get(json_array_get(v.patch, json_array_size(v.patch) - 1), "value"),
+		"value")),
+	    "8081");
 	wh_verdict_cleanup(&v);
 }
 END_TEST
@@ -206,6 +372,7 @@ START_TEST(patch_plain_container_cni)
 	ck_assert_ptr_null(
 	    json_object_get(json_object_get(json_array_get(v.patch, 0), "value"), "restartPolicy"));
 	ck_assert(has_path(v.patch, "/metadata/annotations/a~1b"));
+	ck_assert(has_path(v.patch, "/spec/containers/1/env/-"));
 	wh_verdict_cleanup(&v);
 }
 END_TEST
@@ -274,6 +441,10 @@ int main(void)
 	    {"pointer_escape", pointer_escape},
 	    {"ports_annotation", ports_annotation},
 	    {"ports_from_containers", ports_from_containers},
+	    {"ports_probes", ports_probes},
+	    {"ports_exclude_annotation", ports_exclude_annotation},
+	    {"ipv4_only", ipv4_only},
+	    {"patch_init_args", patch_init_args},
 	    {"patch_bare_pod", patch_bare_pod},
 	    {"patch_pod_with_everything", patch_pod_with_everything},
 	    {"patch_plain_container_cni", patch_plain_container_cni},
