@@ -217,6 +217,12 @@ static bool labels_equal(const struct metrics_series *s, const char *const *valu
 
 struct metrics_series *metrics_series(struct metrics_family *f, const char *const *label_values)
 {
+	return metrics_series_bounded(f, label_values, METRICS_MAX_SERIES);
+}
+
+struct metrics_series *metrics_series_bounded(struct metrics_family *f,
+					      const char *const *label_values, size_t max_series)
+{
 	struct metrics_series *s;
 
 	if (!f)
@@ -226,7 +232,7 @@ struct metrics_series *metrics_series(struct metrics_family *f, const char *cons
 		if (labels_equal(s, label_values, f->nlabels))
 			goto out;
 	}
-	if (f->nseries >= METRICS_MAX_SERIES)
+	if (f->nseries >= max_series)
 		goto out; /* s is NULL: cardinality cap */
 	s = calloc(1, sizeof(*s));
 	if (!s)

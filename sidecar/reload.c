@@ -118,6 +118,9 @@ static int install(struct policy *p)
 	}
 	if (st.lab_buf && policy_labels_parse(st.lab_buf, st.lab_len, &s->labels, &diag) != 0)
 		s->labels = NULL;
+	/* The workload name may come from the labels, so it follows them. */
+	sc_peer_self_derive(getenv("POD_NAME"), getenv("POD_NAMESPACE"), getenv("SERVICE_ACCOUNT"),
+			    s->labels, &s->self);
 	pthread_mutex_lock(&st.lock);
 	old = st.cur;
 	s->policy = p ? p : policy_ref(old->policy);

@@ -163,7 +163,8 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     check(all(len(p["name"]) <= 15 for p in proxy["ports"]), "port names over 15 chars")
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]}
     check(env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
-                  "POD_IP": "status.podIP"}, "proxy env: %r" % env)
+                  "POD_IP": "status.podIP",
+                  "SERVICE_ACCOUNT": "spec.serviceAccountName"}, "proxy env: %r" % env)
     if init:
         ic = inits[0]
         check(ic["args"][:3] == ["init", "--ports", ports], "init args %r, want ports %s" %
