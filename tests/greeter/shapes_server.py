@@ -4,7 +4,8 @@
 Appends one line per call to --calls-log: "<method> <tag>" when the call starts, and
 "cancelled <method> <tag>" when the client cancels it (so a test can prove both that a
 call never reached the app and that a cancellation did). Request metadata whose name
-starts with "x-echo" is sent back as initial metadata; "x-trailer: v" and
+starts with "x-echo" is sent back as initial metadata; a call whose tag starts with
+"md-" also logs "metadata <tag> <name,name,...>" (every request metadata name it got); "x-trailer: v" and
 "x-trailer-bin" come back as trailing metadata.
 """
 import argparse
@@ -31,6 +32,9 @@ class Shapes(shapes_pb2_grpc.ShapesServicer):
 
     def _start(self, method, tag, context):
         self._record("%s %s" % (method, tag))
+        if tag.startswith("md-"):
+            names = sorted(k for k, _ in context.invocation_metadata())
+            self._record("metadata %s %s" % (tag, ",".join(names)))
         if tag.startswith("tr-") and context.time_remaining() is not None:
             self._record("time_remaining %s %.3f" % (tag, context.time_remaining()))
         echo = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-echo")]
