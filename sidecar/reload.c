@@ -460,7 +460,7 @@ void sc_reload_free(void)
 
 int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **ctype)
 {
-	json_t *o = NULL, *pj = NULL;
+	json_t *o = NULL, *pj = NULL, *id = NULL;
 	struct sc_snap *s;
 	int code = 500;
 	(void)ctx;
@@ -468,12 +468,15 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 	*ctype = "application/json";
 	pthread_mutex_lock(&st.lock);
 	s = st.cur;
-	if (s)
+	if (s) {
 		pj = policy_to_json(s->policy);
-	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?}", "generation",
+		id = json_pack("{s:s, s:s, s:s}", "namespace", s->self.id.ns, "workload",
+			       s->self.id.workload, "serviceAccount", s->self.id.sa);
+	}
+	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?, s:o?}", "generation",
 		      (json_int_t)(s ? s->generation : 0), "file", st.pol.path, "loaded",
 		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
-		      s ? s->no_policy : NULL);
+		      s ? s->no_policy : NULL, "identity", id);
 	pthread_mutex_unlock(&st.lock);
 	if (!o)
 		goto out;

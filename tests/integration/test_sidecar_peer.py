@@ -81,6 +81,10 @@ def test(tmp):
         ("grpc.use_local_subchannel_pool", 1)])
     stub = pbg.ShapesStub(ch)
     me = (HDR, "ns=prod;wl=greeter;sa=shapes-sa")
+    import json
+    ident = json.loads(sc.get("/policy")[1]).get("identity")
+    check(ident == {"namespace": "prod", "workload": "greeter", "serviceAccount": "shapes-sa"},
+          "/policy shows the workload identity: %r" % (ident,))
 
     # ---- a valid claim ------------------------------------------------------------------
     for i in range(3):
@@ -104,6 +108,11 @@ def test(tmp):
           "an ALLOW matching %s in `when` is not satisfiable by the header (got %s)" % (HDR, c))
     check(me in md, "the sidecar's own (trailers-only) denial names the server too: %r" % (md,))
     check(seen_metadata(srv, "md-ss") is None, "the denied call never reached the app")
+
+    # The app cannot name itself: its own x-grpcguard-peer (headers, trailers) is dropped.
+    code, md = unary(stub, "md-forge", ((HDR, CLIENT),))
+    check(code == grpc.StatusCode.OK and [kv for kv in md if kv[0] == HDR] == [me],
+          "the app's own %s is dropped, only the sidecar's is sent: %r" % (HDR, md))
 
     # ---- no claim: nothing said back, source unknown -----------------------------------
     code, md = unary(stub, "md-none", ())
@@ -129,9 +138,9 @@ def test(tmp):
                 destination_workload="greeter", destination_namespace="prod",
                 destination_service="shapes.prod.svc.cluster.local",
                 grpc_service="shapes.Shapes", grpc_method="Unary")
-    check(metric(m, "grpcguard_requests_total", grpc_code="OK", **want) == 3,
-          "requests_total counts the 3 calls with the caller's and the server's labels")
-    check(metric(m, "grpcguard_request_duration_seconds_count", **want) == 3,
+    check(metric(m, "grpcguard_requests_total", grpc_code="OK", **want) == 4,
+          "requests_total counts the 4 calls with the caller's and the server's labels")
+    check(metric(m, "grpcguard_request_duration_seconds_count", **want) == 4,
           "request_duration_seconds has the same labels")
     unknown = dict(want, source_workload="unknown", source_namespace="unknown")
     check(metric(m, "grpcguard_requests_total", grpc_code="OK", **unknown) == 4,
@@ -145,6 +154,7 @@ def test(tmp):
               "grpcguard_peer_metadata_invalid_total{reason=\"%s\"} == 1" % reason)
     check("evil" not in text and 'cli\\"ent' not in text and "wwww" not in text,
           "no byte of an ignored header reaches /metrics")
+    check("evil" not in text, "nor of the app's forged one")
     check(metric(m, "grpcguard_authz_denied_total", policy="deny-by-peer-header") == 0,
           "the DENY naming the header never matched")
     check(metric(m, "grpcguard_faults_injected_total", fault="forged-chaos") == 0,
