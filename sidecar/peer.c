@@ -176,6 +176,16 @@ size_t sc_peer_encode(const struct sc_peer_id *id, char *out, size_t outsz)
 	return total;
 }
 
+size_t sc_peer_self_nv(const struct sc_peer_self *self, nghttp2_nv *nv)
+{
+	if (!self || !self->value_len)
+		return 0;
+	*nv = (nghttp2_nv){(uint8_t *)SC_PEER_HEADER, (uint8_t *)(uintptr_t)self->value,
+			   SC_PEER_HEADER_LEN, self->value_len,
+			   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+	return 1;
+}
+
 static void set_unknown(struct sc_peer_id *id)
 {
 	memcpy(id->ns, SC_PEER_UNKNOWN, sizeof(SC_PEER_UNKNOWN));

@@ -92,6 +92,14 @@ void sc_peer_self_derive(const char *pod_name, const char *ns, const char *sa,
 size_t sc_peer_encode(const struct sc_peer_id *id, char *out, size_t outsz);
 
 /*
+ * The field naming self, for a request the caller's sidecar sends on (outbound) or a
+ * response the server's sidecar returns (inbound): *nv borrows self's value (keep self
+ * alive until the frame is serialized: it lives in the snapshot the stream holds), name
+ * and value flagged NO_COPY. Returns 1, or 0 (nothing written) when self has no value.
+ */
+size_t sc_peer_self_nv(const struct sc_peer_self *self, nghttp2_nv *nv);
+
+/*
  * Decode and validate a received header value (v: n bytes, need not be NUL terminated).
  * Returns SC_PEER_OK with *id filled, or SC_PEER_E_MALFORMED / SC_PEER_E_OVERSIZED with
  * *id set to unknown/unknown/unknown.

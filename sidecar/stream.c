@@ -122,12 +122,7 @@ static void count_rpc(const struct sc_stream *s, double secs)
 
 size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv)
 {
-	if (!s->peer_ok || !s->snap || !s->snap->self.value_len)
-		return 0;
-	*nv = (nghttp2_nv){(uint8_t *)SC_PEER_HEADER, (uint8_t *)(uintptr_t)s->snap->self.value,
-			   SC_PEER_HEADER_LEN, s->snap->self.value_len,
-			   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
-	return 1;
+	return s->peer_ok && s->snap ? sc_peer_self_nv(&s->snap->self, nv) : 0;
 }
 
 /*

@@ -93,6 +93,17 @@ START_TEST(self_identity)
 	policy_labels_free(l);
 	ck_assert_str_eq(me.id.workload, "server");
 
+	{
+		nghttp2_nv nv;
+		struct sc_peer_self none = {0};
+		ck_assert_uint_eq(sc_peer_self_nv(&me, &nv), 1);
+		ck_assert_uint_eq(nv.namelen, 16);
+		ck_assert_int_eq(memcmp(nv.name, "x-grpcguard-peer", 16), 0);
+		ck_assert_ptr_eq(nv.value, (uint8_t *)me.value);
+		ck_assert_uint_eq(nv.valuelen, me.value_len);
+		ck_assert_uint_eq(sc_peer_self_nv(&none, &nv), 0);
+		ck_assert_uint_eq(sc_peer_self_nv(NULL, &nv), 0);
+	}
 	/* Nothing known: unknown everywhere, still a valid header value. */
 	sc_peer_self_derive(NULL, NULL, NULL, NULL, &me);
 	ck_assert_str_eq(me.value, "ns=unknown;wl=unknown;sa=unknown");
