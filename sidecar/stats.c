@@ -104,12 +104,25 @@ void sc_stats_free(void)
 	memset(&sc_stats, 0, sizeof(sc_stats));
 }
 
-static uint64_t fnv1a(const char *p, size_t n)
+/*
+ * The cache key's hash, a word at a time: a per-RPC key is ~100 bytes, and a byte-wise
+ * FNV-1a over it (one dependent multiply per byte) cost ~100 ns, more than the rest of
+ * the accounting. Not for untrusted tables: a collision only costs a cache miss.
+ */
+static uint64_t key_hash(const char *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-	return h;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h = 0xcbf29ce484222325ull ^ n, w;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * k;
+	return h ^ (h >> 29);
 }
 
 /* Label values of one RPC, in the order of rq in sc_stats_init. */
@@ -228,7 +241,7 @@ void sc_stats_rpc_done(struct sc_mcache *mc, const struct sc_rpc_labels *l, int 
 		code = 2; /* UNKNOWN */
 	klen = mc ? cache_key(l, key) : 0;
 	if (klen) {
-		h = fnv1a(key, klen);
+		h = key_hash(key, klen);
 		e = &mc->e[h % SC_MCACHE_SLOTS];
 		if (e->hash != h || e->klen != klen || memcmp(e->key, key, klen) != 0) {
 			e->folded = false;
