@@ -460,13 +460,17 @@ static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbu
 		return 0;
 	}
 	if (sc_peer_is_header(nghttp2_rcbuf_get_buf(name).base, nghttp2_rcbuf_get_buf(name).len)) {
-		/* Metadata exchange: kept aside, never forwarded nor seen by the policy. */
-		if (f->headers.cat == NGHTTP2_HCAT_REQUEST && s->npeer_hdr++ == 0) {
+		/* Metadata exchange: kept aside, never forwarded nor seen by the policy (in
+		 * trailers: dropped). It still counts against the header list limit. */
+		h->bytes += nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32;
+		if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+			return 0;
+		if (s->npeer_hdr < UINT8_MAX)
+			s->npeer_hdr++;
+		if (!s->peer_hdr) {
 			nghttp2_rcbuf_incref(value);
 			s->peer_hdr = value;
 		}
-		if (s->npeer_hdr == 0)
-			s->npeer_hdr = 2; /* saturate */
 		return 0;
 	}
 	if (sc_hdrs_add(h, name, value) != 0)
