@@ -22,6 +22,14 @@
  * With mTLS (issue 16) the same header stays; its namespace and service account must then
  * equal the peer certificate's SPIFFE ID, or the claim is dropped.
  *
+ * The outbound path (the caller's sidecar) uses it so: on the app's request,
+ * n = sc_peer_strip_nv(nv, n, NULL, NULL) (the app cannot name itself), then
+ * n += sc_peer_self_nv(&snap->self, &nv[n]); on the response from the destination, keep
+ * the SC_PEER_HEADER fields out of what goes to the app (as h2conn.c's down_header does
+ * for requests) and at the end sc_peer_from_fields() -> sc_stats_peer_invalid() on error,
+ * and sc_stats_rpc_done() with reporter SC_REPORTER_SOURCE, self = &snap->self.id and
+ * peer = the decoded answer (NULL when there was none: a destination without sidecar).
+ *
  * Pure: no I/O, no allocation, no logging; strings are passed in.
  */
 #ifndef GRPCGUARD_SC_PEER_H
