@@ -109,12 +109,13 @@ size_t sc_peer_workload_from_pod(const char *pod, char *out, size_t outsz)
 		seg = last_segment(pod, n);
 		if (seg) {
 			size_t sl = n - (size_t)(seg - pod);
-			/* A Deployment's pod-template-hash (6..10), or a CronJob's schedule time. */
+			/* A Deployment's pod-template-hash, or a CronJob's schedule time. */
 			if ((sl >= 6 && sl <= 10 && all_safe(seg, sl)) ||
 			    (sl >= 8 && sl <= 12 && all_digits(seg, sl)))
 				n = (size_t)(seg - pod) - 1;
 		}
-	} else if (seg && n - (size_t)(seg - pod) <= 5 && all_digits(seg, n - (size_t)(seg - pod))) {
+	} else if (seg && n - (size_t)(seg - pod) <= 5 &&
+		   all_digits(seg, n - (size_t)(seg - pod))) {
 		n = (size_t)(seg - pod) - 1; /* a StatefulSet's ordinal */
 	}
 	if (n > SC_PEER_NAME_MAX)
@@ -157,7 +158,8 @@ void sc_peer_self_derive(const char *pod_name, const char *ns, const char *sa,
 
 size_t sc_peer_encode(const struct sc_peer_id *id, char *out, size_t outsz)
 {
-	size_t nl = strnlen(id->ns, sizeof(id->ns)), wl = strnlen(id->workload, sizeof(id->workload)),
+	size_t nl = strnlen(id->ns, sizeof(id->ns)),
+	       wl = strnlen(id->workload, sizeof(id->workload)),
 	       sl = strnlen(id->sa, sizeof(id->sa)), total = 3 + nl + 4 + wl + 4 + sl;
 	char *p = out;
 

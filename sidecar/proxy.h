@@ -125,9 +125,9 @@ struct sc_stream {
 	enum sc_sstate state;
 	struct sc_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
 	nghttp2_rcbuf *path;	    /* :path, referenced */
-	nghttp2_rcbuf *peer_hdr;    /* the first SC_PEER_HEADER value, referenced (never in req_hdrs) */
-	uint8_t npeer_hdr;	    /* how many SC_PEER_HEADER fields came (saturates) */
-	bool peer_ok;		    /* the request named a valid peer: name ourselves back */
+	nghttp2_rcbuf *peer_hdr;    /* first x-grpcguard-peer, referenced; not in req_hdrs */
+	uint8_t npeer_hdr;	    /* how many x-grpcguard-peer fields came (saturates) */
+	bool peer_ok;		    /* it named a valid peer: the response names us */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
 	bool resp_started;	    /* response HEADERS submitted downstream */

@@ -249,7 +249,8 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	    "metadata.name", "name", "POD_NAMESPACE", "valueFrom", "fieldRef", "fieldPath",
 	    "metadata.namespace", "name", "POD_IP", "valueFrom", "fieldRef", "fieldPath",
 	    "status.podIP", "name", "SERVICE_ACCOUNT", "valueFrom", "fieldRef", "fieldPath",
-	    "spec.serviceAccountName", "resources", c->resources, "securityContext", security_context_proxy(c),
+	    "spec.serviceAccountName", "resources", c->resources, "securityContext",
+	    security_context_proxy(c),
 	    /* Kubelet holds the app (and later init containers) until the proxy starts. */
 	    "startupProbe", probe("/healthz", c->admin_port, 1, 600), "readinessProbe",
 	    probe("/readyz", c->admin_port, 2, 30), "volumeMounts", "name", WH_VOLUME_POLICY,

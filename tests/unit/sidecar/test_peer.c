@@ -153,22 +153,22 @@ START_TEST(decode_garbage)
 	static const char *const bad[] = {
 	    "",
 	    "garbage",
-	    "ns=demo;wl=client",		     /* missing sa */
-	    "ns=demo;wl=client;sa=default;",	     /* trailing separator */
-	    "ns=demo;wl=client;sa=default;x=1",   /* extra field */
-	    "wl=client;ns=demo;sa=default",	     /* wrong order */
-	    "ns=;wl=client;sa=default",	     /* empty */
-	    "ns=Demo;wl=client;sa=default",	     /* namespace is lowercase */
-	    "ns=demo;wl=cli\"ent;sa=default",     /* quote: never reaches a label */
-	    "ns=demo;wl=cli\\ent;sa=default",     /* backslash */
-	    "ns=demo;wl=client\n;sa=default",     /* newline */
-	    "ns=demo;wl=client;sa=de fault",	     /* space */
-	    "ns=demo;wl=-client;sa=default",	     /* must start alphanumeric */
-	    "ns=demo;wl=client.;sa=default",	     /* must end alphanumeric */
-	    "ns=demo;wl=client;sa=Default",	     /* service account is lowercase */
-	    "ns=demo;wl=client;sa=default=x",     /* '=' in a value */
-	    "ns=demo;;wl=client;sa=default",	     /* empty field */
-	    " ns=demo;wl=client;sa=default",	     /* leading space */
+	    "ns=demo;wl=client",		   /* missing sa */
+	    "ns=demo;wl=client;sa=default;",	   /* trailing separator */
+	    "ns=demo;wl=client;sa=default;x=1",	   /* extra field */
+	    "wl=client;ns=demo;sa=default",	   /* wrong order */
+	    "ns=;wl=client;sa=default",		   /* empty */
+	    "ns=Demo;wl=client;sa=default",	   /* namespace is lowercase */
+	    "ns=demo;wl=cli\"ent;sa=default",	   /* quote: never reaches a label */
+	    "ns=demo;wl=cli\\ent;sa=default",	   /* backslash */
+	    "ns=demo;wl=client\n;sa=default",	   /* newline */
+	    "ns=demo;wl=client;sa=de fault",	   /* space */
+	    "ns=demo;wl=-client;sa=default",	   /* must start alphanumeric */
+	    "ns=demo;wl=client.;sa=default",	   /* must end alphanumeric */
+	    "ns=demo;wl=client;sa=Default",	   /* service account is lowercase */
+	    "ns=demo;wl=client;sa=default=x",	   /* '=' in a value */
+	    "ns=demo;;wl=client;sa=default",	   /* empty field */
+	    " ns=demo;wl=client;sa=default",	   /* leading space */
 	    "ns=d\xc3\xa9mo;wl=client;sa=default", /* non-ASCII */
 	};
 	struct sc_peer_id id;
@@ -206,13 +206,18 @@ START_TEST(decode_oversized)
 }
 END_TEST
 
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                    \
+	}
 
 START_TEST(strip_and_repeated)
 {
 	nghttp2_nv nv[] = {
-	    NV(":status", "200"), NV("x-grpcguard-peer", "ns=a;wl=b;sa=c"),
-	    NV("content-type", "application/grpc"), NV("x-grpcguard-peer", "ns=x;wl=y;sa=z"),
+	    NV(":status", "200"),
+	    NV("x-grpcguard-peer", "ns=a;wl=b;sa=c"),
+	    NV("content-type", "application/grpc"),
+	    NV("x-grpcguard-peer", "ns=x;wl=y;sa=z"),
 	    NV("x-grpcguard-peers", "kept"),
 	};
 	const nghttp2_nv *first = NULL;
@@ -262,7 +267,8 @@ START_TEST(destination_service)
 	char big[400];
 
 	ck_assert_str_eq(svc("server:50051"), "server");
-	ck_assert_str_eq(svc("Server.Demo.svc.cluster.local:8080"), "server.demo.svc.cluster.local");
+	ck_assert_str_eq(svc("Server.Demo.svc.cluster.local:8080"),
+			 "server.demo.svc.cluster.local");
 	ck_assert_str_eq(svc("server.demo.svc.cluster.local."), "server.demo.svc.cluster.local");
 	ck_assert_str_eq(svc("api.example.com"), "api.example.com");
 	/* IPs are never labels. */
@@ -291,14 +297,10 @@ END_TEST
 int main(void)
 {
 	const struct ut_case cases[] = {
-	    {"workload", workload_from_pod_name},
-	    {"workload", workload_from_long_pod_name},
-	    {"identity", self_identity},
-	    {"decode", decode_good},
-	    {"decode", decode_garbage},
-	    {"decode", decode_oversized},
-	    {"strip", strip_and_repeated},
-	    {"service", destination_service},
+	    {"workload", workload_from_pod_name}, {"workload", workload_from_long_pod_name},
+	    {"identity", self_identity},	  {"decode", decode_good},
+	    {"decode", decode_garbage},		  {"decode", decode_oversized},
+	    {"strip", strip_and_repeated},	  {"service", destination_service},
 	};
 	return UT_RUN("sidecar/peer", cases, .timeout_s = 10);
 }

@@ -45,13 +45,8 @@ static const struct sc_peer_id caller = {"demo", "client", "client-sa"};
 static struct sc_rpc_labels rpc(enum sc_reporter r, const struct sc_peer_id *peer,
 				const char *authority, const char *path)
 {
-	return (struct sc_rpc_labels){r,
-				      &me,
-				      peer,
-				      authority,
-				      authority ? strlen(authority) : 0,
-				      path,
-				      strlen(path)};
+	return (struct sc_rpc_labels){
+	    r, &me, peer, authority, authority ? strlen(authority) : 0, path, strlen(path)};
 }
 
 START_TEST(both_reporters)
@@ -59,8 +54,8 @@ START_TEST(both_reporters)
 	struct sc_mcache *mc = calloc(1, sizeof(*mc));
 	struct sc_rpc_labels in = rpc(SC_REPORTER_DESTINATION, &caller, "server.demo:50051",
 				      "/helloworld.Greeter/SayHello");
-	struct sc_rpc_labels out = rpc(SC_REPORTER_SOURCE, NULL, "10.0.0.9:50051",
-				       "/helloworld.Greeter/SayHello");
+	struct sc_rpc_labels out =
+	    rpc(SC_REPORTER_SOURCE, NULL, "10.0.0.9:50051", "/helloworld.Greeter/SayHello");
 	char *m;
 
 	sc_stats_rpc_done(mc, &in, 0, 0.01);
@@ -70,18 +65,20 @@ START_TEST(both_reporters)
 	sc_stats_rpc_done(mc, &out, 4, 1.0);
 	m = render();
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",destination_workload=\"server\","
-			"destination_namespace=\"demo\",destination_service=\"server.demo\","
-			"grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
-			"grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",destination_workload=\"server\","
+		     "destination_namespace=\"demo\",destination_service=\"server.demo\","
+		     "grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
+		     "grpc_code=\"OK\"}"),
 	    3);
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",destination_workload=\"server\","
-			"destination_namespace=\"demo\",destination_service=\"server.demo\","
-			"grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
-			"grpc_code=\"PERMISSION_DENIED\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",destination_workload=\"server\","
+		     "destination_namespace=\"demo\",destination_service=\"server.demo\","
+		     "grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
+		     "grpc_code=\"PERMISSION_DENIED\"}"),
 	    1);
 	/* Source side: this pod is the source; an IP authority and no answer: unknown. */
 	ck_assert_double_eq(
@@ -121,16 +118,18 @@ START_TEST(cache_keys_apart)
 	}
 	m = render();
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"prod\",destination_workload=\"server\","
-			"destination_namespace=\"demo\",destination_service=\"svc\","
-			"grpc_service=\"s.S\",grpc_method=\"M298\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"prod\",destination_workload=\"server\","
+		     "destination_namespace=\"demo\",destination_service=\"svc\","
+		     "grpc_service=\"s.S\",grpc_method=\"M298\",grpc_code=\"OK\"}"),
 	    3);
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",destination_workload=\"server\","
-			"destination_namespace=\"demo\",destination_service=\"svc\","
-			"grpc_service=\"s.S\",grpc_method=\"M299\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",destination_workload=\"server\","
+		     "destination_namespace=\"demo\",destination_service=\"svc\","
+		     "grpc_service=\"s.S\",grpc_method=\"M299\",grpc_code=\"OK\"}"),
 	    3);
 	free(m);
 	free(mc);
@@ -156,27 +155,31 @@ START_TEST(cardinality_cap)
 	}
 	/* An early series still counts as itself. */
 	{
-		struct sc_rpc_labels l = rpc(SC_REPORTER_DESTINATION, &caller, "svc", "/attack.S/M1");
+		struct sc_rpc_labels l =
+		    rpc(SC_REPORTER_DESTINATION, &caller, "svc", "/attack.S/M1");
 		sc_stats_rpc_done(mc, &l, 0, 0.001);
 	}
 	m = render();
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",destination_workload=\"server\","
-			"destination_namespace=\"demo\",destination_service=\"svc\","
-			"grpc_service=\"attack.S\",grpc_method=\"M1\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",destination_workload=\"server\","
+		     "destination_namespace=\"demo\",destination_service=\"svc\","
+		     "grpc_service=\"attack.S\",grpc_method=\"M1\",grpc_code=\"OK\"}"),
 	    2);
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
-			"source_namespace=\"other\",destination_workload=\"other\","
-			"destination_namespace=\"other\",destination_service=\"other\","
-			"grpc_service=\"other\",grpc_method=\"other\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
+		     "source_namespace=\"other\",destination_workload=\"other\","
+		     "destination_namespace=\"other\",destination_service=\"other\","
+		     "grpc_service=\"other\",grpc_method=\"other\",grpc_code=\"OK\"}"),
 	    250);
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
-			"source_namespace=\"other\",destination_workload=\"other\","
-			"destination_namespace=\"other\",destination_service=\"other\","
-			"grpc_service=\"other\",grpc_method=\"other\",grpc_code=\"NOT_FOUND\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
+		     "source_namespace=\"other\",destination_workload=\"other\","
+		     "destination_namespace=\"other\",destination_service=\"other\","
+		     "grpc_service=\"other\",grpc_method=\"other\",grpc_code=\"NOT_FOUND\"}"),
 	    250);
 	ck_assert_double_eq(value_of(m, "grpcguard_metrics_series_overflow_total"), 500);
 	/* A hand walk: ASan's strstr measures the whole (20 MB) haystack on every call. */
@@ -205,12 +208,12 @@ START_TEST(peer_invalid_counted)
 	sc_stats_peer_invalid(SC_PEER_E_REPEATED);
 	sc_stats_peer_invalid(SC_PEER_OK);
 	m = render();
-	ck_assert_double_eq(value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"malformed\"}"),
-			    2);
-	ck_assert_double_eq(value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"oversized\"}"),
-			    1);
-	ck_assert_double_eq(value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"repeated\"}"),
-			    1);
+	ck_assert_double_eq(
+	    value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"malformed\"}"), 2);
+	ck_assert_double_eq(
+	    value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"oversized\"}"), 1);
+	ck_assert_double_eq(
+	    value_of(m, "grpcguard_peer_metadata_invalid_total{reason=\"repeated\"}"), 1);
 	free(m);
 }
 END_TEST
