@@ -19,7 +19,9 @@
 enum family_type { FAM_COUNTER, FAM_GAUGE, FAM_HISTOGRAM };
 
 struct metrics_series {
-	struct metrics_series *next;
+	struct metrics_series *next;  /* the family's list, creation order */
+	struct metrics_series *hnext; /* the family's hash bucket */
+	uint64_t hash;		      /* of the label values */
 	struct metrics_family *family;
 	char **label_values;
 	_Atomic uint64_t value;	   /* double bits: counter/gauge value, histogram sum */
@@ -38,8 +40,16 @@ struct metrics_family {
 	double *bounds;
 	size_t nbounds;
 	pthread_mutex_t lock;
-	struct metrics_series *series; /* newest first; published under lock */
+	struct metrics_series *series; /* creation order; published under lock */
 	size_t nseries;
+	/*
+	 * Hash index over series (power-of-two buckets, grown to keep chains short): a
+	 * lookup that misses a caller's cache costs one chain walk, not a scan of every
+	 * series (thousands, with per-RPC labels a client partly chooses). NULL: scan.
+	 */
+	struct metrics_series **tab;
+	size_t tabsize;
+	struct metrics_series **tail; /* &last->next, NULL while empty */
 };
 
 struct metrics_registry {
@@ -116,6 +126,7 @@ static void family_free(struct metrics_family *f)
 		series_free(s, f->nlabels);
 	}
 	pthread_mutex_destroy(&f->lock);
+	free(f->tab);
 	free(f->name);
 	free(f->help);
 	free_strv(f->label_names, f->nlabels);
@@ -215,18 +226,66 @@ static bool labels_equal(const struct metrics_series *s, const char *const *valu
 	return true;
 }
 
+static uint64_t labels_hash(const char *const *values, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		for (const char *p = values[i] ? values[i] : ""; *p; p++)
+			h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+		h = (h ^ 0xff) * 0x100000001b3ull; /* separator: ("ab","") != ("a","b") */
+	}
+	return h;
+}
+
+/*
+ * Rebuild the index from the list with room for `want` series at about one per bucket.
+ * Returns false (the old index kept) when it is big enough already or on ENOMEM.
+ */
+static bool index_grow(struct metrics_family *f, size_t want)
+{
+	size_t size = f->tabsize ? f->tabsize : 64;
+	struct metrics_series **tab, *s;
+
+	while (size < want)
+		size *= 2;
+	if (size == f->tabsize)
+		return false;
+	tab = calloc(size, sizeof(*tab));
+	if (!tab)
+		return false;
+	for (s = f->series; s; s = s->next) {
+		s->hnext = tab[s->hash & (size - 1)];
+		tab[s->hash & (size - 1)] = s;
+	}
+	free(f->tab);
+	f->tab = tab;
+	f->tabsize = size;
+	return true;
+}
+
 struct metrics_series *metrics_series(struct metrics_family *f, const char *const *label_values)
 {
+	return metrics_series_bounded(f, label_values, METRICS_MAX_SERIES);
+}
+
+struct metrics_series *metrics_series_bounded(struct metrics_family *f,
+					      const char *const *label_values, size_t max_series)
+{
 	struct metrics_series *s;
+	uint64_t h;
 
 	if (!f)
 		return NULL;
+	h = labels_hash(label_values, f->nlabels);
+
 	pthread_mutex_lock(&f->lock);
-	for (s = f->series; s; s = s->next) {
-		if (labels_equal(s, label_values, f->nlabels))
+	for (s = f->tab ? f->tab[h & (f->tabsize - 1)] : f->series; s;
+	     s = f->tab ? s->hnext : s->next) {
+		if (s->hash == h && labels_equal(s, label_values, f->nlabels))
 			goto out;
 	}
-	if (f->nseries >= METRICS_MAX_SERIES)
+	if (f->nseries >= max_series)
 		goto out; /* s is NULL: cardinality cap */
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -241,12 +300,15 @@ struct metrics_series *metrics_series(struct metrics_family *f, const char *cons
 		goto out;
 	}
 	atomic_init(&s->value, d2u(0.0));
+	s->hash = h;
 	/* Append, so series render in creation order. */
-	struct metrics_series **tail = &f->series;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = s;
+	*(f->tail ? f->tail : &f->series) = s;
+	f->tail = &s->next;
 	f->nseries++;
+	if (!(f->nseries > f->tabsize && index_grow(f, f->nseries)) && f->tab) {
+		s->hnext = f->tab[h & (f->tabsize - 1)];
+		f->tab[h & (f->tabsize - 1)] = s;
+	}
 out:
 	pthread_mutex_unlock(&f->lock);
 	return s;

@@ -46,6 +46,13 @@ extern const double metrics_latency_buckets[];
  */
 #define METRICS_MAX_SERIES 2000
 struct metrics_series *metrics_series(struct metrics_family *f, const char *const *label_values);
+/*
+ * metrics_series() with the family's cap given by the caller: an existing series is
+ * always found; a new one is created only while the family holds fewer than max_series
+ * (which may exceed METRICS_MAX_SERIES). NULL on ENOMEM or when full.
+ */
+struct metrics_series *metrics_series_bounded(struct metrics_family *f,
+					      const char *const *label_values, size_t max_series);
 
 /* Updates; all accept NULL (a dropped series) and do nothing then. */
 void metrics_inc(struct metrics_series *s);

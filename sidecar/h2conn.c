@@ -459,6 +459,20 @@ static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbu
 		s->hdr_too_big = true;
 		return 0;
 	}
+	if (sc_peer_is_header(nghttp2_rcbuf_get_buf(name).base, nghttp2_rcbuf_get_buf(name).len)) {
+		/* Metadata exchange: kept aside, never forwarded nor seen by the policy (in
+		 * trailers: dropped). It still counts against the header list limit. */
+		h->bytes += nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32;
+		if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+			return 0;
+		if (s->npeer_hdr < UINT8_MAX)
+			s->npeer_hdr++;
+		if (!s->peer_hdr) {
+			nghttp2_rcbuf_incref(value);
+			s->peer_hdr = value;
+		}
+		return 0;
+	}
 	if (sc_hdrs_add(h, name, value) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (!s->path && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -593,6 +607,8 @@ static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf 
 		return 0;
 	h = f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp_started ? &s->resp_trailers
 								      : &s->resp_hdrs;
+	if (sc_peer_is_header(nghttp2_rcbuf_get_buf(name).base, nghttp2_rcbuf_get_buf(name).len))
+		return 0; /* only this sidecar names this pod */
 	if (sc_hdrs_add(h, name, value) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = nghttp2_rcbuf_get_buf(name);
@@ -642,13 +658,14 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 			sc_hdrs_clear(&s->resp_hdrs); /* 1xx: informational, not forwarded */
 			return 0;
 		}
-		nv = s->resp_hdrs.n <= 32 ? stack : malloc(s->resp_hdrs.n * sizeof(*nv));
+		nv = s->resp_hdrs.n < 32 ? stack : malloc((s->resp_hdrs.n + 1) * sizeof(*nv));
 		if (!nv)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		nghttp2_data_provider prov = sc_resp_provider;
 		prov.source.ptr = s;
 		nva_from(&s->resp_hdrs, nv);
-		nghttp2_submit_response(c->ds, s->down_id, nv, s->resp_hdrs.n,
+		nghttp2_submit_response(c->ds, s->down_id, nv,
+					s->resp_hdrs.n + sc_stream_peer_nv(s, &nv[s->resp_hdrs.n]),
 					s->resp_eof ? NULL : &prov);
 		if (nv != stack)
 			free(nv);

@@ -126,6 +126,9 @@ struct sc_stream {
 	enum sc_sstate state;
 	struct sc_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
 	nghttp2_rcbuf *path;	    /* :path, referenced */
+	nghttp2_rcbuf *peer_hdr;    /* first x-grpcguard-peer, referenced; not in req_hdrs */
+	uint8_t npeer_hdr;	    /* how many x-grpcguard-peer fields came (saturates) */
+	bool peer_ok;		    /* it named a valid peer: the response names us */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
 	bool resp_started;	    /* response HEADERS submitted downstream */
@@ -272,6 +275,9 @@ void sc_stream_maybe_free(struct sc_stream *s);
 int sc_stream_reset_status(const struct sc_stream *s, uint64_t now);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
 void sc_stream_drop_req(struct sc_stream *s);
+/* This sidecar's SC_PEER_HEADER for s's response into *nv (borrowed from s->snap): 1,
+ * or 0 when the request named no valid peer (then nothing is written). */
+size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
 

@@ -119,6 +119,9 @@ static int install(struct policy *p)
 	}
 	if (st.lab_buf && policy_labels_parse(st.lab_buf, st.lab_len, &s->labels, &diag) != 0)
 		s->labels = NULL;
+	/* The workload name may come from the labels, so it follows them. */
+	sc_peer_self_derive(getenv("POD_NAME"), getenv("POD_NAMESPACE"), getenv("SERVICE_ACCOUNT"),
+			    s->labels, &s->self);
 	pthread_mutex_lock(&st.lock);
 	old = st.cur;
 	s->policy = p ? p : policy_ref(old->policy);
@@ -458,7 +461,7 @@ void sc_reload_free(void)
 
 int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **ctype)
 {
-	json_t *o = NULL, *pj = NULL;
+	json_t *o = NULL, *pj = NULL, *id = NULL;
 	struct sc_snap *s;
 	json_t *ports = ctx; /* inbound ports (sc_intercept_ports_json), borrowed, or NULL */
 	int code = 500;
@@ -466,12 +469,15 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 	*ctype = "application/json";
 	pthread_mutex_lock(&st.lock);
 	s = st.cur;
-	if (s)
+	if (s) {
 		pj = policy_to_json(s->policy);
-	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?, s:o?}", "generation",
+		id = json_pack("{s:s, s:s, s:s}", "namespace", s->self.id.ns, "workload",
+			       s->self.id.workload, "serviceAccount", s->self.id.sa);
+	}
+	o = json_pack("{s:I, s:s?, s:b, s:o?, s:s?, s:s?, s:o?, s:o?}", "generation",
 		      (json_int_t)(s ? s->generation : 0), "file", st.pol.path, "loaded",
 		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
-		      s ? s->no_policy : NULL, "gate", sc_gate_json(s));
+		      s ? s->no_policy : NULL, "gate", sc_gate_json(s), "identity", id);
 	pthread_mutex_unlock(&st.lock);
 	if (!o || (ports && json_object_set(o, "inbound_ports", ports) != 0))
 		goto out;

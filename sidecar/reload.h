@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "policy/policy.h"
+#include "sidecar/peer.h"
 
 struct sc_snap {
 	_Atomic unsigned refs;
@@ -35,6 +36,7 @@ struct sc_snap {
 	struct policy_labels *labels; /* NULL when no labels file */
 	uint64_t generation;	      /* 1 for the first snapshot, +1 per change */
 	char *no_policy;	      /* NULL, or why every RPC is refused (fail closed) */
+	struct sc_peer_self self;     /* this pod's identity (env and these labels) */
 };
 
 struct sc_snap *sc_snap_ref(struct sc_snap *s);

@@ -19,8 +19,17 @@ static struct metrics_series *one(struct metrics_family *f, const char *v)
 
 int sc_stats_init(void)
 {
-	static const char *const rq[] = {"grpc_service", "grpc_method", "grpc_code"};
-	static const char *const du[] = {"grpc_service", "grpc_method"};
+	/* Label order matches label_values() below; du is rq less grpc_code. */
+	static const char *const rq[] = {"reporter",
+					 "source_workload",
+					 "source_namespace",
+					 "destination_workload",
+					 "destination_namespace",
+					 "destination_service",
+					 "grpc_service",
+					 "grpc_method",
+					 "grpc_code"};
+	static const char *const pm[] = {"reason"};
 	static const char *const fa[] = {"type", "fault"};
 	static const char *const de[] = {"policy"};
 	static const char *const re[] = {"result"};
@@ -34,10 +43,10 @@ int sc_stats_init(void)
 	if (!s->reg)
 		return -ENOMEM;
 	s->requests = metrics_counter(s->reg, "grpcguard_requests_total",
-				      "gRPC requests seen by the sidecar, by final status", 3, rq);
+				      "gRPC requests seen by the sidecar, by final status", 9, rq);
 	s->duration = metrics_histogram(s->reg, "grpcguard_request_duration_seconds",
-					"Time from request headers to the end of the response", 2,
-					du, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
+					"Time from request headers to the end of the response", 8,
+					rq, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
 	s->faults =
 	    metrics_counter(s->reg, "grpcguard_faults_injected_total",
 			    "Faults injected (type delay or abort), by fault entry name", 2, fa);
@@ -78,6 +87,19 @@ int sc_stats_init(void)
 			    1, li_reason);
 	s->conns_refused_not_http2 = one(g, "not_http2");
 	s->loopback_dst_refused = one(g, "loopback_dst");
+	g = metrics_counter(s->reg, "grpcguard_peer_metadata_invalid_total",
+			    "Received x-grpcguard-peer headers that were ignored (the caller is "
+			    "labelled unknown), by reason",
+			    1, pm);
+	s->peer_malformed = one(g, "malformed");
+	s->peer_oversized = one(g, "oversized");
+	s->peer_repeated = one(g, "repeated");
+	g = metrics_counter(s->reg, "grpcguard_metrics_series_overflow_total",
+			    "RPCs counted with the label value \"other\" because "
+			    "grpcguard_requests_total or grpcguard_request_duration_seconds held "
+			    "its series limit",
+			    0, NULL);
+	s->series_overflow = g ? metrics_series(g, NULL) : NULL;
 	s->reload_ok = one(s->reloads, "success");
 	s->reload_fail = one(s->reloads, "failure");
 	s->lim_conns = one(s->limits, "max_connections");
@@ -96,65 +118,179 @@ void sc_stats_free(void)
 	memset(&sc_stats, 0, sizeof(sc_stats));
 }
 
-static uint64_t fnv1a(const char *p, size_t n)
+/*
+ * The cache key's hash, a word at a time: a per-RPC key is ~100 bytes, and a byte-wise
+ * FNV-1a over it (one dependent multiply per byte) cost ~100 ns, more than the rest of
+ * the accounting. Not for untrusted tables: a collision only costs a cache miss.
+ */
+static uint64_t key_hash(const char *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-	return h;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h = 0xcbf29ce484222325ull ^ n, w;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * k;
+	return h ^ (h >> 29);
 }
 
-static void labels_for(const char *path, size_t plen, char *svc, size_t svcsz, char *meth,
-		       size_t methsz)
+/* Label values of one RPC, in the order of rq in sc_stats_init. */
+struct rpc_vals {
+	char svc[256], meth[256], dsvc[SC_PEER_SERVICE_MAX + 1];
+	const char *v[9];
+};
+
+static void label_values(const struct sc_rpc_labels *l, struct rpc_vals *r)
 {
+	const struct sc_peer_id *src = l->reporter == SC_REPORTER_SOURCE ? l->self : l->peer;
+	const struct sc_peer_id *dst = l->reporter == SC_REPORTER_SOURCE ? l->peer : l->self;
 	const char *s, *m;
 	size_t sl, ml;
 
-	sc_grpc_split_path(path, plen, &s, &sl, &m, &ml);
-	if (sl >= svcsz)
-		sl = svcsz - 1;
-	if (ml >= methsz)
-		ml = methsz - 1;
-	memcpy(svc, s, sl);
-	svc[sl] = '\0';
-	memcpy(meth, m, ml);
-	meth[ml] = '\0';
+	sc_grpc_split_path(l->path, l->path_len, &s, &sl, &m, &ml);
+	if (sl >= sizeof(r->svc))
+		sl = sizeof(r->svc) - 1;
+	if (ml >= sizeof(r->meth))
+		ml = sizeof(r->meth) - 1;
+	memcpy(r->svc, s, sl);
+	r->svc[sl] = '\0';
+	memcpy(r->meth, m, ml);
+	r->meth[ml] = '\0';
+	sc_peer_service_from_authority(l->authority, l->authority_len, r->dsvc, sizeof(r->dsvc));
+	r->v[0] = l->reporter == SC_REPORTER_SOURCE ? "source" : "destination";
+	r->v[1] = src ? src->workload : SC_PEER_UNKNOWN;
+	r->v[2] = src ? src->ns : SC_PEER_UNKNOWN;
+	r->v[3] = dst ? dst->workload : SC_PEER_UNKNOWN;
+	r->v[4] = dst ? dst->ns : SC_PEER_UNKNOWN;
+	r->v[5] = r->dsvc;
+	r->v[6] = r->svc;
+	r->v[7] = r->meth;
+	r->v[8] = NULL;
 }
 
-void sc_stats_rpc_done(struct sc_mcache *mc, const char *path, size_t plen, int code,
+/* Every label but reporter (and grpc_code in v[8]) becomes "other". */
+static void fold(const char **v)
+{
+	for (int i = 1; i <= 7; i++)
+		v[i] = SC_STATS_OTHER;
+}
+
+/*
+ * Resolve e's series for code. An entry is all normal or all folded: when either family
+ * is full for these labels, the entry switches to the folded series of both.
+ */
+static void resolve(struct sc_mcache_ent *e, const struct sc_rpc_labels *l, int code)
+{
+	const size_t normal = SC_STATS_MAX_SERIES - SC_STATS_FOLD_RESERVE;
+	struct rpc_vals r;
+
+	label_values(l, &r);
+	r.v[8] = policy_grpc_status_name(code);
+	if (!e->folded) {
+		struct metrics_series *d =
+		    e->dur ? e->dur : metrics_series_bounded(sc_stats.duration, r.v, normal);
+		struct metrics_series *c = metrics_series_bounded(sc_stats.requests, r.v, normal);
+		if (d && c) {
+			e->dur = d;
+			e->codes[code] = c;
+			return;
+		}
+		e->folded = true;
+		e->dur = NULL;
+		memset(e->codes, 0, sizeof(e->codes));
+	}
+	fold(r.v);
+	if (!e->dur)
+		e->dur = metrics_series_bounded(sc_stats.duration, r.v, SC_STATS_MAX_SERIES);
+	e->codes[code] = metrics_series_bounded(sc_stats.requests, r.v, SC_STATS_MAX_SERIES);
+}
+
+static void put_key(char *k, size_t *n, const char *s, size_t len, bool *fits)
+{
+	if (!*fits || *n + len + 1 > SC_MCACHE_KEY) {
+		*fits = false;
+		return;
+	}
+	memcpy(k + *n, s, len);
+	*n += len;
+	k[(*n)++] = '\0';
+}
+
+/*
+ * The cache key: every input that decides the label values, as received (the labels are
+ * a pure function of it). Returns its length, or 0 when it does not fit a cache entry.
+ */
+static size_t cache_key(const struct sc_rpc_labels *l, char *k)
+{
+	size_t n = 0;
+	bool fits = true;
+
+	k[n++] = (char)('0' + l->reporter);
+	put_key(k, &n, l->self ? l->self->ns : "", l->self ? strlen(l->self->ns) : 0, &fits);
+	put_key(k, &n, l->self ? l->self->workload : "", l->self ? strlen(l->self->workload) : 0,
+		&fits);
+	put_key(k, &n, l->peer ? l->peer->ns : "", l->peer ? strlen(l->peer->ns) : 0, &fits);
+	put_key(k, &n, l->peer ? l->peer->workload : "", l->peer ? strlen(l->peer->workload) : 0,
+		&fits);
+	put_key(k, &n, l->authority ? l->authority : "", l->authority ? l->authority_len : 0,
+		&fits);
+	put_key(k, &n, l->path, l->path_len, &fits);
+	return fits ? n : 0;
+}
+
+void sc_stats_rpc_done(struct sc_mcache *mc, const struct sc_rpc_labels *l, int code,
 		       double seconds)
 {
-	char svc[256], meth[256];
-	const char *vals[3] = {svc, meth, NULL};
-	struct sc_mcache_ent *e = NULL, tmp;
+	char key[SC_MCACHE_KEY];
+	struct sc_mcache_ent *e, tmp;
+	size_t klen;
 	uint64_t h;
 
 	if (code < 0 || code > 16)
 		code = 2; /* UNKNOWN */
-	h = fnv1a(path, plen);
-	if (mc && plen < SC_MCACHE_PATH) {
+	klen = mc ? cache_key(l, key) : 0;
+	if (klen) {
+		h = key_hash(key, klen);
 		e = &mc->e[h % SC_MCACHE_SLOTS];
-		if (e->hash != h || e->plen != plen || memcmp(e->path, path, plen) != 0) {
-			memset(e, 0, sizeof(*e));
+		if (e->hash != h || e->klen != klen || memcmp(e->key, key, klen) != 0) {
+			e->folded = false;
+			e->dur = NULL;
+			memset(e->codes, 0, sizeof(e->codes));
 			e->hash = h;
-			e->plen = (unsigned)plen;
-			memcpy(e->path, path, plen);
+			e->klen = (unsigned)klen;
+			memcpy(e->key, key, klen);
 		}
 	} else {
 		memset(&tmp, 0, sizeof(tmp));
 		e = &tmp;
 	}
-	if (!e->dur || !e->codes[code]) {
-		labels_for(path, plen, svc, sizeof(svc), meth, sizeof(meth));
-		if (!e->dur)
-			e->dur = metrics_series(sc_stats.duration, vals);
-		if (!e->codes[code]) {
-			vals[2] = policy_grpc_status_name(code);
-			e->codes[code] = metrics_series(sc_stats.requests, vals);
-		}
-	}
+	if (!e->dur || !e->codes[code])
+		resolve(e, l, code);
+	if (e->folded)
+		metrics_inc(sc_stats.series_overflow);
 	metrics_inc(e->codes[code]);
 	metrics_observe(e->dur, seconds);
+}
+
+void sc_stats_peer_invalid(int err)
+{
+	switch (err) {
+	case SC_PEER_E_OVERSIZED:
+		metrics_inc(sc_stats.peer_oversized);
+		break;
+	case SC_PEER_E_REPEATED:
+		metrics_inc(sc_stats.peer_repeated);
+		break;
+	case SC_PEER_OK:
+		break;
+	default:
+		metrics_inc(sc_stats.peer_malformed);
+	}
 }
 
 void sc_stats_fault(const char *type, const char *fault)

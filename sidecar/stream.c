@@ -91,6 +91,64 @@ int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
 	return sc_grpc_reset_code(s->deadline_ms, s->timeout_ms, now);
 }
 
+/* requests_total and the duration of a finished inbound RPC (reporter destination). */
+static void count_rpc(const struct sc_stream *s, double secs)
+{
+	struct sc_worker *w = s->c->w;
+	const struct sc_snap *snap = s->snap ? s->snap : w->snap;
+	nghttp2_vec p = nghttp2_rcbuf_get_buf(s->path);
+	struct sc_peer_id peer;
+	struct sc_rpc_labels l = {.reporter = SC_REPORTER_DESTINATION,
+				  .self = snap ? &snap->self.id : NULL,
+				  .path = (const char *)p.base,
+				  .path_len = p.len};
+
+	if (s->peer_ok) {
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(s->peer_hdr);
+		if (sc_peer_decode(v.base, v.len, &peer) == SC_PEER_OK)
+			l.peer = &peer;
+	}
+	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
+		nghttp2_vec k = nghttp2_rcbuf_get_buf(s->req_hdrs.v[i].name);
+		if (k.len == 10 && memcmp(k.base, ":authority", 10) == 0) {
+			nghttp2_vec v = nghttp2_rcbuf_get_buf(s->req_hdrs.v[i].value);
+			l.authority = (const char *)v.base;
+			l.authority_len = v.len;
+			break;
+		}
+	}
+	sc_stats_rpc_done(&w->mcache, &l, s->grpc_status < 0 ? 2 : s->grpc_status, secs);
+}
+
+size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv)
+{
+	return s->peer_ok && s->snap ? sc_peer_self_nv(&s->snap->self, nv) : 0;
+}
+
+/*
+ * The caller's SC_PEER_HEADER (kept aside by h2conn.c): decoded once here, so a bad one
+ * is counted once; peer_ok then lets the response name us back (Istio answers only a
+ * peer that takes part in the exchange). Telemetry only: never fed to the policy.
+ */
+static void check_peer(struct sc_stream *s)
+{
+	struct sc_peer_id id;
+	nghttp2_vec v;
+	int err;
+
+	if (!s->npeer_hdr)
+		return;
+	v = nghttp2_rcbuf_get_buf(s->peer_hdr);
+	err = s->npeer_hdr > 1 ? SC_PEER_E_REPEATED : sc_peer_decode(v.base, v.len, &id);
+	if (err == SC_PEER_OK) {
+		s->peer_ok = true;
+		return;
+	}
+	sc_stats_peer_invalid(err);
+	log_debug("peer_metadata_invalid", "ignored the caller's " SC_PEER_HEADER " header",
+		  "{s:s, s:I}", "reason", sc_peer_strerror(err), "bytes", (json_int_t)v.len);
+}
+
 void sc_stream_maybe_free(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
@@ -99,12 +157,12 @@ void sc_stream_maybe_free(struct sc_stream *s)
 	if (!s->down_closed || (s->up && !s->up_closed))
 		return;
 	if (s->path && s->state != SS_HEADERS && !s->counted) {
-		nghttp2_vec p = nghttp2_rcbuf_get_buf(s->path);
 		double secs = (double)(uv_now(&w->loop) - s->start_ms) / 1000.0;
 		s->counted = true;
-		sc_stats_rpc_done(&w->mcache, (const char *)p.base, p.len,
-				  s->grpc_status < 0 ? 2 : s->grpc_status, secs);
+		count_rpc(s, secs);
 	}
+	if (s->peer_hdr)
+		nghttp2_rcbuf_decref(s->peer_hdr);
 	stop_timer(s);
 	sc_hdrs_clear(&s->req_hdrs);
 	sc_hdrs_clear(&s->req_trailers);
@@ -206,8 +264,9 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 {
 	struct sc_conn *c = s->c;
 	char enc[512], st[8];
+	size_t n;
 	/* Literals need no copy; the two values on the stack do. */
-	nghttp2_nv nv[4] = {
+	nghttp2_nv nv[5] = {
 	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NV_NO_COPY},
 	    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NV_NO_COPY},
 	    {(uint8_t *)"grpc-status", (uint8_t *)st, 11, 0, NGHTTP2_NV_FLAG_NO_COPY_NAME},
@@ -225,7 +284,9 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 	} else {
 		nv[2].valuelen = (size_t)snprintf(st, sizeof(st), "%d", grpc_status);
 		nv[3].valuelen = sc_grpc_message_encode(msg ? msg : "", enc, sizeof(enc));
-		nghttp2_submit_response(c->ds, s->down_id, nv, nv[3].valuelen ? 4 : 3, NULL);
+		n = nv[3].valuelen ? 4 : 3;
+		n += sc_stream_peer_nv(s, &nv[n]);
+		nghttp2_submit_response(c->ds, s->down_id, nv, n, NULL);
 		s->resp_started = s->resp_eof = true;
 		s->grpc_status = grpc_status;
 	}
@@ -446,6 +507,7 @@ void sc_stream_headers_done(struct sc_stream *s)
 	path = nghttp2_rcbuf_get_buf(s->path);
 	refresh_policy(w);
 	s->snap = sc_snap_ref(w->snap);
+	check_peer(s);
 	if (s->snap->no_policy) {
 		/* Fail closed: the policy file at start was unusable (reload.h). */
 		char msg[512];

@@ -347,7 +347,8 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	    "{s:s, s:s, s:s,"
 	    " s:[s, s,s, s,s, s,s, s,s, s,s, s,s],"
 	    " s:[{s:s, s:I, s:s}, {s:s, s:I, s:s}],"
-	    " s:[{s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}],"
+	    " s:[{s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}}, {s:s, s:{s:{s:s}}},"
+	    " {s:s, s:{s:{s:s}}}],"
 	    " s:O, s:o, s:o, s:o,"
 	    " s:[{s:s, s:s, s:b}, {s:s, s:s, s:b}]}",
 	    "name", WH_PROXY_NAME, "image", c->image, "imagePullPolicy", c->pull_policy, "args",
@@ -358,7 +359,9 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	    "protocol", "TCP", "env", "name", "POD_NAME", "valueFrom", "fieldRef", "fieldPath",
 	    "metadata.name", "name", "POD_NAMESPACE", "valueFrom", "fieldRef", "fieldPath",
 	    "metadata.namespace", "name", "POD_IP", "valueFrom", "fieldRef", "fieldPath",
-	    "status.podIP", "resources", c->resources, "securityContext", security_context_proxy(c),
+	    "status.podIP", "name", "SERVICE_ACCOUNT", "valueFrom", "fieldRef", "fieldPath",
+	    "spec.serviceAccountName", "resources", c->resources, "securityContext",
+	    security_context_proxy(c),
 	    /* Kubelet holds the app (and later init containers) until the proxy starts. */
 	    "startupProbe", probe("/healthz", c->admin_port, 1, 600), "readinessProbe",
 	    probe("/readyz", c->admin_port, 2, 30), "volumeMounts", "name", WH_VOLUME_POLICY,

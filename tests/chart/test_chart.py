@@ -677,6 +677,12 @@ class Extras(unittest.TestCase):
                        "grpcguard_faults_injected_total", "grpcguard_authz_denied_total",
                        "grpc_method"):
             self.assertIn(needle, joined)
+        # Both sidecars of a call count it (reporter source and destination): the per-service
+        # panels chart the server's view only, or every call between two sidecars counts twice.
+        for e in exprs:
+            if "grpcguard_requests_total" in e or "grpcguard_request_duration_seconds" in e:
+                self.assertEqual(e.count('reporter="destination"'),
+                                 e.count("grpcguard_request"), e)
         # Every metric charted is one a program registers (sidecar/ or webhook/ sources).
         registered = set()
         for d in ("sidecar", "webhook", "common"):

@@ -4,7 +4,10 @@
 Appends one line per call to --calls-log: "<method> <tag>" when the call starts, and
 "cancelled <method> <tag>" when the client cancels it (so a test can prove both that a
 call never reached the app and that a cancellation did). Request metadata whose name
-starts with "x-echo" is sent back as initial metadata; "x-trailer: v" and
+starts with "x-echo" is sent back as initial metadata; a call whose tag starts with
+"md-" also logs "metadata <tag> <name,name,...>" (every request metadata name it got);
+"md-forge" calls answer with an x-grpcguard-peer header and trailer of their own (an app
+trying to name itself, which the sidecar must drop); "x-trailer: v" and
 "x-trailer-bin" come back as trailing metadata.
 """
 import argparse
@@ -31,12 +34,16 @@ class Shapes(shapes_pb2_grpc.ShapesServicer):
 
     def _start(self, method, tag, context):
         self._record("%s %s" % (method, tag))
+        if tag.startswith("md-"):
+            names = sorted(k for k, _ in context.invocation_metadata())
+            self._record("metadata %s %s" % (tag, ",".join(names)))
         if tag.startswith("tr-") and context.time_remaining() is not None:
             self._record("time_remaining %s %.3f" % (tag, context.time_remaining()))
         echo = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-echo")]
-        if echo:
-            context.send_initial_metadata(echo)
-        context.set_trailing_metadata((("x-trailer", "t-" + tag), ("x-trailer-bin", b"\x00\xffbin")))
+        forged = (("x-grpcguard-peer", "ns=evil;wl=app;sa=evil"),) if tag.startswith("md-forge") else ()
+        if echo or forged:
+            context.send_initial_metadata(tuple(echo) + forged)
+        context.set_trailing_metadata((("x-trailer", "t-" + tag), ("x-trailer-bin", b"\x00\xffbin")) + forged)
 
     def _sleep(self, ms, method, tag, context):
         end = time.monotonic() + ms / 1000.0

@@ -165,7 +165,8 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]
            if "valueFrom" in e}
     check(env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
-                  "POD_IP": "status.podIP"}, "proxy env: %r" % env)
+                  "POD_IP": "status.podIP",
+                  "SERVICE_ACCOUNT": "spec.serviceAccountName"}, "proxy env: %r" % env)
     # What the redirect covers, told to the proxy for its /policy.
     env = {e["name"]: e["value"] for e in proxy["env"] if "valueFrom" not in e}
     check(env == {"GRPCGUARD_INBOUND_PORTS": ports, "GRPCGUARD_EXCLUDE_INBOUND_PORTS": exclude,

@@ -231,6 +231,53 @@ START_TEST(test_concurrent_updates)
 }
 END_TEST
 
+/*
+ * The hash index: series past METRICS_MAX_SERIES with metrics_series_bounded(), each
+ * found again as the same object whichever order it is asked for in, label sets that
+ * differ only in where a value splits kept apart, and rendered in creation order.
+ */
+START_TEST(test_series_index)
+{
+	struct metrics_registry *r = metrics_registry_new();
+	const char *ln[] = {"a", "b"};
+	struct metrics_family *c = metrics_counter(r, "c_total", "h", 2, ln);
+	enum { N = 5000 };
+	struct metrics_series **got = calloc(N, sizeof(*got));
+	char va[32], vb[32];
+	const char *v[] = {va, vb};
+
+	for (int i = 0; i < N; i++) {
+		snprintf(va, sizeof(va), "x%d", i);
+		snprintf(vb, sizeof(vb), "y%d", i % 7);
+		got[i] = metrics_series_bounded(c, v, N);
+		ck_assert_ptr_nonnull(got[i]);
+	}
+	snprintf(va, sizeof(va), "full");
+	ck_assert_ptr_null(metrics_series_bounded(c, v, N));
+	for (int i = N - 1; i >= 0; i--) {
+		snprintf(va, sizeof(va), "x%d", i);
+		snprintf(vb, sizeof(vb), "y%d", i % 7);
+		ck_assert_ptr_eq(metrics_series_bounded(c, v, N), got[i]);
+		metrics_inc(got[i]);
+	}
+	/* ("x1", "y1") exists; ("x1y", "1") and ("x", "1y1") are others. */
+	snprintf(va, sizeof(va), "x1y");
+	snprintf(vb, sizeof(vb), "1");
+	ck_assert_ptr_null(metrics_series_bounded(c, v, N)); /* new, and the family is full */
+	ck_assert_ptr_nonnull(metrics_series_bounded(c, v, N + 1));
+	ck_assert_ptr_ne(metrics_series_bounded(c, v, N + 1), got[1]);
+	char *text = render(r);
+	const char *p0 = strstr(text, "c_total{a=\"x0\",b=\"y0\"} 1\n");
+	const char *p1 = strstr(text, "c_total{a=\"x4999\",b=\"y1\"} 1\n");
+	ck_assert_ptr_nonnull(p0);
+	ck_assert_ptr_nonnull(p1);
+	ck_assert(p0 < p1);
+	free(text);
+	free(got);
+	metrics_registry_free(r);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -241,6 +288,7 @@ int main(void)
 	    {"series_cap", test_series_cap_and_duplicates},
 	    {"empty", test_empty_registry},
 	    {"concurrent", test_concurrent_updates},
+	    {"index", test_series_index},
 	};
 	return UT_RUN("common/metrics", tests, .timeout_s = 30);
 }

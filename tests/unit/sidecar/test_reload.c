@@ -58,12 +58,17 @@ START_TEST(lifecycle)
 	uint64_t gen;
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	/* The workload identity: from the env, then from the labels once they come. */
+	setenv("POD_NAME", "api-7d4b9c8f5-x2k9p", 1);
+	setenv("POD_NAMESPACE", "demo", 1);
+	unsetenv("SERVICE_ACCOUNT");
 	/* Missing file: an empty policy, generation 1. */
 	ck_assert_int_eq(sc_reload_init(&loop, pol, lab), 0);
 	s = sc_state_current();
 	ck_assert_uint_eq(s->generation, 1);
 	ck_assert_uint_eq(policy_fault_count(s->policy), 0);
 	ck_assert_ptr_null(s->labels);
+	ck_assert_str_eq(s->self.value, "ns=demo;wl=api;sa=unknown");
 	gen = s->generation;
 	sc_snap_unref(s);
 
@@ -76,6 +81,7 @@ START_TEST(lifecycle)
 	ck_assert_uint_eq(policy_fault_count(s->policy), 1);
 	ck_assert_ptr_nonnull(s->labels);
 	ck_assert_str_eq(policy_labels_get(s->labels, "app"), "server");
+	ck_assert_str_eq(s->self.id.workload, "server");
 	gen = s->generation;
 	sc_snap_unref(s);
 
@@ -118,6 +124,9 @@ START_TEST(lifecycle)
 	ck_assert(json_is_null(json_object_get(j, "last_error")));
 	ck_assert_int_eq(
 	    json_array_size(json_object_get(json_object_get(j, "policy"), "authorization")), 1);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "identity"), "workload")),
+	    "server");
 	json_decref(j);
 	ck_assert_uint_eq((unsigned)metrics_value(sc_stats.reload_ok), 2);
 
