@@ -806,6 +806,7 @@ static int down_session_start(struct sc_conn *c)
 
 static void pass_read_down(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
 static void pass_read_up(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
+static void pass_start(struct sc_conn *c);
 
 static void pass_alloc_down(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
@@ -918,6 +919,12 @@ static void pass_connect_cb(uv_connect_t *req, int status)
 	c->pipe_du->req.data = c;
 	if (uv_write(&c->pipe_du->req, (uv_stream_t *)c->ptcp, &b, 1, pass_write_cb) < 0)
 		sc_conn_close(c);
+}
+
+void sc_conn_passthrough(struct sc_conn *c)
+{
+	if (c->mode == CM_PEEK)
+		pass_start(c);
 }
 
 static void pass_start(struct sc_conn *c)
@@ -1082,7 +1089,14 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
-	if (px->cfg->original_dst) {
+	c->accepted_ms = uv_now(&w->loop);
+	if (server == (uv_stream_t *)&w->olistener) {
+		c->outbound = true;
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sc_outbound_target(c, fd) != 0) {
+			sc_conn_close(c);
+			return;
+		}
+	} else if (px->cfg->original_dst) {
 		struct sockaddr_storage od;
 		struct sockaddr_in *in = (struct sockaddr_in *)&c->updst;
 		uint16_t port;

@@ -81,6 +81,11 @@ static void stop_timer(struct sc_stream *s)
 	release_delay(s);
 }
 
+void sc_stream_stop_timer(struct sc_stream *s)
+{
+	stop_timer(s);
+}
+
 /*
  * A stream reset (by the client, or dropped by us with its connection) before any status:
  * DEADLINE_EXCEEDED when its grpc-timeout has elapsed (that is what the client saw; a
@@ -433,6 +438,10 @@ void sc_stream_headers_done(struct sc_stream *s)
 	nghttp2_vec path;
 	uint64_t now = uv_now(&w->loop);
 
+	if (c->outbound) {
+		sc_outbound_headers_done(s); /* the caller's side: no authorization */
+		return;
+	}
 	if (s->hdr_too_big) {
 		metrics_inc(sc_stats.lim_headers);
 		s->state = SS_REPLIED;
