@@ -9,6 +9,7 @@
  * the patch applies whether or not the pod already has the arrays and maps we extend.
  */
 #include "webhook/inject.h"
+#include "webhook/outbound.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -224,8 +225,8 @@ static json_t *probe(const char *path, unsigned port, int period, int failures)
 
 static json_t *build_proxy_container(const struct wh_config *c)
 {
-	char listen[32], admin[32];
-	json_t *ctr;
+	char listen[32], admin[32], olisten[32];
+	json_t *ctr, *oport;
 
 	/* Dual-stack: init redirects IPv6 too, and the kubelet and Prometheus reach the admin port
 	 * on the pod IP of either family. Both programs fall back to IPv4 on a node without IPv6.
@@ -253,6 +254,23 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	    probe("/readyz", c->admin_port, 2, 30), "volumeMounts", "name", WH_VOLUME_POLICY,
 	    "mountPath", POLICY_MOUNT, "readOnly", 1, "name", WH_VOLUME_PODINFO, "mountPath",
 	    PODINFO_MOUNT, "readOnly", 1);
+	/* Outbound: the listener init's OUTPUT capture redirects to (issue 15). */
+	snprintf(olisten, sizeof(olisten), "[::]:%u", WH_OUTBOUND_PORT);
+	oport = json_pack("{s:s, s:I, s:s}", "name", "gg-outbound", "containerPort",
+			  (json_int_t)WH_OUTBOUND_PORT, "protocol", "TCP");
+	if (ctr && (!oport || json_array_append_new(json_object_get(ctr, "ports"), oport) != 0 ||
+		    /* before the trailing --log-level LEVEL */
+		    json_array_insert_new(json_object_get(ctr, "args"),
+					  json_array_size(json_object_get(ctr, "args")) - 2,
+					  json_string("--outbound-listen")) != 0 ||
+		    json_array_insert_new(json_object_get(ctr, "args"),
+					  json_array_size(json_object_get(ctr, "args")) - 2,
+					  json_string(olisten)) != 0)) {
+		json_decref(ctr);
+		return NULL;
+	}
+	if (!ctr)
+		json_decref(oport);
 	if (ctr && c->native_sidecar &&
 	    json_object_set_new(ctr, "restartPolicy", json_string("Always")) != 0) {
 		json_decref(ctr);
@@ -287,13 +305,15 @@ int wh_inject_prepare(struct wh_config *c)
 	return 0;
 }
 
-static json_t *init_container(const struct wh_config *c, const char *ports)
+/* extra: more init flags (outbound annotations), borrowed. */
+static json_t *init_container(const struct wh_config *c, const char *ports, const json_t *extra)
 {
 	char pp[16], uid[16];
+	json_t *ic;
 
 	snprintf(pp, sizeof(pp), "%u", c->proxy_port);
 	snprintf(uid, sizeof(uid), "%u", c->proxy_uid);
-	return json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
+	ic = json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
 			 " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
 			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
 			 "args", "init", "--ports", ports, "--proxy-port", pp, "--proxy-uid", uid,
@@ -301,6 +321,11 @@ static json_t *init_container(const struct wh_config *c, const char *ports)
 			 0, "runAsNonRoot", 0, "privileged", 0, "allowPrivilegeEscalation", 0,
 			 "readOnlyRootFilesystem", 1, "capabilities", "add", "NET_ADMIN", "NET_RAW",
 			 "drop", "ALL");
+	if (ic && extra && json_array_extend(json_object_get(ic, "args"), (json_t *)extra) != 0) {
+		json_decref(ic);
+		return NULL;
+	}
+	return ic;
 }
 
 static json_t *volumes(const char *configmap)
@@ -432,7 +457,7 @@ static int add_annotations(json_t *patch, const json_t *pod, json_t *add /* stol
 }
 
 static int build_patch(const struct wh_config *c, const json_t *pod, const char *ports,
-		       const char *configmap, json_t **out)
+		       const json_t *init_extra, const char *configmap, json_t **out)
 {
 	const json_t *spec = json_object_get(pod, "spec");
 	const json_t *inits = json_object_get(spec, "initContainers");
@@ -457,7 +482,7 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const char 
 		if (!front)
 			goto out;
 		if (!c->intercept_cni) {
-			json_array_append_new(front, init_container(c, ports));
+			json_array_append_new(front, init_container(c, ports, init_extra));
 			json_array_append_new(added_init, json_string(WH_INIT_NAME));
 		}
 		if (c->native_sidecar) {
@@ -545,6 +570,7 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 	const json_t *cm_ann = json_object_get(ann, WH_ANN_POLICY_CM);
 	const char *configmap = c->policy_configmap;
 	char *ports = NULL;
+	json_t *out_args = NULL;
 	char err[512];
 	int rc;
 
@@ -594,8 +620,17 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 		return wh_verdict_deny(v, 403, "%s", err);
 	if (rc)
 		return rc;
-	rc = build_patch(c, pod, ports, configmap, &v->patch);
+	out_args = json_array();
+	rc = out_args ? wh_outbound_init_args(pod, out_args, err, sizeof(err)) : -ENOMEM;
+	if (rc == -EINVAL) {
+		free(ports);
+		json_decref(out_args);
+		return wh_verdict_deny(v, 403, "%s", err);
+	}
+	if (rc == 0)
+		rc = build_patch(c, pod, ports, out_args, configmap, &v->patch);
 	free(ports);
+	json_decref(out_args);
 	if (rc == 0)
 		v->reason = "injected";
 	return rc;

@@ -159,7 +159,10 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     check(proxy["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 15020},
           "readiness probe: %r" % proxy.get("readinessProbe"))
     check("startupProbe" in proxy, "no startup probe")
-    check(sorted(p["containerPort"] for p in proxy["ports"]) == [15006, 15020], "proxy ports")
+    check(sorted(p["containerPort"] for p in proxy["ports"]) == [15001, 15006, 15020],
+          "proxy ports")
+    check(args[args.index("--outbound-listen") + 1] == "[::]:15001" if "--outbound-listen" in args
+          else False, "proxy args lack --outbound-listen [::]:15001: %r" % args)
     check(all(len(p["name"]) <= 15 for p in proxy["ports"]), "port names over 15 chars")
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]}
     check(env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
@@ -257,6 +260,19 @@ def main():
         no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", ns=ns)), "ns " + ns)
     denied(wh.admit("/mutate", review(load("pod-bad-ports.json"), "Pod")),
            "grpcguard.io/inbound-ports", "8080,http")
+    # Outbound capture annotations become init flags (issue 15); bad values are denied.
+    for name, want in (("pod-outbound-annotations.json",
+                        ["--exclude-outbound-ports", "3306,5432",
+                         "--exclude-outbound-cidrs", "10.96.0.0/12,fd00::/8"]),
+                       ("pod-outbound-off.json", ["--no-outbound"]),
+                       ("pod-bare.json", [])):
+        opod = load(name)
+        injected = apply(copy.deepcopy(opod), wh.admit("/mutate", review(opod, "Pod")))
+        check_injected(opod, injected, ports="8080" if name != "pod-bare.json" else "*")
+        iargs = injected["spec"]["initContainers"][0]["args"]
+        check(iargs[7:] == want, "%s: init args %r, want %r after the ports" % (name, iargs, want))
+    denied(wh.admit("/mutate", review(load("pod-bad-outbound.json"), "Pod")),
+           "grpcguard.io/exclude-outbound-ip-ranges", "\"10.0.0.0/33\"")
     no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", op="UPDATE")), "UPDATE")
     no_patch(wh.admit("/mutate", review(None, "Pod", op="DELETE")), "DELETE")
     no_patch(wh.admit("/mutate", review(load("service-good.json"), "Service")), "Service on /mutate")
@@ -288,6 +304,16 @@ def main():
     msg = denied(wh.admit("/validate", review(load("configmap-policy-bad.json"), "ConfigMap")),
                  'configmap "team"', "policy.yaml:5:")
     print("policy denial:", msg)
+    # Client-side faults (match.destinations): a good one passes, a host with a port is denied.
+    cm = load("configmap-policy-bad.json")
+    cm["data"]["policy.yaml"] = ("faults:\n  - name: slow-backend\n    match: {destinations: "
+                                 "[backend, backend.demo.svc.cluster.local]}\n"
+                                 "    delay: {fixed: 2s}\n")
+    check(wh.admit("/validate", review(cm, "ConfigMap"))["allowed"], "destinations policy denied")
+    cm["data"]["policy.yaml"] = ("faults:\n  - name: slow-backend\n    match: {destinations: "
+                                 "['backend:8080']}\n    delay: {fixed: 2s}\n")
+    denied(wh.admit("/validate", review(cm, "ConfigMap")), 'configmap "team"',
+           "policy.yaml:3:28: faults[0].match.destinations[0]", "without a port")
     check(wh.admit("/validate", review(load("configmap-other.json"), "ConfigMap"))["allowed"],
           "unrelated ConfigMap denied")
 
