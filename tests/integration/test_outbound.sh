@@ -46,6 +46,7 @@ VS_C=ggo${id}a VS_S=ggo${id}b # client <-> server (IFNAMSIZ 16)
 VB_C=ggo${id}c VB_B=ggo${id}d # client <-> backend
 IP_S=10.232.1.1 IP_CS=10.232.1.2
 IP_B=10.232.2.1 IP_CB=10.232.2.2
+IP6_B=fd00:232:2::1 IP6_CB=fd00:232:2::2
 tmp=$(mktemp -d /tmp/gg-outbound.XXXXXX)
 chmod 755 "$tmp"
 pids=()
@@ -93,6 +94,13 @@ in_c ip addr add "$IP_CS/24" dev "$VS_C" && in_c ip addr add "$IP_CB/24" dev "$V
 in_c ip link set "$VS_C" up && in_c ip link set "$VB_C" up &&
 	ip netns exec "$NS_S" ip link set "$VS_S" up && in_b ip link set "$VB_B" up || die "veth up"
 err=$(in_c iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+v6=1
+{ in_c ip -6 addr add "$IP6_CB/64" dev "$VB_C" nodad &&
+	in_b ip -6 addr add "$IP6_B/64" dev "$VB_B" nodad; } 2>/dev/null || v6=0
+if [ $v6 = 1 ] && ! in_c ip6tables-save -t nat >/dev/null 2>&1; then
+	echo "note: no ip6tables nat table: IPv6 part skipped"
+	v6=0
+fi
 mkdir -p "/etc/netns/$NS_C"
 cat >"/etc/netns/$NS_C/hosts" <<EOF
 127.0.0.1 localhost
@@ -146,8 +154,8 @@ set_policy() {
 	cat >"$tmp/policy/.p.new" && chmod 644 "$tmp/policy/.p.new" &&
 		mv -f "$tmp/policy/.p.new" "$tmp/policy/policy.yaml"
 }
-count_rules() { # "<OUTPUT jumps> <uid rules> <REDIRECT 15001> <chain rules>"
-	in_c iptables-save -t nat | awk '
+count_rules() { # [TOOL]: "<OUTPUT jumps> <uid rules> <REDIRECT 15001> <chain rules>"
+	in_c "${1:-iptables-save}" -t nat | awk '
 		$0 == "-A OUTPUT -p tcp -j GRPCGUARD_OUTBOUND" { j++ }
 		/^-A GRPCGUARD_OUTBOUND .*--uid-owner 1337 -j RETURN$/ { u++ }
 		/^-A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT --to-ports 15001$/ { r++ }
@@ -164,7 +172,9 @@ bg() { # NS LOGNAME CMD...: start a program in a netns, remember its pid
 }
 bg "$NS_S" server "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0.0.0.0 --port 8080 \
 	--calls-log "$tmp/server.calls" --name server-pod
-bg "$NS_B" backend "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0.0.0.0 --port 8080 \
+bhost=0.0.0.0
+[ $v6 = 1 ] && bhost=::
+bg "$NS_B" backend "$PYTHON" "$root/tests/greeter/greeter_server.py" --host "$bhost" --port 8080 \
 	--calls-log "$tmp/backend.calls" --name backend-pod
 mkdir -p "$tmp/www" && echo "plain http from the backend" >"$tmp/www/hello.txt"
 bg "$NS_B" http "$PYTHON" -m http.server 8081 --bind 0.0.0.0 --directory "$tmp/www"
@@ -214,6 +224,10 @@ in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init1.log" 2>&1 ||
 read -r j u r c < <(count_rules)
 [ "$j $u $r" = "1 1 1" ] || die "rules after init: $j OUTPUT jumps, $u uid rules, $r REDIRECT rules"
 first_chain=$c
+if [ $v6 = 1 ]; then
+	read -r j u r c6 < <(count_rules ip6tables-save)
+	[ "$j $u $r" = "1 1 1" ] || die "IPv6 rules after init: $j OUTPUT jumps, $u uid rules, $r REDIRECT rules"
+fi
 # Captured, with nothing on 15001 yet: the app's calls cannot get out.
 expect_call UNAVAILABLE server:8080 3 captured-no-sidecar
 [ "$(logged server captured-no-sidecar)" = 0 ] || die "a call got out around the capture"
@@ -252,6 +266,14 @@ acc1=$(accepted)
 [ "$acc1" = $((acc0 + 3)) ] || die "outbound connections accepted $acc0 -> $acc1, want +3 (a loop?)"
 [ "$(msum 'result="loop"')" = 0 ] || die "the sidecar saw a capture loop"
 echo "  requests_total OK +3, outbound connections +3, no loop"
+
+if [ $v6 = 1 ]; then
+	echo "== IPv6: captured by the ip6tables rules, relayed to the IPv6 original destination"
+	acc0=$(accepted)
+	expect_call OK "[$IP6_B]:8080" 5 via-outbound-v6
+	[ "$(logged backend via-outbound-v6)" = 1 ] || die "the IPv6 call did not reach the backend"
+	[ "$(accepted)" = $((acc0 + 1)) ] || die "the IPv6 call did not go through the outbound listener"
+fi
 
 echo "== client-side delay fault on the backend (a pod without a sidecar)"
 set_policy <<'EOF'
@@ -341,6 +363,10 @@ in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init2.log" 2>&1 ||
 read -r j u r c < <(count_rules)
 [ "$j $u $r $c" = "1 1 1 $first_chain" ] ||
 	die "rules after two inits: $j OUTPUT jumps, $u uid rules, $r REDIRECT rules, $c chain rules (want 1 1 1 $first_chain)"
+if [ $v6 = 1 ]; then
+	read -r j u r c < <(count_rules ip6tables-save)
+	[ "$j $u $r $c" = "1 1 1 $c6" ] || die "IPv6 rules after two inits: $j $u $r $c (want 1 1 1 $c6)"
+fi
 expect_call OK server:8080 5 after-reinit
 
 kill -TERM "$sc_pid"
