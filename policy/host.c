@@ -46,7 +46,8 @@ int policy_host_check(const char *s, size_t len, const char **why)
 	for (size_t i = start; i < len; i++) {
 		char ch = s[i];
 		if (ch == ':' && !memchr(s, '/', len)) {
-			*why = "give the host without a port (e.g. \"server\", not \"server:8080\")";
+			*why =
+			    "give the host without a port (e.g. \"server\", not \"server:8080\")";
 			return -1;
 		}
 		if (ch == '*') {
@@ -111,6 +112,8 @@ bool policy_host_match(const char *pattern, const char *authority, size_t author
 
 	if (!authority)
 		return false;
+	if (plen > 1 && pattern[plen - 1] == '.')
+		plen--; /* an absolute name, "server.demo.svc.cluster.local." */
 	host_of(authority, authority_len, &hlen);
 	if (hlen == 0)
 		return false;

@@ -116,7 +116,7 @@ enum policy_direction { POLICY_INBOUND = 0, POLICY_OUTBOUND = 1 };
 
 struct policy_request {
 	enum policy_direction direction; /* zero (inbound) unless set */
-	const char *method; /* the :path, e.g. "/helloworld.Greeter/SayHello" */
+	const char *method;		 /* the :path, e.g. "/helloworld.Greeter/SayHello" */
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;

@@ -197,8 +197,7 @@ __attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, co
  * the same, the comment says which). with_jump adds the PREROUTING jump (leave it out
  * when it is already installed). Returns a new malloc'd string, or NULL on ENOMEM.
  */
-static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump,
-			  bool with_out_jump)
+static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump, bool with_out_jump)
 {
 	struct text t = {0};
 	char *out = NULL;

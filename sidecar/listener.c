@@ -354,17 +354,16 @@ int sc_run_main(const struct sc_config *cfg)
 	log_init("sidecar", cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	px->cfg = cfg;
-	if (cfg->outbound_listen &&
-	    (resolve(cfg->outbound_listen, true, &osa, &olen) != 0 ||
-	     (osa.ss_family != AF_INET && osa.ss_family != AF_INET6))) {
+	if (cfg->outbound_listen && (resolve(cfg->outbound_listen, true, &osa, &olen) != 0 ||
+				     (osa.ss_family != AF_INET && osa.ss_family != AF_INET6))) {
 		log_error("bad_flag", "--outbound-listen: not a HOST:PORT address", "{s:s}",
 			  "value", cfg->outbound_listen);
 		return 2;
 	}
 	if (cfg->outbound_listen)
-		px->outbound_port = ntohs(osa.ss_family == AF_INET6
-					      ? ((struct sockaddr_in6 *)&osa)->sin6_port
-					      : ((struct sockaddr_in *)&osa)->sin_port);
+		px->outbound_port =
+		    ntohs(osa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&osa)->sin6_port
+						    : ((struct sockaddr_in *)&osa)->sin_port);
 	if (resolve(cfg->listen, true, &lsa, &llen) != 0) {
 		log_error("bad_flag", "--listen: not a HOST:PORT address", "{s:s}", "value",
 			  cfg->listen);

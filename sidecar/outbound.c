@@ -129,8 +129,8 @@ int sc_outbound_target(struct sc_conn *c, int fd)
 		return -1;
 	}
 	memcpy(&c->updst, &od, sizeof(od));
-	c->updst_len = od.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						: sizeof(struct sockaddr_in);
+	c->updst_len =
+	    od.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	metrics_inc(O.accepted);
 	return 0;
 }

@@ -18,9 +18,9 @@
 #define SC_OUT_MAX_CIDRS 64
 
 struct sc_outrules {
-	bool enabled;	/* false with --no-outbound: no chain, no jump */
-	unsigned port;	/* REDIRECT target, --outbound-port */
-	unsigned uid;	/* the proxy's uid, never captured */
+	bool enabled;			  /* false with --no-outbound: no chain, no jump */
+	unsigned port;			  /* REDIRECT target, --outbound-port */
+	unsigned uid;			  /* the proxy's uid, never captured */
 	uint8_t exclude_ports[65536 / 8]; /* bitmap, --exclude-outbound-ports */
 	struct policy_cidr cidrs[SC_OUT_MAX_CIDRS]; /* --exclude-outbound-cidrs */
 	size_t ncidrs;

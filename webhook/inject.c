@@ -314,13 +314,13 @@ static json_t *init_container(const struct wh_config *c, const char *ports, cons
 	snprintf(pp, sizeof(pp), "%u", c->proxy_port);
 	snprintf(uid, sizeof(uid), "%u", c->proxy_uid);
 	ic = json_pack("{s:s, s:s, s:s, s:[s, s,s, s,s, s,s], s:O,"
-			 " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
-			 "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
-			 "args", "init", "--ports", ports, "--proxy-port", pp, "--proxy-uid", uid,
-			 "resources", c->resources, "securityContext", "runAsUser", 0, "runAsGroup",
-			 0, "runAsNonRoot", 0, "privileged", 0, "allowPrivilegeEscalation", 0,
-			 "readOnlyRootFilesystem", 1, "capabilities", "add", "NET_ADMIN", "NET_RAW",
-			 "drop", "ALL");
+		       " s:{s:i, s:i, s:b, s:b, s:b, s:b, s:{s:[s, s], s:[s]}}}",
+		       "name", WH_INIT_NAME, "image", c->image, "imagePullPolicy", c->pull_policy,
+		       "args", "init", "--ports", ports, "--proxy-port", pp, "--proxy-uid", uid,
+		       "resources", c->resources, "securityContext", "runAsUser", 0, "runAsGroup",
+		       0, "runAsNonRoot", 0, "privileged", 0, "allowPrivilegeEscalation", 0,
+		       "readOnlyRootFilesystem", 1, "capabilities", "add", "NET_ADMIN", "NET_RAW",
+		       "drop", "ALL");
 	if (ic && extra && json_array_extend(json_object_get(ic, "args"), (json_t *)extra) != 0) {
 		json_decref(ic);
 		return NULL;

@@ -94,10 +94,11 @@ int wh_outbound_init_args(const json_t *pod, json_t *args, char *err, size_t err
 		if (s && strcasecmp(s, "false") == 0) {
 			disabled = true;
 		} else if (!s || strcasecmp(s, "true") != 0) {
-			snprintf(err, errlen,
-				 "annotation %s: must be the string \"true\" or \"false\" (quote it "
-				 "in YAML)",
-				 WH_ANN_OUTBOUND);
+			snprintf(
+			    err, errlen,
+			    "annotation %s: must be the string \"true\" or \"false\" (quote it "
+			    "in YAML)",
+			    WH_ANN_OUTBOUND);
 			return -EINVAL;
 		}
 	}
@@ -115,8 +116,8 @@ int wh_outbound_init_args(const json_t *pod, json_t *args, char *err, size_t err
 	}
 	if (ranges) {
 		if (!json_is_string(ranges) ||
-		    normalize(json_string_value(ranges), is_cidr, WH_OUT_MAX_RANGES, rv,
-			      sizeof(rv), bad, sizeof(bad), &n) != 0) {
+		    normalize(json_string_value(ranges), is_cidr, WH_OUT_MAX_RANGES, rv, sizeof(rv),
+			      bad, sizeof(bad), &n) != 0) {
 			snprintf(err, errlen,
 				 "annotation %s: %s is not a list of IP ranges; use "
 				 "comma-separated CIDR blocks or addresses, e.g. "

@@ -20,7 +20,7 @@
 #define WH_ANN_EXCLUDE_OUT_PORTS "grpcguard.io/exclude-outbound-ports"
 #define WH_ANN_EXCLUDE_OUT_RANGES "grpcguard.io/exclude-outbound-ip-ranges"
 #define WH_OUT_MAX_RANGES 64
-#define WH_OUTBOUND_PORT 15001 /* the proxy's outbound listener, init's default */
+#define WH_OUTBOUND_PORT 15001u /* the proxy's outbound listener, init's default */
 
 /*
  * Append the init flags for pod's outbound annotations to args (a JSON array, borrowed).

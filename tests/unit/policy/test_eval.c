@@ -958,17 +958,18 @@ START_TEST(test_host_match)
 	    {"10.0.0.5", "10.0.0.6:8080", "demo", false},
 	    {"server", "[fd00::1]:8080", "demo", false},
 	    {"server", ":8080", "demo", false},
+	    {"server.demo.svc.cluster.local.", "server:80", "demo", true},
+	    {"a.", "a.:1", NULL, true},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *why = NULL;
-		ck_assert_int_eq(policy_host_check(cases[i].pattern, strlen(cases[i].pattern), &why),
-				 0);
-		ck_assert_msg(policy_host_match(cases[i].pattern, cases[i].authority,
-						strlen(cases[i].authority),
-						cases[i].ns) == cases[i].want,
-			      "pattern %s authority %s ns %s: want %d", cases[i].pattern,
-			      cases[i].authority, cases[i].ns ? cases[i].ns : "(null)",
-			      cases[i].want);
+		ck_assert_int_eq(
+		    policy_host_check(cases[i].pattern, strlen(cases[i].pattern), &why), 0);
+		ck_assert_msg(
+		    policy_host_match(cases[i].pattern, cases[i].authority,
+				      strlen(cases[i].authority), cases[i].ns) == cases[i].want,
+		    "pattern %s authority %s ns %s: want %d", cases[i].pattern, cases[i].authority,
+		    cases[i].ns ? cases[i].ns : "(null)", cases[i].want);
 	}
 	ck_assert(!policy_host_match("server", NULL, 0, "demo"));
 }

@@ -99,8 +99,8 @@ END_TEST
 
 START_TEST(test_rules_all_ports)
 {
-	char *t = rules(ARGC("--ports", "*", "--no-outbound"), ARGV("--ports", "*", "--no-outbound"),
-			false, true);
+	char *t = rules(ARGC("--ports", "*", "--no-outbound"),
+			ARGV("--ports", "*", "--no-outbound"), false, true);
 	ck_assert_str_eq(t, "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
 			    "proxy port 15006\n"
 			    "*nat\n"
@@ -151,7 +151,6 @@ START_TEST(test_rules_bad_input)
 	expect_bad(ARGC("--ports"), ARGV("--ports"), "--ports needs a value");
 }
 END_TEST
-
 
 /* Outbound capture: on by default, in the same transaction as the inbound chain. */
 START_TEST(test_rules_outbound)
@@ -211,8 +210,8 @@ START_TEST(test_rules_outbound)
 	ck_assert_ptr_null(strstr(t, "fd00"));
 	free(t);
 	/* --no-outbound: neither the chain nor the OUTPUT jump. */
-	t = rules(ARGC("--ports", "8080", "--no-outbound"), ARGV("--ports", "8080", "--no-outbound"),
-		  false, true);
+	t = rules(ARGC("--ports", "8080", "--no-outbound"),
+		  ARGV("--ports", "8080", "--no-outbound"), false, true);
 	ck_assert_ptr_null(strstr(t, "OUTBOUND"));
 	ck_assert_ptr_null(strstr(t, "OUTPUT"));
 	free(t);
@@ -241,15 +240,16 @@ START_TEST(test_rules_outbound_bad_input)
 		   "--exclude-outbound-cidrs: trailing comma");
 	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,,b"),
 		   ARGV("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,,b"), "empty");
-	expect_bad(ARGC("--ports", "1", "--no-outbound=yes"), ARGV("--ports", "1", "--no-outbound=yes"),
-		   "--no-outbound");
+	expect_bad(ARGC("--ports", "1", "--no-outbound=yes"),
+		   ARGV("--ports", "1", "--no-outbound=yes"), "--no-outbound");
 	expect_bad(ARGC("--ports", "1", "--outbound-port"), ARGV("--ports", "1", "--outbound-port"),
 		   "--outbound-port needs a value");
 	/* More than 64 blocks: merge them. */
 	static char many[64 * 16 + 32];
 	size_t n = 0;
 	for (int i = 0; i < 65; i++)
-		n += (size_t)snprintf(many + n, sizeof(many) - n, "%s10.%d.0.0/16", i ? "," : "", i);
+		n +=
+		    (size_t)snprintf(many + n, sizeof(many) - n, "%s10.%d.0.0/16", i ? "," : "", i);
 	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", many),
 		   ARGV("--ports", "1", "--exclude-outbound-cidrs", many), "more than 64 entries");
 }

@@ -26,9 +26,8 @@ static int args_for(const char *annotations, char *out, size_t outlen, char *err
 	ck_assert_msg(pod != NULL, "%s: %s", doc, e.text);
 	err[0] = out[0] = '\0';
 	rc = wh_outbound_init_args(pod, args, err, errlen);
-	json_array_foreach(args, i, v)
-	    used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " " : "",
-				     json_string_value(v));
+	json_array_foreach(args, i, v) used +=
+	    (size_t)snprintf(out + used, outlen - used, "%s%s", i ? " " : "", json_string_value(v));
 	if (rc != 0)
 		ck_assert_uint_eq(json_array_size(args), 0); /* unchanged on error */
 	json_decref(args);
