@@ -233,15 +233,23 @@ expect_call UNAVAILABLE server:8080 3 captured-no-sidecar
 [ "$(logged server captured-no-sidecar)" = 0 ] || die "a call got out around the capture"
 
 # ---- the caller's sidecar -------------------------------------------------------------------
+vg=()
+slow=1 # time bounds scale under valgrind
+if [ "${GG_VALGRIND:-0}" = 1 ]; then
+	command -v valgrind >/dev/null || die "GG_VALGRIND=1 but valgrind is not installed"
+	mkdir -m 777 "$tmp/vg"
+	vg=(valgrind --error-exitcode=99 --leak-check=full --log-file="$tmp/vg/%p.log")
+	slow=4
+fi
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
 mkdir -m 755 "$tmp/policy"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
 ip netns exec "$NS_C" env POD_NAMESPACE=demo setpriv --reuid 1337 --regid 1337 --clear-groups \
-	"$tmp/grpcguard-sidecar" run --listen 0.0.0.0:15006 \
+	"${vg[@]}" "$tmp/grpcguard-sidecar" run --listen 0.0.0.0:15006 \
 	--outbound-listen '[::]:15001' --admin 127.0.0.1:15020 --policy "$tmp/policy/policy.yaml" \
 	--upstream-connect-timeout 1s >"$tmp/sidecar.log" 2>&1 &
 sc_pid=$!
-end=$((SECONDS + 15))
+end=$((SECONDS + 15 * slow))
 until [ "$(in_c curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz)" = 200 ]; do
 	kill -0 "$sc_pid" 2>/dev/null && [ $SECONDS -lt $end ] || {
 		tail -n 20 "$tmp/sidecar.log"
@@ -250,6 +258,7 @@ until [ "$(in_c curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0
 	sleep 0.2
 done
 [ "$(ps -o uid= -p "$sc_pid" | tr -d ' ')" = 1337 ] || die "the sidecar does not run as uid 1337"
+[ ${#vg[@]} -gt 0 ] && sleep 2 # let valgrind settle before timing calls
 echo "sidecar ready (pid $sc_pid, uid 1337)"
 
 echo "== gRPC to the server goes through the outbound listener, counted by the caller"
@@ -297,7 +306,7 @@ done
 expect_call OK backend:8080 5 delayed
 [ "$last_ms" -ge 1400 ] || die "a call to backend:8080 took $last_ms ms, want >= 1400"
 expect_call OK server:8080 5 not-delayed
-[ "$last_ms" -lt 1000 ] || die "a call to server:8080 took $last_ms ms: the fault is not for it, and the server-side entry must not apply to outbound calls"
+[ "$last_ms" -lt $((1000 * slow)) ] || die "a call to server:8080 took $last_ms ms: the fault is not for it, and the server-side entry must not apply to outbound calls"
 de0=$(msum '^grpcguard_requests_total.*grpc_code="DEADLINE_EXCEEDED"')
 expect_call DEADLINE_EXCEEDED backend:8080 1 deadline
 [ "$last_ms" -lt 1400 ] || die "DEADLINE_EXCEEDED came after $last_ms ms, want the client's 1 s"
@@ -341,9 +350,9 @@ echo "  UDP and TCP 53 answered directly, outbound connections unchanged"
 echo "== a destination that refuses or never answers: UNAVAILABLE, counted by the caller"
 un0=$(msum '^grpcguard_requests_total.*grpc_code="UNAVAILABLE"')
 expect_call UNAVAILABLE backend:9 5 refused
-[ "$last_ms" -lt 1000 ] || die "a refused port took $last_ms ms to fail"
+[ "$last_ms" -lt $((1000 * slow)) ] || die "a refused port took $last_ms ms to fail"
 expect_call UNAVAILABLE backend:8099 5 blackholed
-[ "$last_ms" -lt 2500 ] || die "a silent port took $last_ms ms to fail (connect timeout 1 s)"
+[ "$last_ms" -lt $((2500 * slow)) ] || die "a silent port took $last_ms ms to fail (connect timeout 1 s)"
 un1=$(msum '^grpcguard_requests_total.*grpc_code="UNAVAILABLE"')
 [ "$un1" = $((un0 + 2)) ] || die "caller-side UNAVAILABLE $un0 -> $un1, want +2"
 
@@ -370,11 +379,19 @@ fi
 expect_call OK server:8080 5 after-reinit
 
 kill -TERM "$sc_pid"
-for _ in $(seq 100); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq $((100 * slow))); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
 wait "$sc_pid"
 rc=$?
 sc_pid=
-[ $rc = 0 ] || { tail -n 30 "$tmp/sidecar.log"; die "the sidecar exited with $rc after SIGTERM"; }
+[ $rc = 0 ] || {
+	tail -n 30 "$tmp/sidecar.log"
+	[ ${#vg[@]} -gt 0 ] && cat "$tmp"/vg/*.log
+	die "the sidecar exited with $rc after SIGTERM (99: valgrind found errors)"
+}
+if [ ${#vg[@]} -gt 0 ]; then
+	grep -q 'ERROR SUMMARY: 0 errors' "$tmp"/vg/*.log || { cat "$tmp"/vg/*.log; die "valgrind"; }
+	echo "valgrind: clean"
+fi
 if [ "${GG_SANITIZE:-0}" = 1 ] && grep -q 'ERROR: AddressSanitizer\|runtime error' "$tmp/sidecar.log"; then
 	cat "$tmp/sidecar.log"
 	die "sanitizer report"
