@@ -3,7 +3,8 @@
 # faults, built from real network namespaces.
 #
 #   server-pod netns  <--veth--  client-pod netns  --veth-->  backend-pod netns (no sidecar)
-#   greeter :8080                 grpcguard-sidecar init        greeter :8080, TLS :8443,
+#   greeter :8080, init +         grpcguard-sidecar init        greeter :8080, TLS :8443,
+#   its own sidecar (uid 1337)
 #                                 (inbound 9999, outbound on)   HTTP :8081, DNS echo :53,
 #                                 grpcguard-sidecar run as      banner-first TCP :2525,
 #                                 uid 1337 --outbound-listen    nothing on :9, :8099 dropped
@@ -13,7 +14,9 @@
 # runs with POD_NAMESPACE=demo, as injected.
 #
 # From the client pod: grpcio calls to server:8080 go through the outbound listener (the
-# sidecar counts them and its outbound connections) and succeed; a client-side delay fault
+# sidecar counts them and its outbound connections) and the server's sidecar, and succeed,
+# counted at both ends; a server-side delay (the server's policy) run into the client's
+# 1 s deadline is DEADLINE_EXCEEDED at both sidecars; a client-side delay fault
 # with destinations [backend.demo.svc.cluster.local] delays calls to backend:8080 (not to
 # server:8080), and a 1 s deadline gives DEADLINE_EXCEEDED at the client without the call
 # reaching the backend; TLS (openssl s_server, certificate checked byte for byte) and
@@ -128,10 +131,11 @@ wait_until() { # SECONDS CMD...
 		sleep 0.2
 	done
 }
-call() { # TARGET DEADLINE NAME: one RPC from the client pod; prints "CODE MS"
-	local out
-	out=$(in_c "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$1" \
-		--deadline "$2" --name "$3" --json 2>&1 | tail -n 1)
+call() { # TARGET DEADLINE NAME [client args]: one RPC from the client pod; prints "CODE MS"
+	local out target=$1 deadline=$2 name=$3
+	shift 3
+	out=$(in_c "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
+		--deadline "$deadline" --name "$name" --json "$@" 2>&1 | tail -n 1)
 	"$PYTHON" -c 'import json,sys
 try:
     d = json.loads(sys.argv[1]); print(d["code"], int(d["ms"]))
@@ -148,6 +152,10 @@ expect_call() { # CODE TARGET DEADLINE NAME
 }
 metrics() { in_c curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
 msum() { metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'; }
+smsum() { # the server's sidecar
+	ip netns exec "$NS_S" curl -sS --max-time 5 http://127.0.0.1:15020/metrics |
+		awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
 logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME
 accepted() { msum '^grpcguard_sidecar_outbound_connections_total\{result="accepted"\}'; }
 set_policy() {
@@ -249,6 +257,28 @@ ip netns exec "$NS_C" env POD_NAMESPACE=demo setpriv --reuid 1337 --regid 1337 -
 	--outbound-listen '[::]:15001' --admin 127.0.0.1:15020 --policy "$tmp/policy/policy.yaml" \
 	--upstream-connect-timeout 1s >"$tmp/sidecar.log" 2>&1 &
 sc_pid=$!
+# The server pod: init (inbound 8080) and its own sidecar, with a server-side fault for
+# calls that carry x-chaos: on.
+in_s() { ip netns exec "$NS_S" "$@"; }
+in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init-srv.log" 2>&1 ||
+	die "server init failed: $(cat "$tmp/init-srv.log")"
+mkdir -m 755 "$tmp/spolicy"
+cat >"$tmp/spolicy/policy.yaml" <<'EOF2'
+faults:
+  - name: server-side-delay
+    match: {headers: {x-chaos: "on"}}
+    delay: {fixed: 2s}
+EOF2
+chmod 644 "$tmp/spolicy/policy.yaml"
+ip netns exec "$NS_S" env POD_NAMESPACE=demo setpriv --reuid 1337 --regid 1337 --clear-groups \
+	"$tmp/grpcguard-sidecar" run --listen 0.0.0.0:15006 --outbound-listen '[::]:15001' \
+	--admin 127.0.0.1:15020 --policy "$tmp/spolicy/policy.yaml" >"$tmp/sidecar-srv.log" 2>&1 &
+pids+=($!)
+end=$((SECONDS + 15 * slow))
+until [ "$(in_s curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz)" = 200 ]; do
+	[ $SECONDS -lt $end ] || { tail -n 20 "$tmp/sidecar-srv.log"; die "the server's sidecar did not become ready"; }
+	sleep 0.2
+done
 end=$((SECONDS + 15 * slow))
 until [ "$(in_c curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz)" = 200 ]; do
 	kill -0 "$sc_pid" 2>/dev/null && [ $SECONDS -lt $end ] || {
@@ -269,12 +299,26 @@ for i in 1 2 3; do expect_call OK server:8080 5 via-outbound-$i; done
 	die "the calls did not reach the server once each"
 ok1=$(msum '^grpcguard_requests_total.*grpc_code="OK"')
 [ "$ok1" = $((ok0 + 3)) ] || die "caller-side requests_total OK $ok0 -> $ok1, want +3"
+[ "$(smsum '^grpcguard_requests_total.*grpc_code="OK"')" -ge 3 ] ||
+	die "the server's sidecar did not count the calls (they bypassed it?)"
 acc1=$(accepted)
 # No loop: one accepted connection per app connection (grpcio: one per call here); had
 # the sidecar's own upstream connection been captured, each call would count two.
 [ "$acc1" = $((acc0 + 3)) ] || die "outbound connections accepted $acc0 -> $acc1, want +3 (a loop?)"
 [ "$(msum 'result="loop"')" = 0 ] || die "the sidecar saw a capture loop"
 echo "  requests_total OK +3, outbound connections +3, no loop"
+
+echo "== a server-side delay run into the client's deadline: DEADLINE_EXCEEDED at both ends"
+de0=$(msum '^grpcguard_requests_total.*grpc_code="DEADLINE_EXCEEDED"')
+sde0=$(smsum '^grpcguard_requests_total.*grpc_code="DEADLINE_EXCEEDED"')
+expect_call DEADLINE_EXCEEDED server:8080 1 server-held --metadata x-chaos=on
+[ "$last_ms" -lt 1400 ] || die "DEADLINE_EXCEEDED after $last_ms ms, want the client's 1 s"
+sleep 0.5
+[ "$(logged server server-held)" = 0 ] || die "a call held by the server's sidecar reached the app"
+[ "$(msum '^grpcguard_requests_total.*grpc_code="DEADLINE_EXCEEDED"')" = $((de0 + 1)) ] ||
+	die "the caller's sidecar did not count DEADLINE_EXCEEDED"
+[ "$(smsum '^grpcguard_requests_total.*grpc_code="DEADLINE_EXCEEDED"')" = $((sde0 + 1)) ] ||
+	die "the server's sidecar did not count DEADLINE_EXCEEDED"
 
 if [ $v6 = 1 ]; then
 	echo "== IPv6: captured by the ip6tables rules, relayed to the IPv6 original destination"
