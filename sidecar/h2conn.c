@@ -909,9 +909,13 @@ static void pass_connect_cb(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
-		sc_conn_close(c);
+		if (c->outbound)
+			sc_outbound_reset(c); /* the app sees a reset, not an empty reply */
+		else
+			sc_conn_close(c);
 		return;
 	}
+	c->pconnected = true;
 	uv_tcp_nodelay(c->ptcp, 1);
 	uv_read_start((uv_stream_t *)c->ptcp, pass_alloc_up, pass_read_up);
 	/* The bytes peeked while looking for the preface go first. */
@@ -930,6 +934,7 @@ void sc_conn_passthrough(struct sc_conn *c)
 static void pass_start(struct sc_conn *c)
 {
 	c->mode = CM_PASS;
+	c->pass_start_ms = uv_now(&c->w->loop);
 	metrics_inc(sc_stats.passthrough_conns);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	c->pipe_du = calloc(1, sizeof(*c->pipe_du));

@@ -135,14 +135,38 @@ int sc_outbound_target(struct sc_conn *c, int fd)
 	return 0;
 }
 
-/* Relay, as TCP, the outbound connections that have sent nothing for SC_OUT_PEEK_MS. */
+void sc_outbound_reset(struct sc_conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	uv_os_fd_t fd;
+
+	/* SO_LINGER 0: close() sends RST, as the refusing destination did. */
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	sc_conn_close(c);
+}
+
+/*
+ * Every 100 ms per worker: relay as TCP the outbound connections that have sent nothing
+ * for SC_OUT_PEEK_MS, and reset the relayed ones whose destination did not accept within
+ * --upstream-connect-timeout (the kernel would keep retrying the SYN for minutes while the
+ * app, already connected to us, waits).
+ */
 void sc_outbound_peek_sweep(struct sc_worker *w, uint64_t now)
 {
+	uint64_t connect_ms = w->px->cfg->upstream_connect_timeout_ms;
+
 	for (struct sc_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->outbound && c->mode == CM_PEEK && now - c->accepted_ms >= SC_OUT_PEEK_MS) {
+		if (!c->outbound)
+			continue;
+		if (c->mode == CM_PEEK && now - c->accepted_ms >= SC_OUT_PEEK_MS) {
 			metrics_inc(O.silent);
 			sc_conn_passthrough(c);
+		} else if (c->mode == CM_PASS && !c->pconnected &&
+			   now - c->pass_start_ms >= connect_ms) {
+			metrics_inc(sc_stats.upstream_connect_failed);
+			sc_outbound_reset(c);
 		}
 	}
 }

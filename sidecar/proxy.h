@@ -190,7 +190,8 @@ struct sc_conn {
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
-	uint64_t accepted_ms;
+	bool pconnected;    /* passthrough: the upstream connect completed */
+	uint64_t accepted_ms, pass_start_ms;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
 	uv_connect_t pcreq;
@@ -290,5 +291,7 @@ int sc_outbound_init(const struct sc_config *cfg); /* metrics, namespace; 0 or -
 int sc_outbound_target(struct sc_conn *c, int fd);
 void sc_outbound_headers_done(struct sc_stream *s); /* decide an outbound RPC */
 void sc_outbound_peek_sweep(struct sc_worker *w, uint64_t now);
+/* Close an outbound connection with a TCP reset (its destination refused or timed out). */
+void sc_outbound_reset(struct sc_conn *c);
 
 #endif

@@ -24,7 +24,8 @@
 # passes too; DNS (UDP and TCP 53) is not captured; there is no capture loop (the sidecar's
 # own upstream connections, uid 1337, are not redirected: one accepted outbound connection
 # per app connection); a refused port gives UNAVAILABLE quickly and a silent one after the
-# upstream connect timeout, both counted by the caller's sidecar; re-running init leaves
+# upstream connect timeout, both counted by the caller's sidecar (plain TCP to them gets a
+# reset); re-running init leaves
 # one set of rules. Everything created is removed on exit, by PID and netns name.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -399,6 +400,18 @@ expect_call UNAVAILABLE backend:8099 5 blackholed
 [ "$last_ms" -lt $((2500 * slow)) ] || die "a silent port took $last_ms ms to fail (connect timeout 1 s)"
 un1=$(msum '^grpcguard_requests_total.*grpc_code="UNAVAILABLE"')
 [ "$un1" = $((un0 + 2)) ] || die "caller-side UNAVAILABLE $un0 -> $un1, want +2"
+# Plain TCP (relayed): the app sees a reset, as from the refusing destination, not an
+# empty reply; a silent destination is given up after the connect timeout too.
+for port in 9 8099; do
+	t0=$(date +%s%3N)
+	in_c curl -sS --max-time 10 "http://backend:$port/" >/dev/null 2>"$tmp/curl.err"
+	rc=$?
+	ms=$(($(date +%s%3N) - t0))
+	[ $rc = 56 ] && grep -q "reset by peer" "$tmp/curl.err" ||
+		die "HTTP to refused/silent port $port: curl exit $rc ($(cat "$tmp/curl.err")), want a reset (56)"
+	[ $ms -lt $((2500 * slow)) ] || die "HTTP to port $port took $ms ms to fail"
+	echo "  HTTP to backend:$port -> connection reset after $ms ms"
+done
 
 echo "== a connection to the outbound port that was not redirected is refused"
 nr0=$(msum 'result="not_redirected"')
