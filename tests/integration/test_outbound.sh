@@ -422,6 +422,18 @@ s.settimeout(3)
 print(repr(s.recv(16)))' >"$tmp/direct.out" 2>&1
 nr1=$(msum 'result="not_redirected"')
 [ "$nr1" = $((nr0 + 1)) ] || die "direct connection to 15001: not_redirected $nr0 -> $nr1 ($(cat "$tmp/direct.out"))"
+# From another pod: the outbound listener is no open relay.
+ip netns exec "$NS_S" "$PYTHON" -c '
+import socket
+s = socket.create_connection(("'$IP_CS'", 15001), 3)
+s.settimeout(3)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+d = s.recv(64)
+assert d == b"", d' >"$tmp/relay.out" 2>&1 || true
+grep -q "AssertionError" "$tmp/relay.out" && die "the outbound listener answered another pod: $(cat "$tmp/relay.out")"
+nr2=$(msum 'result="not_redirected"')
+[ "$nr2" = $((nr1 + 1)) ] || die "connection from another pod to 15001: not_redirected $nr1 -> $nr2 ($(cat "$tmp/relay.out"))"
+echo "  connections to 15001 not redirected by init (same pod, another pod) are closed"
 
 echo "== init again: one set of rules"
 in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init2.log" 2>&1 ||
