@@ -1,6 +1,8 @@
 /*
  * Fuzz target: the sidecar's downstream HTTP/2 handling with the real nghttp2 callbacks,
- * the real per-RPC decision (a fixed policy with a delay, an abort, a DENY and an AUDIT)
+ * the real per-RPC decision (a fixed policy with a delay, an abort, a DENY and an AUDIT,
+ * and client-side entries with destinations) on an inbound and then on an outbound
+ * connection (outbound.c's decision, :authority against the destinations)
  * and the upstream stubbed at the socket boundary (the worker's test_write hook swallows
  * what would be written; upstream connects succeed at once).
  *
@@ -32,6 +34,12 @@ static const char policy_yaml[] =
     "  - name: a\n"
     "    match: {methods: [\"/a.B/*\"], headers: {x-abort: \"1\"}}\n"
     "    abort: {grpcStatus: UNAVAILABLE, message: \"x%y\\n\", percent: 50}\n"
+    "  - name: od\n"
+    "    match: {destinations: [a, \"*.example.com\"], methods: [\"/a.B/Delay\"]}\n"
+    "    delay: {fixed: 10ms, percent: 100}\n"
+    "  - name: oa\n"
+    "    match: {destinations: [\"*\"], headers: {x-abort: \"1\"}}\n"
+    "    abort: {grpcStatus: UNAVAILABLE, percent: 50}\n"
     "authorization:\n"
     "  - name: deny\n"
     "    action: DENY\n"
@@ -79,15 +87,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static const uint8_t sep[4] = {0xfe, 0xed, 0xfa, 0xce};
 static const uint8_t empty_settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One connection fed the whole input; outbound: as accepted on the outbound listener. */
+static void run_conn(const uint8_t *data, size_t size, bool outbound)
 {
 	struct sc_conn *c = sc_conn_new(&w);
 	struct sockaddr_in *peer;
 	bool down = true, first_up = true;
 
 	if (!c)
-		return 0;
+		return;
+	c->outbound = outbound;
 	peer = (struct sockaddr_in *)&c->peer;
 	peer->sin_family = AF_INET;
 	peer->sin_addr.s_addr = htonl(0x0a010203);
@@ -114,5 +123,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	sc_conn_close(c);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	run_conn(data, size, false);
+	run_conn(data, size, true);
 	return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * Fuzz target: the policy library's small parsers. The first byte picks one: duration,
  * CIDR (plus containment of a few addresses), method pattern (pattern and method split at
- * the first newline), gRPC status, downward-API labels. Deterministic, opens nothing,
+ * the first newline), gRPC status, downward-API labels, destination host (pattern and
+ * authority split at the first newline). Deterministic, opens nothing,
  * frees everything.
  */
 #include <arpa/inet.h>
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(z, s, n);
 	z[n] = '\0';
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		uint64_t ms = 0;
 		if (policy_parse_duration(s, n, &ms) == 0 && ms > 30ull * 24 * 3600 * 1000)
@@ -79,6 +80,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			policy_labels_get(l, "");
 		}
 		policy_labels_free(l);
+		break;
+	}
+	case 5: {
+		const char *why = NULL;
+		char *nl = strchr(z, '\n');
+		if (nl) {
+			*nl = '\0';
+			if (policy_host_check(z, strlen(z), &why) == 0)
+				policy_host_match(z, nl + 1, strlen(nl + 1), "demo");
+		} else if (policy_host_check(z, n, &why) == 0 && strlen(z) == n) {
+			/* A checked host matches itself, with or without a port. */
+			char *ap = malloc(n + 8);
+			if (!ap)
+				break;
+			memcpy(ap, z, n);
+			memcpy(ap + n, ":8080", 6);
+			if (!strchr(z, '*') && (!policy_host_match(z, z, n, "demo") ||
+						!policy_host_match(z, ap, n + 5, NULL)))
+				abort();
+			free(ap);
+		} else if (policy_host_check(s, n, &why) != 0 && !why) {
+			abort(); /* a rejection always says why */
+		}
 		break;
 	}
 	}

@@ -215,6 +215,17 @@ static bool fault_matches(const struct fault *f, const struct policy_request *re
 
 	if (!selector_applies(&f->sel, req->labels))
 		return false;
+	/* Entries with destinations belong to the caller's sidecar, the others to the server's. */
+	if ((f->ndestinations > 0) != (req->direction == POLICY_OUTBOUND))
+		return false;
+	if (f->ndestinations > 0) {
+		bool hit = false;
+		for (size_t i = 0; i < f->ndestinations && !hit; i++)
+			hit = policy_host_match(f->destinations[i], req->authority,
+						req->authority_len, req->local_namespace);
+		if (!hit)
+			return false;
+	}
 	if (f->methods.present) {
 		bool hit = false;
 		for (size_t i = 0; i < f->methods.n && !hit; i++) {
@@ -259,7 +270,8 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 		return;
 	health = is_health(req);
 	peer_addr_init(&peer, req->peer); /* once, not per CIDR */
-	for (size_t i = 0; i < p->nauthz; i++) {
+	/* The caller's sidecar never authorizes: that is the server's sidecar's job. */
+	for (size_t i = 0; req->direction == POLICY_INBOUND && i < p->nauthz; i++) {
 		const struct authz *z = &p->authz[i];
 		if (!selector_applies(&z->sel, req->labels))
 			continue;

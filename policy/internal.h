@@ -112,6 +112,8 @@ struct fault {
 	struct pmatch_list methods; /* absent: every method except health */
 	struct kv *headers;	    /* lowercase names, exact values */
 	size_t nheaders;
+	const char **destinations; /* match.destinations, lowercase: a client-side entry */
+	size_t ndestinations;
 	bool has_delay;
 	uint64_t delay_ms;
 	double delay_percent;

@@ -111,13 +111,16 @@ static json_t *fault_json(const struct fault *f)
 
 	if (!o || !put(o, "name", json_string(f->name)) || !put_selector(o, &f->sel))
 		goto fail;
-	if (f->methods.present || f->nheaders) {
+	if (f->methods.present || f->nheaders || f->ndestinations) {
 		m = json_object();
 		if (!put(o, "match", m))
 			goto fail;
 		if (f->methods.present && !put(m, "methods", patterns_json(&f->methods)))
 			goto fail;
 		if (f->nheaders && !put(m, "headers", kv_json(f->headers, f->nheaders)))
+			goto fail;
+		if (f->ndestinations &&
+		    !put(m, "destinations", strings_json(f->destinations, f->ndestinations)))
 			goto fail;
 	}
 	if (f->has_delay) {

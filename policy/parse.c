@@ -526,12 +526,39 @@ static int parse_abort(struct pctx *c, const struct ynode *n, struct fault *f)
 	return 0;
 }
 
+/* match.destinations: a non-empty list of host patterns (policy_host_check), lowercased. */
+static int get_destinations(struct pctx *c, const struct ynode *n, struct fault *f)
+{
+	char buf[96];
+	int rc = expect_list(c, n, "destination hosts", false);
+
+	if (rc)
+		return rc;
+	f->destinations = arena_alloc(c->a, n->nkids * sizeof(*f->destinations));
+	if (!f->destinations)
+		return nomem(c);
+	for (size_t i = 0; i < n->nkids; i++) {
+		const struct ynode *item = n->kids[i];
+		size_t saved = push_index(c, i);
+		const char *why = NULL;
+
+		if (item->type == YN_SCALAR && policy_host_check(item->val, item->len, &why) != 0)
+			return fail(c, item, "%s: %s", shown(item, buf, sizeof(buf)), why);
+		rc = get_string(c, item, false, true, &f->destinations[i], NULL);
+		if (rc)
+			return rc;
+		pop(c, saved);
+	}
+	f->ndestinations = n->nkids;
+	return 0;
+}
+
 static int parse_fault_match(struct pctx *c, const struct ynode *n, struct fault *f)
 {
-	static const char *const keys[] = {"methods", "headers"};
-	const struct ynode *v[2];
+	static const char *const keys[] = {"methods", "headers", "destinations"};
+	const struct ynode *v[3];
 	size_t saved;
-	int rc = map_fields(c, n, "a match", keys, 2, v);
+	int rc = map_fields(c, n, "a match", keys, 3, v);
 
 	if (rc)
 		return rc;
@@ -545,6 +572,13 @@ static int parse_fault_match(struct pctx *c, const struct ynode *n, struct fault
 	if (v[1]) {
 		saved = push_key(c, "headers");
 		rc = get_string_map(c, v[1], true, &f->headers, &f->nheaders);
+		if (rc)
+			return rc;
+		pop(c, saved);
+	}
+	if (v[2]) {
+		saved = push_key(c, "destinations");
+		rc = get_destinations(c, v[2], f);
 		if (rc)
 			return rc;
 		pop(c, saved);

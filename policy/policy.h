@@ -138,8 +138,16 @@ struct policy_header {
 	size_t value_len;
 };
 
+/*
+ * Which sidecar evaluates: the server's (inbound: authorization, and the fault entries
+ * without match.destinations) or the caller's (outbound: only the fault entries with
+ * match.destinations whose hosts match the call's :authority; never authorization).
+ */
+enum policy_direction { POLICY_INBOUND = 0, POLICY_OUTBOUND = 1 };
+
 struct policy_request {
-	const char *method; /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
+	enum policy_direction direction; /* zero (inbound) unless set */
+	const char *method;		 /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;
@@ -148,6 +156,11 @@ struct policy_request {
 	/* Verified request identity (issue 10); NULL when the request carried no valid token. */
 	const char *principal; /* "<iss>/<sub>" */
 	const json_t *claims;  /* the token's payload object, borrowed */
+	/* Outbound only: the call's :authority ("server:8080") and this pod's namespace
+	 * (short host names expand in it; NULL: unknown, short names match only as written). */
+	const char *authority;
+	size_t authority_len;
+	const char *local_namespace;
 };
 
 /* Returns a uniformly distributed number in [0, 100). Injected so tests are exact. */
@@ -177,6 +190,9 @@ struct policy_decision {
  * Faults: the first entry whose selector, methods and headers match; its delay and abort
  * each apply if their own draw rnd() < percent (percent 100 needs no draw).
  * rnd may be NULL, meaning draws always return 0 (every percent > 0 hits).
+ * Outbound (req->direction): always allowed; only entries with match.destinations are
+ * considered, and one applies when a destination matches req->authority
+ * (policy_host_match). Inbound never applies an entry with destinations.
  */
 void policy_evaluate(const struct policy *p, const struct policy_request *req, policy_rand_fn rnd,
 		     void *rnd_ctx, struct policy_decision *out);
@@ -197,6 +213,17 @@ bool policy_cidr_contains(const struct policy_cidr *c, const struct sockaddr *ad
 /* Patterns: exact "/pkg.Svc/M", prefix "/pkg.Svc/" followed by a star, or a lone star
  * (also "prefix*" and "*suffix" as in Istio). */
 bool policy_method_match(const char *pattern, const char *method, size_t method_len);
+
+/*
+ * Destination hosts (match.destinations). policy_host_check: 0 when s[0..len) is a host
+ * pattern ("server", "server.demo.svc.cluster.local", "api.example.com", "*.example.com",
+ * "*"), else -1 and a static reason in *why. policy_host_match: whether pattern (checked)
+ * names the host of `authority` (its port ignored): exact, or the same Kubernetes Service
+ * once short forms are expanded with namespace ns (NULL: not expanded). See host.c.
+ */
+int policy_host_check(const char *s, size_t len, const char **why);
+bool policy_host_match(const char *pattern, const char *authority, size_t authority_len,
+		       const char *ns);
 
 /* gRPC status by name ("UNAVAILABLE") or number ("14"); -1 if unknown. Name of 0..16. */
 int policy_grpc_status_parse(const char *s);

@@ -42,7 +42,11 @@ const char sc_usage[] =
     "                                 RESOURCE_EXHAUSTED [1000]\n"
     "  --idle-timeout DUR             close connections idle this long [300s]\n"
     "  --drain-time DUR               SIGTERM: GOAWAY, finish in-flight RPCs within [10s]\n"
-    "  --upstream-connect-timeout DUR  then the RPC gets UNAVAILABLE [1s]\n";
+    "  --upstream-connect-timeout DUR  then the RPC gets UNAVAILABLE [1s]\n"
+    "  --outbound-listen HOST:PORT    the outbound proxy: the app's connections that init's\n"
+    "                                 OUTPUT capture redirected ([::]:15001 in a pod) go\n"
+    "                                 to their original destination, gRPC with client-side\n"
+    "                                 faults and caller-side metrics [off]\n";
 
 void sc_config_defaults(struct sc_config *cfg)
 {
@@ -109,6 +113,7 @@ static const struct flag flags[] = {
     F("idle-timeout", K_DUR, 1, UINT64_MAX, idle_timeout_ms),
     F("drain-time", K_DUR, 0, UINT64_MAX, drain_time_ms),
     F("upstream-connect-timeout", K_DUR, 1, UINT64_MAX, upstream_connect_timeout_ms),
+    F("outbound-listen", K_STR, 0, 0, outbound_listen),
 };
 #undef F
 
@@ -203,5 +208,7 @@ int sc_config_parse(int argc, char **argv, struct sc_config *cfg, char *err, siz
 	cfg->original_dst = strcmp(cfg->upstream, "original-dst") == 0;
 	if (cfg->admin && strcmp(cfg->admin, "off") == 0)
 		cfg->admin = NULL;
+	if (cfg->outbound_listen && strcmp(cfg->outbound_listen, "off") == 0)
+		cfg->outbound_listen = NULL;
 	return 0;
 }

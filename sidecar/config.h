@@ -30,6 +30,7 @@ struct sc_config {
 	uint64_t idle_timeout_ms;
 	uint64_t drain_time_ms;
 	uint64_t upstream_connect_timeout_ms;
+	const char *outbound_listen; /* "HOST:PORT" of the outbound proxy, or NULL (off) */
 };
 
 /* Fills every field with its default (listen 0.0.0.0:15006, upstream original-dst ...). */

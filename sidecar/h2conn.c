@@ -463,7 +463,8 @@ static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbu
 		/* Metadata exchange: kept aside, never forwarded nor seen by the policy (in
 		 * trailers: dropped). It still counts against the header list limit. */
 		h->bytes += nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32;
-		if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		/* Outbound, the app's own claim is dropped: only this sidecar names the pod. */
+		if (f->headers.cat != NGHTTP2_HCAT_REQUEST || c->outbound)
 			return 0;
 		if (s->npeer_hdr < UINT8_MAX)
 			s->npeer_hdr++;
@@ -607,8 +608,23 @@ static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf 
 		return 0;
 	h = f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp_started ? &s->resp_trailers
 								      : &s->resp_hdrs;
-	if (sc_peer_is_header(nghttp2_rcbuf_get_buf(name).base, nghttp2_rcbuf_get_buf(name).len))
-		return 0; /* only this sidecar names this pod */
+	if (sc_peer_is_header(nghttp2_rcbuf_get_buf(name).base, nghttp2_rcbuf_get_buf(name).len)) {
+		/*
+		 * Inbound: the app's claim is dropped (only this sidecar names this pod).
+		 * Outbound: the destination sidecar's answer in the response headers is kept
+		 * aside for the source-side labels and never reaches the app.
+		 */
+		struct sc_up *up = ud;
+		if (up->c && up->c->outbound && h == &s->resp_hdrs) {
+			if (s->npeer_hdr < UINT8_MAX)
+				s->npeer_hdr++;
+			if (!s->peer_hdr) {
+				nghttp2_rcbuf_incref(value);
+				s->peer_hdr = value;
+			}
+		}
+		return 0;
+	}
 	if (sc_hdrs_add(h, name, value) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = nghttp2_rcbuf_get_buf(name);
@@ -823,6 +839,7 @@ static int down_session_start(struct sc_conn *c)
 
 static void pass_read_down(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
 static void pass_read_up(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
+static void pass_start(struct sc_conn *c);
 
 static void pass_alloc_down(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
@@ -925,9 +942,13 @@ static void pass_connect_cb(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
-		sc_conn_close(c);
+		if (c->outbound)
+			sc_outbound_reset(c); /* the app sees a reset, not an empty reply */
+		else
+			sc_conn_close(c);
 		return;
 	}
+	c->pconnected = true;
 	uv_tcp_nodelay(c->ptcp, 1);
 	uv_read_start((uv_stream_t *)c->ptcp, pass_alloc_up, pass_read_up);
 	/* The bytes peeked while looking for the preface go first. */
@@ -937,11 +958,19 @@ static void pass_connect_cb(uv_connect_t *req, int status)
 		sc_conn_close(c);
 }
 
+void sc_conn_passthrough(struct sc_conn *c)
+{
+	if (c->mode == CM_PEEK)
+		pass_start(c);
+}
+
 static void pass_start(struct sc_conn *c)
 {
-	if (!sc_gate_admit_passthrough(c))
+	/* Outbound never refuses: authorization is the destination's sidecar's job. */
+	if (!c->outbound && !sc_gate_admit_passthrough(c))
 		return; /* refused: gate.c answered or closed it */
 	c->mode = CM_PASS;
+	c->pass_start_ms = uv_now(&c->w->loop);
 	metrics_inc(sc_stats.passthrough_conns);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	c->pipe_du = calloc(1, sizeof(*c->pipe_du));
@@ -1101,7 +1130,14 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
-	if (px->cfg->original_dst) {
+	c->accepted_ms = uv_now(&w->loop);
+	if (server == (uv_stream_t *)&w->olistener) {
+		c->outbound = true;
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sc_outbound_target(c, fd) != 0) {
+			sc_conn_close(c);
+			return;
+		}
+	} else if (px->cfg->original_dst) {
 		/*
 		 * Connect to the address the client asked for (the pod IP, either family), not
 		 * to loopback: what the app binds to 127.0.0.1 / ::1 only stays private.

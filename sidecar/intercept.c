@@ -15,12 +15,13 @@
  * already exists, so a re-run replaces our rules wholesale; the PREROUTING jump is only
  * appended when `iptables -C` says it is missing. Nothing else in the table is touched.
  *
- * Only PREROUTING is used: it sees packets arriving from outside the pod, never packets
- * the pod sends itself, so the proxy's own upstream connections (uid 1337, to
- * <pod IP>:<port>: locally generated, so nat OUTPUT, then delivered over lo with the NAT
- * decision already taken) can never be redirected back to it. There are no OUTPUT rules, hence
- * no --uid-owner exemption is needed; --proxy-uid is accepted for the command line's
- * stability and logged.
+ * The inbound chain hangs off PREROUTING: it sees packets arriving from outside the pod,
+ * never packets the pod sends itself, so the proxy's own upstream connections (to
+ * <pod IP>:<port>: locally generated) are never redirected back to it by that chain.
+ * Outbound capture (outrules.c, on unless --no-outbound) adds a second chain,
+ * GRPCGUARD_OUTBOUND, entered from OUTPUT in the same transaction; its first rule
+ * returns everything owned by --proxy-uid, so the proxy's own connections (inbound
+ * upstreams and outbound ones alike) are never redirected.
  *
  * IPv6 fails closed: when the pod has a global IPv6 address (/proc/net/if_inet6) and the
  * IPv6 rules cannot be installed (no ip6tables-restore, no IPv6 nat table), init exits 1,
@@ -31,8 +32,8 @@
  * pod IP), so what the app keeps on 127.0.0.1 / ::1 stays private. sc_addr_is_loopback()
  * tells the proxy to refuse an original destination on loopback.
  *
- * What it does not do: outbound capture, CNI mode, removing the rules (the pod's network
- * namespace dies with the pod).
+ * What it does not do: CNI mode, UDP, removing the rules (the pod's network namespace
+ * dies with the pod).
  */
 #include "sidecar/intercept.h"
 
@@ -59,6 +60,7 @@
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
 #include "common/log.h"
+#include "sidecar/outrules.h"
 
 #define CHAIN "GRPCGUARD_INBOUND"
 #define DEFAULT_PROXY_PORT 15006
@@ -83,6 +85,7 @@ struct init_opts {
 	bool ipv4_only; /* IPv6 that cannot be intercepted is a warning, not an error */
 	unsigned proxy_port;
 	unsigned proxy_uid;
+	struct sc_outrules out; /* the nat OUTPUT capture (outrules.h) */
 };
 
 static void bit_set(uint8_t *bm, unsigned port)
@@ -211,14 +214,17 @@ __attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, co
  * the same, the comment says which). with_jump adds the PREROUTING jump (leave it out
  * when it is already installed). Returns a new malloc'd string, or NULL on ENOMEM.
  */
-static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump)
+static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump, bool with_out_jump)
 {
 	struct text t = {0};
+	char *out = NULL;
 
 	text_printf(&t, "# grpcguard-sidecar init (%s): inbound TCP -> proxy port %u\n",
 		    ipv6 ? "ip6tables-restore --noflush" : "iptables-restore --noflush",
 		    o->proxy_port);
 	text_printf(&t, "*nat\n:%s - [0:0]\n", CHAIN);
+	if (o->out.enabled)
+		text_printf(&t, ":%s - [0:0]\n", SC_OUT_CHAIN);
 	if (o->all_ports) {
 		/* Every port but the excluded ones (always the proxy's own ports). */
 		for (unsigned p = 1; p <= 65535; p++) {
@@ -236,6 +242,13 @@ static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump)
 	}
 	if (with_jump)
 		text_printf(&t, "-A PREROUTING -p tcp -j %s\n", CHAIN);
+	/* Outbound capture: same table, same transaction. */
+	out = sc_outrules_render(&o->out, ipv6, with_out_jump);
+	if (!out)
+		t.oom = true;
+	else
+		text_printf(&t, "%s", out);
+	free(out);
 	text_printf(&t, "COMMIT\n");
 	if (t.oom) {
 		free(t.data);
@@ -258,15 +271,20 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 	    {"exclude-ports", required_argument, NULL, 'x'}, /* the old name, an alias */
 	    {"ipv4-only", no_argument, NULL, '4'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"outbound-port", required_argument, NULL, 'O'},
+	    {"exclude-outbound-ports", required_argument, NULL, 'X'},
+	    {"exclude-outbound-cidrs", required_argument, NULL, 'C'},
+	    {"no-outbound", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *ports = NULL;
+	const char *ports = NULL, *exclude_out = NULL;
 	bool have_exclude = false;
 	char flag[32];
 	int c, li = 0;
 
 	memset(o, 0, sizeof(*o));
+	sc_outrules_init(&o->out);
 	o->proxy_port = DEFAULT_PROXY_PORT;
 	o->proxy_uid = DEFAULT_PROXY_UID;
 	optind = 0; /* glibc: full reset, the caller may have used getopt already */
@@ -303,6 +321,23 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 		case 'n':
 			o->dry_run = true;
 			break;
+		case 'O':
+			if (parse_uint(optarg, 1, 65535, &o->out.port) < 0) {
+				snprintf(err, errlen,
+					 "--outbound-port: \"%s\" is not a port (1-65535)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'X':
+			exclude_out = optarg;
+			break;
+		case 'C':
+			if (sc_outrules_parse_cidrs(&o->out, optarg, err, errlen) < 0)
+				return -EINVAL;
+			break;
+		case 'N':
+			o->out.enabled = false;
+			break;
 		case 'h':
 			return 1;
 		case ':':
@@ -327,6 +362,17 @@ static int parse_args(int argc, char **argv, struct init_opts *o, char *err, siz
 		return -EINVAL;
 	if (!have_exclude)
 		bit_set(o->exclude, DEFAULT_ADMIN_PORT);
+	if (exclude_out && parse_port_list("--exclude-outbound-ports", exclude_out,
+					   o->out.exclude_ports, NULL, err, errlen) < 0)
+		return -EINVAL;
+	o->out.uid = o->proxy_uid;
+	if (o->out.enabled && o->out.port == o->proxy_port) {
+		snprintf(err, errlen,
+			 "--outbound-port %u is also the inbound --proxy-port; give them different "
+			 "ports (defaults 15001 and 15006)",
+			 o->out.port);
+		return -EINVAL;
+	}
 	if (o->all_ports) {
 		/* With "*" the sidecar's own ports are always left alone. */
 		bit_set(o->exclude, DEFAULT_PROXY_PORT);
@@ -353,7 +399,7 @@ int sc_intercept_rules(int argc, char **argv, bool ipv6, bool with_jump, char **
 		return -ENOMEM;
 	rc = parse_args(argc, argv, o, err, errlen);
 	if (rc == 0) {
-		*out = render_rules(o, ipv6, with_jump);
+		*out = render_rules(o, ipv6, with_jump, with_jump);
 		if (!*out) {
 			snprintf(err, errlen, "out of memory");
 			rc = -ENOMEM;
@@ -571,17 +617,31 @@ static enum install_result install_family(const struct init_opts *o, bool ipv6, 
 			      "-j",
 			      CHAIN,
 			      NULL};
+	char *out_check_argv[] = {ipv6 ? "ip6tables" : "iptables",
+				  "-w",
+				  "5",
+				  "-t",
+				  "nat",
+				  "-C",
+				  "OUTPUT",
+				  "-p",
+				  "tcp",
+				  "-j",
+				  SC_OUT_CHAIN,
+				  NULL};
 	char *restore_argv[] = {ipv6 ? "ip6tables-restore" : "iptables-restore", "--noflush", NULL};
 	const char *fam = ipv6 ? "ipv6" : "ipv4";
 	char output[RUN_OUTPUT_MAX];
 	char *rules = NULL;
-	bool have_jump;
+	bool have_jump, have_out_jump = false;
 	enum install_result res = INSTALL_FAILED;
 	int rc;
 
 	/* Exit 0 means the jump is already there; anything else, let the restore decide. */
 	have_jump = run_with_input(check_argv, NULL, output, sizeof(output)) == 0;
-	rules = render_rules(o, ipv6, !have_jump);
+	if (o->out.enabled)
+		have_out_jump = run_with_input(out_check_argv, NULL, output, sizeof(output)) == 0;
+	rules = render_rules(o, ipv6, !have_jump, !have_out_jump);
 	if (!rules) {
 		log_error("init_failed", "out of memory", "{s:s}", "family", fam);
 		goto out;
@@ -662,6 +722,8 @@ static void init_usage(FILE *f)
 	    "usage: grpcguard-sidecar init --ports 8080,9090|'*' [--proxy-port 15006]\n"
 	    "                              [--proxy-uid 1337] [--exclude-inbound-ports L]\n"
 	    "                              [--ipv4-only] [--dry-run]\n"
+	    "                              [--outbound-port 15001] [--exclude-outbound-ports L]\n"
+	    "                              [--exclude-outbound-cidrs L] [--no-outbound]\n"
 	    "\n"
 	    "Redirect inbound TCP to the listed ports to the sidecar's proxy port with\n"
 	    "iptables REDIRECT rules in the nat chain " CHAIN " (IPv4 and IPv6).\n"
@@ -672,7 +734,7 @@ static void init_usage(FILE *f)
 	    "                        excluded ones and the sidecar's own (15006, 15020)\n"
 	    "  --proxy-port N        where redirected connections go (default 15006)\n"
 	    "  --proxy-uid N         the proxy's user id (default 1337); its own connections\n"
-	    "                        are never redirected (only PREROUTING is used)\n"
+	    "                        are never redirected (RETURNed first in OUTPUT)\n"
 	    "  --exclude-inbound-ports LIST\n"
 	    "                        ports never redirected (default 15020; repeatable;\n"
 	    "                        --exclude-ports is the old name)\n"
@@ -680,6 +742,12 @@ static void init_usage(FILE *f)
 	    "                        be redirected (no ip6tables-restore, no IPv6 nat table),\n"
 	    "                        warn and go on instead of failing: only for clusters\n"
 	    "                        where no client reaches the pod over IPv6\n"
+	    "  --outbound-port N     outbound capture: the app's outgoing TCP goes to this\n"
+	    "                        sidecar port (default 15001), except the proxy's uid,\n"
+	    "                        loopback and TCP port 53 (chain " SC_OUT_CHAIN ")\n"
+	    "  --exclude-outbound-ports LIST  destination ports never captured\n"
+	    "  --exclude-outbound-cidrs LIST  destinations never captured (10.0.0.0/8,fd00::/8)\n"
+	    "  --no-outbound         no outbound capture\n"
 	    "  --dry-run             print the iptables-restore input for IPv4 and IPv6, change\n"
 	    "                        nothing\n"
 	    "  --help                this text\n"
@@ -714,8 +782,8 @@ int sc_init_main(int argc, char **argv)
 		goto out;
 	}
 	if (o->dry_run) {
-		v4 = render_rules(o, false, true);
-		v6 = render_rules(o, true, true);
+		v4 = render_rules(o, false, true, true);
+		v6 = render_rules(o, true, true, true);
 		if (!v4 || !v6) {
 			fprintf(stderr, "init: out of memory\n");
 			rc = 1;
@@ -765,6 +833,11 @@ int sc_init_main(int argc, char **argv)
 	log_info("init_done", "inbound TCP redirect installed", "{s:s, s:s, s:i, s:i, s:b}",
 		 "chain", CHAIN, "ports", summary ? summary : "", "proxy_port", (int)o->proxy_port,
 		 "proxy_uid", (int)o->proxy_uid, "ipv6", r6 == INSTALL_OK);
+	if (o->out.enabled)
+		log_info("init_outbound_done", "outbound TCP capture installed",
+			 "{s:s, s:i, s:i, s:i}", "chain", SC_OUT_CHAIN, "outbound_port",
+			 (int)o->out.port, "excluded_cidrs", (int)o->out.ncidrs, "proxy_uid",
+			 (int)o->proxy_uid);
 	rc = 0;
 out:
 	free(summary);

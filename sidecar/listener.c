@@ -107,6 +107,11 @@ static void worker_finish(struct sc_worker *w)
 	uv_close((uv_handle_t *)&w->drain_timer, noop_close);
 	if (!uv_is_closing((uv_handle_t *)&w->listener))
 		uv_close((uv_handle_t *)&w->listener, noop_close);
+	if (w->olisten_fd >= 0) {
+		if (!uv_is_closing((uv_handle_t *)&w->olistener))
+			uv_close((uv_handle_t *)&w->olistener, noop_close);
+		uv_close((uv_handle_t *)&w->opeek, noop_close);
+	}
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -153,12 +158,21 @@ static void wake_cb(uv_async_t *a)
 		return;
 	w->draining = true;
 	uv_close((uv_handle_t *)&w->listener, noop_close);
+	if (w->olisten_fd >= 0)
+		uv_close((uv_handle_t *)&w->olistener, noop_close);
 	for (struct sc_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
 		sc_conn_drain(c);
 	}
 	uv_timer_start(&w->drain_timer, drain_timeout_cb, w->px->cfg->drain_time_ms, 0);
 	uv_timer_start(&w->sweep, sweep_cb, 50, 50);
+}
+
+static void opeek_cb(uv_timer_t *t)
+{
+	struct sc_worker *w = t->data;
+
+	sc_outbound_peek_sweep(w, uv_now(&w->loop));
 }
 
 static void worker_main(void *arg)
@@ -168,7 +182,8 @@ static void worker_main(void *arg)
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index, int fd)
+/* ofd: the outbound listening socket, or -1. On failure ofd is not owned (close it). */
+static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index, int fd, int ofd)
 {
 	const struct sc_config *cfg = px->cfg;
 	uint64_t seed;
@@ -185,6 +200,17 @@ static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index,
 	if ((r = uv_tcp_open(&w->listener, fd)) != 0 ||
 	    (r = uv_listen((uv_stream_t *)&w->listener, 511, on_connection)) != 0)
 		return r;
+	if (ofd >= 0) {
+		uv_tcp_init(&w->loop, &w->olistener);
+		w->olistener.data = w;
+		if ((r = uv_tcp_open(&w->olistener, ofd)) != 0 ||
+		    (r = uv_listen((uv_stream_t *)&w->olistener, 511, on_connection)) != 0)
+			return r;
+		w->olisten_fd = ofd;
+		uv_timer_init(&w->loop, &w->opeek);
+		w->opeek.data = w;
+		uv_timer_start(&w->opeek, opeek_cb, 100, 100);
+	}
 	uv_async_init(&w->loop, &w->wake, wake_cb);
 	w->wake.data = w;
 	uv_timer_init(&w->loop, &w->sweep);
@@ -322,14 +348,24 @@ static void on_signal(uv_signal_t *h, int signum)
 int sc_run_main(const struct sc_config *cfg)
 {
 	struct sc_proxy *px = &M.px;
-	struct sockaddr_storage lsa;
-	socklen_t llen;
+	struct sockaddr_storage lsa, osa;
+	socklen_t llen, olen = 0;
 	unsigned started = 0;
 	int rc = 1, r;
 
 	log_init("sidecar", cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	px->cfg = cfg;
+	if (cfg->outbound_listen && (resolve(cfg->outbound_listen, true, &osa, &olen) != 0 ||
+				     (osa.ss_family != AF_INET && osa.ss_family != AF_INET6))) {
+		log_error("bad_flag", "--outbound-listen: not a HOST:PORT address", "{s:s}",
+			  "value", cfg->outbound_listen);
+		return 2;
+	}
+	if (cfg->outbound_listen)
+		px->outbound_port =
+		    ntohs(osa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&osa)->sin6_port
+						    : ((struct sockaddr_in *)&osa)->sin_port);
 	if (resolve(cfg->listen, true, &lsa, &llen) != 0) {
 		log_error("bad_flag", "--listen: not a HOST:PORT address", "{s:s}", "value",
 			  cfg->listen);
@@ -342,6 +378,8 @@ int sc_run_main(const struct sc_config *cfg)
 		return 2;
 	}
 	if (sc_stats_init() != 0 || uv_loop_init(&M.loop) != 0)
+		goto out;
+	if (cfg->outbound_listen && sc_outbound_init(cfg) != 0)
 		goto out;
 	if (sc_reload_init(&M.loop, cfg->policy, cfg->pod_labels) != 0)
 		goto out;
@@ -369,8 +407,32 @@ int sc_run_main(const struct sc_config *cfg)
 				  cfg->listen, "error", strerror(-fd));
 			goto out;
 		}
-		if ((r = worker_init(&px->workers[i], px, i, fd)) != 0) {
+		int ofd = -1;
+		px->workers[i].olisten_fd = -1;
+		if (cfg->outbound_listen) {
+			ofd = listen_socket(&osa, olen, cfg->workers > 1);
+			if (ofd < 0 && i == 0 && is_v6_any(&osa) &&
+			    (ofd == -EAFNOSUPPORT || ofd == -EADDRNOTAVAIL)) {
+				uint16_t port = ((struct sockaddr_in6 *)&osa)->sin6_port;
+				struct sockaddr_in *in = (struct sockaddr_in *)&osa;
+				memset(&osa, 0, sizeof(osa));
+				in->sin_family = AF_INET;
+				in->sin_port = port;
+				in->sin_addr.s_addr = htonl(INADDR_ANY);
+				olen = sizeof(*in);
+				ofd = listen_socket(&osa, olen, cfg->workers > 1);
+			}
+			if (ofd < 0) {
+				close(fd);
+				log_error("listen_failed", "cannot listen (outbound)", "{s:s, s:s}",
+					  "listen", cfg->outbound_listen, "error", strerror(-ofd));
+				goto out;
+			}
+		}
+		if ((r = worker_init(&px->workers[i], px, i, fd, ofd)) != 0) {
 			close(fd);
+			if (ofd >= 0 && px->workers[i].olisten_fd < 0)
+				close(ofd);
 			log_error("worker_failed", "cannot start a worker", "{s:s}", "error",
 				  uv_strerror(r));
 			goto out;
@@ -416,9 +478,9 @@ int sc_run_main(const struct sc_config *cfg)
 		uv_close((uv_handle_t *)&M.probe_timer, noop_close);
 		goto out;
 	}
-	log_info("listening", "proxy started", "{s:s, s:s, s:s?, s:s?, s:i}", "listen", cfg->listen,
-		 "upstream", cfg->upstream, "admin", cfg->admin, "policy", cfg->policy, "workers",
-		 (int)cfg->workers);
+	log_info("listening", "proxy started", "{s:s, s:s, s:s?, s:s?, s:i, s:s?}", "listen",
+		 cfg->listen, "upstream", cfg->upstream, "admin", cfg->admin, "policy", cfg->policy,
+		 "workers", (int)cfg->workers, "outbound_listen", cfg->outbound_listen);
 	sc_reload_set_notify(update_ready, NULL);
 	if (cfg->original_dst) {
 		M.upstream_ok = true;

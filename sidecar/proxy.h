@@ -193,6 +193,9 @@ struct sc_conn {
 	unsigned flood_count;
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
+	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
+	bool pconnected;    /* passthrough: the upstream connect completed */
+	uint64_t accepted_ms, pass_start_ms;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
 	uv_connect_t pcreq;
@@ -206,6 +209,9 @@ struct sc_worker {
 	unsigned index;
 	uv_loop_t loop;
 	uv_tcp_t listener;
+	uv_tcp_t olistener; /* outbound (--outbound-listen), when olisten_fd >= 0 */
+	uv_timer_t opeek;   /* outbound: connections silent too long pass through */
+	int olisten_fd;
 	uv_async_t wake;
 	uv_timer_t sweep, drain_timer;
 	uv_thread_t thread;
@@ -245,6 +251,7 @@ struct sc_proxy {
 	_Atomic unsigned nconns;
 	_Atomic unsigned ndelayed;
 	_Atomic bool draining;
+	unsigned outbound_port; /* --outbound-listen's port, 0: no outbound listener */
 };
 
 /* listener.c */
@@ -264,6 +271,8 @@ void sc_conn_idle_check(struct sc_conn *c, uint64_t now);
 int sc_worker_callbacks_init(struct sc_worker *w);
 void sc_worker_callbacks_free(struct sc_worker *w);
 struct sc_up *sc_up_get(struct sc_conn *c); /* the current upstream, connecting if needed */
+/* Give up on HTTP/2 for a connection still peeking: relay its bytes as TCP. */
+void sc_conn_passthrough(struct sc_conn *c);
 
 /* stream.c */
 struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id);
@@ -280,5 +289,16 @@ void sc_stream_drop_req(struct sc_stream *s);
 size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
+/* Stop a stream's delay timer and release its slot in --max-delayed (no-op without one). */
+void sc_stream_stop_timer(struct sc_stream *s);
+
+/* outbound.c: the caller's side (see there) */
+int sc_outbound_init(const struct sc_config *cfg); /* metrics, namespace; 0 or -ENOMEM */
+/* Where an outbound connection goes (its SO_ORIGINAL_DST) into c->updst; -1: refuse it. */
+int sc_outbound_target(struct sc_conn *c, int fd);
+void sc_outbound_headers_done(struct sc_stream *s); /* decide an outbound RPC */
+void sc_outbound_peek_sweep(struct sc_worker *w, uint64_t now);
+/* Close an outbound connection with a TCP reset (its destination refused or timed out). */
+void sc_outbound_reset(struct sc_conn *c);
 
 #endif

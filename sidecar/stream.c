@@ -81,6 +81,11 @@ static void stop_timer(struct sc_stream *s)
 	release_delay(s);
 }
 
+void sc_stream_stop_timer(struct sc_stream *s)
+{
+	stop_timer(s);
+}
+
 /*
  * A stream reset (by the client, or dropped by us with its connection) before any status:
  * DEADLINE_EXCEEDED when its grpc-timeout has elapsed (that is what the client saw; a
@@ -91,18 +96,27 @@ int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
 	return sc_grpc_reset_code(s->deadline_ms, s->timeout_ms, now);
 }
 
-/* requests_total and the duration of a finished inbound RPC (reporter destination). */
-static void count_rpc(const struct sc_stream *s, double secs)
+static void check_peer(struct sc_stream *s);
+
+/*
+ * requests_total and the duration of a finished RPC: reporter destination on the inbound
+ * path (the peer is the caller's claim), source on the outbound path (the peer is the
+ * destination sidecar's answer, decoded here; none from a destination without sidecar).
+ */
+static void count_rpc(struct sc_stream *s, double secs)
 {
 	struct sc_worker *w = s->c->w;
 	const struct sc_snap *snap = s->snap ? s->snap : w->snap;
 	nghttp2_vec p = nghttp2_rcbuf_get_buf(s->path);
 	struct sc_peer_id peer;
-	struct sc_rpc_labels l = {.reporter = SC_REPORTER_DESTINATION,
+	struct sc_rpc_labels l = {.reporter = s->c->outbound ? SC_REPORTER_SOURCE
+							     : SC_REPORTER_DESTINATION,
 				  .self = snap ? &snap->self.id : NULL,
 				  .path = (const char *)p.base,
 				  .path_len = p.len};
 
+	if (s->c->outbound)
+		check_peer(s);
 	if (s->peer_ok) {
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(s->peer_hdr);
 		if (sc_peer_decode(v.base, v.len, &peer) == SC_PEER_OK)
@@ -126,9 +140,11 @@ size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv)
 }
 
 /*
- * The caller's SC_PEER_HEADER (kept aside by h2conn.c): decoded once here, so a bad one
- * is counted once; peer_ok then lets the response name us back (Istio answers only a
- * peer that takes part in the exchange). Telemetry only: never fed to the policy.
+ * The peer's SC_PEER_HEADER (kept aside by h2conn.c): inbound the caller's, decoded once
+ * at the decision, so a bad one is counted once, and peer_ok then lets the response name
+ * us back (Istio answers only a peer that takes part in the exchange); outbound the
+ * destination sidecar's answer, decoded when the RPC is counted. Telemetry only: never
+ * fed to the policy.
  */
 static void check_peer(struct sc_stream *s)
 {
@@ -145,7 +161,7 @@ static void check_peer(struct sc_stream *s)
 		return;
 	}
 	sc_stats_peer_invalid(err);
-	log_debug("peer_metadata_invalid", "ignored the caller's " SC_PEER_HEADER " header",
+	log_debug("peer_metadata_invalid", "ignored a peer's " SC_PEER_HEADER " header",
 		  "{s:s, s:I}", "reason", sc_peer_strerror(err), "bytes", (json_int_t)v.len);
 }
 
@@ -384,7 +400,7 @@ void sc_stream_forward(struct sc_stream *s)
 		sc_stream_reply(s, 14, grpc_unavailable_msg);
 		return;
 	}
-	nv = s->req_hdrs.n <= 32 ? stack : malloc(s->req_hdrs.n * sizeof(*nv));
+	nv = s->req_hdrs.n < 32 ? stack : malloc((s->req_hdrs.n + 1) * sizeof(*nv));
 	if (!nv) {
 		sc_stream_reply(s, 8, "out of memory");
 		return;
@@ -397,6 +413,8 @@ void sc_stream_forward(struct sc_stream *s)
 			 (unsigned long long)(left > 99999999 ? 99999999 : left));
 	}
 	n = to_nva(&s->req_hdrs, nv, s->strip_header, tmo[0] ? tmo : NULL);
+	if (c->outbound && s->snap) /* the caller's sidecar names its workload (peer.h) */
+		n += sc_peer_self_nv(&s->snap->self, &nv[n]);
 	prov.source.ptr = s;
 	id = nghttp2_submit_request(up->s, NULL, nv, n,
 				    s->req_eof && s->req.bytes == 0 ? NULL : &prov, s);
@@ -494,6 +512,10 @@ void sc_stream_headers_done(struct sc_stream *s)
 	nghttp2_vec path;
 	uint64_t now = uv_now(&w->loop);
 
+	if (c->outbound) {
+		sc_outbound_headers_done(s); /* the caller's side: no authorization */
+		return;
+	}
 	if (s->hdr_too_big) {
 		metrics_inc(sc_stats.lim_headers);
 		s->state = SS_REPLIED;

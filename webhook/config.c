@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "common/fileio.h"
+#include "webhook/outbound.h"
 
 static const char *const builtin_excluded[] = {"kube-system", "kube-public", "kube-node-lease"};
 
@@ -634,6 +635,13 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 			 "%s: injection.proxyPort and injection.adminPort are both %u; "
 			 "they must differ",
 			 name, c->proxy_port);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && (c->proxy_port == WH_OUTBOUND_PORT || c->admin_port == WH_OUTBOUND_PORT)) {
+		/* The outbound listener's port (webhook/outbound.h, init's default). */
+		snprintf(err, errlen,
+			 "%s: injection.%s is 15001, the sidecar's outbound port; choose another",
+			 name, c->proxy_port == WH_OUTBOUND_PORT ? "proxyPort" : "adminPort");
 		rc = -EINVAL;
 	}
 	if (rc == -ENOMEM)

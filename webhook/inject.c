@@ -9,6 +9,7 @@
  * the patch applies whether or not the pod already has the arrays and maps we extend.
  */
 #include "webhook/inject.h"
+#include "webhook/outbound.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -335,8 +336,8 @@ static json_t *probe(const char *path, unsigned port, int period, int failures)
 
 static json_t *build_proxy_container(const struct wh_config *c)
 {
-	char listen[32], admin[32];
-	json_t *ctr;
+	char listen[32], admin[32], olisten[32];
+	json_t *ctr, *oport;
 
 	/* Dual-stack: init redirects IPv6 too, and the kubelet and Prometheus reach the admin port
 	 * on the pod IP of either family. Both programs fall back to IPv4 on a node without IPv6.
@@ -367,6 +368,23 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	    probe("/readyz", c->admin_port, 2, 30), "volumeMounts", "name", WH_VOLUME_POLICY,
 	    "mountPath", POLICY_MOUNT, "readOnly", 1, "name", WH_VOLUME_PODINFO, "mountPath",
 	    PODINFO_MOUNT, "readOnly", 1);
+	/* Outbound: the listener init's OUTPUT capture redirects to (issue 15). */
+	snprintf(olisten, sizeof(olisten), "[::]:%u", WH_OUTBOUND_PORT);
+	oport = json_pack("{s:s, s:I, s:s}", "name", "gg-outbound", "containerPort",
+			  (json_int_t)WH_OUTBOUND_PORT, "protocol", "TCP");
+	if (ctr && (!oport || json_array_append_new(json_object_get(ctr, "ports"), oport) != 0 ||
+		    /* before the trailing --log-level LEVEL */
+		    json_array_insert_new(json_object_get(ctr, "args"),
+					  json_array_size(json_object_get(ctr, "args")) - 2,
+					  json_string("--outbound-listen")) != 0 ||
+		    json_array_insert_new(json_object_get(ctr, "args"),
+					  json_array_size(json_object_get(ctr, "args")) - 2,
+					  json_string(olisten)) != 0)) {
+		json_decref(ctr);
+		return NULL;
+	}
+	if (!ctr)
+		json_decref(oport);
 	if (ctr && c->native_sidecar &&
 	    json_object_set_new(ctr, "restartPolicy", json_string("Always")) != 0) {
 		json_decref(ctr);
@@ -401,7 +419,9 @@ int wh_inject_prepare(struct wh_config *c)
 	return 0;
 }
 
-static json_t *init_container(const struct wh_config *c, const struct wh_inbound *in)
+/* extra: more init flags (outbound annotations), borrowed, may be NULL. */
+static json_t *init_container(const struct wh_config *c, const struct wh_inbound *in,
+			      const json_t *extra)
 {
 	char pp[16], uid[16];
 	json_t *ctr, *args;
@@ -422,6 +442,8 @@ static json_t *init_container(const struct wh_config *c, const struct wh_inbound
 	     json_array_append_new(args, json_string(in->exclude))))
 		goto fail;
 	if (ctr && in->ipv4_only && json_array_append_new(args, json_string("--ipv4-only")))
+		goto fail;
+	if (ctr && extra && json_array_extend(args, (json_t *)extra) != 0)
 		goto fail;
 	return ctr;
 fail:
@@ -572,7 +594,7 @@ static int add_ports_env(json_t *patch, const char *ctr_path, const struct wh_in
 }
 
 static int build_patch(const struct wh_config *c, const json_t *pod, const struct wh_inbound *in,
-		       const char *configmap, json_t **out)
+		       const json_t *init_extra, const char *configmap, json_t **out)
 {
 	const json_t *spec = json_object_get(pod, "spec");
 	const json_t *inits = json_object_get(spec, "initContainers");
@@ -597,7 +619,7 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const struc
 		if (!front)
 			goto out;
 		if (!c->intercept_cni) {
-			json_array_append_new(front, init_container(c, in));
+			json_array_append_new(front, init_container(c, in, init_extra));
 			json_array_append_new(added_init, json_string(WH_INIT_NAME));
 		}
 		if (c->native_sidecar) {
@@ -701,6 +723,7 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 	const json_t *cm_ann = json_object_get(ann, WH_ANN_POLICY_CM);
 	const char *configmap = c->policy_configmap;
 	struct wh_inbound in;
+	json_t *out_args = NULL;
 	char err[512];
 	int rc;
 
@@ -750,8 +773,14 @@ int wh_inject_pod(const struct wh_config *c, const json_t *pod, const char *ns,
 		return wh_verdict_deny(v, 403, "%s", err);
 	if (rc)
 		return rc;
-	rc = build_patch(c, pod, &in, configmap, &v->patch);
+	out_args = json_array();
+	rc = out_args ? wh_outbound_init_args(pod, out_args, err, sizeof(err)) : -ENOMEM;
+	if (rc == 0)
+		rc = build_patch(c, pod, &in, out_args, configmap, &v->patch);
 	wh_inbound_cleanup(&in);
+	json_decref(out_args);
+	if (rc == -EINVAL)
+		return wh_verdict_deny(v, 403, "%s", err);
 	if (rc == 0)
 		v->reason = "injected";
 	return rc;

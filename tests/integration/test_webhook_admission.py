@@ -129,7 +129,7 @@ def names(lst):
 
 
 def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, init=True,
-                   exclude="", probes="", ipv4_only=False):
+                   exclude="", probes="", ipv4_only=False, init_extra=()):
     """Structural checks of a patched pod against the original."""
     spec, ospec = pod["spec"], orig["spec"]
     inits = spec.get("initContainers", [])
@@ -160,7 +160,10 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
     check(proxy["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 15020},
           "readiness probe: %r" % proxy.get("readinessProbe"))
     check("startupProbe" in proxy, "no startup probe")
-    check(sorted(p["containerPort"] for p in proxy["ports"]) == [15006, 15020], "proxy ports")
+    check(sorted(p["containerPort"] for p in proxy["ports"]) == [15001, 15006, 15020],
+          "proxy ports")
+    check(args[args.index("--outbound-listen") + 1] == "[::]:15001" if "--outbound-listen" in args
+          else False, "proxy args lack --outbound-listen [::]:15001: %r" % args)
     check(all(len(p["name"]) <= 15 for p in proxy["ports"]), "port names over 15 chars")
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in proxy["env"]
            if "valueFrom" in e}
@@ -176,6 +179,7 @@ def check_injected(orig, pod, ports, configmap="grpcguard-policy", native=True, 
         want = ["init", "--ports", ports, "--proxy-port", "15006", "--proxy-uid", "1337"]
         want += ["--exclude-inbound-ports", exclude] if exclude else []
         want += ["--ipv4-only"] if ipv4_only else []
+        want += list(init_extra)  # outbound flags from the annotations, last
         check(ic["args"] == want, "init args %r, want %r" % (ic["args"], want))
         isc = ic["securityContext"]
         check(isc["runAsUser"] == 0 and isc["runAsNonRoot"] is False, "init user: %r" % isc)
@@ -278,6 +282,19 @@ def main():
         no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", ns=ns)), "ns " + ns)
     denied(wh.admit("/mutate", review(load("pod-bad-ports.json"), "Pod")),
            "grpcguard.io/inbound-ports", "8080,http")
+    # Outbound capture annotations become init flags (issue 15); bad values are denied.
+    for name, want in (("pod-outbound-annotations.json",
+                        ["--exclude-outbound-ports", "3306,5432",
+                         "--exclude-outbound-cidrs", "10.96.0.0/12,fd00::/8"]),
+                       ("pod-outbound-off.json", ["--no-outbound"]),
+                       ("pod-bare.json", [])):
+        opod = load(name)
+        injected = apply(copy.deepcopy(opod), wh.admit("/mutate", review(opod, "Pod")))
+        check_injected(opod, injected, ports="*", init_extra=want)
+        iargs = injected["spec"]["initContainers"][0]["args"]
+        check(iargs[7:] == want, "%s: init args %r, want %r after the ports" % (name, iargs, want))
+    denied(wh.admit("/mutate", review(load("pod-bad-outbound.json"), "Pod")),
+           "grpcguard.io/exclude-outbound-ip-ranges", "\"10.0.0.0/33\"")
     no_patch(wh.admit("/mutate", review(load("pod-bare.json"), "Pod", op="UPDATE")), "UPDATE")
     no_patch(wh.admit("/mutate", review(None, "Pod", op="DELETE")), "DELETE")
     no_patch(wh.admit("/mutate", review(load("service-good.json"), "Service")), "Service on /mutate")
@@ -309,6 +326,16 @@ def main():
     msg = denied(wh.admit("/validate", review(load("configmap-policy-bad.json"), "ConfigMap")),
                  'configmap "team"', "policy.yaml:5:")
     print("policy denial:", msg)
+    # Client-side faults (match.destinations): a good one passes, a host with a port is denied.
+    cm = load("configmap-policy-bad.json")
+    cm["data"]["policy.yaml"] = ("faults:\n  - name: slow-backend\n    match: {destinations: "
+                                 "[backend, backend.demo.svc.cluster.local]}\n"
+                                 "    delay: {fixed: 2s}\n")
+    check(wh.admit("/validate", review(cm, "ConfigMap"))["allowed"], "destinations policy denied")
+    cm["data"]["policy.yaml"] = ("faults:\n  - name: slow-backend\n    match: {destinations: "
+                                 "['backend:8080']}\n    delay: {fixed: 2s}\n")
+    denied(wh.admit("/validate", review(cm, "ConfigMap")), 'configmap "team"',
+           "policy.yaml:3:28: faults[0].match.destinations[0]", "without a port")
     check(wh.admit("/validate", review(load("configmap-other.json"), "ConfigMap"))["allowed"],
           "unrelated ConfigMap denied")
 

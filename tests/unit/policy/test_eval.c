@@ -958,6 +958,151 @@ START_TEST(test_fault_health)
 }
 END_TEST
 
+/* ---- client-side faults (match.destinations) ---------------------------------------- */
+static const char *const client_faults =
+    "faults:\n"
+    "  - name: slow-server\n"
+    "    match: {destinations: [server], methods: [\"/helloworld.Greeter/*\"]}\n"
+    "    delay: {fixed: 2s}\n"
+    "  - name: ext-abort\n"
+    "    match: {destinations: [\"*.example.com\", API.Other.svc.cluster.local]}\n"
+    "    abort: {grpcStatus: UNAVAILABLE}\n"
+    "  - name: server-side\n"
+    "    delay: {fixed: 1s}\n";
+
+static void outbound(struct req *q, const char *authority, const char *ns)
+{
+	q->r.direction = POLICY_OUTBOUND;
+	q->r.authority = authority;
+	q->r.authority_len = strlen(authority);
+	q->r.local_namespace = ns;
+}
+
+START_TEST(test_fault_destinations_direction)
+{
+	struct policy *p = load(client_faults);
+	struct policy_decision d;
+	struct req q;
+
+	/* Inbound: entries with destinations never apply, the others do. */
+	req_init(&q, "/helloworld.Greeter/SayHello");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_str_eq(d.fault_name, "server-side");
+	ck_assert_uint_eq(d.delay_ms, 1000);
+	/* Even an inbound request whose authority names the destination. */
+	q.r.authority = "server:8080";
+	q.r.authority_len = 11;
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_str_eq(d.fault_name, "server-side");
+
+	/* Outbound: only entries with destinations; no destination match, no fault. */
+	req_init(&q, "/helloworld.Greeter/SayHello");
+	outbound(&q, "server:8080", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_str_eq(d.fault_name, "slow-server");
+	ck_assert_uint_eq(d.delay_ms, 2000);
+	outbound(&q, "client:8080", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_ptr_null(d.fault_name);
+	ck_assert_uint_eq(d.delay_ms, 0);
+	/* Methods still narrow a client-side entry. */
+	req_init(&q, "/other.Svc/M");
+	outbound(&q, "server:8080", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_ptr_null(d.fault_name);
+	/* Wildcard suffix and a fully qualified name written in capitals. */
+	outbound(&q, "grpc.api.example.com:443", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_str_eq(d.fault_name, "ext-abort");
+	ck_assert(d.abort);
+	ck_assert_int_eq(d.abort_grpc_status, 14);
+	outbound(&q, "example.com", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_ptr_null(d.fault_name);
+	outbound(&q, "api.other:9000", "demo");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert_str_eq(d.fault_name, "ext-abort");
+	policy_unref(p);
+}
+END_TEST
+
+/* The caller's sidecar never authorizes: a DENY-all policy still lets outbound calls out. */
+START_TEST(test_outbound_never_authorizes)
+{
+	struct policy *p = load("authorization:\n"
+				"  - name: deny-all\n"
+				"    action: DENY\n"
+				"    rules: [{}]\n"
+				"  - name: allow-none\n"
+				"    action: ALLOW\n"
+				"    rules: [{to: [{methods: [/x.Y/Z]}]}]\n");
+	struct policy_decision d;
+	struct req q;
+
+	req_init(&q, "/helloworld.Greeter/SayHello");
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert(!d.allowed);
+	outbound(&q, "server", NULL);
+	policy_evaluate(p, &q.r, NULL, NULL, &d);
+	ck_assert(d.allowed);
+	ck_assert_ptr_null(d.deciding_policy);
+	ck_assert_ptr_null(d.audit_policy);
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_host_match)
+{
+	static const struct {
+		const char *pattern, *authority, *ns;
+		bool want;
+	} cases[] = {
+	    {"server", "server", "demo", true},
+	    {"server", "server:50051", "demo", true},
+	    {"server", "server.demo", "demo", true},
+	    {"server", "server.demo.svc", "demo", true},
+	    {"server", "server.demo.svc.cluster.local:8080", "demo", true},
+	    {"server", "server.demo.svc.cluster.local.", "demo", true},
+	    {"server", "SERVER.Demo.svc.cluster.local", "demo", true},
+	    {"server", "server.other.svc.cluster.local", "demo", false},
+	    {"server", "server.other", "demo", false},
+	    {"server", "server2", "demo", false},
+	    {"server", "myserver", "demo", false},
+	    {"server", "server.demo.svc.cluster.local", NULL, false}, /* namespace unknown */
+	    {"server", "server", NULL, true},
+	    {"server.demo.svc.cluster.local", "server", "demo", true},
+	    {"server.demo.svc.cluster.local", "server", "other", false},
+	    {"server.demo.svc.cluster.local", "server.demo:80", NULL, true},
+	    {"server.demo", "server.demo.svc", NULL, true},
+	    {"api.example.com", "api.example.com:443", "demo", true},
+	    {"api.example.com", "api.example.com.demo.svc.cluster.local", "demo", false},
+	    {"api.example.com", "example.com", "demo", false},
+	    {"*.example.com", "a.b.example.com", "demo", true},
+	    {"*.example.com", "example.com", "demo", false},
+	    {"*.example.com", "badexample.com", "demo", false},
+	    {"*", "anything:1", "demo", true},
+	    {"*", "", "demo", false},
+	    {"10.0.0.5", "10.0.0.5:8080", "demo", true},
+	    {"10.0.0.5", "10.0.0.6:8080", "demo", false},
+	    {"server", "[fd00::1]:8080", "demo", false},
+	    {"server", ":8080", "demo", false},
+	    {"server.demo.svc.cluster.local.", "server:80", "demo", true},
+	    {"a.", "a.:1", NULL, true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = NULL;
+		ck_assert_int_eq(
+		    policy_host_check(cases[i].pattern, strlen(cases[i].pattern), &why), 0);
+		ck_assert_msg(
+		    policy_host_match(cases[i].pattern, cases[i].authority,
+				      strlen(cases[i].authority), cases[i].ns) == cases[i].want,
+		    "pattern %s authority %s ns %s: want %d", cases[i].pattern, cases[i].authority,
+		    cases[i].ns ? cases[i].ns : "(null)", cases[i].want);
+	}
+	ck_assert(!policy_host_match("server", NULL, 0, "demo"));
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -991,6 +1136,9 @@ int main(void)
 	    {"faults", test_fault_percent_edges},
 	    {"faults", test_fault_not_when_denied},
 	    {"faults", test_fault_health},
+	    {"faults", test_fault_destinations_direction},
+	    {"faults", test_outbound_never_authorizes},
+	    {"faults", test_host_match},
 	};
 	return UT_RUN("policy/eval", tests, .timeout_s = 10);
 }

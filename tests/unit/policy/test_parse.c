@@ -296,6 +296,30 @@ static const struct {
     {"alias_only", "faults: *x\n", -3,
      "policy.yaml:1:9: YAML aliases (*x) are not supported; write the value out"},
     {"key_map", "? [a]\n: b\n", -3, "policy.yaml:1:3: a key must be a plain name, found a list"},
+    {"dest_port", "faults:\n  - match: {destinations: [server, 'server:8080']}\n    abort: {}\n",
+     -3,
+     "policy.yaml:2:36: faults[0].match.destinations[1]: \"server:8080\": give the host without "
+     "a port (e.g. \"server\", not \"server:8080\")"},
+    {"dest_empty_list", "faults:\n  - match: {destinations: []}\n    abort: {}\n", -3,
+     "policy.yaml:2:27: faults[0].match.destinations: an empty list matches nothing (remove the "
+     "key, or list destination hosts)"},
+    {"dest_star_mid", "faults:\n  - match: {destinations: ['a.*.com']}\n    abort: {}\n", -3,
+     "policy.yaml:2:28: faults[0].match.destinations[0]: \"a.*.com\": a '*' only works alone or "
+     "as \"*.suffix\""},
+    {"dest_bad_char", "faults:\n  - match: {destinations: ['http://x']}\n    abort: {}\n", -3,
+     "policy.yaml:2:28: faults[0].match.destinations[0]: \"http://x\": not a host name (letters, "
+     "digits, '-' and '.', e.g. \"server\", \"server.demo.svc.cluster.local\" or "
+     "\"api.example.com\")"},
+    {"dest_slash", "faults:\n  - match: {destinations: [a/b]}\n    abort: {}\n", -3,
+     "policy.yaml:2:28: faults[0].match.destinations[0]: \"a/b\": not a host name (letters, "
+     "digits, '-' and '.', e.g. \"server\", \"server.demo.svc.cluster.local\" or "
+     "\"api.example.com\")"},
+    {"dest_dots", "faults:\n  - match: {destinations: [a..b]}\n    abort: {}\n", -3,
+     "policy.yaml:2:28: faults[0].match.destinations[0]: \"a..b\": an empty label (\"..\" or a "
+     "leading '.')"},
+    {"dest_map", "faults:\n  - match: {destinations: {a: b}}\n    abort: {}\n", -3,
+     "policy.yaml:2:27: faults[0].match.destinations: expected a list of destination hosts, "
+     "found a mapping"},
 };
 
 START_TEST(test_errors)

@@ -36,6 +36,27 @@ START_TEST(defaults)
 	ck_assert_uint_eq(c.drain_time_ms, 10000);
 	ck_assert_uint_eq(c.upstream_connect_timeout_ms, 1000);
 	ck_assert(!c.have_seed);
+	ck_assert_ptr_null(c.outbound_listen); /* off unless asked (the injector asks) */
+}
+END_TEST
+
+START_TEST(outbound_listen)
+{
+	struct sc_config c;
+	char err[256];
+	const char *const on[] = {"--outbound-listen", "[::]:15001", NULL};
+	const char *const off[] = {"--outbound-listen=off", NULL};
+	const char *const empty[] = {"--outbound-listen=", NULL};
+	const char *const missing[] = {"--outbound-listen", NULL};
+
+	ck_assert_int_eq(parse(&c, err, on), 0);
+	ck_assert_str_eq(c.outbound_listen, "[::]:15001");
+	ck_assert_int_eq(parse(&c, err, off), 0);
+	ck_assert_ptr_null(c.outbound_listen);
+	ck_assert_int_eq(parse(&c, err, empty), -1);
+	ck_assert_str_eq(err, "--outbound-listen: empty value");
+	ck_assert_int_eq(parse(&c, err, missing), -1);
+	ck_assert_str_eq(err, "--outbound-listen needs a value");
 }
 END_TEST
 
@@ -107,6 +128,7 @@ int main(void)
 {
 	const struct ut_case tests[] = {
 	    {"defaults", defaults},
+	    {"outbound_listen", outbound_listen},
 	    {"values", values},
 	    {"errors", errors},
 	};

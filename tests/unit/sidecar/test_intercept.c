@@ -48,8 +48,9 @@ static void expect_bad(int argc, char **argv, const char *needle)
 
 START_TEST(test_rules_listed_ports)
 {
-	char *t = rules(ARGC("--ports", "9090, 8080,8080"), ARGV("--ports", "9090, 8080,8080"),
-			false, true);
+	/* Inbound only here (--no-outbound); test_rules_outbound covers the OUTPUT chain. */
+	char *t = rules(ARGC("--ports", "9090, 8080,8080", "--no-outbound"),
+			ARGV("--ports", "9090, 8080,8080", "--no-outbound"), false, true);
 	ck_assert_str_eq(t,
 			 "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
 			 "proxy port 15006\n"
@@ -61,8 +62,8 @@ START_TEST(test_rules_listed_ports)
 			 "COMMIT\n");
 	free(t);
 	/* Without the jump (already installed), for IPv6, another proxy port. */
-	t = rules(ARGC("--ports", "8080", "--proxy-port", "16000"),
-		  ARGV("--ports", "8080", "--proxy-port", "16000"), true, false);
+	t = rules(ARGC("--ports", "8080", "--proxy-port", "16000", "--no-outbound"),
+		  ARGV("--ports", "8080", "--proxy-port", "16000", "--no-outbound"), true, false);
 	ck_assert_str_eq(t,
 			 "# grpcguard-sidecar init (ip6tables-restore --noflush): inbound TCP -> "
 			 "proxy port 16000\n"
@@ -89,7 +90,8 @@ START_TEST(test_rules_exclusions)
 	ck_assert_ptr_nonnull(strstr(t, "--dport 8080"));
 	free(t);
 	/* An empty list intercepts nothing but still (re)creates the empty chain. */
-	t = rules(ARGC("--ports", ""), ARGV("--ports", ""), false, true);
+	t = rules(ARGC("--ports", "", "--no-outbound"), ARGV("--ports", "", "--no-outbound"), false,
+		  true);
 	ck_assert_ptr_null(strstr(t, "REDIRECT"));
 	ck_assert_ptr_nonnull(strstr(t, ":GRPCGUARD_INBOUND - [0:0]\n"));
 	free(t);
@@ -98,7 +100,8 @@ END_TEST
 
 START_TEST(test_rules_all_ports)
 {
-	char *t = rules(ARGC("--ports", "*"), ARGV("--ports", "*"), false, true);
+	char *t = rules(ARGC("--ports", "*", "--no-outbound"),
+			ARGV("--ports", "*", "--no-outbound"), false, true);
 	ck_assert_str_eq(t, "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
 			    "proxy port 15006\n"
 			    "*nat\n"
@@ -110,8 +113,10 @@ START_TEST(test_rules_all_ports)
 			    "COMMIT\n");
 	free(t);
 	/* User exclusions add to the sidecar's own ports, they do not replace them. */
-	t = rules(ARGC("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001"),
-		  ARGV("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001"),
+	t = rules(ARGC("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001",
+		       "--no-outbound"),
+		  ARGV("--ports", " * ", "--exclude-ports", "22,9901", "--proxy-port", "15001",
+		       "--no-outbound"),
 		  false, true);
 	const char *order[] = {"--dport 22 -j RETURN",	  "--dport 9901 -j RETURN",
 			       "--dport 15001 -j RETURN", "--dport 15006 -j RETURN",
@@ -145,6 +150,109 @@ START_TEST(test_rules_bad_input)
 		   "unknown option --frobnicate");
 	expect_bad(ARGC("--ports", "1", "extra"), ARGV("--ports", "1", "extra"), "\"extra\"");
 	expect_bad(ARGC("--ports"), ARGV("--ports"), "--ports needs a value");
+}
+END_TEST
+
+/* Outbound capture: on by default, in the same transaction as the inbound chain. */
+START_TEST(test_rules_outbound)
+{
+	char *t = rules(ARGC("--ports", "8080"), ARGV("--ports", "8080"), false, true);
+	ck_assert_str_eq(t,
+			 "# grpcguard-sidecar init (iptables-restore --noflush): inbound TCP -> "
+			 "proxy port 15006\n"
+			 "*nat\n"
+			 ":GRPCGUARD_INBOUND - [0:0]\n"
+			 ":GRPCGUARD_OUTBOUND - [0:0]\n"
+			 "-A GRPCGUARD_INBOUND -p tcp --dport 8080 -j REDIRECT --to-ports 15006\n"
+			 "-A PREROUTING -p tcp -j GRPCGUARD_INBOUND\n"
+			 "-A GRPCGUARD_OUTBOUND -m owner --uid-owner 1337 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -o lo -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -d 127.0.0.0/8 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp --dport 53 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT --to-ports 15001\n"
+			 "-A OUTPUT -p tcp -j GRPCGUARD_OUTBOUND\n"
+			 "COMMIT\n");
+	free(t);
+	/* IPv6, jumps already installed, another uid and port, exclusions per family. */
+	t = rules(ARGC("--ports", "8080", "--proxy-uid", "2000", "--outbound-port", "16001",
+		       "--exclude-outbound-ports", "3306, 53,5432", "--exclude-outbound-cidrs",
+		       "10.96.0.0/12, fd00:10::/64,192.168.1.7,2001:db8::1"),
+		  ARGV("--ports", "8080", "--proxy-uid", "2000", "--outbound-port", "16001",
+		       "--exclude-outbound-ports", "3306, 53,5432", "--exclude-outbound-cidrs",
+		       "10.96.0.0/12, fd00:10::/64,192.168.1.7,2001:db8::1"),
+		  true, false);
+	ck_assert_str_eq(t,
+			 "# grpcguard-sidecar init (ip6tables-restore --noflush): inbound TCP -> "
+			 "proxy port 15006\n"
+			 "*nat\n"
+			 ":GRPCGUARD_INBOUND - [0:0]\n"
+			 ":GRPCGUARD_OUTBOUND - [0:0]\n"
+			 "-A GRPCGUARD_INBOUND -p tcp --dport 8080 -j REDIRECT --to-ports 15006\n"
+			 "-A GRPCGUARD_OUTBOUND -m owner --uid-owner 2000 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -o lo -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -d ::1/128 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp --dport 53 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp --dport 3306 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp --dport 5432 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -d fd00:10::/64 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -d 2001:db8::1/128 -j RETURN\n"
+			 "-A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT --to-ports 16001\n"
+			 "COMMIT\n");
+	free(t);
+	/* The same command line for IPv4 gets the IPv4 blocks only. */
+	t = rules(ARGC("--ports", "8080", "--exclude-outbound-cidrs",
+		       "10.96.0.0/12, fd00:10::/64,192.168.1.7"),
+		  ARGV("--ports", "8080", "--exclude-outbound-cidrs",
+		       "10.96.0.0/12, fd00:10::/64,192.168.1.7"),
+		  false, true);
+	ck_assert_ptr_nonnull(strstr(t, "-A GRPCGUARD_OUTBOUND -d 10.96.0.0/12 -j RETURN\n"
+					"-A GRPCGUARD_OUTBOUND -d 192.168.1.7/32 -j RETURN\n"
+					"-A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT"));
+	ck_assert_ptr_null(strstr(t, "fd00"));
+	free(t);
+	/* --no-outbound: neither the chain nor the OUTPUT jump. */
+	t = rules(ARGC("--ports", "8080", "--no-outbound"),
+		  ARGV("--ports", "8080", "--no-outbound"), false, true);
+	ck_assert_ptr_null(strstr(t, "OUTBOUND"));
+	ck_assert_ptr_null(strstr(t, "OUTPUT"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_rules_outbound_bad_input)
+{
+	expect_bad(ARGC("--ports", "1", "--outbound-port", "0"),
+		   ARGV("--ports", "1", "--outbound-port", "0"),
+		   "--outbound-port: \"0\" is not a port (1-65535)");
+	expect_bad(ARGC("--ports", "1", "--outbound-port", "15006"),
+		   ARGV("--ports", "1", "--outbound-port", "15006"),
+		   "--outbound-port 15006 is also the inbound --proxy-port");
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-ports", "3306,x"),
+		   ARGV("--ports", "1", "--exclude-outbound-ports", "3306,x"),
+		   "--exclude-outbound-ports: \"x\" is not a port");
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-ports", "*"),
+		   ARGV("--ports", "1", "--exclude-outbound-ports", "*"),
+		   "--exclude-outbound-ports");
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/33"),
+		   ARGV("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/33"),
+		   "--exclude-outbound-cidrs: \"10.0.0.0/33\" is not an IP address or CIDR block");
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,"),
+		   ARGV("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,"),
+		   "--exclude-outbound-cidrs: trailing comma");
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,,b"),
+		   ARGV("--ports", "1", "--exclude-outbound-cidrs", "10.0.0.0/8,,b"), "empty");
+	expect_bad(ARGC("--ports", "1", "--no-outbound=yes"),
+		   ARGV("--ports", "1", "--no-outbound=yes"), "--no-outbound");
+	expect_bad(ARGC("--ports", "1", "--outbound-port"), ARGV("--ports", "1", "--outbound-port"),
+		   "--outbound-port needs a value");
+	/* More than 64 blocks: merge them. */
+	static char many[64 * 16 + 32];
+	size_t n = 0;
+	for (int i = 0; i < 65; i++)
+		n +=
+		    (size_t)snprintf(many + n, sizeof(many) - n, "%s10.%d.0.0/16", i ? "," : "", i);
+	expect_bad(ARGC("--ports", "1", "--exclude-outbound-cidrs", many),
+		   ARGV("--ports", "1", "--exclude-outbound-cidrs", many), "more than 64 entries");
 }
 END_TEST
 
@@ -436,6 +544,17 @@ static int body_init_twice(void)
 				jumps, r8080, r9090);
 			return 1;
 		}
+		/* Outbound: one OUTPUT jump, one uid exemption, one REDIRECT after two runs. */
+		int ojumps = count_lines(tools[i], "-A OUTPUT -p tcp -j GRPCGUARD_OUTBOUND");
+		int ouid = count_lines(tools[i], "-A GRPCGUARD_OUTBOUND -m owner --uid-owner 1337 "
+						 "-j RETURN");
+		int oredir = count_lines(tools[i], "-A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT "
+						   "--to-ports 15001");
+		if (ojumps != 1 || ouid != 1 || oredir != 1) {
+			fprintf(stderr, "%s: %d OUTPUT jumps, %d uid rules, %d REDIRECT rules\n",
+				tools[i], ojumps, ouid, oredir);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -645,6 +764,8 @@ int main(void)
 	    {"rules_exclusions", test_rules_exclusions},
 	    {"rules_all_ports", test_rules_all_ports},
 	    {"rules_bad_input", test_rules_bad_input},
+	    {"rules_outbound", test_rules_outbound},
+	    {"rules_outbound_bad_input", test_rules_outbound_bad_input},
 	    {"init_main_exit_codes", test_init_main_exit_codes},
 	    {"original_dst_not_redirected", test_original_dst_not_redirected},
 	    {"original_dst_redirected", test_original_dst_redirected},

@@ -117,6 +117,9 @@ START_TEST(errors)
 	load_err("injection:\n  excludeNamespaces: NotAList\n", "expected a list");
 	load_err("injection:\n  excludeNamespaces: [Bad_NS]\n", "excludeNamespaces[0]");
 	load_err("injection:\n  adminPort: 15006\n", "must differ");
+	load_err("injection:\n  proxyPort: 15001\n",
+		 "injection.proxyPort is 15001, the sidecar's outbound port; choose another");
+	load_err("injection:\n  adminPort: 15001\n", "injection.adminPort is 15001");
 	load_err("namespace: [x]\n", "expected a string");
 	load_err("namespace: Upper\n", "is not a namespace name");
 	load_err("limits:\n  maxBodyBytes: 10\n", "between 4096 and");
