@@ -18,7 +18,8 @@
  *     client dribbling a header is closed like an idle one;
  *   - reading stops while more than ADMIN_MAX_PENDING_WRITE bytes of answers wait for a
  *     client that pipelines requests without reading the answers;
- *   - each connection holds at most ADMIN_READ_BYTES of unparsed input.
+ *   - each connection holds at most ADMIN_READ_BYTES of unparsed input, and its socket
+ *     at most ADMIN_SNDBUF_BYTES (doubled by the kernel) of unsent answers.
  * A connection that must close after its answer (an error, a request with a body, "close")
  * first sends its answer, then a FIN, and discards what the client still sends until it
  * closes too or the timeout passes, so that the client reads the answer rather than a
@@ -52,6 +53,7 @@
 #define ADMIN_BACKLOG 64
 #define ADMIN_READ_BYTES 4096
 #define ADMIN_MAX_PENDING_WRITE (64 * 1024)
+#define ADMIN_SNDBUF_BYTES (64 * 1024)
 
 enum conn_state {
 	CONN_ACTIVE,   /* parsing and answering requests */
@@ -497,6 +499,9 @@ static void on_connection(uv_stream_t *server, int status)
 	a->conns = c;
 	a->nconns++;
 	c->listed = true;
+	/* The kernel's share of a client that does not read is bounded too: without this,
+	 * send-buffer autotuning lets each connection hold megabytes of answers. */
+	(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){ADMIN_SNDBUF_BYTES});
 	uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
 	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0)
 		conn_close(c);
