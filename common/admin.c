@@ -69,13 +69,13 @@ struct admin_conn {
 	struct admin_conn *prev, *next; /* a->conns, for the per-address count and stop */
 	enum conn_state state;
 	int open_handles;
-	bool listed;	   /* counted in a->conns / a->nconns */
-	bool loopback;	   /* the peer is 127/8, ::1 or ::ffff:127/104 */
-	bool read_paused;  /* reading stopped: too many answer bytes waiting */
+	bool listed;	  /* counted in a->conns / a->nconns */
+	bool loopback;	  /* the peer is 127/8, ::1 or ::ffff:127/104 */
+	bool read_paused; /* reading stopped: too many answer bytes waiting */
 	bool shutdown_sent;
 	unsigned char addr[16]; /* the peer's address, v4-mapped as IPv4, for ADMIN_MAX_PER_IP */
 	size_t addr_len;
-	size_t wpending; /* answer bytes queued, not yet written */
+	size_t wpending;   /* answer bytes queued, not yet written */
 	size_t rlen, roff; /* unparsed input in rbuf (kept only while reading is paused) */
 	struct admin_http http;
 	char rbuf[ADMIN_READ_BYTES];
@@ -94,7 +94,7 @@ struct admin_server {
 	uv_async_t stop;
 	uv_thread_t thread;
 	bool loop_ready, listener_ready, stop_ready, thread_started;
-	unsigned port;		    /* the bound port (useful with port 0) */
+	unsigned port;		     /* the bound port (useful with port 0) */
 	struct admin_routes *routes; /* shared with the program's threads (locked inside) */
 	struct admin_conn *conns;    /* admin thread only */
 	unsigned nconns;
@@ -241,8 +241,8 @@ static void on_timeout(uv_timer_t *t)
 {
 	struct admin_conn *c = t->data;
 
-	log_debug("admin_timeout", "admin connection closed: no complete request in time",
-		  "{s:i}", "timeout_ms", ADMIN_TIMEOUT_MS);
+	log_debug("admin_timeout", "admin connection closed: no complete request in time", "{s:i}",
+		  "timeout_ms", ADMIN_TIMEOUT_MS);
 	conn_close(c);
 }
 
@@ -469,8 +469,7 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		log_warn("admin_accept_failed", "admin port: out of memory for a connection",
-			 NULL);
+		log_warn("admin_accept_failed", "admin port: out of memory for a connection", NULL);
 		return;
 	}
 	c->a = a;

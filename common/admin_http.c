@@ -55,8 +55,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
  */
 static int on_headers_complete(http_parser *p)
 {
-	bool has_body = (p->flags & F_CHUNKED) ||
-			(p->content_length > 0 && p->content_length != UINT64_MAX);
+	bool has_body =
+	    (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
 
 	return has_body ? 1 : 0;
 }
@@ -70,8 +70,7 @@ static int on_message_complete(http_parser *p)
 	h->head = p->method == HTTP_HEAD;
 	h->get_or_head = p->method == HTTP_GET || p->method == HTTP_HEAD;
 	h->http10 = p->http_major == 1 && p->http_minor == 0;
-	h->keep_alive = http_should_keep_alive(p) && !skipped_body && !p->upgrade &&
-			h->get_or_head;
+	h->keep_alive = http_should_keep_alive(p) && !skipped_body && !p->upgrade && h->get_or_head;
 	/* The path is the target up to its query or fragment. */
 	n = strcspn(h->url, "?#");
 	h->url[n] = '\0';
@@ -135,8 +134,8 @@ void admin_http_next(struct admin_http *h)
 	http_parser_pause(&h->parser, 0);
 }
 
-int admin_http_response(unsigned status, const char *ctype, const char *body, size_t len,
-			bool head, bool keep_alive, bool http10, char **out, size_t *outlen)
+int admin_http_response(unsigned status, const char *ctype, const char *body, size_t len, bool head,
+			bool keep_alive, bool http10, char **out, size_t *outlen)
 {
 	const char *conn = !keep_alive ? "Connection: close\r\n"
 			   : http10    ? "Connection: keep-alive\r\n"
@@ -150,8 +149,8 @@ int admin_http_response(unsigned status, const char *ctype, const char *body, si
 	if (status < 100 || status > 599 || !ctype || (len && !body))
 		return -EINVAL;
 	reason = http_status_str((enum http_status)status);
-#define HEAD_FMT                                                                                  \
-	"HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "            \
+#define HEAD_FMT                                                                                   \
+	"HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: "             \
 	"no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n"
 	hl = snprintf(NULL, 0, HEAD_FMT, status, reason, ctype, len, allow, conn);
 	if (hl < 0 || (size_t)hl > SIZE_MAX - blen - 1)

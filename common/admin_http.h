@@ -37,18 +37,18 @@ enum admin_http_event {
 /* One connection's request parser. Storage the caller owns (embedded in its connection). */
 struct admin_http {
 	http_parser parser;
-	bool paused;	  /* a request was returned and admin_http_next() not called yet */
-	bool failed;	  /* ADMIN_HTTP_BAD was returned: the connection is done */
+	bool paused; /* a request was returned and admin_http_next() not called yet */
+	bool failed; /* ADMIN_HTTP_BAD was returned: the connection is done */
 	bool url_overflow;
 	size_t url_len;
 	char url[ADMIN_HTTP_MAX_URL + 1];
 
 	/* Valid after ADMIN_HTTP_REQUEST, until admin_http_next(): */
-	bool head;	       /* HEAD: the response carries no body */
-	bool get_or_head;      /* otherwise the answer is 405 */
-	bool keep_alive;       /* false: close after the response */
-	bool http10;	       /* an HTTP/1.0 request (keep-alive must be said explicitly) */
-	const char *path;      /* the target up to '?' or '#', NUL-terminated, in url[] */
+	bool head;	  /* HEAD: the response carries no body */
+	bool get_or_head; /* otherwise the answer is 405 */
+	bool keep_alive;  /* false: close after the response */
+	bool http10;	  /* an HTTP/1.0 request (keep-alive must be said explicitly) */
+	const char *path; /* the target up to '?' or '#', NUL-terminated, in url[] */
 	/* Valid after ADMIN_HTTP_BAD: 400, 414 or 431. */
 	unsigned bad_status;
 };
@@ -75,7 +75,7 @@ void admin_http_next(struct admin_http *h);
  * borrowed. Returns 0 and a new malloc'd buffer in *out (length *outlen), or -ENOMEM /
  * -EINVAL (status outside 100..599); *out is untouched on failure.
  */
-int admin_http_response(unsigned status, const char *ctype, const char *body, size_t len,
-			bool head, bool keep_alive, bool http10, char **out, size_t *outlen);
+int admin_http_response(unsigned status, const char *ctype, const char *body, size_t len, bool head,
+			bool keep_alive, bool http10, char **out, size_t *outlen);
 
 #endif

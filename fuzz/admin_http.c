@@ -47,9 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reg = metrics_registry_new();
 	if (!reg || admin_routes_new(reg, &rt) != 0)
 		goto out;
-	metrics_inc(metrics_series(metrics_counter(reg, "grpcguard_requests_total", "R.", 1,
-						   labels),
-				   vals));
+	metrics_inc(metrics_series(
+	    metrics_counter(reg, "grpcguard_requests_total", "R.", 1, labels), vals));
 	if (admin_routes_add(rt, "/policy", route_text, "{\"generation\":1}", true) != 0 ||
 	    admin_routes_add(rt, "/info", route_text, "{}", false) != 0)
 		__builtin_trap();

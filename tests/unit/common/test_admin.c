@@ -446,7 +446,6 @@ START_TEST(test_connection_limit_total)
 }
 END_TEST
 
-
 /* ---- one connection, raw bytes ---------------------------------------------------------- */
 
 static long long now_ms(void)
@@ -474,7 +473,8 @@ static size_t exchange(int fd, const char *req, size_t reqlen, char *buf, size_t
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
 			break;
 		if ((p.revents & POLLOUT) && sent < reqlen) {
-			ssize_t n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t n =
+			    send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (n > 0)
 				sent += (size_t)n;
 		}

@@ -201,18 +201,16 @@ START_TEST(response_bytes)
 	char *out = NULL;
 	size_t len = 0;
 
-	ck_assert_int_eq(admin_http_response(200, "text/plain", "ok\n", 3, false, true, false,
-					     &out, &len),
-			 0);
+	ck_assert_int_eq(
+	    admin_http_response(200, "text/plain", "ok\n", 3, false, true, false, &out, &len), 0);
 	ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
 			      "3\r\nCache-Control: no-store\r\nX-Content-Type-Options: "
 			      "nosniff\r\n\r\nok\n");
 	ck_assert_uint_eq(len, strlen(out));
 	free(out);
 	/* HEAD: the length of the body it would have, no body; 405 says what is allowed. */
-	ck_assert_int_eq(admin_http_response(405, "text/plain", "no\n", 3, true, false, false,
-					     &out, &len),
-			 0);
+	ck_assert_int_eq(
+	    admin_http_response(405, "text/plain", "no\n", 3, true, false, false, &out, &len), 0);
 	ck_assert_ptr_nonnull(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "Content-Length: 3\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "Allow: GET, HEAD\r\n"));
@@ -258,8 +256,8 @@ START_TEST(routes_answer)
 	char *r;
 
 	ck_assert_ptr_nonnull(reg);
-	metrics_inc(metrics_series(metrics_counter(reg, "grpcguard_t_total", "T.", 1, labels),
-				   vals));
+	metrics_inc(
+	    metrics_series(metrics_counter(reg, "grpcguard_t_total", "T.", 1, labels), vals));
 	ck_assert_int_eq(admin_routes_new(reg, &rt), 0);
 	ck_assert_int_eq(admin_routes_add(rt, "/policy", route_echo, "{}", true), 0);
 	ck_assert_int_eq(admin_routes_add(rt, "/readyz", route_echo, "{}", false), -EINVAL);
@@ -303,10 +301,14 @@ END_TEST
 int main(void)
 {
 	const struct ut_case cases[] = {
-	    {"split_anywhere", split_anywhere}, {"pipelined", pipelined},
-	    {"http10", http10},			{"body_not_read", body_not_read},
-	    {"bad_input", bad_input},		{"limits", limits},
-	    {"response_bytes", response_bytes}, {"routes_answer", routes_answer},
+	    {"split_anywhere", split_anywhere},
+	    {"pipelined", pipelined},
+	    {"http10", http10},
+	    {"body_not_read", body_not_read},
+	    {"bad_input", bad_input},
+	    {"limits", limits},
+	    {"response_bytes", response_bytes},
+	    {"routes_answer", routes_answer},
 	};
 	return UT_RUN("common/admin_http", cases, .timeout_s = 10);
 }
