@@ -71,6 +71,7 @@ struct admin_conn {
 	int open_handles;
 	bool listed;	  /* counted in a->conns / a->nconns */
 	bool loopback;	  /* the peer is 127/8, ::1 or ::ffff:127/104 */
+	bool reading;	  /* uv_read_start() in effect */
 	bool read_paused; /* reading stopped: too many answer bytes waiting */
 	bool shutdown_sent;
 	unsigned char addr[16]; /* the peer's address, v4-mapped as IPv4, for ADMIN_MAX_PER_IP */
@@ -237,6 +238,28 @@ static void conn_close(struct admin_conn *c)
 	uv_close((uv_handle_t *)&c->timer, conn_closed);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Start reading unless already reading; closes the connection on failure. */
+static void start_reading(struct admin_conn *c)
+{
+	if (c->reading)
+		return;
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+static void stop_reading(struct admin_conn *c)
+{
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = false;
+}
+
 static void on_timeout(uv_timer_t *t)
 {
 	struct admin_conn *c = t->data;
@@ -284,7 +307,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		/* EOF or error. Answers still queued are written first (a client may
 		 * half-close after its last request), then we close. */
-		uv_read_stop(s);
+		stop_reading(c);
 		if (nread != UV_EOF || c->wpending == 0) {
 			conn_close(c);
 			return;
@@ -375,9 +398,7 @@ static void answer(struct admin_conn *c)
 		/* Keep reading (and discarding) so the client's unread bytes do not make our
 		 * close a reset that destroys the answer; the timer bounds the wait. */
 		uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
-		if (!uv_is_active((uv_handle_t *)&c->tcp) &&
-		    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0)
-			conn_close(c);
+		start_reading(c);
 		return;
 	}
 	admin_http_next(&c->http);
@@ -400,7 +421,7 @@ static void process(struct admin_conn *c)
 			c->rlen -= c->roff;
 			c->roff = 0;
 			c->read_paused = true;
-			uv_read_stop((uv_stream_t *)&c->tcp);
+			stop_reading(c);
 			return;
 		}
 		ev = admin_http_feed(&c->http, c->rbuf + c->roff, c->rlen - c->roff, &used);
@@ -411,9 +432,7 @@ static void process(struct admin_conn *c)
 	if (c->state != CONN_ACTIVE)
 		return;
 	c->rlen = c->roff = 0;
-	if (!uv_is_active((uv_handle_t *)&c->tcp) &&
-	    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0)
-		conn_close(c);
+	start_reading(c);
 }
 
 /* The peer's address as bytes (v4-mapped IPv6 as IPv4) and whether it is loopback. */
@@ -502,8 +521,7 @@ static void on_connection(uv_stream_t *server, int status)
 	 * send-buffer autotuning lets each connection hold megabytes of answers. */
 	(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){ADMIN_SNDBUF_BYTES});
 	uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
-	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0)
-		conn_close(c);
+	start_reading(c);
 }
 
 /* ---- the server ----------------------------------------------------------------------- */

@@ -494,11 +494,19 @@ static size_t exchange(int fd, const char *req, size_t reqlen, char *buf, size_t
 	return got;
 }
 
+/* Non-overlapping occurrences; one pass (strstr in a loop is quadratic under ASan, whose
+ * interceptor measures the whole haystack on every call). */
 static int count_of(const char *hay, const char *needle)
 {
+	size_t nl = strlen(needle);
 	int n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
+
+	for (const char *p = hay; *p; p++) {
+		if (*p == needle[0] && strncmp(p, needle, nl) == 0) {
+			n++;
+			p += nl - 1;
+		}
+	}
 	return n;
 }
 
