@@ -16,8 +16,9 @@
  *   - a connection must complete each request within ADMIN_TIMEOUT_MS of the previous
  *     answer (or of connecting): the timer is not reset by partial bytes, so a slowloris
  *     client dribbling a header is closed like an idle one;
- *   - reading stops while more than ADMIN_MAX_PENDING_WRITE bytes of answers wait for a
- *     client that pipelines requests without reading the answers;
+ *   - reading stops while ADMIN_MAX_PENDING_WRITE bytes of answers (or one larger answer,
+ *     such as a big /metrics) wait for a client that pipelines requests without reading
+ *     the answers;
  *   - each connection holds at most ADMIN_READ_BYTES of unparsed input, and its socket
  *     at most ADMIN_SNDBUF_BYTES (doubled by the kernel) of unsent answers.
  * A connection that must close after its answer (an error, a request with a body, "close")
@@ -52,7 +53,7 @@
 #define ADMIN_TIMEOUT_MS 10000
 #define ADMIN_BACKLOG 64
 #define ADMIN_READ_BYTES 4096
-#define ADMIN_MAX_PENDING_WRITE (64 * 1024)
+#define ADMIN_MAX_PENDING_WRITE (16 * 1024)
 #define ADMIN_SNDBUF_BYTES (64 * 1024)
 
 enum conn_state {

@@ -628,7 +628,7 @@ END_TEST
 
 /*
  * A client that pipelines thousands of requests without reading: the server stops
- * reading while ~64 KiB of answers wait, and resumes as the client reads; every request
+ * reading while ~16 KiB of answers wait, and resumes as the client reads; every request
  * is answered, in order, and the server answers others meanwhile.
  */
 START_TEST(test_pipelined_backpressure)
