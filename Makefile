@@ -39,7 +39,15 @@ ifeq ($(SAN),1)
 LDFLAGS_SAN = -fsanitize=address,undefined
 endif
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS_SAN) $(LDFLAGS)
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(HTTP_PARSER_LIBS) -lpthread -lm
+# Per program: only the webhook links libmicrohttpd (and so GnuTLS); the sidecar's admin
+# port parses HTTP/1.1 with Debian's http-parser (no .pc file; static, ~30 KiB of code, so
+# the runtime image needs no extra package). Unit tests and fuzz targets link LIBS.
+HTTP_PARSER_LIBS = -l:libhttp_parser.a
+BASE_LIBS    = $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null) -lpthread -lm
+WEBHOOK_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(BASE_LIBS)
+SIDECAR_LIBS = $(HTTP_PARSER_LIBS) $(BASE_LIBS)
+CERTGEN_LIBS = $(BASE_LIBS)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 # grpcguard-graph alone links libcurl and Graphviz (the sidecar and webhook must not).
 GRAPH_PKGS = libcurl libgvc libcgraph
@@ -99,14 +107,14 @@ $(TLIBCOMMON): $(call tobj,$(COMMON_SRC))
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/grpcguard-webhook: $(call obj,$(WEBHOOK_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(WEBHOOK_LIBS)
 $(BUILD)/grpcguard-sidecar: $(call obj,$(SIDECAR_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 $(BUILD)/grpcguard-certgen: $(call obj,$(CERTS_SRC)) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CERTGEN_LIBS)
 $(BUILD)/obj/graph/%.o $(BUILD)/tobj/graph/%.o: ALL_CFLAGS += $(GRAPH_CFLAGS)
 $(BUILD)/grpcguard-graph: $(call obj,$(GRAPH_SRC)) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GRAPH_LIBS) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GRAPH_LIBS) $(BASE_LIBS)
 
 # ---- unit tests (check) -----------------------------------------------------
 # tests/unit/<dir>/test_x.c links <dir>'s test objects (minus main.c) and both libraries.

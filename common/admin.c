@@ -1,16 +1,30 @@
 /*
  * The admin HTTP server. See admin.h.
  *
- * libmicrohttpd serves plain HTTP/1.1 on its own thread (epoll, one internal polling
- * thread). We create, bind and listen on the socket ourselves so a failure comes back as
- * a precise -errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL) instead of MHD's bare NULL,
- * and so a caller (tests) can listen on port 0 and learn the port with admin_port().
+ * A thread of its own runs a libuv loop of its own: the listening socket, its
+ * connections and a stop signal. Its own thread, not the program's main loop, so that
+ * /healthz, /readyz and /metrics answer while the main loop parses a large policy or the
+ * workers are saturated, and so that route handlers keep running on one thread (the
+ * admin thread) as they did under libmicrohttpd. The thread costs a stack's few touched
+ * pages; libmicrohttpd cost ~2.4 MiB of GnuTLS pages the plain-HTTP port never used.
  *
- * Routes: GET (and HEAD) only. /healthz -> 200 "ok"; /readyz -> 200 "ready" or 503
- * "not ready"; /metrics -> the registry in Prometheus text format; registered paths ->
- * their handler; anything else 404; any other method 405. Connections are bounded
- * (ADMIN_MAX_CONNECTIONS, ADMIN_MAX_PER_IP per client address, ADMIN_TIMEOUT_S idle
- * timeout) and request bodies are never read.
+ * Requests are parsed by common/admin_http.c (http-parser) and answered by
+ * common/admin_routes.c; this file only moves bytes and enforces the bounds:
+ *   - ADMIN_MAX_CONNECTIONS in all and ADMIN_MAX_PER_IP per client address (more are
+ *     accepted and closed at once), so idle connections from one peer on the pod IP
+ *     cannot starve the kubelet's probes or Prometheus, which come from other addresses;
+ *   - a connection must complete each request within ADMIN_TIMEOUT_MS of the previous
+ *     answer (or of connecting): the timer is not reset by partial bytes, so a slowloris
+ *     client dribbling a header is closed like an idle one;
+ *   - reading stops while ADMIN_MAX_PENDING_WRITE bytes of answers (or one larger answer,
+ *     such as a big /metrics) wait for a client that pipelines requests without reading
+ *     the answers;
+ *   - each connection holds at most ADMIN_READ_BYTES of unparsed input, and its socket
+ *     at most ADMIN_SNDBUF_BYTES (doubled by the kernel) of unsent answers.
+ * A connection that must close after its answer (an error, a request with a body, "close")
+ * first sends its answer, then a FIN, and discards what the client still sends until it
+ * closes too or the timeout passes, so that the client reads the answer rather than a
+ * reset.
  *
  * What it does not do: TLS, authentication, POST endpoints. It is meant to listen on
  * loopback or on the pod IP for Prometheus, never on the internet. Routes registered with
@@ -20,56 +34,73 @@
 #include "common/admin.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
-#include <microhttpd.h>
-
+#include "common/admin_http.h"
+#include "common/admin_routes.h"
 #include "common/log.h"
-#include "common/metrics.h"
 
-/*
- * Bounds: 128 connections in all, at most 8 from one address, so a peer that opens idle
- * connections (the port listens on the pod IP) cannot starve the kubelet's probes or
- * Prometheus, which connect from other addresses. Each connection costs up to 32 KiB.
- */
 #define ADMIN_MAX_CONNECTIONS 128
 #define ADMIN_MAX_PER_IP 8
-#define ADMIN_TIMEOUT_S 10
+#define ADMIN_TIMEOUT_MS 10000
 #define ADMIN_BACKLOG 64
-#define ADMIN_MAX_PATH 256
+#define ADMIN_READ_BYTES 4096
+#define ADMIN_MAX_PENDING_WRITE (16 * 1024)
+#define ADMIN_SNDBUF_BYTES (64 * 1024)
 
-#define CTYPE_TEXT "text/plain; charset=utf-8"
-#define CTYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+enum conn_state {
+	CONN_ACTIVE,   /* parsing and answering requests */
+	CONN_DRAINING, /* the last answer is queued; input is discarded until EOF/timeout */
+	CONN_CLOSING,  /* uv_close() called; freed when both handles are closed */
+};
 
-struct admin_route {
-	struct admin_route *next;
-	char *path;
-	admin_route_fn fn;
-	void *ctx;
-	bool local_only; /* admin_route_local(): loopback peers only */
+struct admin_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_shutdown_t shutdown_req;
+	struct admin_server *a;
+	struct admin_conn *prev, *next; /* a->conns, for the per-address count and stop */
+	enum conn_state state;
+	int open_handles;
+	bool listed;	  /* counted in a->conns / a->nconns */
+	bool loopback;	  /* the peer is 127/8, ::1 or ::ffff:127/104 */
+	bool reading;	  /* uv_read_start() in effect */
+	bool read_paused; /* reading stopped: too many answer bytes waiting */
+	bool shutdown_sent;
+	unsigned char addr[16]; /* the peer's address, v4-mapped as IPv4, for ADMIN_MAX_PER_IP */
+	size_t addr_len;
+	size_t wpending;   /* answer bytes queued, not yet written */
+	size_t rlen, roff; /* unparsed input in rbuf (kept only while reading is paused) */
+	struct admin_http http;
+	char rbuf[ADMIN_READ_BYTES];
+};
+
+struct admin_write {
+	uv_write_t req;
+	struct admin_conn *c;
+	char *data;
+	size_t len;
 };
 
 struct admin_server {
-	struct MHD_Daemon *daemon;
-	struct metrics_registry *metrics; /* borrowed */
-	atomic_bool ready;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t stop;
+	uv_thread_t thread;
+	bool loop_ready, listener_ready, stop_ready, thread_started;
 	unsigned port;		     /* the bound port (useful with port 0) */
-	pthread_mutex_t routes_lock; /* admin_route() may run on another thread */
-	struct admin_route *routes;  /* never removed before admin_stop() */
+	struct admin_routes *routes; /* shared with the program's threads (locked inside) */
+	struct admin_conn *conns;    /* admin thread only */
+	unsigned nconns;
 };
-
-/* Exported for tests and for callers that listen on port 0 (not in admin.h yet). */
 
 /*
  * Parse "host:port", "[v6]:port" or ":port". The host is copied into host (NUL-terminated,
@@ -119,7 +150,8 @@ int admin_split_hostport(const char *s, char *host, size_t hostlen, unsigned *po
 /*
  * Create a listening TCP socket for "HOST:PORT". An empty host means every IPv4 address.
  * Numeric addresses are used as is; names are resolved (first result). Returns the fd
- * and the bound port in *bound, or -errno.
+ * and the bound port in *bound, or -errno. We bind ourselves so that a failure comes back
+ * as a precise -errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL).
  */
 static int listen_socket(const char *listen_addr, unsigned *bound)
 {
@@ -173,167 +205,366 @@ out:
 	return rc;
 }
 
+/* ---- connections (admin thread) -------------------------------------------------------- */
+
+static void process(struct admin_conn *c);
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct admin_conn *c = h->data;
+
+	if (--c->open_handles == 0)
+		free(c);
+}
+
+/* Close both handles; pending writes and the shutdown get UV_ECANCELED first. */
+static void conn_close(struct admin_conn *c)
+{
+	struct admin_server *a = c->a;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	if (c->listed) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			a->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		a->nconns--;
+		c->listed = false;
+	}
+	uv_close((uv_handle_t *)&c->tcp, conn_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_closed);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Start reading unless already reading; closes the connection on failure. */
+static void start_reading(struct admin_conn *c)
+{
+	if (c->reading)
+		return;
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+static void stop_reading(struct admin_conn *c)
+{
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = false;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct admin_conn *c = t->data;
+
+	log_debug("admin_timeout", "admin connection closed: no complete request in time", "{s:i}",
+		  "timeout_ms", ADMIN_TIMEOUT_MS);
+	conn_close(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct admin_conn *c = h->data;
+
+	(void)suggested;
+	/* rlen is 0 whenever reading is on (see process()). */
+	*buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(sizeof(c->rbuf) - c->rlen));
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct admin_conn *c = req->data;
+
+	if (status < 0 && c->state != CONN_CLOSING)
+		conn_close(c);
+}
+
+/* The last answer is queued or written: when it is written, FIN (then wait for the peer). */
+static void maybe_finish(struct admin_conn *c)
+{
+	if (c->state != CONN_DRAINING || c->wpending > 0 || c->shutdown_sent)
+		return;
+	c->shutdown_sent = true;
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+		conn_close(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct admin_conn *c = s->data;
+
+	(void)buf;
+	if (c->state == CONN_CLOSING)
+		return;
+	if (nread < 0) {
+		/* EOF or error. Answers still queued are written first (a client may
+		 * half-close after its last request), then we close. */
+		stop_reading(c);
+		if (nread != UV_EOF || c->wpending == 0) {
+			conn_close(c);
+			return;
+		}
+		c->state = CONN_DRAINING;
+		c->shutdown_sent = true; /* the peer is gone: no FIN dance, close when written */
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (c->state == CONN_DRAINING)
+		return; /* discarded: the connection ends once the answer is written */
+	c->rlen = (size_t)nread;
+	c->roff = 0;
+	process(c);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct admin_write *w = req->data;
+	struct admin_conn *c = w->c;
+
+	c->wpending -= w->len;
+	free(w->data);
+	free(w);
+	if (c->state == CONN_CLOSING)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_DRAINING) {
+		if (c->wpending == 0 && c->shutdown_sent && !uv_is_readable((uv_stream_t *)&c->tcp))
+			conn_close(c); /* the peer half-closed before: nothing to wait for */
+		else
+			maybe_finish(c);
+		return;
+	}
+	if (c->read_paused && c->wpending < ADMIN_MAX_PENDING_WRITE) {
+		c->read_paused = false;
+		process(c); /* the input left over, then reading again */
+	}
+}
+
+/* Queue data (stolen) for writing. Returns 0 or a libuv error (data is freed). */
+static int queue_write(struct admin_conn *c, char *data, size_t len)
+{
+	struct admin_write *w = malloc(sizeof(*w));
+	uv_buf_t b = uv_buf_init(data, (unsigned)len);
+	int r;
+
+	if (!w) {
+		free(data);
+		return UV_ENOMEM;
+	}
+	w->c = c;
+	w->data = data;
+	w->len = len;
+	w->req.data = w;
+	r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+	if (r != 0) {
+		free(data);
+		free(w);
+		return r;
+	}
+	c->wpending += len;
+	return 0;
+}
+
+/* Answer what the parser returned; the connection ends after it when the answer says so. */
+static void answer(struct admin_conn *c)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	bool last = c->http.failed || !c->http.keep_alive;
+
+	if (c->http.failed)
+		log_debug("admin_bad_request", "admin request rejected", "{s:i}", "status",
+			  (int)c->http.bad_status);
+	if (admin_routes_answer(c->a->routes, &c->http, c->loopback, &out, &outlen) != 0 ||
+	    queue_write(c, out, outlen) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (last) {
+		c->state = CONN_DRAINING;
+		c->rlen = c->roff = 0;
+		/* Keep reading (and discarding) so the client's unread bytes do not make our
+		 * close a reset that destroys the answer; the timer bounds the wait. */
+		uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+		start_reading(c);
+		return;
+	}
+	admin_http_next(&c->http);
+	uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0); /* the next request's time */
+}
+
 /*
- * MHD's diagnostics become JSON log lines instead of raw text on stderr. They are mostly
- * about one misbehaving peer (malformed request, timeout), so they are debug level: a
- * scanner must not be able to flood the log. Start-up failures reach the caller as errno.
+ * Parse and answer the input in rbuf, one request at a time, until it is used up (then
+ * read more) or too many answer bytes wait for the client (then stop reading and keep the
+ * rest for on_written()).
  */
-__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
+static void process(struct admin_conn *c)
 {
-	char msg[512];
-	size_t n;
+	while (c->state == CONN_ACTIVE && c->roff < c->rlen) {
+		size_t used = 0;
+		enum admin_http_event ev;
 
-	(void)cls;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-		msg[--n] = '\0';
-	log_debug("admin_http", msg, NULL);
-}
-
-/*
- * Queue a response. body is stolen when must_free, else it must be static. Returns
- * MHD's result.
- */
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
-			     const char *ctype, bool must_free)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	resp = MHD_create_response_from_buffer(
-	    len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-	if (!resp) {
-		if (must_free)
-			free(body);
-		return MHD_NO;
+		if (c->wpending >= ADMIN_MAX_PENDING_WRITE) {
+			memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+			c->rlen -= c->roff;
+			c->roff = 0;
+			c->read_paused = true;
+			stop_reading(c);
+			return;
+		}
+		ev = admin_http_feed(&c->http, c->rbuf + c->roff, c->rlen - c->roff, &used);
+		c->roff += used;
+		if (ev != ADMIN_HTTP_MORE)
+			answer(c);
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (c->state != CONN_ACTIVE)
+		return;
+	c->rlen = c->roff = 0;
+	start_reading(c);
 }
 
-static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status, const char *text)
+/* The peer's address as bytes (v4-mapped IPv6 as IPv4) and whether it is loopback. */
+static void peer_identity(struct admin_conn *c)
 {
-	/* MHD_RESPMEM_PERSISTENT never writes to the buffer; the cast only drops const. */
-	return reply(conn, status, (char *)(uintptr_t)text, strlen(text), CTYPE_TEXT, false);
-}
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
 
-static enum MHD_Result serve_metrics(struct admin_server *a, struct MHD_Connection *conn)
-{
-	char *body = NULL;
-	size_t len = 0;
-
-	if (!a->metrics)
-		return reply(conn, MHD_HTTP_OK, (char *)"", 0, CTYPE_METRICS, false);
-	if (metrics_render(a->metrics, &body, &len) < 0)
-		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	return reply(conn, MHD_HTTP_OK, body, len, CTYPE_METRICS, true);
-}
-
-/* Looks the route up under the lock; routes are never freed while the server runs. */
-static struct admin_route *find_route(struct admin_server *a, const char *path)
-{
-	struct admin_route *r;
-
-	pthread_mutex_lock(&a->routes_lock);
-	for (r = a->routes; r; r = r->next) {
-		if (strcmp(r->path, path) == 0)
-			break;
+	c->addr_len = 0;
+	c->loopback = false;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+		memcpy(c->addr, &s4->sin_addr, 4);
+		c->addr_len = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			memcpy(c->addr, a6->s6_addr + 12, 4);
+			c->addr_len = 4;
+		} else {
+			memcpy(c->addr, a6->s6_addr, 16);
+			c->addr_len = 16;
+			c->loopback = IN6_IS_ADDR_LOOPBACK(a6);
+			return;
+		}
 	}
-	pthread_mutex_unlock(&a->routes_lock);
-	return r;
+	if (c->addr_len == 4)
+		c->loopback = c->addr[0] == 127;
 }
 
-static enum MHD_Result serve_route(struct admin_route *r, struct MHD_Connection *conn)
+static unsigned same_peer_count(const struct admin_server *a, const struct admin_conn *c)
 {
-	char *body = NULL;
-	size_t len = 0;
-	const char *ctype = NULL;
-	int status;
+	unsigned n = 0;
 
-	status = r->fn(r->ctx, &body, &len, &ctype);
-	if (status < 100 || status > 599) {
-		free(body);
-		log_error("admin_route_error", "admin route handler returned a bad status",
-			  "{s:s, s:i}", "path", r->path, "status", status);
-		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+	for (const struct admin_conn *o = a->conns; o; o = o->next) {
+		if (o->addr_len == c->addr_len && memcmp(o->addr, c->addr, c->addr_len) == 0)
+			n++;
 	}
-	if (!body)
-		return reply(conn, (unsigned)status, (char *)"", 0, ctype ? ctype : CTYPE_TEXT,
-			     false);
-	return reply(conn, (unsigned)status, body, len, ctype ? ctype : CTYPE_TEXT, true);
+	return n;
 }
 
-/* 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (an IPv4 peer on a dual-stack socket). */
-static bool peer_is_loopback(struct MHD_Connection *conn)
+static void on_connection(uv_stream_t *server, int status)
 {
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	struct admin_server *a = server->data;
+	struct admin_conn *c;
 
-	if (!sa)
-		return false;
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	if (status < 0) {
+		log_warn("admin_accept_failed", "admin port: accept failed", "{s:s}", "error",
+			 uv_strerror(status));
+		return;
 	}
-	return false;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_warn("admin_accept_failed", "admin port: out of memory for a connection", NULL);
+		return;
+	}
+	c->a = a;
+	c->tcp.data = c;
+	c->timer.data = c;
+	uv_tcp_init(&a->loop, &c->tcp);
+	uv_timer_init(&a->loop, &c->timer);
+	c->open_handles = 2;
+	c->state = CONN_ACTIVE;
+	admin_http_init(&c->http);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	peer_identity(c);
+	if (a->nconns >= ADMIN_MAX_CONNECTIONS || same_peer_count(a, c) >= ADMIN_MAX_PER_IP) {
+		log_debug("admin_refused", "admin port: connection limit reached; closed",
+			  "{s:i, s:i}", "connections", (int)a->nconns, "per_ip_max",
+			  ADMIN_MAX_PER_IP);
+		conn_close(c);
+		return;
+	}
+	c->next = a->conns;
+	if (a->conns)
+		a->conns->prev = c;
+	a->conns = c;
+	a->nconns++;
+	c->listed = true;
+	/* The kernel's share of a client that does not read is bounded too: without this,
+	 * send-buffer autotuning lets each connection hold megabytes of answers. */
+	(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){ADMIN_SNDBUF_BYTES});
+	uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+	start_reading(c);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
-{
-	struct admin_server *a = cls;
-	struct admin_route *r;
+/* ---- the server ----------------------------------------------------------------------- */
 
-	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-	/*
-	 * Answer on the first call, before any body is read: a non-GET request gets 405
-	 * and MHD closes the connection instead of buffering what the client sends.
-	 */
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_static(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-	if (strcmp(url, "/healthz") == 0)
-		return reply_static(conn, MHD_HTTP_OK, "ok\n");
-	if (strcmp(url, "/readyz") == 0) {
-		if (atomic_load(&a->ready))
-			return reply_static(conn, MHD_HTTP_OK, "ready\n");
-		return reply_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
-	}
-	if (strcmp(url, "/metrics") == 0)
-		return serve_metrics(a, conn);
-	r = find_route(a, url);
-	if (r && r->local_only && !peer_is_loopback(conn))
-		return reply_static(conn, MHD_HTTP_FORBIDDEN,
-				    "forbidden: served to loopback only (from inside the pod, or "
-				    "kubectl port-forward)\n");
-	if (r)
-		return serve_route(r, conn);
-	return reply_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+static void noop_close(uv_handle_t *h)
+{
+	(void)h;
 }
 
-static void routes_free(struct admin_route *r)
+/* Close the server's own handles and every connection; the loop then ends. */
+static void close_all(struct admin_server *a)
 {
-	struct admin_route *next;
+	if (a->listener_ready && !uv_is_closing((uv_handle_t *)&a->listener))
+		uv_close((uv_handle_t *)&a->listener, noop_close);
+	if (a->stop_ready && !uv_is_closing((uv_handle_t *)&a->stop))
+		uv_close((uv_handle_t *)&a->stop, noop_close);
+	while (a->conns)
+		conn_close(a->conns);
+}
 
-	for (; r; r = next) {
-		next = r->next;
-		free(r->path);
-		free(r);
+static void on_stop(uv_async_t *h)
+{
+	close_all(h->data);
+}
+
+static void admin_thread(void *arg)
+{
+	struct admin_server *a = arg;
+
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+}
+
+/* Frees a server whose thread is not running (never started, or joined). */
+static void server_free(struct admin_server *a)
+{
+	if (a->loop_ready) {
+		close_all(a);
+		uv_run(&a->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&a->loop);
 	}
+	admin_routes_free(a->routes);
+	free(a);
 }
 
 int admin_start(const char *listen_addr, struct metrics_registry *metrics,
@@ -346,9 +577,9 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	pthread_mutex_init(&a->routes_lock, NULL);
-	a->metrics = metrics;
-	atomic_init(&a->ready, false);
+	rc = admin_routes_new(metrics, &a->routes);
+	if (rc < 0)
+		goto out;
 	fd = listen_socket(listen_addr, &a->port);
 	if ((fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) &&
 	    strncmp(listen_addr, "[::]:", 5) == 0) {
@@ -361,95 +592,55 @@ int admin_start(const char *listen_addr, struct metrics_registry *metrics,
 		rc = fd;
 		goto out;
 	}
+	if ((rc = uv_loop_init(&a->loop)) != 0)
+		goto out;
+	a->loop_ready = true;
+	uv_tcp_init(&a->loop, &a->listener);
+	a->listener_ready = true;
+	a->listener.data = a;
+	if ((rc = uv_tcp_open(&a->listener, fd)) != 0)
+		goto out;
+	fd = -1; /* the handle owns it now */
+	if ((rc = uv_listen((uv_stream_t *)&a->listener, ADMIN_BACKLOG, on_connection)) != 0 ||
+	    (rc = uv_async_init(&a->loop, &a->stop, on_stop)) != 0)
+		goto out;
+	a->stop_ready = true;
+	a->stop.data = a;
 	/*
-	 * The MHD thread inherits our signal mask: block everything while it is created so
+	 * The admin thread inherits our signal mask: block everything while it is created so
 	 * SIGTERM/SIGCHLD/SIGHUP are delivered to the program's own loop, never to it.
 	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	errno = 0;
-	a->daemon = MHD_start_daemon(
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_PER_IP,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
-	rc = errno;
+	rc = uv_thread_create(&a->thread, admin_thread, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!a->daemon) {
-		rc = rc ? -rc : -EIO;
+	if (rc != 0)
 		goto out;
-	}
-	fd = -1; /* owned by the daemon now: MHD_stop_daemon() closes it */
+	a->thread_started = true;
 	*out = a;
 	a = NULL;
-	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (a) {
-		pthread_mutex_destroy(&a->routes_lock);
-		free(a);
-	}
-	return rc;
-}
-
-/*
- * Register GET path. Returns 0, -EINVAL (path not starting with '/', too long, or a
- * built-in path), -EEXIST (already registered) or -ENOMEM; the server is unchanged on
- * failure.
- */
-static int add_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx,
-		     bool local_only)
-{
-	struct admin_route *r, **tail;
-	int rc = 0;
-
-	if (!a || !path || !fn || path[0] != '/' || strlen(path) > ADMIN_MAX_PATH ||
-	    strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-	    strcmp(path, "/metrics") == 0)
-		return -EINVAL;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->path = strdup(path);
-	if (!r->path) {
-		free(r);
-		return -ENOMEM;
-	}
-	r->fn = fn;
-	r->ctx = ctx;
-	r->local_only = local_only;
-	pthread_mutex_lock(&a->routes_lock);
-	for (tail = &a->routes; *tail; tail = &(*tail)->next) {
-		if (strcmp((*tail)->path, path) == 0) {
-			rc = -EEXIST;
-			break;
-		}
-	}
-	if (rc == 0)
-		*tail = r; /* published last, fully built */
-	pthread_mutex_unlock(&a->routes_lock);
-	if (rc < 0)
-		routes_free(r);
+	if (a)
+		server_free(a);
 	return rc;
 }
 
 int admin_route(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx)
 {
-	return add_route(a, path, fn, ctx, false);
+	return a ? admin_routes_add(a->routes, path, fn, ctx, false) : -EINVAL;
 }
 
 int admin_route_local(struct admin_server *a, const char *path, admin_route_fn fn, void *ctx)
 {
-	return add_route(a, path, fn, ctx, true);
+	return a ? admin_routes_add(a->routes, path, fn, ctx, true) : -EINVAL;
 }
 
 void admin_set_ready(struct admin_server *a, bool ready)
 {
 	if (a)
-		atomic_store(&a->ready, ready);
+		admin_routes_set_ready(a->routes, ready);
 }
 
 unsigned admin_port(const struct admin_server *a)
@@ -461,9 +652,10 @@ void admin_stop(struct admin_server *a)
 {
 	if (!a)
 		return;
-	/* Joins the MHD thread and closes the listening socket and every connection. */
-	MHD_stop_daemon(a->daemon);
-	routes_free(a->routes);
-	pthread_mutex_destroy(&a->routes_lock);
-	free(a);
+	if (a->thread_started) {
+		/* The loop closes the listener and every connection, then returns. */
+		uv_async_send(&a->stop);
+		uv_thread_join(&a->thread);
+	}
+	server_free(a);
 }

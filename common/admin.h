@@ -1,7 +1,10 @@
 /*
- * The admin HTTP server (plain HTTP, libmicrohttpd, its own thread): /healthz, /readyz,
- * /metrics, and extra GET routes a program registers (the sidecar's /policy).
- * Used by the sidecar on --admin 127.0.0.1:15020. Readiness is a flag the program flips.
+ * The admin HTTP server (plain HTTP/1.1 on a libuv loop in a thread of its own, requests
+ * parsed by http-parser): /healthz, /readyz, /metrics, and extra GET routes a program
+ * registers (the sidecar's /policy). Used by the sidecar on --admin 127.0.0.1:15020.
+ * Readiness is a flag the program flips. The webhook does not use it (its HTTPS server,
+ * webhook/server.c, serves its own probes), so no program that links this links
+ * libmicrohttpd or GnuTLS.
  */
 #ifndef GRPCGUARD_ADMIN_H
 #define GRPCGUARD_ADMIN_H

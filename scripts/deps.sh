@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config gcc make clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev libnghttp2-dev libuv1-dev check
+  libhttp-parser-dev
   python3 python3-grpcio python3-protobuf python3-grpc-tools python3-jsonpatch python3-yaml
   python3-jsonschema python3-h2
   curl openssl procps iproute2 iptables psmisc

@@ -294,6 +294,10 @@ def test(tmp):
         time.sleep(0.05)
     check(sc.status("/readyz") == 200, "/readyz 200 once listening and the app is reachable")
     check("no_policy" in sc.log_text(), "missing policy file is logged (no faults, all allowed)")
+    with open("/proc/%d/maps" % sc.p.pid) as f:
+        maps = f.read()
+    check("gnutls" not in maps and "microhttpd" not in maps,
+          "no GnuTLS or libmicrohttpd mapped: the admin port runs on libuv")
     ch = channel(sc_port)
     stub = pbg.ShapesStub(ch)
     shapes_suite(tmp, sc, srv, stub)

@@ -1,10 +1,15 @@
 /*
  * common/admin: the admin HTTP server answered over real TCP sockets (IPv4 and IPv6
- * loopback, ephemeral ports), and admin_split_hostport().
+ * loopback, ephemeral ports): routes, limits, keep-alive and pipelining, requests split
+ * across reads, bad and oversized requests, the slowloris timeout, clients that do not
+ * read; and admin_split_hostport().
  */
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -441,6 +446,276 @@ START_TEST(test_connection_limit_total)
 }
 END_TEST
 
+/* ---- one connection, raw bytes ---------------------------------------------------------- */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Write all of req (may be NULL) while reading what comes back, until the server closes
+ * (returns the byte count, *eof true) or timeout_ms pass (*eof false). Interleaving
+ * reads and writes lets a test pipeline more than the socket buffers hold.
+ */
+static size_t exchange(int fd, const char *req, size_t reqlen, char *buf, size_t cap,
+		       int timeout_ms, bool *eof)
+{
+	size_t sent = 0, got = 0;
+	long long end = now_ms() + timeout_ms;
+
+	*eof = false;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < reqlen ? POLLOUT : 0)};
+		long long left = end - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if ((p.revents & POLLOUT) && sent < reqlen) {
+			ssize_t n =
+			    send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(fd, buf + got, cap - 1 - got, MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+				*eof = true;
+				break;
+			}
+			if (n > 0)
+				got += (size_t)n;
+			if (got == cap - 1)
+				break;
+		}
+	}
+	buf[got] = '\0';
+	return got;
+}
+
+/* Non-overlapping occurrences; one pass (strstr in a loop is quadratic under ASan, whose
+ * interceptor measures the whole haystack on every call). */
+static int count_of(const char *hay, const char *needle)
+{
+	size_t nl = strlen(needle);
+	int n = 0;
+
+	for (const char *p = hay; *p; p++) {
+		if (*p == needle[0] && strncmp(p, needle, nl) == 0) {
+			n++;
+			p += nl - 1;
+		}
+	}
+	return n;
+}
+
+/* Pipelined requests on one connection: answered in order; "close" ends it. */
+START_TEST(test_pipelined)
+{
+	static const char reqs[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+				   "HEAD /readyz HTTP/1.1\r\nHost: t\r\n\r\n"
+				   "GET /nothing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+				   "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[4096];
+	bool eof;
+	int fd = connect_from(NULL, port);
+	const char *a, *b, *c;
+
+	exchange(fd, reqs, sizeof(reqs) - 1, buf, sizeof(buf), 5000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 "), 3); /* nothing after "close" */
+	a = strstr(buf, "HTTP/1.1 200 OK\r\n");
+	b = strstr(buf, "HTTP/1.1 503 Service Unavailable\r\n");
+	c = strstr(buf, "HTTP/1.1 404 Not Found\r\n");
+	ck_assert(a && b && c && a < b && b < c);
+	ck_assert_ptr_nonnull(strstr(a, "\r\n\r\nok\n"));
+	ck_assert_ptr_nonnull(strstr(b, "Content-Length: 10\r\n")); /* HEAD: no body */
+	ck_assert_ptr_eq(strstr(b, "\r\n\r\n") + 4, c);
+}
+END_TEST
+
+/* Keep-alive: a second request on the same connection after the first answer. */
+START_TEST(test_keepalive)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[2048];
+	bool eof;
+	int fd = connect_from(NULL, port);
+
+	for (int i = 0; i < 3; i++) {
+		exchange(fd, req, sizeof(req) - 1, buf, sizeof(buf), 300, &eof);
+		ck_assert(!eof);
+		ck_assert_int_eq(count_of(buf, "HTTP/1.1 200 OK\r\n"), 1);
+		ck_assert_ptr_null(strcasestr(buf, "connection: close"));
+	}
+	close(fd);
+}
+END_TEST
+
+/* A request written a few bytes at a time (separate TCP segments) is one request. */
+START_TEST(test_split_reads)
+{
+	static const char req[] =
+	    "GET /metrics HTTP/1.1\r\nHost: t\r\nUser-Agent: split\r\nConnection: close\r\n\r\n";
+	char buf[8192];
+	bool eof;
+	int fd = connect_from(NULL, port), one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (size_t off = 0; off < sizeof(req) - 1; off += 3) {
+		size_t n = sizeof(req) - 1 - off < 3 ? sizeof(req) - 1 - off : 3;
+		ck_assert_int_eq(send(fd, req + off, n, MSG_NOSIGNAL), (ssize_t)n);
+		usleep(2000);
+	}
+	exchange(fd, NULL, 0, buf, sizeof(buf), 5000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "grpcguard_requests_total{grpc_code=\"OK\"} 3\n"));
+}
+END_TEST
+
+/* Oversized headers get 431, garbage 400, and both connections close after the answer. */
+START_TEST(test_bad_requests_close)
+{
+	char *big = malloc(20000), buf[4096];
+	bool eof;
+	int fd;
+
+	ck_assert_ptr_nonnull(big);
+	strcpy(big, "GET /healthz HTTP/1.1\r\nX-Big: ");
+	memset(big + strlen(big), 'a', 16000);
+	strcpy(big + strlen("GET /healthz HTTP/1.1\r\nX-Big: ") + 16000, "\r\n\r\n");
+	fd = connect_from(NULL, port);
+	exchange(fd, big, strlen(big), buf, sizeof(buf), 5000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 "), 1);
+
+	fd = connect_from(NULL, port);
+	exchange(fd, "\x16\x03\x01\x02\x00garbage\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 41, buf,
+		 sizeof(buf), 5000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 400 Bad Request\r\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 "), 1);
+	free(big);
+}
+END_TEST
+
+/* A request body is never read, so it cannot smuggle a second request (here: /local
+ * from a peer the route is not for would be 403 anyway; the point is that it is not
+ * parsed at all). */
+START_TEST(test_body_not_parsed)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 35\r\n\r\n"
+				  "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[4096];
+	bool eof;
+	int fd = connect_from(NULL, port);
+
+	exchange(fd, req, sizeof(req) - 1, buf, sizeof(buf), 5000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 200 OK\r\n"), 1);
+	ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
+}
+END_TEST
+
+/*
+ * A client that pipelines thousands of requests without reading: the server stops
+ * reading while ~16 KiB of answers wait, and resumes as the client reads; every request
+ * is answered, in order, and the server answers others meanwhile.
+ */
+START_TEST(test_pipelined_backpressure)
+{
+	static const char one[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+	static const char last[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	const int n = 20000;
+	size_t len = (size_t)n * (sizeof(one) - 1) + sizeof(last) - 1, cap = 4u << 20;
+	char *reqs = malloc(len + 1), *buf = malloc(cap);
+	struct http_reply r;
+	bool eof;
+	int fd;
+
+	ck_assert(reqs && buf);
+	for (int i = 0; i < n; i++)
+		memcpy(reqs + (size_t)i * (sizeof(one) - 1), one, sizeof(one) - 1);
+	memcpy(reqs + (size_t)n * (sizeof(one) - 1), last, sizeof(last));
+	/* Send without reading until the socket buffers are full (the server has stopped
+	 * reading); another client is still served meanwhile. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	struct sockaddr_in to = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	/* Small client buffers (before connect) so the stall comes early. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	size_t sent = 0;
+	for (int stalls = 0; stalls < 20 && sent < len;) {
+		ssize_t k = send(fd, reqs + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k > 0) {
+			sent += (size_t)k;
+			continue;
+		}
+		stalls++;
+		usleep(20 * 1000);
+	}
+	ck_assert_uint_lt(sent, len); /* it did stall */
+	ck_assert_int_eq(http_get(AF_INET, port, "GET", "/healthz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	close(fd);
+
+	fd = connect_from(NULL, port);
+	exchange(fd, reqs, len, buf, cap, 15000, &eof);
+	close(fd);
+	ck_assert(eof);
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 200 OK\r\n"), n);
+	ck_assert_int_eq(count_of(buf, "HTTP/1.1 503 "), 1);
+	ck_assert_ptr_null(strstr(strstr(buf, "HTTP/1.1 503 "), "HTTP/1.1 200")); /* last */
+	free(reqs);
+	free(buf);
+}
+END_TEST
+
+/*
+ * Slowloris: a header dribbled one line per second never completes a request, and the
+ * bytes do not reset the timer: the server closes the connection about 10 s after it
+ * was opened (ADMIN_TIMEOUT_MS), without an answer.
+ */
+START_TEST(test_slowloris)
+{
+	char buf[512];
+	bool eof = false;
+	long long t0 = now_ms(), closed_at = -1;
+	int fd = connect_from(NULL, port);
+
+	ck_assert_int_gt(send(fd, "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL), 0);
+	while (now_ms() - t0 < 14000) {
+		if (send(fd, "X: y\r\n", 6, MSG_NOSIGNAL) < 0) {
+			closed_at = now_ms();
+			break;
+		}
+		exchange(fd, NULL, 0, buf, sizeof(buf), 1000, &eof);
+		if (eof) {
+			closed_at = now_ms();
+			break;
+		}
+		ck_assert_str_eq(buf, ""); /* no answer to a request that never completes */
+	}
+	close(fd);
+	ck_assert_int_ge(closed_at, 0);
+	ck_assert_int_ge(closed_at - t0, 9000);
+	ck_assert_int_le(closed_at - t0, 12500);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s;
@@ -455,6 +730,13 @@ int main(void)
 	    {"stop", test_stop_releases_port},
 	    {"connection_limit", test_connection_limit},
 	    {"connection_limit_total", test_connection_limit_total},
+	    {"pipelined", test_pipelined},
+	    {"keepalive", test_keepalive},
+	    {"split_reads", test_split_reads},
+	    {"bad_requests_close", test_bad_requests_close},
+	    {"body_not_parsed", test_body_not_parsed},
+	    {"pipelined_backpressure", test_pipelined_backpressure},
+	    {"slowloris", test_slowloris},
 	};
 	const struct ut_case pure[] = {{"split_hostport", test_split_hostport}};
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Memory of one or more grpcguard-sidecar binaries, interleaved round by round. Each run
+# starts the sidecar (1 worker, bench/policy-realistic.yaml) in front of nghttpd serving the
+# canned SayHello reply (bench/lib.sh), asks /readyz and /metrics once and then, with
+# RSS_LOAD=1, sends 100,000 requests over 8 connections x 16 streams with h2load; it prints
+# VmHWM, VmRSS, RssAnon and RssFile (KiB) from /proc/PID/status. With SMAPS_DIR set, the
+# first round also writes the resident KiB per mapping (>= 40 KiB) there.
+#   bash bench/rss.sh [ROUNDS] BINARY...       e.g. bash bench/rss.sh 5 old/grpcguard-sidecar build/grpcguard-sidecar
+#   RSS_LOAD=1 bash bench/rss.sh 3 A B
+# Loopback only, bounded (h2load under timeout); everything is stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+rounds=${1:-5}
+shift || true
+[ $# -ge 1 ] || set -- build/grpcguard-sidecar
+port=${RSS_PORT:-38570}
+bench_init grpcguard-rss
+canned_backend $((port + 1)) || { echo "rss: nghttpd did not start" >&2; exit 1; }
+printf '%-40s %5s %7s %7s %7s %7s  %s\n' binary round VmHWM VmRSS RssAnon RssFile load
+for r in $(seq 1 "$rounds"); do
+	for bin in "$@"; do
+		"$bin" run --listen 127.0.0.1:$port --upstream 127.0.0.1:$((port + 1)) \
+			--admin 127.0.0.1:$((port + 2)) --policy bench/policy-realistic.yaml \
+			--workers 1 --log-level warn 2>/dev/null &
+		pid=$!
+		pids+=("$pid")
+		wait_port $port $pid || { echo "rss: $bin did not start" >&2; exit 1; }
+		sleep 1
+		curl -s -o /dev/null "http://127.0.0.1:$((port + 2))/readyz"
+		curl -s -o /dev/null "http://127.0.0.1:$((port + 2))/metrics"
+		load=idle
+		if [ "${RSS_LOAD:-0}" = 1 ]; then
+			timeout 120 h2load -t 1 -n 100000 -c 8 -m 16 -d "$work/req.bin" \
+				-H content-type:application/grpc -H te:trailers \
+				"http://127.0.0.1:$port/helloworld.Greeter/SayHello" >"$work/h2.out" 2>&1 || true
+			load="8x16 $(grep -o '[0-9]* succeeded' "$work/h2.out" | head -n1)"
+		fi
+		sleep 1
+		awk -v b="$bin" -v r="$r" -v l="$load" '/^VmHWM|^VmRSS|^RssAnon|^RssFile/{v[$1]=$2}
+		  END{printf "%-40s %5s %7s %7s %7s %7s  %s\n", b, r, v["VmHWM:"], v["VmRSS:"], v["RssAnon:"], v["RssFile:"], l}' \
+			/proc/$pid/status
+		if [ -n "${SMAPS_DIR:-}" ] && [ "$r" = 1 ]; then
+			mkdir -p "$SMAPS_DIR"
+			awk '/^[0-9a-f]+-/{f=$6} /^Rss:/{k[f]+=$2} END{for(m in k) if(k[m]>=40) printf "%6d %s\n", k[m], m}' \
+				/proc/$pid/smaps | sort -rn >"$SMAPS_DIR/$(echo "$bin" | tr / _).txt"
+		fi
+		kill "$pid"
+		wait "$pid" 2>/dev/null || true
+	done
+done
