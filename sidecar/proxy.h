@@ -127,6 +127,7 @@ struct sc_stream {
 	nghttp2_rcbuf *path;	    /* :path, referenced */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
+	bool req_eof_hdrs;	    /* ...and the client's came on the request HEADERS */
 	bool resp_started;	    /* response HEADERS submitted downstream */
 	bool down_closed, up_closed;
 	bool hdr_too_big, counted_delay, counted, timer_was_set;
@@ -187,6 +188,14 @@ struct sc_conn {
 	uint64_t flood_window_ms;
 	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */
 	unsigned flood_count;
+	unsigned flood_streams; /* streams opened in this flood window (each adds allowance) */
+	uint32_t nclosed, npremature; /* streams closed; of them reset prematurely (h2conn.c) */
+	uint8_t fh[9], nfh;	      /* frame walk: a frame header read in part */
+	uint8_t ping[8];	      /* the payload of a PING being read while lingering */
+	uint32_t fleft;		      /* payload bytes of the current frame still to come */
+	bool fdrop;		      /* ...which are dropped, not given to nghttp2 */
+	uint32_t max_sid;	      /* the highest stream the client opened (HEADERS) */
+	uint64_t linger_ms;	      /* after our last GOAWAY: reading PINGs since (0: no) */
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
@@ -271,6 +280,8 @@ void sc_stream_maybe_free(struct sc_stream *s);
 int sc_stream_reset_status(const struct sc_stream *s, uint64_t now);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
 void sc_stream_drop_req(struct sc_stream *s);
+/* Drops the app's buffered response bytes, crediting them to the upstream connection. */
+void sc_stream_drop_resp(struct sc_stream *s);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
 
