@@ -21,7 +21,7 @@
 - the sidecars exit 0 (no leak under GG_SANITIZE / GG_VALGRIND).
 
 H2_PARTS="burst credit framing conformance" selects parts; H2_SKIP=priority leaves out the
-PRIORITY checks (to see the PING ones fail on an old build). Ports 33700-33799.
+PRIORITY checks (to see the PING ones fail on an old build). Ports 27400-27499.
 """
 import collections
 import os
@@ -43,7 +43,7 @@ import shapes_pb2_grpc as pbg
 from test_sidecar import (ROOT, SLOW, Proc, Sidecar, channel, check, log, main,
                           metric, start_shapes, wait_port)
 
-BASE = 33700
+BASE = 27400
 PARTS = os.environ.get("H2_PARTS", "burst credit framing conformance").split()
 HEAD = "apiVersion: grpcguard.io/v1\nkind: Policy\n"
 P_HOLD10 = HEAD + """faults:
