@@ -598,8 +598,8 @@ static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 		return 0;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		s->req_eof = true;
-		s->req_eof_hdrs = f->hd.type == NGHTTP2_HEADERS &&
-				  f->headers.cat == NGHTTP2_HCAT_REQUEST;
+		s->req_eof_hdrs =
+		    f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST;
 	}
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		sc_stream_headers_done(s);
@@ -831,8 +831,8 @@ static int down_error(nghttp2_session *ds, int code, const char *msg, size_t len
 {
 	(void)ds;
 	(void)ud;
-	log_debug("h2_error", "the client's HTTP/2 is not valid", "{s:s%, s:i}", "error", msg,
-		  len, "code", code);
+	log_debug("h2_error", "the client's HTTP/2 is not valid", "{s:s%, s:i}", "error", msg, len,
+		  "code", code);
 	return 0;
 }
 
@@ -1106,8 +1106,7 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
  * through, of which the first *feed go to nghttp2 (the rest are dropped). *bad: a
  * PRIORITY on stream 0 starts at d + *feed (the connection ends there).
  */
-static size_t frames_walk(struct sc_conn *c, const uint8_t *d, size_t n, size_t *feed,
-			  bool *bad)
+static size_t frames_walk(struct sc_conn *c, const uint8_t *d, size_t n, size_t *feed, bool *bad)
 {
 	size_t i = 0;
 
@@ -1210,8 +1209,10 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 		if (feed && !c->linger_ms)
 			rv = nghttp2_session_mem_recv(c->ds, d, feed);
 		if (rv >= 0 && bad) {
-			log_debug("h2_error", "PRIORITY frame on stream 0 (RFC 9113 section 6.3), "
-					      "closing with PROTOCOL_ERROR", NULL);
+			log_debug("h2_error",
+				  "PRIORITY frame on stream 0 (RFC 9113 section 6.3), "
+				  "closing with PROTOCOL_ERROR",
+				  NULL);
 			nghttp2_session_terminate_session(c->ds, NGHTTP2_PROTOCOL_ERROR);
 			break;
 		}
