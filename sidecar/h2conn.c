@@ -534,7 +534,10 @@ static bool flood_check(struct sc_conn *c)
 	return true;
 }
 
-/* The client reset stream id (RST_STREAM received, the stream not yet closed). */
+/*
+ * Whether the client's reset of s (its RST_STREAM just arrived, s is not closed yet) is
+ * premature: see PREMATURE_LIFETIME_MS.
+ */
 static bool premature(const struct sc_stream *s, uint64_t now)
 {
 	uint64_t life = now - s->start_ms;
@@ -546,6 +549,7 @@ static bool premature(const struct sc_stream *s, uint64_t now)
 	return !(s->timeout_ms && life * 2 >= s->timeout_ms);
 }
 
+/* RST_STREAM from the client on stream id: count it, cut the connection off if need be. */
 static void reset_check(struct sc_conn *c, nghttp2_session *ds, int32_t id)
 {
 	struct sc_stream *s = down_stream(c, ds, id);
