@@ -10,7 +10,7 @@ PKGS=(
   python3-jsonschema python3-h2
   curl openssl procps iproute2 iptables psmisc
   nghttp2-client nghttp2-proxy nghttp2-server haproxy wrk hyperfine valgrind
-  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-google-grpc-dev python3-h2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   cppcheck clang-format
   libcurl4-openssl-dev libgraphviz-dev prometheus

@@ -23,6 +23,26 @@
 
 #define FLUSH_BYTES 32768
 #define FLOOD_FRAMES_PER_SEC 2000
+#define FLOOD_FRAMES_PER_STREAM 2
+/*
+ * Premature resets, as Envoy's overload.premature_reset_* (rapid reset, CVE-2023-44487):
+ * a client reset of a stream that lived less than PREMATURE_LIFETIME_MS, unless it came
+ * at its own deadline (at least half of its grpc-timeout had passed: a gRPC client resets
+ * a call at its deadline) or after we answered it. Once PREMATURE_MIN_STREAMS streams
+ * have closed on a connection, it is cut off (GOAWAY ENHANCE_YOUR_CALM) when at least
+ * half of them were reset prematurely. Both counts are halved every PREMATURE_WINDOW
+ * streams, so the share is that of the recent streams, not of the connection's life.
+ */
+#define PREMATURE_LIFETIME_MS 1000
+#define PREMATURE_MIN_STREAMS 500
+#define PREMATURE_WINDOW 10000
+/* nghttp2's own limit on RST_STREAM frames (all of them, also for closed streams): a
+ * backstop well above what a client whose calls all time out sends (burst, per second). */
+#define RESET_BURST 10000
+#define RESET_PER_SEC 1000
+/* After our last GOAWAY, PINGs are still answered for this long (or until the client
+ * closes), so a client's keepalive in flight does not meet a reset connection. */
+#define LINGER_MS 1000
 
 static void conn_close_cb(uv_handle_t *h);
 static void up_detach(struct sc_up *up, const char *why);
@@ -206,8 +226,14 @@ void sc_conn_flush(struct sc_conn *c)
 	    !nghttp2_session_want_write(c->old_up->s))
 		up_detach(c->old_up, NULL);
 	if (!nghttp2_session_want_read(c->ds) && !nghttp2_session_want_write(c->ds) &&
-	    !c->out.pending)
-		sc_conn_close(c);
+	    !c->out.pending) {
+		if (!c->goaway_sent || c->w->test_write) {
+			sc_conn_close(c);
+		} else if (!c->linger_ms) {
+			/* Our GOAWAY is out: PINGs in flight still get an ACK (frames_walk). */
+			c->linger_ms = uv_now(&w->loop) ? uv_now(&w->loop) : 1;
+		}
+	}
 }
 
 /* ---- upstream ----------------------------------------------------------------------- */
@@ -429,6 +455,15 @@ static struct sc_stream *up_stream(struct sc_up *up, nghttp2_session *us, int32_
 	return s;
 }
 
+static void flood_window(struct sc_conn *c, uint64_t now)
+{
+	if (now - c->flood_window_ms >= 1000) {
+		c->flood_window_ms = now;
+		c->flood_count = 0;
+		c->flood_streams = 0;
+	}
+}
+
 static int down_begin_headers(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
 {
 	struct sc_conn *c = ud;
@@ -439,6 +474,8 @@ static int down_begin_headers(nghttp2_session *ds, const nghttp2_frame *f, void 
 	s = sc_stream_new(c, f->hd.stream_id);
 	if (!s)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	flood_window(c, s->start_ms);
+	c->flood_streams++;
 	nghttp2_session_set_stream_user_data(ds, f->hd.stream_id, s);
 	return 0;
 }
@@ -486,26 +523,69 @@ static int down_header(nghttp2_session *ds, const nghttp2_frame *f, nghttp2_rcbu
 	return 0;
 }
 
+/*
+ * Control frames (PING, SETTINGS, WINDOW_UPDATE, empty DATA): at most
+ * FLOOD_FRAMES_PER_SEC per second, plus FLOOD_FRAMES_PER_STREAM for each stream the client
+ * opened in that second (a gRPC client announces a stream's receive window with a
+ * WINDOW_UPDATE per call: a burst of 2,500 calls is not a flood).
+ */
 static bool flood_check(struct sc_conn *c)
 {
 	uint64_t now = uv_now(&c->w->loop);
 
-	if (now - c->flood_window_ms >= 1000) {
-		c->flood_window_ms = now;
-		c->flood_count = 0;
-	}
-	if (++c->flood_count <= FLOOD_FRAMES_PER_SEC)
+	flood_window(c, now);
+	if (++c->flood_count <= FLOOD_FRAMES_PER_SEC + FLOOD_FRAMES_PER_STREAM * c->flood_streams)
 		return false;
-	if (c->flood_count == FLOOD_FRAMES_PER_SEC + 1) {
+	if (!c->limit_counted) {
 		metrics_inc(sc_stats.lim_flood);
 		c->limit_counted = true;
 		if (warn_allowed(c->w))
 			log_warn("flood",
 				 "client sends too many control frames, closing its connection",
-				 "{s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC);
-		nghttp2_session_terminate_session(c->ds, NGHTTP2_ENHANCE_YOUR_CALM);
+				 "{s:i, s:i}", "per_second_limit", FLOOD_FRAMES_PER_SEC,
+				 "per_stream_opened", FLOOD_FRAMES_PER_STREAM);
 	}
+	nghttp2_session_terminate_session(c->ds, NGHTTP2_ENHANCE_YOUR_CALM);
 	return true;
+}
+
+/*
+ * Whether the client's reset of s (its RST_STREAM just arrived, s is not closed yet) is
+ * premature: see PREMATURE_LIFETIME_MS.
+ */
+static bool premature(const struct sc_stream *s, uint64_t now)
+{
+	uint64_t life = now - s->start_ms;
+
+	if (s->state == SS_HEADERS)
+		return true; /* before the request was even decided */
+	if (s->state == SS_REPLIED || s->resp_eof || life >= PREMATURE_LIFETIME_MS)
+		return false;
+	return !(s->timeout_ms && life * 2 >= s->timeout_ms);
+}
+
+/* RST_STREAM from the client on stream id: count it, cut the connection off if need be. */
+static void reset_check(struct sc_conn *c, nghttp2_session *ds, int32_t id)
+{
+	struct sc_stream *s = down_stream(c, ds, id);
+	uint32_t closed;
+
+	if (!s || s->down_closed || !premature(s, uv_now(&c->w->loop)))
+		return;
+	c->npremature++;
+	closed = c->nclosed + 1; /* this one closes right after this callback */
+	if (closed < PREMATURE_MIN_STREAMS || (uint64_t)c->npremature * 2 < closed ||
+	    c->limit_counted)
+		return;
+	c->limit_counted = true;
+	metrics_inc(sc_stats.lim_rapid_reset);
+	if (warn_allowed(c->w))
+		log_warn("flood",
+			 "client resets most of its streams right after opening them (rapid "
+			 "reset), closing its connection",
+			 "{s:i, s:i}", "premature_resets", (int)c->npremature, "streams",
+			 (int)closed);
+	nghttp2_session_terminate_session(ds, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud)
@@ -519,8 +599,10 @@ static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 		if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
 			flood_check(c);
 		return 0;
-	case NGHTTP2_PRIORITY:
 	case NGHTTP2_RST_STREAM:
+		reset_check(c, ds, f->hd.stream_id);
+		return 0;
+	case NGHTTP2_PRIORITY:
 	case NGHTTP2_WINDOW_UPDATE:
 		flood_check(c);
 		return 0;
@@ -533,8 +615,11 @@ static int down_frame_recv(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 	s = down_stream(c, ds, f->hd.stream_id);
 	if (!s)
 		return 0;
-	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		s->req_eof = true;
+		s->req_eof_hdrs =
+		    f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST;
+	}
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		sc_stream_headers_done(s);
 		return 0;
@@ -552,14 +637,17 @@ static int down_data_chunk(nghttp2_session *ds, uint8_t flags, int32_t id, const
 {
 	struct sc_conn *c = ud;
 	struct sc_stream *s = down_stream(c, ds, id);
+	size_t before;
 	(void)flags;
 
 	if (!s || s->state == SS_REPLIED || s->up_closed) {
 		nghttp2_session_consume(ds, id, len);
 		return 0;
 	}
+	before = s->req.bytes;
 	if (sc_chunkq_append(&s->req, &c->w->pool, d, len) != 0) {
-		nghttp2_session_consume(ds, id, len);
+		/* Part may be queued: drop_req credits that, we credit the rest. */
+		nghttp2_session_consume(ds, id, len - (s->req.bytes - before));
 		sc_stream_drop_req(s);
 		nghttp2_submit_rst_stream(ds, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 		return 0;
@@ -577,6 +665,10 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 	if (!s)
 		return 0;
 	s->down_closed = true;
+	if (++c->nclosed >= PREMATURE_WINDOW) {
+		c->nclosed /= 2;
+		c->npremature /= 2;
+	}
 	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR) /* the client went away */
 		s->grpc_status = sc_stream_reset_status(s, uv_now(&c->w->loop));
 	if (s->up && !s->up_closed) {
@@ -585,9 +677,7 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 		c->need_flush = true;
 	}
 	sc_stream_drop_req(s);
-	if (s->up && s->resp.bytes)
-		nghttp2_session_consume(s->up->s, s->up_id, s->resp.bytes);
-	sc_chunkq_clear(&s->resp, &c->w->pool);
+	sc_stream_drop_resp(s);
 	if (s->timer && s->state == SS_HELD)
 		log_debug("delay_dropped", "client went away while its RPC was held", NULL);
 	sc_stream_maybe_free(s);
@@ -700,14 +790,17 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 	struct sc_up *up = ud;
 	struct sc_conn *c = up->c;
 	struct sc_stream *s = up_stream(up, us, id);
+	size_t before;
 	(void)flags;
 
 	if (!c || !s || s->down_closed || !s->resp_started) {
 		nghttp2_session_consume(us, id, len);
 		return 0;
 	}
+	before = s->resp.bytes;
 	if (sc_chunkq_append(&s->resp, &c->w->pool, d, len) != 0) {
-		nghttp2_session_consume(us, id, len);
+		/* What did fit is queued (credited when dropped); the rest is credited now. */
+		nghttp2_session_consume(us, id, len - (s->resp.bytes - before));
 		nghttp2_submit_rst_stream(us, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id,
 					  NGHTTP2_INTERNAL_ERROR);
@@ -745,6 +838,10 @@ static int down_frame_send(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 	struct sc_conn *c = ud;
 	(void)ds;
 
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		log_debug("goaway_sent", "GOAWAY to the client", "{s:i, s:i, s:i}", "error_code",
+			  (int)f->goaway.error_code, "last_stream_id",
+			  (int)f->goaway.last_stream_id, "streams", (int)c->nstreams);
 	if (f->hd.type != NGHTTP2_GOAWAY || c->limit_counted)
 		return 0;
 	if (f->goaway.error_code == NGHTTP2_INTERNAL_ERROR && f->goaway.opaque_data_len == 0) {
@@ -763,6 +860,26 @@ static int down_frame_send(nghttp2_session *ds, const nghttp2_frame *f, void *ud
 				 "client trips an HTTP/2 flood limit, closing its connection",
 				 NULL);
 	}
+	return 0;
+}
+
+/* nghttp2 says why it ends a session or drops a frame (connection errors, bad frames). */
+static int down_error(nghttp2_session *ds, int code, const char *msg, size_t len, void *ud)
+{
+	(void)ds;
+	(void)ud;
+	log_debug("h2_error", "the client's HTTP/2 is not valid", "{s:s%, s:i}", "error", msg, len,
+		  "code", code);
+	return 0;
+}
+
+static int down_invalid_frame(nghttp2_session *ds, const nghttp2_frame *f, int err, void *ud)
+{
+	(void)ds;
+	(void)ud;
+	log_debug("h2_invalid_frame", "the client sent a frame that breaks HTTP/2",
+		  "{s:i, s:i, s:s}", "type", (int)f->hd.type, "stream", (int)f->hd.stream_id,
+		  "error", nghttp2_strerror(err));
 	return 0;
 }
 
@@ -785,6 +902,8 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, down_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, down_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, down_frame_send);
+	nghttp2_session_callbacks_set_error_callback2(cb, down_error);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, down_invalid_frame);
 	cb = w->up_cbs;
 	nghttp2_session_callbacks_set_on_header_callback2(cb, up_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, up_frame_recv);
@@ -795,7 +914,7 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_option_set_max_send_header_block_length(w->down_opt, 1u << 20);
 	nghttp2_option_set_max_outbound_ack(w->down_opt, 1000);
 	nghttp2_option_set_max_settings(w->down_opt, 32);
-	nghttp2_option_set_stream_reset_rate_limit(w->down_opt, 1000, 33);
+	nghttp2_option_set_stream_reset_rate_limit(w->down_opt, RESET_BURST, RESET_PER_SEC);
 	nghttp2_option_set_max_continuations(w->down_opt, 8);
 	nghttp2_option_set_no_auto_window_update(w->up_opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 1u << 20);
@@ -1024,6 +1143,75 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 }
 
 /*
+ * Walk the client's frames (headers only, payloads skipped) alongside nghttp2, for what
+ * it does not do for us:
+ * - A PRIORITY frame on stream 0 is a connection error (RFC 9113 section 6.3), but with
+ *   SETTINGS_NO_RFC7540_PRIORITIES nghttp2 skips PRIORITY frames unchecked.
+ * - Once our last GOAWAY is out and no stream is left, nghttp2 reads nothing more, yet a
+ *   PING must still get its ACK: while lingering (c->linger_ms) the bytes go only through
+ *   here, and a complete PING is answered.
+ * - grpcio, when a call's deadline passes before its HEADERS went out, may send
+ *   RST_STREAM for that stream id, never opened. RFC 9113 section 6.4 makes that a
+ *   connection error, which would fail every other call on the connection: the frame is
+ *   dropped instead (grpc-go's server ignores it too). It costs us nothing.
+ * Goes through d[0..n) up to the first such event; returns how many bytes it went
+ * through, of which the first *feed go to nghttp2 (the rest are dropped). *bad: a
+ * PRIORITY on stream 0 starts at d + *feed (the connection ends there).
+ */
+static size_t frames_walk(struct sc_conn *c, const uint8_t *d, size_t n, size_t *feed, bool *bad)
+{
+	size_t i = 0;
+
+	*bad = false;
+	if (c->fdrop) {
+		size_t take = c->fleft < n ? c->fleft : n;
+		c->fleft -= (uint32_t)take;
+		c->fdrop = c->fleft > 0;
+		*feed = 0;
+		return take;
+	}
+	while (i < n) {
+		uint32_t sid;
+
+		if (c->fleft) {
+			size_t take = c->fleft < n - i ? c->fleft : n - i;
+			bool ping = c->fh[3] == NGHTTP2_PING && !(c->fh[4] & NGHTTP2_FLAG_ACK) &&
+				    c->fh[0] == 0 && c->fh[1] == 0 && c->fh[2] == 8;
+
+			if (ping)
+				memcpy(c->ping + 8 - c->fleft, d + i, take);
+			c->fleft -= (uint32_t)take;
+			i += take;
+			if (ping && c->fleft == 0 && c->linger_ms)
+				nghttp2_submit_ping(c->ds, NGHTTP2_FLAG_ACK, c->ping);
+			continue;
+		}
+		c->fh[c->nfh++] = d[i++];
+		if (c->nfh < sizeof(c->fh))
+			continue;
+		c->nfh = 0;
+		c->fleft = (uint32_t)c->fh[0] << 16 | (uint32_t)c->fh[1] << 8 | c->fh[2];
+		sid = ((uint32_t)c->fh[5] & 0x7f) << 24 | (uint32_t)c->fh[6] << 16 |
+		      (uint32_t)c->fh[7] << 8 | c->fh[8];
+		if (c->fh[3] == NGHTTP2_HEADERS && sid > c->max_sid)
+			c->max_sid = sid;
+		if (c->fh[3] == NGHTTP2_PRIORITY && sid == 0) {
+			*feed = i >= sizeof(c->fh) ? i - sizeof(c->fh) : 0;
+			*bad = true;
+			return n;
+		}
+		if (c->fh[3] == NGHTTP2_RST_STREAM && sid > c->max_sid && (sid & 1) &&
+		    c->fleft == 4 && i >= sizeof(c->fh) && !c->linger_ms) {
+			*feed = i - sizeof(c->fh);
+			c->fdrop = true;
+			return i;
+		}
+	}
+	*feed = n;
+	return n;
+}
+
+/*
  * Bytes from the client. In CM_PEEK the socket reads straight into c->peek (then d is
  * NULL); other callers' bytes are copied there first. Decides between HTTP/2 and
  * passthrough once the preface is complete or has been contradicted.
@@ -1031,6 +1219,7 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 {
 	ssize_t rv;
+	bool bad;
 
 	if (c->mode == CM_CLOSING || c->mode == CM_PASS || c->mode == CM_REFUSED)
 		return;
@@ -1066,8 +1255,22 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 	} else {
 		rv = 0;
 	}
-	if (rv >= 0 && n)
-		rv = nghttp2_session_mem_recv(c->ds, d, n);
+	while (rv >= 0 && n) {
+		size_t feed, went = frames_walk(c, d, n, &feed, &bad);
+
+		if (feed && !c->linger_ms)
+			rv = nghttp2_session_mem_recv(c->ds, d, feed);
+		if (rv >= 0 && bad) {
+			log_debug("h2_error",
+				  "PRIORITY frame on stream 0 (RFC 9113 section 6.3), "
+				  "closing with PROTOCOL_ERROR",
+				  NULL);
+			nghttp2_session_terminate_session(c->ds, NGHTTP2_PROTOCOL_ERROR);
+			break;
+		}
+		d += went;
+		n -= went;
+	}
 	if ((rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) &&
 	    !c->limit_counted) {
 		c->limit_counted = true;
@@ -1278,6 +1481,11 @@ void sc_conn_idle_check(struct sc_conn *c, uint64_t now)
 		return;
 	if (c->mode == CM_REFUSED && now - c->last_active_ms >= SC_GATE_LINGER_MS) {
 		sc_conn_close(c);
+		return;
+	}
+	if (c->linger_ms) {
+		if (now - c->linger_ms >= LINGER_MS)
+			sc_conn_close(c);
 		return;
 	}
 	if (c->w->draining) {

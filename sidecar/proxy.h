@@ -131,6 +131,7 @@ struct sc_stream {
 	bool peer_ok;		    /* it named a valid peer: the response names us */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
+	bool req_eof_hdrs;	    /* ...and the client's came on the request HEADERS */
 	bool resp_started;	    /* response HEADERS submitted downstream */
 	bool down_closed, up_closed;
 	bool hdr_too_big, counted_delay, counted, timer_was_set;
@@ -191,6 +192,14 @@ struct sc_conn {
 	uint64_t flood_window_ms;
 	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */
 	unsigned flood_count;
+	unsigned flood_streams; /* streams opened in this flood window (each adds allowance) */
+	uint32_t nclosed, npremature; /* streams closed; of them reset prematurely (h2conn.c) */
+	uint8_t fh[9], nfh;	      /* frame walk: a frame header read in part */
+	uint8_t ping[8];	      /* the payload of a PING being read while lingering */
+	uint32_t fleft;		      /* payload bytes of the current frame still to come */
+	bool fdrop;		      /* ...which are dropped, not given to nghttp2 */
+	uint32_t max_sid;	      /* the highest stream the client opened (HEADERS) */
+	uint64_t linger_ms;	      /* after our last GOAWAY: reading PINGs since (0: no) */
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
@@ -287,6 +296,8 @@ void sc_stream_drop_req(struct sc_stream *s);
 /* This sidecar's SC_PEER_HEADER for s's response into *nv (borrowed from s->snap): 1,
  * or 0 when the request named no valid peer (then nothing is written). */
 size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv);
+/* Drops the app's buffered response bytes, crediting them to the upstream connection. */
+void sc_stream_drop_resp(struct sc_stream *s);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
 /* Stop a stream's delay timer and release its slot in --max-delayed (no-op without one). */

@@ -186,8 +186,8 @@ void sc_stream_maybe_free(struct sc_stream *s)
 	sc_hdrs_clear(&s->resp_trailers);
 	if (s->path)
 		nghttp2_rcbuf_decref(s->path);
-	sc_chunkq_clear(&s->req, &w->pool);
-	sc_chunkq_clear(&s->resp, &w->pool);
+	sc_stream_drop_req(s);
+	sc_stream_drop_resp(s);
 	sc_snap_unref(s->snap);
 	if (c->dcache == s)
 		c->dcache = NULL;
@@ -229,6 +229,24 @@ void sc_stream_drop_req(struct sc_stream *s)
 		c->need_flush = true;
 	}
 	sc_chunkq_clear(&s->req, &c->w->pool);
+}
+
+/*
+ * Bytes the app sent count against the upstream connection window until they are
+ * consumed; dropping them without that (the app reset the stream while a slow client
+ * had not taken them) would shrink that window for good, and after a few such streams
+ * every call on the connection would hang. nghttp2 credits the connection even when the
+ * stream is gone. Call before s->up is cleared.
+ */
+void sc_stream_drop_resp(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+
+	if (s->resp.bytes && s->up && s->up->s) {
+		nghttp2_session_consume(s->up->s, s->up_id, s->resp.bytes);
+		c->need_flush = true;
+	}
+	sc_chunkq_clear(&s->resp, &c->w->pool);
 }
 
 /*
@@ -317,12 +335,12 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 	struct sc_conn *c = s->c;
 
 	s->up_closed = true;
+	sc_stream_drop_resp(s);
 	s->up = NULL;
 	if (s->down_closed) {
 		sc_stream_maybe_free(s);
 		return;
 	}
-	sc_chunkq_clear(&s->resp, &c->w->pool);
 	if (!s->resp_started) {
 		sc_stream_reply(s, 14, grpc_unavailable_msg);
 		return;
@@ -416,8 +434,12 @@ void sc_stream_forward(struct sc_stream *s)
 	if (c->outbound && s->snap) /* the caller's sidecar names its workload (peer.h) */
 		n += sc_peer_self_nv(&s->snap->self, &nv[n]);
 	prov.source.ptr = s;
-	id = nghttp2_submit_request(up->s, NULL, nv, n,
-				    s->req_eof && s->req.bytes == 0 ? NULL : &prov, s);
+	/*
+	 * Keep the client's framing: END_STREAM on HEADERS only if the client put it there;
+	 * a client that ended with a (possibly empty) DATA frame while we held the request
+	 * gets one forwarded too (gRPC servers wait for it: PROTOCOL-HTTP2).
+	 */
+	id = nghttp2_submit_request(up->s, NULL, nv, n, s->req_eof_hdrs ? NULL : &prov, s);
 	if (nv != stack)
 		free(nv);
 	if (id < 0) {

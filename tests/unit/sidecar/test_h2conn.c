@@ -1,0 +1,213 @@
+/*
+ * sidecar/h2conn: what the frame walk next to nghttp2 does with a client's bytes, through
+ * the real sessions and callbacks with the sockets stubbed (the worker's test_write hook
+ * keeps what would go to the client; upstream connects succeed at once):
+ * PRIORITY on stream 0 ends the connection with GOAWAY PROTOCOL_ERROR (also when its
+ * header is split across reads), PRIORITY elsewhere and RST_STREAM for a stream never
+ * opened are no connection error, and streams reset right after opening are cut off as a
+ * rapid reset (GOAWAY ENHANCE_YOUR_CALM) once 500 have closed, not before.
+ */
+#include <check.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "policy/policy.h"
+#include "sidecar/proxy.h"
+#include "tests/unit/runner.h"
+
+static struct sc_config cfg;
+static struct sc_proxy px;
+static struct sc_worker w;
+static uint8_t out[1 << 20]; /* bytes for the client */
+static size_t nout;
+
+static const char policy_yaml[] = "apiVersion: grpcguard.io/v1\nkind: Policy\n";
+
+static void sink(struct sc_worker *wk, const struct sc_outbuf *o, const uint8_t *d, size_t n)
+{
+	(void)wk;
+	if (wk->conns && o == &wk->conns->out && nout + n <= sizeof(out)) {
+		memcpy(out + nout, d, n);
+		nout += n;
+	}
+}
+
+static void setup(void)
+{
+	struct policy *p = NULL;
+	struct policy_diag diag;
+
+	log_init("test", LOGL_ERROR);
+	sc_config_defaults(&cfg);
+	cfg.upstream = "127.0.0.1:1";
+	cfg.original_dst = false;
+	px.cfg = &cfg;
+	w.px = &px;
+	w.pool.max_free = 8;
+	w.test_write = sink;
+	ck_assert(sc_stats_init() == 0 && uv_loop_init(&w.loop) == 0 &&
+		  sc_worker_callbacks_init(&w) == 0 && sc_reload_init(&w.loop, NULL, NULL) == 0);
+	ck_assert_int_eq(
+	    policy_parse_buffer("t.yaml", policy_yaml, sizeof(policy_yaml) - 1, &p, &diag), 0);
+	ck_assert_int_eq(sc_reload_set_policy(p), 0);
+	nout = 0;
+}
+
+static size_t frame(uint8_t *b, uint8_t type, uint8_t flags, uint32_t sid, const void *pl,
+		    size_t len)
+{
+	b[0] = (uint8_t)(len >> 16);
+	b[1] = (uint8_t)(len >> 8);
+	b[2] = (uint8_t)len;
+	b[3] = type;
+	b[4] = flags;
+	b[5] = (uint8_t)(sid >> 24);
+	b[6] = (uint8_t)(sid >> 16);
+	b[7] = (uint8_t)(sid >> 8);
+	b[8] = (uint8_t)sid;
+	if (len)
+		memcpy(b + 9, pl, len);
+	return 9 + len;
+}
+
+/* A connection past the preface and SETTINGS exchange. */
+static struct sc_conn *conn(void)
+{
+	struct sc_conn *c = sc_conn_new(&w);
+	uint8_t b[32];
+	size_t n;
+
+	ck_assert_ptr_nonnull(c);
+	sc_conn_feed(c, (const uint8_t *)SC_H2_PREFACE, SC_H2_PREFACE_LEN);
+	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
+	n += frame(b + n, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, NULL, 0);
+	sc_conn_feed(c, b, n);
+	ck_assert_int_eq(c->mode, CM_H2);
+	return c;
+}
+
+static void done(struct sc_conn *c)
+{
+	sc_conn_close(c);
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+}
+
+/* The error code of the first GOAWAY sent to the client, or -1. */
+static long goaway_code(void)
+{
+	for (size_t i = 0; i + 9 <= nout;) {
+		size_t len = (size_t)out[i] << 16 | (size_t)out[i + 1] << 8 | out[i + 2];
+		if (out[i + 3] == NGHTTP2_GOAWAY && len >= 8 && i + 9 + len <= nout)
+			return (long)((uint32_t)out[i + 13] << 24 | (uint32_t)out[i + 14] << 16 |
+				      (uint32_t)out[i + 15] << 8 | out[i + 16]);
+		i += 9 + len;
+	}
+	return -1;
+}
+
+static bool ping_ack(const uint8_t opaque[8])
+{
+	for (size_t i = 0; i + 9 <= nout;) {
+		size_t len = (size_t)out[i] << 16 | (size_t)out[i + 1] << 8 | out[i + 2];
+		if (out[i + 3] == NGHTTP2_PING && (out[i + 4] & NGHTTP2_FLAG_ACK) && len == 8 &&
+		    i + 17 <= nout && memcmp(out + i + 9, opaque, 8) == 0)
+			return true;
+		i += 9 + len;
+	}
+	return false;
+}
+
+START_TEST(priority_stream0)
+{
+	static const uint8_t pri[5] = {0, 0, 0, 3, 16};
+	struct sc_conn *c = conn();
+	uint8_t b[64];
+	size_t n = frame(b, NGHTTP2_PRIORITY, 0, 0, pri, sizeof(pri));
+
+	/* Split inside the frame header: the walk keeps its place across reads. */
+	sc_conn_feed(c, b, 4);
+	ck_assert_int_eq(goaway_code(), -1);
+	sc_conn_feed(c, b + 4, n - 4);
+	ck_assert_int_eq(goaway_code(), NGHTTP2_PROTOCOL_ERROR);
+	done(c);
+}
+END_TEST
+
+START_TEST(priority_other_stream_and_stray_reset)
+{
+	static const uint8_t pri[5] = {0, 0, 0, 0, 16};
+	static const uint8_t cancel[4] = {0, 0, 0, NGHTTP2_CANCEL};
+	static const uint8_t opaque[8] = "pingpong";
+	struct sc_conn *c = conn();
+	uint8_t b[128];
+	size_t n = frame(b, NGHTTP2_PRIORITY, 0, 5, pri, sizeof(pri));
+
+	/* RST_STREAM for stream 7, never opened: dropped (nghttp2 would end the connection). */
+	n += frame(b + n, NGHTTP2_RST_STREAM, 0, 7, cancel, sizeof(cancel));
+	n += frame(b + n, NGHTTP2_PING, 0, 0, opaque, sizeof(opaque));
+	sc_conn_feed(c, b, n);
+	ck_assert_int_eq(goaway_code(), -1);
+	ck_assert(ping_ack(opaque));
+	ck_assert_int_eq(c->mode, CM_H2);
+	done(c);
+}
+END_TEST
+
+/* An HPACK block of literal fields (no Huffman, no indexing): a gRPC request. */
+static size_t request_block(uint8_t *b)
+{
+	static const char *const f[][2] = {
+	    {":method", "POST"}, {":scheme", "http"}, {":path", "/a.B/C"},
+	    {":authority", "t"}, {"te", "trailers"},  {"content-type", "application/grpc"},
+	};
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		b[n++] = 0;
+		for (int k = 0; k < 2; k++) {
+			size_t l = strlen(f[i][k]);
+			b[n++] = (uint8_t)l;
+			memcpy(b + n, f[i][k], l);
+			n += l;
+		}
+	}
+	return n;
+}
+
+/* count streams opened and reset at once, one batch per read; GOAWAY code after. */
+static long rapid_resets(unsigned count)
+{
+	static const uint8_t cancel[4] = {0, 0, 0, NGHTTP2_CANCEL};
+	struct sc_conn *c = conn();
+	uint8_t blk[256], b[512];
+	size_t nblk = request_block(blk);
+	long code;
+
+	for (unsigned i = 0; i < count && c->mode == CM_H2; i++) {
+		uint32_t sid = 1 + 2 * i;
+		size_t n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, sid, blk, nblk);
+		n += frame(b + n, NGHTTP2_RST_STREAM, 0, sid, cancel, sizeof(cancel));
+		sc_conn_feed(c, b, n);
+	}
+	code = goaway_code();
+	done(c);
+	return code;
+}
+
+START_TEST(premature_resets)
+{
+	ck_assert_int_eq(rapid_resets(498), -1);
+	nout = 0;
+	ck_assert_int_eq(rapid_resets(600), NGHTTP2_ENHANCE_YOUR_CALM);
+}
+END_TEST
+
+int main(void)
+{
+	const struct ut_case tests[] = {
+	    {"priority", priority_stream0},
+	    {"priority", priority_other_stream_and_stray_reset},
+	    {"premature_resets", premature_resets},
+	};
+	return UT_RUN("sidecar/h2conn", tests, .timeout_s = 30, .setup = setup);
+}
