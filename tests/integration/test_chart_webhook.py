@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The Helm chart and the real webhook agree.
 
-The chart is rendered (tests/chart/helm.py) twice with non-default values; each time the
+The chart is rendered by the real Helm (tests/chart/helmtool.py) twice with non-default values; each time the
 rendered webhook.yaml ConfigMap is handed to the real grpcguard-webhook (--config) with
 the certificates the chart's mode provides, and the webhook is then used the way the API
 server would use the rendered configuration:
@@ -40,7 +40,7 @@ try:
     import jsonpatch
 except ImportError:
     skip("python3-jsonpatch is not installed")
-import helm  # noqa: E402
+import helmtool as helm  # noqa: E402
 
 NS = "grpcguard-system"
 SVC_HOST = "grpcguard-webhook.%s.svc" % NS
