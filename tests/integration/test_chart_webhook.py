@@ -34,7 +34,8 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib", "py"))
 sys.path.insert(0, os.path.join(HERE, "..", "chart"))
-from gg_testlib import GG_BIN, Proc, certgen, check, free_port, program, run, skip  # noqa: E402
+from gg_testlib import (GG_BIN, Proc, certgen, check, free_port, program,  # noqa: E402
+                        record_patched, run, skip, validate_patched)
 
 try:
     import jsonpatch
@@ -144,7 +145,7 @@ def injected(wh, mwc, ns="demo"):
     if "patch" not in resp:
         return None
     ops = json.loads(base64.b64decode(resp["patch"]))
-    return jsonpatch.apply_patch(pod(), ops)
+    return record_patched(jsonpatch.apply_patch(pod(), ops), "chart-" + ns)
 
 
 def by_name(items, name):
@@ -301,6 +302,9 @@ def main():
     variant_a()
     variant_b()
     sidecar_checks(helm.template(namespace=NS, notes=True))
+    # The pods the chart-configured webhook patched are valid Kubernetes Pods (native
+    # sidecar restartPolicy included).
+    validate_patched(minimum=2)
     print("chart and webhook agree (config, certificates, probes, injection, validation)")
     return 0
 
