@@ -108,8 +108,9 @@ $(BUILD)/unit/%: tests/unit/%.c $$(call tobj,$$(call nomain,$$(filter-out policy
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
-	  echo "== unit $${t#$(BUILD)/unit/}"; \
+	  echo "== unit $${t#$(BUILD)/unit/}"; s=$$(date +%s); \
 	  CK_FORK=yes CK_DEFAULT_TIMEOUT=30 ./$$t || fail=1; \
+	  echo "== unit $${t#$(BUILD)/unit/}: $$(( $$(date +%s) - s ))s"; \
 	done; exit $$fail
 
 # ---- fuzz targets: corpus replay with gcc, libFuzzer with clang ---------------
@@ -120,7 +121,8 @@ $(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(call tobj,$(FUZZ_LINK)) $(
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$${t##*/}; \
-	  if [ -d fuzz/corpus/$$n ]; then ./$$t fuzz/corpus/$$n || fail=1; fi; \
+	  if [ -d fuzz/corpus/$$n ]; then s=$$(date +%s); ./$$t fuzz/corpus/$$n || fail=1; \
+	    echo "== fuzz-replay $$n: $$(( $$(date +%s) - s ))s"; fi; \
 	done; exit $$fail
 
 fuzz:
