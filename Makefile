@@ -1,7 +1,8 @@
 # grpcguard — one Makefile, no autotools.
 #
 #   make            build every program into build/
-#   make deps       install the Debian packages the build, tests, demo and benchmarks need
+#   make deps       install the Debian packages the build, tests, demo and benchmarks need,
+#                   and fetch helm, kubectl, kubernetes-models into build/tools (scripts/tools.sh)
 #   make test       deps + build + unit tests (check) + integration tests + fuzz corpus replay
 #   make sanitize   the same tests, built with -fsanitize=address,undefined (build/sanitize)
 #   make valgrind   the integration tests with every program under valgrind

@@ -8,6 +8,7 @@ and pods, certificates checked with openssl, each certificate mode, the webhook 
 file, the schema's verdict on good and bad values, and deploy/ being up to date.
 """
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -789,18 +790,37 @@ class Combinations(unittest.TestCase):
     """Real `helm lint --strict` and `helm template` for every combination; the renders go
     to $GG_SCHEMA_DIR for tests/schema/validate.mjs (Kubernetes schemas)."""
 
+    @staticmethod
+    def run_one(combo):
+        """(lint output or LintError, Rendered or RenderError) of one combination."""
+        name, sets = combo
+        files = ["existingSecretCABundle=" + existing_ca()] \
+            if any(x.startswith("existingSecret=") for x in sets) else []
+        try:
+            lint = helm.lint(set=sets, set_file=files)
+        except helm.LintError as e:
+            lint = e
+        try:
+            r = helm.template(namespace=NS, set=sets, set_file=files)
+        except helm.RenderError as e:
+            r = e
+        return lint, r
+
     def test_each_combination_lints_and_renders(self):
         out_dir = os.environ.get("GG_SCHEMA_DIR")
         names = set()
-        for name, sets in combinations():
+        combos = combinations()
+        # Two helm processes at a time (the machines have two cores).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(self.run_one, combos))
+        for (name, sets), (lint, r) in zip(combos, results):
             with self.subTest(combination=name):
                 self.assertNotIn(name, names)
                 names.add(name)
-                files = ["existingSecretCABundle=" + existing_ca()] \
-                    if any(x.startswith("existingSecret=") for x in sets) else []
-                lint = helm.lint(set=sets, set_file=files)
+                self.assertIsInstance(lint, str, "helm lint --strict %s:\n%s" % (sets, lint))
                 self.assertIn("1 chart(s) linted, 0 chart(s) failed", lint)
-                r = helm.template(namespace=NS, set=sets, set_file=files)
+                if isinstance(r, Exception):
+                    self.fail("helm template %s: %s" % (sets, r))
                 self.assertTrue(r.find("Deployment"), name)
                 for d in r.docs:
                     self.assertTrue(d.get("kind") and d.get("metadata", {}).get("name"),
