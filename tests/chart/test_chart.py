@@ -7,6 +7,7 @@ server would see them: names and labels, selectors evaluated against example nam
 and pods, certificates checked with openssl, each certificate mode, the webhook config
 file, the schema's verdict on good and bad values, and deploy/ being up to date.
 """
+import atexit
 import base64
 import concurrent.futures
 import json
@@ -777,13 +778,19 @@ def combinations():
     return out
 
 
+_ca_file = []
+
+
 def existing_ca():
-    """A CA bundle file for existingSecret mode (the content is only base64-checked)."""
-    path = os.path.join(tempfile.gettempdir(), "gg-chart-ca.%d.crt" % os.getpid())
-    if not os.path.exists(path):
-        with open(path, "w") as f:
+    """A CA bundle file for existingSecret mode (the content is only base64-checked),
+    made once per run and removed at exit."""
+    if not _ca_file:
+        fd, path = tempfile.mkstemp(prefix="gg-chart-ca.", suffix=".crt")
+        with os.fdopen(fd, "w") as f:
             f.write("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    return path
+        atexit.register(os.unlink, path)
+        _ca_file.append(path)
+    return _ca_file[0]
 
 
 class Combinations(unittest.TestCase):
