@@ -31,14 +31,19 @@ docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 dep = [d for d in docs if d["kind"] == "Deployment"][0]
 dep["spec"]["template"]["spec"]["containers"][0]["restartPolicy"] = "Always"
 dep["spec"]["replicas"] = "two"
+dep["spec"]["template"]["spec"]["initContainers"] = [{"name": "grpcguard-proxy", "image": "x",
+                                                     "restartPolicy": "Never"}]
+dep["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
 yaml.safe_dump(dep, open(sys.argv[2], "w"))
 PY
 out=$(node "$root/tests/schema/validate.mjs" "$work/bad.yaml")
 for want in ".spec.replicas: must be integer" \
-	".spec.template.spec.containers[0].restartPolicy: Forbidden"; do
+	".spec.template.spec.containers[0].restartPolicy: Forbidden" \
+	".spec.template.spec.initContainers[0].restartPolicy: Unsupported value: \"Never\"" \
+	".spec.template.spec.containers[0].imagePullPolicyy: unknown field"; do
 	case "$out" in
 	*"Deployment grpcguard-system/grpcguard-webhook $want"*) ;;
 	*) echo "FAIL: the validator missed '$want':"; echo "$out"; exit 1 ;;
 	esac
 done
-echo "schema: a broken Deployment is rejected with its JSON paths"
+echo "schema: a broken Deployment is rejected with its JSON paths (type, native-sidecar rules, unknown field)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Validate Kubernetes objects against the Kubernetes OpenAPI schemas (kubernetes-models 5.x,
-// ajv-compiled), plus cert-manager and prometheus-operator CRD schemas, plus the API
-// server's pod-spec rules that OpenAPI cannot express (native sidecars among them).
+// ajv-compiled), plus cert-manager and prometheus-operator CRD schemas; unknown fields from
+// the models' declarations (as the API server's strict field validation);
+// plus the API server's pod-spec rules that OpenAPI cannot express (native sidecars).
 //
 //   node tests/schema/validate.mjs PATH...
 //
@@ -39,6 +40,7 @@ function candidates(apiVersion, kind) {
 }
 
 const classes = new Map();
+const modelFiles = new Map(); // "apiVersion kind" -> the model's .d.ts
 async function modelFor(apiVersion, kind) {
   const key = `${apiVersion} ${kind}`;
   if (classes.has(key)) return classes.get(key);
@@ -49,7 +51,10 @@ async function modelFor(apiVersion, kind) {
     if (!fs.existsSync(file)) continue;
     const mod = await import(pathToFileURL(file).href);
     cls = mod[kind] || mod.default || null;
-    if (cls) break;
+    if (cls) {
+      modelFiles.set(key, file.replace(/\.js$/, ".d.ts"));
+      break;
+    }
   }
   classes.set(key, cls);
   return cls;
@@ -64,6 +69,84 @@ function jsonPath(instancePath) {
     .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))
     .map((p) => (/^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_][\w-]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`))
     .join("");
+}
+
+// ---- unknown fields, from the models' TypeScript declarations ---------------------------
+// The compiled JSON schemas allow properties they do not know (the OpenAPI documents set no
+// additionalProperties), while the API server's strict field validation (kubectl's
+// default) rejects them. Each model ships a .d.ts whose interface lists every property and
+// its type: that list is the set of known fields, and imported interfaces are followed into
+// nested objects, arrays and string maps (enums are in the JSON schemas already).
+const dtsCache = new Map();
+function parseDts(file) {
+  if (dtsCache.has(file)) return dtsCache.get(file);
+  let info = null;
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "");
+    const imports = new Map();
+    for (const m of text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)) {
+      const target = m[2].startsWith(".")
+        ? path.resolve(path.dirname(file), m[2].replace(/\.js$/, ".d.ts"))
+        : path.join(modules, m[2] + ".d.ts");
+      imports.set(m[1], target);
+    }
+    const lines = text.split("\n");
+    const start = lines.findIndex((l) => /^export interface \w+( extends [\w, ]+)? \{$/.test(l));
+    if (start >= 0) {
+      info = { props: new Map(), open: false, imports };
+      // Properties of the interfaces it extends (TypeMeta is apiVersion and kind, listed
+      // anyway); one that cannot be read makes the object open rather than wrongly strict.
+      const ext = /extends ([\w, ]+) \{$/.exec(lines[start]);
+      for (const name of ext ? ext[1].split(/, */) : []) {
+        if (name === "TypeMeta") continue;
+        const base = imports.has(name) ? parseDts(imports.get(name)) : null;
+        if (!base) {
+          info.open = true;
+          continue;
+        }
+        for (const [k, t] of base.props) info.props.set(k, t);
+        for (const [k, f] of base.imports) if (!imports.has(k)) imports.set(k, f);
+        info.open ||= base.open;
+      }
+      for (let i = start + 1; i < lines.length && lines[i] !== "}"; i++) {
+        const l = lines[i];
+        if (/^ {4}\[key: string\]/.test(l)) info.open = true;
+        const m = /^ {4}"([^"]+)"\??: (.*)$/.exec(l);
+        if (!m) continue;
+        let type = m[2];
+        if (type.endsWith("{")) {
+          // An inline object type: up to its closing brace at the same depth.
+          const body = [];
+          for (i++; i < lines.length && !/^ {4}\};?$/.test(lines[i]); i++) body.push(lines[i].trim());
+          type = "{ " + body.join(" ") + " }";
+        }
+        info.props.set(m[1], type.replace(/;$/, ""));
+      }
+    }
+  }
+  dtsCache.set(file, info);
+  return info;
+}
+
+function fieldProblems(value, file, at, out) {
+  const info = parseDts(file);
+  if (!info || !value || typeof value !== "object" || Array.isArray(value)) return;
+  for (const [key, v] of Object.entries(value)) {
+    const here = /^[A-Za-z_][\w-]*$/.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`;
+    if (!info.props.has(key)) {
+      if (!info.open) out.push([here, `unknown field "${key}" (the API server's strict field validation rejects it)`]);
+      continue;
+    }
+    const type = info.props.get(key);
+    let m;
+    if ((m = /^(I\w+)$/.exec(type)) && info.imports.has(m[1])) {
+      fieldProblems(v, info.imports.get(m[1]), here, out);
+    } else if ((m = /^Array<(I\w+)>$/.exec(type)) && info.imports.has(m[1]) && Array.isArray(v)) {
+      v.forEach((item, i) => fieldProblems(item, info.imports.get(m[1]), `${here}[${i}]`, out));
+    } else if ((m = /^\{ \[key: string\]: (I\w+); \}$/.exec(type)) && info.imports.has(m[1]) && v && typeof v === "object") {
+      for (const [k, item] of Object.entries(v)) fieldProblems(item, info.imports.get(m[1]), `${here}[${JSON.stringify(k)}]`, out);
+    }
+  }
 }
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -132,6 +215,7 @@ async function problems(obj) {
     return [["(object)", "apiVersion and kind are required"]];
   const cls = await modelFor(obj.apiVersion, obj.kind);
   if (!cls) return [[".kind", `no schema for ${obj.apiVersion} ${obj.kind}`]];
+  const dts = modelFiles.get(`${obj.apiVersion} ${obj.kind}`);
   const out = [];
   try {
     new cls(obj).validate();
@@ -145,6 +229,7 @@ async function problems(obj) {
       out.push([jsonPath(err.instancePath), msg]);
     }
   }
+  if (dts) fieldProblems(obj, dts, "", out);
   for (const [spec, at] of podSpecs(obj)) out.push(...podSpecRules(spec, at));
   return out;
 }
