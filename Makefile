@@ -1,7 +1,8 @@
 # grpcguard — one Makefile, no autotools.
 #
 #   make            build every program into build/
-#   make deps       install the Debian packages the build, tests, demo and benchmarks need
+#   make deps       install the Debian packages the build, tests, demo and benchmarks need,
+#                   and fetch helm, kubectl, kubernetes-models into build/tools (scripts/tools.sh)
 #   make test       deps + build + unit tests (check) + integration tests + fuzz corpus replay
 #   make sanitize   the same tests, built with -fsanitize=address,undefined (build/sanitize)
 #   make valgrind   the integration tests with every program under valgrind
@@ -127,8 +128,9 @@ $(BUILD)/unit/graph/%: LIBS += $(GRAPH_LIBS)
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
-	  echo "== unit $${t#$(BUILD)/unit/}"; \
+	  echo "== unit $${t#$(BUILD)/unit/}"; s=$$(date +%s); \
 	  CK_FORK=yes CK_DEFAULT_TIMEOUT=30 ./$$t || fail=1; \
+	  echo "== unit $${t#$(BUILD)/unit/}: $$(( $$(date +%s) - s ))s"; \
 	done; exit $$fail
 
 # ---- fuzz targets: corpus replay with gcc, libFuzzer with clang ---------------
@@ -139,7 +141,8 @@ $(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(call tobj,$(FUZZ_LINK)) $(
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$${t##*/}; \
-	  if [ -d fuzz/corpus/$$n ]; then ./$$t fuzz/corpus/$$n || fail=1; fi; \
+	  if [ -d fuzz/corpus/$$n ]; then s=$$(date +%s); ./$$t fuzz/corpus/$$n || fail=1; \
+	    echo "== fuzz-replay $$n: $$(( $$(date +%s) - s ))s"; fi; \
 	done; exit $$fail
 
 fuzz:

@@ -59,14 +59,24 @@ die() {
 	bad "$*"
 	exit 1 # the EXIT trap cleans up and shows the programs' last log lines
 }
+# On failure: the last lines of every log, the sidecar's whole log (its JSON events and, in
+# a sanitizer build, the sanitizer's report), which is also kept in /tmp after the work
+# directory is removed.
 dump_logs() {
 	[ -n "$W" ] && [ -d "$W/logs" ] || return 0
-	local f
+	local f keep
 	for f in "$W"/logs/*.log; do
 		[ -s "$f" ] || continue
+		case "${f##*/}" in sidecar.log) continue ;; esac
 		say "--- last lines of ${f##*/}:"
 		tail -n 8 "$f" | indent '| '
 	done
+	f="$W/logs/sidecar.log"
+	[ -s "$f" ] || return 0
+	keep="/tmp/ggdemo-$$-sidecar.log"
+	cp "$f" "$keep" 2>/dev/null && say "--- the sidecar's log (kept in $keep):" ||
+		say "--- the sidecar's log:"
+	tail -n 200 "$f" | indent '| '
 }
 
 # ---- cleanup: everything started here, by PID and by name, also on Ctrl-C ------------
@@ -312,7 +322,18 @@ if [ "$(id -u)" = 0 ]; then AS_PROXY=(setpriv --reuid 1337 --regid 1337 --clear-
 "${SRV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" >"$W/logs/sidecar.log" 2>&1 &
 SC_PID=$!
 started sidecar "$SC_PID"
-admin_get() { "${SRV[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>/dev/null; }
+# admin_get PATH OUT: GET from the sidecar's admin port. A failure is logged in
+# $W/logs/admin-get.log (curl's message and exit status, whether the sidecar is alive) so
+# that a run that fails later can tell "the sidecar died" from "the port did not answer".
+admin_get() {
+	local rc
+	"${SRV[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>"$W/logs/admin-get.err" && return 0
+	rc=$?
+	printf '%s GET %s: curl exit %s: %s; sidecar pid %s %s\n' "$(date -u +%H:%M:%S.%3N)" "$1" "$rc" \
+		"$(tr '\n' ' ' <"$W/logs/admin-get.err")" "$SC_PID" \
+		"$(alive "$SC_PID" && echo alive || echo 'has EXITED')" >>"$W/logs/admin-get.log"
+	return $rc
+}
 up "the sidecar (admin $ADMIN/readyz)" "$SC_PID" 10 admin_get /readyz /dev/null
 say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]}" | sed "s#$W#\$W#g"
 say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 2>/dev/null), ready on $ADMIN"
@@ -344,7 +365,10 @@ phase() {
 			else if (i == 5) printf "... %d more calls ...\n", NR - 7 }' | indent 'client | '
 	say "the app received $(($(app_calls) - app_mark)) call(s) meanwhile (its own calls log)"
 	alive "$CLIENT_PID" || die "the client exited"
-	if [ -n "$seen" ]; then good "=> $want$note"; else bad "expected $want within ${PHASE_TIMEOUT}s"; return 1; fi
+	if [ -n "$seen" ]; then good "=> $want$note"; else
+		bad "expected $want within ${PHASE_TIMEOUT}s$(alive "$SC_PID" || echo ' (the sidecar has exited: see its log below)')"
+		return 1
+	fi
 }
 
 mark=0 app_mark=0
@@ -365,16 +389,40 @@ step "5/6  Policy changes, delivered like a ConfigMap update (..data symlink swa
 policy_gen() {
 	admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" generation 2>/dev/null
 }
-reloads_ok() {
-	admin_get /metrics "$W/metrics.now" &&
-		awk '/^grpcguard_policy_reloads_total\{.*result="(ok|success)"/{s+=$2} END{print s+0}' "$W/metrics.now"
-}
+# reload_state: "policy generation N" from /policy; prints nothing and fails when the admin
+# port did not answer, so that an unanswered GET is never taken for a change (it used to
+# fall back to /metrics and print "successful reloads: N", or "successful reloads: " with
+# no number when that failed too, which always differed from the state before the swap:
+# one slow or failed GET made the demo report a reload that had not happened).
 reload_state() {
 	local g
-	g=$(policy_gen) && [ -n "$g" ] && { echo "policy generation $g"; return; }
-	echo "successful reloads: $(reloads_ok)"
+	g=$(policy_gen) && [ -n "$g" ] && { echo "policy generation $g"; return 0; }
+	return 1
 }
-changed() { [ "$(reload_state)" != "$1" ]; }
+# The sidecar logged EVENT (policy_loaded, policy_rejected) after the last swap: its own
+# log, which needs no admin port.
+logged_since_swap() { "$PYTHON" "$HELPER" log-delay "$W/logs/sidecar.log" "$1" "$SWAP_MS" >/dev/null 2>&1; }
+# changed BEFORE: the reload is in the sidecar's log, or /policy shows another generation.
+changed() {
+	local now
+	logged_since_swap policy_loaded && return 0
+	now=$(reload_state) && [ "$now" != "$1" ]
+}
+# settled CMD...: CMD's output, retried for up to 10 s while the admin port does not answer
+# (a sanitizer build on a busy machine can stall the sidecar for several seconds; each
+# GET gives up after 3).
+settled() {
+	local s t0
+	t0=$(date +%s)
+	until s=$("$@"); do
+		[ $(($(date +%s) - t0)) -ge 10 ] && return 1
+		sleep 0.2
+	done
+	echo "$s"
+}
+settled_state() { settled reload_state; }
+# The sidecar must still run; if it exited, say so (its log is printed at the end).
+sidecar_alive() { alive "$SC_PID" || die "the sidecar (pid $SC_PID) exited: see its log below"; }
 # How long after the swap the sidecar logged EVENT (its own timestamp, not our polling).
 took() {
 	local ms
@@ -387,12 +435,14 @@ apply_policy() {
 	echo
 	say "$B$1$N"
 	printf '%s\n' "$text" | grep -vE '^(apiVersion|kind):' | indent '  | '
-	before=$(reload_state)
+	sidecar_alive
+	before=$(settled_state) || die "the sidecar's admin port $ADMIN did not answer /policy for 10 s (see admin-get.log below)"
 	write_policy <<<"$text" || die "cannot swap the policy"
 	if wait_until 5 changed "$before"; then
-		say "sidecar reloaded it $(took policy_loaded) after the swap ($(reload_state))"
+		say "sidecar reloaded it $(took policy_loaded) after the swap ($(settled_state))"
 	else
-		bad "the sidecar did not report a reload within 5 s (/policy generation, reload metrics)"
+		sidecar_alive
+		bad "the sidecar did not report a reload within 5 s (/policy: $(reload_state || echo 'admin port not answering'))"
 	fi
 	# Calls from here on were decided by the new policy (or were already in flight).
 	mark=$(client_lines) app_mark=$(app_calls)
@@ -435,11 +485,13 @@ printf '%s\n' "$v" | indent '-> '
 case "$v" in denied*) ;; *) bad "expected the broken policy ConfigMap to be denied" ;; esac
 say "if it reaches the pod anyway (webhook down, failurePolicy: Ignore):"
 last_error() { admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" last_error; }
-before=$(reload_state)
+sidecar_alive
+before=$(settled_state) || die "the sidecar's admin port $ADMIN did not answer /policy for 10 s (see admin-get.log below)"
 write_policy <"$W/broken.yaml" || die "cannot swap the policy"
-if wait_until 5 last_error >/dev/null; then
-	say "sidecar rejected it $(took policy_rejected) after the swap: $(last_error | sed "s#$W/##")"
-	[ "$(reload_state)" = "$before" ] && say "and keeps the last good policy ($before)" ||
+rejected() { logged_since_swap policy_rejected || last_error >/dev/null; }
+if wait_until 5 rejected; then
+	say "sidecar rejected it $(took policy_rejected) after the swap: $(settled last_error | sed "s#$W/##")"
+	[ "$(settled_state || echo 'admin port not answering')" = "$before" ] && say "and keeps the last good policy ($before)" ||
 		bad "the policy generation changed: $(reload_state)"
 else
 	bad "the sidecar did not report the broken policy within 5 s (/policy last_error)"

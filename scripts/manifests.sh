@@ -9,21 +9,19 @@
 #                                Secret with grpcguard-certgen and fill in the caBundle
 #                                placeholder ${GRPCGUARD_CA_BUNDLE} (see docs/helm.md)
 #   grpcguard-cert-manager.yaml  certificates from cert-manager (must be installed)
-# Each starts with the Namespace. Rendering uses tests/chart/helm.py (Go + sprig, no Helm).
+# Each starts with the Namespace. Rendering uses the real Helm (build/tools/bin/helm, fetched
+# by make deps; GG_HELM names another).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/deploy}
-PYTHON=${PYTHON:-/usr/bin/python3}
+HELM=${GG_HELM:-$root/build/tools/bin/helm}
+[ -x "$HELM" ] || bash "$root/scripts/tools.sh"
 ns=grpcguard-system
 release=grpcguard
 version=$(sed -n 's/^version: *//p' "$root/charts/grpcguard/Chart.yaml")
 mkdir -p "$out"
 work=$(mktemp -d /tmp/gg-manifests.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-if [ -z "${GG_RENDER_BIN:-}" ]; then
-	"$PYTHON" "$root/tests/chart/helm.py" build "$work/render"
-	export GG_RENDER_BIN=$work/render
-fi
 
 header() {
 	cat <<HDR
@@ -46,7 +44,7 @@ render() { # FILE HEADER-ARGS... -- HELM-ARGS...
 	shift 3
 	local tmp
 	tmp=$(mktemp "$work/manifests.XXXXXX")
-	if ! { header "$what" "$how" && "$PYTHON" "$root/tests/chart/helm.py" template "$release" \
+	if ! { header "$what" "$how" && "$HELM" template "$release" \
 		"$root/charts/grpcguard" -n "$ns" "$@"; } >"$tmp"; then
 		rm -f "$tmp"
 		echo "manifests: rendering $file failed" >&2

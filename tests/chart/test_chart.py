@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Checks on the rendered Helm chart charts/grpcguard (run by tests/integration/test_chart.sh).
 
-The chart is rendered with tests/chart/helm.py (a `helm template` stand-in plus
-values.schema.json validation); the documents are then checked as Kubernetes and the API
+The chart is rendered with the real Helm 3.17.1 (tests/chart/helmtool.py; Helm checks
+values.schema.json itself); the documents are then checked as Kubernetes and the API
 server would see them: names and labels, selectors evaluated against example namespaces
 and pods, certificates checked with openssl, each certificate mode, the webhook config
 file, the schema's verdict on good and bad values, and deploy/ being up to date.
 """
+import atexit
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -19,7 +21,7 @@ import unittest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import helm  # noqa: E402
+import helmtool as helm  # noqa: E402
 
 NS = "grpcguard-system"
 SVC = "grpcguard-webhook"
@@ -736,99 +738,194 @@ class Monitors(unittest.TestCase):
             helm.template(set=["metrics.podMonitor.interval=often"])
 
 
-class Renderer(unittest.TestCase):
-    """render.go behaves like Helm where the chart relies on it (a tiny chart of probes)."""
+# The values combinations the chart supports (issue 18): the cartesian product of the axes
+# users choose between, then every other toggle of values.yaml turned on (or off) once.
+CERT_MODES = {
+    "generated": [],
+    "certmanager": ["certManager.enabled=true"],
+    "existingsecret": ["existingSecret=grpcguard-webhook-tls"],
+}
+AXES = [
+    ("validation", {"enforce": [], "warn": ["validation.mode=warn"]}),
+    ("sidecar", {"native": ["injection.nativeSidecar=true"],
+                 "plain": ["injection.nativeSidecar=false"]}),
+    ("policy", {"nopolicy": [], "defaultpolicy": ["defaultPolicy.namespaces={demo,shop}"]}),
+    ("dashboard", {"nodash": [], "dashboard": ["grafanaDashboard.enabled=true"]}),
+]
+TOGGLES = {
+    "sidecar-auto": ["injection.nativeSidecar=auto"],
+    "cni": ["injection.interceptMode=cni"],
+    "monitors": ["metrics.podMonitor.enabled=true", "metrics.serviceMonitor.enabled=true",
+                 "metrics.podMonitor.interval=15s", "metrics.serviceMonitor.interval=30s",
+                 "metrics.podAnnotations=false"],
+    "alerts": ["metrics.prometheusRule.enabled=true"],
+    "networkpolicy": ["networkPolicy.enabled=true"],
+    "single-replica": ["replicaCount=1"],
+    "no-pdb": ["podDisruptionBudget.enabled=false"],
+    "no-injection": ["injection.enabled=false"],
+    "no-validation": ["validation.enabled=false"],
+    "validation-ignore": ["validation.failurePolicy=Ignore", "injection.failurePolicy=Ignore"],
+    "hostnetwork": ["hostNetwork=true", "containerPort=9443"],
+    "no-serviceaccount": ["serviceAccount.create=false", "serviceAccount.name=default"],
+    "anti-affinity-hard": ["podAntiAffinity=hard"],
+    "anti-affinity-off": ["podAntiAffinity=none"],
+    "digests": ["image.digest=sha256:" + "a" * 64, "injection.image.digest=sha256:" + "b" * 64],
+    "overrides": ["fullnameOverride=guard", "global.imageRegistry=registry.example",
+                  "commonLabels.team=blue", "imagePullSecrets[0].name=pull"],
+}
 
-    def render(self, templates, values="", files=None, **kw):
+
+def combinations():
+    """(name, --set list, --set-file list) for every combination make test renders."""
+    out = []
+    for cert, cert_set in CERT_MODES.items():
+        combos = [([cert], list(cert_set))]
+        for _, choices in AXES:
+            combos = [(n + [c], s + cs) for n, s in combos for c, cs in choices.items()]
+        out += [("-".join(n), s) for n, s in combos]
+    out += [("toggle-" + n, s) for n, s in TOGGLES.items()]
+    return out
+
+
+_ca_file = []
+
+
+def existing_ca():
+    """A CA bundle file for existingSecret mode (the content is only base64-checked),
+    made once per run and removed at exit."""
+    if not _ca_file:
+        fd, path = tempfile.mkstemp(prefix="gg-chart-ca.", suffix=".crt")
+        with os.fdopen(fd, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+        atexit.register(os.unlink, path)
+        _ca_file.append(path)
+    return _ca_file[0]
+
+
+class Combinations(unittest.TestCase):
+    """Real `helm lint --strict` and `helm template` for every combination; the renders go
+    to $GG_SCHEMA_DIR for tests/schema/validate.mjs (Kubernetes schemas)."""
+
+    @staticmethod
+    def run_one(combo):
+        """(lint output or LintError, Rendered or RenderError) of one combination."""
+        name, sets = combo
+        files = ["existingSecretCABundle=" + existing_ca()] \
+            if any(x.startswith("existingSecret=") for x in sets) else []
+        try:
+            lint = helm.lint(set=sets, set_file=files)
+        except helm.LintError as e:
+            lint = e
+        try:
+            r = helm.template(namespace=NS, set=sets, set_file=files)
+        except helm.RenderError as e:
+            r = e
+        return lint, r
+
+    def test_each_combination_lints_and_renders(self):
+        out_dir = os.environ.get("GG_SCHEMA_DIR")
+        names = set()
+        combos = combinations()
+        # Two helm processes at a time (the machines have two cores).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(self.run_one, combos))
+        for (name, sets), (lint, r) in zip(combos, results):
+            with self.subTest(combination=name):
+                self.assertNotIn(name, names)
+                names.add(name)
+                self.assertIsInstance(lint, str, "helm lint --strict %s:\n%s" % (sets, lint))
+                self.assertIn("1 chart(s) linted, 0 chart(s) failed", lint)
+                if isinstance(r, Exception):
+                    self.fail("helm template %s: %s" % (sets, r))
+                self.assertTrue(r.find("Deployment"), name)
+                for d in r.docs:
+                    self.assertTrue(d.get("kind") and d.get("metadata", {}).get("name"),
+                                    "%s: a document without kind or name" % name)
+                if out_dir:
+                    with open(os.path.join(out_dir, "render-%s.yaml" % name), "w") as f:
+                        f.write(r.text)
+        # The issue's axes are all there: 3 certificate modes x 2^4.
+        self.assertEqual(len([n for n in names if not n.startswith("toggle-")]), 48)
+
+    def test_lint_strict_catches_problems(self):
+        # The lint step can fail: a chart whose template renders invalid YAML.
         with tempfile.TemporaryDirectory() as d:
-            os.makedirs(os.path.join(d, "templates"))
-            with open(os.path.join(d, "Chart.yaml"), "w") as f:
-                f.write("apiVersion: v2\nname: probe\nversion: 1.2.3\nappVersion: \"4.5\"\n")
-            with open(os.path.join(d, "values.yaml"), "w") as f:
-                f.write(values)
-            for name, text in dict(templates, **(files or {})).items():
-                path = os.path.join(d, name if name.startswith("files/") else "templates/" + name)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "w") as f:
-                    f.write(text)
-            return helm.template(chart=d, name="rel", namespace="ns", **kw)
+            chart = os.path.join(d, "grpcguard")
+            subprocess.run(["cp", "-r", helm.CHART, chart], check=True)
+            with open(os.path.join(chart, "templates", "broken.yaml"), "w") as f:
+                f.write("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n")
+            with self.assertRaises(helm.LintError) as cm:
+                helm.lint(chart=chart)
+            self.assertIn("broken.yaml", str(cm.exception))
 
-    def data(self, r):
-        return r.one("ConfigMap")["data"]
 
-    CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\ndata:\n"
+class Upgrades(unittest.TestCase):
+    """`helm upgrade` fails when a field the API server keeps immutable changes: two renders
+    with different --set values must agree on all of them."""
 
-    def test_values_are_json_typed(self):
-        # Numbers read from YAML are float64 in Helm: big ones print in e-notation unless
-        # converted, which is why the chart pipes them through int64.
-        r = self.render({"cm.yaml": self.CM + "  raw: {{ .Values.num | quote }}\n"
-                         "  i: {{ .Values.num | int64 | quote }}\n"
-                         "  small: {{ .Values.s | quote }}\n"
-                         "  setint: {{ .Values.x | quote }}\n"},
-                        values="num: 3670016\ns: 2\n", set=["x=3670016"])
-        self.assertEqual(self.data(r), {"raw": "3.670016e+06", "i": "3670016", "small": "2",
-                                        "setint": "3670016"})
+    @staticmethod
+    def immutable(r):
+        dep = r.one("Deployment")
+        svc = r.one("Service")
+        spec = svc["spec"]
+        out = {
+            "deployment": (dep["metadata"]["name"], dep["spec"]["selector"]),
+            "service": (svc["metadata"]["name"], spec.get("type", "ClusterIP"),
+                        spec.get("clusterIP"), spec.get("clusterIPs"),
+                        spec.get("ipFamilies"), spec.get("ipFamilyPolicy")),
+            "webhooks": sorted((d["kind"], d["metadata"]["name"],
+                                tuple(w["name"] for w in d["webhooks"]))
+                               for d in r.docs if d["kind"].endswith("WebhookConfiguration")),
+            "secrets": sorted((d["metadata"]["name"], d.get("type")) for d in r.find("Secret")),
+            "pdb": [(d["metadata"]["name"], d["spec"]["selector"])
+                    for d in r.find("PodDisruptionBudget")],
+        }
+        return out
 
-    def test_set_syntax_and_coalescing(self):
-        r = self.render({"cm.yaml": self.CM + "  out: {{ toJson .Values | quote }}\n"},
-                        values="a: {b: 1, c: 2}\nkeep: yes\nlist: [x]\n",
-                        set=["a.b=null", "a.d=true", "list={p,q}", "arr[1].k=v", "e=a\\,b"],
-                        set_string=["s=007"])
-        out = json.loads(self.data(r)["out"])
-        self.assertEqual(out["a"], {"c": 2, "d": True})
-        self.assertEqual(out["list"], ["p", "q"])
-        self.assertEqual(out["arr"], [None, {"k": "v"}])
-        self.assertEqual((out["e"], out["s"], out["keep"]), ("a,b", "007", True))
+    def test_immutable_fields_survive_set_changes(self):
+        base = self.immutable(helm.template(namespace=NS))
+        self.assertTrue(base["webhooks"] and base["deployment"][1])
+        variants = [
+            ["replicaCount=3", "image.tag=9.9.9", "validation.mode=warn",
+             "injection.nativeSidecar=false", "injection.interceptMode=cni",
+             "injection.proxyPort=16006", "webhook.logLevel=debug"],
+            ["podLabels.extra=yes", "commonLabels.team=blue", "service.port=8443",
+             "defaultPolicy.namespaces={demo}", "grafanaDashboard.enabled=true",
+             "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"],
+            ["validation.failurePolicy=Ignore", "injection.failurePolicy=Ignore",
+             "webhook.excludeNamespaces={a,b}", "networkPolicy.enabled=true"],
+        ]
+        for sets in variants:
+            with self.subTest(set=sets):
+                r = helm.template(namespace=NS, set=sets, upgrade=True)
+                self.assertEqual(self.immutable(r), base)
+        # Switching certificate mode keeps the Deployment, Service and webhooks (the
+        # generated Secret goes away, which is a delete, not an immutable-field change).
+        cm = self.immutable(helm.template(namespace=NS, set=["certManager.enabled=true"]))
+        for k in ("deployment", "service", "webhooks", "pdb"):
+            self.assertEqual(cm[k], base[k], k)
+        # The comparison can fail: a different release name changes the selector.
+        other = self.immutable(helm.template(name="other", namespace=NS))
+        self.assertNotEqual(other["deployment"], base["deployment"])
 
-    def test_helm_functions(self):
-        r = self.render({
-            "_h.tpl": '{{- define "probe.name" -}}{{ .Chart.Name }}-{{ .Release.Name }}{{- end -}}',
-            "cm.yaml": self.CM +
-            "  include: {{ include \"probe.name\" . }}\n"
-            "  tpl: {{ tpl .Values.t . }}\n"
-            "  toYaml: {{ toYaml .Values.m | quote }}\n"
-            "  fromYaml: {{ (fromYaml \"a: [1]\").a | toJson | quote }}\n"
-            "  lookup: {{ (lookup \"v1\" \"Secret\" \"ns\" \"s\").data.k | quote }}\n"
-            "  missing: {{ (lookup \"v1\" \"Secret\" \"ns\" \"nope\") | toJson | quote }}\n"
-            "  novalue: \"{{ .Values.absent }}\"\n"
-            "  caps: {{ .Capabilities.APIVersions.Has \"apps/v1\" }}-{{ .Capabilities.APIVersions.Has \"x.io/v9\" }}\n"
-            "  file: {{ .Files.Get \"files/f.txt\" | quote }}\n"
-            "  release: {{ .Release.Namespace }}-{{ .Release.IsInstall }}-{{ .Release.Service }}\n"
-            "  chart: {{ .Chart.Version }}-{{ .Chart.AppVersion }}-{{ .Template.Name }}\n"},
-            values="t: '{{ .Release.Name }}!'\nm: {z: 1, a: [x], s: '1'}\n",
-            files={"files/f.txt": "hello"},
-            lookup=[{"apiVersion": "v1", "kind": "Secret",
-                     "metadata": {"name": "s", "namespace": "ns"}, "data": {"k": "dg=="}}])
-        d = self.data(r)
-        self.assertEqual(d["include"], "probe-rel")
-        self.assertEqual(d["tpl"], "rel!")
-        self.assertEqual(d["toYaml"], "a:\n- x\ns: \"1\"\nz: 1")
-        self.assertEqual(d["fromYaml"], "[1]")
-        self.assertEqual((d["lookup"], d["missing"]), ("dg==", "{}"))
-        self.assertEqual(d["novalue"], "")
-        self.assertEqual(d["caps"], "true-false")
-        self.assertEqual(d["file"], "hello")
-        self.assertEqual(d["release"], "ns-true-Helm")
-        self.assertEqual(d["chart"], "1.2.3-4.5-probe/templates/cm.yaml")
 
-    def test_errors(self):
-        with self.assertRaisesRegex(helm.RenderError, "need x"):
-            self.render({"cm.yaml": self.CM + "  a: {{ required \"need x\" .Values.x }}\n"})
-        with self.assertRaisesRegex(helm.RenderError, "stop here"):
-            self.render({"cm.yaml": "{{ fail \"stop here\" }}"})
-        with self.assertRaisesRegex(helm.RenderError, "env"):
-            self.render({"cm.yaml": self.CM + "  a: {{ env \"HOME\" }}\n"})
-
-    def test_documents_split_and_ordered(self):
-        r = self.render({"a.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
-                                   "---\n# only a comment?\n---\n",
-                         "b.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n"
-                                   "---\napiVersion: x.io/v1\nkind: Zebra\nmetadata: {name: z}\n"
-                                   "---\napiVersion: x.io/v1\nkind: Alpha\nmetadata: {name: a}\n",
-                         "empty.yaml": "{{- if false }}x: 1{{ end }}\n"})
-        self.assertEqual([d["kind"] for d in r.docs],
-                         ["ServiceAccount", "Deployment", "Alpha", "Zebra"])
-        self.assertEqual(r.sources[0], "probe/templates/b.yaml")
+class Alerts(unittest.TestCase):
+    def test_prometheus_rule_is_the_rules_file(self):
+        self.assertEqual(default().find("PrometheusRule"), [])
+        r = helm.template(namespace=NS, set=["metrics.prometheusRule.enabled=true",
+                                             "metrics.prometheusRule.labels.release=kps"])
+        rule = r.one("PrometheusRule", "grpcguard-alerts")
+        self.assertEqual(rule["metadata"]["namespace"], NS)
+        self.assertEqual(rule["metadata"]["labels"]["release"], "kps")
+        with open(os.path.join(helm.CHART, "alerts", "grpcguard.rules.yaml")) as f:
+            self.assertEqual(rule["spec"]["groups"], yaml.safe_load(f)["groups"])
+        alerts = [x["alert"] for g in rule["spec"]["groups"] for x in g["rules"]]
+        for want in ("GrpcguardWebhookDown", "GrpcguardWebhookErrors",
+                     "GrpcguardWebhookCertificateExpiring", "GrpcguardPolicyReloadFailing",
+                     "GrpcguardAuthzDenialsSpiking"):
+            self.assertIn(want, alerts)
+        # Helm passes the rules' own {{ $labels }} through untouched.
+        self.assertIn("{{ $labels.namespace }}", json.dumps(rule))
 
 
 class PlainManifests(unittest.TestCase):
@@ -839,7 +936,6 @@ class PlainManifests(unittest.TestCase):
             self.skipTest("deploy/ not generated yet")
         with tempfile.TemporaryDirectory() as d:
             p = subprocess.run(["bash", os.path.join(helm.ROOT, "scripts", "manifests.sh"), d],
-                               env=dict(os.environ, GG_RENDER_BIN=helm.build()),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                timeout=300)
             self.assertEqual(p.returncode, 0, p.stdout)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The Helm chart and the real webhook agree.
 
-The chart is rendered (tests/chart/helm.py) twice with non-default values; each time the
+The chart is rendered by the real Helm (tests/chart/helmtool.py) twice with non-default values; each time the
 rendered webhook.yaml ConfigMap is handed to the real grpcguard-webhook (--config) with
 the certificates the chart's mode provides, and the webhook is then used the way the API
 server would use the rendered configuration:
@@ -34,13 +34,14 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib", "py"))
 sys.path.insert(0, os.path.join(HERE, "..", "chart"))
-from gg_testlib import GG_BIN, Proc, certgen, check, free_port, program, run, skip  # noqa: E402
+from gg_testlib import (GG_BIN, Proc, certgen, check, free_port, program,  # noqa: E402
+                        record_patched, run, skip, validate_patched)
 
 try:
     import jsonpatch
 except ImportError:
     skip("python3-jsonpatch is not installed")
-import helm  # noqa: E402
+import helmtool as helm  # noqa: E402
 
 NS = "grpcguard-system"
 SVC_HOST = "grpcguard-webhook.%s.svc" % NS
@@ -144,7 +145,7 @@ def injected(wh, mwc, ns="demo"):
     if "patch" not in resp:
         return None
     ops = json.loads(base64.b64decode(resp["patch"]))
-    return jsonpatch.apply_patch(pod(), ops)
+    return record_patched(jsonpatch.apply_patch(pod(), ops), "chart-" + ns)
 
 
 def by_name(items, name):
@@ -301,6 +302,9 @@ def main():
     variant_a()
     variant_b()
     sidecar_checks(helm.template(namespace=NS, notes=True))
+    # The pods the chart-configured webhook patched are valid Kubernetes Pods (native
+    # sidecar restartPolicy included).
+    validate_patched(minimum=2)
     print("chart and webhook agree (config, certificates, probes, injection, validation)")
     return 0
 

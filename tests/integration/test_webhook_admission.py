@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
-from gg_testlib import (GG_ROOT, Proc, certgen, check, fail, free_port, program, run,  # noqa: E402
-                        timeout_scale)
+from gg_testlib import (GG_ROOT, Proc, certgen, check, fail, free_port, program,  # noqa: E402
+                        record_patched, run, timeout_scale, validate_patched)
 
 try:
     import jsonpatch
@@ -121,7 +121,7 @@ def apply(pod, resp):
     check(ops is not None, "expected a patch, got %r" % resp)
     for op in ops:
         check(op["op"] == "add", "only add operations expected: %r" % op)
-    return jsonpatch.apply_patch(pod, ops)
+    return record_patched(jsonpatch.apply_patch(pod, ops), pod.get("metadata", {}).get("name") or "unnamed")
 
 
 def names(lst):
@@ -595,6 +595,8 @@ limits:
     rc, out, err = run([program("grpcguard-webhook"), "--listen", "127.0.0.1:0", "--tls-cert",
                         cert, "--tls-key", key, "--config", bad])
     check(rc == 1 and "bad.yaml:2:17: limits.maxBodyBytes" in err, "bad value: %d %s" % (rc, err))
+    # Every pod built from a patch above is a valid Kubernetes Pod (schemas + API rules).
+    validate_patched(minimum=5)
     print("ok")
 
 

@@ -189,3 +189,50 @@ def certgen(out_dir, service="grpcguard-webhook", namespace="grpcguard-system",
     check(rc == 0, "certgen failed (%d): %s" % (rc, err))
     return (os.path.join(out_dir, "ca.crt"), os.path.join(out_dir, "tls.crt"),
             os.path.join(out_dir, "tls.key"))
+
+
+# ---- Kubernetes schema validation of what the webhook's patches produce ---------------
+_patched = {"dir": None, "n": 0}
+
+
+def patched_pods_dir():
+    """Where this test keeps the pods it built by applying the webhook's JSONPatch:
+    $GG_PATCHED_PODS/<test> or build/patched-pods/<test> (kept for inspection)."""
+    if _patched["dir"] is None:
+        test = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        base = os.environ.get("GG_PATCHED_PODS") or os.path.join(GG_ROOT, "build", "patched-pods")
+        d = os.path.join(base, test)
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir(d):
+            if f.endswith(".json"):
+                os.unlink(os.path.join(d, f))
+        _patched["dir"] = d
+    return _patched["dir"]
+
+
+def record_patched(obj, label="pod"):
+    """Keep one patched object for validate_patched(); returns it unchanged."""
+    _patched["n"] += 1
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
+    path = os.path.join(patched_pods_dir(), "%04d-%s.json" % (_patched["n"], safe))
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    return obj
+
+
+def validate_patched(minimum=1):
+    """Validate every recorded object against the Kubernetes schemas (kubernetes-models
+    through tests/schema/validate.mjs, which names the object and JSON path of each
+    problem); fail the test when one is invalid or fewer than `minimum` were recorded."""
+    d = patched_pods_dir()
+    check(_patched["n"] >= minimum, "only %d patched objects recorded in %s (expected %d)"
+          % (_patched["n"], d, minimum))
+    try:
+        p = subprocess.run(["node", os.path.join(GG_ROOT, "tests", "schema", "validate.mjs"), d],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=120)
+    except FileNotFoundError:
+        fail("node is missing: make deps installs nodejs (needed for the schema check)")
+    print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else "(validator said nothing)")
+    check(p.returncode == 0, "patched pods fail the Kubernetes schemas (kept in %s):\n%s"
+          % (d, p.stdout))
