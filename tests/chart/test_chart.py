@@ -679,12 +679,16 @@ class Extras(unittest.TestCase):
                        "grpcguard_faults_injected_total", "grpcguard_authz_denied_total",
                        "grpc_method"):
             self.assertIn(needle, joined)
-        # Both sidecars of a call count it (reporter source and destination): the per-service
-        # panels chart the server's view only, or every call between two sidecars counts twice.
+        # Both sidecars of a call count it (reporter source and destination): every selector
+        # picks one reporter, or every call between two sidecars counts twice. The
+        # per-service panels chart the server's view; the caller's view ("outgoing request
+        # duration", the graph's edges to destinations without a sidecar) is reporter source.
         for e in exprs:
             if "grpcguard_requests_total" in e or "grpcguard_request_duration_seconds" in e:
-                self.assertEqual(e.count('reporter="destination"'),
+                self.assertEqual(e.count('reporter="destination"') + e.count('reporter="source"'),
                                  e.count("grpcguard_request"), e)
+        self.assertTrue(any('reporter="source"' in e and "duration_seconds_bucket" in e
+                            for e in exprs), "no outgoing request duration panel")
         # Every metric charted is one a program registers (sidecar/ or webhook/ sources).
         registered = set()
         for d in ("sidecar", "webhook", "common"):
