@@ -192,6 +192,7 @@ struct sc_conn {
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
+	uint64_t pass_gen;		   /* policy generation passthrough was allowed under */
 	uv_connect_t pcreq;
 	int nhandles;
 };
