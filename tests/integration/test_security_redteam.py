@@ -17,11 +17,13 @@ Holes (fail on bacf9d2 and on the gate commit 4eefb4b, pass now):
 Vectors that hold (kept here so they stay held): `:path` in request trailers, a header
 name in uppercase, a value with surrounding whitespace, health-service look-alikes under
 an ALLOW list, an IPv4-mapped IPv6 peer against an IPv4 ipBlocks DENY.
-Ports 38600-38649.
+Ports 29600-29649 (below the ephemeral range).
 """
+import json
 import os
 import socket
 import sys
+import threading
 import time
 
 try:
@@ -36,7 +38,7 @@ from test_security_paths import (EMPTY_MSG, HEAD, Backend, gate_of, raw_call, re
                                  write_policy)
 from test_sidecar import Failure, Sidecar, check, log, main, metric
 
-BASE = 38600
+BASE = 29600
 
 P_FAULTS = HEAD + """faults:
   - name: slow-other
@@ -283,6 +285,64 @@ def test_allow_list_and_families(tmp, be, up):
     check(sc.stop() == 0, "v6 sidecar exits 0")
 
 
+P_HELD = HEAD + """faults:
+  - name: hold
+    match: {methods: ["/demo.Echo/*"]}
+    delay: {fixed: 2s, percent: 100}
+"""
+P_HELD_DENY = P_HELD + """authorization:
+  - name: no-held
+    action: DENY
+    rules: [{to: [{methods: ["/demo.Echo/Held"]}]}]
+"""
+
+
+def test_held_reload(tmp, be, up):
+    """A request held by a delay is judged again at release when the policy changed."""
+    path = write_policy(tmp, "held", P_HELD)
+    sc = Sidecar(tmp, BASE + 40, up, BASE + 42, name="sidecar-held", extra=["--policy", path])
+
+    def held_call(new_policy):
+        res = {}
+        t = threading.Thread(target=lambda: res.update(
+            raw_call(BASE + 40, hdrs(b"/demo.Echo/Held", b"x"), timeout=8)))
+        gen = gen_of(sc)
+        n0 = be.count()
+        t.start()
+        end = time.monotonic() + 5
+        while metric(sc.metrics(), "grpcguard_sidecar_delayed_streams") < 1:
+            if time.monotonic() > end:
+                raise Failure("the request was not held")
+            time.sleep(0.02)
+        replace_policy(path, new_policy)
+        end = time.monotonic() + 5
+        while gen_of(sc) == gen and time.monotonic() < end:
+            time.sleep(0.02)
+        check(gen_of(sc) > gen, "the reload happened while the request was held")
+        t.join(10)
+        return res, be.since(n0)
+
+    r, got = held_call(P_HELD_DENY)
+    check(r.get("grpc_status") == "7" and not got,
+          "held by a delay, then a reload to DENY: denied at release, nothing reached the "
+          "app (%s, %s)" % (r, got))
+    check(metric(sc.metrics(), "grpcguard_authz_denied_total", policy="no-held") == 1,
+          "counted in grpcguard_authz_denied_total{policy=no-held}")
+    gen = gen_of(sc)
+    replace_policy(path, P_HELD)
+    end = time.monotonic() + 5
+    while gen_of(sc) == gen and time.monotonic() < end:
+        time.sleep(0.02)
+    r, got = held_call(P_HELD + "# same meaning, new generation\n")
+    check(r.get("grpc_status") == "0" and len(got) == 1,
+          "held, then a reload that still allows it: forwarded (%s)" % r)
+    check(sc.stop() == 0, "held sidecar exits 0")
+
+
+def gen_of(sc):
+    return json.loads(sc.get("/policy")[1]).get("generation", 0)
+
+
 def test(tmp):
     be = Backend(BASE + 1)
     up = "127.0.0.1:%d" % (BASE + 1)
@@ -290,6 +350,7 @@ def test(tmp):
         test_passthrough_reload(tmp, be, up)
         test_authority(tmp, be, up)
         test_allow_list_and_families(tmp, be, up)
+        test_held_reload(tmp, be, up)
     finally:
         be.stop()
     log("done")
