@@ -12,11 +12,16 @@ Holes (fail on bacf9d2 and on the gate commit 4eefb4b, pass now):
   in `:authority` only (what grpc-go and net/http route on), or by a `host` field that
   differs from `:authority`. Now `host` and `:authority` read the request's authority
   (`:authority`, else Host) and a Host that differs from `:authority` is refused
-  (grpc-status 12, grpcguard_requests_refused_total{reason="authority"}).
+  (grpc-status 12, grpcguard_requests_refused_total{reason="authority"});
+- a request held by a delay fault was judged once, on arrival: a reload to a DENY of its
+  method while it was held did not stop it. Now it is judged again at release when the
+  policy changed (grpc-status 7).
 
 Vectors that hold (kept here so they stay held): `:path` in request trailers, a header
-name in uppercase, a value with surrounding whitespace, health-service look-alikes under
-an ALLOW list, an IPv4-mapped IPv6 peer against an IPv4 ipBlocks DENY.
+name in uppercase, a value with surrounding whitespace, a header block split over
+CONTINUATION frames, health-service look-alikes under an ALLOW list, an IPv4-mapped IPv6
+peer (and x-forwarded-for) against an IPv4 ipBlocks DENY. docs/security-redteam.md lists
+every vector tried.
 Ports 29600-29649 (below the ephemeral range).
 """
 import json
@@ -224,6 +229,13 @@ def test_authority(tmp, be, up):
               "%s: refused (%s)" % (label, r))
     check(be.count() == n0, "none reached the app (%s)" % be.since(n0))
 
+    # A header block split over HEADERS + CONTINUATION frames is judged whole.
+    n0 = be.count()
+    r = raw_call(port, hdrs(b"/demo.Echo/Red", b"x",
+                            extra=[(b"x-pad", b"p" * 20000), (b"x-tenant", b"red")]))
+    check(r["grpc_status"] == "7" and be.count() == n0,
+          "x-tenant: red after 20 kB of padding (CONTINUATION frames): denied (%s)" % r)
+
     def trailer_path(c):
         c.send_headers(1, hdrs(b"/demo.Echo/Hello", b"x"))
         c.send_data(1, EMPTY_MSG)
@@ -278,10 +290,13 @@ def test_allow_list_and_families(tmp, be, up):
                     raise
                 time.sleep(0.05)
         n0 = be.count()
-        r = h2_exchange(s, lambda c: c.send_headers(1, hdrs(authority=b"x"), end_stream=True))
+        # x-forwarded-for does not change the peer ipBlocks sees.
+        r = h2_exchange(s, lambda c: c.send_headers(
+            1, hdrs(authority=b"x", extra=[(b"x-forwarded-for", b"10.1.2.3")]), end_stream=True))
         s.close()
         check(r["grpc_status"] == "7" and be.count() == n0,
-              "dual-stack listener, peer %s: ipBlocks 127.0.0.1/32 DENY applies (%s)" % (addr, r))
+              "dual-stack listener, peer %s (x-forwarded-for 10.1.2.3): ipBlocks 127.0.0.1/32 "
+              "DENY applies (%s)" % (addr, r))
     check(sc.stop() == 0, "v6 sidecar exits 0")
 
 
