@@ -402,35 +402,53 @@ static void peer_str(const struct sockaddr_storage *ss, char *out, size_t outlen
 }
 
 /*
- * The authorization judgment of s with the snapshot s->snap and the worker's request
- * authentication (which refresh_policy() built from that snapshot): the request form
- * (gate.c), the token, the policy. Fills *d (faults included) and s->strip_header and
- * returns true when allowed; otherwise replies (12, 16 or 7) and returns false.
+ * A request held by a delay is judged again when it is released if the policy changed
+ * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
+ * judges the request after the delay, with the policy in force then; a DENY pushed to
+ * stop an attack must stop held requests too). The same steps as on arrival
+ * (sc_stream_headers_done: fail closed, request form, token, policy) with the current
+ * snapshot, which the stream takes; only the verdict counts, the fault was drawn at
+ * arrival. Returns true when the request may be forwarded; otherwise it was answered.
  */
-static bool judge(struct sc_stream *s, struct policy_decision *d)
+static bool rejudge_held(struct sc_stream *s)
 {
-	struct sc_conn *c = s->c;
-	struct sc_worker *w = c->w;
+	struct sc_worker *w = s->c->w;
 	struct sc_authn_result ar = {0};
+	struct policy_decision d = {0};
 	struct policy_request rq = {0};
 	struct policy_header *hd;
 	nghttp2_vec path = nghttp2_rcbuf_get_buf(s->path);
 
-	memset(d, 0, sizeof(*d));
+	if (s->snap->generation == sc_state_generation())
+		return true;
+	refresh_policy(w);
+	if (w->snap->generation == s->snap->generation)
+		return true;
+	/* The old snapshot's strings (fault name, abort message, strip_header) are not
+	 * used past this point; strip_header is set afresh below. */
+	sc_snap_unref(s->snap);
+	s->snap = sc_snap_ref(w->snap);
+	s->fault_name = s->abort_message = NULL;
+	s->strip_header = NULL;
+	if (s->snap->no_policy) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
+			 s->snap->no_policy);
+		sc_stream_reply(s, 14, msg);
+		return false;
+	}
 	hd = policy_headers(w, &s->req_hdrs);
 	if (!hd) {
 		sc_stream_reply(s, 8, "out of memory");
 		return false;
 	}
 	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
-		return false; /* not in gRPC form under an authorization policy: refused (gate.c) */
+		return false;
 	if (w->authn) {
 		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), uv_now(&w->loop),
 			       &ar);
 		if (ar.verdict == SC_AUTHN_FAIL) {
 			metrics_inc(sc_stats.authn_failed);
-			log_debug("authn_failed", "request token rejected", "{s:s, s:s}", "method",
-				  (const char *)path.base, "reason", ar.reason ? ar.reason : "");
 			sc_authn_result_cleanup(&ar);
 			sc_stream_reply(s, 16, "Jwt verification fails");
 			return false;
@@ -440,65 +458,22 @@ static bool judge(struct sc_stream *s, struct policy_decision *d)
 	rq.method_len = path.len;
 	rq.headers = hd;
 	rq.nheaders = s->req_hdrs.n;
-	rq.peer = (const struct sockaddr *)&c->peer;
+	rq.peer = (const struct sockaddr *)&s->c->peer;
 	rq.labels = s->snap->labels;
 	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
 	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
-	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, d);
+	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
 	s->strip_header = ar.strip_header;
-	if (d->audit_policy || !d->allowed) {
-		char peer[64];
-		peer_str(&c->peer, peer, sizeof(peer));
-		if (d->audit_policy)
-			log_info("rbac_audit",
-				 d->allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
-				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d->audit_policy, "method",
-				 (const char *)path.base, "peer", peer, "allowed", d->allowed,
-				 "principal", rq.principal);
-		else
-			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
-				  d->deciding_policy, "method", (const char *)path.base, "peer",
-				  peer);
-	}
 	sc_authn_result_cleanup(&ar);
-	if (!d->allowed) {
-		sc_stats_denied(d->deciding_policy);
+	if (!d.allowed) {
+		log_debug("rbac_denied", "held RPC denied at release by the new policy",
+			  "{s:s?, s:s}", "policy", d.deciding_policy, "method",
+			  (const char *)path.base);
+		sc_stats_denied(d.deciding_policy);
 		sc_stream_reply(s, 7, "RBAC: access denied");
 		return false;
 	}
 	return true;
-}
-
-/*
- * A request held by a delay is judged again when it is released if the policy changed
- * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
- * judges the request after the delay, with the policy in force then; a DENY pushed to
- * stop an attack must stop held requests too). Only the verdict counts now: the fault
- * was drawn at arrival. Returns true when the request may be forwarded; else replied.
- */
-static bool rejudge_held(struct sc_stream *s)
-{
-	struct sc_worker *w = s->c->w;
-	struct policy_decision d;
-
-	if (s->snap->generation == sc_state_generation())
-		return true;
-	refresh_policy(w);
-	if (w->snap->generation == s->snap->generation)
-		return true;
-	/* The old snapshot's strings (abort message, fault name, strip_header) are not used
-	 * past this point on the forward path; judge() sets strip_header afresh. */
-	sc_snap_unref(s->snap);
-	s->snap = sc_snap_ref(w->snap);
-	s->fault_name = s->abort_message = NULL;
-	if (s->snap->no_policy) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
-			 s->snap->no_policy);
-		sc_stream_reply(s, 14, msg);
-		return false;
-	}
-	return judge(s, &d);
 }
 
 static void delay_cb(uv_timer_t *t)
@@ -527,8 +502,11 @@ void sc_stream_headers_done(struct sc_stream *s)
 	struct sc_conn *c = s->c;
 	struct sc_worker *w = c->w;
 	struct sc_proxy *px = w->px;
+	struct sc_authn_result ar = {0};
 	struct policy_decision d = {0};
+	struct policy_request rq = {0};
 	struct policy_header *hd;
+	nghttp2_vec path;
 	uint64_t now = uv_now(&w->loop);
 
 	if (s->hdr_too_big) {
@@ -541,6 +519,7 @@ void sc_stream_headers_done(struct sc_stream *s)
 		sc_stream_reply(s, 13, "missing :path");
 		return;
 	}
+	path = nghttp2_rcbuf_get_buf(s->path);
 	refresh_policy(w);
 	s->snap = sc_snap_ref(w->snap);
 	if (s->snap->no_policy) {
@@ -551,9 +530,54 @@ void sc_stream_headers_done(struct sc_stream *s)
 		sc_stream_reply(s, 14, msg);
 		return;
 	}
-	if (!judge(s, &d))
+	hd = policy_headers(w, &s->req_hdrs);
+	if (!hd) {
+		sc_stream_reply(s, 8, "out of memory");
 		return;
-	hd = w->scratch_hdrs; /* policy_headers() filled it in judge() */
+	}
+	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
+		return; /* not in gRPC form under an authorization policy: refused (gate.c) */
+	if (w->authn) {
+		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), now, &ar);
+		if (ar.verdict == SC_AUTHN_FAIL) {
+			metrics_inc(sc_stats.authn_failed);
+			log_debug("authn_failed", "request token rejected", "{s:s, s:s}", "method",
+				  (const char *)path.base, "reason", ar.reason ? ar.reason : "");
+			sc_authn_result_cleanup(&ar);
+			sc_stream_reply(s, 16, "Jwt verification fails");
+			return;
+		}
+	}
+	rq.method = (const char *)path.base;
+	rq.method_len = path.len;
+	rq.headers = hd;
+	rq.nheaders = s->req_hdrs.n;
+	rq.peer = (const struct sockaddr *)&c->peer;
+	rq.labels = s->snap->labels;
+	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
+	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
+	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
+	s->strip_header = ar.strip_header;
+	if (d.audit_policy || !d.allowed) {
+		char peer[64];
+		peer_str(&c->peer, peer, sizeof(peer));
+		if (d.audit_policy)
+			log_info("rbac_audit",
+				 d.allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
+				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d.audit_policy, "method",
+				 (const char *)path.base, "peer", peer, "allowed", d.allowed,
+				 "principal", rq.principal);
+		else
+			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
+				  d.deciding_policy, "method", (const char *)path.base, "peer",
+				  peer);
+	}
+	sc_authn_result_cleanup(&ar);
+	if (!d.allowed) {
+		sc_stats_denied(d.deciding_policy);
+		sc_stream_reply(s, 7, "RBAC: access denied");
+		return;
+	}
 	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
 		if (hd[i].name_len == 12 && memcmp(hd[i].name, "grpc-timeout", 12) == 0) {
 			uint64_t t;
