@@ -341,7 +341,8 @@ void sc_gate_recheck_passthrough(struct sc_conn *c)
 	struct sc_snap *snap;
 	bool allow;
 
-	if (c->mode != CM_PASS || c->pass_gen == sc_state_generation())
+	/* pass_gen 0: a pipe that never met the inbound door (e.g. an outbound relay). */
+	if (c->mode != CM_PASS || c->pass_gen == 0 || c->pass_gen == sc_state_generation())
 		return;
 	snap = sc_state_current();
 	allow = snap && !snap->no_policy &&

@@ -94,8 +94,10 @@ bool sc_gate_admit_passthrough(struct sc_conn *c);
  * the policy says `passthrough: deny`, or no usable policy), close it at once, so bytes
  * the client sends after the reload never reach the app unjudged. Counted in
  * grpcguard_connections_refused_total{reason="not_http2"} and logged
- * (`connection_refused`, reason `policy_changed`). Cheap when nothing changed (one
- * atomic load); the worker calls it on every policy change and every sweep.
+ * (`connection_refused`, reason `policy_changed`). Only pipes that sc_gate_admit_passthrough
+ * admitted (c->pass_gen != 0) are checked; a relay that never met the inbound door (the
+ * outbound listener's) is left alone. Cheap when nothing changed (one atomic load); the
+ * worker calls it on every policy change and every sweep.
  */
 void sc_gate_recheck_passthrough(struct sc_conn *c);
 

@@ -192,7 +192,7 @@ struct sc_conn {
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
-	uint64_t pass_gen;		   /* policy generation passthrough was allowed under */
+	uint64_t pass_gen; /* policy generation the inbound door admitted it under (0: never) */
 	uv_connect_t pcreq;
 	int nhandles;
 };
