@@ -641,6 +641,33 @@ START_TEST(test_authority_alias)
 }
 END_TEST
 
+/* Red team: a service-wide pattern does not reach a service whose name extends it. */
+START_TEST(test_service_prefix_confusion)
+{
+	struct policy *slash = load("authorization: [{name: d, action: DENY, rules: [{to: "
+				    "[{methods: ['/demo.Echo/*']}]}]}]\n");
+	struct policy *bare = load("authorization: [{name: d, action: DENY, rules: [{to: "
+				   "[{methods: ['/demo.Echo*']}]}]}]\n");
+	struct policy *allow = load("authorization: [{name: a, action: ALLOW, rules: [{to: "
+				    "[{methods: ['/demo.Echo/*']}]}]}]\n");
+	struct req q;
+
+	req_init(&q, "/demo.Echo/Secret");
+	ck_assert(!allowed(slash, &q));
+	ck_assert(allowed(allow, &q));
+	req_init(&q, "/demo.Echo.Evil/Secret");
+	ck_assert(allowed(slash, &q));	/* another service: the DENY does not name it */
+	ck_assert(!allowed(allow, &q)); /* ...and the ALLOW does not open it */
+	ck_assert(!allowed(bare, &q));	/* without the '/', a prefix is a prefix */
+	req_init(&q, "/demo.EchoAdmin/Delete");
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(bare, &q));
+	policy_unref(slash);
+	policy_unref(bare);
+	policy_unref(allow);
+}
+END_TEST
+
 /* The default of `passthrough` follows whether an authorization entry selects the pod. */
 START_TEST(test_passthrough_mode)
 {
@@ -1023,6 +1050,7 @@ int main(void)
 	    {"conditions", test_repeated_headers_join},
 	    {"conditions", test_fault_headers_join},
 	    {"conditions", test_authority_alias},
+	    {"operations", test_service_prefix_confusion},
 	    {"conditions", test_values_and_not_values},
 	    {"conditions", test_claims},
 	    {"conditions", test_issue10_example},
