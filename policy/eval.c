@@ -19,6 +19,7 @@
  *    separately. Faults reach health checks only when the entry's methods name them.
  *  - Headers (when conditions and fault match.headers) are matched on the joined value:
  *    repeated fields of one name joined with "," in order ("; " for cookie), as Envoy.
+ *    `host` and `:authority` both read the request's authority (header_view).
  *  - The method is whatever the caller passes; the sidecar passes only the canonical
  *    /<service>/<method> form when an authorization entry applies (sidecar/gate.c).
  */
@@ -102,6 +103,31 @@ static bool operation_matches(const struct operation *o, const struct policy_req
 	return true;
 }
 
+static bool names_authority(const char *name, size_t len)
+{
+	return (len == 4 && memcmp(name, "host", 4) == 0) ||
+	       (len == 10 && memcmp(name, ":authority", 10) == 0);
+}
+
+/*
+ * The fields a header condition reads. `host` and `:authority` name one thing, the
+ * authority the app routes on: `:authority` when the request has one (grpc-go and Go's
+ * net/http read it first and ignore Host then), else Host. So a rule on `host` cannot be
+ * stepped around by sending the name in `:authority` only (issue 14, red team).
+ */
+static void header_view(struct joined *j, const struct policy_request *req, const char *name,
+			size_t len)
+{
+	if (names_authority(name, len)) {
+		joined_init(j, req->headers, req->nheaders, ":authority", 10);
+		if (j->count)
+			return;
+		joined_init(j, req->headers, req->nheaders, "host", 4);
+		return;
+	}
+	joined_init(j, req->headers, req->nheaders, name, len);
+}
+
 /*
  * values: the value matches one of the patterns; notValues: it matches none of them. A
  * header's value is all its fields joined (struct joined); a claim that is a list is
@@ -142,7 +168,7 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 		/* One value per name: repeated fields are joined (Envoy), never any-of, so
 		 * `x-t: red` + `x-t: blue` is "red,blue" and is not "blue". */
 		struct joined j;
-		joined_init(&j, req->headers, req->nheaders, c->header, c->header_len);
+		header_view(&j, req, c->header, c->header_len);
 		if (j.count) {
 			acc.any_value = true;
 			acc.hit_values = c->values.present && joined_list_match(&j, &c->values);
@@ -240,7 +266,7 @@ static bool fault_matches(const struct fault *f, const struct policy_request *re
 	for (size_t i = 0; i < f->nheaders; i++) {
 		const struct kv *want = &f->headers[i];
 		struct joined j;
-		joined_init(&j, req->headers, req->nheaders, want->key, want->key_len);
+		header_view(&j, req, want->key, want->key_len);
 		if (!joined_equals(&j, want->value, want->value_len))
 			return false;
 	}

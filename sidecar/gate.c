@@ -35,6 +35,8 @@ const char *sc_gate_reason_name(enum sc_gate_reason r)
 		return "method";
 	case SC_GATE_SCHEME:
 		return "scheme";
+	case SC_GATE_AUTHORITY:
+		return "authority";
 	case SC_GATE_NREASONS:
 		break;
 	}
@@ -85,14 +87,16 @@ static bool value_is(const struct policy_header *h, const char *v, size_t len)
 
 enum sc_gate_reason sc_gate_check_request(const struct policy_header *h, size_t n)
 {
-	const struct policy_header *path = NULL, *method = NULL, *scheme = NULL;
-	bool twice = false;
+	const struct policy_header *path = NULL, *method = NULL, *scheme = NULL, *auth = NULL;
+	bool twice = false, host_differs = false;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct policy_header *f = &h[i];
 		const struct policy_header **slot = NULL;
 		if (f->name_len == 0 || f->name[0] != ':')
 			continue;
+		if (is(f, ":authority", 10))
+			auth = f;
 		if (is(f, ":path", 5))
 			slot = &path;
 		else if (is(f, ":method", 7))
@@ -112,6 +116,16 @@ enum sc_gate_reason sc_gate_check_request(const struct policy_header *h, size_t 
 		return SC_GATE_METHOD;
 	if (!scheme || !(value_is(scheme, "http", 4) || value_is(scheme, "https", 5)))
 		return SC_GATE_SCHEME;
+	/*
+	 * One authority: the policy reads `host` and `:authority` as one (eval.c), the app
+	 * reads :authority first; a Host field (or several) naming something else would let
+	 * the two disagree. RFC 9113 8.3.1: such a request may be treated as malformed.
+	 */
+	for (size_t i = 0; auth && i < n; i++)
+		if (is(&h[i], "host", 4) && !value_is(&h[i], auth->value, auth->value_len))
+			host_differs = true;
+	if (host_differs)
+		return SC_GATE_AUTHORITY;
 	return SC_GATE_OK;
 }
 
@@ -158,6 +172,8 @@ static struct metrics_series *refused_series(enum sc_gate_reason r)
 		return sc_stats.refused_method;
 	case SC_GATE_SCHEME:
 		return sc_stats.refused_scheme;
+	case SC_GATE_AUTHORITY:
+		return sc_stats.refused_authority;
 	default:
 		return NULL;
 	}
@@ -170,6 +186,9 @@ static const char *refused_message(enum sc_gate_reason r)
 		return "grpcguard: request refused: :method must be POST (gRPC)";
 	case SC_GATE_SCHEME:
 		return "grpcguard: request refused: :scheme must be http or https";
+	case SC_GATE_AUTHORITY:
+		return "grpcguard: request refused: a host header must equal :authority "
+		       "(send one authority, or none in host)";
 	default:
 		return "grpcguard: request refused: :path must be /<service>/<method> "
 		       "(letters, digits, '.', '_', '-'; no query, escapes or extra segments)";
@@ -283,6 +302,7 @@ bool sc_gate_admit_passthrough(struct sc_conn *c)
 
 	allow = snap && !snap->no_policy &&
 		policy_passthrough_mode(snap->policy, snap->labels) == POLICY_PASSTHROUGH_ALLOW;
+	c->pass_gen = snap ? snap->generation : 0;
 	sc_snap_unref(snap);
 	if (allow)
 		return true;
@@ -308,6 +328,38 @@ bool sc_gate_admit_passthrough(struct sc_conn *c)
 	if (uv_write(&c->pipe_du->req, (uv_stream_t *)&c->tcp, &b, 1, refuse_write_cb) < 0)
 		sc_conn_close(c);
 	return false;
+}
+
+/*
+ * The door is checked again when the policy changes: a passthrough pipe admitted under a
+ * faults-only policy must not keep carrying HTTP/1.1 requests (or an h2c upgrade) to the
+ * app once an authorization entry applies. Envoy drains connections of a changed
+ * listener for the same reason. No 403 here: the pipe may be mid-request; we close.
+ */
+void sc_gate_recheck_passthrough(struct sc_conn *c)
+{
+	struct sc_snap *snap;
+	bool allow;
+
+	/* pass_gen 0: a pipe that never met the inbound door (e.g. an outbound relay). */
+	if (c->mode != CM_PASS || c->pass_gen == 0 || c->pass_gen == sc_state_generation())
+		return;
+	snap = sc_state_current();
+	allow = snap && !snap->no_policy &&
+		policy_passthrough_mode(snap->policy, snap->labels) == POLICY_PASSTHROUGH_ALLOW;
+	c->pass_gen = snap ? snap->generation : 0;
+	sc_snap_unref(snap);
+	if (allow)
+		return;
+	metrics_inc(sc_stats.conns_refused_not_http2);
+	if (warn_allowed(c->w)) {
+		char peer[64];
+		peer_str(&c->peer, peer, sizeof(peer));
+		log_warn("connection_refused",
+			 "passthrough connection closed: the new policy does not allow passthrough",
+			 "{s:s, s:s}", "reason", "policy_changed", "peer", peer);
+	}
+	sc_conn_close(c);
 }
 
 /* ---- 4. /policy ------------------------------------------------------------------------ */

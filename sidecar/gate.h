@@ -35,9 +35,10 @@ struct sc_snap;
 /* Why a request was refused; also the `reason` label of grpcguard_requests_refused_total. */
 enum sc_gate_reason {
 	SC_GATE_OK = 0,
-	SC_GATE_PATH,	/* :path missing or not /<service>/<method> */
-	SC_GATE_METHOD, /* :method missing or not POST */
-	SC_GATE_SCHEME, /* :scheme missing or not http/https */
+	SC_GATE_PATH,	   /* :path missing or not /<service>/<method> */
+	SC_GATE_METHOD,	   /* :method missing or not POST */
+	SC_GATE_SCHEME,	   /* :scheme missing or not http/https */
+	SC_GATE_AUTHORITY, /* a host field that differs from :authority (RFC 9113 8.3.1) */
 	SC_GATE_NREASONS,
 };
 /* "ok", "path", "method", "scheme". */
@@ -55,7 +56,8 @@ bool sc_gate_path_canonical(const char *p, size_t len);
 /*
  * The request form check on a request's header list (pseudo-headers included, as
  * received): SC_GATE_OK, or the first reason it is refused (path, then method, then
- * scheme). A pseudo-header given twice counts as malformed. Pure.
+ * scheme, then authority: a host field that differs from :authority). A pseudo-header
+ * given twice counts as malformed. Pure.
  */
 enum sc_gate_reason sc_gate_check_request(const struct policy_header *h, size_t n);
 
@@ -85,6 +87,19 @@ bool sc_gate_looks_like_http1(const uint8_t *buf, size_t len);
  * A snapshot without a usable policy (reload.h, fail closed) refuses too.
  */
 bool sc_gate_admit_passthrough(struct sc_conn *c);
+
+/*
+ * For a connection in TCP passthrough (CM_PASS): when the policy changed since it was
+ * admitted and passthrough is no longer allowed (an authorization entry now applies, or
+ * the policy says `passthrough: deny`, or no usable policy), close it at once, so bytes
+ * the client sends after the reload never reach the app unjudged. Counted in
+ * grpcguard_connections_refused_total{reason="not_http2"} and logged
+ * (`connection_refused`, reason `policy_changed`). Only pipes that sc_gate_admit_passthrough
+ * admitted (c->pass_gen != 0) are checked; a relay that never met the inbound door (the
+ * outbound listener's) is left alone. Cheap when nothing changed (one atomic load); the
+ * worker calls it on every policy change and every sweep.
+ */
+void sc_gate_recheck_passthrough(struct sc_conn *c);
 
 /* A refused connection lingers at most this long (h2conn.c's sweep closes it). */
 #define SC_GATE_LINGER_MS 2000

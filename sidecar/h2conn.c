@@ -1488,6 +1488,11 @@ void sc_conn_idle_check(struct sc_conn *c, uint64_t now)
 			sc_conn_close(c);
 		return;
 	}
+	if (c->mode == CM_PASS) {
+		sc_gate_recheck_passthrough(c); /* may close it */
+		if (c->mode == CM_CLOSING)
+			return;
+	}
 	if (c->w->draining) {
 		goaway_step(c, now);
 		return;

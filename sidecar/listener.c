@@ -154,6 +154,12 @@ static void wake_cb(uv_async_t *a)
 {
 	struct sc_worker *w = a->data;
 
+	/* A policy change (policy_changed) or a drain: passthrough pipes the new policy no
+	 * longer allows are closed now, not at the next sweep (gate.c). */
+	for (struct sc_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		sc_gate_recheck_passthrough(c);
+	}
 	if (w->draining || !atomic_load(&w->px->draining))
 		return;
 	w->draining = true;
@@ -260,6 +266,18 @@ static void update_ready(void *ctx)
 		log_info("ready", "upstream reachable and a policy in force; ready", NULL);
 	else if (!policy_ok && M.upstream_ok)
 		log_warn("not_ready", "no valid policy loaded; not ready", NULL);
+}
+
+/* The reload notifier: readiness, and wake the workers to re-check passthrough pipes. */
+static void policy_changed(void *ctx)
+{
+	update_ready(ctx);
+	/* Draining: workers close their own handles (a send to a closed async is invalid)
+	 * and every connection ends within drain-time anyway. */
+	if (atomic_load(&M.px.draining))
+		return;
+	for (unsigned i = 0; i < M.px.nworkers; i++)
+		uv_async_send(&M.px.workers[i].wake);
 }
 
 static void probe_start(void);
@@ -481,7 +499,7 @@ int sc_run_main(const struct sc_config *cfg)
 	log_info("listening", "proxy started", "{s:s, s:s, s:s?, s:s?, s:i, s:s?}", "listen",
 		 cfg->listen, "upstream", cfg->upstream, "admin", cfg->admin, "policy", cfg->policy,
 		 "workers", (int)cfg->workers, "outbound_listen", cfg->outbound_listen);
-	sc_reload_set_notify(update_ready, NULL);
+	sc_reload_set_notify(policy_changed, NULL);
 	if (cfg->original_dst) {
 		M.upstream_ok = true;
 		update_ready(NULL);

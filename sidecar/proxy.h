@@ -207,6 +207,7 @@ struct sc_conn {
 	uint64_t accepted_ms, pass_start_ms;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */
 	uv_tcp_t *ptcp;			   /* passthrough upstream socket */
+	uint64_t pass_gen; /* policy generation the inbound door admitted it under (0: never) */
 	uv_connect_t pcreq;
 	int nhandles;
 };

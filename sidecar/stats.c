@@ -76,11 +76,13 @@ int sc_stats_init(void)
 	s->passthrough_conns = g ? metrics_series(g, NULL) : NULL;
 	g = metrics_counter(s->reg, "grpcguard_requests_refused_total",
 			    "Requests refused before the policy because they are not in gRPC form "
-			    "(reason path, method or scheme; pods an authorization entry selects)",
+			    "(reason path, method, scheme or authority; pods an authorization "
+			    "entry selects)",
 			    1, li_reason);
 	s->refused_path = one(g, "path");
 	s->refused_method = one(g, "method");
 	s->refused_scheme = one(g, "scheme");
+	s->refused_authority = one(g, "authority");
 	g = metrics_counter(s->reg, "grpcguard_connections_refused_total",
 			    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
 			    "(not_http2), or redirected to a loopback original destination (loopback_dst)",

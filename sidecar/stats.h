@@ -38,6 +38,7 @@ struct sc_stats {
 	struct metrics_series *authn_failed, *upstream_connect_failed, *passthrough_conns;
 	/* gate.c: grpcguard_requests_refused_total{reason}, ..._connections_refused_total */
 	struct metrics_series *refused_path, *refused_method, *refused_scheme;
+	struct metrics_series *refused_authority;
 	struct metrics_series *conns_refused_not_http2;
 	struct metrics_series *loopback_dst_refused;
 	struct metrics_series *peer_malformed, *peer_oversized, *peer_repeated;

@@ -6,7 +6,8 @@
  *
  * A stream is freed once both its downstream and (if it was forwarded) upstream halves
  * are closed; it keeps a reference to the policy snapshot it was decided with, so a
- * reload in the middle of a held RPC cannot pull strings from under it.
+ * reload in the middle of a held RPC cannot pull strings from under it. A held RPC whose
+ * policy changed while it was held is judged again at release (rejudge_held).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -501,6 +502,81 @@ static void peer_str(const struct sockaddr_storage *ss, char *out, size_t outlen
 		uv_ip6_name((const struct sockaddr_in6 *)ss, out, outlen);
 }
 
+/*
+ * A request held by a delay is judged again when it is released if the policy changed
+ * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
+ * judges the request after the delay, with the policy in force then; a DENY pushed to
+ * stop an attack must stop held requests too). The same steps as on arrival
+ * (sc_stream_headers_done: fail closed, request form, token, policy) with the current
+ * snapshot, which the stream takes; only the verdict counts, the fault was drawn at
+ * arrival. Returns true when the request may be forwarded; otherwise it was answered.
+ */
+static bool rejudge_held(struct sc_stream *s)
+{
+	struct sc_worker *w = s->c->w;
+	struct sc_authn_result ar = {0};
+	struct policy_decision d = {0};
+	struct policy_request rq = {0};
+	struct policy_header *hd;
+	nghttp2_vec path = nghttp2_rcbuf_get_buf(s->path);
+
+	if (s->snap->generation == sc_state_generation())
+		return true;
+	refresh_policy(w);
+	if (w->snap->generation == s->snap->generation)
+		return true;
+	/* The old snapshot's strings (fault name, abort message, strip_header) are not
+	 * used past this point; strip_header is set afresh below. */
+	sc_snap_unref(s->snap);
+	s->snap = sc_snap_ref(w->snap);
+	s->fault_name = s->abort_message = NULL;
+	s->strip_header = NULL;
+	if (s->snap->no_policy) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
+			 s->snap->no_policy);
+		sc_stream_reply(s, 14, msg);
+		return false;
+	}
+	hd = policy_headers(w, &s->req_hdrs);
+	if (!hd) {
+		sc_stream_reply(s, 8, "out of memory");
+		return false;
+	}
+	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
+		return false;
+	if (w->authn) {
+		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), uv_now(&w->loop),
+			       &ar);
+		if (ar.verdict == SC_AUTHN_FAIL) {
+			metrics_inc(sc_stats.authn_failed);
+			sc_authn_result_cleanup(&ar);
+			sc_stream_reply(s, 16, "Jwt verification fails");
+			return false;
+		}
+	}
+	rq.method = (const char *)path.base;
+	rq.method_len = path.len;
+	rq.headers = hd;
+	rq.nheaders = s->req_hdrs.n;
+	rq.peer = (const struct sockaddr *)&s->c->peer;
+	rq.labels = s->snap->labels;
+	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
+	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
+	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
+	s->strip_header = ar.strip_header;
+	sc_authn_result_cleanup(&ar);
+	if (!d.allowed) {
+		log_debug("rbac_denied", "held RPC denied at release by the new policy",
+			  "{s:s?, s:s}", "policy", d.deciding_policy, "method",
+			  (const char *)path.base);
+		sc_stats_denied(d.deciding_policy);
+		sc_stream_reply(s, 7, "RBAC: access denied");
+		return false;
+	}
+	return true;
+}
+
 static void delay_cb(uv_timer_t *t)
 {
 	struct sc_stream *s = t->data;
@@ -516,7 +592,7 @@ static void delay_cb(uv_timer_t *t)
 	} else if (s->state == SS_HELD && s->abort_status > 0) {
 		sc_stats_fault("abort", s->fault_name);
 		sc_stream_reply(s, s->abort_status, s->abort_message);
-	} else if (s->state == SS_HELD) {
+	} else if (s->state == SS_HELD && rejudge_held(s)) {
 		sc_stream_forward(s);
 	}
 	sc_conn_flush(c);

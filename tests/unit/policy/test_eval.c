@@ -599,6 +599,75 @@ START_TEST(test_fault_headers_join)
 }
 END_TEST
 
+/*
+ * Red team: `host` and `:authority` read one value, the authority the app routes on
+ * (:authority when present, else Host), in conditions and fault headers alike.
+ */
+START_TEST(test_authority_alias)
+{
+	struct policy *host = load("authorization: [{name: no-admin, action: DENY, rules: "
+				   "[{when: [{header: host, values: ['admin*']}]}]}]\n");
+	struct policy *auth = load("authorization: [{name: no-admin, action: DENY, rules: "
+				   "[{when: [{key: 'request.headers[:authority]', values: "
+				   "['admin*']}]}]}]\n");
+	struct policy *fault = load("faults: [{name: f, match: {headers: {Host: admin}}, "
+				    "abort: {grpcStatus: UNAVAILABLE}}]\n");
+	struct req q;
+
+	req_init(&q, SAY);
+	req_header(&q, ":authority", "admin.internal");
+	ck_assert(!allowed(host, &q)); /* the bypass: the name in :authority only */
+	ck_assert(!allowed(auth, &q));
+	req_init(&q, SAY);
+	req_header(&q, "host", "admin.internal");
+	ck_assert(!allowed(host, &q));
+	ck_assert(!allowed(auth, &q)); /* no :authority: Host is the authority */
+	req_init(&q, SAY);
+	req_header(&q, ":authority", "ok");
+	req_header(&q, "host", "admin"); /* :authority wins (the gate refuses this form) */
+	ck_assert(allowed(host, &q));
+	ck_assert(allowed(auth, &q));
+	req_init(&q, SAY);
+	ck_assert(allowed(host, &q)); /* no authority at all: `values` fails */
+	req_init(&q, SAY);
+	req_header(&q, ":authority", "admin");
+	ck_assert_ptr_nonnull(eval(fault, &q).fault_name);
+	q.hdrs[0].value = "ok";
+	q.hdrs[0].value_len = 2;
+	ck_assert_ptr_null(eval(fault, &q).fault_name);
+	policy_unref(host);
+	policy_unref(auth);
+	policy_unref(fault);
+}
+END_TEST
+
+/* Red team: a service-wide pattern does not reach a service whose name extends it. */
+START_TEST(test_service_prefix_confusion)
+{
+	struct policy *slash = load("authorization: [{name: d, action: DENY, rules: [{to: "
+				    "[{methods: ['/demo.Echo/*']}]}]}]\n");
+	struct policy *bare = load("authorization: [{name: d, action: DENY, rules: [{to: "
+				   "[{methods: ['/demo.Echo*']}]}]}]\n");
+	struct policy *allow = load("authorization: [{name: a, action: ALLOW, rules: [{to: "
+				    "[{methods: ['/demo.Echo/*']}]}]}]\n");
+	struct req q;
+
+	req_init(&q, "/demo.Echo/Secret");
+	ck_assert(!allowed(slash, &q));
+	ck_assert(allowed(allow, &q));
+	req_init(&q, "/demo.Echo.Evil/Secret");
+	ck_assert(allowed(slash, &q));	/* another service: the DENY does not name it */
+	ck_assert(!allowed(allow, &q)); /* ...and the ALLOW does not open it */
+	ck_assert(!allowed(bare, &q));	/* without the '/', a prefix is a prefix */
+	req_init(&q, "/demo.EchoAdmin/Delete");
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(bare, &q));
+	policy_unref(slash);
+	policy_unref(bare);
+	policy_unref(allow);
+}
+END_TEST
+
 /* The default of `passthrough` follows whether an authorization entry selects the pod. */
 START_TEST(test_passthrough_mode)
 {
@@ -1125,6 +1194,8 @@ int main(void)
 	    {"conditions", test_header_conditions},
 	    {"conditions", test_repeated_headers_join},
 	    {"conditions", test_fault_headers_join},
+	    {"conditions", test_authority_alias},
+	    {"operations", test_service_prefix_confusion},
 	    {"conditions", test_values_and_not_values},
 	    {"conditions", test_claims},
 	    {"conditions", test_issue10_example},

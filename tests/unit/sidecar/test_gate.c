@@ -142,6 +142,39 @@ START_TEST(request_form)
 	ck_assert_str_eq(sc_gate_reason_name(SC_GATE_PATH), "path");
 	ck_assert_str_eq(sc_gate_reason_name(SC_GATE_METHOD), "method");
 	ck_assert_str_eq(sc_gate_reason_name(SC_GATE_SCHEME), "scheme");
+	ck_assert_str_eq(sc_gate_reason_name(SC_GATE_AUTHORITY), "authority");
+}
+END_TEST
+
+/* Red team: a Host that names another authority than :authority is refused. */
+START_TEST(request_authority)
+{
+	struct hl l;
+
+	l = grpc_req("POST", "http", "/demo.Echo/Hello");
+	add(&l, "host", "svc:50051");
+	ck_assert_int_eq(check(l), SC_GATE_OK); /* the same authority twice is fine */
+	l = grpc_req("POST", "http", "/demo.Echo/Hello");
+	add(&l, "host", "admin");
+	ck_assert_int_eq(check(l), SC_GATE_AUTHORITY);
+	l = grpc_req("POST", "http", "/demo.Echo/Hello");
+	add(&l, "host", "svc:50051");
+	add(&l, "host", "admin");
+	ck_assert_int_eq(check(l), SC_GATE_AUTHORITY); /* any differing copy */
+	l = grpc_req("POST", "http", "/demo.Echo/Hello");
+	add(&l, "host", "SVC:50051");
+	ck_assert_int_eq(check(l), SC_GATE_AUTHORITY); /* byte for byte, as the policy reads */
+	/* No :authority: Host alone is the authority (the policy reads it as one). */
+	l = (struct hl){.n = 0};
+	add(&l, ":method", "POST");
+	add(&l, ":scheme", "http");
+	add(&l, ":path", "/demo.Echo/Hello");
+	add(&l, "host", "admin");
+	ck_assert_int_eq(check(l), SC_GATE_OK);
+	/* The path is judged first. */
+	l = grpc_req("POST", "http", "/demo.Echo/Hello?x");
+	add(&l, "host", "admin");
+	ck_assert_int_eq(check(l), SC_GATE_PATH);
 }
 END_TEST
 
@@ -170,9 +203,8 @@ END_TEST
 int main(void)
 {
 	const struct ut_case tests[] = {
-	    {"path", path_accepts},
-	    {"path", path_refuses},
-	    {"request_form", request_form},
+	    {"path", path_accepts},	    {"path", path_refuses},
+	    {"request_form", request_form}, {"request_authority", request_authority},
 	    {"http1_sniff", http1_sniff},
 	};
 	return UT_RUN("sidecar/gate", tests, .timeout_s = 10);
