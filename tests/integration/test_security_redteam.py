@@ -20,7 +20,7 @@ Holes (fail on bacf9d2 and on the gate commit 4eefb4b, pass now):
 Vectors that hold (kept here so they stay held): `:path` in request trailers, a header
 name in uppercase, a value with surrounding whitespace, a header block split over
 CONTINUATION frames, health-service look-alikes under an ALLOW list, an IPv4-mapped IPv6
-peer (and x-forwarded-for) against an IPv4 ipBlocks DENY. docs/security-redteam.md lists
+peer (and x-forwarded-for) against an IPv4 ipBlocks DENY. docs/security.md ("Red team") lists
 every vector tried.
 Ports 29600-29649 (below the ephemeral range).
 """
