@@ -173,27 +173,6 @@ void sc_outbound_peek_sweep(struct sc_worker *w, uint64_t now)
 
 /* ---- one outbound RPC ---------------------------------------------------------------- */
 
-static void delay_cb(uv_timer_t *t)
-{
-	struct sc_stream *s = t->data;
-	struct sc_conn *c;
-
-	if (!s)
-		return;
-	c = s->c;
-	sc_stream_stop_timer(s);
-	if (s->deadline_ms && uv_now(&c->w->loop) >= s->deadline_ms) {
-		/* The caller's deadline passed while held: it has given up, so do we. */
-		sc_stream_reply(s, 4, "Deadline Exceeded");
-	} else if (s->state == SS_HELD && s->abort_status > 0) {
-		sc_stats_fault("abort", s->fault_name);
-		sc_stream_reply(s, s->abort_status, s->abort_message);
-	} else if (s->state == SS_HELD) {
-		sc_stream_forward(s);
-	}
-	sc_conn_flush(c);
-}
-
 /* The value of request header `name` (borrowed from the stream), or NULL. */
 static const uint8_t *req_header(const struct sc_stream *s, const char *name, size_t *len)
 {
@@ -220,7 +199,6 @@ void sc_outbound_headers_done(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
 	struct sc_worker *w = c->w;
-	struct sc_proxy *px = w->px;
 	struct policy_decision d = {0};
 	struct policy_request rq = {0};
 	const uint8_t *v;
@@ -275,49 +253,5 @@ void sc_outbound_headers_done(struct sc_stream *s)
 		rq.nheaders = s->req_hdrs.n;
 		policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
 	}
-	if (d.delay_ms > 0) {
-		uint64_t wait = d.delay_ms;
-
-		if (atomic_fetch_add(&px->ndelayed, 1) >= px->cfg->max_delayed) {
-			atomic_fetch_sub(&px->ndelayed, 1);
-			metrics_inc(sc_stats.lim_delayed);
-			sc_stream_reply(s, 8, "too many delayed requests (max-delayed)");
-			return;
-		}
-		s->counted_delay = true;
-		metrics_add(sc_stats.delayed_streams, 1);
-		sc_stats_fault("delay", d.fault_name);
-		s->timer = malloc(sizeof(*s->timer));
-		if (!s->timer) {
-			s->counted_delay = false;
-			atomic_fetch_sub(&px->ndelayed, 1);
-			metrics_add(sc_stats.delayed_streams, -1);
-			sc_stream_reply(s, 8, "out of memory");
-			return;
-		}
-		uv_timer_init(&w->loop, s->timer);
-		s->timer->data = s;
-		s->timer_was_set = true;
-		s->state = SS_HELD;
-		uv_update_time(&w->loop); /* see stream.c: hold for the full delay */
-		if (s->deadline_ms) {
-			uint64_t fresh = uv_now(&w->loop),
-				 left = s->deadline_ms > fresh ? s->deadline_ms - fresh : 0;
-			if (left < wait)
-				wait = left;
-		}
-		uv_timer_start(s->timer, delay_cb, wait, 0);
-		if (d.abort) {
-			s->abort_status = d.abort_grpc_status;
-			s->abort_message = d.abort_message;
-			s->fault_name = d.fault_name;
-		}
-		return;
-	}
-	if (d.abort) {
-		sc_stats_fault("abort", d.fault_name);
-		sc_stream_reply(s, d.abort_grpc_status, d.abort_message);
-		return;
-	}
-	sc_stream_forward(s);
+	sc_stream_apply_faults(s, &d); /* the same hold/abort/forward as inbound */
 }

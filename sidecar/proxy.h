@@ -301,8 +301,8 @@ size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv);
 void sc_stream_drop_resp(struct sc_stream *s);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
 extern const nghttp2_data_provider sc_req_provider, sc_resp_provider;
-/* Stop a stream's delay timer and release its slot in --max-delayed (no-op without one). */
-void sc_stream_stop_timer(struct sc_stream *s);
+/* Hold (delay, then abort or forward), abort or forward s as decision d says (d borrowed). */
+void sc_stream_apply_faults(struct sc_stream *s, const struct policy_decision *d);
 
 /* outbound.c: the caller's side (see there) */
 int sc_outbound_init(const struct sc_config *cfg); /* metrics, namespace; 0 or -ENOMEM */

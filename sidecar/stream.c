@@ -82,11 +82,6 @@ static void stop_timer(struct sc_stream *s)
 	release_delay(s);
 }
 
-void sc_stream_stop_timer(struct sc_stream *s)
-{
-	stop_timer(s);
-}
-
 /*
  * A stream reset (by the client, or dropped by us with its connection) before any status:
  * DEADLINE_EXCEEDED when its grpc-timeout has elapsed (that is what the client saw; a
@@ -592,17 +587,80 @@ static void delay_cb(uv_timer_t *t)
 	} else if (s->state == SS_HELD && s->abort_status > 0) {
 		sc_stats_fault("abort", s->fault_name);
 		sc_stream_reply(s, s->abort_status, s->abort_message);
-	} else if (s->state == SS_HELD && rejudge_held(s)) {
+	} else if (s->state == SS_HELD && (s->c->outbound || rejudge_held(s))) {
+		/* Outbound never authorizes: only an inbound RPC is judged again. */
 		sc_stream_forward(s);
 	}
 	sc_conn_flush(c);
+}
+
+/*
+ * What the decision says besides "allowed", for both directions: hold the RPC for the
+ * delay (then abort, or forward: delay_cb), abort it now, or forward it now. d is
+ * borrowed; its strings live in s->snap's policy, which the stream references.
+ */
+void sc_stream_apply_faults(struct sc_stream *s, const struct policy_decision *d)
+{
+	struct sc_worker *w = s->c->w;
+	struct sc_proxy *px = w->px;
+
+	if (d->delay_ms > 0) {
+		uint64_t wait = d->delay_ms;
+
+		if (atomic_fetch_add(&px->ndelayed, 1) >= px->cfg->max_delayed) {
+			atomic_fetch_sub(&px->ndelayed, 1);
+			metrics_inc(sc_stats.lim_delayed);
+			sc_stream_reply(s, 8, "too many delayed requests (max-delayed)");
+			return;
+		}
+		s->counted_delay = true;
+		metrics_add(sc_stats.delayed_streams, 1);
+		sc_stats_fault("delay", d->fault_name);
+		s->timer = malloc(sizeof(*s->timer));
+		if (!s->timer) {
+			release_delay(s);
+			sc_stream_reply(s, 8, "out of memory");
+			return;
+		}
+		uv_timer_init(&w->loop, s->timer);
+		s->timer->data = s;
+		s->timer_was_set = true;
+		s->state = SS_HELD;
+		/*
+		 * The timer counts from the loop's cached time, taken when this loop turn
+		 * began; on a busy loop that is milliseconds ago and the RPC would be held
+		 * that much less than configured. One clock read per delayed RPC. The
+		 * client's deadline, though, is absolute: the timer must fire at it (not
+		 * that late), so we answer DEADLINE_EXCEEDED before the client gives up.
+		 */
+		uv_update_time(&w->loop);
+		if (s->deadline_ms) {
+			uint64_t fresh = uv_now(&w->loop),
+				 left = s->deadline_ms > fresh ? s->deadline_ms - fresh : 0;
+			if (left < wait)
+				wait = left;
+		}
+		uv_timer_start(s->timer, delay_cb, wait, 0);
+		if (d->abort) {
+			/* Istio order: the delay, then the abort. Decided now, replied then. */
+			s->abort_status = d->abort_grpc_status;
+			s->abort_message = d->abort_message;
+			s->fault_name = d->fault_name;
+		}
+		return;
+	}
+	if (d->abort) {
+		sc_stats_fault("abort", d->fault_name);
+		sc_stream_reply(s, d->abort_grpc_status, d->abort_message);
+		return;
+	}
+	sc_stream_forward(s);
 }
 
 void sc_stream_headers_done(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
 	struct sc_worker *w = c->w;
-	struct sc_proxy *px = w->px;
 	struct sc_authn_result ar = {0};
 	struct policy_decision d = {0};
 	struct policy_request rq = {0};
@@ -693,55 +751,5 @@ void sc_stream_headers_done(struct sc_stream *s)
 			}
 		}
 	}
-	if (d.delay_ms > 0) {
-		uint64_t wait = d.delay_ms;
-
-		if (atomic_fetch_add(&px->ndelayed, 1) >= px->cfg->max_delayed) {
-			atomic_fetch_sub(&px->ndelayed, 1);
-			metrics_inc(sc_stats.lim_delayed);
-			sc_stream_reply(s, 8, "too many delayed requests (max-delayed)");
-			return;
-		}
-		s->counted_delay = true;
-		metrics_add(sc_stats.delayed_streams, 1);
-		sc_stats_fault("delay", d.fault_name);
-		s->timer = malloc(sizeof(*s->timer));
-		if (!s->timer) {
-			release_delay(s);
-			sc_stream_reply(s, 8, "out of memory");
-			return;
-		}
-		uv_timer_init(&w->loop, s->timer);
-		s->timer->data = s;
-		s->timer_was_set = true;
-		s->state = SS_HELD;
-		/*
-		 * The timer counts from the loop's cached time, taken when this loop turn
-		 * began; on a busy loop that is milliseconds ago and the RPC would be held
-		 * that much less than configured. One clock read per delayed RPC. The
-		 * client's deadline, though, is absolute: the timer must fire at it (not
-		 * that late), so we answer DEADLINE_EXCEEDED before the client gives up.
-		 */
-		uv_update_time(&w->loop);
-		if (s->deadline_ms) {
-			uint64_t fresh = uv_now(&w->loop),
-				 left = s->deadline_ms > fresh ? s->deadline_ms - fresh : 0;
-			if (left < wait)
-				wait = left;
-		}
-		uv_timer_start(s->timer, delay_cb, wait, 0);
-		if (d.abort) {
-			/* Istio order: the delay, then the abort. Decided now, replied then. */
-			s->abort_status = d.abort_grpc_status;
-			s->abort_message = d.abort_message;
-			s->fault_name = d.fault_name;
-		}
-		return;
-	}
-	if (d.abort) {
-		sc_stats_fault("abort", d.fault_name);
-		sc_stream_reply(s, d.abort_grpc_status, d.abort_message);
-		return;
-	}
-	sc_stream_forward(s);
+	sc_stream_apply_faults(s, &d);
 }
