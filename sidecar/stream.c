@@ -498,35 +498,26 @@ static void peer_str(const struct sockaddr_storage *ss, char *out, size_t outlen
 }
 
 /*
- * A request held by a delay is judged again when it is released if the policy changed
- * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
- * judges the request after the delay, with the policy in force then; a DENY pushed to
- * stop an attack must stop held requests too). The same steps as on arrival
- * (sc_stream_headers_done: fail closed, request form, token, policy) with the current
- * snapshot, which the stream takes; only the verdict counts, the fault was drawn at
- * arrival. Returns true when the request may be forwarded; otherwise it was answered.
+ * The judgement of one inbound request with the snapshot in s->snap, in order: fail
+ * closed without a usable policy, the request form (gate.c), the request token (JWT),
+ * the policy. A refused or denied request is answered here (trailers-only) and false is
+ * returned; true means allowed, with the decision in *d and the policy's header view in
+ * *hdp (the worker's scratch array, valid until the next judgement on this worker).
+ * held: the request is being released from a delay and judged again (no audit log: it
+ * was audited on arrival).
  */
-static bool rejudge_held(struct sc_stream *s)
+static bool judge(struct sc_stream *s, bool held, struct policy_decision *d,
+		  struct policy_header **hdp)
 {
-	struct sc_worker *w = s->c->w;
+	struct sc_conn *c = s->c;
+	struct sc_worker *w = c->w;
 	struct sc_authn_result ar = {0};
-	struct policy_decision d = {0};
 	struct policy_request rq = {0};
 	struct policy_header *hd;
 	nghttp2_vec path = nghttp2_rcbuf_get_buf(s->path);
 
-	if (s->snap->generation == sc_state_generation())
-		return true;
-	refresh_policy(w);
-	if (w->snap->generation == s->snap->generation)
-		return true;
-	/* The old snapshot's strings (fault name, abort message, strip_header) are not
-	 * used past this point; strip_header is set afresh below. */
-	sc_snap_unref(s->snap);
-	s->snap = sc_snap_ref(w->snap);
-	s->fault_name = s->abort_message = NULL;
-	s->strip_header = NULL;
 	if (s->snap->no_policy) {
+		/* Fail closed: the policy file at start was unusable (reload.h). */
 		char msg[512];
 		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
 			 s->snap->no_policy);
@@ -539,12 +530,14 @@ static bool rejudge_held(struct sc_stream *s)
 		return false;
 	}
 	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
-		return false;
+		return false; /* not in gRPC form under an authorization policy: refused (gate.c) */
 	if (w->authn) {
 		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), uv_now(&w->loop),
 			       &ar);
 		if (ar.verdict == SC_AUTHN_FAIL) {
 			metrics_inc(sc_stats.authn_failed);
+			log_debug("authn_failed", "request token rejected", "{s:s, s:s}", "method",
+				  (const char *)path.base, "reason", ar.reason ? ar.reason : "");
 			sc_authn_result_cleanup(&ar);
 			sc_stream_reply(s, 16, "Jwt verification fails");
 			return false;
@@ -554,22 +547,66 @@ static bool rejudge_held(struct sc_stream *s)
 	rq.method_len = path.len;
 	rq.headers = hd;
 	rq.nheaders = s->req_hdrs.n;
-	rq.peer = (const struct sockaddr *)&s->c->peer;
+	rq.peer = (const struct sockaddr *)&c->peer;
 	rq.labels = s->snap->labels;
 	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
 	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
-	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
+	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, d);
 	s->strip_header = ar.strip_header;
-	sc_authn_result_cleanup(&ar);
-	if (!d.allowed) {
+	if (held && !d->allowed) {
 		log_debug("rbac_denied", "held RPC denied at release by the new policy",
-			  "{s:s?, s:s}", "policy", d.deciding_policy, "method",
+			  "{s:s?, s:s}", "policy", d->deciding_policy, "method",
 			  (const char *)path.base);
-		sc_stats_denied(d.deciding_policy);
+	} else if (!held && (d->audit_policy || !d->allowed)) {
+		char peer[64];
+		peer_str(&c->peer, peer, sizeof(peer));
+		if (d->audit_policy)
+			log_info("rbac_audit",
+				 d->allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
+				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d->audit_policy, "method",
+				 (const char *)path.base, "peer", peer, "allowed", d->allowed,
+				 "principal", rq.principal);
+		else
+			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
+				  d->deciding_policy, "method", (const char *)path.base, "peer",
+				  peer);
+	}
+	sc_authn_result_cleanup(&ar);
+	if (!d->allowed) {
+		sc_stats_denied(d->deciding_policy);
 		sc_stream_reply(s, 7, "RBAC: access denied");
 		return false;
 	}
+	*hdp = hd;
 	return true;
+}
+
+/*
+ * A request held by a delay is judged again when it is released if the policy changed
+ * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
+ * judges the request after the delay, with the policy in force then; a DENY pushed to
+ * stop an attack must stop held requests too): judge() with the current snapshot, which
+ * the stream takes; only the verdict counts, the fault was drawn at arrival. Returns true
+ * when the request may be forwarded; otherwise it was answered.
+ */
+static bool rejudge_held(struct sc_stream *s)
+{
+	struct sc_worker *w = s->c->w;
+	struct policy_decision d = {0};
+	struct policy_header *hd;
+
+	if (s->snap->generation == sc_state_generation())
+		return true;
+	refresh_policy(w);
+	if (w->snap->generation == s->snap->generation)
+		return true;
+	/* The old snapshot's strings (fault name, abort message, strip_header) are not
+	 * used past this point; strip_header is set afresh by judge(). */
+	sc_snap_unref(s->snap);
+	s->snap = sc_snap_ref(w->snap);
+	s->fault_name = s->abort_message = NULL;
+	s->strip_header = NULL;
+	return judge(s, true, &d, &hd);
 }
 
 static void delay_cb(uv_timer_t *t)
@@ -661,11 +698,8 @@ void sc_stream_headers_done(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
 	struct sc_worker *w = c->w;
-	struct sc_authn_result ar = {0};
 	struct policy_decision d = {0};
-	struct policy_request rq = {0};
 	struct policy_header *hd;
-	nghttp2_vec path;
 	uint64_t now = uv_now(&w->loop);
 
 	if (c->outbound) {
@@ -682,66 +716,11 @@ void sc_stream_headers_done(struct sc_stream *s)
 		sc_stream_reply(s, 13, "missing :path");
 		return;
 	}
-	path = nghttp2_rcbuf_get_buf(s->path);
 	refresh_policy(w);
 	s->snap = sc_snap_ref(w->snap);
 	check_peer(s);
-	if (s->snap->no_policy) {
-		/* Fail closed: the policy file at start was unusable (reload.h). */
-		char msg[512];
-		snprintf(msg, sizeof(msg), "grpcguard: no valid policy loaded: %s",
-			 s->snap->no_policy);
-		sc_stream_reply(s, 14, msg);
+	if (!judge(s, false, &d, &hd))
 		return;
-	}
-	hd = policy_headers(w, &s->req_hdrs);
-	if (!hd) {
-		sc_stream_reply(s, 8, "out of memory");
-		return;
-	}
-	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
-		return; /* not in gRPC form under an authorization policy: refused (gate.c) */
-	if (w->authn) {
-		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), now, &ar);
-		if (ar.verdict == SC_AUTHN_FAIL) {
-			metrics_inc(sc_stats.authn_failed);
-			log_debug("authn_failed", "request token rejected", "{s:s, s:s}", "method",
-				  (const char *)path.base, "reason", ar.reason ? ar.reason : "");
-			sc_authn_result_cleanup(&ar);
-			sc_stream_reply(s, 16, "Jwt verification fails");
-			return;
-		}
-	}
-	rq.method = (const char *)path.base;
-	rq.method_len = path.len;
-	rq.headers = hd;
-	rq.nheaders = s->req_hdrs.n;
-	rq.peer = (const struct sockaddr *)&c->peer;
-	rq.labels = s->snap->labels;
-	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
-	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
-	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
-	s->strip_header = ar.strip_header;
-	if (d.audit_policy || !d.allowed) {
-		char peer[64];
-		peer_str(&c->peer, peer, sizeof(peer));
-		if (d.audit_policy)
-			log_info("rbac_audit",
-				 d.allowed ? "RPC allowed (audited)" : "RPC denied (audited)",
-				 "{s:s, s:s, s:s, s:b, s:s?}", "policy", d.audit_policy, "method",
-				 (const char *)path.base, "peer", peer, "allowed", d.allowed,
-				 "principal", rq.principal);
-		else
-			log_debug("rbac_denied", "RPC denied", "{s:s?, s:s, s:s}", "policy",
-				  d.deciding_policy, "method", (const char *)path.base, "peer",
-				  peer);
-	}
-	sc_authn_result_cleanup(&ar);
-	if (!d.allowed) {
-		sc_stats_denied(d.deciding_policy);
-		sc_stream_reply(s, 7, "RBAC: access denied");
-		return;
-	}
 	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
 		if (hd[i].name_len == 12 && memcmp(hd[i].name, "grpc-timeout", 12) == 0) {
 			uint64_t t;
