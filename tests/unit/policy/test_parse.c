@@ -49,13 +49,13 @@ static const struct {
      "policy.yaml:1:9: YAML anchors (&f) are not supported; write the value out"},
     {"root_list", "- a\n- b\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication, passthrough), found a list"},
+     "requestAuthentication, passthrough, mtls), found a list"},
     {"root_scalar", "hello\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication, passthrough), found a scalar"},
+     "requestAuthentication, passthrough, mtls), found a scalar"},
     {"unknown_top", "apiVersion: grpcguard.io/v1\nkind: Policy\nfault: []\n", -3,
      "policy.yaml:3:1: unknown key \"fault\" (did you mean \"faults\"? known keys: apiVersion, "
-     "kind, faults, authorization, requestAuthentication, passthrough)"},
+     "kind, faults, authorization, requestAuthentication, passthrough, mtls)"},
     {"passthrough_bad", "passthrough: maybe\n", -3,
      "policy.yaml:1:14: passthrough: \"maybe\" is not a passthrough mode (use allow or deny: what "
      "happens to connections that are not HTTP/2; without the key, deny when an authorization "
@@ -70,7 +70,7 @@ static const struct {
      "entry selects the pod, else allow)"},
     {"passthrough_typo", "passthrogh: deny\n", -3,
      "policy.yaml:1:1: unknown key \"passthrogh\" (did you mean \"passthrough\"? known keys: "
-     "apiVersion, kind, faults, authorization, requestAuthentication, passthrough)"},
+     "apiVersion, kind, faults, authorization, requestAuthentication, passthrough, mtls)"},
     {"passthrough_dup", "passthrough: deny\npassthrough: allow\n", -3,
      "policy.yaml:2:1: duplicate key \"passthrough\" (first given at line 1)"},
     {"dup_top", "faults: []\nfaults: []\n", -3,
@@ -199,7 +199,8 @@ static const struct {
      "known keys: from, to, when)"},
     {"from_empty_src", "authorization:\n  - name: a\n    rules: [{from: [{}]}]\n", -3,
      "policy.yaml:3:21: authorization[0].rules[0].from[0]: an empty source (give ipBlocks, "
-     "notIpBlocks, requestPrincipals or notRequestPrincipals, or drop it)"},
+     "notIpBlocks, requestPrincipals, notRequestPrincipals, principals, notPrincipals, "
+     "namespaces or notNamespaces, or drop it)"},
     {"cidr_bad", "authorization:\n  - rules:\n      - from: [{ipBlocks: [10.0.0.0/33]}]\n", -3,
      "policy.yaml:3:28: authorization[0].rules[0].from[0].ipBlocks[0]: \"10.0.0.0/33\" is not an "
      "IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
