@@ -19,7 +19,7 @@
 #define SPIFFE_SCHEME "spiffe://"
 #define SPIFFE_MAX_BYTES 2048 /* the SPIFFE ID's maximum length (SPIFFE-ID spec 2.3) */
 #define TRUST_DOMAIN_MAX 255
-#define LABEL_MAX 63	 /* a namespace: DNS-1123 label */
+#define LABEL_MAX 63	  /* a namespace: DNS-1123 label */
 #define SUBDOMAIN_MAX 253 /* a service account: DNS-1123 subdomain */
 
 static bool is_lower_alnum(char ch)
@@ -110,8 +110,7 @@ int policy_principal_from_spiffe(const char *uri, size_t len, char *out, size_t 
 	return 0;
 }
 
-int policy_principal_namespace(const char *principal, size_t len, const char **ns,
-			       size_t *ns_len)
+int policy_principal_namespace(const char *principal, size_t len, const char **ns, size_t *ns_len)
 {
 	const char *seg[5], *end = principal + len, *p = principal;
 	size_t seglen[5], n = 0;

@@ -333,6 +333,13 @@ static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind
 		const char *s;
 		size_t len;
 
+		if ((kind == PAT_PRINCIPAL || kind == PAT_NAMESPACE) && item->type == YN_SCALAR &&
+		    item->len == 0)
+			return fail(c, item,
+				    "an empty string names no caller (e.g. %s, or \"*\" for any "
+				    "verified caller)",
+				    kind == PAT_PRINCIPAL ? "\"cluster.local/ns/demo/sa/frontend\""
+							  : "\"demo\"");
 		rc = get_string(c, item, kind == PAT_VALUE, false, &s, &len);
 		if (rc)
 			return rc;
@@ -675,7 +682,7 @@ static int parse_source(struct pctx *c, const struct ynode *n, struct source *s)
 {
 	static const char *const keys[] = {
 	    "ipBlocks",	  "notIpBlocks",   "requestPrincipals", "notRequestPrincipals",
-	    "principals", "notPrincipals", "namespaces",	       "notNamespaces"};
+	    "principals", "notPrincipals", "namespaces",	"notNamespaces"};
 	const struct ynode *v[8];
 	size_t saved;
 	int rc = map_fields(c, n, "a source", keys, 8, v);
@@ -1118,8 +1125,8 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 /* `mtls: {mode: PERMISSIVE|STRICT}`, Istio's PeerAuthentication spec.mtls. */
 static int parse_mtls(struct pctx *c, const struct ynode *n, struct policy *p)
 {
-	static const char *const keys[] = {"mode", "selector", "portLevelMtls"};
-	const struct ynode *v[3];
+	static const char *const keys[] = {"mode"};
+	const struct ynode *v[1];
 	char buf[96];
 	size_t saved;
 	int rc;
@@ -1127,21 +1134,28 @@ static int parse_mtls(struct pctx *c, const struct ynode *n, struct policy *p)
 	if (n->type != YN_MAP)
 		return fail(c, n, "expected a mapping like mtls: {mode: STRICT}, found %s",
 			    ynode_type_name(n));
-	if ((rc = map_fields(c, n, "an mtls setting", keys, 3, v)) != 0)
+	/* Istio's PeerAuthentication keys that have no meaning here, with the reason. */
+	for (size_t k = 0; k + 1 < n->nkids; k += 2) {
+		const struct ynode *key = n->kids[k];
+		if (key->type != YN_SCALAR)
+			continue;
+		if (strcmp(key->val, "selector") == 0) {
+			push_key(c, "selector");
+			return fail(c, key,
+				    "mtls applies to every pod this file reaches, it takes no "
+				    "selector (give the pods that need another mode their own "
+				    "policy ConfigMap with the grpcguard.io/policy-configmap "
+				    "annotation)");
+		}
+		if (strcmp(key->val, "portLevelMtls") == 0) {
+			push_key(c, "portLevelMtls");
+			return fail(c, key,
+				    "per-port modes are not supported: the mode applies to every "
+				    "port the sidecar intercepts");
+		}
+	}
+	if ((rc = map_fields(c, n, "an mtls setting", keys, 1, v)) != 0)
 		return rc;
-	if (v[1]) {
-		saved = push_key(c, "selector");
-		return fail(c, v[1],
-			    "mtls applies to every pod this file reaches, it takes no selector "
-			    "(give the pods that need another mode their own policy ConfigMap "
-			    "with the grpcguard.io/policy-configmap annotation)");
-	}
-	if (v[2]) {
-		saved = push_key(c, "portLevelMtls");
-		return fail(c, v[2],
-			    "per-port modes are not supported: the mode applies to every port "
-			    "the sidecar intercepts");
-	}
 	if (!v[0])
 		return fail(c, n, "missing \"mode\" (e.g. mtls: {mode: STRICT})");
 	saved = push_key(c, "mode");
@@ -1190,7 +1204,7 @@ static int check_unique_names(struct pctx *c, const struct ynode *list, const ch
 static int parse_document(struct pctx *c, const struct ynode *root, struct policy *p)
 {
 	static const char *const keys[] = {
-	    "apiVersion", "kind", "faults", "authorization", "requestAuthentication",
+	    "apiVersion",  "kind", "faults", "authorization", "requestAuthentication",
 	    "passthrough", "mtls"};
 	const struct ynode *v[7];
 	char buf[96];

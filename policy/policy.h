@@ -166,7 +166,7 @@ enum policy_direction { POLICY_INBOUND = 0, POLICY_OUTBOUND = 1 };
 
 struct policy_request {
 	enum policy_direction direction; /* zero (inbound) unless set */
-	const char *method;		 /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
+	const char *method; /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;
@@ -268,8 +268,7 @@ bool policy_host_match(const char *pattern, const char *authority, size_t author
  * NULL); else -EINVAL and both untouched.
  */
 int policy_principal_from_spiffe(const char *uri, size_t len, char *out, size_t outlen);
-int policy_principal_namespace(const char *principal, size_t len, const char **ns,
-			       size_t *ns_len);
+int policy_principal_namespace(const char *principal, size_t len, const char **ns, size_t *ns_len);
 
 /* gRPC status by name ("UNAVAILABLE") or number ("14"); -1 if unknown. Name of 0..16. */
 int policy_grpc_status_parse(const char *s);

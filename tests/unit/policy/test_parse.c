@@ -321,6 +321,92 @@ static const struct {
     {"dest_map", "faults:\n  - match: {destinations: {a: b}}\n    abort: {}\n", -3,
      "policy.yaml:2:27: faults[0].match.destinations: expected a list of destination hosts, "
      "found a mapping"},
+    /* issue 16: the caller's identity and mtls */
+    {"principal_star_mid",
+     "authorization:\n  - rules:\n      - from: [{principals: ['cluster.local/ns/*/sa/x']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"cluster.local/ns/*/sa/x\": a '*' only works alone, at the start or at the end (e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"principal_two_stars",
+     "authorization:\n  - rules:\n      - from: [{notPrincipals: ['*cluster*']}]\n", -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notPrincipals[0]: \"*cluster*\": use a "
+     "'*' at the start or at the end, not both"},
+    {"principal_empty", "authorization:\n  - rules:\n      - from: [{principals: ['']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: an empty string names no "
+     "caller (e.g. \"cluster.local/ns/demo/sa/frontend\", or \"*\" for any verified caller)"},
+    {"principal_empty_list", "authorization:\n  - rules:\n      - from: [{principals: []}]\n", -3,
+     "policy.yaml:3:29: authorization[0].rules[0].from[0].principals: an empty list matches "
+     "nothing (remove the key, or list principals)"},
+    {"principal_scalar",
+     "authorization:\n  - rules:\n      - from: [{principals: cluster.local/ns/demo/sa/x}]\n", -3,
+     "policy.yaml:3:29: authorization[0].rules[0].from[0].principals: expected a list of "
+     "principals, found a scalar"},
+    {"principal_map", "authorization:\n  - rules:\n      - from: [{notPrincipals: [{a: b}]}]\n", -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notPrincipals[0]: expected a string, "
+     "found a mapping"},
+    {"principal_sa_only", "authorization:\n  - rules:\n      - from: [{principals: [frontend]}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: \"frontend\" is not a "
+     "principal (use <trustDomain>/ns/<namespace>/sa/<serviceaccount>, e.g. "
+     "\"cluster.local/ns/demo/sa/frontend\", or put a '*' at the start or end, e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"principal_spiffe",
+     "authorization:\n  - rules:\n      - from: [{principals: "
+     "['spiffe://cluster.local/ns/demo/sa/x']}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"spiffe://cluster.local/ns/demo/sa/x\" is a SPIFFE URI: write the principal without "
+     "\"spiffe://\" (e.g. \"cluster.local/ns/demo/sa/frontend\")"},
+    {"principal_spiffe_prefix",
+     "authorization:\n  - rules:\n      - from: [{principals: ['spiffe://cluster.local/*']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"spiffe://cluster.local/*\" is a SPIFFE URI: write the principal without \"spiffe://\" "
+     "(e.g. \"cluster.local/ns/demo/sa/frontend\")"},
+    {"principal_bad_char",
+     "authorization:\n  - rules:\n      - from: [{principals: ['*/sa/a b']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: \"*/sa/a b\" has a "
+     "character no principal contains (principals use letters, digits, '.', '-', '_' and '/')"},
+    {"namespace_upper", "authorization:\n  - rules:\n      - from: [{namespaces: [Demo]}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: \"Demo\" is not a "
+     "namespace name (lowercase letters, digits and '-', at most 63, starting and ending with a "
+     "letter or digit; e.g. \"demo\" or \"team-*\")"},
+    {"namespace_slash", "authorization:\n  - rules:\n      - from: [{notNamespaces: ['demo/*']}]\n",
+     -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notNamespaces[0]: \"demo/*\" has a "
+     "character no namespace name contains (lowercase letters, digits and '-')"},
+    {"namespace_empty", "authorization:\n  - rules:\n      - from: [{namespaces: ['']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: an empty string names no "
+     "caller (e.g. \"demo\", or \"*\" for any verified caller)"},
+    {"namespace_star_mid", "authorization:\n  - rules:\n      - from: [{namespaces: ['a*b']}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: \"a*b\": a '*' only works "
+     "alone, at the start or at the end (e.g. \"team-*\")"},
+    {"principals_in_to", "authorization:\n  - rules:\n      - to: [{principals: ['*']}]\n", -3,
+     "policy.yaml:3:15: authorization[0].rules[0].to[0]: unknown key \"principals\" (the caller's "
+     "identity belongs in from: [{principals: [...]}])"},
+    {"mtls_scalar", "mtls: STRICT\n", -3,
+     "policy.yaml:1:7: mtls: expected a mapping like mtls: {mode: STRICT}, found a scalar"},
+    {"mtls_bad_mode", "mtls: {mode: strict}\n", -3,
+     "policy.yaml:1:14: mtls.mode: \"strict\" is not an mtls mode (use PERMISSIVE or STRICT)"},
+    {"mtls_disable", "mtls: {mode: DISABLE}\n", -3,
+     "policy.yaml:1:14: mtls.mode: \"DISABLE\" is not supported (use PERMISSIVE to accept "
+     "plaintext and mutual TLS, or STRICT to accept mutual TLS only)"},
+    {"mtls_no_mode", "mtls: {}\n", -3,
+     "policy.yaml:1:7: mtls: missing \"mode\" (e.g. mtls: {mode: STRICT})"},
+    {"mtls_selector", "mtls:\n  mode: STRICT\n  selector: {matchLabels: {app: server}}\n", -3,
+     "policy.yaml:3:3: mtls.selector: mtls applies to every pod this file reaches, it takes no "
+     "selector (give the pods that need another mode their own policy ConfigMap with the "
+     "grpcguard.io/policy-configmap annotation)"},
+    {"mtls_port_level", "mtls:\n  mode: STRICT\n  portLevelMtls: {8080: {mode: DISABLE}}\n", -3,
+     "policy.yaml:3:3: mtls.portLevelMtls: per-port modes are not supported: the mode applies to "
+     "every port the sidecar intercepts"},
+    {"mtls_unknown", "mtls: {mdoe: STRICT}\n", -3,
+     "policy.yaml:1:8: mtls: unknown key \"mdoe\" (did you mean \"mode\"? known keys: mode)"},
+    {"mtls_dup", "mtls: {mode: STRICT}\nmtls: {mode: PERMISSIVE}\n", -3,
+     "policy.yaml:2:1: duplicate key \"mtls\" (first given at line 1)"},
+    {"peers_hint", "mtls: {mode: STRICT, peers: []}\n", -3,
+     "policy.yaml:1:22: mtls: unknown key \"peers\" (mutual TLS is one top-level key: mtls: {mode: "
+     "STRICT})"},
 };
 
 START_TEST(test_errors)
