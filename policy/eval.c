@@ -26,7 +26,8 @@
  *    `notNamespaces` are judged the cautious way: unsatisfied in an ALLOW, so
  *    `ALLOW notNamespaces: [foo]` never admits an anonymous caller (the hole of Istio's
  *    ISTIO-SECURITY-2021-004), satisfied in a DENY or AUDIT, so `DENY notPrincipals: ["*"]`
- *    refuses every caller without a verified identity (as in Istio).
+ *    refuses every caller without a verified identity (as in Istio). The `when` keys
+ *    source.principal and source.namespace follow the same rules.
  *  - The method is whatever the caller passes; the sidecar passes only the canonical
  *    /<service>/<method> form when an authorization entry applies (sidecar/gate.c).
  */
@@ -188,7 +189,8 @@ static void acc_json(struct values_acc *acc, const struct condition *c, const js
 	}
 }
 
-static bool condition_matches(const struct condition *c, const struct policy_request *req)
+static bool condition_matches(const struct condition *c, const struct policy_request *req,
+			      const struct ident *id, bool cautious_not)
 {
 	struct values_acc acc = {false, false, false};
 
@@ -210,6 +212,12 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 		if (req->principal)
 			acc_value(&acc, c, req->principal, strlen(req->principal));
 		break;
+	case COND_SOURCE_PRINCIPAL:
+		/* The from.principals rules, so an unknown identity meets notValues cautiously. */
+		return ident_matches(&c->values, &c->not_values, id->principal, id->len,
+				     cautious_not);
+	case COND_SOURCE_NAMESPACE:
+		return ident_matches(&c->values, &c->not_values, id->ns, id->ns_len, cautious_not);
 	case COND_AUDIENCES:
 		if (req->claims)
 			acc_json(&acc, c, json_object_get(req->claims, "aud"));
@@ -249,7 +257,7 @@ static bool rule_matches(const struct rule *r, const struct policy_request *req,
 	if (!ok)
 		return false;
 	for (size_t i = 0; i < r->nwhen; i++)
-		if (!condition_matches(&r->when[i], req))
+		if (!condition_matches(&r->when[i], req, id, cautious_not))
 			return false;
 	return true;
 }

@@ -138,7 +138,14 @@ struct operation {
 	struct pmatch_list methods, not_methods;
 };
 
-enum cond_kind { COND_HEADER, COND_CLAIM, COND_AUDIENCES, COND_PRINCIPAL };
+enum cond_kind {
+	COND_HEADER,
+	COND_CLAIM,
+	COND_AUDIENCES,
+	COND_PRINCIPAL,
+	COND_SOURCE_PRINCIPAL, /* issue 16: the peer's verified workload identity */
+	COND_SOURCE_NAMESPACE,
+};
 struct condition {
 	enum cond_kind kind;
 	bool by_key;	      /* written as `key:` (else `header:`) */

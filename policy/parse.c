@@ -852,25 +852,33 @@ static int parse_condition(struct pctx *c, const struct ynode *n, struct conditi
 			cond->kind = COND_AUDIENCES;
 		} else if (strcmp(k, "request.auth.principal") == 0) {
 			cond->kind = COND_PRINCIPAL;
+		} else if (strcmp(k, "source.principal") == 0) {
+			cond->kind = COND_SOURCE_PRINCIPAL;
+		} else if (strcmp(k, "source.namespace") == 0) {
+			cond->kind = COND_SOURCE_NAMESPACE;
 		} else {
 			return fail(c, kn,
 				    "%s is not a supported key (use request.headers[NAME], "
-				    "request.auth.claims[NAME], request.auth.principal or "
-				    "request.auth.audiences)",
+				    "request.auth.claims[NAME], request.auth.principal, "
+				    "request.auth.audiences, source.principal or source.namespace)",
 				    shown(kn, buf, sizeof(buf)));
 		}
 		pop(c, saved);
 	}
+	/* The identity keys take the patterns of from.principals / from.namespaces. */
+	enum pattern_kind pk = cond->kind == COND_SOURCE_PRINCIPAL   ? PAT_PRINCIPAL
+			       : cond->kind == COND_SOURCE_NAMESPACE ? PAT_NAMESPACE
+								     : PAT_VALUE;
 	if (v[2]) {
 		saved = push_key(c, "values");
-		rc = get_patterns(c, v[2], PAT_VALUE, &cond->values);
+		rc = get_patterns(c, v[2], pk, &cond->values);
 		if (rc)
 			return rc;
 		pop(c, saved);
 	}
 	if (v[3]) {
 		saved = push_key(c, "notValues");
-		rc = get_patterns(c, v[3], PAT_VALUE, &cond->not_values);
+		rc = get_patterns(c, v[3], pk, &cond->not_values);
 		if (rc)
 			return rc;
 		pop(c, saved);

@@ -1408,6 +1408,35 @@ START_TEST(test_ident_combined)
 }
 END_TEST
 
+/* Istio's `when` keys source.principal / source.namespace: the same rules as from. */
+START_TEST(test_ident_when_keys)
+{
+	struct policy *allow =
+	    load("authorization:\n  - name: p\n    rules:\n"
+		 "      - when: [{key: source.principal, values: ['*/sa/client']},"
+		 " {key: source.namespace, notValues: [other]}]\n");
+	struct policy *deny =
+	    load("authorization:\n  - name: p\n    action: DENY\n"
+		 "    rules: [{when: [{key: source.namespace, notValues: [demo]}]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, CLIENT);
+	ck_assert(allowed(allow, &q));
+	ck_assert(allowed(deny, &q));
+	req_ident(&q, OTHER_NS);
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(deny, &q));
+	req_ident(&q, INTRUDER);
+	ck_assert(!allowed(allow, &q));
+	req_ident(&q, NULL); /* no identity: values fail, notValues cautious */
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(deny, &q));
+	policy_unref(allow);
+	policy_unref(deny);
+}
+END_TEST
+
 /* Health checks stay allowed under an identity-only ALLOW, plaintext (kubelet) too. */
 START_TEST(test_ident_health)
 {
@@ -1611,6 +1640,7 @@ int main(void)
 	    {"identity", test_ident_deny_positive},
 	    {"identity", test_ident_audit},
 	    {"identity", test_ident_combined},
+	    {"identity", test_ident_when_keys},
 	    {"identity", test_ident_health},
 	    {"identity", test_ident_outbound},
 	    {"mtls", test_mtls_mode},

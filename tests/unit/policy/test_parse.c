@@ -231,8 +231,8 @@ static const struct {
     {"when_badkey", "authorization:\n  - rules:\n      - when: [{key: source.ip, values: [a]}]\n",
      -3,
      "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"source.ip\" is not a supported "
-     "key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal or "
-     "request.auth.audiences)"},
+     "key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal, "
+     "request.auth.audiences, source.principal or source.namespace)"},
     {"when_badclaim",
      "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[]', values: [a]}]\n",
      -3,
@@ -322,6 +322,18 @@ static const struct {
      "policy.yaml:2:27: faults[0].match.destinations: expected a list of destination hosts, "
      "found a mapping"},
     /* issue 16: the caller's identity and mtls */
+    {"when_source_principal_bad",
+     "authorization:\n  - rules:\n      - when: [{key: source.principal, values: [frontend]}]\n",
+     -3,
+     "policy.yaml:3:49: authorization[0].rules[0].when[0].values[0]: \"frontend\" is not a "
+     "principal "
+     "(use <trustDomain>/ns/<namespace>/sa/<serviceaccount>, e.g. "
+     "\"cluster.local/ns/demo/sa/frontend\", or put a '*' at the start or end, e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"when_source_namespace_bad",
+     "authorization:\n  - rules:\n      - when: [{key: source.namespace, notValues: ['']}]\n", -3,
+     "policy.yaml:3:52: authorization[0].rules[0].when[0].notValues[0]: an empty string names no "
+     "caller (e.g. \"demo\", or \"*\" for any verified caller)"},
     {"principal_star_mid",
      "authorization:\n  - rules:\n      - from: [{principals: ['cluster.local/ns/*/sa/x']}]\n", -3,
      "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
