@@ -7,7 +7,8 @@
  * reloader can swap it while other threads still evaluate the old one.
  *
  * Format: ../shared/DESIGN.md "Policy file", plus `requestAuthentication` and the
- * request-principal / claim conditions of issue 10; the user reference is docs/policy.md.
+ * request-principal / claim conditions of issue 10, and the caller's workload identity
+ * (from.principals/namespaces, `mtls`) of issue 16; the user reference is docs/policy.md.
  */
 #ifndef GRPCGUARD_POLICY_H
 #define GRPCGUARD_POLICY_H

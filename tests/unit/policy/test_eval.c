@@ -1446,6 +1446,12 @@ START_TEST(test_ident_health)
 
 	req_ident(&q, NULL);
 	ck_assert(allowed(p, &q));
+	/* A DENY of every anonymous caller does not name the health service either. */
+	struct policy *anon = authz1("DENY", "{notPrincipals: ['*']}");
+	ck_assert(allowed(anon, &q));
+	req_init(&q, SAY);
+	ck_assert(!allowed(anon, &q));
+	policy_unref(anon);
 	policy_unref(p);
 }
 END_TEST
