@@ -2,8 +2,8 @@
  * Fuzz target: the policy parser. Parses the input as a policy file, evaluates a fixed set
  * of requests against the result (IPv4/IPv6/no peer, labels, headers, principal, claims,
  * health check, a verified mTLS peer identity, and the same identity claimed without mTLS,
- * which must decide exactly as no identity does), prints it as JSON, and checks that the JSON parses back to the same
- * policy (JSON is YAML). Deterministic, opens nothing, frees everything.
+ * which must decide exactly as no identity does), prints it as JSON, and checks that the JSON
+ * parses back to the same policy (JSON is YAML). Deterministic, opens nothing, frees everything.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
