@@ -2,10 +2,12 @@
  * Fuzz target: the policy library's small parsers. The first byte picks one: duration,
  * CIDR (plus containment of a few addresses), method pattern (pattern and method split at
  * the first newline), gRPC status, downward-API labels, destination host (pattern and
- * authority split at the first newline). Deterministic, opens nothing,
+ * authority split at the first newline), SPIFFE ID to principal (and the principal's
+ * namespace). Deterministic, opens nothing,
  * frees everything.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(z, s, n);
 	z[n] = '\0';
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		uint64_t ms = 0;
 		if (policy_parse_duration(s, n, &ms) == 0 && ms > 30ull * 24 * 3600 * 1000)
@@ -103,6 +105,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (policy_host_check(s, n, &why) != 0 && !why) {
 			abort(); /* a rejection always says why */
 		}
+		break;
+	}
+	case 6: {
+		/* The principal is the URI without "spiffe://", and needs exactly that room. */
+		char out[2100];
+		const char *ns = NULL;
+		size_t ns_len = 0;
+		int rc = policy_principal_from_spiffe(s, n, out, sizeof(out));
+		if (rc == 0) {
+			if (n < 10 || memcmp(out, s + 9, n - 9) != 0 || out[n - 9] != '\0' ||
+			    policy_principal_from_spiffe(s, n, out, n - 9) != -ENOSPC)
+				abort();
+			s = out;
+			n = n - 9;
+		} else if (rc != -EINVAL) {
+			abort();
+		}
+		if (policy_principal_namespace(s, n, &ns, &ns_len) == 0 &&
+		    (ns < s || ns + ns_len > s + n || ns_len == 0 || ns_len > 63))
+			abort();
 		break;
 	}
 	}

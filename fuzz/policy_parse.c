@@ -1,8 +1,9 @@
 /*
  * Fuzz target: the policy parser. Parses the input as a policy file, evaluates a fixed set
  * of requests against the result (IPv4/IPv6/no peer, labels, headers, principal, claims,
- * health check), prints it as JSON, and checks that the JSON parses back to the same
- * policy (JSON is YAML). Deterministic, opens nothing, frees everything.
+ * health check, a verified mTLS peer identity, and the same identity claimed without mTLS,
+ * which must decide exactly as no identity does), prints it as JSON, and checks that the JSON
+ * parses back to the same policy (JSON is YAML). Deterministic, opens nothing, frees everything.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,6 +38,7 @@ static void evaluate_all(const struct policy *p)
 	    json_pack("{s:s, s:[s,s], s:{s:[s]}, s:s, s:i}", "sub", "alice", "groups", "admins",
 		      "dev", "realm_access", "roles", "ops", "aud", "greeter", "exp", 1);
 	const char *labels_text = "app=\"server\"\ntier=\"backend\"\n";
+	const char *peer_principal = "cluster.local/ns/demo/sa/client";
 	unsigned draws = 0;
 
 	inet_pton(AF_INET, "10.0.9.7", &v4.sin_addr);
@@ -44,7 +46,7 @@ static void evaluate_all(const struct policy *p)
 	if (policy_labels_parse(labels_text, strlen(labels_text), &labels, &diag) != 0)
 		abort();
 	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
-		for (int variant = 0; variant < 4; variant++) {
+		for (int variant = 0; variant < 6; variant++) {
 			struct policy_request req = {
 			    .method = methods[m],
 			    .method_len = strlen(methods[m]),
@@ -56,9 +58,24 @@ static void evaluate_all(const struct policy *p)
 			    .labels = variant >= 2 ? labels : NULL,
 			    .principal = variant == 3 ? "https://issuer.example.com/alice" : NULL,
 			    .claims = variant == 3 ? claims : NULL,
+			    .peer_principal = variant >= 4 ? peer_principal : NULL,
+			    .peer_principal_len = variant >= 4 ? strlen(peer_principal) : 0,
+			    .mtls = variant == 4,
 			};
 			struct policy_decision d;
 			policy_evaluate(p, &req, variant == 1 ? NULL : fixed_draw, &draws, &d);
+			if (variant == 5) {
+				/* A principal without mTLS is no identity: same verdict as none. */
+				struct policy_decision da, db;
+				policy_evaluate(p, &req, NULL, NULL, &da);
+				req.peer_principal = NULL;
+				req.peer_principal_len = 0;
+				policy_evaluate(p, &req, NULL, NULL, &db);
+				if (da.allowed != db.allowed ||
+				    da.deciding_policy != db.deciding_policy ||
+				    da.audit_policy != db.audit_policy)
+					abort();
+			}
 			if (!d.allowed && (d.fault_name || d.delay_ms || d.abort))
 				abort(); /* faults only apply to allowed RPCs */
 			if (d.abort && (d.abort_grpc_status < 1 || d.abort_grpc_status > 16 ||
@@ -83,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	evaluate_all(p);
+	if (policy_mtls_mode(p, NULL) == POLICY_MTLS_UNSET)
+		abort();
 	for (size_t i = 0; i < policy_authn_count(p); i++) {
 		const struct policy_authn *a = policy_authn_get(p, i);
 		if (!a || !a->issuer || !a->jwks_file == !a->jwks_inline || a->nfrom_headers == 0)

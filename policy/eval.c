@@ -20,6 +20,15 @@
  *  - Headers (when conditions and fault match.headers) are matched on the joined value:
  *    repeated fields of one name joined with "," in order ("; " for cookie), as Envoy.
  *    `host` and `:authority` both read the request's authority (header_view).
+ *  - The caller's workload identity (issue 16): `principals` and `namespaces` match only a
+ *    caller with a verified identity (req->mtls and req->peer_principal; the namespace
+ *    comes from the principal's strict form). For a caller without one (plaintext, or a
+ *    principal of another shape for the namespace fields) `notPrincipals` and
+ *    `notNamespaces` are judged the cautious way: unsatisfied in an ALLOW, so
+ *    `ALLOW notNamespaces: [foo]` never admits an anonymous caller (the hole of Istio's
+ *    ISTIO-SECURITY-2021-004), satisfied in a DENY or AUDIT, so `DENY notPrincipals: ["*"]`
+ *    refuses every caller without a verified identity (as in Istio). The `when` keys
+ *    source.principal and source.namespace follow the same rules.
  *  - The method is whatever the caller passes; the sidecar passes only the canonical
  *    /<service>/<method> form when an authorization entry applies (sidecar/gate.c).
  */
@@ -58,8 +67,50 @@ static bool cidrs_contain(const struct policy_cidr *v, size_t n, const struct pe
 	return false;
 }
 
+/*
+ * The caller's verified workload identity, worked out once per evaluation. principal NULL:
+ * none (plaintext, unverified, or not mutual TLS). ns NULL: unknown (no principal, or one
+ * that is not <td>/ns/<ns>/sa/<sa>).
+ */
+struct ident {
+	const char *principal;
+	size_t len;
+	const char *ns;
+	size_t ns_len;
+};
+
+static void ident_init(struct ident *id, const struct policy_request *req)
+{
+	memset(id, 0, sizeof(*id));
+	if (!req->mtls || !req->peer_principal || req->peer_principal_len == 0)
+		return;
+	id->principal = req->peer_principal;
+	id->len = req->peer_principal_len;
+	if (policy_principal_namespace(id->principal, id->len, &id->ns, &id->ns_len) != 0)
+		id->ns = NULL;
+}
+
+/*
+ * One identity field pair (principals/notPrincipals or namespaces/notNamespaces) against
+ * the caller's value v[0..len) (NULL: unknown). `cautious_not`: how an unknown value
+ * meets the not-form (see the file comment): true in DENY and AUDIT, false in ALLOW.
+ */
+static bool ident_matches(const struct pmatch_list *in, const struct pmatch_list *not_in,
+			  const char *v, size_t len, bool cautious_not)
+{
+	if (in->present && (!v || !pmatch_list_match(in, v, len)))
+		return false;
+	if (not_in->present) {
+		if (!v)
+			return cautious_not;
+		if (pmatch_list_match(not_in, v, len))
+			return false;
+	}
+	return true;
+}
+
 static bool source_matches(const struct source *s, const struct policy_request *req,
-			   const struct peer_addr *peer)
+			   const struct peer_addr *peer, const struct ident *id, bool cautious_not)
 {
 	if (s->has_ip_blocks && !cidrs_contain(s->ip_blocks, s->nip_blocks, peer))
 		return false;
@@ -73,6 +124,11 @@ static bool source_matches(const struct source *s, const struct policy_request *
 	}
 	if (s->not_principals.present && req->principal &&
 	    pmatch_list_match(&s->not_principals, req->principal, strlen(req->principal)))
+		return false;
+	if (!ident_matches(&s->peer_principals, &s->not_peer_principals, id->principal, id->len,
+			   cautious_not))
+		return false;
+	if (!ident_matches(&s->namespaces, &s->not_namespaces, id->ns, id->ns_len, cautious_not))
 		return false;
 	return true;
 }
@@ -159,7 +215,8 @@ static void acc_json(struct values_acc *acc, const struct condition *c, const js
 	}
 }
 
-static bool condition_matches(const struct condition *c, const struct policy_request *req)
+static bool condition_matches(const struct condition *c, const struct policy_request *req,
+			      const struct ident *id, bool cautious_not)
 {
 	struct values_acc acc = {false, false, false};
 
@@ -181,6 +238,12 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 		if (req->principal)
 			acc_value(&acc, c, req->principal, strlen(req->principal));
 		break;
+	case COND_SOURCE_PRINCIPAL:
+		/* The from.principals rules, so an unknown identity meets notValues cautiously. */
+		return ident_matches(&c->values, &c->not_values, id->principal, id->len,
+				     cautious_not);
+	case COND_SOURCE_NAMESPACE:
+		return ident_matches(&c->values, &c->not_values, id->ns, id->ns_len, cautious_not);
 	case COND_AUDIENCES:
 		if (req->claims)
 			acc_json(&acc, c, json_object_get(req->claims, "aud"));
@@ -202,7 +265,8 @@ static bool condition_matches(const struct condition *c, const struct policy_req
 }
 
 static bool rule_matches(const struct rule *r, const struct policy_request *req,
-			 const struct peer_addr *peer, bool health)
+			 const struct peer_addr *peer, const struct ident *id, bool cautious_not,
+			 bool health)
 {
 	bool ok;
 
@@ -210,7 +274,7 @@ static bool rule_matches(const struct rule *r, const struct policy_request *req,
 		return false;
 	ok = r->nfrom == 0;
 	for (size_t i = 0; i < r->nfrom && !ok; i++)
-		ok = source_matches(&r->from[i], req, peer);
+		ok = source_matches(&r->from[i], req, peer, id, cautious_not);
 	if (!ok)
 		return false;
 	ok = r->nto == 0;
@@ -219,17 +283,19 @@ static bool rule_matches(const struct rule *r, const struct policy_request *req,
 	if (!ok)
 		return false;
 	for (size_t i = 0; i < r->nwhen; i++)
-		if (!condition_matches(&r->when[i], req))
+		if (!condition_matches(&r->when[i], req, id, cautious_not))
 			return false;
 	return true;
 }
 
 /* `health` restricts matching to rules that name the health service (DENY only). */
 static bool authz_matches(const struct authz *z, const struct policy_request *req,
-			  const struct peer_addr *peer, bool health)
+			  const struct peer_addr *peer, const struct ident *id, bool health)
 {
+	bool cautious_not = z->action != POLICY_ACTION_ALLOW;
+
 	for (size_t i = 0; i < z->nrules; i++)
-		if (rule_matches(&z->rules[i], req, peer, health))
+		if (rule_matches(&z->rules[i], req, peer, id, cautious_not, health))
 			return true;
 	return false;
 }
@@ -289,6 +355,7 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 	bool health, denied = false, allow_applies = false;
 	const char *allow_match = NULL;
 	struct peer_addr peer;
+	struct ident id;
 
 	memset(out, 0, sizeof(*out));
 	out->allowed = true;
@@ -296,6 +363,7 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 		return;
 	health = is_health(req);
 	peer_addr_init(&peer, req->peer); /* once, not per CIDR */
+	ident_init(&id, req);		  /* once, not per rule */
 	/* The caller's sidecar never authorizes: that is the server's sidecar's job. */
 	for (size_t i = 0; req->direction == POLICY_INBOUND && i < p->nauthz; i++) {
 		const struct authz *z = &p->authz[i];
@@ -303,7 +371,7 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 			continue;
 		switch (z->action) {
 		case POLICY_ACTION_DENY:
-			if (!denied && authz_matches(z, req, &peer, health)) {
+			if (!denied && authz_matches(z, req, &peer, &id, health)) {
 				denied = true;
 				out->deciding_policy = z->name;
 			}
@@ -312,11 +380,11 @@ void policy_evaluate(const struct policy *p, const struct policy_request *req, p
 			if (health)
 				break;
 			allow_applies = true;
-			if (!allow_match && authz_matches(z, req, &peer, false))
+			if (!allow_match && authz_matches(z, req, &peer, &id, false))
 				allow_match = z->name;
 			break;
 		case POLICY_ACTION_AUDIT:
-			if (!out->audit_policy && authz_matches(z, req, &peer, false))
+			if (!out->audit_policy && authz_matches(z, req, &peer, &id, false))
 				out->audit_policy = z->name;
 			break;
 		}
@@ -379,4 +447,30 @@ const char *policy_passthrough_name(enum policy_passthrough m)
 		break;
 	}
 	return "unset";
+}
+
+enum policy_mtls policy_mtls_given(const struct policy *p)
+{
+	return p ? p->mtls : POLICY_MTLS_UNSET;
+}
+
+enum policy_mtls policy_mtls_mode(const struct policy *p, const struct policy_labels *labels)
+{
+	(void)labels; /* one mode per file (policy.h) */
+	if (p && p->mtls != POLICY_MTLS_UNSET)
+		return p->mtls;
+	return POLICY_MTLS_PERMISSIVE;
+}
+
+const char *policy_mtls_name(enum policy_mtls m)
+{
+	switch (m) {
+	case POLICY_MTLS_PERMISSIVE:
+		return "PERMISSIVE";
+	case POLICY_MTLS_STRICT:
+		return "STRICT";
+	case POLICY_MTLS_UNSET:
+		break;
+	}
+	return "UNSET";
 }

@@ -128,14 +128,24 @@ struct source {
 	const char **ip_texts, **not_ip_texts;
 	size_t nip_blocks, nnot_ip_blocks;
 	bool has_ip_blocks, has_not_ip_blocks;
-	struct pmatch_list principals, not_principals;
+	struct pmatch_list principals, not_principals; /* requestPrincipals (JWT) */
+	/* Issue 16: the peer's workload identity (verified mTLS only). */
+	struct pmatch_list peer_principals, not_peer_principals; /* principals, notPrincipals */
+	struct pmatch_list namespaces, not_namespaces;
 };
 
 struct operation {
 	struct pmatch_list methods, not_methods;
 };
 
-enum cond_kind { COND_HEADER, COND_CLAIM, COND_AUDIENCES, COND_PRINCIPAL };
+enum cond_kind {
+	COND_HEADER,
+	COND_CLAIM,
+	COND_AUDIENCES,
+	COND_PRINCIPAL,
+	COND_SOURCE_PRINCIPAL, /* issue 16: the peer's verified workload identity */
+	COND_SOURCE_NAMESPACE,
+};
 struct condition {
 	enum cond_kind kind;
 	bool by_key;	      /* written as `key:` (else `header:`) */
@@ -175,6 +185,7 @@ struct policy {
 	struct policy_authn *authn;
 	size_t nauthn;
 	enum policy_passthrough passthrough; /* as given; UNSET when absent */
+	enum policy_mtls mtls;		     /* as given; UNSET when absent */
 };
 
 /* ---- CIDR containment (cidr.c) ------------------------------------------------- */
@@ -196,6 +207,10 @@ bool cidr_contains_peer(const struct policy_cidr *c, const struct peer_addr *pa)
 /* labels.c: the value of key[0..key_len) and its length, or NULL. Borrowed. */
 const char *labels_get_n(const struct policy_labels *l, const char *key, size_t key_len,
 			 size_t *value_len);
+
+/* identity.c: the parser's check of one principals (principal true) or namespaces
+ * pattern; 0, or -1 and a static reason in *why. */
+int identity_pattern_check(const struct pmatch *pm, bool principal, const char **why);
 
 /* policy.c: an empty policy with one reference, or NULL. */
 struct policy *policy_alloc(void);

@@ -159,6 +159,16 @@ static json_t *source_json(const struct source *s)
 	if (s->not_principals.present &&
 	    !put(o, "notRequestPrincipals", patterns_json(&s->not_principals)))
 		goto fail;
+	if (s->peer_principals.present && !put(o, "principals", patterns_json(&s->peer_principals)))
+		goto fail;
+	if (s->not_peer_principals.present &&
+	    !put(o, "notPrincipals", patterns_json(&s->not_peer_principals)))
+		goto fail;
+	if (s->namespaces.present && !put(o, "namespaces", patterns_json(&s->namespaces)))
+		goto fail;
+	if (s->not_namespaces.present &&
+	    !put(o, "notNamespaces", patterns_json(&s->not_namespaces)))
+		goto fail;
 	return o;
 fail:
 	json_decref(o);
@@ -309,6 +319,11 @@ json_t *policy_to_json(const struct policy *p)
 	if (p && p->passthrough != POLICY_PASSTHROUGH_UNSET &&
 	    !put(o, "passthrough", json_string(policy_passthrough_name(p->passthrough))))
 		goto fail;
+	if (p && p->mtls != POLICY_MTLS_UNSET) {
+		json_t *m = json_object();
+		if (!put(o, "mtls", m) || !put(m, "mode", json_string(policy_mtls_name(p->mtls))))
+			goto fail;
+	}
 	for (size_t i = 0; p && i < p->nfaults; i++)
 		if (!append(faults, fault_json(&p->faults[i])))
 			goto fail;

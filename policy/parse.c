@@ -127,11 +127,11 @@ static const char *istio_hint(const char *key)
 	    {"paths",
 	     "grpcguard matches gRPC methods with \"methods\", e.g. methods: [\"/pkg.Svc/*\"]"},
 	    {"notPaths", "use \"notMethods\""},
-	    {"principals",
-	     "there are no mTLS identities without a mesh; use requestPrincipals (JWT)"},
-	    {"notPrincipals", "use notRequestPrincipals (JWT)"},
-	    {"namespaces", "there are no mTLS identities without a mesh; use ipBlocks"},
-	    {"notNamespaces", "use notIpBlocks"},
+	    {"principals", "the caller's identity belongs in from: [{principals: [...]}]"},
+	    {"notPrincipals", "the caller's identity belongs in from: [{notPrincipals: [...]}]"},
+	    {"namespaces", "the caller's namespace belongs in from: [{namespaces: [...]}]"},
+	    {"notNamespaces", "the caller's namespace belongs in from: [{notNamespaces: [...]}]"},
+	    {"peers", "mutual TLS is one top-level key: mtls: {mode: STRICT}"},
 	    {"remoteIpBlocks", "use ipBlocks (the sidecar sees the peer address directly)"},
 	    {"notRemoteIpBlocks", "use notIpBlocks"},
 	    {"httpStatus", "gRPC faults abort with grpcStatus, e.g. grpcStatus: UNAVAILABLE"},
@@ -294,14 +294,33 @@ static int expect_list(struct pctx *c, const struct ynode *n, const char *of, bo
 	return 0;
 }
 
-enum pattern_kind { PAT_VALUE, PAT_METHOD };
+enum pattern_kind { PAT_VALUE, PAT_METHOD, PAT_PRINCIPAL, PAT_NAMESPACE };
 
-/* A list of Istio string patterns: exact, "prefix*", "*suffix" or "*". */
+static const char *pattern_of(enum pattern_kind kind)
+{
+	switch (kind) {
+	case PAT_METHOD:
+		return "methods";
+	case PAT_PRINCIPAL:
+		return "principals";
+	case PAT_NAMESPACE:
+		return "namespaces";
+	case PAT_VALUE:
+		break;
+	}
+	return "values";
+}
+
+/*
+ * A list of Istio string patterns: exact, "prefix*", "*suffix" or "*". Methods must look
+ * like methods; principals and namespaces must be identities (identity_pattern_check) and
+ * are never empty.
+ */
 static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind kind,
 			struct pmatch_list *out)
 {
 	char buf[96];
-	int rc = expect_list(c, n, kind == PAT_METHOD ? "methods" : "values", false);
+	int rc = expect_list(c, n, pattern_of(kind), false);
 
 	if (rc)
 		return rc;
@@ -314,6 +333,13 @@ static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind
 		const char *s;
 		size_t len;
 
+		if ((kind == PAT_PRINCIPAL || kind == PAT_NAMESPACE) && item->type == YN_SCALAR &&
+		    item->len == 0)
+			return fail(c, item,
+				    "an empty string names no caller (e.g. %s, or \"*\" for any "
+				    "verified caller)",
+				    kind == PAT_PRINCIPAL ? "\"cluster.local/ns/demo/sa/frontend\""
+							  : "\"demo\"");
 		rc = get_string(c, item, kind == PAT_VALUE, false, &s, &len);
 		if (rc)
 			return rc;
@@ -321,8 +347,11 @@ static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind
 		if (star && star != s && star != s + len - 1)
 			return fail(c, item,
 				    "%s: a '*' only works alone, at the start or at the end (e.g. "
-				    "\"/pkg.Svc/*\")",
-				    shown(item, buf, sizeof(buf)));
+				    "\"%s\")",
+				    shown(item, buf, sizeof(buf)),
+				    kind == PAT_PRINCIPAL   ? "cluster.local/ns/demo/*"
+				    : kind == PAT_NAMESPACE ? "team-*"
+							    : "/pkg.Svc/*");
 		if (len > 1 && s[0] == '*' && s[len - 1] == '*')
 			return fail(c, item, "%s: use a '*' at the start or at the end, not both",
 				    shown(item, buf, sizeof(buf)));
@@ -332,6 +361,11 @@ static int get_patterns(struct pctx *c, const struct ynode *n, enum pattern_kind
 				    "\"/package.Service/*\" or \"*\")",
 				    shown(item, buf, sizeof(buf)));
 		pmatch_init(&out->v[i], s, len);
+		if (kind == PAT_PRINCIPAL || kind == PAT_NAMESPACE) {
+			const char *why = NULL;
+			if (identity_pattern_check(&out->v[i], kind == PAT_PRINCIPAL, &why) != 0)
+				return fail(c, item, "%s %s", shown(item, buf, sizeof(buf)), why);
+		}
 		pop(c, saved);
 	}
 	out->n = n->nkids;
@@ -646,18 +680,20 @@ static int parse_fault(struct pctx *c, const struct ynode *n, size_t idx, struct
 
 static int parse_source(struct pctx *c, const struct ynode *n, struct source *s)
 {
-	static const char *const keys[] = {"ipBlocks", "notIpBlocks", "requestPrincipals",
-					   "notRequestPrincipals"};
-	const struct ynode *v[4];
+	static const char *const keys[] = {
+	    "ipBlocks",	  "notIpBlocks",   "requestPrincipals", "notRequestPrincipals",
+	    "principals", "notPrincipals", "namespaces",	"notNamespaces"};
+	const struct ynode *v[8];
 	size_t saved;
-	int rc = map_fields(c, n, "a source", keys, 4, v);
+	int rc = map_fields(c, n, "a source", keys, 8, v);
 
 	if (rc)
 		return rc;
-	if (!v[0] && !v[1] && !v[2] && !v[3])
+	if (!v[0] && !v[1] && !v[2] && !v[3] && !v[4] && !v[5] && !v[6] && !v[7])
 		return fail(c, n,
-			    "an empty source (give ipBlocks, notIpBlocks, requestPrincipals or "
-			    "notRequestPrincipals, or drop it)");
+			    "an empty source (give ipBlocks, notIpBlocks, requestPrincipals, "
+			    "notRequestPrincipals, principals, notPrincipals, namespaces or "
+			    "notNamespaces, or drop it)");
 	if (v[0]) {
 		saved = push_key(c, keys[0]);
 		rc = get_cidrs(c, v[0], &s->ip_blocks, &s->ip_texts, &s->nip_blocks);
@@ -679,6 +715,18 @@ static int parse_source(struct pctx *c, const struct ynode *n, struct source *s)
 			continue;
 		saved = push_key(c, keys[i]);
 		rc = get_patterns(c, v[i], PAT_VALUE, i == 2 ? &s->principals : &s->not_principals);
+		if (rc)
+			return rc;
+		pop(c, saved);
+	}
+	/* Issue 16: the peer's workload identity, from its verified certificate. */
+	struct pmatch_list *ident[4] = {&s->peer_principals, &s->not_peer_principals,
+					&s->namespaces, &s->not_namespaces};
+	for (int i = 4; i < 8; i++) {
+		if (!v[i])
+			continue;
+		saved = push_key(c, keys[i]);
+		rc = get_patterns(c, v[i], i < 6 ? PAT_PRINCIPAL : PAT_NAMESPACE, ident[i - 4]);
 		if (rc)
 			return rc;
 		pop(c, saved);
@@ -804,25 +852,33 @@ static int parse_condition(struct pctx *c, const struct ynode *n, struct conditi
 			cond->kind = COND_AUDIENCES;
 		} else if (strcmp(k, "request.auth.principal") == 0) {
 			cond->kind = COND_PRINCIPAL;
+		} else if (strcmp(k, "source.principal") == 0) {
+			cond->kind = COND_SOURCE_PRINCIPAL;
+		} else if (strcmp(k, "source.namespace") == 0) {
+			cond->kind = COND_SOURCE_NAMESPACE;
 		} else {
 			return fail(c, kn,
 				    "%s is not a supported key (use request.headers[NAME], "
-				    "request.auth.claims[NAME], request.auth.principal or "
-				    "request.auth.audiences)",
+				    "request.auth.claims[NAME], request.auth.principal, "
+				    "request.auth.audiences, source.principal or source.namespace)",
 				    shown(kn, buf, sizeof(buf)));
 		}
 		pop(c, saved);
 	}
+	/* The identity keys take the patterns of from.principals / from.namespaces. */
+	enum pattern_kind pk = cond->kind == COND_SOURCE_PRINCIPAL   ? PAT_PRINCIPAL
+			       : cond->kind == COND_SOURCE_NAMESPACE ? PAT_NAMESPACE
+								     : PAT_VALUE;
 	if (v[2]) {
 		saved = push_key(c, "values");
-		rc = get_patterns(c, v[2], PAT_VALUE, &cond->values);
+		rc = get_patterns(c, v[2], pk, &cond->values);
 		if (rc)
 			return rc;
 		pop(c, saved);
 	}
 	if (v[3]) {
 		saved = push_key(c, "notValues");
-		rc = get_patterns(c, v[3], PAT_VALUE, &cond->not_values);
+		rc = get_patterns(c, v[3], pk, &cond->not_values);
 		if (rc)
 			return rc;
 		pop(c, saved);
@@ -1072,6 +1128,62 @@ static int parse_authn(struct pctx *c, const struct ynode *n, struct policy_auth
 	return 0;
 }
 
+/* ---- mtls (issue 16) ---------------------------------------------------------------- */
+
+/* `mtls: {mode: PERMISSIVE|STRICT}`, Istio's PeerAuthentication spec.mtls. */
+static int parse_mtls(struct pctx *c, const struct ynode *n, struct policy *p)
+{
+	static const char *const keys[] = {"mode"};
+	const struct ynode *v[1];
+	char buf[96];
+	size_t saved;
+	int rc;
+
+	if (n->type != YN_MAP)
+		return fail(c, n, "expected a mapping like mtls: {mode: STRICT}, found %s",
+			    ynode_type_name(n));
+	/* Istio's PeerAuthentication keys that have no meaning here, with the reason. */
+	for (size_t k = 0; k + 1 < n->nkids; k += 2) {
+		const struct ynode *key = n->kids[k];
+		if (key->type != YN_SCALAR)
+			continue;
+		if (strcmp(key->val, "selector") == 0) {
+			push_key(c, "selector");
+			return fail(c, key,
+				    "mtls applies to every pod this file reaches, it takes no "
+				    "selector (give the pods that need another mode their own "
+				    "policy ConfigMap with the grpcguard.io/policy-configmap "
+				    "annotation)");
+		}
+		if (strcmp(key->val, "portLevelMtls") == 0) {
+			push_key(c, "portLevelMtls");
+			return fail(c, key,
+				    "per-port modes are not supported: the mode applies to every "
+				    "port the sidecar intercepts");
+		}
+	}
+	if ((rc = map_fields(c, n, "an mtls setting", keys, 1, v)) != 0)
+		return rc;
+	if (!v[0])
+		return fail(c, n, "missing \"mode\" (e.g. mtls: {mode: STRICT})");
+	saved = push_key(c, "mode");
+	const char *m = v[0]->type == YN_SCALAR ? v[0]->val : "";
+	if (strcmp(m, "PERMISSIVE") == 0)
+		p->mtls = POLICY_MTLS_PERMISSIVE;
+	else if (strcmp(m, "STRICT") == 0)
+		p->mtls = POLICY_MTLS_STRICT;
+	else if (strcmp(m, "DISABLE") == 0 || strcmp(m, "UNSET") == 0)
+		return fail(c, v[0],
+			    "%s is not supported (use PERMISSIVE to accept plaintext and mutual "
+			    "TLS, or STRICT to accept mutual TLS only)",
+			    shown(v[0], buf, sizeof(buf)));
+	else
+		return fail(c, v[0], "%s is not an mtls mode (use PERMISSIVE or STRICT)",
+			    shown(v[0], buf, sizeof(buf)));
+	pop(c, saved);
+	return 0;
+}
+
 /* ---- the document ---------------------------------------------------------------- */
 
 static int check_unique_names(struct pctx *c, const struct ynode *list, const char *key,
@@ -1100,9 +1212,9 @@ static int check_unique_names(struct pctx *c, const struct ynode *list, const ch
 static int parse_document(struct pctx *c, const struct ynode *root, struct policy *p)
 {
 	static const char *const keys[] = {
-	    "apiVersion", "kind", "faults", "authorization", "requestAuthentication",
-	    "passthrough"};
-	const struct ynode *v[6];
+	    "apiVersion",  "kind", "faults", "authorization", "requestAuthentication",
+	    "passthrough", "mtls"};
+	const struct ynode *v[7];
 	char buf[96];
 	int rc;
 
@@ -1111,9 +1223,9 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 	if (root->type != YN_MAP)
 		return fail(c, root,
 			    "expected a policy (a mapping with apiVersion, kind, faults, "
-			    "authorization, requestAuthentication, passthrough), found %s",
+			    "authorization, requestAuthentication, passthrough, mtls), found %s",
 			    ynode_type_name(root));
-	rc = map_fields(c, root, "a policy", keys, 6, v);
+	rc = map_fields(c, root, "a policy", keys, 7, v);
 	if (rc)
 		return rc;
 	if (v[0]) {
@@ -1146,6 +1258,12 @@ static int parse_document(struct pctx *c, const struct ynode *root, struct polic
 			    "to connections that are not HTTP/2; without the key, deny when "
 			    "an authorization entry selects the pod, else allow)",
 			    shown(v[5], buf, sizeof(buf)));
+		pop(c, saved);
+	}
+	if (v[6]) {
+		size_t saved = push_key(c, "mtls");
+		if ((rc = parse_mtls(c, v[6], p)) != 0)
+			return rc;
 		pop(c, saved);
 	}
 	if (v[2]) {

@@ -7,7 +7,8 @@
  * reloader can swap it while other threads still evaluate the old one.
  *
  * Format: ../shared/DESIGN.md "Policy file", plus `requestAuthentication` and the
- * request-principal / claim conditions of issue 10; the user reference is docs/policy.md.
+ * request-principal / claim conditions of issue 10, and the caller's workload identity
+ * (from.principals/namespaces, `mtls`) of issue 16; the user reference is docs/policy.md.
  */
 #ifndef GRPCGUARD_POLICY_H
 #define GRPCGUARD_POLICY_H
@@ -96,6 +97,25 @@ enum policy_passthrough policy_passthrough_mode(const struct policy *p,
 						const struct policy_labels *labels);
 const char *policy_passthrough_name(enum policy_passthrough m); /* "allow", "deny", "unset" */
 
+/*
+ * Mutual TLS between sidecars (issue 16): the top-level `mtls: {mode: PERMISSIVE|STRICT}`,
+ * Istio's PeerAuthentication. PERMISSIVE accepts plaintext and mutual TLS on the same
+ * port; STRICT makes the sidecar refuse plaintext inbound connections. The mode is one per
+ * file: it applies to every pod the file reaches (no per-selector modes; a pod that needs
+ * another mode gets its own ConfigMap through grpcguard.io/policy-configmap).
+ */
+enum policy_mtls {
+	POLICY_MTLS_UNSET = 0,
+	POLICY_MTLS_PERMISSIVE,
+	POLICY_MTLS_STRICT,
+};
+/* As written in the file (UNSET when absent). */
+enum policy_mtls policy_mtls_given(const struct policy *p);
+/* The effective mode for a pod with these labels (labels may be NULL): the file's mode,
+ * else PERMISSIVE. Never UNSET. The labels are accepted for per-workload modes later. */
+enum policy_mtls policy_mtls_mode(const struct policy *p, const struct policy_labels *labels);
+const char *policy_mtls_name(enum policy_mtls m); /* "PERMISSIVE", "STRICT", "UNSET" */
+
 /* ---- pod labels (downward API file: key="value" per line) -------------------- */
 struct policy_labels;
 /* Parses the downward API format. Returns 0 and a new object, or negative with *diag. */
@@ -147,7 +167,7 @@ enum policy_direction { POLICY_INBOUND = 0, POLICY_OUTBOUND = 1 };
 
 struct policy_request {
 	enum policy_direction direction; /* zero (inbound) unless set */
-	const char *method;		 /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
+	const char *method; /* the canonical :path, e.g. "/helloworld.Greeter/SayHello" */
 	size_t method_len;
 	const struct policy_header *headers;
 	size_t nheaders;
@@ -161,6 +181,16 @@ struct policy_request {
 	const char *authority;
 	size_t authority_len;
 	const char *local_namespace;
+	/*
+	 * Inbound, issue 16: the caller's workload identity from its verified certificate, in
+	 * principal form ("cluster.local/ns/demo/sa/frontend", policy_principal_from_spiffe),
+	 * not NUL-terminated; NULL when the connection is plaintext or the peer unverified.
+	 * `mtls`: the connection is mutual TLS with a verified peer. A principal counts only
+	 * when mtls is true, so a caller never gets an identity from anything but a handshake.
+	 */
+	const char *peer_principal;
+	size_t peer_principal_len;
+	bool mtls;
 };
 
 /* Returns a uniformly distributed number in [0, 100). Injected so tests are exact. */
@@ -224,6 +254,22 @@ bool policy_method_match(const char *pattern, const char *method, size_t method_
 int policy_host_check(const char *s, size_t len, const char **why);
 bool policy_host_match(const char *pattern, const char *authority, size_t authority_len,
 		       const char *ns);
+
+/*
+ * Workload identities (issue 16). policy_principal_from_spiffe: the principal form of a
+ * SPIFFE ID ("spiffe://cluster.local/ns/demo/sa/frontend" -> "cluster.local/ns/demo/sa/
+ * frontend"), NUL-terminated in out[0..outlen). Returns 0; -EINVAL when uri[0..len) is not
+ * a SPIFFE workload ID (lowercase scheme and trust domain, a non-empty path of segments of
+ * letters, digits, '.', '-', '_', no "." or "..", no query, port or trailing '/', 2048
+ * bytes at most); -ENOSPC when out is too small (needs len - 9 + 1 bytes). out is
+ * untouched on failure.
+ * policy_principal_namespace: when principal[0..len) has the strict form
+ * <trustDomain>/ns/<namespace>/sa/<serviceaccount> (Kubernetes name rules), 0 and the
+ * namespace (borrowed from principal, not NUL-terminated) in *ns / *ns_len (each may be
+ * NULL); else -EINVAL and both untouched.
+ */
+int policy_principal_from_spiffe(const char *uri, size_t len, char *out, size_t outlen);
+int policy_principal_namespace(const char *principal, size_t len, const char **ns, size_t *ns_len);
 
 /* gRPC status by name ("UNAVAILABLE") or number ("14"); -1 if unknown. Name of 0..16. */
 int policy_grpc_status_parse(const char *s);

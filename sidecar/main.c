@@ -82,11 +82,14 @@ static int check_main(int argc, char **argv)
 		goto out;
 	}
 	printf("%s: valid: %zu fault(s), %zu authorization policy(ies), %zu "
-	       "requestAuthentication(s), passthrough %s\n",
+	       "requestAuthentication(s), passthrough %s, mtls %s\n",
 	       path, policy_fault_count(p), policy_authz_count(p), policy_authn_count(p),
 	       policy_passthrough_given(p) != POLICY_PASSTHROUGH_UNSET
 		   ? policy_passthrough_name(policy_passthrough_given(p))
-		   : "by default (deny on pods an authorization entry selects, else allow)");
+		   : "by default (deny on pods an authorization entry selects, else allow)",
+	       policy_mtls_given(p) != POLICY_MTLS_UNSET
+		   ? policy_mtls_name(policy_mtls_given(p))
+		   : "PERMISSIVE by default (plaintext and mutual TLS)");
 	rc = 0;
 out:
 	free(jwks_err);

@@ -336,6 +336,15 @@ def main():
                                  "['backend:8080']}\n    delay: {fixed: 2s}\n")
     denied(wh.admit("/validate", review(cm, "ConfigMap")), 'configmap "team"',
            "policy.yaml:3:28: faults[0].match.destinations[0]", "without a port")
+    # Issue 16: caller identity and mtls are known; a bad principal is denied with its position.
+    cm["data"]["policy.yaml"] = ("mtls: {mode: STRICT}\nauthorization:\n  - rules:\n      - from: "
+                                 "[{principals: [cluster.local/ns/demo/sa/frontend], "
+                                 "notNamespaces: [test]}]\n")
+    check(wh.admit("/validate", review(cm, "ConfigMap"))["allowed"], "identity policy denied")
+    cm["data"]["policy.yaml"] = ("authorization:\n  - rules:\n      - from: "
+                                 "[{principals: ['cluster.local/ns/*/sa/x']}]\n")
+    denied(wh.admit("/validate", review(cm, "ConfigMap")), 'configmap "team"',
+           "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]", "only works alone")
     check(wh.admit("/validate", review(load("configmap-other.json"), "ConfigMap"))["allowed"],
           "unrelated ConfigMap denied")
 

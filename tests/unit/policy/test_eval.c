@@ -5,6 +5,8 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1172,6 +1174,501 @@ START_TEST(test_host_match)
 }
 END_TEST
 
+/* ---- the caller's workload identity (issue 16) ----------------------------------------- */
+#define CLIENT "cluster.local/ns/demo/sa/client"
+#define INTRUDER "cluster.local/ns/demo/sa/intruder"
+#define OTHER_NS "cluster.local/ns/other/sa/client"
+
+/* A caller over mutual TLS with a verified identity (NULL: plaintext, no identity). */
+static void req_ident(struct req *q, const char *principal)
+{
+	q->r.peer_principal = principal;
+	q->r.peer_principal_len = principal ? strlen(principal) : 0;
+	q->r.mtls = principal != NULL;
+}
+
+static struct policy *authz1(const char *action, const char *source)
+{
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+		 "authorization:\n  - name: p\n    action: %s\n"
+		 "    rules: [{from: [%s]}]\n",
+		 action, source);
+	return load(yaml);
+}
+
+/* The contract's example: only the client service account may call. */
+START_TEST(test_ident_principals_exact)
+{
+	struct policy *p = authz1("ALLOW", "{principals: ['" CLIENT "']}");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, CLIENT);
+	ck_assert(allowed(p, &q));
+	ck_assert_str_eq(eval(p, &q).deciding_policy, "p");
+	req_ident(&q, INTRUDER);
+	ck_assert(!allowed(p, &q));
+	req_ident(&q, OTHER_NS);
+	ck_assert(!allowed(p, &q));
+	req_ident(&q, "cluster.local/ns/demo/sa/clientx");
+	ck_assert(!allowed(p, &q));
+	req_ident(&q, NULL); /* plaintext */
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+/* Only a handshake gives an identity: a principal without mtls, or mtls without a
+ * principal, is no identity at all. */
+START_TEST(test_ident_needs_mtls)
+{
+	struct policy *p = authz1("ALLOW", "{principals: ['" CLIENT "']}");
+	struct policy *any = authz1("ALLOW", "{principals: ['*']}");
+	struct policy *ns = authz1("ALLOW", "{namespaces: ['*']}");
+	struct req q;
+	req_init(&q, SAY);
+
+	q.r.peer_principal = CLIENT;
+	q.r.peer_principal_len = strlen(CLIENT);
+	q.r.mtls = false;
+	ck_assert(!allowed(p, &q));
+	ck_assert(!allowed(any, &q));
+	ck_assert(!allowed(ns, &q));
+	q.r.peer_principal = NULL;
+	q.r.peer_principal_len = 0;
+	q.r.mtls = true; /* TLS without a usable identity */
+	ck_assert(!allowed(p, &q));
+	ck_assert(!allowed(any, &q));
+	ck_assert(!allowed(ns, &q));
+	q.r.peer_principal = "";
+	ck_assert(!allowed(any, &q));
+	/* The JWT principal is another thing: it never stands in for the peer's. */
+	q.r.principal = CLIENT;
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+	policy_unref(any);
+	policy_unref(ns);
+}
+END_TEST
+
+/* peer_principal is a (pointer, length) view, not a C string. */
+START_TEST(test_ident_length_view)
+{
+	struct policy *p = authz1("ALLOW", "{principals: ['" CLIENT "'], namespaces: [demo]}");
+	const char buf[] = CLIENT "-and-more";
+	struct req q;
+	req_init(&q, SAY);
+
+	q.r.peer_principal = buf;
+	q.r.peer_principal_len = strlen(CLIENT);
+	q.r.mtls = true;
+	ck_assert(allowed(p, &q));
+	q.r.peer_principal_len = strlen(buf);
+	ck_assert(!allowed(p, &q));
+	q.r.peer_principal_len = strlen(CLIENT) - 1; /* ".../sa/clien" */
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_ident_principal_patterns)
+{
+	static const struct {
+		const char *pattern, *principal;
+		bool want;
+	} cases[] = {
+	    {"cluster.local/ns/demo/*", CLIENT, true},
+	    {"cluster.local/ns/demo/*", OTHER_NS, false},
+	    {"cluster.local/ns/demo/*", NULL, false},
+	    {"*/sa/client", CLIENT, true},
+	    {"*/sa/client", OTHER_NS, true},
+	    {"*/sa/client", INTRUDER, false},
+	    {"*", CLIENT, true},
+	    {"*", "example.org/workload/x", true}, /* any verified identity */
+	    {"*", NULL, false},
+	    {"other.domain/ns/demo/sa/client", CLIENT, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char src[128];
+		snprintf(src, sizeof(src), "{principals: ['%s']}", cases[i].pattern);
+		struct policy *p = authz1("ALLOW", src);
+		struct req q;
+		req_init(&q, SAY);
+		req_ident(&q, cases[i].principal);
+		ck_assert_msg(
+		    allowed(p, &q) == cases[i].want, "%s vs %s: want %d", cases[i].pattern,
+		    cases[i].principal ? cases[i].principal : "(plaintext)", cases[i].want);
+		policy_unref(p);
+	}
+}
+END_TEST
+
+/* The namespace comes from the principal's strict form; any other shape has none. */
+START_TEST(test_ident_namespaces)
+{
+	static const struct {
+		const char *pattern, *principal;
+		bool want;
+	} cases[] = {
+	    {"demo", CLIENT, true},
+	    {"demo", OTHER_NS, false},
+	    {"demo", NULL, false},
+	    {"de*", CLIENT, true},
+	    {"*mo", CLIENT, true},
+	    {"*", CLIENT, true},
+	    {"*", NULL, false},
+	    {"*", "cluster.local/ns/demo", false},		  /* no sa: no namespace */
+	    {"demo", "cluster.local/ns/demo/sa/client/x", false}, /* extra segment */
+	    {"demo", "cluster.local/namespace/demo/sa/client", false},
+	    {"demo", "cluster.local/sa/client/ns/demo", false},
+	    {"demo", "cluster.local/ns/Demo/sa/client", false}, /* not a namespace name */
+	    {"demo", "cluster.local/ns/demo/sa/", false},
+	    {"demo", "/ns/demo/sa/client", false},
+	    {"demo", "example.org/ns/demo/sa/client", true}, /* any trust domain */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char src[128];
+		snprintf(src, sizeof(src), "{namespaces: ['%s']}", cases[i].pattern);
+		struct policy *p = authz1("ALLOW", src);
+		struct req q;
+		req_init(&q, SAY);
+		req_ident(&q, cases[i].principal);
+		ck_assert_msg(
+		    allowed(p, &q) == cases[i].want, "%s vs %s: want %d", cases[i].pattern,
+		    cases[i].principal ? cases[i].principal : "(plaintext)", cases[i].want);
+		policy_unref(p);
+	}
+}
+END_TEST
+
+/*
+ * A caller without a verified identity against the not-forms: never let in by an ALLOW
+ * (Istio lets it in: ISTIO-SECURITY-2021-004), always caught by a DENY (as Istio's
+ * `DENY notPrincipals: ["*"]`).
+ */
+START_TEST(test_ident_plaintext_vs_not_principals)
+{
+	struct policy *allow_not = authz1("ALLOW", "{notPrincipals: ['" INTRUDER "']}");
+	struct policy *deny_not = authz1("DENY", "{notPrincipals: ['" CLIENT "']}");
+	struct policy *deny_anon = authz1("DENY", "{notPrincipals: ['*']}");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, NULL);
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	ck_assert_str_eq(eval(deny_not, &q).deciding_policy, "p");
+	ck_assert(!allowed(deny_anon, &q));
+	/* A claimed principal over plaintext is no identity: the same answers. */
+	q.r.peer_principal = CLIENT;
+	q.r.peer_principal_len = strlen(CLIENT);
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	ck_assert(!allowed(deny_anon, &q));
+
+	req_ident(&q, CLIENT);
+	ck_assert(allowed(allow_not, &q));
+	ck_assert(allowed(deny_not, &q));
+	ck_assert(allowed(deny_anon, &q));
+	req_ident(&q, INTRUDER);
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	ck_assert(allowed(deny_anon, &q));
+	policy_unref(allow_not);
+	policy_unref(deny_not);
+	policy_unref(deny_anon);
+}
+END_TEST
+
+START_TEST(test_ident_plaintext_vs_not_namespaces)
+{
+	struct policy *allow_not = authz1("ALLOW", "{notNamespaces: [foo]}");
+	struct policy *deny_not = authz1("DENY", "{notNamespaces: [demo]}");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, NULL);
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	/* A verified principal of another shape has no namespace: treated the same way. */
+	req_ident(&q, "example.org/workload/x");
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	req_ident(&q, "cluster.local/ns/foo/sa/x");
+	ck_assert(!allowed(allow_not, &q));
+	ck_assert(!allowed(deny_not, &q));
+	req_ident(&q, CLIENT); /* namespace demo */
+	ck_assert(allowed(allow_not, &q));
+	ck_assert(allowed(deny_not, &q));
+	policy_unref(allow_not);
+	policy_unref(deny_not);
+}
+END_TEST
+
+/* The positive forms in a DENY: a caller without identity is not the one named. */
+START_TEST(test_ident_deny_positive)
+{
+	struct policy *p = authz1("DENY", "{principals: ['" INTRUDER "']}");
+	struct policy *ns = authz1("DENY", "{namespaces: [other]}");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, NULL);
+	ck_assert(allowed(p, &q));
+	ck_assert(allowed(ns, &q));
+	req_ident(&q, INTRUDER);
+	ck_assert(!allowed(p, &q));
+	ck_assert(allowed(ns, &q));
+	req_ident(&q, OTHER_NS);
+	ck_assert(allowed(p, &q));
+	ck_assert(!allowed(ns, &q));
+	policy_unref(p);
+	policy_unref(ns);
+}
+END_TEST
+
+/* AUDIT records the anonymous caller under a not-form, like DENY. */
+START_TEST(test_ident_audit)
+{
+	struct policy *p = authz1("AUDIT", "{notPrincipals: ['" CLIENT "']}");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, NULL);
+	ck_assert(allowed(p, &q));
+	ck_assert_str_eq(eval(p, &q).audit_policy, "p");
+	req_ident(&q, CLIENT);
+	ck_assert_ptr_null(eval(p, &q).audit_policy);
+	req_ident(&q, INTRUDER);
+	ck_assert_str_eq(eval(p, &q).audit_policy, "p");
+	policy_unref(p);
+}
+END_TEST
+
+/* Fields of one source are ANDed, sources ORed, identity next to ipBlocks and to. */
+START_TEST(test_ident_combined)
+{
+	struct policy *p =
+	    load("authorization:\n"
+		 "  - name: admin\n"
+		 "    rules:\n"
+		 "      - from: [{principals: ['*/sa/frontend'], namespaces: [demo], "
+		 "notPrincipals: ['cluster.local/*']}, {ipBlocks: [10.0.0.0/8]}]\n"
+		 "        to: [{methods: ['/admin.AdminService/*']}]\n");
+	struct req q;
+	req_init(&q, "/admin.AdminService/Reset");
+
+	req_peer(&q, "192.0.2.1");
+	req_ident(&q, "example.org/ns/demo/sa/frontend");
+	ck_assert(allowed(p, &q));
+	req_ident(&q, "cluster.local/ns/demo/sa/frontend"); /* notPrincipals */
+	ck_assert(!allowed(p, &q));
+	req_ident(&q, "example.org/ns/prod/sa/frontend"); /* namespaces */
+	ck_assert(!allowed(p, &q));
+	req_ident(&q, NULL);
+	ck_assert(!allowed(p, &q));
+	req_peer(&q, "10.1.2.3"); /* the second source: by address, plaintext is fine */
+	ck_assert(allowed(p, &q));
+	req_init(&q, SAY); /* `to` does not match */
+	req_ident(&q, "example.org/ns/demo/sa/frontend");
+	ck_assert(!allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+/* Istio's `when` keys source.principal / source.namespace: the same rules as from. */
+START_TEST(test_ident_when_keys)
+{
+	struct policy *allow =
+	    load("authorization:\n  - name: p\n    rules:\n"
+		 "      - when: [{key: source.principal, values: ['*/sa/client']},"
+		 " {key: source.namespace, notValues: [other]}]\n");
+	struct policy *deny =
+	    load("authorization:\n  - name: p\n    action: DENY\n"
+		 "    rules: [{when: [{key: source.namespace, notValues: [demo]}]}]\n");
+	struct req q;
+	req_init(&q, SAY);
+
+	req_ident(&q, CLIENT);
+	ck_assert(allowed(allow, &q));
+	ck_assert(allowed(deny, &q));
+	req_ident(&q, OTHER_NS);
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(deny, &q));
+	req_ident(&q, INTRUDER);
+	ck_assert(!allowed(allow, &q));
+	req_ident(&q, NULL); /* no identity: values fail, notValues cautious */
+	ck_assert(!allowed(allow, &q));
+	ck_assert(!allowed(deny, &q));
+	policy_unref(allow);
+	policy_unref(deny);
+}
+END_TEST
+
+/* Health checks stay allowed under an identity-only ALLOW, plaintext (kubelet) too. */
+START_TEST(test_ident_health)
+{
+	struct policy *p = authz1("ALLOW", "{principals: ['" CLIENT "']}");
+	struct req q;
+	req_init(&q, "/grpc.health.v1.Health/Check");
+
+	req_ident(&q, NULL);
+	ck_assert(allowed(p, &q));
+	/* A DENY of every anonymous caller does not name the health service either. */
+	struct policy *anon = authz1("DENY", "{notPrincipals: ['*']}");
+	ck_assert(allowed(anon, &q));
+	req_init(&q, SAY);
+	ck_assert(!allowed(anon, &q));
+	policy_unref(anon);
+	policy_unref(p);
+}
+END_TEST
+
+/* The caller's sidecar never authorizes, identity or not. */
+START_TEST(test_ident_outbound)
+{
+	struct policy *p = authz1("ALLOW", "{principals: ['" CLIENT "']}");
+	struct req q;
+	req_init(&q, SAY);
+
+	q.r.direction = POLICY_OUTBOUND;
+	req_ident(&q, NULL);
+	ck_assert(allowed(p, &q));
+	policy_unref(p);
+}
+END_TEST
+
+START_TEST(test_mtls_mode)
+{
+	struct policy *none = load("faults: []\n");
+	struct policy *strict = load("mtls: {mode: STRICT}\n");
+	struct policy *perm = load("mtls: {mode: PERMISSIVE}\n");
+	struct policy_labels *l = labels("app=\"server\"\n");
+
+	ck_assert_int_eq(policy_mtls_given(none), POLICY_MTLS_UNSET);
+	ck_assert_int_eq(policy_mtls_mode(none, NULL), POLICY_MTLS_PERMISSIVE);
+	ck_assert_int_eq(policy_mtls_mode(NULL, NULL), POLICY_MTLS_PERMISSIVE);
+	ck_assert_int_eq(policy_mtls_given(strict), POLICY_MTLS_STRICT);
+	ck_assert_int_eq(policy_mtls_mode(strict, NULL), POLICY_MTLS_STRICT);
+	ck_assert_int_eq(policy_mtls_mode(strict, l), POLICY_MTLS_STRICT);
+	ck_assert_int_eq(policy_mtls_given(perm), POLICY_MTLS_PERMISSIVE);
+	ck_assert_int_eq(policy_mtls_mode(perm, l), POLICY_MTLS_PERMISSIVE);
+	ck_assert_str_eq(policy_mtls_name(POLICY_MTLS_STRICT), "STRICT");
+	ck_assert_str_eq(policy_mtls_name(POLICY_MTLS_PERMISSIVE), "PERMISSIVE");
+	ck_assert_str_eq(policy_mtls_name(POLICY_MTLS_UNSET), "UNSET");
+	/* STRICT changes no RPC verdict by itself: the sidecar refuses plaintext connections. */
+	struct req q;
+	req_init(&q, SAY);
+	ck_assert(allowed(strict, &q));
+	policy_labels_free(l);
+	policy_unref(none);
+	policy_unref(strict);
+	policy_unref(perm);
+}
+END_TEST
+
+START_TEST(test_principal_from_spiffe)
+{
+	static const struct {
+		const char *uri, *want; /* want NULL: -EINVAL */
+	} cases[] = {
+	    {"spiffe://cluster.local/ns/demo/sa/client", CLIENT},
+	    {"spiffe://example.org/workload/Web_1.a-b", "example.org/workload/Web_1.a-b"},
+	    {"spiffe://cluster.local", NULL},
+	    {"spiffe://cluster.local/", NULL},
+	    {"spiffe://cluster.local/ns/demo/sa/client/", NULL},
+	    {"spiffe://cluster.local/ns//sa/client", NULL},
+	    {"spiffe://cluster.local/ns/./sa/client", NULL},
+	    {"spiffe://cluster.local/ns/../sa/client", NULL},
+	    {"spiffe://Cluster.local/ns/demo/sa/client", NULL},
+	    {"SPIFFE://cluster.local/ns/demo/sa/client", NULL},
+	    {"spiffe://cluster.local:8443/ns/demo/sa/client", NULL},
+	    {"spiffe://user@cluster.local/ns/demo/sa/client", NULL},
+	    {"spiffe://cluster.local/ns/demo/sa/client?x=1", NULL},
+	    {"spiffe://cluster.local/ns/demo/sa/client#x", NULL},
+	    {"spiffe://cluster.local/ns/de%6do/sa/client", NULL},
+	    {"spiffe:///ns/demo/sa/client", NULL},
+	    {"https://cluster.local/ns/demo/sa/client", NULL},
+	    {"spiffe://", NULL},
+	    {"", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[128];
+		memset(out, 'Z', sizeof(out));
+		int rc = policy_principal_from_spiffe(cases[i].uri, strlen(cases[i].uri), out,
+						      sizeof(out));
+		if (cases[i].want) {
+			ck_assert_msg(rc == 0, "%s: rc %d", cases[i].uri, rc);
+			ck_assert_str_eq(out, cases[i].want);
+		} else {
+			ck_assert_msg(rc == -EINVAL, "%s: rc %d, want -EINVAL", cases[i].uri, rc);
+			ck_assert_msg(out[0] == 'Z', "%s: out touched on failure", cases[i].uri);
+		}
+	}
+	/* A NUL inside the URI is not a SPIFFE character. */
+	ck_assert_int_eq(policy_principal_from_spiffe("spiffe://a/b\0c", 14, NULL, 0), -EINVAL);
+	/* Too small: exactly one byte short, then just enough. */
+	const char *u = "spiffe://cluster.local/ns/demo/sa/client";
+	char small[sizeof(CLIENT)];
+	memset(small, 'Z', sizeof(small));
+	ck_assert_int_eq(policy_principal_from_spiffe(u, strlen(u), small, sizeof(small) - 1),
+			 -ENOSPC);
+	ck_assert_int_eq(small[0], 'Z');
+	ck_assert_int_eq(policy_principal_from_spiffe(u, strlen(u), small, sizeof(small)), 0);
+	ck_assert_str_eq(small, CLIENT);
+	/* Length-delimited: the bytes after len are not read as part of the URI. */
+	ck_assert_int_eq(policy_principal_from_spiffe("spiffe://a/bXYZ", 12, small, sizeof(small)),
+			 0);
+	ck_assert_str_eq(small, "a/b");
+	/* 2048 bytes is the SPIFFE maximum. */
+	char big[2100];
+	memcpy(big, "spiffe://a/", 11);
+	memset(big + 11, 'x', sizeof(big) - 11);
+	char out[2100];
+	ck_assert_int_eq(policy_principal_from_spiffe(big, 2048, out, sizeof(out)), 0);
+	ck_assert_int_eq(policy_principal_from_spiffe(big, 2049, out, sizeof(out)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_principal_namespace)
+{
+	const char *ns = NULL;
+	size_t len = 0;
+
+	ck_assert_int_eq(policy_principal_namespace(CLIENT, strlen(CLIENT), &ns, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_int_eq(memcmp(ns, "demo", 4), 0);
+	ck_assert_int_eq(policy_principal_namespace(CLIENT, strlen(CLIENT), NULL, NULL), 0);
+	const char *sa_dots = "td/ns/a-1/sa/my.sa";
+	ck_assert_int_eq(policy_principal_namespace(sa_dots, strlen(sa_dots), &ns, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	static const char *const bad[] = {
+	    "cluster.local/ns/demo/sa",		"cluster.local/ns/demo/sa/",
+	    "cluster.local/ns/-demo/sa/x",	"cluster.local/ns/demo-/sa/x",
+	    "cluster.local/ns/demo/sa/X",	"cluster.local/ns/demo/sa/.x",
+	    "cluster.local/ns/demo/sa/x..y",	"cluster.local/NS/demo/sa/x",
+	    "Cluster.local/ns/demo/sa/x",	"/ns/demo/sa/x",
+	    "cluster.local/ns/demo/sa/x/y",	"cluster.local//ns/demo/sa/x",
+	    "spiffe://cluster.local/ns/d/sa/x", "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ns = "untouched";
+		len = 99;
+		ck_assert_msg(policy_principal_namespace(bad[i], strlen(bad[i]), &ns, &len) ==
+				  -EINVAL,
+			      "%s accepted", bad[i]);
+		ck_assert_str_eq(ns, "untouched");
+		ck_assert_uint_eq(len, 99);
+	}
+	char longns[128];
+	snprintf(longns, sizeof(longns), "td/ns/%064d/sa/x", 0); /* 64 > 63 */
+	ck_assert_int_eq(policy_principal_namespace(longns, strlen(longns), NULL, NULL), -EINVAL);
+	snprintf(longns, sizeof(longns), "td/ns/%063d/sa/x", 0);
+	ck_assert_int_eq(policy_principal_namespace(longns, strlen(longns), NULL, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -1210,6 +1707,22 @@ int main(void)
 	    {"faults", test_fault_destinations_direction},
 	    {"faults", test_outbound_never_authorizes},
 	    {"faults", test_host_match},
+	    {"identity", test_ident_principals_exact},
+	    {"identity", test_ident_needs_mtls},
+	    {"identity", test_ident_length_view},
+	    {"identity", test_ident_principal_patterns},
+	    {"identity", test_ident_namespaces},
+	    {"identity", test_ident_plaintext_vs_not_principals},
+	    {"identity", test_ident_plaintext_vs_not_namespaces},
+	    {"identity", test_ident_deny_positive},
+	    {"identity", test_ident_audit},
+	    {"identity", test_ident_combined},
+	    {"identity", test_ident_when_keys},
+	    {"identity", test_ident_health},
+	    {"identity", test_ident_outbound},
+	    {"mtls", test_mtls_mode},
+	    {"identity", test_principal_from_spiffe},
+	    {"identity", test_principal_namespace},
 	};
 	return UT_RUN("policy/eval", tests, .timeout_s = 10);
 }

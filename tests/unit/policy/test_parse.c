@@ -49,13 +49,13 @@ static const struct {
      "policy.yaml:1:9: YAML anchors (&f) are not supported; write the value out"},
     {"root_list", "- a\n- b\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication, passthrough), found a list"},
+     "requestAuthentication, passthrough, mtls), found a list"},
     {"root_scalar", "hello\n", -3,
      "policy.yaml:1:1: expected a policy (a mapping with apiVersion, kind, faults, authorization, "
-     "requestAuthentication, passthrough), found a scalar"},
+     "requestAuthentication, passthrough, mtls), found a scalar"},
     {"unknown_top", "apiVersion: grpcguard.io/v1\nkind: Policy\nfault: []\n", -3,
      "policy.yaml:3:1: unknown key \"fault\" (did you mean \"faults\"? known keys: apiVersion, "
-     "kind, faults, authorization, requestAuthentication, passthrough)"},
+     "kind, faults, authorization, requestAuthentication, passthrough, mtls)"},
     {"passthrough_bad", "passthrough: maybe\n", -3,
      "policy.yaml:1:14: passthrough: \"maybe\" is not a passthrough mode (use allow or deny: what "
      "happens to connections that are not HTTP/2; without the key, deny when an authorization "
@@ -70,7 +70,7 @@ static const struct {
      "entry selects the pod, else allow)"},
     {"passthrough_typo", "passthrogh: deny\n", -3,
      "policy.yaml:1:1: unknown key \"passthrogh\" (did you mean \"passthrough\"? known keys: "
-     "apiVersion, kind, faults, authorization, requestAuthentication, passthrough)"},
+     "apiVersion, kind, faults, authorization, requestAuthentication, passthrough, mtls)"},
     {"passthrough_dup", "passthrough: deny\npassthrough: allow\n", -3,
      "policy.yaml:2:1: duplicate key \"passthrough\" (first given at line 1)"},
     {"dup_top", "faults: []\nfaults: []\n", -3,
@@ -199,7 +199,8 @@ static const struct {
      "known keys: from, to, when)"},
     {"from_empty_src", "authorization:\n  - name: a\n    rules: [{from: [{}]}]\n", -3,
      "policy.yaml:3:21: authorization[0].rules[0].from[0]: an empty source (give ipBlocks, "
-     "notIpBlocks, requestPrincipals or notRequestPrincipals, or drop it)"},
+     "notIpBlocks, requestPrincipals, notRequestPrincipals, principals, notPrincipals, "
+     "namespaces or notNamespaces, or drop it)"},
     {"cidr_bad", "authorization:\n  - rules:\n      - from: [{ipBlocks: [10.0.0.0/33]}]\n", -3,
      "policy.yaml:3:28: authorization[0].rules[0].from[0].ipBlocks[0]: \"10.0.0.0/33\" is not an "
      "IP address or CIDR block (use 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)"},
@@ -230,8 +231,8 @@ static const struct {
     {"when_badkey", "authorization:\n  - rules:\n      - when: [{key: source.ip, values: [a]}]\n",
      -3,
      "policy.yaml:3:22: authorization[0].rules[0].when[0].key: \"source.ip\" is not a supported "
-     "key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal or "
-     "request.auth.audiences)"},
+     "key (use request.headers[NAME], request.auth.claims[NAME], request.auth.principal, "
+     "request.auth.audiences, source.principal or source.namespace)"},
     {"when_badclaim",
      "authorization:\n  - rules:\n      - when: [{key: 'request.auth.claims[]', values: [a]}]\n",
      -3,
@@ -320,6 +321,104 @@ static const struct {
     {"dest_map", "faults:\n  - match: {destinations: {a: b}}\n    abort: {}\n", -3,
      "policy.yaml:2:27: faults[0].match.destinations: expected a list of destination hosts, "
      "found a mapping"},
+    /* issue 16: the caller's identity and mtls */
+    {"when_source_principal_bad",
+     "authorization:\n  - rules:\n      - when: [{key: source.principal, values: [frontend]}]\n",
+     -3,
+     "policy.yaml:3:49: authorization[0].rules[0].when[0].values[0]: \"frontend\" is not a "
+     "principal "
+     "(use <trustDomain>/ns/<namespace>/sa/<serviceaccount>, e.g. "
+     "\"cluster.local/ns/demo/sa/frontend\", or put a '*' at the start or end, e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"when_source_namespace_bad",
+     "authorization:\n  - rules:\n      - when: [{key: source.namespace, notValues: ['']}]\n", -3,
+     "policy.yaml:3:52: authorization[0].rules[0].when[0].notValues[0]: an empty string names no "
+     "caller (e.g. \"demo\", or \"*\" for any verified caller)"},
+    {"principal_star_mid",
+     "authorization:\n  - rules:\n      - from: [{principals: ['cluster.local/ns/*/sa/x']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"cluster.local/ns/*/sa/x\": a '*' only works alone, at the start or at the end (e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"principal_two_stars",
+     "authorization:\n  - rules:\n      - from: [{notPrincipals: ['*cluster*']}]\n", -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notPrincipals[0]: \"*cluster*\": use a "
+     "'*' at the start or at the end, not both"},
+    {"principal_empty", "authorization:\n  - rules:\n      - from: [{principals: ['']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: an empty string names no "
+     "caller (e.g. \"cluster.local/ns/demo/sa/frontend\", or \"*\" for any verified caller)"},
+    {"principal_empty_list", "authorization:\n  - rules:\n      - from: [{principals: []}]\n", -3,
+     "policy.yaml:3:29: authorization[0].rules[0].from[0].principals: an empty list matches "
+     "nothing (remove the key, or list principals)"},
+    {"principal_scalar",
+     "authorization:\n  - rules:\n      - from: [{principals: cluster.local/ns/demo/sa/x}]\n", -3,
+     "policy.yaml:3:29: authorization[0].rules[0].from[0].principals: expected a list of "
+     "principals, found a scalar"},
+    {"principal_map", "authorization:\n  - rules:\n      - from: [{notPrincipals: [{a: b}]}]\n", -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notPrincipals[0]: expected a string, "
+     "found a mapping"},
+    {"principal_sa_only", "authorization:\n  - rules:\n      - from: [{principals: [frontend]}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: \"frontend\" is not a "
+     "principal (use <trustDomain>/ns/<namespace>/sa/<serviceaccount>, e.g. "
+     "\"cluster.local/ns/demo/sa/frontend\", or put a '*' at the start or end, e.g. "
+     "\"cluster.local/ns/demo/*\")"},
+    {"principal_spiffe",
+     "authorization:\n  - rules:\n      - from: [{principals: "
+     "['spiffe://cluster.local/ns/demo/sa/x']}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"spiffe://cluster.local/ns/demo/sa/x\" is a SPIFFE URI: write the principal without "
+     "\"spiffe://\" (e.g. \"cluster.local/ns/demo/sa/frontend\")"},
+    {"principal_spiffe_prefix",
+     "authorization:\n  - rules:\n      - from: [{principals: ['spiffe://cluster.local/*']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: "
+     "\"spiffe://cluster.local/*\" is a SPIFFE URI: write the principal without \"spiffe://\" "
+     "(e.g. \"cluster.local/ns/demo/sa/frontend\")"},
+    {"principal_bad_char",
+     "authorization:\n  - rules:\n      - from: [{principals: ['*/sa/a b']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].principals[0]: \"*/sa/a b\" has a "
+     "character no principal contains (principals use letters, digits, '.', '-', '_' and '/')"},
+    {"namespace_upper", "authorization:\n  - rules:\n      - from: [{namespaces: [Demo]}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: \"Demo\" is not a "
+     "namespace name (lowercase letters, digits and '-', at most 63, starting and ending with a "
+     "letter or digit; e.g. \"demo\" or \"team-*\")"},
+    {"namespace_slash", "authorization:\n  - rules:\n      - from: [{notNamespaces: ['demo/*']}]\n",
+     -3,
+     "policy.yaml:3:33: authorization[0].rules[0].from[0].notNamespaces[0]: \"demo/*\" has a "
+     "character no namespace name contains (lowercase letters, digits and '-')"},
+    {"namespace_empty", "authorization:\n  - rules:\n      - from: [{namespaces: ['']}]\n", -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: an empty string names no "
+     "caller (e.g. \"demo\", or \"*\" for any verified caller)"},
+    {"namespace_star_mid", "authorization:\n  - rules:\n      - from: [{namespaces: ['a*b']}]\n",
+     -3,
+     "policy.yaml:3:30: authorization[0].rules[0].from[0].namespaces[0]: \"a*b\": a '*' only works "
+     "alone, at the start or at the end (e.g. \"team-*\")"},
+    {"principals_in_to", "authorization:\n  - rules:\n      - to: [{principals: ['*']}]\n", -3,
+     "policy.yaml:3:15: authorization[0].rules[0].to[0]: unknown key \"principals\" (the caller's "
+     "identity belongs in from: [{principals: [...]}])"},
+    {"mtls_scalar", "mtls: STRICT\n", -3,
+     "policy.yaml:1:7: mtls: expected a mapping like mtls: {mode: STRICT}, found a scalar"},
+    {"mtls_bad_mode", "mtls: {mode: strict}\n", -3,
+     "policy.yaml:1:14: mtls.mode: \"strict\" is not an mtls mode (use PERMISSIVE or STRICT)"},
+    {"mtls_disable", "mtls: {mode: DISABLE}\n", -3,
+     "policy.yaml:1:14: mtls.mode: \"DISABLE\" is not supported (use PERMISSIVE to accept "
+     "plaintext and mutual TLS, or STRICT to accept mutual TLS only)"},
+    {"mtls_no_mode", "mtls: {}\n", -3,
+     "policy.yaml:1:7: mtls: missing \"mode\" (e.g. mtls: {mode: STRICT})"},
+    {"mtls_selector", "mtls:\n  mode: STRICT\n  selector: {matchLabels: {app: server}}\n", -3,
+     "policy.yaml:3:3: mtls.selector: mtls applies to every pod this file reaches, it takes no "
+     "selector (give the pods that need another mode their own policy ConfigMap with the "
+     "grpcguard.io/policy-configmap annotation)"},
+    {"mtls_port_level", "mtls:\n  mode: STRICT\n  portLevelMtls: {8080: {mode: DISABLE}}\n", -3,
+     "policy.yaml:3:3: mtls.portLevelMtls: per-port modes are not supported: the mode applies to "
+     "every port the sidecar intercepts"},
+    {"mtls_unknown", "mtls: {mdoe: STRICT}\n", -3,
+     "policy.yaml:1:8: mtls: unknown key \"mdoe\" (did you mean \"mode\"? known keys: mode)"},
+    {"mtls_dup", "mtls: {mode: STRICT}\nmtls: {mode: PERMISSIVE}\n", -3,
+     "policy.yaml:2:1: duplicate key \"mtls\" (first given at line 1)"},
+    {"peers_hint", "mtls: {mode: STRICT, peers: []}\n", -3,
+     "policy.yaml:1:22: mtls: unknown key \"peers\" (mutual TLS is one top-level key: mtls: {mode: "
+     "STRICT})"},
 };
 
 START_TEST(test_errors)

@@ -273,6 +273,55 @@ START_TEST(policy_configmaps)
 }
 END_TEST
 
+/* Issue 16: the identity fields and mtls are known to the validator, and their errors
+ * reach the user with file:line:column, as `check` prints them. */
+START_TEST(policy_identity_fields)
+{
+	struct wh_verdict v;
+
+	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+		     "\"mtls: {mode: STRICT}\\nauthorization:\\n  - rules:\\n      - from: "
+		     "[{principals: [cluster.local/ns/demo/sa/frontend], notNamespaces: "
+		     "[test]}]\\n\"}}");
+	ck_assert_msg(v.allowed, "%s", v.message ? v.message : "");
+	wh_verdict_cleanup(&v);
+	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+		     "\"authorization:\\n  - rules:\\n      - from: [{principals: "
+		     "[\\\"cluster.local/ns/*/sa/x\\\"]}]\\n\"}}");
+	ck_assert(!v.allowed);
+	ck_assert_msg(strstr(v.message,
+			     "configmap \"grpcguard-policy\": policy.yaml:3:30: "
+			     "authorization[0].rules[0].from[0].principals[0]: "
+			     "\"cluster.local/ns/*/sa/x\": a '*' only works alone") != NULL,
+		      "%s", v.message);
+	wh_verdict_cleanup(&v);
+	v = judge_cm(
+	    "{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+	    "\"authorization:\\n  - rules:\\n      - from: [{namespaces: [\\\"\\\"]}]\\n\"}}");
+	ck_assert(!v.allowed);
+	ck_assert_msg(strstr(v.message, "policy.yaml:3:30: authorization[0].rules[0].from[0]."
+					"namespaces[0]: an empty string names no caller") != NULL,
+		      "%s", v.message);
+	wh_verdict_cleanup(&v);
+	v = judge_cm(
+	    "{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+	    "\"authorization:\\n  - rules:\\n      - from: [{notPrincipals: frontend}]\\n\"}}");
+	ck_assert(!v.allowed);
+	ck_assert_msg(strstr(v.message, "policy.yaml:3:32: authorization[0].rules[0].from[0]."
+					"notPrincipals: expected a list of principals, found a "
+					"scalar") != NULL,
+		      "%s", v.message);
+	wh_verdict_cleanup(&v);
+	v = judge_cm("{\"metadata\": {\"name\": \"grpcguard-policy\"}, \"data\": {\"policy.yaml\": "
+		     "\"mtls: {mode: DISABLE}\\n\"}}");
+	ck_assert(!v.allowed);
+	ck_assert_msg(strstr(v.message, "policy.yaml:1:14: mtls.mode: \"DISABLE\" is not "
+					"supported") != NULL,
+		      "%s", v.message);
+	wh_verdict_cleanup(&v);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -285,6 +334,7 @@ int main(void)
 	    {"service_warn_mode", service_warn_mode},
 	    {"service_shapes", service_shapes},
 	    {"policy_configmaps", policy_configmaps},
+	    {"policy_configmaps", policy_identity_fields},
 	};
 	return UT_RUN("webhook/validate", tests, .timeout_s = 10, .setup = setup,
 		      .teardown = teardown);
