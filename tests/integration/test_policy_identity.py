@@ -19,7 +19,7 @@ import shapes_pb2_grpc as pbg
 from test_sidecar import BIN, Sidecar, calls_of, channel, check, main, metric, start_shapes
 from test_sidecar_policy import code_of, policy_json, wait_generation, write
 
-BASE = 34600
+BASE = 24500  # below the ephemeral range (32768-60999)
 HEAD = "apiVersion: grpcguard.io/v1\nkind: Policy\n"
 CLIENT = "cluster.local/ns/demo/sa/client"
 
