@@ -782,11 +782,11 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 			  char *err, size_t errlen)
 {
 	static const struct key top[] = {
-	    {"identity", k_identity},
 	    {"namespace", k_namespace},
 	    {"validation", k_validation},
 	    {"injection", k_injection},
 	    {"limits", k_limits},
+	    {"identity", k_identity},
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc;

@@ -56,12 +56,21 @@ static void refill(const struct wh_ratelimit *rl, struct bucket *b, uint64_t now
 {
 	uint64_t cap = (uint64_t)rl->burst * 1000;
 
+	uint64_t earned;
+
 	/* A clock that went backwards (it should not: monotonic) earns nothing. */
-	if (now > b->last_ms) {
-		uint64_t earned = (now - b->last_ms) * rl->per_minute / 60;
-		b->milli = b->milli + earned > cap ? cap : b->milli + earned;
+	if (now <= b->last_ms)
+		return;
+	earned = (now - b->last_ms) * rl->per_minute / 60;
+	if (b->milli + earned >= cap) {
+		b->milli = cap;
+		b->last_ms = now;
+		return;
 	}
-	b->last_ms = now;
+	/* Advance the clock only by the time the whole milli-tokens took, so frequent calls
+	 * do not lose the fractions. */
+	b->milli += earned;
+	b->last_ms += earned * 60 / rl->per_minute;
 }
 
 bool wh_ratelimit_take(struct wh_ratelimit *rl, const char *key, uint64_t now_mono_ms)
