@@ -167,8 +167,8 @@ static char *bearer_token(const char *h)
 	return strndup(h, n);
 }
 
-/* {"csr": "<PEM>"} and nothing else: the CSR borrowed from *root (new). */
-static const char *csr_of(const char *body, size_t len, json_t **root, char *err, size_t errlen)
+const char *wh_certify_body_csr(const char *body, size_t len, json_t **root, char *err,
+				size_t errlen)
 {
 	json_error_t je;
 	json_t *v;
@@ -225,7 +225,7 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 				resp);
 		goto out;
 	}
-	csr = csr_of(rq->body, rq->len, &root, err, sizeof(err));
+	csr = wh_certify_body_csr(rq->body, rq->len, &root, err, sizeof(err));
 	if (!csr) {
 		status = refuse(c, rq, 400, "bad_request", NULL, err, resp);
 		goto out;

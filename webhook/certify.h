@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "common/metrics.h"
 #include "webhook/config.h"
 #include "webhook/tokenreview.h"
@@ -58,6 +60,14 @@ struct wh_certify_request {
  * *resp, a new JSON string (NULL only on out of memory: answer 500 then).
  */
 int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq, char **resp);
+
+/*
+ * The request body: {"csr": "<PEM>"} and nothing else (no other or duplicate key). Returns
+ * the PEM, borrowed from *root (new, json_decref it, also on failure), or NULL with the
+ * reason in err.
+ */
+const char *wh_certify_body_csr(const char *body, size_t len, json_t **root, char *err,
+				size_t errlen);
 
 /* Count a refusal the server made before the body reached us (413). */
 void wh_certify_count_failure(struct wh_certify *c, const char *reason);
