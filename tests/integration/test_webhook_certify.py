@@ -128,15 +128,12 @@ def sh(argv, **kw):
 
 
 def identity_ca():
+    """The identity CA as the chart's generated mode makes it: grpcguard-certgen --identity-ca."""
     d = os.path.join(tmp, "identity-ca")
-    os.makedirs(d)
-    key, crt = os.path.join(d, "tls.key"), os.path.join(d, "tls.crt")
-    sh(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days", "30",
-        "-subj", "/O=grpcguard/CN=grpcguard identity CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    return crt, key
+    sh([program("grpcguard-certgen"), "--identity-ca", "--out", d, "--ca-days", "30"])
+    text = sh(["openssl", "x509", "-noout", "-text", "-in", os.path.join(d, "tls.crt")])
+    check(re.search(r"CA:TRUE, pathlen:0", text), "certgen --identity-ca: a CA:\n" + text)
+    return os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
 
 
 def make_csr(name, newkey=("ec", "ec_paramgen_curve:P-256"), subj="/CN=whatever", ext=()):
