@@ -26,7 +26,7 @@ static const char *const reasons[] = {
     "rate_limited_source", "missing_token", "bad_request", "bad_csr",
     "invalid_token",	   "wrong_audience", "not_service_account", "review_unavailable",
     "review_bad_response", "rate_limited_identity", "ca_expired", "internal",
-    "body_too_large",
+    "body_too_large",	   "busy",
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
@@ -39,6 +39,9 @@ struct wh_certify {
 	void *review_arg;
 	struct metrics_series *issued;
 	struct metrics_series *failures[NREASONS];
+	/* TokenReview calls block a server thread: at most this many at once (0: no cap). */
+	unsigned max_reviews;
+	atomic_uint reviews;
 	atomic_uint_fast64_t log_window_s;
 	atomic_uint log_count;
 };
@@ -99,6 +102,7 @@ struct wh_certify *wh_certify_new(const struct wh_config *cfg, struct metrics_re
 	c->review_arg = c;
 	atomic_init(&c->log_window_s, 0);
 	atomic_init(&c->log_count, 0);
+	atomic_init(&c->reviews, 0);
 	return c;
 fail:
 	wh_certify_free(c);
@@ -109,6 +113,11 @@ void wh_certify_set_reviewer(struct wh_certify *c, wh_token_reviewer fn, void *a
 {
 	c->review = fn;
 	c->review_arg = arg;
+}
+
+void wh_certify_set_max_reviews(struct wh_certify *c, unsigned n)
+{
+	c->max_reviews = n;
 }
 
 void wh_certify_count_failure(struct wh_certify *c, const char *reason)
@@ -237,7 +246,19 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 				rc == -EINVAL ? "bad_csr" : "internal", NULL, err, resp);
 		goto out;
 	}
+	/*
+	 * Admission shares the server's threads: TokenReview calls (up to timeoutMs each) may
+	 * hold only some of them, so a flood of well-formed requests cannot stall pod creation.
+	 */
+	if (atomic_fetch_add(&c->reviews, 1) >= c->max_reviews && c->max_reviews) {
+		atomic_fetch_sub(&c->reviews, 1);
+		status = refuse(c, rq, 503, "busy",
+				NULL, "the issuer is busy with other token reviews; retry shortly",
+				resp);
+		goto out;
+	}
 	tr = c->review(c->review_arg, token, &id, err, sizeof(err));
+	atomic_fetch_sub(&c->reviews, 1);
 	switch (tr) {
 	case WH_TR_OK:
 		break;

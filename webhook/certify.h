@@ -3,8 +3,8 @@
  * (audience grpcguard) and gets a short-lived certificate for the token's identity
  * (docs/identity.md). Order of checks, cheapest and least trusting first: per-source rate
  * limit (429), bearer token present (401), body {"csr": PEM} and the CSR itself (400),
- * TokenReview (401 invalid/expired/wrong audience, 403 not a ServiceAccount, 503 API
- * server unreachable), per-identity rate limit (429), signing (200). Answers are JSON;
+ * TokenReview (503 when too many are in flight; 401 invalid/expired/wrong audience, 403
+ * not a ServiceAccount, 503 API server unreachable), per-identity rate limit (429), signing (200). Answers are JSON;
  * errors {"error": "..."}. Counts grpcguard_certificates_issued_total and
  * grpcguard_certify_failures_total{reason}; logs one line per answer, never the token.
  * Thread-safe after wh_certify_new (the rate limiters lock; the CA is read-only).
@@ -42,6 +42,13 @@ typedef enum wh_tr_result (*wh_token_reviewer)(void *arg, const char *token,
 struct wh_certify *wh_certify_new(const struct wh_config *cfg, struct metrics_registry *m,
 				  char *err, size_t errlen);
 void wh_certify_free(struct wh_certify *c); /* NULL ok */
+
+/*
+ * At most n TokenReview calls at once (each blocks a server thread for up to
+ * identity.tokenReview.timeoutMs); more get 503 "busy" at once. 0 (the default): no cap.
+ * The server sets its thread count minus one, at least one.
+ */
+void wh_certify_set_max_reviews(struct wh_certify *c, unsigned n);
 
 /* Replace the TokenReview call (unit tests, fuzz). */
 void wh_certify_set_reviewer(struct wh_certify *c, wh_token_reviewer fn, void *arg);

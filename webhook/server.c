@@ -933,6 +933,8 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 			rc = -EINVAL;
 			goto fail;
 		}
+		/* Keep a thread for admission while TokenReviews wait on the API server. */
+		wh_certify_set_max_reviews(s->certify, s->threads > 1 ? s->threads - 1 : 1);
 	}
 	/* Certificates first: a missing Secret is the likelier mistake and the clearer error. */
 	sig_of(s->cert_path, &s->cert_sig);

@@ -23,12 +23,13 @@ static struct wh_config cfg;
 static struct metrics_registry *reg;
 static struct wh_certify *cf;
 static int reviews;
+static int nested_status;
+static char nested_error[512];
 
 /* The stand-in: the token's text says what the API server would answer. */
 static enum wh_tr_result fake_review(void *arg, const char *token, struct wh_identity *id,
 				     char *err, size_t errlen)
 {
-	(void)arg;
 	reviews++;
 	snprintf(err, errlen, "fake: %s", token);
 	if (!strncmp(token, "sa.", 3)) {
@@ -44,6 +45,20 @@ static enum wh_tr_result fake_review(void *arg, const char *token, struct wh_ide
 		return WH_TR_AUDIENCE;
 	if (!strcmp(token, "user"))
 		return WH_TR_NOT_SA;
+	if (!strcmp(token, "nested")) {
+		/* While this review is in flight, another request comes in. */
+		char *resp = NULL;
+		struct wh_certify_request rq = {.authorization = "Bearer sa.a.b",
+						.peer = "10.9.9.9",
+						.body = arg, /* the CSR body */
+						.len = strlen(arg),
+						.now_mono_ms = 1000,
+						.now = time(NULL)};
+		nested_status = wh_certify_handle(cf, &rq, &resp);
+		snprintf(nested_error, sizeof(nested_error), "%s", resp ? resp : "");
+		free(resp);
+		return WH_TR_UNAVAILABLE;
+	}
 	return WH_TR_UNAVAILABLE;
 }
 
@@ -231,6 +246,30 @@ START_TEST(rate_limits)
 }
 END_TEST
 
+START_TEST(busy)
+{
+	char *good = csr_body(DATA "csr-good.pem");
+	json_t *j;
+
+	/* One review at a time: a second request while one waits gets 503 busy at once. */
+	wh_certify_set_reviewer(cf, fake_review, good);
+	wh_certify_set_max_reviews(cf, 1);
+	ck_assert_int_eq(post("Bearer nested", "10.0.0.1", good, &j), 503);
+	json_decref(j);
+	ck_assert_int_eq(nested_status, 503);
+	ck_assert_msg(strstr(nested_error, "busy"), "%s", nested_error);
+	/* With room for two, the nested one gets through (to its own answer). */
+	wh_certify_set_max_reviews(cf, 2);
+	ck_assert_int_eq(post("Bearer nested", "10.0.0.1", good, &j), 503);
+	json_decref(j);
+	ck_assert_int_eq(nested_status, 200);
+	/* And the count went back down: a plain request passes with a cap of 1. */
+	wh_certify_set_max_reviews(cf, 1);
+	ck_assert_int_eq(post_status("Bearer sa.demo.z", "10.0.0.1", good, NULL), 200);
+	free(good);
+}
+END_TEST
+
 START_TEST(metrics_counted)
 {
 	char *good = csr_body(DATA "csr-good.pem"), *text = NULL;
@@ -287,6 +326,7 @@ int main(void)
 	    {"token_answers", token_answers},
 	    {"bad_bodies", bad_bodies},
 	    {"rate_limits", rate_limits},
+	    {"busy", busy},
 	    {"metrics", metrics_counted},
 	};
 	const struct ut_case plain[] = {{"missing_ca", missing_ca}};
