@@ -32,7 +32,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
-from gg_testlib import Proc, certgen, check, fail, free_port, program  # noqa: E402
+from gg_testlib import (GG_ROOT, Proc, certgen, check, fail, free_port, program,  # noqa: E402
+                        timeout_scale)
 
 tmp = tempfile.mkdtemp(prefix="gg-certify-")
 WEBHOOK_SA_TOKEN = "webhook-sa-" + secrets.token_hex(8)
@@ -86,6 +87,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
+        if self.path == "/slow":
+            time.sleep(2)  # an API server that hangs; then 404
         if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
             self.send_response(404)
             self.end_headers()
@@ -271,7 +274,7 @@ def main():
     tokenFile: %s
     timeoutMs: 2000
 %s""" % (ca_crt, ca_key, tr_url, api_ca, sa_token_file, extra))
-        port = free_port(18600 if name == "main" else 18700, 18799)
+        port = free_port({"main": 18600, "dead": 18700, "slow": 18750}[name], 18799)
         wh = Proc([wh_bin, "--listen", "127.0.0.1:%d" % port, "--tls-cert", cert, "--tls-key",
                    key, "--config", cfg, "--threads", "2"])
         wh.wait_event("listening")
@@ -414,6 +417,43 @@ def main():
     st, body = Client(port2, serving_ca, source="127.0.0.3").certify(good_csr, tok)
     check(st == 503, "another source: %s %s" % (st, body))
     check(wh2.stop() == 0, "webhook 2 exit status")
+
+    # A slow API server must not stall admission: with 2 threads at most one TokenReview
+    # is in flight; the others are refused at once and a review still gets its answer.
+    wh3, port3 = start_webhook("slow", "https://127.0.0.1:%d/slow" % api_port)
+    results = {}
+
+    def certify_from(i):
+        t0 = time.monotonic()
+        st, body = Client(port3, serving_ca, source="127.0.1.%d" % i).certify(good_csr, tok)
+        results[i] = (st, body.get("error", ""), time.monotonic() - t0)
+    threads = [threading.Thread(target=certify_from, args=(i,)) for i in range(1, 4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    with open(os.path.join(GG_ROOT, "tests", "data", "admission", "pod-bare.json")) as f:
+        pod = json.load(f)
+    review = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                         "request": {"uid": "u1", "kind": {"group": "", "version": "v1",
+                                                           "kind": "Pod"},
+                                     "operation": "CREATE", "namespace": "demo",
+                                     "object": pod}}).encode()
+    t0 = time.monotonic()
+    c = http.client.HTTPSConnection("localhost", port3, context=cl.ctx, timeout=30)
+    c.request("POST", "/mutate", body=review, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    admit_s = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    check(r.status == 200 and admit_s < 1.0 * timeout_scale(),
+          "admission during slow TokenReviews: %d in %.2fs" % (r.status, admit_s))
+    busy = [v for v in results.values() if "busy" in v[1]]
+    slow = [v for v in results.values() if "TokenReview" in v[1]]
+    check(len(slow) == 1 and slow[0][0] == 503 and len(busy) == 2 and
+          all(v[0] == 503 and v[2] < 1.5 for v in busy), "slow API: %s" % results)
+    check(wh3.stop() == 0, "webhook 3 exit status")
     srv.shutdown()
     print("certify: ok")
 
