@@ -308,8 +308,8 @@ out:
 
 int cg_generate_identity_ca(const char *out_dir, int days, char *err, size_t errlen)
 {
-	static const int nids[] = {NID_basic_constraints, NID_key_usage,
-				   NID_subject_key_identifier, 0};
+	static const int nids[] = {NID_basic_constraints, NID_key_usage, NID_subject_key_identifier,
+				   0};
 	/* pathlen:0: it signs workload leaves only, never another CA. */
 	static const char *const vals[] = {"critical,CA:TRUE,pathlen:0",
 					   "critical,keyCertSign,cRLSign", "hash"};

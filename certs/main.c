@@ -52,12 +52,15 @@ static int parse_days(const char *flag, const char *v, int *out)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"service", required_argument, NULL, 's'}, {"namespace", required_argument, NULL, 'n'},
-	    {"out", required_argument, NULL, 'o'},     {"days", required_argument, NULL, 'd'},
-	    {"ca-days", required_argument, NULL, 'c'}, {"extra-san", required_argument, NULL, 'e'},
-	    {"identity-ca", no_argument, NULL, 'I'},   {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"service", required_argument, NULL, 's'},
+					     {"namespace", required_argument, NULL, 'n'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"days", required_argument, NULL, 'd'},
+					     {"ca-days", required_argument, NULL, 'c'},
+					     {"extra-san", required_argument, NULL, 'e'},
+					     {"identity-ca", no_argument, NULL, 'I'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	bool identity_ca = false;
 	struct cg_options o = {.days = 365, .ca_days = 3650};
 	char err[1024] = "";

@@ -24,25 +24,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ID "spiffe://cluster.local/ns/demo/sa/client"
 
-static const char ca_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIB0TCCAXegAwIBAgIUf0qRBXTbefmwTD/X2eqqZA1U07wwCgYIKoZIzj0EAwIw\n"
-    "NTEYMBYGA1UECgwPZ3JwY2d1YXJkIHRlc3RzMRkwFwYDVQQDDBB0ZXN0IGlkZW50\n"
-    "aXR5IENBMCAXDTI2MTIwNzAxNDI0OVoYDzIxMjYxMTEzMDE0MjQ5WjA1MRgwFgYD\n"
-    "VQQKDA9ncnBjZ3VhcmQgdGVzdHMxGTAXBgNVBAMMEHRlc3QgaWRlbnRpdHkgQ0Ew\n"
-    "WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARGs6+oQEBDa7lj0LYn2ghq3a4mdG9I\n"
-    "gTRuuFAzfpf0zSkBdfIsM1uIVbRSJJfHcynf2EHJ2KGJAex4TDnU3Afgo2MwYTAd\n"
-    "BgNVHQ4EFgQUNbOPotojXFH6NbeeY9wewoAyVt0wHwYDVR0jBBgwFoAUNbOPotoj\n"
-    "XFH6NbeeY9wewoAyVt0wDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYw\n"
-    "CgYIKoZIzj0EAwIDSAAwRQIhAJMRybNq9eBECagGS9KNdR7lhAVXFDIPI8HPrZX8\n"
-    "8CQdAiBXV9jG5vwEJu6zpLqfyUT2fe895ty7JNGHEg732F6+pA==\n"
-    "-----END CERTIFICATE-----\n";
-static const char key_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg23+kp6lONI3Xd451\n"
-    "cb+8XSsuaEI3LfFnk6Qj+tnm//uhRANCAARGs6+oQEBDa7lj0LYn2ghq3a4mdG9I\n"
-    "gTRuuFAzfpf0zSkBdfIsM1uIVbRSJJfHcynf2EHJ2KGJAex4TDnU3Afg\n"
-    "-----END PRIVATE KEY-----\n";
+static const char ca_pem[] = "-----BEGIN CERTIFICATE-----\n"
+			     "MIIB0TCCAXegAwIBAgIUf0qRBXTbefmwTD/X2eqqZA1U07wwCgYIKoZIzj0EAwIw\n"
+			     "NTEYMBYGA1UECgwPZ3JwY2d1YXJkIHRlc3RzMRkwFwYDVQQDDBB0ZXN0IGlkZW50\n"
+			     "aXR5IENBMCAXDTI2MTIwNzAxNDI0OVoYDzIxMjYxMTEzMDE0MjQ5WjA1MRgwFgYD\n"
+			     "VQQKDA9ncnBjZ3VhcmQgdGVzdHMxGTAXBgNVBAMMEHRlc3QgaWRlbnRpdHkgQ0Ew\n"
+			     "WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARGs6+oQEBDa7lj0LYn2ghq3a4mdG9I\n"
+			     "gTRuuFAzfpf0zSkBdfIsM1uIVbRSJJfHcynf2EHJ2KGJAex4TDnU3Afgo2MwYTAd\n"
+			     "BgNVHQ4EFgQUNbOPotojXFH6NbeeY9wewoAyVt0wHwYDVR0jBBgwFoAUNbOPotoj\n"
+			     "XFH6NbeeY9wewoAyVt0wDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYw\n"
+			     "CgYIKoZIzj0EAwIDSAAwRQIhAJMRybNq9eBECagGS9KNdR7lhAVXFDIPI8HPrZX8\n"
+			     "8CQdAiBXV9jG5vwEJu6zpLqfyUT2fe895ty7JNGHEg732F6+pA==\n"
+			     "-----END CERTIFICATE-----\n";
+static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+			      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg23+kp6lONI3Xd451\n"
+			      "cb+8XSsuaEI3LfFnk6Qj+tnm//uhRANCAARGs6+oQEBDa7lj0LYn2ghq3a4mdG9I\n"
+			      "gTRuuFAzfpf0zSkBdfIsM1uIVbRSJJfHcynf2EHJ2KGJAex4TDnU3Afg\n"
+			      "-----END PRIVATE KEY-----\n";
 
 static struct wh_ca *ca;
 
@@ -74,8 +72,8 @@ static void try_csr(const char *pem, size_t len)
 	char err[512], *chain = NULL;
 	time_t end = 0;
 	int checked = wh_ca_check_csr(pem, len, err, sizeof(err));
-	int rc = wh_ca_sign(ca, pem, len, ID, 86400, (time_t)1800000000, &chain, &end, err,
-			    sizeof(err));
+	int rc =
+	    wh_ca_sign(ca, pem, len, ID, 86400, (time_t)1800000000, &chain, &end, err, sizeof(err));
 
 	if ((checked == 0) != (rc == 0))
 		__builtin_trap();

@@ -210,9 +210,10 @@ static int check_key(EVP_PKEY *pk, char *err, size_t errlen)
 		if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
 						    sizeof(group), &glen) ||
 		    strcmp(group, "prime256v1") != 0) {
-			snprintf(err, errlen,
-				 "CSR key is EC on curve \"%s\": only P-256 (prime256v1) is accepted",
-				 group[0] ? group : "unknown");
+			snprintf(
+			    err, errlen,
+			    "CSR key is EC on curve \"%s\": only P-256 (prime256v1) is accepted",
+			    group[0] ? group : "unknown");
 			return -EINVAL;
 		}
 		return 0;
@@ -346,8 +347,7 @@ int wh_ca_sign(const struct wh_ca *ca, const char *csr_pem, size_t csr_len, cons
 	    !X509_set_version(leaf, X509_VERSION_3) || !X509_set_serialNumber(leaf, serial) ||
 	    !X509_set_issuer_name(leaf, X509_get_subject_name(ca->cert)) ||
 	    !X509_time_adj_ex(X509_getm_notBefore(leaf), 0, -WH_CA_BACKDATE_S, &now) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(leaf), 0, 0, &end) ||
-	    !X509_set_pubkey(leaf, pk))
+	    !X509_time_adj_ex(X509_getm_notAfter(leaf), 0, 0, &end) || !X509_set_pubkey(leaf, pk))
 		goto fail;
 	if (asprintf(&san, "critical,URI:%s", uri_san) < 0) {
 		san = NULL;

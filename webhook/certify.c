@@ -23,9 +23,12 @@
 #define LOGS_PER_SEC 10
 
 static const char *const reasons[] = {
-    "rate_limited_source", "missing_token", "bad_request", "bad_csr",
-    "invalid_token",	   "wrong_audience", "not_service_account", "review_unavailable",
-    "review_bad_response", "rate_limited_identity", "ca_expired", "internal",
+    "rate_limited_source", "missing_token",
+    "bad_request",	   "bad_csr",
+    "invalid_token",	   "wrong_audience",
+    "not_service_account", "review_unavailable",
+    "review_bad_response", "rate_limited_identity",
+    "ca_expired",	   "internal",
     "body_too_large",	   "busy",
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
@@ -46,8 +49,8 @@ struct wh_certify {
 	atomic_uint log_count;
 };
 
-static enum wh_tr_result api_review(void *arg, const char *token, struct wh_identity *id,
-				    char *err, size_t errlen)
+static enum wh_tr_result api_review(void *arg, const char *token, struct wh_identity *id, char *err,
+				    size_t errlen)
 {
 	const struct wh_certify *c = arg;
 	return wh_tokenreview_call(&c->tr, token, WH_TOKEN_AUDIENCE, id, err, errlen);
@@ -190,8 +193,7 @@ const char *wh_certify_body_csr(const char *body, size_t len, json_t **root, cha
 	}
 	if (json_object_size(*root) != 1 || !(v = json_object_get(*root, "csr")) ||
 	    !json_is_string(v)) {
-		snprintf(err, errlen,
-			 "body must hold exactly one key, \"csr\", a PEM string");
+		snprintf(err, errlen, "body must hold exactly one key, \"csr\", a PEM string");
 		return NULL;
 	}
 	return json_string_value(v);
@@ -219,9 +221,9 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 	*resp = NULL;
 	memset(&id, 0, sizeof(id));
 	if (!wh_ratelimit_take(c->rl_source, rq->peer ? rq->peer : "", rq->now_mono_ms)) {
-		status = refuse(c, rq, 429, "rate_limited_source", NULL,
-				"too many certificate requests from this address; retry later",
-				resp);
+		status =
+		    refuse(c, rq, 429, "rate_limited_source", NULL,
+			   "too many certificate requests from this address; retry later", resp);
 		goto out;
 	}
 	token = bearer_token(rq->authorization);
@@ -252,9 +254,8 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 	 */
 	if (atomic_fetch_add(&c->reviews, 1) >= c->max_reviews && c->max_reviews) {
 		atomic_fetch_sub(&c->reviews, 1);
-		status = refuse(c, rq, 503, "busy",
-				NULL, "the issuer is busy with other token reviews; retry shortly",
-				resp);
+		status = refuse(c, rq, 503, "busy", NULL,
+				"the issuer is busy with other token reviews; retry shortly", resp);
 		goto out;
 	}
 	tr = c->review(c->review_arg, token, &id, err, sizeof(err));
@@ -282,9 +283,9 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 		goto out;
 	}
 	if (!wh_ratelimit_take(c->rl_identity, spiffe, rq->now_mono_ms)) {
-		status = refuse(c, rq, 429, "rate_limited_identity", &id,
-				"too many certificate requests for this identity; retry later",
-				resp);
+		status =
+		    refuse(c, rq, 429, "rate_limited_identity", &id,
+			   "too many certificate requests for this identity; retry later", resp);
 		goto out;
 	}
 	rc = wh_ca_sign(c->ca, csr, strlen(csr), spiffe, c->cfg->cert_lifetime_s, rq->now, &chain,
@@ -301,17 +302,17 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 		goto out;
 	}
 	rfc3339(not_after, exp, sizeof(exp));
-	o = json_pack("{s:s, s:s, s:s}", "certificateChain", chain, "caBundle",
-		      wh_ca_bundle(c->ca), "expiresAt", exp);
+	o = json_pack("{s:s, s:s, s:s}", "certificateChain", chain, "caBundle", wh_ca_bundle(c->ca),
+		      "expiresAt", exp);
 	*resp = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (!*resp) {
 		status = 500;
 		goto out;
 	}
 	metrics_inc(c->issued);
-	log_info("certificate_issued", "workload certificate signed",
-		 "{s:s, s:s, s:s, s:s, s:s}", "spiffe_id", spiffe, "namespace", id.ns,
-		 "service_account", id.sa, "expires_at", exp, "peer", rq->peer ? rq->peer : "");
+	log_info("certificate_issued", "workload certificate signed", "{s:s, s:s, s:s, s:s, s:s}",
+		 "spiffe_id", spiffe, "namespace", id.ns, "service_account", id.sa, "expires_at",
+		 exp, "peer", rq->peer ? rq->peer : "");
 	status = 200;
 out:
 	if (token) {

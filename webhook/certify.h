@@ -4,8 +4,8 @@
  * (docs/identity.md). Order of checks, cheapest and least trusting first: per-source rate
  * limit (429), bearer token present (401), body {"csr": PEM} and the CSR itself (400),
  * TokenReview (503 when too many are in flight; 401 invalid/expired/wrong audience, 403
- * not a ServiceAccount, 503 API server unreachable), per-identity rate limit (429), signing (200). Answers are JSON;
- * errors {"error": "..."}. Counts grpcguard_certificates_issued_total and
+ * not a ServiceAccount, 503 API server unreachable), per-identity rate limit (429), signing (200).
+ * Answers are JSON; errors {"error": "..."}. Counts grpcguard_certificates_issued_total and
  * grpcguard_certify_failures_total{reason}; logs one line per answer, never the token.
  * Thread-safe after wh_certify_new (the rate limiters lock; the CA is read-only).
  */
@@ -30,9 +30,8 @@
 struct wh_certify;
 
 /* Who the token belongs to: WH_TR_OK and *id, or another result with err (tests swap it). */
-typedef enum wh_tr_result (*wh_token_reviewer)(void *arg, const char *token,
-					       struct wh_identity *id, char *err,
-					       size_t errlen);
+typedef enum wh_tr_result (*wh_token_reviewer)(void *arg, const char *token, struct wh_identity *id,
+					       char *err, size_t errlen);
 
 /*
  * New issuer from the identity settings of cfg (borrowed, must outlive it): loads the CA

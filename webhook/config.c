@@ -55,8 +55,8 @@ int wh_config_init(struct wh_config *c)
 	c->rl_identity_per_minute = 10;
 	c->rl_identity_burst = 5;
 	c->ca_bundle_configmap = strdup("grpcguard-ca");
-	if (!c->trust_domain || !c->ca_cert_file || !c->ca_key_file ||
-	    !c->token_review_ca_file || !c->token_review_token_file || !c->ca_bundle_configmap)
+	if (!c->trust_domain || !c->ca_cert_file || !c->ca_key_file || !c->token_review_ca_file ||
+	    !c->token_review_token_file || !c->ca_bundle_configmap)
 		return -ENOMEM;
 	if (!c->namespace_ || !c->image || !c->pull_policy || !c->policy_configmap ||
 	    !c->log_level || !c->extra_annotations || !c->resources)
@@ -631,15 +631,15 @@ static int k_id_enabled(struct walk *w, struct wh_config *c, const yaml_node_t *
 }
 
 /* A trust domain: lowercase DNS-like name (letters, digits, '-', '.', '_'), 1..255. */
-static int k_trust_domain(struct walk *w, struct wh_config *c, const yaml_node_t *v,
-			  const char *p)
+static int k_trust_domain(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	int rc = get_string(w, v, p, &c->trust_domain);
 	size_t n = rc == 0 ? strlen(c->trust_domain) : 0;
 
 	if (rc)
 		return rc;
-	if (n == 0 || n > 255 || strspn(c->trust_domain, "abcdefghijklmnopqrstuvwxyz0123456789-._") != n)
+	if (n == 0 || n > 255 ||
+	    strspn(c->trust_domain, "abcdefghijklmnopqrstuvwxyz0123456789-._") != n)
 		return fail(w, v, p,
 			    "\"%s\" is not a trust domain (lowercase letters, digits, '-', '.', "
 			    "'_'; e.g. cluster.local)",
@@ -747,14 +747,13 @@ static int k_id_rl(struct walk *w, struct wh_config *c, const yaml_node_t *v, co
 static int k_ca_address(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	int rc = get_string(w, v, p, &c->ca_address);
-	if (rc == 0 && (strncmp(c->ca_address, "https://", 8) != 0 ||
-			strpbrk(c->ca_address, " \t\n")))
+	if (rc == 0 &&
+	    (strncmp(c->ca_address, "https://", 8) != 0 || strpbrk(c->ca_address, " \t\n")))
 		return fail(w, v, p, "\"%s\" is not an https:// URL", c->ca_address);
 	return rc;
 }
 
-static int k_ca_bundle_cm(struct walk *w, struct wh_config *c, const yaml_node_t *v,
-			  const char *p)
+static int k_ca_bundle_cm(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
 {
 	int rc = get_string(w, v, p, &c->ca_bundle_configmap);
 	if (rc == 0 && (!*c->ca_bundle_configmap || strlen(c->ca_bundle_configmap) > 253 ||
@@ -782,11 +781,8 @@ int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf
 			  char *err, size_t errlen)
 {
 	static const struct key top[] = {
-	    {"namespace", k_namespace},
-	    {"validation", k_validation},
-	    {"injection", k_injection},
-	    {"limits", k_limits},
-	    {"identity", k_identity},
+	    {"namespace", k_namespace}, {"validation", k_validation}, {"injection", k_injection},
+	    {"limits", k_limits},	{"identity", k_identity},
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc;

@@ -508,11 +508,11 @@ static json_t *volumes(const struct wh_config *c, const char *configmap)
 	 * that --ca-cert is missing.
 	 */
 	if (v && c->identity_enabled &&
-	    (json_array_append_new(
-		 v, json_pack("{s:s, s:{s:[{s:{s:s, s:I, s:s}}]}}", "name", WH_VOLUME_TOKEN,
-			      "projected", "sources", "serviceAccountToken", "audience",
-			      "grpcguard", "expirationSeconds", (json_int_t)3600, "path",
-			      "grpcguard-token")) ||
+	    (json_array_append_new(v, json_pack("{s:s, s:{s:[{s:{s:s, s:I, s:s}}]}}", "name",
+						WH_VOLUME_TOKEN, "projected", "sources",
+						"serviceAccountToken", "audience", "grpcguard",
+						"expirationSeconds", (json_int_t)3600, "path",
+						"grpcguard-token")) ||
 	     json_array_append_new(v, json_pack("{s:s, s:{s:s, s:b, s:[{s:s, s:s}]}}", "name",
 						WH_VOLUME_CA, "configMap", "name",
 						c->ca_bundle_configmap, "optional", 1, "items",

@@ -12,9 +12,9 @@
 
 struct bucket {
 	char key[WH_RL_KEY_MAX + 1];
-	uint64_t milli;	     /* tokens x 1000 */
-	uint64_t last_ms;    /* last refill */
-	uint64_t used_ms;    /* last take, for eviction */
+	uint64_t milli;	  /* tokens x 1000 */
+	uint64_t last_ms; /* last refill */
+	uint64_t used_ms; /* last take, for eviction */
 	bool used;
 };
 

@@ -371,8 +371,8 @@ static void peer_of(struct MHD_Connection *conn, char *out, size_t outlen)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, out,
 			  (socklen_t)outlen);
 	else if (ai->client_addr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->client_addr)->sin6_addr,
-			  out, (socklen_t)outlen);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->client_addr)->sin6_addr, out,
+			  (socklen_t)outlen);
 }
 
 static enum MHD_Result finish_certify(struct tls_daemon *td, struct MHD_Connection *conn,
@@ -385,8 +385,8 @@ static enum MHD_Result finish_certify(struct tls_daemon *td, struct MHD_Connecti
 
 	peer_of(conn, peer, sizeof(peer));
 	memset(&cr, 0, sizeof(cr));
-	cr.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						       MHD_HTTP_HEADER_AUTHORIZATION);
+	cr.authorization =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	cr.peer = peer;
 	cr.body = rq->body ? rq->body : "";
 	cr.len = rq->len;
@@ -478,9 +478,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_LENGTH);
 			if (cl && strtoull(cl, NULL, 10) > WH_CERTIFY_MAX_BODY_BYTES)
-				return certify_error(td, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-						     "body_too_large",
-						     "request body is over the limit of 65536 bytes");
+				return certify_error(
+				    td, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+				    "request body is over the limit of 65536 bytes");
 			certify = true;
 			goto start;
 		}
@@ -516,7 +516,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				 cl, max);
 			return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
 		}
-start:
+	start:
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
@@ -570,8 +570,8 @@ start:
 	if (rq->too_big) {
 		snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes", max);
 		if (rq->certify)
-			return certify_error(td, conn, MHD_HTTP_CONTENT_TOO_LARGE,
-					     "body_too_large", msg);
+			return certify_error(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+					     msg);
 		return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
 	}
 	if (rq->certify)

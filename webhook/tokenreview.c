@@ -43,9 +43,9 @@ const char *wh_tr_result_name(enum wh_tr_result r)
 
 char *wh_tokenreview_body(const char *token, const char *audience)
 {
-	json_t *req = json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "apiVersion",
-				"authentication.k8s.io/v1", "kind", "TokenReview", "spec", "token",
-				token, "audiences", audience);
+	json_t *req =
+	    json_pack("{s:s, s:s, s:{s:s, s:[s]}}", "apiVersion", "authentication.k8s.io/v1",
+		      "kind", "TokenReview", "spec", "token", token, "audiences", audience);
 	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
 
 	json_decref(req);
@@ -157,8 +157,7 @@ out:
 	return r;
 }
 
-int wh_spiffe_id(const char *trust_domain, const struct wh_identity *id, char *out,
-		 size_t outlen)
+int wh_spiffe_id(const char *trust_domain, const struct wh_identity *id, char *out, size_t outlen)
 {
 	int n = snprintf(out, outlen, "spiffe://%s/ns/%s/sa/%s", trust_domain, id->ns, id->sa);
 
@@ -238,8 +237,8 @@ enum wh_tr_result wh_tokenreview_call(const struct wh_tokenreview_client *c, con
 		snprintf(err, errlen, "the webhook's own ServiceAccount token: %s", ferr);
 		goto out;
 	}
-	while (own_len && (own[own_len - 1] == '\n' || own[own_len - 1] == '\r' ||
-			   own[own_len - 1] == ' '))
+	while (own_len &&
+	       (own[own_len - 1] == '\n' || own[own_len - 1] == '\r' || own[own_len - 1] == ' '))
 		own[--own_len] = '\0';
 	if (asprintf(&auth, "Authorization: Bearer %s", own) < 0) {
 		auth = NULL;
@@ -275,15 +274,14 @@ enum wh_tr_result wh_tokenreview_call(const struct wh_tokenreview_client *c, con
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "TokenReview request to %s failed: %s", url,
-			 sink.too_big ? "answer larger than 64 KiB"
+			 sink.too_big  ? "answer larger than 64 KiB"
 			 : curl_err[0] ? curl_err
 				       : curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (code < 200 || code > 299) {
-		snprintf(err, errlen,
-			 "TokenReview request to %s answered HTTP %ld%s", url, code,
+		snprintf(err, errlen, "TokenReview request to %s answered HTTP %ld%s", url, code,
 			 code == 401 || code == 403
 			     ? " (the webhook's ServiceAccount needs \"create tokenreviews\": "
 			       "see the chart's ClusterRole)"

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define WH_TR_NS_MAX 63  /* a namespace is a DNS label */
+#define WH_TR_NS_MAX 63	 /* a namespace is a DNS label */
 #define WH_TR_SA_MAX 253 /* a ServiceAccount name is a DNS subdomain */
 #define WH_TR_MAX_RESPONSE_BYTES (64 * 1024)
 #define WH_DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -27,8 +27,8 @@ enum wh_tr_result {
 	WH_TR_UNAUTHENTICATED, /* status.authenticated false: invalid, expired, revoked → 401 */
 	WH_TR_AUDIENCE,	       /* authenticated, but not for our audience → 401 */
 	WH_TR_NOT_SA,	       /* authenticated, but not system:serviceaccount:<ns>:<sa> → 403 */
-	WH_TR_BAD_RESPONSE,    /* the API server's answer is not a TokenReview we understand → 503 */
-	WH_TR_UNAVAILABLE,     /* the API server could not be asked (network, TLS, 5xx, RBAC) → 503 */
+	WH_TR_BAD_RESPONSE, /* the API server's answer is not a TokenReview we understand → 503 */
+	WH_TR_UNAVAILABLE, /* the API server could not be asked (network, TLS, 5xx, RBAC) → 503 */
 	WH_TR_NOMEM,
 };
 
@@ -56,8 +56,7 @@ enum wh_tr_result wh_tokenreview_parse(const char *body, size_t len, const char 
  * The SPIFFE ID spiffe://<trust_domain>/ns/<ns>/sa/<sa> into out. Returns its length, or
  * -1 when it does not fit outlen (out then holds "").
  */
-int wh_spiffe_id(const char *trust_domain, const struct wh_identity *id, char *out,
-		 size_t outlen);
+int wh_spiffe_id(const char *trust_domain, const struct wh_identity *id, char *out, size_t outlen);
 
 /* Where and how to reach the API server. Strings borrowed. */
 struct wh_tokenreview_client {

@@ -60,8 +60,8 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *v)
 }
 
 /* A CA certificate for key, signed by (issuer, issuer_key) or self-signed; days from NOW. */
-static X509 *make_ca(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-		     long days, bool is_ca)
+static X509 *make_ca(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, long days,
+		     bool is_ca)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -98,13 +98,13 @@ static char *make_csr(EVP_PKEY *key, const char *cn, const char *san, bool ask_c
 	X509_REQ_set_subject_name(r, name);
 	X509_REQ_set_pubkey(r, key);
 	if (san)
-		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
-								 san));
+		sk_X509_EXTENSION_push(exts,
+				       X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san));
 	if (ask_ca) {
 		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
 								 "critical,CA:TRUE"));
-		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-								 "critical,keyCertSign"));
+		sk_X509_EXTENSION_push(
+		    exts, X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage, "critical,keyCertSign"));
 	}
 	if (sk_X509_EXTENSION_num(exts))
 		X509_REQ_add_extensions(r, exts);
@@ -182,8 +182,8 @@ static X509 *sign_ok(const char *csr, const char *id, unsigned lifetime_s, time_
 	{
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, 0);
 		ck_assert_int_eq(g->type, GEN_URI);
-		ck_assert_str_eq((const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier),
-				 id);
+		ck_assert_str_eq(
+		    (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier), id);
 	}
 	GENERAL_NAMES_free(sans);
 	ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(leaf)), 0);
@@ -194,8 +194,7 @@ static X509 *sign_ok(const char *csr, const char *id, unsigned lifetime_s, time_
 	ck_assert_int_eq(crit, 1);
 	BASIC_CONSTRAINTS_free(bc);
 	ck_assert_int_eq(X509_check_ca(leaf), 0);
-	ck_assert(X509_get_key_usage(leaf) ==
-		  (KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT));
+	ck_assert(X509_get_key_usage(leaf) == (KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT));
 	ck_assert(X509_get_extended_key_usage(leaf) == (XKU_SSL_SERVER | XKU_SSL_CLIENT));
 	/* Backdated five minutes. */
 	{
@@ -267,8 +266,8 @@ START_TEST(lifetime_capped_by_ca)
 	free(chain);
 	chain = NULL;
 	/* An expired CA signs nothing. */
-	ck_assert_int_eq(wh_ca_sign(ca, csr, strlen(csr), "spiffe://td/ns/a/sa/b", 3600,
-				    ca_end + 1, &chain, &end, err, sizeof(err)),
+	ck_assert_int_eq(wh_ca_sign(ca, csr, strlen(csr), "spiffe://td/ns/a/sa/b", 3600, ca_end + 1,
+				    &chain, &end, err, sizeof(err)),
 			 -ESTALE);
 	ck_assert_ptr_null(chain);
 	free(csr);

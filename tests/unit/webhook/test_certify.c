@@ -172,8 +172,8 @@ START_TEST(issues_token_identity)
 	ck_assert_int_eq(post("Bearer sa.demo.client", "10.0.0.1", good, &j), 200);
 	leaf_uris(j, uris, sizeof(uris));
 	ck_assert_str_eq(uris, "spiffe://cluster.local/ns/demo/sa/client");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "caBundle")),
-				     "BEGIN CERTIFICATE"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(j, "caBundle")), "BEGIN CERTIFICATE"));
 	ck_assert_int_eq(strlen(json_string_value(json_object_get(j, "expiresAt"))), 20);
 	json_decref(j);
 	/* The CSR asks for kube-system/admin and CA:TRUE: the token's identity, not a CA. */
@@ -214,8 +214,14 @@ END_TEST
 START_TEST(bad_bodies)
 {
 	static const char *const bodies[] = {
-	    "", "x", "[]", "{}", "{\"csr\": 1}", "{\"csr\": \"a\", \"x\": 1}",
-	    "{\"csr\": \"a\", \"csr\": \"b\"}", "{\"csr\": \"not a pem\"}",
+	    "",
+	    "x",
+	    "[]",
+	    "{}",
+	    "{\"csr\": 1}",
+	    "{\"csr\": \"a\", \"x\": 1}",
+	    "{\"csr\": \"a\", \"csr\": \"b\"}",
+	    "{\"csr\": \"not a pem\"}",
 	};
 	for (size_t i = 0; i < UT_COUNT(bodies); i++)
 		ck_assert_msg(post_status("Bearer sa.a.b", "p", bodies[i], NULL) == 400, "%s",
@@ -330,8 +336,9 @@ int main(void)
 	    {"metrics", metrics_counted},
 	};
 	const struct ut_case plain[] = {{"missing_ca", missing_ca}};
-	Suite *s = ut_suite("webhook/certify", tests, UT_COUNT(tests),
-			    (struct ut_opts){.timeout_s = 30, .setup = setup, .teardown = teardown});
+	Suite *s =
+	    ut_suite("webhook/certify", tests, UT_COUNT(tests),
+		     (struct ut_opts){.timeout_s = 30, .setup = setup, .teardown = teardown});
 	ut_add_cases(s, plain, UT_COUNT(plain), (struct ut_opts){.timeout_s = 10});
 	return ut_run(s);
 }

@@ -484,23 +484,28 @@ START_TEST(identity_volumes_and_flags)
 					   "\"/etc/grpcguard/ca/ca.crt\",\"--log-level\""),
 			      "%s", text);
 		free(text);
-		ck_assert_ptr_nonnull(find_named(json_object_get(ctr, "volumeMounts"),
-						 "grpcguard-token"));
-		ck_assert_str_eq(json_string_value(json_object_get(
-				     find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-token"),
-				     "mountPath")),
-				 "/var/run/secrets/grpcguard/tokens");
-		ck_assert_ptr_nonnull(find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-ca"));
+		ck_assert_ptr_nonnull(
+		    find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-token"));
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+			find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-token"),
+			"mountPath")),
+		    "/var/run/secrets/grpcguard/tokens");
+		ck_assert_ptr_nonnull(
+		    find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-ca"));
 		vols = json_object_get(json_array_get(v.patch, 1), "value");
 		tok = json_object_get(
-		    json_array_get(json_object_get(json_object_get(find_named(vols, "grpcguard-token"),
-								   "projected"),
-						   "sources"),
-				   0),
+		    json_array_get(
+			json_object_get(
+			    json_object_get(find_named(vols, "grpcguard-token"), "projected"),
+			    "sources"),
+			0),
 		    "serviceAccountToken");
 		ck_assert_str_eq(json_string_value(json_object_get(tok, "audience")), "grpcguard");
-		ck_assert_int_eq(json_integer_value(json_object_get(tok, "expirationSeconds")), 3600);
-		ck_assert_str_eq(json_string_value(json_object_get(tok, "path")), "grpcguard-token");
+		ck_assert_int_eq(json_integer_value(json_object_get(tok, "expirationSeconds")),
+				 3600);
+		ck_assert_str_eq(json_string_value(json_object_get(tok, "path")),
+				 "grpcguard-token");
 		ca = json_object_get(find_named(vols, "grpcguard-ca"), "configMap");
 		ck_assert_str_eq(json_string_value(json_object_get(ca, "name")), "grpcguard-ca");
 		ck_assert(json_is_true(json_object_get(ca, "optional")));

@@ -111,7 +111,8 @@ START_TEST(refused)
 	    "system:serviceaccount:demo:a..b",
 	    "system:serviceaccount:-demo:client",
 	    "system:serviceaccount:demo:client\n",
-	    "system:serviceaccount:this-namespace-name-is-far-too-long-for-a-dns-label-0123456789abcdef:a",
+	    "system:serviceaccount:this-namespace-name-is-far-too-long-for-a-dns-label-"
+	    "0123456789abcdef:a",
 	};
 	for (size_t i = 0; i < UT_COUNT(users); i++) {
 		char doc[512];
