@@ -261,6 +261,7 @@ def main():
     serving_ca, cert, key = certgen(serving)
 
     def start_webhook(name, tr_url, extra=""):
+        """tr_url None: the in-cluster address from KUBERNETES_SERVICE_HOST/PORT."""
         cfg = os.path.join(tmp, name + ".yaml")
         with open(cfg, "w") as f:
             f.write("""identity:
@@ -269,19 +270,21 @@ def main():
     certFile: %s
     keyFile: %s
   tokenReview:
-    url: %s
+    %s
     caFile: %s
     tokenFile: %s
     timeoutMs: 2000
-%s""" % (ca_crt, ca_key, tr_url, api_ca, sa_token_file, extra))
+%s""" % (ca_crt, ca_key, "url: " + tr_url if tr_url else "# url: in-cluster", api_ca,
+          sa_token_file, extra))
         port = free_port({"main": 18600, "dead": 18700, "slow": 18750}[name], 18799)
+        env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(api_port)}
         wh = Proc([wh_bin, "--listen", "127.0.0.1:%d" % port, "--tls-cert", cert, "--tls-key",
-                   key, "--config", cfg, "--threads", "2"])
+                   key, "--config", cfg, "--threads", "2"], env=env)
         wh.wait_event("listening")
         return wh, port
 
-    tr_url = "https://127.0.0.1:%d/apis/authentication.k8s.io/v1/tokenreviews" % api_port
-    wh, port = start_webhook("main", tr_url, """  rateLimit:
+    # The main webhook finds the stand-in the in-cluster way (KUBERNETES_SERVICE_HOST/PORT).
+    wh, port = start_webhook("main", None, """  rateLimit:
     perSourcePerMinute: 1
     perSourceBurst: 1000
     perIdentityPerMinute: 1
