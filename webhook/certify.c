@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+
 #include <jansson.h>
 
 #include "common/log.h"
@@ -207,9 +209,28 @@ static void rfc3339(time_t t, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * The per-source bucket's key: the IPv4 address, or the /64 of an IPv6 one (a host
+ * usually owns a whole /64 and could otherwise take a fresh bucket per address).
+ */
+static void source_key(const char *peer, char *out, size_t outlen)
+{
+	struct in6_addr a6;
+
+	if (peer && strchr(peer, ':') && inet_pton(AF_INET6, peer, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		char text[INET6_ADDRSTRLEN];
+		memset(a6.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a6, text, sizeof(text));
+		snprintf(out, outlen, "%s/64", text);
+		return;
+	}
+	snprintf(out, outlen, "%s", peer ? peer : "");
+}
+
 int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq, char **resp)
 {
-	char err[512] = "", spiffe[512], exp[32];
+	char err[512] = "", spiffe[512], exp[32], src[INET6_ADDRSTRLEN + 8];
 	char *token = NULL, *chain = NULL;
 	json_t *root = NULL, *o = NULL;
 	const char *csr;
@@ -220,7 +241,8 @@ int wh_certify_handle(struct wh_certify *c, const struct wh_certify_request *rq,
 
 	*resp = NULL;
 	memset(&id, 0, sizeof(id));
-	if (!wh_ratelimit_take(c->rl_source, rq->peer ? rq->peer : "", rq->now_mono_ms)) {
+	source_key(rq->peer, src, sizeof(src));
+	if (!wh_ratelimit_take(c->rl_source, src, rq->now_mono_ms)) {
 		status =
 		    refuse(c, rq, 429, "rate_limited_source", NULL,
 			   "too many certificate requests from this address; retry later", resp);

@@ -248,6 +248,16 @@ START_TEST(rate_limits)
 	ck_assert_int_eq(post_status("Bearer sa.demo.c", "10.0.0.9", good, NULL), 429);
 	ck_assert_int_eq(post_status("Bearer sa.demo.d", "10.0.0.9", good, "this address"), 429);
 	ck_assert_int_eq(reviews, 3);
+	/* IPv6: one bucket per /64, so a host cannot rotate through its addresses. */
+	for (int i = 0; i < 50; i++) {
+		char peer[64];
+		snprintf(peer, sizeof(peer), "2001:db8:1:2::%x", i + 1);
+		post_status(NULL, peer, good, NULL);
+	}
+	ck_assert_int_eq(post_status(NULL, "2001:db8:1:2:ffff::1", good, "this address"), 429);
+	ck_assert_int_eq(post_status(NULL, "2001:db8:1:3::1", good, "Bearer"), 401);
+	/* An IPv4-mapped address is still its IPv4 address's own bucket. */
+	ck_assert_int_eq(post_status(NULL, "::ffff:10.0.0.77", good, "Bearer"), 401);
 	free(good);
 }
 END_TEST
