@@ -40,13 +40,15 @@ ifeq ($(SAN),1)
 LDFLAGS_SAN = -fsanitize=address,undefined
 endif
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS_SAN) $(LDFLAGS)
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(HTTP_PARSER_LIBS) -lpthread -lm
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(HTTP_PARSER_LIBS) $(WEBHOOK_CURL) -lpthread -lm
 # Per program: only the webhook links libmicrohttpd (and so GnuTLS); the sidecar's admin
 # port parses HTTP/1.1 with Debian's http-parser (no .pc file; static, ~30 KiB of code, so
 # the runtime image needs no extra package). Unit tests and fuzz targets link LIBS.
 HTTP_PARSER_LIBS = -l:libhttp_parser.a
 BASE_LIBS    = $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null) -lpthread -lm
-WEBHOOK_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(BASE_LIBS)
+# The webhook links libcurl for TokenReview (POST /v1/certify, issue 16).
+WEBHOOK_CURL = $(shell pkg-config --libs libcurl 2>/dev/null)
+WEBHOOK_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(WEBHOOK_CURL) $(BASE_LIBS)
 SIDECAR_LIBS = $(HTTP_PARSER_LIBS) $(BASE_LIBS)
 CERTGEN_LIBS = $(BASE_LIBS)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)

@@ -305,3 +305,39 @@ out:
 	free(sans);
 	return rc;
 }
+
+int cg_generate_identity_ca(const char *out_dir, int days, char *err, size_t errlen)
+{
+	static const int nids[] = {NID_basic_constraints, NID_key_usage, NID_subject_key_identifier,
+				   0};
+	/* pathlen:0: it signs workload leaves only, never another CA. */
+	static const char *const vals[] = {"critical,CA:TRUE,pathlen:0",
+					   "critical,keyCertSign,cRLSign", "hash"};
+	EVP_PKEY *key = NULL;
+	X509 *ca = NULL;
+	int rc = -1;
+
+	if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: cannot create directory: %s", out_dir, strerror(errno));
+		return -errno;
+	}
+	key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (!key) {
+		set_err(err, errlen, "generating an ECDSA P-256 key");
+		goto out;
+	}
+	ca = make_cert(key, "grpcguard identity CA", days, NULL, key, nids, vals);
+	if (!ca) {
+		set_err(err, errlen, "building the identity CA certificate");
+		goto out;
+	}
+	if (write_pem(out_dir, "tls.key", 0600, NULL, key, err, errlen) != 0 ||
+	    write_pem(out_dir, "tls.crt", 0644, ca, NULL, err, errlen) != 0 ||
+	    write_pem(out_dir, "ca.crt", 0644, ca, NULL, err, errlen) != 0)
+		goto out;
+	rc = 0;
+out:
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	return rc;
+}

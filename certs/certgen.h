@@ -37,4 +37,12 @@ int cg_service_sans(const char *service, const char *ns, char *out[4]);
  */
 int cg_generate(const struct cg_options *o, char *err, size_t errlen);
 
+/*
+ * The workload identity CA (issue 16, separate from the serving CA): an ECDSA P-256
+ * self-signed CA (CA:TRUE, pathlen:0, keyCertSign) valid `days`, written as out_dir/tls.crt,
+ * tls.key (0600) and ca.crt (the same certificate: the trust bundle), atomically each.
+ * Returns 0 or negative with a message in err.
+ */
+int cg_generate_identity_ca(const char *out_dir, int days, char *err, size_t errlen);
+
 #endif

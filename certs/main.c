@@ -8,6 +8,7 @@
  */
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 	      "  --ca-days N          CA validity in days (default 3650, at least --days)\n"
 	      "  --extra-san NAME     add a DNS name or IP address SAN (repeatable),\n"
 	      "                       e.g. localhost or 127.0.0.1 for local tests\n"
+	      "  --identity-ca        instead: only a workload identity CA (tls.crt, tls.key,\n"
+	      "                       ca.crt) for the webhook's /v1/certify, valid --ca-days\n"
 	      "  --help               this text\n",
 	      f);
 }
@@ -49,11 +52,16 @@ static int parse_days(const char *flag, const char *v, int *out)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"service", required_argument, NULL, 's'}, {"namespace", required_argument, NULL, 'n'},
-	    {"out", required_argument, NULL, 'o'},     {"days", required_argument, NULL, 'd'},
-	    {"ca-days", required_argument, NULL, 'c'}, {"extra-san", required_argument, NULL, 'e'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"service", required_argument, NULL, 's'},
+					     {"namespace", required_argument, NULL, 'n'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"days", required_argument, NULL, 'd'},
+					     {"ca-days", required_argument, NULL, 'c'},
+					     {"extra-san", required_argument, NULL, 'e'},
+					     {"identity-ca", no_argument, NULL, 'I'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	bool identity_ca = false;
 	struct cg_options o = {.days = 365, .ca_days = 3650};
 	char err[1024] = "";
 	int c;
@@ -86,6 +94,9 @@ int main(int argc, char **argv)
 			}
 			o.extra_sans[o.nextra_sans++] = optarg;
 			break;
+		case 'I':
+			identity_ca = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -93,6 +104,19 @@ int main(int argc, char **argv)
 	}
 	if (c < 0)
 		return 2;
+	if (identity_ca) {
+		if (!o.out_dir) {
+			fprintf(stderr, "grpcguard-certgen: --identity-ca needs --out DIR\n");
+			return 2;
+		}
+		if (cg_generate_identity_ca(o.out_dir, o.ca_days, err, sizeof(err)) != 0) {
+			log_error("certgen_failed", err, "{s:s}", "out", o.out_dir);
+			return 1;
+		}
+		log_info("certgen_done", "wrote the identity CA: tls.crt, tls.key, ca.crt",
+			 "{s:s, s:i}", "out", o.out_dir, "days", o.ca_days);
+		return 0;
+	}
 	if (!o.service || !o.namespace_ || !o.out_dir || !*o.service || !*o.namespace_) {
 		fprintf(stderr, "grpcguard-certgen: --service, --namespace and --out are required "
 				"(see --help)\n");

@@ -18,7 +18,7 @@ CC=${FUZZ_CC:-clang}
 PKGS="libmicrohttpd jansson yaml-0.1 openssl libnghttp2 libuv"
 FLAGS="-std=c17 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -DGG_TESTING -I. $(pkg-config --cflags $PKGS)"
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-LIBS="$(pkg-config --libs $PKGS) -l:libhttp_parser.a -lpthread -lm"
+LIBS="$(pkg-config --libs $PKGS libcurl) -l:libhttp_parser.a -lpthread -lm"
 
 if ! command -v "$CC" >/dev/null; then
   echo "fuzz: $CC not found (make deps installs clang)" >&2

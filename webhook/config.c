@@ -16,6 +16,7 @@
 
 #include "common/fileio.h"
 #include "webhook/outbound.h"
+#include "webhook/tokenreview.h"
 
 static const char *const builtin_excluded[] = {"kube-system", "kube-public", "kube-node-lease"};
 
@@ -41,6 +42,22 @@ int wh_config_init(struct wh_config *c)
 	c->max_body_bytes = WH_DEFAULT_MAX_BODY_BYTES;
 	c->max_connections = 1024;
 	c->connection_timeout_s = 10;
+	c->identity_enabled = false;
+	c->trust_domain = strdup("cluster.local");
+	c->cert_lifetime_s = 86400;
+	c->ca_cert_file = strdup("/etc/grpcguard/identity-ca/tls.crt");
+	c->ca_key_file = strdup("/etc/grpcguard/identity-ca/tls.key");
+	c->token_review_ca_file = strdup(WH_DEFAULT_SA_DIR "/ca.crt");
+	c->token_review_token_file = strdup(WH_DEFAULT_SA_DIR "/token");
+	c->token_review_timeout_ms = 5000;
+	c->rl_source_per_minute = 60;
+	c->rl_source_burst = 20;
+	c->rl_identity_per_minute = 10;
+	c->rl_identity_burst = 5;
+	c->ca_bundle_configmap = strdup("grpcguard-ca");
+	if (!c->trust_domain || !c->ca_cert_file || !c->ca_key_file || !c->token_review_ca_file ||
+	    !c->token_review_token_file || !c->ca_bundle_configmap)
+		return -ENOMEM;
 	if (!c->namespace_ || !c->image || !c->pull_policy || !c->policy_configmap ||
 	    !c->log_level || !c->extra_annotations || !c->resources)
 		return -ENOMEM;
@@ -61,6 +78,15 @@ void wh_config_cleanup(struct wh_config *c)
 	json_decref(c->resources);
 	json_decref(c->proxy_container);
 	free(c->proxy_container_json);
+	free(c->trust_domain);
+	free(c->ca_cert_file);
+	free(c->ca_key_file);
+	free(c->ca_bundle_file);
+	free(c->token_review_url);
+	free(c->token_review_ca_file);
+	free(c->token_review_token_file);
+	free(c->ca_address);
+	free(c->ca_bundle_configmap);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -597,14 +623,166 @@ static int k_limits(struct walk *w, struct wh_config *c, const yaml_node_t *v, c
 	return walk_map(w, c, v, p, keys, NKEYS(keys));
 }
 
+/* ---- identity ------------------------------------------------------------------- */
+
+static int k_id_enabled(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return get_bool(w, v, p, &c->identity_enabled);
+}
+
+/* A trust domain: lowercase DNS-like name (letters, digits, '-', '.', '_'), 1..255. */
+static int k_trust_domain(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	int rc = get_string(w, v, p, &c->trust_domain);
+	size_t n = rc == 0 ? strlen(c->trust_domain) : 0;
+
+	if (rc)
+		return rc;
+	if (n == 0 || n > 255 ||
+	    strspn(c->trust_domain, "abcdefghijklmnopqrstuvwxyz0123456789-._") != n)
+		return fail(w, v, p,
+			    "\"%s\" is not a trust domain (lowercase letters, digits, '-', '.', "
+			    "'_'; e.g. cluster.local)",
+			    c->trust_domain);
+	return 0;
+}
+
+static int k_lifetime(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 600, 30u * 86400, &c->cert_lifetime_s);
+}
+
+static int path_field(struct walk *w, const yaml_node_t *v, const char *p, char **out)
+{
+	int rc = get_string(w, v, p, out);
+	if (rc == 0 && (*out)[0] != '/')
+		return fail(w, v, p, "\"%s\" is not an absolute file path", *out);
+	return rc;
+}
+
+static int k_ca_cert(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return path_field(w, v, p, &c->ca_cert_file);
+}
+
+static int k_ca_key(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return path_field(w, v, p, &c->ca_key_file);
+}
+
+static int k_ca_bundle(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return path_field(w, v, p, &c->ca_bundle_file);
+}
+
+static int k_id_ca(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	static const struct key keys[] = {
+	    {"certFile", k_ca_cert}, {"keyFile", k_ca_key}, {"bundleFile", k_ca_bundle}};
+	return walk_map(w, c, v, p, keys, NKEYS(keys));
+}
+
+static int k_tr_url(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	int rc = get_string(w, v, p, &c->token_review_url);
+	if (rc == 0 && (strncmp(c->token_review_url, "https://", 8) != 0 ||
+			strpbrk(c->token_review_url, " \t\n")))
+		return fail(w, v, p, "\"%s\" is not an https:// URL", c->token_review_url);
+	return rc;
+}
+
+static int k_tr_ca(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return path_field(w, v, p, &c->token_review_ca_file);
+}
+
+static int k_tr_token(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return path_field(w, v, p, &c->token_review_token_file);
+}
+
+static int k_tr_timeout(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 100, 30000, &c->token_review_timeout_ms);
+}
+
+static int k_id_tr(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	static const struct key keys[] = {{"url", k_tr_url},
+					  {"caFile", k_tr_ca},
+					  {"tokenFile", k_tr_token},
+					  {"timeoutMs", k_tr_timeout}};
+	return walk_map(w, c, v, p, keys, NKEYS(keys));
+}
+
+static int k_rl_spm(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 0, 100000, &c->rl_source_per_minute);
+}
+
+static int k_rl_sb(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 1, 100000, &c->rl_source_burst);
+}
+
+static int k_rl_ipm(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 0, 100000, &c->rl_identity_per_minute);
+}
+
+static int k_rl_ib(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	return k_uint_field(w, v, p, 1, 100000, &c->rl_identity_burst);
+}
+
+static int k_id_rl(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	static const struct key keys[] = {{"perSourcePerMinute", k_rl_spm},
+					  {"perSourceBurst", k_rl_sb},
+					  {"perIdentityPerMinute", k_rl_ipm},
+					  {"perIdentityBurst", k_rl_ib}};
+	return walk_map(w, c, v, p, keys, NKEYS(keys));
+}
+
+static int k_ca_address(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	int rc = get_string(w, v, p, &c->ca_address);
+	if (rc == 0 &&
+	    (strncmp(c->ca_address, "https://", 8) != 0 || strpbrk(c->ca_address, " \t\n")))
+		return fail(w, v, p, "\"%s\" is not an https:// URL", c->ca_address);
+	return rc;
+}
+
+static int k_ca_bundle_cm(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	int rc = get_string(w, v, p, &c->ca_bundle_configmap);
+	if (rc == 0 && (!*c->ca_bundle_configmap || strlen(c->ca_bundle_configmap) > 253 ||
+			strpbrk(c->ca_bundle_configmap, "/ \t\n")))
+		return fail(w, v, p, "\"%s\" is not a ConfigMap name", c->ca_bundle_configmap);
+	return rc;
+}
+
+static int k_identity(struct walk *w, struct wh_config *c, const yaml_node_t *v, const char *p)
+{
+	static const struct key keys[] = {
+	    {"enabled", k_id_enabled},
+	    {"trustDomain", k_trust_domain},
+	    {"certificateLifetimeSeconds", k_lifetime},
+	    {"ca", k_id_ca},
+	    {"tokenReview", k_id_tr},
+	    {"rateLimit", k_id_rl},
+	    {"caAddress", k_ca_address},
+	    {"caBundleConfigMap", k_ca_bundle_cm},
+	};
+	return walk_map(w, c, v, p, keys, NKEYS(keys));
+}
+
 int wh_config_load_buffer(struct wh_config *c, const char *name, const char *buf, size_t len,
 			  char *err, size_t errlen)
 {
 	static const struct key top[] = {
-	    {"namespace", k_namespace},
-	    {"validation", k_validation},
-	    {"injection", k_injection},
-	    {"limits", k_limits},
+	    {"namespace", k_namespace}, {"validation", k_validation}, {"injection", k_injection},
+	    {"limits", k_limits},	{"identity", k_identity},
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc;

@@ -44,6 +44,22 @@ struct wh_config {
 	size_t max_body_bytes;
 	unsigned max_connections;
 	unsigned connection_timeout_s;
+
+	/* identity: the certificate endpoint POST /v1/certify and, in injected pods, the
+	 * proxy's token volume and issuer flags (docs/identity.md). Off by default. */
+	bool identity_enabled;
+	char *trust_domain;
+	unsigned cert_lifetime_s;
+	char *ca_cert_file, *ca_key_file;
+	char *ca_bundle_file;	    /* NULL: the last certificate of ca_cert_file */
+	char *token_review_url;	    /* NULL: in-cluster (KUBERNETES_SERVICE_HOST/PORT) */
+	char *token_review_ca_file; /* the API server's CA */
+	char *token_review_token_file;
+	unsigned token_review_timeout_ms;
+	unsigned rl_source_per_minute, rl_source_burst;
+	unsigned rl_identity_per_minute, rl_identity_burst;
+	char *ca_address;	   /* the proxy's --ca-address; NULL: the webhook Service */
+	char *ca_bundle_configmap; /* ConfigMap (in the pod's namespace) with the serving CA */
 };
 
 /*

@@ -20,6 +20,8 @@
 
 #define POLICY_MOUNT "/etc/grpcguard/policy"
 #define PODINFO_MOUNT "/etc/grpcguard/podinfo"
+#define TOKEN_MOUNT "/var/run/secrets/grpcguard/tokens"
+#define CA_MOUNT "/etc/grpcguard/ca"
 
 char *wh_json_pointer_escape(const char *key)
 {
@@ -334,6 +336,43 @@ static json_t *probe(const char *path, unsigned port, int period, int failures)
 			 "failureThreshold", failures);
 }
 
+/*
+ * identity.enabled: the issuer's address and CA bundle as flags (before the trailing
+ * --log-level LEVEL), and the mounts of the projected token and the CA bundle ConfigMap.
+ * Returns 0 or -ENOMEM.
+ */
+static int add_identity(const struct wh_config *c, json_t *ctr)
+{
+	json_t *args = json_object_get(ctr, "args");
+	json_t *mounts = json_object_get(ctr, "volumeMounts");
+	char *addr = NULL;
+	int rc = -ENOMEM;
+
+	if (c->ca_address)
+		addr = strdup(c->ca_address);
+	else if (asprintf(&addr, "https://grpcguard-webhook.%s.svc:443", c->namespace_) < 0)
+		addr = NULL;
+	if (!addr)
+		return -ENOMEM;
+	{
+		const char *const flags[] = {"--ca-address", addr, "--ca-cert", CA_MOUNT "/ca.crt"};
+		for (size_t i = 0; i < 4; i++) {
+			if (json_array_insert_new(args, json_array_size(args) - 2,
+						  json_string(flags[i])) != 0)
+				goto out;
+		}
+	}
+	if (json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", WH_VOLUME_TOKEN,
+						    "mountPath", TOKEN_MOUNT, "readOnly", 1)) ||
+	    json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", WH_VOLUME_CA,
+						    "mountPath", CA_MOUNT, "readOnly", 1)))
+		goto out;
+	rc = 0;
+out:
+	free(addr);
+	return rc;
+}
+
 static json_t *build_proxy_container(const struct wh_config *c)
 {
 	char listen[32], admin[32], olisten[32];
@@ -385,6 +424,10 @@ static json_t *build_proxy_container(const struct wh_config *c)
 	}
 	if (!ctr)
 		json_decref(oport);
+	if (ctr && c->identity_enabled && add_identity(c, ctr) != 0) {
+		json_decref(ctr);
+		return NULL;
+	}
 	if (ctr && c->native_sidecar &&
 	    json_object_set_new(ctr, "restartPolicy", json_string("Always")) != 0) {
 		json_decref(ctr);
@@ -451,12 +494,33 @@ fail:
 	return NULL;
 }
 
-static json_t *volumes(const char *configmap)
+static json_t *volumes(const struct wh_config *c, const char *configmap)
 {
-	return json_pack("[{s:s, s:{s:s, s:b}}, {s:s, s:{s:[{s:s, s:{s:s}}]}}]", "name",
-			 WH_VOLUME_POLICY, "configMap", "name", configmap, "optional", 1, "name",
-			 WH_VOLUME_PODINFO, "downwardAPI", "items", "path", "labels", "fieldRef",
-			 "fieldPath", "metadata.labels");
+	json_t *v = json_pack("[{s:s, s:{s:s, s:b}}, {s:s, s:{s:[{s:s, s:{s:s}}]}}]", "name",
+			      WH_VOLUME_POLICY, "configMap", "name", configmap, "optional", 1,
+			      "name", WH_VOLUME_PODINFO, "downwardAPI", "items", "path", "labels",
+			      "fieldRef", "fieldPath", "metadata.labels");
+
+	/*
+	 * identity: the ServiceAccount token the kubelet projects for audience grpcguard (an
+	 * hour, rotated at 80 %), and the CA bundle that verifies the issuer. The ConfigMap
+	 * is optional so that a namespace without it still starts pods: the proxy then says
+	 * that --ca-cert is missing.
+	 */
+	if (v && c->identity_enabled &&
+	    (json_array_append_new(v, json_pack("{s:s, s:{s:[{s:{s:s, s:I, s:s}}]}}", "name",
+						WH_VOLUME_TOKEN, "projected", "sources",
+						"serviceAccountToken", "audience", "grpcguard",
+						"expirationSeconds", (json_int_t)3600, "path",
+						"grpcguard-token")) ||
+	     json_array_append_new(v, json_pack("{s:s, s:{s:s, s:b, s:[{s:s, s:s}]}}", "name",
+						WH_VOLUME_CA, "configMap", "name",
+						c->ca_bundle_configmap, "optional", 1, "items",
+						"key", "ca.crt", "path", "ca.crt")))) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
 /* ---- patch building ------------------------------------------------------------------ */
@@ -656,7 +720,7 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const struc
 		json_array_append_new(added_ctr, json_string(WH_PROXY_NAME));
 	}
 	/* Volumes. */
-	vlist = volumes(configmap);
+	vlist = volumes(c, configmap);
 	if (!vlist)
 		goto out;
 	if (!json_is_array(vols)) {
@@ -673,6 +737,12 @@ static int build_patch(const struct wh_config *c, const json_t *pod, const struc
 	status = json_pack("{s:s, s:O, s:O, s:[s, s]}", "version", WH_VERSION, "initContainers",
 			   added_init, "containers", added_ctr, "volumes", WH_VOLUME_POLICY,
 			   WH_VOLUME_PODINFO);
+	if (status && c->identity_enabled) {
+		json_t *names = json_object_get(status, "volumes");
+		if (json_array_append_new(names, json_string(WH_VOLUME_TOKEN)) ||
+		    json_array_append_new(names, json_string(WH_VOLUME_CA)))
+			goto out;
+	}
 	status_text = status ? json_dumps(status, JSON_COMPACT) : NULL;
 	if (!status_text)
 		goto out;

@@ -19,6 +19,8 @@
 #define WH_INIT_NAME "grpcguard-init"
 #define WH_VOLUME_POLICY "grpcguard-policy"
 #define WH_VOLUME_PODINFO "grpcguard-podinfo"
+#define WH_VOLUME_TOKEN "grpcguard-token" /* identity.enabled: projected SA token */
+#define WH_VOLUME_CA "grpcguard-ca"	  /* identity.enabled: the issuer's CA bundle */
 #define WH_ANN_STATUS "grpcguard.io/status"
 #define WH_ANN_INJECT "grpcguard.io/inject"
 #define WH_ANN_PORTS "grpcguard.io/inbound-ports"

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "common/cli.h"
 #include "common/log.h"
 #include "webhook/config.h"
@@ -141,6 +143,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("webhook", level);
+	/* Before any thread: libcurl's global init is not thread-safe (TokenReview). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("start_failed", "libcurl could not initialize", NULL);
+		return 1;
+	}
 
 	if (wh_config_init(&cfg) != 0) {
 		log_error("config_error", "out of memory", NULL);
@@ -195,5 +202,6 @@ int main(int argc, char **argv)
 out:
 	wh_server_stop(srv, 0);
 	wh_config_cleanup(&cfg);
+	curl_global_cleanup();
 	return rc;
 }

@@ -30,6 +30,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "webhook/certify.h"
 #include "webhook/deadline.h"
 #include "webhook/review.h"
 
@@ -84,6 +85,9 @@ struct wh_server {
 	struct wh_deadlines *deadlines;
 	struct metrics_series *s_request_timeouts;
 
+	/* POST /v1/certify, when identity.enabled (NULL otherwise: 404). */
+	struct wh_certify *certify;
+
 	/* Rate limit for bad-request logs (per second, all peers together). */
 	atomic_uint_fast64_t log_window_s;
 	atomic_uint log_count;
@@ -93,6 +97,7 @@ struct wh_server {
 struct request {
 	struct tls_daemon *td;
 	enum wh_route route;
+	bool certify; /* POST /v1/certify, not an admission review */
 	char *body;
 	size_t len, cap;
 	bool too_big;
@@ -338,6 +343,62 @@ static void log_admission(struct wh_server *s, const struct wh_review_info *in, 
 		 in->message[0] ? in->message : NULL);
 }
 
+/* A JSON {"error": msg} answer on /v1/certify, counted under reason. */
+static enum MHD_Result certify_error(struct tls_daemon *td, struct MHD_Connection *conn,
+				     unsigned status, const char *reason, const char *msg)
+{
+	json_t *o = json_pack("{s:s}", "error", msg);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	wh_certify_count_failure(td->srv->certify, reason);
+	if (!body)
+		return MHD_NO;
+	return reply(conn, td, status, "application/json", body, strlen(body),
+		     MHD_RESPMEM_MUST_FREE);
+}
+
+/* The client's address as text ("" when unknown). */
+static void peer_of(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ai =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	out[0] = '\0';
+	if (!ai || !ai->client_addr)
+		return;
+	if (ai->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, out,
+			  (socklen_t)outlen);
+	else if (ai->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->client_addr)->sin6_addr, out,
+			  (socklen_t)outlen);
+}
+
+static enum MHD_Result finish_certify(struct tls_daemon *td, struct MHD_Connection *conn,
+				      struct request *rq)
+{
+	struct wh_certify_request cr;
+	char peer[INET6_ADDRSTRLEN];
+	char *resp = NULL;
+	int status;
+
+	peer_of(conn, peer, sizeof(peer));
+	memset(&cr, 0, sizeof(cr));
+	cr.authorization =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	cr.peer = peer;
+	cr.body = rq->body ? rq->body : "";
+	cr.len = rq->len;
+	cr.now_mono_ms = mono_ms();
+	cr.now = time(NULL);
+	status = wh_certify_handle(td->srv->certify, &cr, &resp);
+	if (!resp)
+		return reply_text(conn, td, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	return reply(conn, td, (unsigned)status, "application/json", resp, strlen(resp),
+		     MHD_RESPMEM_MUST_FREE);
+}
+
 static enum MHD_Result finish_review(struct tls_daemon *td, struct MHD_Connection *conn,
 				     struct request *rq, const char *url)
 {
@@ -404,9 +465,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_get(td, conn, url);
 	}
 	if (!rq) {
-		enum wh_route route;
+		enum wh_route route = WH_ROUTE_VALIDATE;
 		const char *ct, *cl;
+		bool certify = false;
 
+		if (s->certify && !strcmp(url, WH_CERTIFY_PATH)) {
+			/* Its own body cap and JSON errors; any content type (the body is
+			 * parsed as JSON either way). */
+			if (strcmp(method, "POST") != 0)
+				return certify_error(td, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+						     "bad_request", "use POST");
+			cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl && strtoull(cl, NULL, 10) > WH_CERTIFY_MAX_BODY_BYTES)
+				return certify_error(
+				    td, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+				    "request body is over the limit of 65536 bytes");
+			certify = true;
+			goto start;
+		}
 		if (!strcmp(url, "/validate"))
 			route = WH_ROUTE_VALIDATE;
 		else if (!strcmp(url, "/mutate"))
@@ -439,16 +516,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				 cl, max);
 			return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
 		}
+	start:
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
 		rq->td = td;
 		rq->route = route;
+		rq->certify = certify;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		atomic_fetch_add(&td->inflight, 1);
 		*con_cls = rq;
 		return MHD_YES;
 	}
+	if (rq->certify)
+		max = WH_CERTIFY_MAX_BODY_BYTES;
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 
@@ -488,8 +569,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	request_received(s, conn);
 	if (rq->too_big) {
 		snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes", max);
+		if (rq->certify)
+			return certify_error(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+					     msg);
 		return refuse(td, conn, MHD_HTTP_CONTENT_TOO_LARGE, url, msg);
 	}
+	if (rq->certify)
+		return finish_certify(td, conn, rq);
 	return finish_review(td, conn, rq, url);
 }
 
@@ -809,6 +895,7 @@ static void server_free(struct wh_server *s)
 		close(s->listen_fd);
 	/* After the daemons: their CLOSED notifications have removed every entry. */
 	wh_deadlines_free(s->deadlines);
+	wh_certify_free(s->certify);
 	metrics_registry_free(s->metrics);
 	free(s->cert_path);
 	free(s->key_path);
@@ -839,6 +926,15 @@ int wh_server_start(const struct wh_server_options *o, struct wh_server **out, c
 	if (!s->cert_path || !s->key_path || !s->deadlines || register_metrics(s) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
+	}
+	if (s->cfg->identity_enabled) {
+		s->certify = wh_certify_new(s->cfg, s->metrics, err, errlen);
+		if (!s->certify) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		/* Keep a thread for admission while TokenReviews wait on the API server. */
+		wh_certify_set_max_reviews(s->certify, s->threads > 1 ? s->threads - 1 : 1);
 	}
 	/* Certificates first: a missing Secret is the likelier mistake and the clearer error. */
 	sig_of(s->cert_path, &s->cert_sig);

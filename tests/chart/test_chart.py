@@ -487,6 +487,89 @@ class Certificates(unittest.TestCase):
                                "certManager.enabled=true"])
 
 
+class Identity(unittest.TestCase):
+    """identity.enabled: the identity CA in three modes, the one RBAC rule, the mounts and
+    the webhook.yaml identity section (issue 16, docs/identity.md)."""
+    ON = ["identity.enabled=true"]
+
+    def ca_secret(self, r):
+        return r.one("Secret", "grpcguard-identity-ca")
+
+    def test_off_by_default(self):
+        r = default()
+        self.assertEqual(r.find("ClusterRole"), [])
+        self.assertEqual(r.find("ClusterRoleBinding"), [])
+        self.assertNotIn("identity", webhook_config_file(r))
+        self.assertFalse(r.one("Deployment")["spec"]["template"]["spec"][
+            "automountServiceAccountToken"])
+
+    def test_generated_ca_rbac_and_mounts(self):
+        r = helm.template(namespace=NS, set=self.ON)
+        data = self.ca_secret(r)["data"]
+        crt = base64.b64decode(data["tls.crt"]).decode()
+        rc, out = openssl("x509", "-noout", "-text", data=crt)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"CA:TRUE")
+        self.assertIn("Certificate Sign", out)
+        _, pub1 = openssl("x509", "-noout", "-pubkey", data=crt)
+        _, pub2 = openssl("pkey", "-pubout", data=base64.b64decode(data["tls.key"]).decode())
+        self.assertEqual(pub1, pub2)
+        # Not the serving CA.
+        self.assertNotEqual(data["tls.crt"], r.one("Secret", SVC + "-tls")["data"]["ca.crt"])
+        role = r.one("ClusterRole")
+        self.assertEqual(role["rules"], [{"apiGroups": ["authentication.k8s.io"],
+                                          "resources": ["tokenreviews"], "verbs": ["create"]}])
+        binding = r.one("ClusterRoleBinding")
+        self.assertEqual(binding["roleRef"]["name"], role["metadata"]["name"])
+        self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": SVC,
+                                                "namespace": NS}])
+        pod = r.one("Deployment")["spec"]["template"]["spec"]
+        self.assertTrue(pod["automountServiceAccountToken"])
+        vols = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(vols["identity-ca"]["secret"]["secretName"], "grpcguard-identity-ca")
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        self.assertEqual(mounts["identity-ca"]["mountPath"], "/etc/grpcguard/identity-ca")
+        cfg = webhook_config_file(r)["identity"]
+        self.assertEqual(cfg["ca"], {"certFile": "/etc/grpcguard/identity-ca/tls.crt",
+                                     "keyFile": "/etc/grpcguard/identity-ca/tls.key"})
+        self.assertEqual(cfg["caAddress"], "https://%s.%s.svc:443" % (SVC, NS))
+        self.assertEqual(cfg["trustDomain"], "cluster.local")
+        self.assertEqual(cfg["certificateLifetimeSeconds"], 86400)
+        self.assertTrue(cfg["enabled"])
+        # Kept across upgrades.
+        again = helm.template(namespace=NS, set=self.ON, upgrade=True,
+                              lookup=[self.ca_secret(r)])
+        self.assertEqual(self.ca_secret(again)["data"]["tls.crt"], data["tls.crt"])
+        self.assertEqual(self.ca_secret(again)["data"]["tls.key"], data["tls.key"])
+        fresh = helm.template(namespace=NS, set=self.ON, upgrade=True, lookup=[])
+        self.assertNotEqual(self.ca_secret(fresh)["data"]["tls.key"], data["tls.key"])
+
+    def test_other_modes(self):
+        r = helm.template(namespace=NS, set=self.ON + ["identity.ca.mode=certManager"])
+        self.assertEqual([s["metadata"]["name"] for s in r.find("Secret")], [SVC + "-tls"])
+        cert = r.one("Certificate", "grpcguard-identity-ca")
+        self.assertTrue(cert["spec"]["isCA"])
+        self.assertEqual(cert["spec"]["secretName"], "grpcguard-identity-ca")
+        self.assertIn("selfSigned", r.one("Issuer", cert["spec"]["issuerRef"]["name"])["spec"])
+        r = helm.template(namespace=NS, set=self.ON + ["identity.ca.mode=existingSecret",
+                                                       "identity.ca.existingSecret=my-ca"])
+        self.assertEqual(r.find("Secret", "grpcguard-identity-ca"), [])
+        vols = {v["name"]: v for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(vols["identity-ca"]["secret"]["secretName"], "my-ca")
+        with self.assertRaisesRegex(helm.RenderError, "identity.ca.existingSecret"):
+            helm.template(set=self.ON + ["identity.ca.mode=existingSecret"])
+        with self.assertRaises(helm.SchemaError):
+            helm.template(set=self.ON + ["identity.ca.mode=vault"])
+
+    def test_ca_bundle_configmaps(self):
+        r = helm.template(namespace=NS, set=self.ON + ["identity.namespaces={demo,shop}"])
+        serving_ca = base64.b64decode(r.one("Secret", SVC + "-tls")["data"]["ca.crt"]).decode()
+        cms = [c for c in r.find("ConfigMap") if c["metadata"]["name"] == "grpcguard-ca"]
+        self.assertEqual(sorted(c["metadata"]["namespace"] for c in cms), ["demo", "shop"])
+        for c in cms:
+            self.assertEqual(c["data"]["ca.crt"], serving_ca)
+
+
 class ConfigFile(unittest.TestCase):
     def test_defaults_match_the_contract(self):
         cfg = webhook_config_file(default())

@@ -102,7 +102,7 @@ END_TEST
 START_TEST(errors)
 {
 	load_err("bogus: 1\n", "webhook.yaml:1:1: bogus: unknown key (expected one of: namespace, "
-			       "validation, injection, limits)");
+			       "validation, injection, limits, identity)");
 	load_err(
 	    "injection:\n  proxyPort: 0\n",
 	    "webhook.yaml:2:14: injection.proxyPort: \"0\" is not an integer between 1 and 65535");
@@ -142,6 +142,59 @@ START_TEST(file_errors)
 }
 END_TEST
 
+START_TEST(identity)
+{
+	struct wh_config c;
+
+	/* Defaults: off, the contract's trust domain and lifetime, in-cluster TokenReview. */
+	ck_assert_int_eq(wh_config_init(&c), 0);
+	ck_assert(!c.identity_enabled);
+	ck_assert_str_eq(c.trust_domain, "cluster.local");
+	ck_assert_uint_eq(c.cert_lifetime_s, 86400);
+	ck_assert_ptr_null(c.token_review_url);
+	ck_assert_str_eq(c.token_review_token_file,
+			 "/var/run/secrets/kubernetes.io/serviceaccount/token");
+	ck_assert_str_eq(c.ca_bundle_configmap, "grpcguard-ca");
+	wh_config_cleanup(&c);
+
+	load_ok(&c, "identity:\n"
+		    "  enabled: true\n"
+		    "  trustDomain: prod.example\n"
+		    "  certificateLifetimeSeconds: 3600\n"
+		    "  ca: {certFile: /ca/tls.crt, keyFile: /ca/tls.key, bundleFile: /ca/ca.crt}\n"
+		    "  tokenReview: {url: \"https://127.0.0.1:6443/x\", caFile: /a, tokenFile: /b,"
+		    " timeoutMs: 1500}\n"
+		    "  rateLimit: {perSourcePerMinute: 0, perSourceBurst: 7, perIdentityPerMinute: 3,"
+		    " perIdentityBurst: 2}\n"
+		    "  caAddress: https://gg.example.svc:443\n"
+		    "  caBundleConfigMap: my-ca\n");
+	ck_assert(c.identity_enabled);
+	ck_assert_str_eq(c.trust_domain, "prod.example");
+	ck_assert_uint_eq(c.cert_lifetime_s, 3600);
+	ck_assert_str_eq(c.ca_cert_file, "/ca/tls.crt");
+	ck_assert_str_eq(c.ca_key_file, "/ca/tls.key");
+	ck_assert_str_eq(c.ca_bundle_file, "/ca/ca.crt");
+	ck_assert_str_eq(c.token_review_url, "https://127.0.0.1:6443/x");
+	ck_assert_uint_eq(c.token_review_timeout_ms, 1500);
+	ck_assert_uint_eq(c.rl_source_per_minute, 0);
+	ck_assert_uint_eq(c.rl_source_burst, 7);
+	ck_assert_uint_eq(c.rl_identity_per_minute, 3);
+	ck_assert_uint_eq(c.rl_identity_burst, 2);
+	ck_assert_str_eq(c.ca_address, "https://gg.example.svc:443");
+	ck_assert_str_eq(c.ca_bundle_configmap, "my-ca");
+	wh_config_cleanup(&c);
+
+	load_err("identity: {trustDomain: \"Bad Domain\"}", "identity.trustDomain");
+	load_err("identity: {certificateLifetimeSeconds: 60}", "between 600 and 2592000");
+	load_err("identity: {ca: {certFile: relative.crt}}", "absolute file path");
+	load_err("identity: {ca: {cert: /x}}", "identity.ca.cert: unknown key");
+	load_err("identity: {tokenReview: {url: \"http://x\"}}", "https:// URL");
+	load_err("identity: {caAddress: \"grpcguard-webhook:443\"}", "https:// URL");
+	load_err("identity: {enabled: yes please}", "not a boolean");
+	load_err("identity: {rateLimit: {perSourceBurst: 0}}", "between 1 and");
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -149,6 +202,7 @@ int main(void)
 	    {"full_file", full_file},
 	    {"errors", errors},
 	    {"file_errors", file_errors},
+	    {"identity", identity},
 	};
 	return UT_RUN("webhook/config", tests, .timeout_s = 10);
 }

@@ -435,6 +435,97 @@ START_TEST(denials)
 }
 END_TEST
 
+/* The proxy container of a patch for a bare pod (native sidecar: initContainers[1]). */
+static json_t *proxy_of(const struct wh_verdict *v)
+{
+	return json_array_get(json_object_get(json_array_get(v->patch, 0), "value"), 1);
+}
+
+static json_t *find_named(const json_t *list, const char *name)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(list, i, x)
+	{
+		if (!strcmp(json_string_value(json_object_get(x, "name")), name))
+			return x;
+	}
+	return NULL;
+}
+
+START_TEST(identity_volumes_and_flags)
+{
+	static const char pod[] =
+	    "{\"metadata\": {\"name\": \"p\"}, \"spec\": {\"containers\": [{\"name\": \"app\"}]}}";
+	struct wh_verdict v = inject(pod, "demo");
+	json_t *ctr = proxy_of(&v), *vols, *tok, *ca, *args;
+	char *text;
+
+	/* Off (the default): nothing of it. */
+	text = json_dumps(v.patch, JSON_COMPACT);
+	ck_assert_ptr_null(strstr(text, "--ca-address"));
+	ck_assert_ptr_null(strstr(text, "grpcguard-token"));
+	free(text);
+	ck_assert_ptr_nonnull(ctr);
+	wh_verdict_cleanup(&v);
+
+	/* On, for both the per-pod and the prepared container. */
+	cfg.identity_enabled = true;
+	for (int prepared = 0; prepared < 2; prepared++) {
+		if (prepared)
+			ck_assert_int_eq(wh_inject_prepare(&cfg), 0);
+		v = inject(pod, "demo");
+		ctr = proxy_of(&v);
+		args = json_object_get(ctr, "args");
+		text = json_dumps(args, JSON_COMPACT);
+		ck_assert_msg(strstr(text, "\"--ca-address\",\"https://grpcguard-webhook."
+					   "grpcguard-system.svc:443\",\"--ca-cert\","
+					   "\"/etc/grpcguard/ca/ca.crt\",\"--log-level\""),
+			      "%s", text);
+		free(text);
+		ck_assert_ptr_nonnull(
+		    find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-token"));
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+			find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-token"),
+			"mountPath")),
+		    "/var/run/secrets/grpcguard/tokens");
+		ck_assert_ptr_nonnull(
+		    find_named(json_object_get(ctr, "volumeMounts"), "grpcguard-ca"));
+		vols = json_object_get(json_array_get(v.patch, 1), "value");
+		tok = json_object_get(
+		    json_array_get(
+			json_object_get(
+			    json_object_get(find_named(vols, "grpcguard-token"), "projected"),
+			    "sources"),
+			0),
+		    "serviceAccountToken");
+		ck_assert_str_eq(json_string_value(json_object_get(tok, "audience")), "grpcguard");
+		ck_assert_int_eq(json_integer_value(json_object_get(tok, "expirationSeconds")),
+				 3600);
+		ck_assert_str_eq(json_string_value(json_object_get(tok, "path")),
+				 "grpcguard-token");
+		ca = json_object_get(find_named(vols, "grpcguard-ca"), "configMap");
+		ck_assert_str_eq(json_string_value(json_object_get(ca, "name")), "grpcguard-ca");
+		ck_assert(json_is_true(json_object_get(ca, "optional")));
+		wh_verdict_cleanup(&v);
+	}
+	/* A configured address and ConfigMap. */
+	cfg.ca_address = strdup("https://gg.example.svc:8443");
+	free(cfg.ca_bundle_configmap);
+	cfg.ca_bundle_configmap = strdup("my-ca");
+	ck_assert_int_eq(wh_inject_prepare(&cfg), 0);
+	v = inject(pod, "demo");
+	text = json_dumps(v.patch, JSON_COMPACT);
+	ck_assert_msg(strstr(text, "\"https://gg.example.svc:8443\"") &&
+			  strstr(text, "\"name\":\"my-ca\""),
+		      "%s", text);
+	free(text);
+	wh_verdict_cleanup(&v);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -450,6 +541,7 @@ int main(void)
 	    {"patch_plain_container_cni", patch_plain_container_cni},
 	    {"skips", skips},
 	    {"denials", denials},
+	    {"identity", identity_volumes_and_flags},
 	};
 	return UT_RUN("webhook/inject", tests, .timeout_s = 10, .setup = cfg_setup,
 		      .teardown = cfg_teardown);
