@@ -97,8 +97,7 @@ void sc_peercache_forget(const struct sockaddr_storage *dst)
 	pthread_mutex_unlock(&pc.lock);
 }
 
-bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms,
-		       struct sc_peer_id *out)
+bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms, struct sc_peer_id *out)
 {
 	struct key k;
 	struct ent *e;

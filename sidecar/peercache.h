@@ -46,8 +46,7 @@ void sc_peercache_forget(const struct sockaddr_storage *dst);
  * The identity learned for dst, when there is one younger than SC_PEERCACHE_TTL_MS at
  * now_ms: copied to *out, true. Otherwise false and *out untouched.
  */
-bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms,
-		       struct sc_peer_id *out);
+bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms, struct sc_peer_id *out);
 
 /* Empty the table (tests). */
 void sc_peercache_clear(void);
