@@ -107,7 +107,8 @@ bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms, stru
 		return false;
 	pthread_mutex_lock(&pc.lock);
 	e = find(&k);
-	if (e && now_ms >= e->learned_ms && now_ms - e->learned_ms < SC_PEERCACHE_TTL_MS) {
+	/* Each worker reads "now" once per loop turn: another's may lag the learner's a little. */
+	if (e && (now_ms <= e->learned_ms || now_ms - e->learned_ms < SC_PEERCACHE_TTL_MS)) {
 		*out = e->id;
 		ok = true;
 	}

@@ -44,7 +44,8 @@ void sc_peercache_forget(const struct sockaddr_storage *dst);
 
 /*
  * The identity learned for dst, when there is one younger than SC_PEERCACHE_TTL_MS at
- * now_ms: copied to *out, true. Otherwise false and *out untouched.
+ * now_ms (a now_ms before the learning time counts as age 0): copied to *out, true.
+ * Otherwise false and *out untouched.
  */
 bool sc_peercache_find(const struct sockaddr_storage *dst, uint64_t now_ms, struct sc_peer_id *out);
 
