@@ -203,6 +203,7 @@ struct sc_conn {
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
+	bool peer_cached;   /* outbound: updated sc_peercache for updst (stream.c) */
 	bool pconnected;    /* passthrough: the upstream connect completed */
 	uint64_t accepted_ms, pass_start_ms;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */

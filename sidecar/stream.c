@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "sidecar/peercache.h"
 #include "sidecar/proxy.h"
 
 static const char *const grpc_unavailable_msg =
@@ -95,6 +96,32 @@ int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
 static void check_peer(struct sc_stream *s);
 
 /*
+ * Outbound: the destination's identity for an RPC's source-side labels. A response that
+ * named the destination's sidecar teaches sc_peercache the address the app called, and
+ * one without the header (no sidecar there) makes it forget it, once per connection; an
+ * RPC that ended before any response (held by the destination's delay and abandoned at
+ * the caller's deadline, reset, refused) takes the identity last learned for the address,
+ * so it is counted on the same edge as the calls that were answered.
+ */
+static void outbound_peer(struct sc_stream *s, struct sc_rpc_labels *l, struct sc_peer_id *peer,
+			  uint64_t now)
+{
+	struct sc_conn *c = s->c;
+
+	if (l->peer) {
+		if (!c->peer_cached)
+			sc_peercache_learn(&c->updst, l->peer, now);
+		c->peer_cached = true;
+	} else if (s->resp_hdrs.n > 0) {
+		if (!c->peer_cached && !s->npeer_hdr)
+			sc_peercache_forget(&c->updst);
+		c->peer_cached = true;
+	} else if (sc_peercache_find(&c->updst, now, peer)) {
+		l->peer = peer;
+	}
+}
+
+/*
  * requests_total and the duration of a finished RPC: reporter destination on the inbound
  * path (the peer is the caller's claim), source on the outbound path (the peer is the
  * destination sidecar's answer, decoded here; none from a destination without sidecar).
@@ -118,6 +145,8 @@ static void count_rpc(struct sc_stream *s, double secs)
 		if (sc_peer_decode(v.base, v.len, &peer) == SC_PEER_OK)
 			l.peer = &peer;
 	}
+	if (s->c->outbound)
+		outbound_peer(s, &l, &peer, uv_now(&w->loop));
 	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
 		nghttp2_vec k = nghttp2_rcbuf_get_buf(s->req_hdrs.v[i].name);
 		if (k.len == 10 && memcmp(k.base, ":authority", 10) == 0) {
