@@ -28,7 +28,12 @@
  * Premature resets, as Envoy's overload.premature_reset_* (rapid reset, CVE-2023-44487):
  * a client reset of a stream that lived less than PREMATURE_LIFETIME_MS, unless it came
  * at its own deadline (at least half of its grpc-timeout had passed: a gRPC client resets
- * a call at its deadline) or after we answered it. Once PREMATURE_MIN_STREAMS streams
+ * a call at its deadline), after we answered it, or while a delay fault held it. A held
+ * stream has cost the app nothing (the attack's harm is the backend work a reset leaves
+ * behind), and a client whose calls a delay holds past their deadlines resets exactly
+ * those: when we read a burst late (a busy or instrumented sidecar), their lifetime as we
+ * measure it can be well under half their grpc-timeout. nghttp2's RST_STREAM rate limit
+ * (RESET_BURST, RESET_PER_SEC) still bounds resets of held streams. Once PREMATURE_MIN_STREAMS streams
  * have closed on a connection, it is cut off (GOAWAY ENHANCE_YOUR_CALM) when at least
  * half of them were reset prematurely. Both counts are halved every PREMATURE_WINDOW
  * streams, so the share is that of the recent streams, not of the connection's life.
@@ -559,7 +564,8 @@ static bool premature(const struct sc_stream *s, uint64_t now)
 
 	if (s->state == SS_HEADERS)
 		return true; /* before the request was even decided */
-	if (s->state == SS_REPLIED || s->resp_eof || life >= PREMATURE_LIFETIME_MS)
+	if (s->state == SS_REPLIED || s->state == SS_HELD || s->resp_eof ||
+	    life >= PREMATURE_LIFETIME_MS)
 		return false;
 	return !(s->timeout_ms && life * 2 >= s->timeout_ms);
 }
