@@ -4,20 +4,29 @@
 #   1. certificates (grpcguard-certgen) and the real admission webhook over TLS
 #   2. Service validation: an unnamed gRPC port is denied, `name: grpc` is allowed
 #   3. sidecar injection: the JSONPatch for a Deployment-made pod, applied and summarised
-#   4. a "server pod" and a "client pod" as network namespaces joined by a veth pair: the
-#      greeter app, `grpcguard-sidecar init` (iptables REDIRECT), the sidecar as uid 1337,
-#      and a client calling SayHello every 2 s with a 5 s deadline
+#   4. a "server pod" and a "client pod" as network namespaces on a bridge in a third
+#      ("node") namespace: the greeter app, `grpcguard-sidecar init` in both pods (inbound
+#      REDIRECT, outbound capture), a sidecar in each as uid 1337 with the env and labels
+#      the injector gives it, Prometheus on the node scraping both, and a client calling
+#      SayHello on server:8080 every 2 s with a 5 s deadline, through both sidecars
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
-#      delay fault -> DEADLINE_EXCEEDED, DENY -> PERMISSION_DENIED, a broken policy (the
-#      webhook refuses it, the sidecar keeps the last good one), ALLOW naming another
+#      delay fault -> DEADLINE_EXCEEDED, and the caller's view of it from Prometheus
+#      (reporter="source", duration = the deadline); a client-side delay (destinations)
+#      that never reaches the server's sidecar; DENY -> PERMISSION_DENIED, a broken policy
+#      (the webhook refuses it, the sidecars keep the last good one), ALLOW naming another
 #      method -> PERMISSION_DENIED, empty policy -> OK again
-#   6. the sidecar's metrics as a table, then everything started here is stopped
+#   6. each sidecar's metrics as a table, one reporter each (no call counted twice)
+#   7. the service graph from Prometheus (grpcguard-graph: text, SVG, PNG), then
+#      everything started here is stopped
+#   Loopback mode (not root, or no netns/iptables) keeps one sidecar and skips the
+#   caller's sidecar, Prometheus and the graph, and says so.
 #
 # Environment: GG_BIN (programs, default build/), PYTHON (default /usr/bin/python3),
 # DEMO_FAST=1 (short waits, for CI), DEMO_MODE=netns|loopback (default: netns when this
 # machine allows it), DEMO_PORT_BASE (host ports, default 29000: the webhook on base+0;
 # in loopback mode the sidecar on base+6, its admin on base+7, the app on base+8),
-# DEMO_KEEP=1 (keep the work directory for inspection).
+# DEMO_KEEP=1 (keep the work directory for inspection), DEMO_OUT (where the service graph
+# goes, default build/demo).
 # Exit status: 0 when every step showed what it should, 1 otherwise, 130 on Ctrl-C.
 set -u -o pipefail
 
@@ -736,7 +745,11 @@ say "stopping everything this demo started:"
 cleanup
 trap - EXIT
 if [ "$FAILED" = 0 ]; then
-	printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
+	if [ -n "$PROM_URL" ]; then
+		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
+	else
+		printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
+	fi
 	exit 0
 fi
 printf '\n%sdemo finished with problems (marked !! above)%s\n' "$R" "$N"
