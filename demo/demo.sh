@@ -266,7 +266,7 @@ fi
 step "4/7  A server pod and a client pod, each with its sidecar"
 if [ "$MODE" = netns ]; then
 	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI") NODE=(ip netns exec "$NS_NODE")
-	APP_PORT=8080 PROXY_LISTEN=[::]:15006 UPSTREAM=original-dst ADMIN=127.0.0.1:15020
+	APP_PORT=8080 PROXY_LISTEN='[::]:15006' UPSTREAM=original-dst ADMIN=127.0.0.1:15020
 	TARGET=server:8080
 	for ns in "$NS_NODE" "$NS_SRV" "$NS_CLI"; do
 		ip netns add "$ns" || die "ip netns add $ns failed"
@@ -333,9 +333,9 @@ say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 # pod_name OWNER: a Deployment pod's name, <owner>-<ReplicaSet hash>-<5>, in Kubernetes'
 # alphabet for generated names.
 pod_name() {
-	local a=bcdfghjklmnpqrstvwxz2456789 h='' s='' i
-	for i in 1 2 3 4 5 6 7 8 9 10; do h+=${a:$((RANDOM % 27)):1}; done
-	for i in 1 2 3 4 5; do s+=${a:$((RANDOM % 27)):1}; done
+	local a=bcdfghjklmnpqrstvwxz2456789 h='' s=''
+	while [ ${#h} -lt 10 ]; do h+=${a:$((RANDOM % 27)):1}; done
+	while [ ${#s} -lt 5 ]; do s+=${a:$((RANDOM % 27)):1}; done
 	echo "$1-$h-$s"
 }
 if [ "$MODE" = netns ]; then
@@ -386,7 +386,7 @@ say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 
 	[ "$MODE" = netns ] && echo ", pod $SRV_POD")"
 
 CSC_PID=
-PROM_URL= PROM_PID=
+PROM_URL='' PROM_PID=''
 if [ "$MODE" = netns ]; then
 	# The client pod: injected too. Its init captures the app's outgoing TCP (nat OUTPUT ->
 	# 15001) except uid 1337's, loopback and port 53; its sidecar proxies gRPC to the
