@@ -1384,6 +1384,7 @@ static void conn_close_cb(uv_handle_t *h)
 	free(c->pipe_du);
 	free(c->pipe_ud);
 	free(c->ptcp);
+	free(c->dst_peer);
 	free(c);
 }
 

@@ -203,6 +203,9 @@ struct sc_conn {
 	bool goaway_sent, flushing, need_flush, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
+	/* outbound: the destination sidecar's last valid answer on this connection (one
+	 * original destination), naming it for the calls it did not answer; NULL: none yet */
+	struct sc_peer_id *dst_peer;
 	bool pconnected;    /* passthrough: the upstream connect completed */
 	uint64_t accepted_ms, pass_start_ms;
 	struct sc_pipe *pipe_du, *pipe_ud; /* passthrough: down->up, up->down */

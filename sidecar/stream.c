@@ -100,9 +100,28 @@ int sc_stream_reset_status(const struct sc_stream *s, uint64_t now)
 static void check_peer(struct sc_stream *s);
 
 /*
+ * Outbound: every call on one connection goes to one original destination. A valid answer
+ * from its sidecar is kept on the connection (*peer copied into c->dst_peer), and a call
+ * that got none (held by a delay and abandoned at its deadline, or reset) is labelled with
+ * the last one, as a mesh labels it from the endpoint it dialled. Without memory for the
+ * copy, the answer is simply not kept. Returns the peer to label the call with, or NULL.
+ */
+static const struct sc_peer_id *dst_peer(struct sc_conn *c, const struct sc_peer_id *peer)
+{
+	if (!peer)
+		return c->dst_peer;
+	if (!c->dst_peer)
+		c->dst_peer = malloc(sizeof(*c->dst_peer));
+	if (c->dst_peer)
+		*c->dst_peer = *peer;
+	return peer;
+}
+
+/*
  * requests_total and the duration of a finished RPC: reporter destination on the inbound
  * path (the peer is the caller's claim), source on the outbound path (the peer is the
- * destination sidecar's answer, decoded here; none from a destination without sidecar).
+ * destination sidecar's answer, decoded here, else the last one on this connection; none
+ * from a destination without sidecar).
  */
 static void count_rpc(struct sc_stream *s, double secs)
 {
@@ -123,6 +142,8 @@ static void count_rpc(struct sc_stream *s, double secs)
 		if (sc_peer_decode(v.base, v.len, &peer) == SC_PEER_OK)
 			l.peer = &peer;
 	}
+	if (s->c->outbound)
+		l.peer = dst_peer(s->c, l.peer);
 	for (uint32_t i = 0; i < s->req_hdrs.n; i++) {
 		nghttp2_vec k = nghttp2_rcbuf_get_buf(s->req_hdrs.v[i].name);
 		if (k.len == 10 && memcmp(k.base, ":authority", 10) == 0) {

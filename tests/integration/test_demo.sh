@@ -153,6 +153,8 @@ if [ $netns_ok = 1 ]; then
 		expect "$out" 'prometheus, the client.s sidecar \(reporter="source"\): [1-9][0-9]* call\(s\) client -> server ended DEADLINE_EXCEEDED' "client-side DEADLINE_EXCEEDED from Prometheus"
 		expect "$out" "p50 [0-9.]+ s, p99 [0-9.]+ s \(histogram buckets\), mean (0\.9|1\.[0-4])[0-9] s over [1-9][0-9]* call\(s\): the client's 1s deadline" "outgoing request duration = the client's deadline"
 		expect "$out" '^ +demo/client -> demo/server  [0-9.]+ req/s  [0-9.]+% errors  p99 ' "edge client -> server in the text graph"
+		grep -qE '^ +demo/client -> server ' "$out" &&
+			bad "the held calls drawn to a second server node without a sidecar (caller's labels unknown)"
 		for f in svg png; do
 			expect "$out" "wrote $tmp/netns-graph/service-graph\\.$f \\([1-9][0-9]* bytes\\)" "the demo says where the $f is"
 		done
