@@ -322,9 +322,18 @@ def client_view(args):
     def sec(v):
         return "-" if v is None else "%.2f s" % v
 
+    # The bucket holding the median: histogram_quantile interpolates inside it.
+    rows = sorted((float(r["metric"]["le"]), float(r["value"][1]))
+                  for r in prom_query(base, buckets) if "le" in r["metric"])
+    lo, where = 0.0, ""
+    for le, n_le in rows:
+        if cnt and n_le >= cnt / 2.0:
+            where = "%g-%g s" % (lo, le)
+            break
+        lo = le
     print("  outgoing request duration, grpcguard_request_duration_seconds{reporter=\"source\"}:")
-    print("  p50 %s, p99 %s (histogram buckets), mean %s over %d call(s): the client's %gs deadline"
-          % (sec(p50), sec(p99), sec(mean), cnt or 0, deadline))
+    print("  mean %s over %d call(s): the client's %gs deadline; p50 %s, p99 %s (interpolated "
+          "inside the %s bucket)" % (sec(mean), cnt or 0, deadline, sec(p50), sec(p99), where or "?"))
     print('  the server\'s sidecar (reporter="destination") counted %d DEADLINE_EXCEEDED from the '
           'client meanwhile' % (dst or 0))
     if mean is None or not 0.8 * deadline <= mean <= 1.5 * deadline:

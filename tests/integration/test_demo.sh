@@ -151,7 +151,7 @@ if [ $netns_ok = 1 ]; then
 	if command -v prometheus >/dev/null; then
 		expect "$out" 'prometheus: pid [0-9]+, in ggdemo-[0-9]+-node on http://127\.0\.0\.1:[0-9]+, scraping 10\.99\.9\.1:15020 and 10\.99\.9\.2:15020 every 1s' "Prometheus started, scraping both sidecars"
 		expect "$out" 'prometheus, the client.s sidecar \(reporter="source"\): [1-9][0-9]* call\(s\) client -> server ended DEADLINE_EXCEEDED' "client-side DEADLINE_EXCEEDED from Prometheus"
-		expect "$out" "p50 [0-9.]+ s, p99 [0-9.]+ s \(histogram buckets\), mean (0\.9|1\.[0-4])[0-9] s over [1-9][0-9]* call\(s\): the client's 1s deadline" "outgoing request duration = the client's deadline"
+		expect "$out" "mean 0\.[789][0-9] s over [1-9][0-9]* call\(s\): the client's 0\.8s deadline; p50 0\.[5-9][0-9] s, p99 (0\.[5-9][0-9]|1\.00) s \(interpolated inside the 0\.5-1 s bucket\)" "outgoing request duration = the client's deadline"
 		expect "$out" '^ +demo/client -> demo/server  [0-9.]+ req/s  [0-9.]+% errors  p99 ' "edge client -> server in the text graph"
 		grep -qE '^ +demo/client -> server ' "$out" &&
 			bad "the held calls drawn to a second server node without a sidecar (caller's labels unknown)"
