@@ -8,7 +8,7 @@
 #      ("node") namespace: the greeter app, `grpcguard-sidecar init` in both pods (inbound
 #      REDIRECT, outbound capture), a sidecar in each as uid 1337 with the env and labels
 #      the injector gives it, Prometheus on the node scraping both, and a client calling
-#      SayHello on server:8080 every 2 s with a 5 s deadline, through both sidecars
+#      SayHello on server:8080 every 2 s with a 4 s deadline, through both sidecars
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
 #      delay fault -> DEADLINE_EXCEEDED, and the caller's view of it from Prometheus
 #      (reporter="source", duration = the deadline); a client-side delay (destinations)
