@@ -4,20 +4,29 @@
 #   1. certificates (grpcguard-certgen) and the real admission webhook over TLS
 #   2. Service validation: an unnamed gRPC port is denied, `name: grpc` is allowed
 #   3. sidecar injection: the JSONPatch for a Deployment-made pod, applied and summarised
-#   4. a "server pod" and a "client pod" as network namespaces joined by a veth pair: the
-#      greeter app, `grpcguard-sidecar init` (iptables REDIRECT), the sidecar as uid 1337,
-#      and a client calling SayHello every 2 s with a 5 s deadline
+#   4. a "server pod" and a "client pod" as network namespaces on a bridge in a third
+#      ("node") namespace: the greeter app, `grpcguard-sidecar init` in both pods (inbound
+#      REDIRECT, outbound capture), a sidecar in each as uid 1337 with the env and labels
+#      the injector gives it, Prometheus on the node scraping both, and a client calling
+#      SayHello on server:8080 every 2 s with a 4 s deadline, through both sidecars
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
-#      delay fault -> DEADLINE_EXCEEDED, DENY -> PERMISSION_DENIED, a broken policy (the
-#      webhook refuses it, the sidecar keeps the last good one), ALLOW naming another
+#      delay fault -> DEADLINE_EXCEEDED, and the caller's view of it from Prometheus
+#      (reporter="source", duration = the deadline); a client-side delay (destinations)
+#      that never reaches the server's sidecar; DENY -> PERMISSION_DENIED, a broken policy
+#      (the webhook refuses it, the sidecars keep the last good one), ALLOW naming another
 #      method -> PERMISSION_DENIED, empty policy -> OK again
-#   6. the sidecar's metrics as a table, then everything started here is stopped
+#   6. each sidecar's metrics as a table, one reporter each (no call counted twice)
+#   7. the service graph from Prometheus (grpcguard-graph: text, SVG, PNG), then
+#      everything started here is stopped
+#   Loopback mode (not root, or no netns/iptables) keeps one sidecar and skips the
+#   caller's sidecar, Prometheus and the graph, and says so.
 #
 # Environment: GG_BIN (programs, default build/), PYTHON (default /usr/bin/python3),
 # DEMO_FAST=1 (short waits, for CI), DEMO_MODE=netns|loopback (default: netns when this
 # machine allows it), DEMO_PORT_BASE (host ports, default 29000: the webhook on base+0;
 # in loopback mode the sidecar on base+6, its admin on base+7, the app on base+8),
-# DEMO_KEEP=1 (keep the work directory for inspection).
+# DEMO_KEEP=1 (keep the work directory for inspection), DEMO_OUT (where the service graph
+# goes, default build/demo).
 # Exit status: 0 when every step showed what it should, 1 otherwise, 130 on Ctrl-C.
 set -u -o pipefail
 
@@ -33,16 +42,16 @@ export PYTHONDONTWRITEBYTECODE=1
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY grpc_proxy no_grpc_proxy
 
 if [ "$FAST" = 1 ]; then
-	INTERVAL=0.5 DEADLINE=1 DELAY=2s PHASE_TIMEOUT=15
+	INTERVAL=0.5 DEADLINE=0.8 DELAY=2s PHASE_TIMEOUT=15
 else
-	INTERVAL=2 DEADLINE=5 DELAY=10s PHASE_TIMEOUT=40
+	INTERVAL=2 DEADLINE=4 DELAY=10s PHASE_TIMEOUT=40
 fi
 
 WH_HOST=grpcguard-webhook.grpcguard-system.svc
 WH_PORT=$PORT_BASE
 TAG="ggdemo-$$"
-NS_SRV="$TAG-server" NS_CLI="$TAG-client"
-VETH_CLI="ggd$$c" VETH_SRV="ggd$$s"
+NS_SRV="$TAG-server" NS_CLI="$TAG-client" NS_NODE="$TAG-node"
+ETC_NETNS= # /etc/netns/<client ns>, the client pod's /etc/hosts
 W= # work directory
 PIDS=() NETNS=() FAILED=0 CLEANED=0 INTERRUPTED=0 CLIENT_PID=
 declare -A NAME_OF=()
@@ -104,7 +113,7 @@ cleanup() {
 		# non-zero when they find a leak or an error). After Ctrl-C they may have
 		# stopped on their own SIGINT, or been caught before their handlers were set.
 		[ "$INTERRUPTED" = 1 ] && continue
-		case "${NAME_OF[$pid]:-}" in webhook | sidecar)
+		case "${NAME_OF[$pid]:-}" in webhook | sidecar | client-sidecar)
 			if [ -z "${termed[$pid]:-}" ]; then
 				bad "${NAME_OF[$pid]} (pid $pid) had exited before the end, status $rc"
 			else
@@ -118,7 +127,7 @@ cleanup() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
-	ip link del "$VETH_CLI" 2>/dev/null # only exists if setup stopped half way
+	[ -n "$ETC_NETNS" ] && rm -rf "$ETC_NETNS"
 	[ "$FAILED" = 1 ] && dump_logs
 	if [ -n "$W" ] && [ -d "$W" ]; then
 		if [ "${DEMO_KEEP:-0}" = 1 ]; then
@@ -190,7 +199,7 @@ printf '%sgrpcguard demo%s: fault injection and gRPC authorization without a mes
 say "work directory $W, mode $MODE$([ "$FAST" = 1 ] && echo ', fast (DEMO_FAST=1)')"
 
 # ---- 1. certificates and the webhook ------------------------------------------------
-step "1/6  Certificates and the admission webhook over TLS"
+step "1/7  Certificates and the admission webhook over TLS"
 say "programs: $(cd "$BIN" && ls grpcguard-webhook grpcguard-sidecar grpcguard-certgen | tr '\n' ' ')(in ${BIN#"$ROOT"/})"
 say "\$ grpcguard-certgen --service grpcguard-webhook --namespace grpcguard-system --out \$W/certs"
 "$BIN/grpcguard-certgen" --service grpcguard-webhook --namespace grpcguard-system \
@@ -219,7 +228,7 @@ up "the webhook (/healthz over TLS)" "$WH_PID" 10 "${CURL[@]}" -fo /dev/null "$W
 say "grpcguard-webhook listening on 127.0.0.1:$WH_PORT (pid $WH_PID); TLS verified against ca.crt as $WH_HOST"
 
 # ---- 2. Service validation ----------------------------------------------------------
-step "2/6  A Service must name its gRPC port (POST /validate)"
+step "2/7  A Service must name its gRPC port (POST /validate)"
 review() { # review ENDPOINT NAME: posts demo/admission/NAME.json, answer in $W/reviews/NAME.out
 	"${CURL[@]}" -H 'Content-Type: application/json' --data-binary "@$ROOT/demo/admission/$2.json" \
 		-o "$W/reviews/$2.out" -w '%{http_code}' "$WH_URL/$1" 2>"$W/reviews/$2.err"
@@ -237,7 +246,7 @@ printf '%s\n' "$v" | indent '-> '
 case "$v" in allowed*) ;; *) bad "expected the named port to be allowed" ;; esac
 
 # ---- 3. Pod injection ---------------------------------------------------------------
-step "3/6  A Deployment's pod gets the sidecar (POST /mutate)"
+step "3/7  A Deployment's pod gets the sidecar (POST /mutate)"
 say "pod generateName server-6b8f9d7c54-, container server (port grpc 8080), projected SA token volume"
 code=$(review mutate pod-from-deployment) || die "POST /mutate failed: $(cat "$W/reviews/pod-from-deployment.err")"
 [ "$code" = 200 ] || die "POST /mutate answered HTTP $code: $(head -c 300 "$W/reviews/pod-from-deployment.out")"
@@ -254,24 +263,37 @@ if [ -s "$W/reviews/pod-again.json" ]; then
 fi
 
 # ---- 4. two pods on one machine -----------------------------------------------------
-step "4/6  A server pod and a client pod, the sidecar in between"
+step "4/7  A server pod and a client pod, each with its sidecar"
 if [ "$MODE" = netns ]; then
-	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI")
-	APP_PORT=8080 PROXY_LISTEN=[::]:15006 UPSTREAM=original-dst ADMIN=127.0.0.1:15020
-	TARGET=10.99.9.2:8080
-	ip netns add "$NS_SRV" || die "ip netns add failed"
-	NETNS+=("$NS_SRV")
-	ip netns add "$NS_CLI" || die "ip netns add failed"
-	NETNS+=("$NS_CLI")
-	ip link add "$VETH_CLI" type veth peer name "$VETH_SRV" || die "cannot create a veth pair"
-	ip link set "$VETH_CLI" netns "$NS_CLI" && ip link set "$VETH_SRV" netns "$NS_SRV" || die "veth move failed"
-	ip -n "$NS_CLI" link set "$VETH_CLI" name eth0 && ip -n "$NS_SRV" link set "$VETH_SRV" name eth0 &&
+	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI") NODE=(ip netns exec "$NS_NODE")
+	APP_PORT=8080 PROXY_LISTEN='[::]:15006' UPSTREAM=original-dst ADMIN=127.0.0.1:15020
+	TARGET=server:8080
+	for ns in "$NS_NODE" "$NS_SRV" "$NS_CLI"; do
+		ip netns add "$ns" || die "ip netns add $ns failed"
+		NETNS+=("$ns")
+	done
+	# The node: a bridge (like a CNI's cni0) with both pods on it, and Prometheus. The veth
+	# pairs are made inside the namespaces, so nothing of the demo appears on this host's
+	# own network.
+	ip -n "$NS_NODE" link add br0 type bridge &&
+		ip -n "$NS_NODE" link add vcli type veth peer name eth0 netns "$NS_CLI" &&
+		ip -n "$NS_NODE" link add vsrv type veth peer name eth0 netns "$NS_SRV" &&
+		ip -n "$NS_NODE" link set vcli master br0 && ip -n "$NS_NODE" link set vsrv master br0 ||
+		die "cannot create the bridge and veth pairs"
+	ip -n "$NS_NODE" addr add 10.99.9.254/24 dev br0 &&
 		ip -n "$NS_CLI" addr add 10.99.9.1/24 dev eth0 && ip -n "$NS_SRV" addr add 10.99.9.2/24 dev eth0 &&
-		ip -n "$NS_CLI" link set eth0 up && ip -n "$NS_SRV" link set eth0 up &&
-		ip -n "$NS_CLI" link set lo up && ip -n "$NS_SRV" link set lo up || die "network setup failed"
-	say "netns $NS_SRV (10.99.9.2) <-veth-> netns $NS_CLI (10.99.9.1)"
+		ip -n "$NS_NODE" link set lo up && ip -n "$NS_SRV" link set lo up &&
+		ip -n "$NS_CLI" link set lo up && ip -n "$NS_NODE" link set br0 up && ip -n "$NS_NODE" link set vcli up &&
+		ip -n "$NS_NODE" link set vsrv up && ip -n "$NS_CLI" link set eth0 up &&
+		ip -n "$NS_SRV" link set eth0 up || die "network setup failed"
+	# The client pod resolves the Service name the way a pod does (ip netns exec mounts
+	# /etc/netns/<ns>/hosts over /etc/hosts): its calls carry :authority server:8080.
+	ETC_NETNS="/etc/netns/$NS_CLI" && mkdir -p "$ETC_NETNS" &&
+		printf '127.0.0.1 localhost\n10.99.9.2 server server.demo server.demo.svc server.demo.svc.cluster.local\n' \
+			>"/etc/netns/$NS_CLI/hosts" || die "cannot write /etc/netns/$NS_CLI/hosts"
+	say "netns $NS_SRV (10.99.9.2) and $NS_CLI (10.99.9.1), namespace demo, on a bridge in $NS_NODE (10.99.9.254)"
 else
-	SRV=() CLI=()
+	SRV=() CLI=() NODE=()
 	APP_PORT=$((PORT_BASE + 8)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
 	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 7)) TARGET=$PROXY_LISTEN
 	if [ -n "${DEMO_MODE:-}" ]; then
@@ -280,6 +302,7 @@ else
 		say "loopback mode (network namespaces need root, iproute2 and iptables here):"
 	fi
 	say "the client calls the sidecar on $PROXY_LISTEN, which forwards to the app on $UPSTREAM"
+	say "one sidecar only: no caller's sidecar, no Prometheus, no service graph (they need netns mode)"
 fi
 
 # The policy volume, laid out the way the kubelet lays out a ConfigMap volume.
@@ -307,42 +330,131 @@ started app "$APP_PID"
 up "the greeter server" "$APP_PID" 15 grep -q listening "$W/logs/app.log"
 say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 
+# pod_name OWNER: a Deployment pod's name, <owner>-<ReplicaSet hash>-<5>, in Kubernetes'
+# alphabet for generated names.
+pod_name() {
+	local a=bcdfghjklmnpqrstvwxz2456789 h='' s=''
+	while [ ${#h} -lt 10 ]; do h+=${a:$((RANDOM % 27)):1}; done
+	while [ ${#s} -lt 5 ]; do s+=${a:$((RANDOM % 27)):1}; done
+	echo "$1-$h-$s"
+}
 if [ "$MODE" = netns ]; then
 	say "\$ grpcguard-sidecar init --ports '*'      # in $NS_SRV, as the init container would"
 	"${SRV[@]}" "$BIN/grpcguard-sidecar" init --ports '*' >"$W/logs/init.log" 2>&1 ||
 		die "grpcguard-sidecar init failed: $(tail -n 3 "$W/logs/init.log")"
-	"${SRV[@]}" iptables-save -t nat 2>/dev/null | grep -E '^-A ' | grep -iE 'grpcguard|REDIRECT' |
-		head -n 6 | indent 'iptables: '
+	"${SRV[@]}" iptables-save -t nat 2>/dev/null | grep -E '^-A (PREROUTING|GRPCGUARD_INBOUND) ' |
+		grep -iE 'grpcguard|REDIRECT' | head -n 6 | indent 'iptables: '
+	say "(and the outbound rules below, as in the client pod)"
 fi
 
+# The sidecar, as the injector runs it: uid 1337, the pod's name, namespace and service
+# account in its env (downward API), the pod's labels file. Both pods mount the same
+# policy ConfigMap (one per namespace): faults with `destinations` are applied by the
+# caller's sidecar, the rest by the server's.
 SIDECAR_ARGS=(run --listen "$PROXY_LISTEN" --upstream "$UPSTREAM" --admin "$ADMIN"
 	--policy "$W/policy/policy.yaml" --pod-labels "$W/podinfo/labels")
+if [ "$MODE" = netns ]; then
+	SIDECAR_ARGS=(run --listen "$PROXY_LISTEN" --upstream original-dst --outbound-listen '[::]:15001'
+		--admin '[::]:15020' --policy "$W/policy/policy.yaml")
+fi
+SRV_POD=$(pod_name server | sed 's/^server-[a-z0-9]*-/server-6b8f9d7c54-/')
+CLI_POD=$(pod_name client)
 AS_PROXY=()
 if [ "$(id -u)" = 0 ]; then AS_PROXY=(setpriv --reuid 1337 --regid 1337 --clear-groups); fi
-"${SRV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" >"$W/logs/sidecar.log" 2>&1 &
+POD_ENV=(env POD_NAMESPACE=demo POD_NAME="$SRV_POD" SERVICE_ACCOUNT=server)
+"${SRV[@]}" "${POD_ENV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" \
+	--pod-labels "$W/podinfo/labels" >"$W/logs/sidecar.log" 2>&1 &
 SC_PID=$!
 started sidecar "$SC_PID"
-# admin_get PATH OUT: GET from the sidecar's admin port. A failure is logged in
-# $W/logs/admin-get.log (curl's message and exit status, whether the sidecar is alive) so
-# that a run that fails later can tell "the sidecar died" from "the port did not answer".
+# admin_get PATH OUT [POD]: GET from a sidecar's admin port (the server's, or the client's
+# with POD=client). A failure is logged in $W/logs/admin-get.log (curl's message and exit
+# status, whether the sidecar is alive) so that a run that fails later can tell "the
+# sidecar died" from "the port did not answer".
 admin_get() {
-	local rc
-	"${SRV[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>"$W/logs/admin-get.err" && return 0
+	local rc in=("${SRV[@]}") pid=$SC_PID
+	[ "${3:-}" = client ] && in=("${CLI[@]}") pid=$CSC_PID
+	"${in[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>"$W/logs/admin-get.err" && return 0
 	rc=$?
-	printf '%s GET %s: curl exit %s: %s; sidecar pid %s %s\n' "$(date -u +%H:%M:%S.%3N)" "$1" "$rc" \
-		"$(tr '\n' ' ' <"$W/logs/admin-get.err")" "$SC_PID" \
-		"$(alive "$SC_PID" && echo alive || echo 'has EXITED')" >>"$W/logs/admin-get.log"
+	printf '%s GET %s: curl exit %s: %s; %s sidecar pid %s %s\n' "$(date -u +%H:%M:%S.%3N)" "$1" "$rc" \
+		"$(tr '\n' ' ' <"$W/logs/admin-get.err")" "${3:-server}" "$pid" \
+		"$(alive "$pid" && echo alive || echo 'has EXITED')" >>"$W/logs/admin-get.log"
 	return $rc
 }
 up "the sidecar (admin $ADMIN/readyz)" "$SC_PID" 10 admin_get /readyz /dev/null
-say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]}" | sed "s#$W#\$W#g"
-say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 2>/dev/null), ready on $ADMIN"
+say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]} --pod-labels \$W/podinfo/labels" | sed "s#$W#\$W#g"
+say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 2>/dev/null), ready on $ADMIN$(
+	[ "$MODE" = netns ] && echo ", pod $SRV_POD")"
 
-"${CLI[@]}" env "$PYTHON" -u "$ROOT/tests/greeter/greeter_client.py" --target "$TARGET" --count 0 \
-	--interval "$INTERVAL" --deadline "$DEADLINE" --name demo >"$W/logs/client.log" 2>&1 &
+CSC_PID=
+PROM_URL='' PROM_PID=''
+if [ "$MODE" = netns ]; then
+	# The client pod: injected too. Its init captures the app's outgoing TCP (nat OUTPUT ->
+	# 15001) except uid 1337's, loopback and port 53; its sidecar proxies gRPC to the
+	# original destination and reports each call as reporter="source".
+	printf 'app="client"\npod-template-hash="%s"\n' "$(cut -d- -f2 <<<"$CLI_POD")" >"$W/podinfo/client-labels"
+	chmod 644 "$W/podinfo/client-labels"
+	say "\$ grpcguard-sidecar init --ports '*'      # in $NS_CLI: outbound capture on (the default)"
+	"${CLI[@]}" "$BIN/grpcguard-sidecar" init --ports '*' >"$W/logs/init-client.log" 2>&1 ||
+		die "grpcguard-sidecar init failed in the client pod: $(tail -n 3 "$W/logs/init-client.log")"
+	"${CLI[@]}" iptables-save -t nat 2>/dev/null | grep -E '^-A (OUTPUT|GRPCGUARD_OUTBOUND) ' | head -n 8 |
+		indent 'iptables: '
+	POD_ENV=(env POD_NAMESPACE=demo POD_NAME="$CLI_POD" SERVICE_ACCOUNT=client)
+	"${CLI[@]}" "${POD_ENV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" \
+		--pod-labels "$W/podinfo/client-labels" >"$W/logs/client-sidecar.log" 2>&1 &
+	CSC_PID=$!
+	started client-sidecar "$CSC_PID"
+	up "the client's sidecar (admin $ADMIN/readyz)" "$CSC_PID" 10 admin_get /readyz /dev/null client
+	say "client's sidecar: the same command line, --pod-labels \$W/podinfo/client-labels (app=client)"
+	say "         pid $CSC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$CSC_PID/status" 2>/dev/null), pod $CLI_POD"
+
+	# Prometheus on the node, scraping both sidecars' admin ports every second.
+	if command -v prometheus >/dev/null; then
+		mkdir -p "$W/prometheus"
+		cat >"$W/prometheus/prometheus.yml" <<PROM
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: grpcguard-sidecars
+    static_configs:
+      - targets: ['10.99.9.1:15020', '10.99.9.2:15020']
+PROM
+		# A port nothing listens on in the node's fresh namespace (9090 unless taken).
+		prom_port=9090
+		while "${NODE[@]}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$prom_port" 2>/dev/null; do
+			prom_port=$((prom_port + 1))
+		done
+		"${NODE[@]}" prometheus --config.file="$W/prometheus/prometheus.yml" \
+			--storage.tsdb.path="$W/prometheus/data" --web.listen-address="127.0.0.1:$prom_port" \
+			--log.level=warn >"$W/logs/prometheus.log" 2>&1 &
+		PROM_PID=$!
+		started prometheus "$PROM_PID"
+		prom_ready() { "${NODE[@]}" curl -sf --max-time 1 -o /dev/null "http://127.0.0.1:$prom_port/-/ready"; }
+		if wait_until 30 ready_or_dead "$PROM_PID" prom_ready && alive "$PROM_PID"; then
+			PROM_URL=http://127.0.0.1:$prom_port
+			say "prometheus: pid $PROM_PID, in $NS_NODE on $PROM_URL, scraping 10.99.9.1:15020 and 10.99.9.2:15020 every 1s"
+			# Both targets scraped once before the first call, so that every later
+			# instant has a sample to compare with.
+			targets_up() { [ "$("${NODE[@]}" "$PYTHON" "$HELPER" prom-value "$PROM_URL" 'count(up == 1)' 2>/dev/null)" = 2 ]; }
+			wait_until 10 targets_up || bad "Prometheus did not scrape both sidecars within 10 s (up: $(
+				"${NODE[@]}" "$PYTHON" "$HELPER" prom-value "$PROM_URL" 'count(up == 1)' || echo none))"
+		else
+			say "prometheus could not start ($(tail -n 1 "$W/logs/prometheus.log" | cut -c1-120)): going on without the Prometheus views and the service graph"
+		fi
+	else
+		say "prometheus is not installed (make deps installs it): going on without the Prometheus views and the service graph"
+	fi
+fi
+
+"${CLI[@]}" env GRPC_DNS_RESOLVER=native "$PYTHON" -u "$ROOT/tests/greeter/greeter_client.py" \
+	--target "$TARGET" --count 0 --interval "$INTERVAL" --deadline "$DEADLINE" --name demo \
+	>"$W/logs/client.log" 2>&1 &
 CLIENT_PID=$!
 started client "$CLIENT_PID"
-say "client: SayHello to $TARGET every ${INTERVAL}s, deadline ${DEADLINE}s (pid $CLIENT_PID)"
+if [ "$MODE" = netns ]; then
+	say "client: SayHello to $TARGET (10.99.9.2) every ${INTERVAL}s, deadline ${DEADLINE}s (pid $CLIENT_PID)"
+	say "        app -> client's sidecar (outbound :15001) -> server's sidecar (inbound :15006) -> app"
+else
+	say "client: SayHello to $TARGET every ${INTERVAL}s, deadline ${DEADLINE}s (pid $CLIENT_PID)"
+fi
 
 # count_code CODE FROM_LINE: calls with that result from line FROM_LINE+1 on.
 client_lines() { wc -l <"$W/logs/client.log"; }
@@ -385,7 +497,7 @@ if admin_get /metrics "$W/metrics.now"; then
 fi
 
 # ---- 5. policy changes ----------------------------------------------------------------
-step "5/6  Policy changes, delivered like a ConfigMap update (..data symlink swap)"
+step "5/7  Policy changes, delivered like a ConfigMap update (..data symlink swap)"
 policy_gen() {
 	admin_get /policy "$W/policy.json" && "$PYTHON" "$HELPER" policy-field "$W/policy.json" generation 2>/dev/null
 }
@@ -424,10 +536,11 @@ settled_state() { settled reload_state; }
 # The sidecar must still run; if it exited, say so (its log is printed at the end).
 sidecar_alive() { alive "$SC_PID" || die "the sidecar (pid $SC_PID) exited: see its log below"; }
 # How long after the swap the sidecar logged EVENT (its own timestamp, not our polling).
-took() {
+took() { # EVENT [LOG NAME]
 	local ms
-	ms=$("$PYTHON" "$HELPER" log-delay "$W/logs/sidecar.log" "$1" "$SWAP_MS") && echo "$ms ms" || echo "?"
+	ms=$("$PYTHON" "$HELPER" log-delay "$W/logs/${2:-sidecar}.log" "$1" "$SWAP_MS") && echo "$ms ms" || echo "?"
 }
+client_reloaded() { "$PYTHON" "$HELPER" log-delay "$W/logs/client-sidecar.log" policy_loaded "$SWAP_MS" >/dev/null 2>&1; }
 # apply_policy TITLE: stdin is the policy; swaps it in and waits until the sidecar reports it.
 apply_policy() {
 	local before text
@@ -444,8 +557,16 @@ apply_policy() {
 		sidecar_alive
 		bad "the sidecar did not report a reload within 5 s (/policy: $(reload_state || echo 'admin port not answering'))"
 	fi
+	# The client's sidecar reads the same ConfigMap: its reload, from its own log.
+	if [ -n "$CSC_PID" ]; then
+		if wait_until 5 client_reloaded; then
+			say "the client's sidecar reloaded it $(took policy_loaded client-sidecar) after the swap"
+		else
+			bad "the client's sidecar did not log a reload within 5 s"
+		fi
+	fi
 	# Calls from here on were decided by the new policy (or were already in flight).
-	mark=$(client_lines) app_mark=$(app_calls)
+	mark=$(client_lines) app_mark=$(app_calls) MARK_EPOCH=$(date +%s.%N)
 }
 
 apply_policy "a ${DELAY} delay on SayHello (fault injection):" <<EOF
@@ -459,6 +580,45 @@ faults:
     delay: {fixed: ${DELAY}, percent: 100}
 EOF
 phase DEADLINE_EXCEEDED "$mark" "$app_mark" "held ${DELAY} by the sidecar, the client gave up after ${DEADLINE}s"
+# The caller's side of it, from Prometheus: what the client's sidecar measured since one
+# scrape after the policy took effect (so that no earlier OK call is counted).
+if [ -n "$PROM_URL" ]; then
+	"${NODE[@]}" "$PYTHON" "$HELPER" client-view "$PROM_URL" "$(awk -v t="$MARK_EPOCH" 'BEGIN{printf "%.3f", t + 1}')" \
+		"$DEADLINE" 2 10 >"$W/client-view.txt" 2>&1 ||
+		bad "Prometheus did not show the client's view of the delay (reporter=\"source\")"
+	indent <"$W/client-view.txt"
+fi
+
+# A client-side fault (Istio's VirtualService fault): the entry names the destination, so
+# the caller's sidecar applies it to its outbound calls and the server never sees them.
+if [ -n "$CSC_PID" ]; then
+	srv_requests() { admin_get /metrics "$W/metrics.now" &&
+		awk '/^grpcguard_requests_total\{/{s+=$2} END{print s+0}' "$W/metrics.now"; }
+	apply_policy "a ${DELAY} delay on calls to the server, applied by the client's sidecar (destinations):" <<EOF2
+apiVersion: grpcguard.io/v1
+kind: Policy
+faults:
+  - name: slow-server-from-client
+    selector: {matchLabels: {app: client}}
+    match:
+      destinations: [server]
+    delay: {fixed: ${DELAY}, percent: 100}
+EOF2
+	# A call the server's sidecar still holds from the previous phase is counted there when
+	# its hold ends: let it end, then start counting.
+	srv_idle() { admin_get /metrics "$W/metrics.now" &&
+		awk '/^grpcguard_sidecar_delayed_streams / { h = $2 > 0 } END { exit h }' "$W/metrics.now"; }
+	wait_until "$PHASE_TIMEOUT" srv_idle || bad "the server's sidecar still holds calls after ${PHASE_TIMEOUT}s"
+	mark=$(client_lines) app_mark=$(app_calls)
+	srv_before=$(settled srv_requests)
+	phase DEADLINE_EXCEEDED "$mark" "$app_mark" "held ${DELAY} by the client's own sidecar"
+	srv_after=$(settled srv_requests)
+	if [ -n "$srv_before" ] && [ "$srv_after" = "$srv_before" ]; then
+		say "the server's sidecar received none of them (its grpcguard_requests_total stayed at $srv_after)"
+	else
+		bad "the server's sidecar counted requests during the client-side delay ($srv_before -> $srv_after)"
+	fi
+fi
 
 apply_policy "a DENY rule for SayHello:" <<EOF
 apiVersion: grpcguard.io/v1
@@ -518,20 +678,80 @@ case "$again" in *": OK "*) good "=> SayHelloAgain, which the ALLOW names, still
 apply_policy "an empty policy (the ConfigMap emptied):" <<<"$EMPTY_POLICY"
 phase OK "$mark" "$app_mark" && say "OK again: calls reach the app"
 
-# ---- 6. metrics and cleanup -----------------------------------------------------------
-step "6/6  What the sidecar counted (GET $ADMIN/metrics)"
+# ---- 6. metrics --------------------------------------------------------------------------
 kill -TERM "$CLIENT_PID" 2>/dev/null
+if [ -n "$CSC_PID" ]; then
+	step "6/7  What the sidecars counted (GET $ADMIN/metrics in each pod)"
+	say "every call was counted twice, once by each sidecar: each table shows one reporter"
+	say "the server's sidecar, reporter=\"destination\":"
+else
+	step "6/7  What the sidecar counted (GET $ADMIN/metrics)"
+fi
 if admin_get /metrics "$W/metrics.txt"; then
-	"$PYTHON" "$HELPER" metrics-table "$W/metrics.txt" | indent || bad "no grpcguard metrics"
+	"$PYTHON" "$HELPER" metrics-table "$W/metrics.txt" --reporter destination | indent || bad "no grpcguard metrics"
 else
 	bad "GET /metrics failed"
 fi
+if [ -n "$CSC_PID" ]; then
+	say "the client's sidecar, reporter=\"source\" (it applies no authorization and no server-side fault):"
+	if admin_get /metrics "$W/client-metrics.txt" client; then
+		"$PYTHON" "$HELPER" metrics-table "$W/client-metrics.txt" --reporter source | indent ||
+			bad "no grpcguard metrics from the client's sidecar"
+	else
+		bad "GET /metrics failed on the client's sidecar"
+	fi
+fi
+
+# ---- 7. the service graph ------------------------------------------------------------------
+step "7/7  The service graph (grpcguard-graph, from Prometheus)"
+if [ -z "$PROM_URL" ]; then
+	if [ "$MODE" = netns ]; then
+		say "skipped: Prometheus is not running (see above)"
+	else
+		say "skipped in loopback mode (one sidecar, no Prometheus)"
+	fi
+elif [ ! -x "$BIN/grpcguard-graph" ]; then
+	bad "$BIN/grpcguard-graph is missing: run \`make demo\` (it builds first)"
+else
+	OUT=${DEMO_OUT:-$ROOT/build/demo}
+	mkdir -p "$OUT" || die "cannot create $OUT (DEMO_OUT)"
+	# Graphviz and fontconfig keep a few allocations for the life of the process: in a
+	# sanitizer build they are suppressed by name, as in the tests.
+	GRAPH=("${NODE[@]}" env "LSAN_OPTIONS=suppressions=$ROOT/tests/lib/graphviz.lsan.supp:print_suppressions=0"
+		"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0" "$BIN/grpcguard-graph" --prometheus "$PROM_URL" --namespace demo --window 1m)
+	# The last calls are in Prometheus after its next scrape.
+	sleep 1.5
+	say "\$ grpcguard-graph --prometheus $PROM_URL --namespace demo --window 1m --format text"
+	if "${GRAPH[@]}" --format text >"$W/graph.txt" 2>"$W/logs/graph.log"; then
+		indent <"$W/graph.txt"
+		grep -q '^demo/client -> demo/server ' "$W/graph.txt" || bad "no edge demo/client -> demo/server in the graph"
+		# Calls the server never answered (held, then abandoned) are named from the earlier
+		# answers on the same connection: one edge, not a second "server (no sidecar)".
+		grep -q '^demo/client -> server ' "$W/graph.txt" &&
+			bad "calls to the server drawn to a node without a sidecar (unanswered calls not named)"
+	else
+		bad "grpcguard-graph --format text failed: $(grep -v '"level":"info"' "$W/logs/graph.log" | grep -m 1 .)"
+	fi
+	for fmt in svg png; do
+		if "${GRAPH[@]}" --format "$fmt" --out "$OUT/service-graph.$fmt" 2>"$W/logs/graph-$fmt.log"; then
+			say "wrote $OUT/service-graph.$fmt ($(wc -c <"$OUT/service-graph.$fmt") bytes)"
+		else
+			bad "grpcguard-graph --format $fmt failed: $(grep -v '"level":"info"' "$W/logs/graph-$fmt.log" | grep -m 1 .)"
+		fi
+	done
+	say "open them in a browser or an image viewer; DEMO_OUT chooses the directory"
+fi
+
 echo
 say "stopping everything this demo started:"
 cleanup
 trap - EXIT
 if [ "$FAILED" = 0 ]; then
-	printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
+	if [ -n "$PROM_URL" ]; then
+		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
+	else
+		printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
+	fi
 	exit 0
 fi
 printf '\n%sdemo finished with problems (marked !! above)%s\n' "$R" "$N"

@@ -5,7 +5,9 @@ webhook's AdmissionReview responses or the sidecar's /metrics and /policy output
 
     ggdemo.py verdict RESPONSE.json
     ggdemo.py patch-summary REVIEW.json RESPONSE.json [--reinvoke OUT.json]
-    ggdemo.py metrics-table METRICS.txt
+    ggdemo.py metrics-table METRICS.txt [--reporter source|destination]
+    ggdemo.py prom-value PROMETHEUS_URL QUERY
+    ggdemo.py client-view PROMETHEUS_URL SINCE_EPOCH_S DEADLINE_S MIN_CALLS WAIT_S
     ggdemo.py policy-field POLICY.json FIELD
     ggdemo.py configmap-policy REVIEW.json
     ggdemo.py log-delay LOG EVENT SINCE_EPOCH_MS
@@ -192,8 +194,15 @@ def code_name(c):
 
 
 def metrics_table(args):
+    """The requests and durations one sidecar reported (only those of --reporter R when
+    given: a call between two sidecars is reported by both, as source and as
+    destination), then its faults, denials and reloads."""
     with open(args[0]) as f:
         samples = parse_metrics(f.read())
+    if "--reporter" in args:
+        want = args[args.index("--reporter") + 1]
+        samples = [(n, l, v) for n, l, v in samples
+                   if not n.startswith("grpcguard_request") or l.get("reporter") == want]
     rows = []
     req = {}
     for name, labels, value in samples:
@@ -226,6 +235,110 @@ def metrics_table(args):
     for what, detail, v in rows:
         val = v if isinstance(v, str) else ("%d" % v if float(v).is_integer() else "%.3f" % v)
         print("%-17s %-50s %8s" % (what, short(detail, 50), val))
+    return 0
+
+
+def prom_query(base, query, at=None):
+    """One instant query (POST /api/v1/query): the result vector, [] when empty."""
+    import urllib.parse
+    import urllib.request
+    form = {"query": query}
+    if at is not None:
+        form["time"] = "%.3f" % at
+    req = urllib.request.Request(base.rstrip("/") + "/api/v1/query",
+                                 data=urllib.parse.urlencode(form).encode())
+    with urllib.request.urlopen(req, timeout=5) as r:
+        doc = json.load(r)
+    if doc.get("status") != "success":
+        raise ValueError("prometheus: %s" % doc.get("error"))
+    return doc["data"]["result"]
+
+
+def prom_scalar(base, query):
+    """The single value of QUERY, or None when the result is empty or not a number."""
+    res = prom_query(base, query)
+    if not res:
+        return None
+    v = float(res[0]["value"][1])
+    return None if v != v else v  # NaN: no data (e.g. histogram_quantile of nothing)
+
+
+def prom_value(args):
+    """Prints the single value of a PromQL query (PROMETHEUS_URL QUERY); exit 1 when the
+    result is empty or Prometheus did not answer."""
+    try:
+        v = prom_scalar(args[0], args[1])
+    except (OSError, ValueError):
+        return 1
+    if v is None:
+        return 1
+    print("%g" % v)
+    return 0
+
+
+def client_view(args):
+    """The caller's view of a delay phase, from Prometheus: the calls the client's sidecar
+    (reporter="source") counted as DEADLINE_EXCEEDED since SINCE (an epoch time, "@"
+    modifier) and the duration of the calls it measured since then, which should be the
+    client's deadline. Waits up to WAIT_S seconds for at least MIN_CALLS to be scraped.
+    Exit 1 when they do not show up or the durations are not the deadline."""
+    import time
+    base, since, deadline, want, wait = args[0], float(args[1]), float(args[2]), int(args[3]), float(args[4])
+    src = 'reporter="source",source_workload="client"'
+
+    def since_then(metric, sel, by=""):
+        # now minus then; a series that did not exist then counts from 0
+        cur = "sum%s(%s{%s})" % (by, metric, sel)
+        old = "sum%s(%s{%s} @ %.3f)" % (by, metric, sel, since)
+        return "%s - (%s or %s * 0)" % (cur, old, cur)
+
+    de_q = since_then("grpcguard_requests_total", src + ',grpc_code="DEADLINE_EXCEEDED"')
+    dst_q = since_then("grpcguard_requests_total",
+                       'reporter="destination",source_workload="client",grpc_code="DEADLINE_EXCEEDED"')
+    end = time.monotonic() + wait
+    n = dst = None
+    while True:
+        try:
+            n, dst = prom_scalar(base, de_q), prom_scalar(base, dst_q)
+        except (OSError, ValueError) as e:
+            print("prometheus did not answer: %s" % e)
+            return 1
+        # The server's sidecar counts a held call when its hold ends: wait for both.
+        if ((n or 0) >= want and (dst or 0) >= want) or time.monotonic() > end:
+            break
+        time.sleep(0.5)
+    print('prometheus, the client\'s sidecar (reporter="source"): %d call(s) client -> server '
+          'ended DEADLINE_EXCEEDED' % (n or 0))
+    if (n or 0) < want:
+        print("(expected at least %d within %.0f s)" % (want, wait))
+        return 1
+    cnt = prom_scalar(base, since_then("grpcguard_request_duration_seconds_count", src))
+    tot = prom_scalar(base, since_then("grpcguard_request_duration_seconds_sum", src))
+    buckets = since_then("grpcguard_request_duration_seconds_bucket", src, " by (le)")
+    p50 = prom_scalar(base, "histogram_quantile(0.5, %s)" % buckets)
+    p99 = prom_scalar(base, "histogram_quantile(0.99, %s)" % buckets)
+    mean = tot / cnt if cnt else None
+
+    def sec(v):
+        return "-" if v is None else "%.2f s" % v
+
+    # The bucket holding the median: histogram_quantile interpolates inside it.
+    rows = sorted((float(r["metric"]["le"]), float(r["value"][1]))
+                  for r in prom_query(base, buckets) if "le" in r["metric"])
+    lo, where = 0.0, ""
+    for le, n_le in rows:
+        if cnt and n_le >= cnt / 2.0:
+            where = "%g-%g s" % (lo, le)
+            break
+        lo = le
+    print("  outgoing request duration, grpcguard_request_duration_seconds{reporter=\"source\"}:")
+    print("  mean %s over %d call(s): the client's %gs deadline; p50 %s, p99 %s (interpolated "
+          "inside the %s bucket)" % (sec(mean), cnt or 0, deadline, sec(p50), sec(p99), where or "?"))
+    print('  the server\'s sidecar (reporter="destination") counted %d DEADLINE_EXCEEDED from the '
+          'client meanwhile' % (dst or 0))
+    if mean is None or not 0.8 * deadline <= mean <= 1.5 * deadline:
+        print("(the mean duration is not the client's deadline)")
+        return 1
     return 0
 
 
@@ -272,7 +385,8 @@ def log_delay(args):
 
 def main():
     cmds = {"verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
-            "policy-field": policy_field, "configmap-policy": configmap_policy,
+            "policy-field": policy_field, "client-view": client_view,
+            "prom-value": prom_value, "configmap-policy": configmap_policy,
             "log-delay": log_delay}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         print(__doc__, file=sys.stderr)

@@ -124,7 +124,8 @@ static void outbound_peer(struct sc_stream *s, struct sc_rpc_labels *l, struct s
 /*
  * requests_total and the duration of a finished RPC: reporter destination on the inbound
  * path (the peer is the caller's claim), source on the outbound path (the peer is the
- * destination sidecar's answer, decoded here; none from a destination without sidecar).
+ * destination sidecar's answer, decoded here, else the last one on this connection; none
+ * from a destination without sidecar).
  */
 static void count_rpc(struct sc_stream *s, double secs)
 {

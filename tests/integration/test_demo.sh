@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo` in its CI mode (DEMO_FAST=1): runs demo/demo.sh for real and checks the lines
 # that tell the story, then that it left nothing behind (processes, network namespaces,
-# veth, work directory). Three runs:
+# veth, /etc/netns entry, work directory). Three runs:
 #   1. network-namespace mode (when this machine allows it), to the end
 #   2. loopback mode, to the end
 #   3. network-namespace mode again, interrupted with Ctrl-C (SIGINT to its process group)
@@ -42,8 +42,9 @@ leftovers() {
 			bad "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)) survived the demo"
 		fi
 	done
-	for ns in $(grep -oE 'ggdemo-[0-9]+-(server|client)' "$out" | sort -u); do
+	for ns in $(grep -oE 'ggdemo-[0-9]+-(server|client|node)' "$out" | sort -u); do
 		ip netns list 2>/dev/null | grep -qw "$ns" && bad "network namespace $ns left behind"
+		[ -e "/etc/netns/$ns" ] && bad "/etc/netns/$ns (the client pod's hosts file) left behind"
 	done
 	w=$(grep -oE 'work directory /tmp/ggdemo\.[A-Za-z0-9]+' "$out" | head -n 1 | cut -d' ' -f3)
 	[ -n "$w" ] || bad "the demo did not say its work directory"
@@ -112,7 +113,7 @@ run_demo() { # run_demo NAME [ENV...]: runs the demo to the end, output in $tmp/
 	local name=$1 rc t0
 	shift
 	t0=$(date +%s)
-	env DEMO_FAST=1 DEMO_PORT_BASE="$(free_base)" "$@" timeout -s TERM 150 bash "$root/demo/demo.sh" \
+	env DEMO_FAST=1 DEMO_PORT_BASE="$(free_base)" DEMO_OUT="$tmp/$name-graph" "$@" timeout -s TERM 150 bash "$root/demo/demo.sh" \
 		>"$tmp/$name.out" 2>&1
 	rc=$?
 	echo "== $name: exit $rc in $(($(date +%s) - t0)) s"
@@ -133,11 +134,65 @@ if [ $netns_ok = 1 ]; then
 	expect "$tmp/netns.out" 'mode netns' "netns mode used"
 	expect "$tmp/netns.out" 'iptables: .*REDIRECT' "init's REDIRECT rule shown"
 	expect "$tmp/netns.out" 'uid 1337' "sidecar runs as uid 1337"
+	# Issue 15: the caller's side. The client pod's own sidecar, outbound capture in its
+	# init, calls that go client app -> client sidecar -> server sidecar -> app.
+	out="$tmp/netns.out"
+	expect "$out" 'iptables: -A GRPCGUARD_OUTBOUND -p tcp -j REDIRECT --to-ports 15001' "the client pod's outbound capture shown"
+	expect "$out" "client's sidecar: .*app=client" "the client pod runs its own sidecar"
+	expect "$out" '^ +pid [0-9]+, uid 1337, pod client-[bcdfghjklmnpqrstvwxz2456789]{10}-[bcdfghjklmnpqrstvwxz2456789]{5}$' "client's sidecar as uid 1337 with a Deployment pod name"
+	expect "$out" "the client's sidecar reloaded it [0-9]+ ms after the swap" "the client's sidecar reads the same policy"
+	expect "$out" 'exit statuses on SIGTERM: webhook 0, sidecar 0, client-sidecar 0' "both sidecars exit 0 on SIGTERM"
+	expect "$out" "=> DEADLINE_EXCEEDED: held [0-9]+s by the client's own sidecar" "client-side (destinations) delay fault"
+	expect "$out" "the server's sidecar received none of them" "a client-side fault never reaches the server's sidecar"
+	expect "$out" "faults injected +delay slow-server-from-client +[1-9]" "the client's sidecar counted its fault"
+	# Each table shows one reporter: the server's only destination, the client's only source.
+	expect "$out" 'the server.s sidecar, reporter="destination":' "server table filtered by reporter"
+	expect "$out" 'the client.s sidecar, reporter="source"' "client table filtered by reporter"
+	if command -v prometheus >/dev/null; then
+		expect "$out" 'prometheus: pid [0-9]+, in ggdemo-[0-9]+-node on http://127\.0\.0\.1:[0-9]+, scraping 10\.99\.9\.1:15020 and 10\.99\.9\.2:15020 every 1s' "Prometheus started, scraping both sidecars"
+		expect "$out" 'prometheus, the client.s sidecar \(reporter="source"\): [1-9][0-9]* call\(s\) client -> server ended DEADLINE_EXCEEDED' "client-side DEADLINE_EXCEEDED from Prometheus"
+		expect "$out" "mean 0\.[789][0-9] s over [1-9][0-9]* call\(s\): the client's 0\.8s deadline; p50 0\.[5-9][0-9] s, p99 (0\.[5-9][0-9]|1\.00) s \(interpolated inside the 0\.5-1 s bucket\)" "outgoing request duration = the client's deadline"
+		expect "$out" '^ +demo/client -> demo/server  [0-9.]+ req/s  [0-9.]+% errors  p99 ' "edge client -> server in the text graph"
+		grep -qE '^ +demo/client -> server ' "$out" &&
+			bad "the held calls drawn to a second server node without a sidecar (caller's labels unknown)"
+		for f in svg png; do
+			expect "$out" "wrote $tmp/netns-graph/service-graph\\.$f \\([1-9][0-9]* bytes\\)" "the demo says where the $f is"
+		done
+		svg="$tmp/netns-graph/service-graph.svg"
+		if [ -s "$svg" ]; then
+			"$PYTHON" - "$svg" <<'PY' || bad "service-graph.svg does not parse as XML with both workloads"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+text = " ".join(t for t in root.itertext())
+assert root.tag.endswith("svg"), root.tag
+assert "demo/client" in text and "demo/server" in text, text[:300]
+PY
+		else
+			bad "no SVG at $svg"
+		fi
+		[ "$(head -c 8 "$tmp/netns-graph/service-graph.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+			bad "service-graph.png is not a PNG"
+	else
+		expect "$out" 'prometheus is not installed .*going on without' "the demo says Prometheus is missing"
+	fi
 else
 	echo "network namespaces unavailable here: only the loopback mode is exercised"
 fi
 run_demo loopback DEMO_MODE=loopback
 expect "$tmp/loopback.out" 'mode loopback' "loopback mode used"
+expect "$tmp/loopback.out" 'one sidecar only: no caller.s sidecar, no Prometheus, no service graph' "loopback mode says what it leaves out"
+expect "$tmp/loopback.out" 'skipped in loopback mode' "loopback mode skips the graph"
+
+# The metrics table shows one reporter: a call between two sidecars is counted by both.
+printf '%s\n' 'grpcguard_requests_total{reporter="source",grpc_service="helloworld.Greeter",grpc_method="SayHello",grpc_code="OK"} 3' \
+	'grpcguard_requests_total{reporter="destination",grpc_service="helloworld.Greeter",grpc_method="SayHello",grpc_code="OK"} 5' \
+	'grpcguard_request_duration_seconds_count{reporter="source"} 3' 'grpcguard_request_duration_seconds_sum{reporter="source"} 3' \
+	'grpcguard_request_duration_seconds_count{reporter="destination"} 5' 'grpcguard_request_duration_seconds_sum{reporter="destination"} 0.005' \
+	>"$tmp/two-reporters.txt"
+table=$("$PYTHON" "$root/demo/ggdemo.py" metrics-table "$tmp/two-reporters.txt" --reporter destination)
+grep -qE '^requests +helloworld.Greeter/SayHello +OK +5$' <<<"$table" &&
+	grep -qE 'mean over 5 requests +1\.0 ms$' <<<"$table" ||
+	bad "metrics-table --reporter destination double counts or mixes reporters: $table"
 
 # Ctrl-C in the middle: its own process group (job control), SIGINT to the whole group as a
 # terminal would send it.
