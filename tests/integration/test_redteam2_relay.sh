@@ -195,6 +195,46 @@ for h in "$IP4_P" "[$IP6_P]"; do
 	echo "  $h:15006 closed ($r), $h:15020/policy 403"
 done
 
+echo "== the admin port from the attacker: pipelining, HEAD, absolute form, X-Forwarded-For"
+cat >"$tmp/admin_probe.py" <<'EOF'
+# Raw HTTP/1.1 to the admin port from another pod; prints each status line received.
+import re, socket, sys
+host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+reqs = {
+    "pipeline": b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /policy HTTP/1.1\r\nHost: x\r\n\r\n",
+    "head": b"HEAD /policy HTTP/1.1\r\nHost: x\r\n\r\n",
+    "absolute": b"GET http://127.0.0.1:15020/policy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "xff": b"GET /policy HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n",
+}[mode][:-2] + b"Connection: close\r\n\r\n"  # the last request closes
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(3)
+s.connect((host, port))
+s.sendall(reqs)
+data = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except socket.timeout:
+    pass
+print(" ".join(m.decode() for m in re.findall(rb"HTTP/1\.[01] (\d{3}) ", data)))
+if b"apiVersion" in data or b'"inbound_ports"' in data:
+    print("LEAK")
+EOF
+for h in "$IP4_P" "$IP6_P"; do
+	for mode in pipeline head absolute xff; do
+		r=$(in_a "$PYTHON" "$tmp/admin_probe.py" "$h" 15020 "$mode" 2>&1)
+		case "$mode:$r" in
+		*LEAK*) die "/policy leaked to the attacker ($h, $mode): $r" ;;
+		pipeline:"200 403" | head:403 | absolute:404 | xff:403) echo "  $h $mode: $r" ;;
+		*) die "admin $h $mode: got \"$r\"" ;;
+		esac
+	done
+done
+
 kill -TERM "$sc_pid"
 for _ in $(seq 100); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
 wait "$sc_pid"
