@@ -18,7 +18,9 @@
 # Also checked (held before and after): a connection from the attacker to <pod IP>:15001 is
 # intercepted by '*', reaches the outbound listener through the sidecar's own connection
 # and is closed there (not redirected); direct connections to 15006 are closed; /policy on
-# 15020 answers 403 to the attacker on the pod IP, v4 and v6.
+# 15020 answers 403 to the attacker on the pod IP, v4 and v6, also pipelined, HEAD or in
+# absolute form; from inside the pod, 15001 and 15006 on the pod IP, 127.0.0.1, 0.0.0.0,
+# the v4-mapped pod IP, ::1 and the v6 pod IP are closed without a relay or a loop.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GG_BIN=${GG_BIN:-$root/build}
@@ -194,6 +196,18 @@ for h in "$IP4_P" "[$IP6_P]"; do
 	[ "$code" = 403 ] || die "/policy on $h:15020 from the attacker: $code, want 403"
 	echo "  $h:15006 closed ($r), $h:15020/policy 403"
 done
+
+echo "== from inside the pod (the app's uid): 15001/15006 on every local address"
+acc0=$(msum 'grpcguard_sidecar_outbound_connections_total.*result="accepted"')
+for h in "$IP4_P" 127.0.0.1 0.0.0.0 "[::ffff:$IP4_P]" "[::1]" "[$IP6_P]"; do
+	for p in 15001 15006; do
+		r=$(get "$NS_P" "http://$h:$p/who.txt")
+		[ "${r%% *}" = ERR ] || die "in-pod $h:$p answered: $r"
+	done
+done
+acc1=$(msum 'grpcguard_sidecar_outbound_connections_total.*result="accepted"')
+[ "$acc1" = "$acc0" ] || die "the outbound listener accepted an in-pod connection to a local address ($acc0 -> $acc1)"
+echo "  closed (not captured: loopback and the pod's own addresses go out on lo); accepted $acc1, loop $(msum 'result="loop"')"
 
 echo "== the admin port from the attacker: pipelining, HEAD, absolute form, X-Forwarded-For"
 cat >"$tmp/admin_probe.py" <<'EOF'
