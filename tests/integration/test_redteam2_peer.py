@@ -12,12 +12,22 @@ python3-h2 with validation off. Each vector held when tried (docs/security-redte
   cardinality): grpcguard_requests_total keeps at most 4096 series, the rest is counted
   with the label value "other" and in grpcguard_metrics_series_overflow_total, and a call
   made afterwards is still counted.
+
+Hole closed (fails on d87cc44): on a pod without an authorization entry (faults only, or
+no policy) any :path is forwarded, and its bytes became the grpc_service / grpc_method
+label values as sent: one request with `:path: /a\xff.S/M` put invalid UTF-8 into
+/metrics, and Prometheus (promtool: "invalid label value") rejects the whole page, so the
+pod's metrics were gone for good. Bytes outside printable ASCII now make both labels
+"unknown".
 Ports 24880-24889 (below the ephemeral range).
 """
 import re
+import shutil
 import socket
+import subprocess
 import sys
 import time
+import urllib.request
 
 try:
     import h2.config
@@ -133,9 +143,48 @@ def run_streams(s, c, streams, timeout=20.0):
     return [out.get(i) for i in ids]
 
 
+def metrics_text_valid(tmp, sc):
+    """The /metrics page as bytes, and None or the reason a Prometheus scraper rejects it
+    (not UTF-8; promtool's parser when installed)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % sc.admin, timeout=5) as r:
+        raw = r.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return raw, "not UTF-8: %s" % e
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=raw, capture_output=True)
+        err = p.stderr.decode("utf-8", "replace")
+        if "parsing error" in err:
+            return raw, "promtool: " + err.strip()[:300]
+    return raw, None
+
+
+def test_label_bytes(tmp):
+    """A pod without an authorization entry forwards any :path; its label values must still
+    be a page Prometheus can read."""
+    sc = Sidecar(tmp, BASE + 5, "127.0.0.1:%d" % (BASE + 1), BASE + 6, name="sidecar-bytes")
+    s, c = new_conn(BASE + 5)
+    paths = [b"/a\xff\xfe.S/M", b"/svc.S/m\xc3\x28", b"/x.S/" + b"\xe2\x82" * 50,
+             b"/pkg.Svc/Caf\xc3\xa9"]
+    r = run_streams(s, c, [(req(p), None) for p in paths])
+    s.close()
+    check(r == ["0"] * len(paths), "the calls are forwarded (no authorization entry): %s" % r)
+    raw, why = metrics_text_valid(tmp, sc)
+    check(why is None, "/metrics stays readable by Prometheus after non-ASCII :path values (%s)"
+          % why)
+    check(metric(sc.metrics(), "grpcguard_requests_total", grpc_service="unknown",
+                 grpc_method="unknown", grpc_code="OK") == len(paths),
+          "they are counted with grpc_service/grpc_method \"unknown\"")
+    check(sc.stop() == 0, "bytes sidecar exits 0")
+    log("non-ASCII :path: counted as unknown, /metrics valid")
+
+
 def test(tmp):
     be = TrailerBackend(BASE + 1)
     try:
+        test_label_bytes(tmp)
         body(tmp, be)
     finally:
         be.stop()
