@@ -1250,7 +1250,7 @@ START_TEST(test_ident_crafted)
 
 	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
 		ck_assert_msg(policy_principal_from_spiffe(never[i], strlen(never[i]), out,
-							  sizeof(out)) == -EINVAL,
+							   sizeof(out)) == -EINVAL,
 			      "%s became a principal", never[i]);
 	req_init(&q, SAY);
 	/* Another case: a different identity to every pattern. */

@@ -754,8 +754,8 @@ START_TEST(test_own_addresses)
 					   cases[i].family == AF_INET ? (void *)&in->sin_addr
 								      : (void *)&in6->sin6_addr),
 				 1);
-		ck_assert_msg(sc_addr_is_own(-1, &ss) == cases[i].own, "%s: want %d",
-			      cases[i].addr, cases[i].own);
+		ck_assert_msg(sc_addr_is_own(-1, &ss) == cases[i].own, "%s: want %d", cases[i].addr,
+			      cases[i].own);
 	}
 	/* The fast path: the socket's own local address counts without getifaddrs. */
 	fd = socket(AF_INET, SOCK_STREAM, 0);
