@@ -91,6 +91,15 @@ bool sc_grpc_split_path(const char *path, size_t len, const char **svc, size_t *
 
 	if (len < 4 || path[0] != '/')
 		goto unknown;
+	/*
+	 * Printable ASCII only: the parts become Prometheus label values, which must be UTF-8
+	 * (one stray byte makes the scraper reject the whole /metrics page). Under an
+	 * authorization entry the gate refuses such paths anyway; without one they still
+	 * reach the app and are counted, under "unknown".
+	 */
+	for (size_t i = 1; i < len; i++)
+		if ((unsigned char)path[i] < 0x21 || (unsigned char)path[i] > 0x7e)
+			goto unknown;
 	slash = memchr(path + 1, '/', len - 1);
 	if (!slash || slash == path + 1 || slash == path + len - 1 ||
 	    memchr(slash + 1, '/', (size_t)(path + len - slash - 1)))

@@ -50,8 +50,8 @@ int sc_h2_preface_check(const uint8_t *buf, size_t len);
 
 /*
  * "/pkg.Service/Method" -> service "pkg.Service", method "Method" (pointers into path).
- * Anything else yields service "unknown" and method "unknown". Returns true when the
- * path had the gRPC shape.
+ * Anything else (another shape, or a byte outside printable ASCII) yields service
+ * "unknown" and method "unknown". Returns true when the path had the gRPC shape.
  */
 bool sc_grpc_split_path(const char *path, size_t len, const char **svc, size_t *svc_len,
 			const char **meth, size_t *meth_len);

@@ -1367,6 +1367,15 @@ void sc_conn_accept(struct sc_worker *w, uv_stream_t *server)
 			sc_conn_close(c);
 			return;
 		}
+		if (!sc_addr_is_own(fd, &c->updst)) {
+			metrics_inc(sc_stats.foreign_dst_refused);
+			log_debug("foreign_original_dst",
+				  "the redirected connection was going to an address that is not "
+				  "this pod's; refused so the proxy is no relay",
+				  NULL);
+			sc_conn_close(c);
+			return;
+		}
 		c->updst_len = c->updst.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 							      : sizeof(struct sockaddr_in);
 	} else {

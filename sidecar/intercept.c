@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -914,6 +915,59 @@ bool sc_addr_is_loopback(const struct sockaddr_storage *a)
 		       (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
 	}
 	return false;
+}
+
+/* Whether the address parts of a and b (AF_INET, AF_INET6, v4-mapped) are one address. */
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const uint8_t *pa, *pb;
+	size_t la, lb;
+
+	if (a->sa_family == AF_INET) {
+		pa = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+		la = 4;
+	} else if (a->sa_family == AF_INET6) {
+		pa = ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr;
+		la = 16;
+	} else {
+		return false;
+	}
+	if (b->sa_family == AF_INET) {
+		pb = (const uint8_t *)&((const struct sockaddr_in *)b)->sin_addr;
+		lb = 4;
+	} else if (b->sa_family == AF_INET6) {
+		pb = ((const struct sockaddr_in6 *)b)->sin6_addr.s6_addr;
+		lb = 16;
+	} else {
+		return false;
+	}
+	/* An IPv4 peer of a dual-stack socket: compare the mapped IPv4 part. */
+	if (la == 16 && lb == 4 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)pa)) {
+		pa += 12;
+		la = 4;
+	} else if (la == 4 && lb == 16 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)pb)) {
+		pb += 12;
+		lb = 4;
+	}
+	return la == lb && memcmp(pa, pb, la) == 0;
+}
+
+bool sc_addr_is_own(int fd, const struct sockaddr_storage *a)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct ifaddrs *ifs = NULL;
+	bool own = false;
+
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+	    same_addr((const struct sockaddr *)&local, (const struct sockaddr *)a))
+		return true;
+	if (getifaddrs(&ifs) != 0)
+		return false;
+	for (struct ifaddrs *i = ifs; i && !own; i = i->ifa_next)
+		own = i->ifa_addr && same_addr(i->ifa_addr, (const struct sockaddr *)a);
+	freeifaddrs(ifs);
+	return own;
 }
 
 /* ---- which ports are judged (for /policy) ----------------------------------------------- */

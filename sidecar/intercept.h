@@ -29,6 +29,18 @@ int sc_original_dst(int fd, struct sockaddr_storage *out);
 bool sc_addr_is_loopback(const struct sockaddr_storage *a);
 
 /*
+ * Whether a (an original destination, AF_INET or AF_INET6) is an address of this network
+ * namespace: the local address of the accepted socket fd (the pod IP a REDIRECT lands on:
+ * one getsockname, the common case), else any interface's address (getifaddrs). The
+ * inbound proxy forwards only to these: an attacker on the pod's link can send a SYN for
+ * any address to the pod's interface, PREROUTING's REDIRECT makes it local, and
+ * forwarding it to its original destination would make the proxy an open relay with the
+ * pod's address. Ports are not compared. fd < 0 skips the fast path. False when it cannot
+ * tell (getifaddrs fails): refuse.
+ */
+bool sc_addr_is_own(int fd, const struct sockaddr_storage *a);
+
+/*
  * For /policy: which inbound ports the pod's redirect covers, as the injector told the
  * proxy (env GRPCGUARD_INBOUND_PORTS "*" or "8080,9090", GRPCGUARD_EXCLUDE_INBOUND_PORTS,
  * GRPCGUARD_PROBE_PORTS): {"intercepted": "*"|"8080,9090"|null, "not_intercepted": text,

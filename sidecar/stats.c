@@ -83,12 +83,15 @@ int sc_stats_init(void)
 	s->refused_method = one(g, "method");
 	s->refused_scheme = one(g, "scheme");
 	s->refused_authority = one(g, "authority");
-	g = metrics_counter(s->reg, "grpcguard_connections_refused_total",
-			    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
-			    "(not_http2), or redirected to a loopback original destination (loopback_dst)",
-			    1, li_reason);
+	g = metrics_counter(
+	    s->reg, "grpcguard_connections_refused_total",
+	    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
+	    "(not_http2), or redirected to a loopback original destination (loopback_dst) or "
+	    "to one that is not the pod's own address (foreign_dst)",
+	    1, li_reason);
 	s->conns_refused_not_http2 = one(g, "not_http2");
 	s->loopback_dst_refused = one(g, "loopback_dst");
+	s->foreign_dst_refused = one(g, "foreign_dst");
 	g = metrics_counter(s->reg, "grpcguard_peer_metadata_invalid_total",
 			    "Received x-grpcguard-peer headers that were ignored (the caller is "
 			    "labelled unknown), by reason",

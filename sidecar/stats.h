@@ -41,6 +41,7 @@ struct sc_stats {
 	struct metrics_series *refused_authority;
 	struct metrics_series *conns_refused_not_http2;
 	struct metrics_series *loopback_dst_refused;
+	struct metrics_series *foreign_dst_refused;
 	struct metrics_series *peer_malformed, *peer_oversized, *peer_repeated;
 	struct metrics_series *series_overflow;
 };

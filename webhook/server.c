@@ -469,6 +469,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const char *ct, *cl;
 		bool certify = false;
 
+		/*
+		 * Both framings (RFC 9112 6.1): libmicrohttpd reads the chunked body and keeps
+		 * the connection for a next request, so a proxy in front that trusted
+		 * Content-Length would see a different request boundary (smuggling). Refused
+		 * here; a response queued in this first call closes the connection.
+		 */
+		if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+			static const char both[] =
+			    "request has both Content-Length and Transfer-Encoding: send one";
+			if (s->certify && !strcmp(url, WH_CERTIFY_PATH))
+				return certify_error(td, conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+						     both);
+			return refuse(td, conn, MHD_HTTP_BAD_REQUEST, url, both);
+		}
 		if (s->certify && !strcmp(url, WH_CERTIFY_PATH)) {
 			/* Its own body cap and JSON errors; any content type (the body is
 			 * parsed as JSON either way). */

@@ -1219,6 +1219,66 @@ START_TEST(test_ident_principals_exact)
 }
 END_TEST
 
+/*
+ * Red team 2: crafted SPIFFE IDs, through policy_principal_from_spiffe (what the sidecar
+ * does with a verified URI SAN) and then the policy. Dot segments, escapes, empty and
+ * trailing segments never become a principal; a principal in another case or with extra
+ * segments matches no exact principal and has no namespace. A DENY on `namespaces` does
+ * not apply to such an identity (reported in docs/security-redteam2.md: the issuer never
+ * signs one; a `principals` prefix DENY does apply).
+ */
+START_TEST(test_ident_crafted)
+{
+	static const char *const never[] = {
+	    "spiffe://cluster.local/ns/demo/sa/client/../x",
+	    "spiffe://cluster.local/ns/demo/sa/../sa/client",
+	    "spiffe://cluster.local/ns/demo/sa/client/",
+	    "spiffe://cluster.local/ns/demo//sa/client",
+	    "spiffe://cluster.local/ns/de%6do/sa/client",
+	    "spiffe://cluster.local/ns/demo/sa/client%2f..",
+	    "spiffe://cluster.local/ns/demo/sa/cli ent",
+	    "spiffe://cluster.local/ns/demo/sa/client\\x",
+	    "spiffe://CLUSTER.local/ns/demo/sa/client",
+	};
+	struct policy *exact = authz1("ALLOW", "{principals: ['" CLIENT "']}");
+	struct policy *ns = authz1("ALLOW", "{namespaces: [demo]}");
+	struct policy *prefix = authz1("ALLOW", "{principals: ['cluster.local/ns/demo/*']}");
+	struct policy *deny_ns = authz1("DENY", "{namespaces: [demo]}");
+	struct policy *deny_prefix = authz1("DENY", "{principals: ['cluster.local/ns/demo/*']}");
+	char out[256];
+	struct req q;
+
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+		ck_assert_msg(policy_principal_from_spiffe(never[i], strlen(never[i]), out,
+							   sizeof(out)) == -EINVAL,
+			      "%s became a principal", never[i]);
+	req_init(&q, SAY);
+	/* Another case: a different identity to every pattern. */
+	ck_assert_int_eq(policy_principal_from_spiffe("spiffe://cluster.local/ns/Demo/sa/client",
+						      40, out, sizeof(out)),
+			 0);
+	req_ident(&q, out);
+	ck_assert(!allowed(exact, &q));
+	ck_assert(!allowed(ns, &q));
+	ck_assert(!allowed(prefix, &q));
+	/* Extra segments: no exact match, no namespace; a prefix pattern does match. */
+	ck_assert_int_eq(policy_principal_from_spiffe("spiffe://cluster.local/ns/demo/sa/client/x",
+						      42, out, sizeof(out)),
+			 0);
+	req_ident(&q, out);
+	ck_assert(!allowed(exact, &q));
+	ck_assert(!allowed(ns, &q));
+	ck_assert(allowed(prefix, &q));
+	ck_assert(allowed(deny_ns, &q)); /* reported: DENY namespaces does not see it */
+	ck_assert(!allowed(deny_prefix, &q));
+	policy_unref(exact);
+	policy_unref(ns);
+	policy_unref(prefix);
+	policy_unref(deny_ns);
+	policy_unref(deny_prefix);
+}
+END_TEST
+
 /* Only a handshake gives an identity: a principal without mtls, or mtls without a
  * principal, is no identity at all. */
 START_TEST(test_ident_needs_mtls)
@@ -1709,6 +1769,7 @@ int main(void)
 	    {"faults", test_host_match},
 	    {"identity", test_ident_principals_exact},
 	    {"identity", test_ident_needs_mtls},
+	    {"identity", test_ident_crafted},
 	    {"identity", test_ident_length_view},
 	    {"identity", test_ident_principal_patterns},
 	    {"identity", test_ident_namespaces},

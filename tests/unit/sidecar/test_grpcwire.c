@@ -104,6 +104,16 @@ START_TEST(split_path)
 	ck_assert(!sc_grpc_split_path("//x", 3, &s, &sl, &m, &ml));
 	ck_assert(!sc_grpc_split_path("/svc/", 5, &s, &sl, &m, &ml));
 	ck_assert(!sc_grpc_split_path("svc/m", 5, &s, &sl, &m, &ml));
+	/* Red team 2: bytes that are not printable ASCII never reach a label (invalid UTF-8
+	 * made Prometheus reject the whole page). */
+	ck_assert(!sc_grpc_split_path("/a\xff\xfe.S/M", 9, &s, &sl, &m, &ml));
+	ck_assert_str_eq(s, "unknown");
+	ck_assert_str_eq(m, "unknown");
+	ck_assert(!sc_grpc_split_path("/pkg.Svc/D\xc3\xa9", 12, &s, &sl, &m, &ml));
+	ck_assert(!sc_grpc_split_path("/pkg.Svc/D o", 12, &s, &sl, &m, &ml));
+	ck_assert(!sc_grpc_split_path("/pkg.Svc/D\x7f", 11, &s, &sl, &m, &ml));
+	ck_assert(sc_grpc_split_path("/pkg.Svc/D~\"\\", 13, &s, &sl, &m, &ml));
+	ck_assert_uint_eq(ml, 4);
 }
 END_TEST
 

@@ -725,6 +725,54 @@ START_TEST(test_loopback_addresses)
 }
 END_TEST
 
+/* Red team 2: the inbound proxy forwards only to this namespace's own addresses. */
+START_TEST(test_own_addresses)
+{
+	static const struct {
+		int family;
+		const char *addr;
+		bool own;
+	} cases[] = {
+	    {AF_INET, "127.0.0.1", true}, /* lo: every test machine has it */
+	    {AF_INET6, "::ffff:127.0.0.1", true},
+	    {AF_INET, "192.0.2.77", false}, /* TEST-NET-1: nobody's */
+	    {AF_INET6, "2001:db8::77", false},
+	    {AF_INET6, "::ffff:192.0.2.77", false},
+	    {AF_INET, "0.0.0.0", false},
+	    {AF_INET6, "::", false},
+	};
+	struct sockaddr_storage ss, bound;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	socklen_t blen = sizeof(bound);
+	int fd;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&ss, 0, sizeof(ss));
+		ss.ss_family = (sa_family_t)cases[i].family;
+		ck_assert_int_eq(inet_pton(cases[i].family, cases[i].addr,
+					   cases[i].family == AF_INET ? (void *)&in->sin_addr
+								      : (void *)&in6->sin6_addr),
+				 1);
+		ck_assert_msg(sc_addr_is_own(-1, &ss) == cases[i].own, "%s: want %d", cases[i].addr,
+			      cases[i].own);
+	}
+	/* The fast path: the socket's own local address counts without getifaddrs. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&ss, 0, sizeof(ss));
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&ss, sizeof(*in)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&bound, &blen), 0);
+	ck_assert(sc_addr_is_own(fd, &bound));
+	close(fd);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	ck_assert(!sc_addr_is_own(-1, &ss));
+}
+END_TEST
+
 START_TEST(test_ports_json)
 {
 	json_t *o;
@@ -774,6 +822,7 @@ int main(void)
 	    {"exclude_inbound_ports_alias", test_exclude_inbound_ports_alias},
 	    {"global_ipv6", test_global_ipv6},
 	    {"loopback_addresses", test_loopback_addresses},
+	    {"own_addresses", test_own_addresses},
 	    {"ports_json", test_ports_json},
 	};
 	return UT_RUN("sidecar/intercept", tests, .timeout_s = 30);
