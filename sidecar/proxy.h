@@ -130,6 +130,11 @@ struct sc_stream {
 	uint8_t npeer_hdr;	    /* how many x-grpcguard-peer fields came (saturates) */
 	bool peer_ok;		    /* it named a valid peer: the response names us */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
+	/* Request bytes already sent upstream, kept (their client credit withheld) until the
+	 * app answers, so a stream the app refused unprocessed can be sent again. */
+	struct sc_chunkq sent;
+	bool no_replay; /* sent was given up (too big, or the app answered): no retry */
+	uint8_t tries;	/* upstream attempts after the first (sc_stream_retry) */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
 	bool req_eof_hdrs;	    /* ...and the client's came on the request HEADERS */
 	bool resp_started;	    /* response HEADERS submitted downstream */
@@ -151,6 +156,7 @@ struct sc_stream {
 enum sc_upstate { UP_CONNECTING, UP_READY, UP_DEAD };
 struct sc_up {
 	struct sc_conn *c; /* NULL once detached (the conn moved on or went away) */
+	struct sc_up *next; /* in c->old_ups */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_timer_t timer; /* connect timeout */
@@ -179,7 +185,9 @@ struct sc_conn {
 	nghttp2_session *ds;
 	struct sc_outbuf out;
 	struct sc_up *up;     /* where new streams go */
-	struct sc_up *old_up; /* the app sent GOAWAY here: its streams finish, no new ones */
+	/* Connections the app sent GOAWAY on: their streams finish there, no new ones. */
+	struct sc_up *old_ups;
+	size_t replay_bytes; /* sum of its streams' sent.bytes (bounded: stream.c) */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage updst; /* where the app is */
 	socklen_t updst_len;
@@ -293,6 +301,17 @@ void sc_stream_maybe_free(struct sc_stream *s);
 /* grpc code to count for a stream reset before it had one: 4 past its deadline, else 1 */
 int sc_stream_reset_status(const struct sc_stream *s, uint64_t now);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
+/*
+ * The app did not process s's request (RFC 9113: above a GOAWAY's last-stream-id,
+ * REFUSED_STREAM, or never sent): submit it again, on a new connection if the current
+ * one is going away. Only before any response and while the bytes sent are still kept;
+ * at most SC_MAX_TRIES times. Returns true when s was resubmitted (or answered because
+ * no upstream could be had), false when it cannot be retried (s untouched).
+ */
+#define SC_MAX_TRIES 5
+bool sc_stream_retry(struct sc_stream *s);
+/* The app answered (or the request can no longer be replayed): credit what was kept. */
+void sc_stream_replay_release(struct sc_stream *s);
 void sc_stream_drop_req(struct sc_stream *s);
 /* This sidecar's SC_PEER_HEADER for s's response into *nv (borrowed from s->snap): 1,
  * or 0 when the request named no valid peer (then nothing is written). */
