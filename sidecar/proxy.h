@@ -70,7 +70,7 @@ void sc_pool_cleanup(struct sc_pool *p);
  * cached, so use-after-free and overflows are still caught.
  */
 #define SC_SMALL_CLASSES 7
-#define SC_SMALL_CACHE_BYTES 32768
+#define SC_SMALL_CACHE_BYTES 65536
 struct sc_small {
 	nghttp2_mem mem; /* mem_user_data points back here */
 	void *free[SC_SMALL_CLASSES];
@@ -148,8 +148,9 @@ struct sc_stream {
 	const char *abort_message, *fault_name; /* borrowed from snap->policy */
 	struct sc_snap *snap;			/* the policy this RPC was decided with */
 	uv_timer_t *timer;			/* delay timer, freed in its close callback */
-	/* Inline header storage: a gRPC request carries 7-10 fields, a response 2-4. */
-	struct sc_hdr inl_req[12], inl_resp[4], inl_trl[4];
+	/* Inline header storage: a gRPC request carries 7-10 fields, a response 2-4 (up to
+	 * 8 from servers that add server, date, content-length: no heap spill then). */
+	struct sc_hdr inl_req[12], inl_resp[8], inl_trl[4];
 };
 
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
