@@ -21,7 +21,7 @@
 #   INSTR_PERF_N=200000             requests under perf (natively: a few seconds)
 #   INSTR_TSV=FILE                  also write "config mix n ir ir_per_req" rows there
 #   INSTR_DIR=build/bench/instr     the callgrind output files are kept there
-# Loopback ports 35300-35319; every process it starts is killed by PID on exit.
+# Loopback ports 35400-35419; every process it starts is killed by PID on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,7 +32,7 @@ CONFIGS=${INSTR_CONFIGS:-gg-nopolicy gg-policy nghttpx}
 TOP=${INSTR_TOP:-10}
 PERF_N=${INSTR_PERF_N:-200000}
 DIR=${INSTR_DIR:-$root/build/bench/instr}
-P_BACKEND=35301 P_PROXY=35310 P_ADMIN=35311
+P_BACKEND=35401 P_PROXY=35410 P_ADMIN=35411
 mkdir -p "$DIR"
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
@@ -128,7 +128,7 @@ if [ "$TOP" -gt 0 ]; then
 		echo "== callgrind: $config, top $TOP functions by self instructions ($N requests, $MIX)"
 		callgrind_annotate --inclusive=no --threshold=100 "$f" 2>/dev/null |
 			awk '/^-+$/ {s++; next} s >= 3 && NF' | grep -vE '^Ir|^ *$' |
-			sed -n "1,${TOP}p" |
+			sed -n "1,$((TOP + 1))p" |
 			awk -v n="$N" '{gsub(",", "", $1); $1 = sprintf("%8.0f/req", $1 / n); print}'
 	done
 fi
@@ -151,7 +151,7 @@ if [ "${INSTR_PERF:-1}" = 1 ] && [[ " $CONFIGS " == *" gg-nopolicy "* ]] &&
 		echo
 		echo "== perf: gg-nopolicy natively, top 10 by self time ($PERF_N requests, $MIX; kernel included)"
 		perf report -i "$DIR/perf.data" --no-children --stdio --sort dso,symbol -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | sed -n '1,10p'
+			grep -E '^ +[0-9.]+%' | sed -e 's/[ -]*$//' | sed -n '1,10p'
 	fi
 	kill "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
