@@ -291,7 +291,8 @@ static void up_detach(struct sc_up *up, const char *why)
 			if (s->up_closed)
 				s->up = NULL; /* finished upstream; its response may still be
 						 draining */
-			else if (!(was_ready && !nghttp2_session_get_stream_user_data(up->s, s->up_id) &&
+			else if (!(was_ready &&
+				   !nghttp2_session_get_stream_user_data(up->s, s->up_id) &&
 				   sc_stream_retry(s)))
 				sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
 		}
