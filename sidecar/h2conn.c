@@ -837,9 +837,11 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 
 /*
  * REFUSED_STREAM: the app reset the stream unprocessed, or it was above the
- * last-stream-id of the app's GOAWAY (nghttp2 closes those with that code), or nghttp2
- * could not send its HEADERS after a GOAWAY (RFC 9113 sections 6.8, 8.7): safe to send
- * again, which sc_stream_retry does (on a new connection when this one is going away).
+ * last-stream-id of the app's GOAWAY, or nghttp2 could not send its HEADERS because a
+ * GOAWAY came first (nghttp2 closes both of those with that code; RFC 9113 sections 6.8,
+ * 8.7): safe to send again, which sc_stream_retry does (on a new connection when this
+ * one is going away). A stream is never freed here before nghttp2 closes it, since its
+ * nghttp2 stream still points to it.
  */
 static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *ud)
 {
@@ -856,31 +858,6 @@ static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *
 	}
 	sc_stream_drop_req(s);
 	sc_stream_maybe_free(s);
-	return 0;
-}
-
-/*
- * A request whose HEADERS nghttp2 could not send (a GOAWAY from the app came first): it
- * never left, so it is sent again (or answered UNAVAILABLE). nghttp2 never opened its
- * stream, so it is found in the conn's list.
- */
-static int up_frame_not_send(nghttp2_session *us, const nghttp2_frame *f, int err, void *ud)
-{
-	struct sc_up *up = ud;
-	struct sc_conn *c = up->c;
-	(void)us;
-	(void)err;
-
-	if (!c || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	for (struct sc_stream *s = c->streams; s; s = s->next) {
-		if (s->up != up || s->up_id != f->hd.stream_id || s->up_closed)
-			continue;
-		if (!sc_stream_retry(s))
-			sc_stream_up_failed(s, NGHTTP2_REFUSED_STREAM);
-		c->need_flush = true;
-		break;
-	}
 	return 0;
 }
 
@@ -967,7 +944,6 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, up_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, up_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, up_stream_close);
-	nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, up_frame_not_send);
 
 	nghttp2_option_set_no_auto_window_update(w->down_opt, 1);
 	nghttp2_option_set_max_send_header_block_length(w->down_opt, 1u << 20);
