@@ -115,7 +115,41 @@ def mib(kb):
     return kb / 1024.0
 
 
-def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
+def instr_section(w, tsv_path, txt_path):
+    """Instructions per request (bench/instr.sh rows: config mix n ir per_req ok)."""
+    rows = [l.rstrip("\n").split("\t") for l in open(tsv_path)] if tsv_path else []
+    rows = [r for r in rows if len(r) == 6]
+    w("")
+    w("## Instructions per request (callgrind, nghttpd backend)")
+    w("")
+    if not rows:
+        w("Not measured (valgrind missing, BENCH_SKIP_INSTR=1, or bench/instr.sh failed).")
+        return
+    w("User-space instructions the proxy process executed per request (valgrind")
+    w("--tool=callgrind, counting switched on after an uncounted warm-up; kernel time is not")
+    w("in it). Independent of machine load, so it shows hot-path changes that req/s hides.")
+    w("")
+    ref = {r[1]: float(r[4]) for r in rows if r[0] == "nghttpx" and r[5] == "ok"}
+    w("| configuration | mix | requests | instructions per request | ×nghttpx | status |")
+    w("|---|---|---:|---:|---:|---|")
+    for config, mix, n, ir, per, ok in rows:
+        ratio = "%.2f" % (float(per) / ref[mix]) if ref.get(mix) and ok == "ok" else "-"
+        w("| %s | %s | %s | %s | %s | %s |" % (CONFIG_DESC.get(config, config), mix, n,
+                                                 "{:,}".format(int(float(per))), ratio, ok))
+    txt = open(txt_path).read().strip() if txt_path else ""
+    parts = txt.split("\n== ")
+    if len(parts) > 1:
+        w("")
+        w("Where the instructions and the CPU time go (bench/instr.sh; libnghttp2 has no")
+        w("symbols without its debug package, hence the addresses):")
+        w("")
+        w("```")
+        w("== " + "\n== ".join(p.strip() for p in parts[1:]))
+        w("```")
+
+
+def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path=None,
+               instr_txt=None):
     meta = {}
     for line in open(meta_path):
         if "=" in line:
@@ -343,6 +377,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
         for x in jwt[1:]:
             w("| %s | %s | %s | %s |" % tuple(x))
 
+    instr_section(w, instr_path, instr_txt)
+
     if bad:
         w("")
         w("## Runs excluded (errors)")
@@ -363,7 +399,7 @@ def main():
     elif cmd == "wrk":
         cmd_wrk(sys.argv[2])
     elif cmd == "report":
-        cmd_report(*sys.argv[2:7])
+        cmd_report(*sys.argv[2:9])
     else:
         sys.stderr.write(__doc__)
         sys.exit(2)

@@ -19,7 +19,8 @@
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
 #   BENCH_REV=HEAD        with BENCH_SRC=head: the revision to build
 #   BENCH_BUDGET_S=400    proxy section: no new round once this many seconds would be exceeded
-#   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1   skip those sections
+#   BENCH_N_INSTR=20000   requests per proxy under callgrind (bench/instr.sh)
+#   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1 / BENCH_SKIP_INSTR=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -410,6 +411,16 @@ if [ "${BENCH_SKIP_JWT:-0}" != 1 ] && [ "$have_jwt" = 1 ]; then
 		{ say "jwt_bench failed"; cat "$work/jwt_bench.err" >&2; : >"$jwt"; }
 fi
 
+# ---- instructions per request (callgrind), where they go (bench/instr.sh) ----------------------
+instr=$work/instr.tsv instr_txt=$work/instr.txt
+: >"$instr"
+: >"$instr_txt"
+if [ "${BENCH_SKIP_INSTR:-0}" != 1 ] && [ "$have_sidecar" = 1 ] && command -v valgrind >/dev/null; then
+	say "callgrind: instructions per request (${BENCH_N_INSTR:-20000} requests per proxy)"
+	INSTR_N=${BENCH_N_INSTR:-20000} INSTR_TSV=$instr bash bench/instr.sh "$B/grpcguard-sidecar" \
+		>"$instr_txt" 2>"$work/instr.err" || { say "bench/instr.sh failed"; tail -n 5 "$work/instr.err" >&2; }
+fi
+
 # ---- RESULTS.md ------------------------------------------------------------------------------
 meta=$work/meta.txt
 {
@@ -441,7 +452,7 @@ meta=$work/meta.txt
 	echo "have_webhook=$have_webhook"
 	echo "have_policy_lib=$have_policy_lib"
 } >"$meta"
-"$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" "$jwt" >"$OUT.tmp"
+"$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" "$jwt" "$instr" "$instr_txt" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cp "$raw" "${OUT%.md}-raw.tsv"
 say "wrote $OUT (proxy runs took ${t_proxies}s)"

@@ -206,11 +206,12 @@ void sc_conn_flush(struct sc_conn *c)
 			if (r < 0)
 				up_detach(c->up, "sending to the app failed");
 		}
-		if (c->old_up) {
-			int r = session_send(w, (uv_stream_t *)&c->old_up->tcp, c->old_up->s,
-					     &c->old_up->out, up_write_cb, &wrote);
+		for (struct sc_up *o = c->old_ups, *on; o; o = on) {
+			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out, up_write_cb,
+					     &wrote);
+			on = o->next; /* up_detach unlinks o */
 			if (r < 0)
-				up_detach(c->old_up, "sending to the app failed");
+				up_detach(o, "sending to the app failed");
 		}
 		if (c->mode != CM_H2)
 			break;
@@ -227,9 +228,11 @@ void sc_conn_flush(struct sc_conn *c)
 	if (c->up && c->up->state == UP_READY && !nghttp2_session_want_read(c->up->s) &&
 	    !nghttp2_session_want_write(c->up->s))
 		up_detach(c->up, NULL);
-	if (c->old_up && !nghttp2_session_want_read(c->old_up->s) &&
-	    !nghttp2_session_want_write(c->old_up->s))
-		up_detach(c->old_up, NULL);
+	for (struct sc_up *o = c->old_ups, *on; o; o = on) {
+		on = o->next;
+		if (!nghttp2_session_want_read(o->s) && !nghttp2_session_want_write(o->s))
+			up_detach(o, NULL);
+	}
 	if (!nghttp2_session_want_read(c->ds) && !nghttp2_session_want_write(c->ds) &&
 	    !c->out.pending) {
 		if (!c->goaway_sent || c->w->test_write) {
@@ -253,14 +256,29 @@ static void up_close_cb(uv_handle_t *h)
 	}
 }
 
+/* Forget up in c->old_ups (if it is there). */
+static void old_ups_remove(struct sc_conn *c, struct sc_up *up)
+{
+	for (struct sc_up **pp = &c->old_ups; *pp; pp = &(*pp)->next) {
+		if (*pp == up) {
+			*pp = up->next;
+			up->next = NULL;
+			return;
+		}
+	}
+}
+
 /*
  * The upstream connection is done (why == NULL: cleanly, after a GOAWAY with nothing in
- * flight). Streams still attached to it fail (UNAVAILABLE before the response started,
- * RST_STREAM after). The conn forgets it; its handles close and free it later.
+ * flight). A stream whose request never left (the connection, once up, died before its
+ * turn) goes to a new connection; other streams still attached fail (UNAVAILABLE before
+ * the response started, RST_STREAM after): the app may have processed them. The conn
+ * forgets it; its handles close and free it later. Not from inside up's own callbacks.
  */
 static void up_detach(struct sc_up *up, const char *why)
 {
 	struct sc_conn *c = up->c;
+	bool was_ready = up->state == UP_READY;
 
 	if (up->state == UP_DEAD)
 		return;
@@ -268,8 +286,7 @@ static void up_detach(struct sc_up *up, const char *why)
 	if (c) {
 		if (c->up == up)
 			c->up = NULL;
-		if (c->old_up == up)
-			c->old_up = NULL;
+		old_ups_remove(c, up);
 		if (why)
 			log_debug("upstream_closed", why, "{s:i}", "streams", (int)c->nstreams);
 		for (struct sc_stream *s = c->streams, *n; s; s = n) {
@@ -279,7 +296,9 @@ static void up_detach(struct sc_up *up, const char *why)
 			if (s->up_closed)
 				s->up = NULL; /* finished upstream; its response may still be
 						 draining */
-			else
+			else if (!(was_ready &&
+				   !nghttp2_session_get_stream_user_data(up->s, s->up_id) &&
+				   sc_stream_retry(s)))
 				sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
 		}
 		c->need_flush = true;
@@ -378,11 +397,12 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	if (up && up->state == UP_READY && !nghttp2_session_check_request_allowed(up->s)) {
 		/*
 		 * The app sent GOAWAY (shutting down, or max connection age): its streams
-		 * finish on that connection, new ones go to a new connection.
+		 * finish on that connection, new ones go to a new connection. It is closed
+		 * once it has nothing left (sc_conn_flush), never here: this may run inside
+		 * one of its callbacks (a retry of a stream it refused).
 		 */
-		if (c->old_up)
-			up_detach(c->old_up, "superseded twice");
-		c->old_up = up;
+		up->next = c->old_ups;
+		c->old_ups = up;
 		c->up = up = NULL;
 	}
 	if (up)
@@ -455,7 +475,10 @@ static struct sc_stream *up_stream(struct sc_up *up, nghttp2_session *us, int32_
 	if (s && s->up == up && s->up_id == id && !s->up_closed)
 		return s;
 	s = nghttp2_session_get_stream_user_data(us, id);
-	if (s && c)
+	/* A stream sent again (sc_stream_retry) or failed no longer belongs to this one. */
+	if (!s || s->up != up || s->up_id != id)
+		return NULL;
+	if (c)
 		c->ucache = s;
 	return s;
 }
@@ -759,6 +782,8 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 		return 0;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		s->resp_eof = true;
+	if (f->hd.type == NGHTTP2_HEADERS && !s->no_replay)
+		sc_stream_replay_release(s); /* the app took the request: no retry now */
 	if (f->hd.type == NGHTTP2_HEADERS && !s->resp_started) {
 		nghttp2_nv stack[32], *nv;
 		nghttp2_vec st;
@@ -816,11 +841,21 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
+/*
+ * REFUSED_STREAM: the app reset the stream unprocessed, or it was above the
+ * last-stream-id of the app's GOAWAY, or nghttp2 could not send its HEADERS because a
+ * GOAWAY came first (nghttp2 closes both of those with that code; RFC 9113 sections 6.8,
+ * 8.7): safe to send again, which sc_stream_retry does (on a new connection when this
+ * one is going away). A stream is never freed here before nghttp2 closes it, since its
+ * nghttp2 stream still points to it.
+ */
 static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *ud)
 {
 	struct sc_stream *s = up_stream(ud, us, id);
 
 	if (!s)
+		return 0;
+	if (err == NGHTTP2_REFUSED_STREAM && sc_stream_retry(s))
 		return 0;
 	s->up_closed = true;
 	if (!s->resp_eof && !s->down_closed) {
@@ -1416,10 +1451,13 @@ void sc_conn_close(struct sc_conn *c)
 	/* Streams are freed below; make the upstreams forget them first. */
 	for (struct sc_stream *s = c->streams; s; s = s->next)
 		s->up = NULL;
-	for (int i = 0; i < 2; i++) {
-		struct sc_up *up = i ? c->old_up : c->up;
-		if (!up)
-			continue;
+	if (c->up) {
+		c->up->next = c->old_ups;
+		c->old_ups = c->up;
+	}
+	for (struct sc_up *up = c->old_ups, *un; up; up = un) {
+		un = up->next;
+		up->next = NULL;
 		up->c = NULL;
 		if (up->state != UP_DEAD) {
 			up->state = UP_DEAD;
@@ -1429,7 +1467,7 @@ void sc_conn_close(struct sc_conn *c)
 			uv_close((uv_handle_t *)&up->timer, up_close_cb);
 		}
 	}
-	c->up = c->old_up = NULL;
+	c->up = c->old_ups = NULL;
 	while (c->streams) {
 		struct sc_stream *s = c->streams;
 		s->down_closed = s->up_closed = true;

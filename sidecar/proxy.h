@@ -70,7 +70,7 @@ void sc_pool_cleanup(struct sc_pool *p);
  * cached, so use-after-free and overflows are still caught.
  */
 #define SC_SMALL_CLASSES 7
-#define SC_SMALL_CACHE_BYTES 32768
+#define SC_SMALL_CACHE_BYTES 65536
 struct sc_small {
 	nghttp2_mem mem; /* mem_user_data points back here */
 	void *free[SC_SMALL_CLASSES];
@@ -130,6 +130,11 @@ struct sc_stream {
 	uint8_t npeer_hdr;	    /* how many x-grpcguard-peer fields came (saturates) */
 	bool peer_ok;		    /* it named a valid peer: the response names us */
 	struct sc_chunkq req, resp; /* bytes received on one side, not yet sent on the other */
+	/* Request bytes already sent upstream, kept (their client credit withheld) until the
+	 * app answers, so a stream the app refused unprocessed can be sent again. */
+	struct sc_chunkq sent;
+	bool no_replay; /* sent was given up (too big, or the app answered): no retry */
+	uint8_t tries;	/* upstream attempts after the first (sc_stream_retry) */
 	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
 	bool req_eof_hdrs;	    /* ...and the client's came on the request HEADERS */
 	bool resp_started;	    /* response HEADERS submitted downstream */
@@ -143,14 +148,16 @@ struct sc_stream {
 	const char *abort_message, *fault_name; /* borrowed from snap->policy */
 	struct sc_snap *snap;			/* the policy this RPC was decided with */
 	uv_timer_t *timer;			/* delay timer, freed in its close callback */
-	/* Inline header storage: a gRPC request carries 7-10 fields, a response 2-4. */
-	struct sc_hdr inl_req[12], inl_resp[4], inl_trl[4];
+	/* Inline header storage: a gRPC request carries 7-10 fields, a response 2-4 (up to
+	 * 8 from servers that add server, date, content-length: no heap spill then). */
+	struct sc_hdr inl_req[12], inl_resp[8], inl_trl[4];
 };
 
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
 enum sc_upstate { UP_CONNECTING, UP_READY, UP_DEAD };
 struct sc_up {
 	struct sc_conn *c; /* NULL once detached (the conn moved on or went away) */
+	struct sc_up *next; /* in c->old_ups */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_timer_t timer; /* connect timeout */
@@ -179,7 +186,9 @@ struct sc_conn {
 	nghttp2_session *ds;
 	struct sc_outbuf out;
 	struct sc_up *up;     /* where new streams go */
-	struct sc_up *old_up; /* the app sent GOAWAY here: its streams finish, no new ones */
+	/* Connections the app sent GOAWAY on: their streams finish there, no new ones. */
+	struct sc_up *old_ups;
+	size_t replay_bytes; /* sum of its streams' sent.bytes (bounded: stream.c) */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage updst; /* where the app is */
 	socklen_t updst_len;
@@ -294,6 +303,17 @@ void sc_stream_maybe_free(struct sc_stream *s);
 /* grpc code to count for a stream reset before it had one: 4 past its deadline, else 1 */
 int sc_stream_reset_status(const struct sc_stream *s, uint64_t now);
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
+/*
+ * The app did not process s's request (RFC 9113: above a GOAWAY's last-stream-id,
+ * REFUSED_STREAM, or never sent): submit it again, on a new connection if the current
+ * one is going away. Only before any response and while the bytes sent are still kept;
+ * at most SC_MAX_TRIES times. Returns true when s was resubmitted (or answered because
+ * no upstream could be had), false when it cannot be retried (s untouched).
+ */
+#define SC_MAX_TRIES 5
+bool sc_stream_retry(struct sc_stream *s);
+/* The app answered (or the request can no longer be replayed): credit what was kept. */
+void sc_stream_replay_release(struct sc_stream *s);
 void sc_stream_drop_req(struct sc_stream *s);
 /* This sidecar's SC_PEER_HEADER for s's response into *nv (borrowed from s->snap): 1,
  * or 0 when the request named no valid peer (then nothing is written). */

@@ -70,6 +70,11 @@ int sc_stats_init(void)
 	g = metrics_counter(s->reg, "grpcguard_sidecar_upstream_connect_failures_total",
 			    "Failed connection attempts to the app", 0, NULL);
 	s->upstream_connect_failed = g ? metrics_series(g, NULL) : NULL;
+	g = metrics_counter(s->reg, "grpcguard_sidecar_upstream_retries_total",
+			    "RPCs sent to the app again because it had not processed them "
+			    "(above a GOAWAY's last-stream-id, REFUSED_STREAM, or never sent)",
+			    0, NULL);
+	s->upstream_retries = g ? metrics_series(g, NULL) : NULL;
 	g = metrics_counter(s->reg, "grpcguard_sidecar_passthrough_connections_total",
 			    "Connections that did not speak HTTP/2 and were passed through as TCP",
 			    0, NULL);

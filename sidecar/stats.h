@@ -36,6 +36,7 @@ struct sc_stats {
 	struct metrics_series *reload_ok, *reload_fail;
 	struct metrics_series *lim_conns, *lim_delayed, *lim_headers, *lim_flood, *lim_rapid_reset;
 	struct metrics_series *authn_failed, *upstream_connect_failed, *passthrough_conns;
+	struct metrics_series *upstream_retries;
 	/* gate.c: grpcguard_requests_refused_total{reason}, ..._connections_refused_total */
 	struct metrics_series *refused_path, *refused_method, *refused_scheme;
 	struct metrics_series *refused_authority;

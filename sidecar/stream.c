@@ -22,11 +22,12 @@
 static const char *const grpc_unavailable_msg =
     "upstream connect error or disconnect/reset before headers";
 
-/* Spare stream objects kept per worker (steady traffic then allocates none). */
+/* Spare stream objects kept per worker (steady traffic then allocates none): 256 cover
+ * 8 connections x 16 streams in flight twice over; at most 256 x ~800 B stay. */
 #if defined(__SANITIZE_ADDRESS__)
 static const size_t stream_pool_max = 0; /* ASan: every stream is freed, stale pointers caught */
 #else
-static const size_t stream_pool_max = 64;
+static const size_t stream_pool_max = 256;
 #endif
 
 struct sc_stream *sc_stream_new(struct sc_conn *c, int32_t down_id)
@@ -246,10 +247,86 @@ void sc_stream_pool_cleanup(struct sc_worker *w)
 	w->nfree_streams = 0;
 }
 
+/*
+ * Request bytes kept for a retry (s->sent): at most REPLAY_MAX_BYTES per stream (a
+ * quarter of its window when that is smaller) and half the connection window
+ * (2 x max_pending_bytes) for all of a connection's streams together, so what waits for
+ * an answer never starves the client of credit. Kept bytes are credited to the client
+ * only when the app answers or the stream ends: memory stays within the windows.
+ */
+#define REPLAY_MAX_BYTES 16384
+
+void sc_stream_replay_release(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+
+	s->no_replay = true;
+	if (!s->sent.bytes)
+		return;
+	c->replay_bytes -= s->sent.bytes;
+	if (c->ds) {
+		nghttp2_session_consume(c->ds, s->down_id, s->sent.bytes);
+		c->need_flush = true;
+	}
+	sc_chunkq_clear(&s->sent, &c->w->pool);
+}
+
+/* Keep n bytes just sent upstream for a retry; false: not kept (credit them now). */
+static bool keep_sent(struct sc_stream *s, const uint8_t *d, size_t n)
+{
+	struct sc_conn *c = s->c;
+	size_t window = c->w->px->cfg->max_pending_bytes, before = s->sent.bytes;
+	size_t max = window / 4 < REPLAY_MAX_BYTES ? window / 4 : REPLAY_MAX_BYTES;
+
+	if (s->no_replay)
+		return false;
+	if (before + n > max || c->replay_bytes + n > window / 2 ||
+	    sc_chunkq_append(&s->sent, &c->w->pool, d, n) != 0) {
+		c->replay_bytes += s->sent.bytes - before; /* a failed append may keep a part */
+		sc_stream_replay_release(s);
+		return false;
+	}
+	c->replay_bytes += n;
+	return true;
+}
+
+bool sc_stream_retry(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+
+	if (s->state != SS_FORWARDED || s->down_closed || s->resp_started || s->resp_hdrs.n ||
+	    s->no_replay || s->tries >= SC_MAX_TRIES || c->mode != CM_H2)
+		return false;
+	s->tries++;
+	/* What was sent goes first again; its client credit is still withheld. */
+	if (s->sent.head) {
+		s->sent.tail->next = s->req.head;
+		if (!s->req.tail)
+			s->req.tail = s->sent.tail;
+		s->req.head = s->sent.head;
+		s->req.bytes += s->sent.bytes;
+		c->replay_bytes -= s->sent.bytes;
+		s->sent = (struct sc_chunkq){0};
+	}
+	/* The old connection's stream, if it still exists, no longer leads here. */
+	if (s->up && s->up->s)
+		nghttp2_session_set_stream_user_data(s->up->s, s->up_id, NULL);
+	s->up = NULL;
+	s->up_id = -1;
+	s->up_closed = false;
+	metrics_inc(sc_stats.upstream_retries);
+	log_debug("upstream_retry", "the app did not process this request; sending it again",
+		  "{s:i}", "attempt", (int)s->tries + 1);
+	sc_stream_forward(s);
+	c->need_flush = true;
+	return true;
+}
+
 void sc_stream_drop_req(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
 
+	sc_stream_replay_release(s);
 	if (s->req.bytes && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, s->req.bytes);
 		c->need_flush = true;
@@ -388,7 +465,7 @@ static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t le
 	size_t n = sc_chunkq_read(&s->req, &c->w->pool, buf, len);
 	(void)ud;
 
-	if (n && c->ds) {
+	if (n && !keep_sent(s, buf, n) && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, n);
 		c->need_flush = true;
 	}

@@ -221,6 +221,88 @@ START_TEST(held_resets_are_not_premature)
 }
 END_TEST
 
+/* The error code of the first RST_STREAM sent to the client on stream sid, or -1. */
+static long rst_code(uint32_t sid)
+{
+	for (size_t i = 0; i + 9 <= nout;) {
+		size_t len = (size_t)out[i] << 16 | (size_t)out[i + 1] << 8 | out[i + 2];
+		uint32_t id = (uint32_t)(out[i + 5] & 0x7f) << 24 | (uint32_t)out[i + 6] << 16 |
+			      (uint32_t)out[i + 7] << 8 | out[i + 8];
+		if (out[i + 3] == NGHTTP2_RST_STREAM && id == sid && len == 4 && i + 13 <= nout)
+			return (long)((uint32_t)out[i + 9] << 24 | (uint32_t)out[i + 10] << 16 |
+				      (uint32_t)out[i + 11] << 8 | out[i + 12]);
+		i += 9 + len;
+	}
+	return -1;
+}
+
+static struct sc_stream *stream_of(struct sc_conn *c, int32_t down_id)
+{
+	for (struct sc_stream *s = c->streams; s; s = s->next)
+		if (s->down_id == down_id)
+			return s;
+	return NULL;
+}
+
+/*
+ * Issue 17: the app's GOAWAY names stream 1 as the last it processed, so the request
+ * on stream 3 goes to a new upstream connection (stream 1 finishes on the old one); that
+ * one refuses it (RST_STREAM REFUSED_STREAM): sent again there under a new id. Once the
+ * response has started, a reset is not retried.
+ */
+START_TEST(upstream_goaway_retry)
+{
+	static const uint8_t goaway[8] = {0, 0, 0, 1, 0, 0, 0, NGHTTP2_NO_ERROR};
+	static const uint8_t refused[4] = {0, 0, 0, NGHTTP2_REFUSED_STREAM};
+	static const uint8_t resp[] = {0x88}; /* :status 200, static table index 8 */
+	struct sc_conn *c = conn();
+	uint8_t blk[256], b[512];
+	size_t nblk = request_block(blk), n;
+	struct sc_up *first, *second;
+	struct sc_stream *s1, *s3;
+	int32_t id;
+
+	n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, blk,
+		  nblk);
+	n += frame(b + n, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
+		   blk, nblk);
+	sc_conn_feed(c, b, n);
+	first = c->up;
+	s1 = stream_of(c, 1);
+	s3 = stream_of(c, 3);
+	ck_assert(first && s1 && s3);
+	ck_assert_int_eq(s1->up_id, 1);
+	ck_assert_int_eq(s3->up_id, 3);
+
+	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
+	n += frame(b + n, NGHTTP2_GOAWAY, 0, 0, goaway, sizeof(goaway));
+	sc_up_feed(first, b, n);
+	second = c->up;
+	ck_assert(second && second != first && c->old_ups == first);
+	ck_assert(s1->up == first && s1->tries == 0);
+	ck_assert(s3->up == second && s3->tries == 1 && s3->state == SS_FORWARDED);
+	ck_assert(!s3->resp_started);
+
+	id = s3->up_id;
+	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
+	n += frame(b + n, NGHTTP2_RST_STREAM, 0, (uint32_t)id, refused, sizeof(refused));
+	sc_up_feed(second, b, n);
+	ck_assert(c->up == second && s3->up == second && s3->tries == 2);
+	ck_assert_int_gt(s3->up_id, id);
+	ck_assert(s3->state == SS_FORWARDED && !s3->resp_started);
+
+	id = s3->up_id;
+	n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, (uint32_t)id, resp, sizeof(resp));
+	n += frame(b + n, NGHTTP2_RST_STREAM, 0, (uint32_t)id, refused, sizeof(refused));
+	sc_up_feed(second, b, n);
+	/* Not retried: the client's stream was reset and is gone (s3 is freed). */
+	ck_assert_ptr_null(stream_of(c, 3));
+	ck_assert_int_eq(rst_code(3), NGHTTP2_REFUSED_STREAM);
+	ck_assert_ptr_nonnull(stream_of(c, 1));
+	done(c);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -228,6 +310,7 @@ int main(void)
 	    {"priority", priority_other_stream_and_stray_reset},
 	    {"premature_resets", premature_resets},
 	    {"premature_resets", held_resets_are_not_premature},
+	    {"upstream_goaway", upstream_goaway_retry},
 	};
 	return UT_RUN("sidecar/h2conn", tests, .timeout_s = 30, .setup = setup);
 }
