@@ -3,6 +3,8 @@
 
   report.py h2load OUT        -> "rps n ok"   (ok = "ok" or "ERR(<why>)")
   report.py lat LOG           -> "mean_us p99_us" from h2load --log-file (3rd column, us)
+  report.py ttfb OUT          -> "ttfb_us": h2load's mean "time to 1st byte" over its clients
+                                 (connect + any proxy-to-proxy handshake + the first reply)
   report.py wrk OUT           -> "rps mean_us p99_us ok"
   report.py report RAW META WEBHOOK POLICY   -> RESULTS.md on stdout
 
@@ -22,6 +24,13 @@ CONFIG_DESC = {
     "nghttpx": "nghttpx --workers=1",
     "haproxy-h2": "haproxy HTTP h2 (nbthread 1)",
     "haproxy-tcp": "haproxy TCP (L4 floor)",
+}
+NS_ORDER = ("ns-direct", "ns-gg1", "ns-gg2", "ns-mtls")
+NS_DESC = {
+    "ns-direct": "direct (no sidecar)",
+    "ns-gg1": "one sidecar (the server's, inbound)",
+    "ns-gg2": "two sidecars (caller's outbound, then server's inbound)",
+    "ns-mtls": "two sidecars, mutual TLS between them",
 }
 MIX_DESC = {
     "1x1": "1 connection x 1 stream (latency)",
@@ -80,6 +89,15 @@ def cmd_lat(path):
     print("%.0f %.0f" % (statistics.fmean(vals), percentile(vals, 99)))
 
 
+def cmd_ttfb(path):
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        text = ""
+    m = re.search(r"time to 1st byte:\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)", text)
+    print("%.0f" % to_us(m.group(5), m.group(6)) if m else "0")
+
+
 def to_us(num, unit):
     return float(num) * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[unit]
 
@@ -113,6 +131,155 @@ def fmt_ratio(v, best):
 
 def mib(kb):
     return kb / 1024.0
+
+
+def med_range(vals, fmt="%.0f"):
+    """'median [min-max]' of a list of numbers, or '-'."""
+    if not vals:
+        return "-"
+    med = fmt % statistics.median(vals)
+    if len(vals) == 1:
+        return med
+    return "%s [%s–%s]" % (med, fmt % min(vals), fmt % max(vals))
+
+
+def per_round(rows, backend, mix, config, key):
+    """{round: float(row[key])} of the good runs of one backend/mix/config."""
+    return {r["round"]: float(r.get(key) or 0) for r in rows
+            if r["backend"] == backend and r["mix"] == mix and r["config"] == config
+            and r.get("ok") == "ok"}
+
+
+def paired(rows, backend, mix, a, b, key, op):
+    """op(a's figure, b's figure) for every round in which both ran (interleaved pairs)."""
+    ra, rb = per_round(rows, backend, mix, a, key), per_round(rows, backend, mix, b, key)
+    return [op(ra[k], rb[k]) for k in sorted(ra) if k in rb and (op is not ratio or rb[k] > 0)]
+
+
+def ratio(x, y):
+    return x / y
+
+
+def diff(x, y):
+    return x - y
+
+
+def ns_report(w, rows, meta):
+    """The two-pod section: direct vs one sidecar vs two sidecars (vs mTLS)."""
+    nsrows = [r for r in rows if r["config"].startswith("ns-")]
+    w("")
+    w("## Both ends of a call: two pods in network namespaces (issues 15 and 16)")
+    w("")
+    if meta.get("have_ns") != "1":
+        w("Not measured: %s." % (meta.get("ns_note") or "no ns-* configuration was asked for"))
+        return
+    w("A client pod and a server pod, two network namespaces joined by a veth, each set up")
+    w("with `grpcguard-sidecar init` as the injector does, every sidecar as uid 1337 with")
+    w("`--upstream original-dst` (%s). h2load runs in the client pod;" % meta.get("ns_note", ""))
+    w("the three paths differ only in the server address it dials: **two sidecars** = captured")
+    w("by the client pod's OUTPUT redirect into the caller's sidecar (:15001), which calls the")
+    w("server pod, whose PREROUTING redirect hands the call to the server's sidecar (:15006),")
+    w("then the app; **one sidecar** = an address excluded from capture")
+    w("(`--exclude-outbound-cidrs`), so only the server's sidecar; **direct** = excluded, and")
+    w("not redirected in the server pod either. Same CPU placement as above (h2load and the")
+    w("backend on CPU 0; every sidecar on CPU 1, so two sidecars share one core: their")
+    w("req/s is the whole proxy cost of a call on one core). CPU s/100k and RSS are summed")
+    w("over the sidecars of the row. Every run is checked to have taken its path: the")
+    w("caller's sidecar counted the calls as reporter source, the server's as reporter")
+    w("destination (with mTLS: as connection_security_policy mutual_tls); a run that did not")
+    w("is excluded. Figures: median over rounds, [min–max] in brackets; ratios and added")
+    w("latency are taken per round (the configurations of a round ran back to back) and then")
+    w("summarised the same way. TTFB = h2load's mean time to first byte per connection:")
+    w("connect, any handshake between the sidecars, and the first reply.")
+    w("")
+    w("```")
+    w("# load, in the client pod")
+    w(meta.get("ns_load_cmd", ""))
+    for k in ("ns-server0", "ns-client0", "ns-server1", "ns-client1"):
+        if "cmd." + k in meta:
+            w(meta["cmd." + k])
+    w("```")
+    if not nsrows:
+        w("")
+        w("No ns-* run completed.")
+        return
+    summary = []
+    mtls = []
+    for backend in ("nghttpd", "greeter"):
+        if not any(r["backend"] == backend for r in nsrows):
+            continue
+        w("")
+        w("### Backend: %s" % BACKEND_DESC.get(backend, backend))
+        for mix in ("1x1", "8x16", "100x1"):
+            mrows = [r for r in nsrows if r["backend"] == backend and r["mix"] == mix]
+            if not mrows:
+                continue
+            w("")
+            w("#### %s" % MIX_DESC[mix])
+            w("")
+            w("| path | req/s | ×direct | ×one sidecar | mean µs | added µs | p99 µs | TTFB µs | CPU s/100k | RSS MiB |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for c in NS_ORDER:
+                cr = [r for r in mrows if r["config"] == c and r.get("ok") == "ok"]
+                if not cr:
+                    continue
+                proxied = c != "ns-direct"
+                w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    NS_DESC[c],
+                    med_range([float(r["rps"]) for r in cr]),
+                    med_range(paired(rows, backend, mix, c, "ns-direct", "rps", ratio), "%.2fx") if proxied else "-",
+                    med_range(paired(rows, backend, mix, c, "ns-gg1", "rps", ratio), "%.2fx") if c not in ("ns-direct", "ns-gg1") else "-",
+                    med_range([float(r["mean_us"]) for r in cr]),
+                    med_range(paired(rows, backend, mix, c, "ns-direct", "mean_us", diff), "%+.0f") if proxied else "-",
+                    med_range([float(r["p99_us"]) for r in cr]),
+                    med_range([float(r.get("ttfb_us") or 0) for r in cr]),
+                    med_range([float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in cr], "%.2f") if proxied else "-",
+                    "%.1f" % mib(max(float(r["hwm_kb"]) for r in cr)) if proxied else "-"))
+            if mix == "1x1":
+                one = paired(rows, backend, mix, "ns-gg1", "ns-direct", "mean_us", diff)
+                two = paired(rows, backend, mix, "ns-gg2", "ns-direct", "mean_us", diff)
+                caller = paired(rows, backend, mix, "ns-gg2", "ns-gg1", "mean_us", diff)
+                if two:
+                    summary.append((backend, "added latency, 1x1 (mean µs over direct)",
+                                    med_range(one, "%+.0f"), med_range(two, "%+.0f"),
+                                    "%s µs" % med_range(caller, "%+.0f")))
+            else:
+                one = paired(rows, backend, mix, "ns-gg1", "ns-direct", "rps", ratio)
+                two = paired(rows, backend, mix, "ns-gg2", "ns-direct", "rps", ratio)
+                caller = paired(rows, backend, mix, "ns-gg2", "ns-gg1", "rps", ratio)
+                if two:
+                    summary.append((backend, "req/s, %s (× direct)" % mix, med_range(one, "%.2fx"),
+                                    med_range(two, "%.2fx"), med_range(caller, "%.2fx")))
+            if any(r["config"] == "ns-mtls" for r in mrows):
+                hs = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "ttfb_us", diff)
+                lat = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "mean_us", diff)
+                thr = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "rps", ratio)
+                cpu = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "cpu_s", ratio)
+                mtls.append((backend, mix, med_range(hs, "%+.0f"), med_range(lat, "%+.0f"),
+                             med_range(thr, "%.2fx"), med_range(cpu, "%.2fx")))
+    if summary:
+        w("")
+        w("### The caller's sidecar: what a call pays for each end")
+        w("")
+        w("| backend | figure | one sidecar (server's) | two sidecars | two vs one (the caller's sidecar) |")
+        w("|---|---|---:|---:|---:|")
+        for row in summary:
+            w("| %s | %s | %s | %s | %s |" % row)
+    w("")
+    w("### Mutual TLS between the sidecars")
+    w("")
+    if meta.get("have_mtls") != "1" or not mtls:
+        w("Not measured: %s." % (meta.get("mtls_note") or "no ns-mtls run completed"))
+        return
+    w("%s. Against the same two sidecars in plaintext (ns-gg2), per round:" % meta.get("mtls_note", "").capitalize())
+    w("handshake = extra time to first byte of a new connection (1x1: one connection alone;")
+    w("100x1: 100 connections opened at once); per call = extra mean latency, req/s and")
+    w("CPU per request (both sidecars) relative to plaintext.")
+    w("")
+    w("| backend | mix | handshake: TTFB µs added | per call: mean µs added | req/s × plaintext | CPU/request × plaintext |")
+    w("|---|---|---:|---:|---:|---:|")
+    for row in mtls:
+        w("| %s | %s | %s | %s | %s | %s |" % row)
 
 
 def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
@@ -193,6 +360,9 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     w("(RssAnon) at the end of the run, the part that grows with load.")
 
     bad = [r for r in rows if r.get("ok") != "ok"]
+    if meta.get("note"):
+        out.insert(3, "")
+        out.insert(4, "**%s**" % meta["note"])
     targets = []
     scaling = []
     for backend in ("nghttpd", "greeter"):
@@ -293,6 +463,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
         w("")
         w("Multi-core: " + "; ".join(scaling) + ".")
 
+    ns_report(w, rows, meta)
+
     wh = [l.rstrip("\n").split("\t") for l in open(wh_path) if l.strip()]
     w("")
     w("## Webhook: pod admission (POST /mutate, bench/admission-pod.json, TLS)")
@@ -360,6 +532,8 @@ def main():
         cmd_h2load(sys.argv[2])
     elif cmd == "lat":
         cmd_lat(sys.argv[2])
+    elif cmd == "ttfb":
+        cmd_ttfb(sys.argv[2])
     elif cmd == "wrk":
         cmd_wrk(sys.argv[2])
     elif cmd == "report":
