@@ -300,7 +300,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     w("")
     w("Written by `make bench` (bench/run.sh); how to run and read it: docs/bench.md.")
     w("Every configuration ran in the same session, interleaved in rounds; figures are the")
-    w("median over %s rounds (peak RSS: the maximum). Loopback only." % meta.get("rounds", "?"))
+    w("median over %s rounds (peak RSS: the maximum). Loopback only, and two network" % meta.get("rounds", "?"))
+    w("namespaces the script creates for the two-pod (ns-*) rows.")
     if meta.get("rounds") != meta.get("rounds_planned"):
         w("%s rounds were planned; the time budget stopped the run after %s." % (
             meta.get("rounds_planned", "?"), meta.get("rounds", "?")))
@@ -486,7 +487,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
             w("Target of issue 7: over 5,000 admissions/s with keep-alive and p99 under 2 ms: "
               "%s (%.0f/s, p99 %.2f ms)." % ("met" if met else "**not met**", rps, p99))
     else:
-        w("Not measured: %s." % ("the webhook did not start" if meta.get("have_webhook") == "1"
+        w("Not measured: %s." % ("skipped (BENCH_SKIP_WEBHOOK=1)" if meta.get("skip_webhook") == "1"
+                                 else "the webhook did not start" if meta.get("have_webhook") == "1"
                                  else "grpcguard-webhook does not build yet"))
 
     w("")
@@ -501,7 +503,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
             if len(parts) == 3:
                 w("| %s | %s | %s |" % tuple(parts))
     else:
-        w("Not measured: %s." % ("policy_bench failed" if meta.get("have_policy_lib") == "1"
+        w("Not measured: %s." % ("skipped (BENCH_SKIP_POLICY=1)" if meta.get("skip_policy") == "1"
+                                 else "policy_bench failed" if meta.get("have_policy_lib") == "1"
                                  else "libgrpcguard-policy does not build yet"))
 
     jwt = [l.rstrip("\n").split("\t") for l in open(jwt_path)] if jwt_path else []
