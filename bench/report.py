@@ -243,7 +243,15 @@ def ns_report(w, rows, meta):
                     summary.append((backend, "added latency, 1x1 (mean µs over direct)",
                                     med_range(one, "%+.0f"), med_range(two, "%+.0f"),
                                     "%s µs" % med_range(caller, "%+.0f")))
-            else:
+            cpu1 = [float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in mrows
+                    if r["config"] == "ns-gg1" and r.get("ok") == "ok"]
+            cpu2 = [float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in mrows
+                    if r["config"] == "ns-gg2" and r.get("ok") == "ok"]
+            if cpu2:
+                summary.append((backend, "sidecar CPU s per 100k calls, %s (steadiest on a busy machine)" % mix,
+                                med_range(cpu1, "%.2f"), med_range(cpu2, "%.2f"),
+                                med_range(paired(rows, backend, mix, "ns-gg2", "ns-gg1", "cpu_s", ratio), "%.2fx")))
+            if mix != "1x1":
                 one = paired(rows, backend, mix, "ns-gg1", "ns-direct", "rps", ratio)
                 two = paired(rows, backend, mix, "ns-gg2", "ns-direct", "rps", ratio)
                 caller = paired(rows, backend, mix, "ns-gg2", "ns-gg1", "rps", ratio)
@@ -364,6 +372,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
     if meta.get("note"):
         out.insert(3, "")
         out.insert(4, "**%s**" % meta["note"])
+        out.insert(5, "")
     targets = []
     scaling = []
     for backend in ("nghttpd", "greeter"):
@@ -525,7 +534,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None):
         for r in bad:
             w("- %s %s %s round %s: %s" % (r["backend"], r["mix"], r["config"], r["round"], r["ok"]))
     w("")
-    w("Raw per-run figures: bench/RESULTS-raw.tsv.")
+    w("Raw per-run figures: %s." % meta.get("raw_name", "bench/RESULTS-raw.tsv"))
     print("\n".join(out))
 
 

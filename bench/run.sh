@@ -682,6 +682,7 @@ meta=$work/meta.txt
 	echo "seconds=$t_proxies"
 	for c in "${!CMD[@]}"; do echo "cmd.$c=${CMD[$c]//$work/\$WORK}"; done
 	echo "note=${BENCH_NOTE:-}"
+	echo "raw_name=$(basename "${OUT%.md}-raw.tsv")"
 	echo "skip_webhook=${BENCH_SKIP_WEBHOOK:-0}"
 	echo "skip_policy=${BENCH_SKIP_POLICY:-0}"
 	echo "have_ns=$have_ns"
