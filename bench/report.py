@@ -279,7 +279,8 @@ def ns_report(w, rows, meta):
     if meta.get("have_mtls") != "1" or not mtls:
         w("Not measured: %s." % (meta.get("mtls_note") or "no ns-mtls run completed"))
         return
-    w("%s. Against the same two sidecars in plaintext (ns-gg2), per round:" % meta.get("mtls_note", "").capitalize())
+    note = meta.get("mtls_note", "")
+    w("%s. Against the same two sidecars in plaintext (ns-gg2), per round:" % (note[:1].upper() + note[1:]))
     w("handshake = extra time to first byte of a new connection (1x1: one connection alone;")
     w("100x1: 100 connections opened at once); per call = extra mean latency, req/s and")
     w("CPU per request (both sidecars) relative to plaintext.")

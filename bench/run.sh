@@ -327,26 +327,26 @@ ns_setup() {
 	ns_note="client pod $NS_IP_C, server pod $NS_IP_S (two sidecars) / $NS_IP_S1 (one) / $NS_IP_S0 (direct)"
 	return 0
 }
-# mTLS: only when the sidecar has it, with an issuer that honours POST /v1/certify. The
-# issuer is the stand-in of the mTLS integration test (tests/integration/mtls_issuer.py:
-# tokens from a file instead of TokenReview); certificate issuance is not what is measured
-# here, the handshakes and calls between the two sidecars are.
+# mTLS: only when the sidecar has it. The certificates come from the real
+# grpcguard-webhook's POST /v1/certify, which asks a TokenReview STAND-IN
+# (bench/tokenreview_standin.py: no kube-apiserver runs here) about the pods' tokens; where
+# the webhook did not build, from the mTLS test's issuer stand-in
+# (tests/integration/mtls_issuer.py) when the tree has it. Issuance is not what is
+# measured: the handshakes and calls between the two sidecars are.
 mtls_setup() {
-	local issuer=$SRC/tests/integration/mtls_issuer.py
 	if ! "$B/grpcguard-sidecar" run --help 2>&1 | grep -q -- --ca-address; then
 		mtls_note="not available in this build (grpcguard-sidecar run --help has no --ca-address)"
 		return 1
 	fi
-	[ -f "$issuer" ] || issuer=$root/tests/integration/mtls_issuer.py
-	if [ ! -f "$issuer" ]; then mtls_note="no issuer (tests/integration/mtls_issuer.py) in this tree"; return 1; fi
-	"$PY" -c 'import cryptography' 2>/dev/null || { mtls_note="python3-cryptography is missing (the issuer stand-in needs it)"; return 1; }
-	local d=$work/ns/pki
+	local d=$work/ns/pki issuer=$SRC/tests/integration/mtls_issuer.py
 	mkdir -p "$d" && chmod 755 "$d"
 	mkca() {
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$1" \
 			-keyout "$d/$1.key" -out "$d/$1.crt" -addext basicConstraints=critical,CA:TRUE \
 			-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1
 	}
+	# servca signs the issuer's serving certificate (what the sidecars' --ca-cert trusts)
+	# and the TokenReview stand-in's; idca is the workload identity CA.
 	mkca idca && mkca servca &&
 		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=issuer \
 			-keyout "$d/iss.key" -out "$d/iss.csr" >/dev/null 2>&1 &&
@@ -354,15 +354,62 @@ mtls_setup() {
 			-CAcreateserial -days 1 -out "$d/iss.crt" \
 			-extfile <(printf 'subjectAltName=IP:%s,IP:127.0.0.1\n' "$NS_IP_S") >/dev/null 2>&1 ||
 		{ mtls_note="openssl could not make the test PKI"; return 1; }
-	printf '{"tok-client": {"ns": "bench", "sa": "client"}, "tok-server": {"ns": "bench", "sa": "server"}}\n' >"$d/tokens.json"
 	echo tok-client >"$d/client.token" && echo tok-server >"$d/server.token"
 	chmod 644 "$d"/*.crt "$d"/*.token
+	local why=""
+	if [ "$have_webhook" = 1 ] && mtls_webhook "$d"; then return 0; fi
+	[ "$have_webhook" = 1 ] && why="grpcguard-webhook could not be the issuer: $mtls_note"
+	[ -f "$issuer" ] || issuer=$root/tests/integration/mtls_issuer.py
+	[ -f "$issuer" ] || { mtls_note="${why:-grpcguard-webhook did not build}, and the tree has no issuer stand-in"; return 1; }
+	"$PY" -c 'import cryptography' 2>/dev/null ||
+		{ mtls_note="${why:-grpcguard-webhook did not build}, and the issuer stand-in needs python3-cryptography"; return 1; }
+	printf '{"tok-client": {"ns": "bench", "sa": "client"}, "tok-server": {"ns": "bench", "sa": "server"}}\n' >"$d/tokens.json"
 	in_s "$PY" "$issuer" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" --tls-key "$d/iss.key" \
 		--ca-cert "$d/idca.crt" --ca-key "$d/idca.key" --tokens "$d/tokens.json" \
 		--lifetime 86400 >"$work/ns-issuer.log" 2>&1 &
 	ns_pids+=($!)
 	ns_wait_port "$NS_S" 127.0.0.1 9443 $! || { mtls_note="the issuer stand-in did not start: $(tail -n 2 "$work/ns-issuer.log")"; return 1; }
-	mtls_note="both sidecars with --ca-address (certificates from the issuer stand-in, 24 h)"
+	mtls_note="both sidecars with --ca-address: certificates (24 h) from the issuer stand-in of the mTLS test, tests/integration/mtls_issuer.py (${why:-grpcguard-webhook did not build})"
+	return 0
+}
+# The real issuer: grpcguard-webhook with identity enabled, in the server pod on :9443, its
+# TokenReview answered by bench/tokenreview_standin.py on the pod's loopback :9444.
+mtls_webhook() { # pki dir
+	local d=$1 p
+	printf '{"tok-client": "bench/client", "tok-server": "bench/server"}\n' >"$d/tr-tokens.json"
+	echo "webhook-sa-$NS_ID-$RANDOM" >"$d/webhook-sa.token"
+	in_s "$PY" "$root/bench/tokenreview_standin.py" --listen 127.0.0.1:9444 \
+		--tls-cert "$d/iss.crt" --tls-key "$d/iss.key" --tokens "$d/tr-tokens.json" \
+		--caller-token "$(cat "$d/webhook-sa.token")" >"$work/ns-tokenreview.log" 2>&1 &
+	p=$!
+	ns_pids+=("$p")
+	ns_wait_port "$NS_S" 127.0.0.1 9444 "$p" ||
+		{ mtls_note="the TokenReview stand-in did not start: $(tail -n 2 "$work/ns-tokenreview.log")"; return 1; }
+	cat >"$d/webhook.yaml" <<-EOF
+	identity:
+	  enabled: true
+	  certificateLifetimeSeconds: 86400
+	  ca:
+	    certFile: $d/idca.crt
+	    keyFile: $d/idca.key
+	  tokenReview:
+	    url: https://127.0.0.1:9444/apis/authentication.k8s.io/v1/tokenreviews
+	    caFile: $d/servca.crt
+	    tokenFile: $d/webhook-sa.token
+	    timeoutMs: 5000
+	  rateLimit:
+	    perSourcePerMinute: 0
+	    perIdentityPerMinute: 0
+	EOF
+	in_s "$B/grpcguard-webhook" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" \
+		--tls-key "$d/iss.key" --config "$d/webhook.yaml" >"$work/ns-issuer.log" 2>&1 &
+	ns_pids+=($!)
+	if ! ns_wait_port "$NS_S" 127.0.0.1 9443 $!; then
+		mtls_note="it did not start: $(grep -o '"msg":"[^"]*"' "$work/ns-issuer.log" | tail -n 1)"
+		kill "$p" 2>/dev/null || true
+		return 1
+	fi
+	mtls_note="both sidecars with --ca-address: certificates (24 h) from grpcguard-webhook's POST /v1/certify, its TokenReview answered by a stand-in (bench/tokenreview_standin.py)"
 	return 0
 }
 # Start the sidecars of one ns-* configuration; sets NS_SC_PIDS (empty for ns-direct).
@@ -527,7 +574,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			ns-*) [ "$have_ns" = 1 ] || continue ;;
 			esac
 			for mix in $MIXES; do
-				port=$P_PROXY pid= mpids=() LOAD_HOST=127.0.0.1 LOAD_NS=""
+				port=$P_PROXY pid='' mpids=() LOAD_HOST=127.0.0.1 LOAD_NS=""
 				if [ "$config" = direct ]; then
 					port=$bport
 				elif [[ $config == ns-* ]]; then
