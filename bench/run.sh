@@ -253,6 +253,8 @@ ns_cleanup() {
 	ip link del "$NS_VC" 2>/dev/null || true
 }
 trap 'ns_cleanup; bench_cleanup' EXIT
+# For a program started in the background use `ip netns exec` itself, not these functions:
+# $! must be the program (ip netns exec execs it), not a subshell.
 in_c() { ip netns exec "$NS_C" "$@"; }
 in_s() { ip netns exec "$NS_S" "$@"; }
 ns_wait_port() { # NS HOST PORT PID
@@ -313,13 +315,13 @@ ns_setup() {
 	# The backends, in the server pod, listening on every address (the server's sidecar
 	# connects to the original destination, the pod's address).
 	# shellcheck disable=SC2086
-	in_s $CPU_LOAD nghttpd --no-tls -a 0.0.0.0 -d "$work/htdocs" --trailer 'grpc-status: 0' \
+	ip netns exec "$NS_S" $CPU_LOAD nghttpd --no-tls -a 0.0.0.0 -d "$work/htdocs" --trailer 'grpc-status: 0' \
 		"${NS_BPORT[nghttpd]}" >"$work/ns-nghttpd.log" 2>&1 &
 	ns_pids+=($!)
 	ns_wait_port "$NS_S" 127.0.0.1 "${NS_BPORT[nghttpd]}" $! || { ns_note="nghttpd did not start in the server pod"; return 1; }
 	if [ "$have_greeter" = 1 ]; then
 		# shellcheck disable=SC2086
-		in_s $CPU_LOAD "$root/build/bench/greeter_cpp/greeter_server" "${NS_BPORT[greeter]}" 0.0.0.0 \
+		ip netns exec "$NS_S" $CPU_LOAD "$root/build/bench/greeter_cpp/greeter_server" "${NS_BPORT[greeter]}" 0.0.0.0 \
 			>"$work/ns-greeter.log" 2>&1 &
 		ns_pids+=($!)
 		ns_wait_port "$NS_S" 127.0.0.1 "${NS_BPORT[greeter]}" $! || { ns_note="the greeter did not start in the server pod"; return 1; }
@@ -364,7 +366,7 @@ mtls_setup() {
 	"$PY" -c 'import cryptography' 2>/dev/null ||
 		{ mtls_note="${why:-grpcguard-webhook did not build}, and the issuer stand-in needs python3-cryptography"; return 1; }
 	printf '{"tok-client": {"ns": "bench", "sa": "client"}, "tok-server": {"ns": "bench", "sa": "server"}}\n' >"$d/tokens.json"
-	in_s "$PY" "$issuer" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" --tls-key "$d/iss.key" \
+	ip netns exec "$NS_S" "$PY" "$issuer" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" --tls-key "$d/iss.key" \
 		--ca-cert "$d/idca.crt" --ca-key "$d/idca.key" --tokens "$d/tokens.json" \
 		--lifetime 86400 >"$work/ns-issuer.log" 2>&1 &
 	ns_pids+=($!)
@@ -378,7 +380,7 @@ mtls_webhook() { # pki dir
 	local d=$1 p
 	printf '{"tok-client": "bench/client", "tok-server": "bench/server"}\n' >"$d/tr-tokens.json"
 	echo "webhook-sa-$NS_ID-$RANDOM" >"$d/webhook-sa.token"
-	in_s "$PY" "$root/bench/tokenreview_standin.py" --listen 127.0.0.1:9444 \
+	ip netns exec "$NS_S" "$PY" "$root/bench/tokenreview_standin.py" --listen 127.0.0.1:9444 \
 		--tls-cert "$d/iss.crt" --tls-key "$d/iss.key" --tokens "$d/tr-tokens.json" \
 		--caller-token "$(cat "$d/webhook-sa.token")" >"$work/ns-tokenreview.log" 2>&1 &
 	p=$!
@@ -401,7 +403,7 @@ mtls_webhook() { # pki dir
 	    perSourcePerMinute: 0
 	    perIdentityPerMinute: 0
 	EOF
-	in_s "$B/grpcguard-webhook" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" \
+	ip netns exec "$NS_S" "$B/grpcguard-webhook" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" \
 		--tls-key "$d/iss.key" --config "$d/webhook.yaml" >"$work/ns-issuer.log" 2>&1 &
 	ns_pids+=($!)
 	if ! ns_wait_port "$NS_S" 127.0.0.1 9443 $!; then
