@@ -3,6 +3,8 @@
 
   report.py h2load OUT        -> "rps n ok"   (ok = "ok" or "ERR(<why>)")
   report.py lat LOG           -> "mean_us p99_us" from h2load --log-file (3rd column, us)
+  report.py ttfb OUT          -> "ttfb_us": h2load's mean "time to 1st byte" over its clients
+                                 (connect + any proxy-to-proxy handshake + the first reply)
   report.py wrk OUT           -> "rps mean_us p99_us ok"
   report.py report RAW META WEBHOOK POLICY   -> RESULTS.md on stdout
 
@@ -22,6 +24,13 @@ CONFIG_DESC = {
     "nghttpx": "nghttpx --workers=1",
     "haproxy-h2": "haproxy HTTP h2 (nbthread 1)",
     "haproxy-tcp": "haproxy TCP (L4 floor)",
+}
+NS_ORDER = ("ns-direct", "ns-gg1", "ns-gg2", "ns-mtls")
+NS_DESC = {
+    "ns-direct": "direct (no sidecar)",
+    "ns-gg1": "one sidecar (the server's, inbound)",
+    "ns-gg2": "two sidecars (caller's outbound, then server's inbound)",
+    "ns-mtls": "two sidecars, mutual TLS between them",
 }
 MIX_DESC = {
     "1x1": "1 connection x 1 stream (latency)",
@@ -78,6 +87,15 @@ def cmd_lat(path):
         return
     vals.sort()
     print("%.0f %.0f" % (statistics.fmean(vals), percentile(vals, 99)))
+
+
+def cmd_ttfb(path):
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        text = ""
+    m = re.search(r"time to 1st byte:\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)\s+([0-9.]+)(us|ms|s)", text)
+    print("%.0f" % to_us(m.group(5), m.group(6)) if m else "0")
 
 
 def to_us(num, unit):
@@ -148,6 +166,164 @@ def instr_section(w, tsv_path, txt_path):
         w("```")
 
 
+def med_range(vals, fmt="%.0f"):
+    """'median [min-max]' of a list of numbers, or '-'."""
+    if not vals:
+        return "-"
+    med = fmt % statistics.median(vals)
+    if len(vals) == 1:
+        return med
+    return "%s [%s–%s]" % (med, fmt % min(vals), fmt % max(vals))
+
+
+def per_round(rows, backend, mix, config, key):
+    """{round: float(row[key])} of the good runs of one backend/mix/config."""
+    return {r["round"]: float(r.get(key) or 0) for r in rows
+            if r["backend"] == backend and r["mix"] == mix and r["config"] == config
+            and r.get("ok") == "ok"}
+
+
+def paired(rows, backend, mix, a, b, key, op):
+    """op(a's figure, b's figure) for every round in which both ran (interleaved pairs)."""
+    ra, rb = per_round(rows, backend, mix, a, key), per_round(rows, backend, mix, b, key)
+    return [op(ra[k], rb[k]) for k in sorted(ra) if k in rb and (op is not ratio or rb[k] > 0)]
+
+
+def ratio(x, y):
+    return x / y
+
+
+def diff(x, y):
+    return x - y
+
+
+def ns_report(w, rows, meta):
+    """The two-pod section: direct vs one sidecar vs two sidecars (vs mTLS)."""
+    nsrows = [r for r in rows if r["config"].startswith("ns-")]
+    w("")
+    w("## Both ends of a call: two pods in network namespaces (issues 15 and 16)")
+    w("")
+    if meta.get("have_ns") != "1":
+        w("Not measured: %s." % (meta.get("ns_note") or "no ns-* configuration was asked for"))
+        return
+    w("A client pod and a server pod, two network namespaces joined by a veth, each set up")
+    w("with `grpcguard-sidecar init` as the injector does, every sidecar as uid 1337 with")
+    w("`--upstream original-dst` (%s). h2load runs in the client pod;" % meta.get("ns_note", ""))
+    w("the three paths differ only in the server address it dials: **two sidecars** = captured")
+    w("by the client pod's OUTPUT redirect into the caller's sidecar (:15001), which calls the")
+    w("server pod, whose PREROUTING redirect hands the call to the server's sidecar (:15006),")
+    w("then the app; **one sidecar** = an address excluded from capture")
+    w("(`--exclude-outbound-cidrs`), so only the server's sidecar; **direct** = excluded, and")
+    w("not redirected in the server pod either. Same CPU placement as above (h2load and the")
+    w("backend on CPU 0; every sidecar on CPU 1, so two sidecars share one core: their")
+    w("req/s is the whole proxy cost of a call on one core). CPU s/100k and RSS are summed")
+    w("over the sidecars of the row. Every run is checked to have taken its path: the")
+    w("caller's sidecar counted the calls as reporter source, the server's as reporter")
+    w("destination (with mTLS: as connection_security_policy mutual_tls); a run that did not")
+    w("is excluded. Figures: median over rounds, [min–max] in brackets; ratios and added")
+    w("latency are taken per round (the configurations of a round ran back to back) and then")
+    w("summarised the same way. TTFB = h2load's mean time to first byte per connection:")
+    w("connect, any handshake between the sidecars, and the first reply.")
+    w("")
+    w("```")
+    w("# load, in the client pod")
+    w(meta.get("ns_load_cmd", ""))
+    for k in ("ns-server0", "ns-client0", "ns-server1", "ns-client1"):
+        if "cmd." + k in meta:
+            w(meta["cmd." + k])
+    w("```")
+    if not nsrows:
+        w("")
+        w("No ns-* run completed.")
+        return
+    summary = []
+    mtls = []
+    for backend in ("nghttpd", "greeter"):
+        if not any(r["backend"] == backend for r in nsrows):
+            continue
+        w("")
+        w("### Backend: %s" % BACKEND_DESC.get(backend, backend))
+        for mix in ("1x1", "8x16", "100x1"):
+            mrows = [r for r in nsrows if r["backend"] == backend and r["mix"] == mix]
+            if not mrows:
+                continue
+            w("")
+            w("#### %s" % MIX_DESC[mix])
+            w("")
+            w("| path | req/s | ×direct | ×one sidecar | mean µs | added µs | p99 µs | TTFB µs | CPU s/100k | RSS MiB |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for c in NS_ORDER:
+                cr = [r for r in mrows if r["config"] == c and r.get("ok") == "ok"]
+                if not cr:
+                    continue
+                proxied = c != "ns-direct"
+                w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    NS_DESC[c],
+                    med_range([float(r["rps"]) for r in cr]),
+                    med_range(paired(rows, backend, mix, c, "ns-direct", "rps", ratio), "%.2fx") if proxied else "-",
+                    med_range(paired(rows, backend, mix, c, "ns-gg1", "rps", ratio), "%.2fx") if c not in ("ns-direct", "ns-gg1") else "-",
+                    med_range([float(r["mean_us"]) for r in cr]),
+                    med_range(paired(rows, backend, mix, c, "ns-direct", "mean_us", diff), "%+.0f") if proxied else "-",
+                    med_range([float(r["p99_us"]) for r in cr]),
+                    med_range([float(r.get("ttfb_us") or 0) for r in cr]),
+                    med_range([float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in cr], "%.2f") if proxied else "-",
+                    "%.1f" % mib(max(float(r["hwm_kb"]) for r in cr)) if proxied else "-"))
+            if mix == "1x1":
+                one = paired(rows, backend, mix, "ns-gg1", "ns-direct", "mean_us", diff)
+                two = paired(rows, backend, mix, "ns-gg2", "ns-direct", "mean_us", diff)
+                caller = paired(rows, backend, mix, "ns-gg2", "ns-gg1", "mean_us", diff)
+                if two:
+                    summary.append((backend, "added latency, 1x1 (mean µs over direct)",
+                                    med_range(one, "%+.0f"), med_range(two, "%+.0f"),
+                                    "%s µs" % med_range(caller, "%+.0f")))
+            cpu1 = [float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in mrows
+                    if r["config"] == "ns-gg1" and r.get("ok") == "ok"]
+            cpu2 = [float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in mrows
+                    if r["config"] == "ns-gg2" and r.get("ok") == "ok"]
+            if cpu2:
+                summary.append((backend, "sidecar CPU s per 100k calls, %s (steadiest on a busy machine)" % mix,
+                                med_range(cpu1, "%.2f"), med_range(cpu2, "%.2f"),
+                                med_range(paired(rows, backend, mix, "ns-gg2", "ns-gg1", "cpu_s", ratio), "%.2fx")))
+            if mix != "1x1":
+                one = paired(rows, backend, mix, "ns-gg1", "ns-direct", "rps", ratio)
+                two = paired(rows, backend, mix, "ns-gg2", "ns-direct", "rps", ratio)
+                caller = paired(rows, backend, mix, "ns-gg2", "ns-gg1", "rps", ratio)
+                if two:
+                    summary.append((backend, "req/s, %s (× direct)" % mix, med_range(one, "%.2fx"),
+                                    med_range(two, "%.2fx"), med_range(caller, "%.2fx")))
+            if any(r["config"] == "ns-mtls" for r in mrows):
+                hs = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "ttfb_us", diff)
+                lat = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "mean_us", diff)
+                thr = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "rps", ratio)
+                cpu = paired(rows, backend, mix, "ns-mtls", "ns-gg2", "cpu_s", ratio)
+                mtls.append((backend, mix, med_range(hs, "%+.0f"), med_range(lat, "%+.0f"),
+                             med_range(thr, "%.2fx"), med_range(cpu, "%.2fx")))
+    if summary:
+        w("")
+        w("### The caller's sidecar: what a call pays for each end")
+        w("")
+        w("| backend | figure | one sidecar (server's) | two sidecars | two vs one (the caller's sidecar) |")
+        w("|---|---|---:|---:|---:|")
+        for row in summary:
+            w("| %s | %s | %s | %s | %s |" % row)
+    w("")
+    w("### Mutual TLS between the sidecars")
+    w("")
+    if meta.get("have_mtls") != "1" or not mtls:
+        w("Not measured: %s." % (meta.get("mtls_note") or "no ns-mtls run completed"))
+        return
+    note = meta.get("mtls_note", "")
+    w("%s. Against the same two sidecars in plaintext (ns-gg2), per round:" % (note[:1].upper() + note[1:]))
+    w("handshake = extra time to first byte of a new connection (1x1: one connection alone;")
+    w("100x1: 100 connections opened at once); per call = extra mean latency, req/s and")
+    w("CPU per request (both sidecars) relative to plaintext.")
+    w("")
+    w("| backend | mix | handshake: TTFB µs added | per call: mean µs added | req/s × plaintext | CPU/request × plaintext |")
+    w("|---|---|---:|---:|---:|---:|")
+    for row in mtls:
+        w("| %s | %s | %s | %s | %s | %s |" % row)
+
+
 def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path=None,
                instr_txt=None):
     meta = {}
@@ -167,7 +343,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
     w("")
     w("Written by `make bench` (bench/run.sh); how to run and read it: docs/bench.md.")
     w("Every configuration ran in the same session, interleaved in rounds; figures are the")
-    w("median over %s rounds (peak RSS: the maximum). Loopback only." % meta.get("rounds", "?"))
+    w("median over %s rounds (peak RSS: the maximum). Loopback only, and two network" % meta.get("rounds", "?"))
+    w("namespaces the script creates for the two-pod (ns-*) rows.")
     if meta.get("rounds") != meta.get("rounds_planned"):
         w("%s rounds were planned; the time budget stopped the run after %s." % (
             meta.get("rounds_planned", "?"), meta.get("rounds", "?")))
@@ -227,6 +404,10 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
     w("(RssAnon) at the end of the run, the part that grows with load.")
 
     bad = [r for r in rows if r.get("ok") != "ok"]
+    if meta.get("note"):
+        out.insert(3, "")
+        out.insert(4, "**%s**" % meta["note"])
+        out.insert(5, "")
     targets = []
     scaling = []
     for backend in ("nghttpd", "greeter"):
@@ -327,6 +508,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         w("")
         w("Multi-core: " + "; ".join(scaling) + ".")
 
+    ns_report(w, rows, meta)
+
     wh = [l.rstrip("\n").split("\t") for l in open(wh_path) if l.strip()]
     w("")
     w("## Webhook: pod admission (POST /mutate, bench/admission-pod.json, TLS)")
@@ -348,7 +531,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
             w("Target of issue 7: over 5,000 admissions/s with keep-alive and p99 under 2 ms: "
               "%s (%.0f/s, p99 %.2f ms)." % ("met" if met else "**not met**", rps, p99))
     else:
-        w("Not measured: %s." % ("the webhook did not start" if meta.get("have_webhook") == "1"
+        w("Not measured: %s." % ("skipped (BENCH_SKIP_WEBHOOK=1)" if meta.get("skip_webhook") == "1"
+                                 else "the webhook did not start" if meta.get("have_webhook") == "1"
                                  else "grpcguard-webhook does not build yet"))
 
     w("")
@@ -363,7 +547,8 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
             if len(parts) == 3:
                 w("| %s | %s | %s |" % tuple(parts))
     else:
-        w("Not measured: %s." % ("policy_bench failed" if meta.get("have_policy_lib") == "1"
+        w("Not measured: %s." % ("skipped (BENCH_SKIP_POLICY=1)" if meta.get("skip_policy") == "1"
+                                 else "policy_bench failed" if meta.get("have_policy_lib") == "1"
                                  else "libgrpcguard-policy does not build yet"))
 
     jwt = [l.rstrip("\n").split("\t") for l in open(jwt_path)] if jwt_path else []
@@ -386,7 +571,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         for r in bad:
             w("- %s %s %s round %s: %s" % (r["backend"], r["mix"], r["config"], r["round"], r["ok"]))
     w("")
-    w("Raw per-run figures: bench/RESULTS-raw.tsv.")
+    w("Raw per-run figures: %s." % meta.get("raw_name", "bench/RESULTS-raw.tsv"))
     print("\n".join(out))
 
 
@@ -396,6 +581,8 @@ def main():
         cmd_h2load(sys.argv[2])
     elif cmd == "lat":
         cmd_lat(sys.argv[2])
+    elif cmd == "ttfb":
+        cmd_ttfb(sys.argv[2])
     elif cmd == "wrk":
         cmd_wrk(sys.argv[2])
     elif cmd == "report":

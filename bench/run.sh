@@ -3,7 +3,8 @@
 # the policy evaluation micro-benchmark. Writes bench/RESULTS.md. See docs/bench.md.
 #
 # Bounded in time (fixed request counts; every h2load run under `timeout`), loopback only
-# (ports 35000-35099), and every process it starts is killed by PID on exit, also on error
+# (ports 35000-35099) plus, for the ns-* rows, two network namespaces it creates (and
+# deletes), and every process it starts is killed by PID on exit, also on error
 # or Ctrl-C. Nothing here asserts a speed: it measures and writes a table.
 #
 # Knobs (environment):
@@ -12,7 +13,8 @@
 #   BENCH_N_THR=50000     requests of the 8 connections x 16 streams (throughput) mix
 #   BENCH_N_CONN=15000    requests of the 100 connections x 1 stream mix
 #   BENCH_BACKENDS="nghttpd greeter"   which backends to run
-#   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp"
+#   BENCH_CONFIGS="direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp
+#                  ns-direct ns-gg1 ns-gg2 ns-mtls"   (ns-*: two pods in netns, as root)
 #   BENCH_MIXES="1x1 8x16 100x1"
 #   BENCH_PIN=1           pin load generator + backend to CPU 0 and the proxy to CPU 1
 #   BENCH_OUT=bench/RESULTS.md
@@ -30,7 +32,7 @@ N_LAT=${BENCH_N_LAT:-2000}
 N_THR=${BENCH_N_THR:-50000}
 N_CONN=${BENCH_N_CONN:-15000}
 BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
-CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp}
+CONFIGS=${BENCH_CONFIGS:-direct gg-nopolicy gg-policy gg-w2 nghttpx haproxy-h2 haproxy-tcp ns-direct ns-gg1 ns-gg2 ns-mtls}
 MIXES=${BENCH_MIXES:-1x1 8x16 100x1}
 OUT=${BENCH_OUT:-$root/bench/RESULTS.md}
 PIN=${BENCH_PIN:-1}
@@ -211,6 +213,272 @@ start_proxy() { # config backend_port
 	fi
 }
 
+# ---- the caller's half (issue 15) and mTLS (issue 16): two pods in network namespaces -----
+# ns-* configurations run in two network namespaces joined by a veth, set up as the
+# injector sets up pods: `grpcguard-sidecar init` in each, every sidecar as uid 1337.
+#
+#   client pod (h2load)                      server pod (nghttpd :8080, greeter :8081)
+#   init --ports 9999 (outbound capture on,  init --ports 8080,8081 (inbound redirect)
+#     --exclude-outbound-cidrs S1,S0)
+#   caller's sidecar :15001 (ns-gg2/mtls)    server's sidecar :15006 (ns-gg1/gg2/mtls)
+#
+# The server pod has three addresses, so the three paths differ only in the destination
+# h2load dials, never in the load itself:
+#   ns-gg2   -> NS_IP_S:PORT   captured by the client's OUTPUT redirect -> caller's sidecar
+#               -> (PREROUTING redirect) server's sidecar -> the app
+#   ns-gg1   -> NS_IP_S1:PORT  excluded from capture (init's --exclude-outbound-cidrs) ->
+#               server's sidecar -> the app: one sidecar, inbound only
+#   ns-direct-> NS_IP_S0:PORT  excluded from capture, and a RETURN ahead of the server's
+#               redirect for that address: straight to the app
+#   ns-mtls  -> NS_IP_S:PORT   as ns-gg2, both sidecars with --ca-address: mutual TLS
+#               between them (only when the sidecar has mTLS: `run --help` names --ca-address)
+# CPU placement as for the loopback rows: h2load and the backend on CPU 0, every sidecar
+# on CPU 1 (with two sidecars they share it: the row then shows the whole proxy cost of
+# a call on one core). Traffic never leaves the two namespaces.
+NS_ID=$$
+NS_C=ggbench-$NS_ID-cli NS_S=ggbench-$NS_ID-srv
+NS_VC=ggb${NS_ID}c NS_VS=ggb${NS_ID}s
+NS_IP_C=10.237.1.2 NS_IP_S=10.237.1.1 NS_IP_S1=10.237.1.3 NS_IP_S0=10.237.1.4
+declare -A NS_BPORT=([nghttpd]=8080 [greeter]=8081)
+have_ns=0 have_mtls=0 ns_note="" mtls_note=""
+ns_pids=()
+ns_cleanup() {
+	local p ns
+	for p in "${ns_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	# Whatever else runs in our namespaces (named after our PID) was started by us.
+	for ns in "$NS_C" "$NS_S"; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+	done
+	for p in "${ns_pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+	for ns in "$NS_C" "$NS_S"; do ip netns del "$ns" 2>/dev/null || true; done
+	ip link del "$NS_VC" 2>/dev/null || true
+}
+trap 'ns_cleanup; bench_cleanup' EXIT
+# For a program started in the background use `ip netns exec` itself, not these functions:
+# $! must be the program (ip netns exec execs it), not a subshell.
+in_c() { ip netns exec "$NS_C" "$@"; }
+in_s() { ip netns exec "$NS_S" "$@"; }
+ns_wait_port() { # NS HOST PORT PID
+	local i
+	for ((i = 0; i < 200; i++)); do
+		ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+		kill -0 "$4" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+ns_ready() { # NS PID: the sidecar's /readyz answers 200 (with mTLS: a certificate is held)
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+			http://127.0.0.1:15020/readyz 2>/dev/null)" = 200 ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+ns_metric() { # NS REGEX: the sum of the sidecar's matching samples
+	ip netns exec "$1" curl -s --max-time 5 http://127.0.0.1:15020/metrics 2>/dev/null |
+		awk -v re="$2" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
+ns_setup() {
+	local want=0 c err
+	for c in $CONFIGS; do case $c in ns-*) want=1 ;; esac; done
+	[ "$want" = 1 ] || return 1
+	if [ "$(id -u)" != 0 ]; then ns_note="needs root (network namespaces, iptables)"; return 1; fi
+	if [ "$have_sidecar" != 1 ]; then ns_note="the sidecar did not build"; return 1; fi
+	for c in ip iptables-save setpriv curl; do
+		command -v "$c" >/dev/null 2>&1 || { ns_note="$c is not installed"; return 1; }
+	done
+	err=$(ip netns add "$NS_C" 2>&1) || { ns_note="cannot create a network namespace: $err"; return 1; }
+	ip netns add "$NS_S" && ip link add "$NS_VC" type veth peer name "$NS_VS" &&
+		ip link set "$NS_VC" netns "$NS_C" && ip link set "$NS_VS" netns "$NS_S" &&
+		in_c ip link set lo up && in_s ip link set lo up &&
+		in_c ip addr add "$NS_IP_C/24" dev "$NS_VC" &&
+		in_s ip addr add "$NS_IP_S/24" dev "$NS_VS" &&
+		in_s ip addr add "$NS_IP_S1/24" dev "$NS_VS" &&
+		in_s ip addr add "$NS_IP_S0/24" dev "$NS_VS" &&
+		in_c ip link set "$NS_VC" up && in_s ip link set "$NS_VS" up ||
+		{ ns_note="veth/address setup failed"; return 1; }
+	err=$(in_c iptables-save -t nat 2>&1) || { ns_note="no iptables nat table in a netns: $err"; return 1; }
+	in_s "$B/grpcguard-sidecar" init --ports 8080,8081 >"$work/ns-init-s.log" 2>&1 &&
+		in_c "$B/grpcguard-sidecar" init --ports 9999 \
+			--exclude-outbound-cidrs "$NS_IP_S1/32,$NS_IP_S0/32" >"$work/ns-init-c.log" 2>&1 ||
+		{ ns_note="grpcguard-sidecar init failed: $(tail -n 2 "$work"/ns-init-*.log | tr '\n' ' ')"; return 1; }
+	# ns-direct: that address is never redirected to the server's sidecar.
+	in_s iptables -t nat -I GRPCGUARD_INBOUND 1 -d "$NS_IP_S0/32" -j RETURN ||
+		{ ns_note="iptables RETURN rule failed"; return 1; }
+	# The sidecars run as uid 1337: their binary, policy and certificates must be readable.
+	mkdir -p "$work/ns" && chmod 755 "$work" "$work/ns"
+	cp "$B/grpcguard-sidecar" "$work/ns/grpcguard-sidecar"
+	: >"$work/ns/empty-policy.yaml"
+	chmod 755 "$work/ns/grpcguard-sidecar" && chmod 644 "$work/ns/empty-policy.yaml"
+	# The backends, in the server pod, listening on every address (the server's sidecar
+	# connects to the original destination, the pod's address).
+	# shellcheck disable=SC2086
+	ip netns exec "$NS_S" $CPU_LOAD nghttpd --no-tls -a 0.0.0.0 -d "$work/htdocs" --trailer 'grpc-status: 0' \
+		"${NS_BPORT[nghttpd]}" >"$work/ns-nghttpd.log" 2>&1 &
+	ns_pids+=($!)
+	ns_wait_port "$NS_S" 127.0.0.1 "${NS_BPORT[nghttpd]}" $! || { ns_note="nghttpd did not start in the server pod"; return 1; }
+	if [ "$have_greeter" = 1 ]; then
+		# shellcheck disable=SC2086
+		ip netns exec "$NS_S" $CPU_LOAD "$root/build/bench/greeter_cpp/greeter_server" "${NS_BPORT[greeter]}" 0.0.0.0 \
+			>"$work/ns-greeter.log" 2>&1 &
+		ns_pids+=($!)
+		ns_wait_port "$NS_S" 127.0.0.1 "${NS_BPORT[greeter]}" $! || { ns_note="the greeter did not start in the server pod"; return 1; }
+	fi
+	ns_note="client pod $NS_IP_C, server pod $NS_IP_S (two sidecars) / $NS_IP_S1 (one) / $NS_IP_S0 (direct)"
+	return 0
+}
+# mTLS: only when the sidecar has it. The certificates come from the real
+# grpcguard-webhook's POST /v1/certify, which asks a TokenReview STAND-IN
+# (bench/tokenreview_standin.py: no kube-apiserver runs here) about the pods' tokens; where
+# the webhook did not build, from the mTLS test's issuer stand-in
+# (tests/integration/mtls_issuer.py) when the tree has it. Issuance is not what is
+# measured: the handshakes and calls between the two sidecars are.
+mtls_setup() {
+	if ! "$B/grpcguard-sidecar" run --help 2>&1 | grep -q -- --ca-address; then
+		mtls_note="not available in this build (grpcguard-sidecar run --help has no --ca-address)"
+		return 1
+	fi
+	local d=$work/ns/pki issuer=$SRC/tests/integration/mtls_issuer.py
+	mkdir -p "$d" && chmod 755 "$d"
+	mkca() {
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$1" \
+			-keyout "$d/$1.key" -out "$d/$1.crt" -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1
+	}
+	# servca signs the issuer's serving certificate (what the sidecars' --ca-cert trusts)
+	# and the TokenReview stand-in's; idca is the workload identity CA.
+	mkca idca && mkca servca &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=issuer \
+			-keyout "$d/iss.key" -out "$d/iss.csr" >/dev/null 2>&1 &&
+		openssl x509 -req -in "$d/iss.csr" -CA "$d/servca.crt" -CAkey "$d/servca.key" \
+			-CAcreateserial -days 1 -out "$d/iss.crt" \
+			-extfile <(printf 'subjectAltName=IP:%s,IP:127.0.0.1\n' "$NS_IP_S") >/dev/null 2>&1 ||
+		{ mtls_note="openssl could not make the test PKI"; return 1; }
+	echo tok-client >"$d/client.token" && echo tok-server >"$d/server.token"
+	chmod 644 "$d"/*.crt "$d"/*.token
+	local why=""
+	if [ "$have_webhook" = 1 ] && mtls_webhook "$d"; then return 0; fi
+	[ "$have_webhook" = 1 ] && why="grpcguard-webhook could not be the issuer: $mtls_note"
+	[ -f "$issuer" ] || issuer=$root/tests/integration/mtls_issuer.py
+	[ -f "$issuer" ] || { mtls_note="${why:-grpcguard-webhook did not build}, and the tree has no issuer stand-in"; return 1; }
+	"$PY" -c 'import cryptography' 2>/dev/null ||
+		{ mtls_note="${why:-grpcguard-webhook did not build}, and the issuer stand-in needs python3-cryptography"; return 1; }
+	printf '{"tok-client": {"ns": "bench", "sa": "client"}, "tok-server": {"ns": "bench", "sa": "server"}}\n' >"$d/tokens.json"
+	ip netns exec "$NS_S" "$PY" "$issuer" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" --tls-key "$d/iss.key" \
+		--ca-cert "$d/idca.crt" --ca-key "$d/idca.key" --tokens "$d/tokens.json" \
+		--lifetime 86400 >"$work/ns-issuer.log" 2>&1 &
+	ns_pids+=($!)
+	ns_wait_port "$NS_S" 127.0.0.1 9443 $! || { mtls_note="the issuer stand-in did not start: $(tail -n 2 "$work/ns-issuer.log")"; return 1; }
+	mtls_note="both sidecars with --ca-address: certificates (24 h) from the issuer stand-in of the mTLS test, tests/integration/mtls_issuer.py (${why:-grpcguard-webhook did not build})"
+	return 0
+}
+# The real issuer: grpcguard-webhook with identity enabled, in the server pod on :9443, its
+# TokenReview answered by bench/tokenreview_standin.py on the pod's loopback :9444.
+mtls_webhook() { # pki dir
+	local d=$1 p
+	printf '{"tok-client": "bench/client", "tok-server": "bench/server"}\n' >"$d/tr-tokens.json"
+	echo "webhook-sa-$NS_ID-$RANDOM" >"$d/webhook-sa.token"
+	ip netns exec "$NS_S" "$PY" "$root/bench/tokenreview_standin.py" --listen 127.0.0.1:9444 \
+		--tls-cert "$d/iss.crt" --tls-key "$d/iss.key" --tokens "$d/tr-tokens.json" \
+		--caller-token "$(cat "$d/webhook-sa.token")" >"$work/ns-tokenreview.log" 2>&1 &
+	p=$!
+	ns_pids+=("$p")
+	ns_wait_port "$NS_S" 127.0.0.1 9444 "$p" ||
+		{ mtls_note="the TokenReview stand-in did not start: $(tail -n 2 "$work/ns-tokenreview.log")"; return 1; }
+	cat >"$d/webhook.yaml" <<-EOF
+	identity:
+	  enabled: true
+	  certificateLifetimeSeconds: 86400
+	  ca:
+	    certFile: $d/idca.crt
+	    keyFile: $d/idca.key
+	  tokenReview:
+	    url: https://127.0.0.1:9444/apis/authentication.k8s.io/v1/tokenreviews
+	    caFile: $d/servca.crt
+	    tokenFile: $d/webhook-sa.token
+	    timeoutMs: 5000
+	  rateLimit:
+	    perSourcePerMinute: 0
+	    perIdentityPerMinute: 0
+	EOF
+	ip netns exec "$NS_S" "$B/grpcguard-webhook" --listen 0.0.0.0:9443 --tls-cert "$d/iss.crt" \
+		--tls-key "$d/iss.key" --config "$d/webhook.yaml" >"$work/ns-issuer.log" 2>&1 &
+	ns_pids+=($!)
+	if ! ns_wait_port "$NS_S" 127.0.0.1 9443 $!; then
+		mtls_note="it did not start: $(grep -o '"msg":"[^"]*"' "$work/ns-issuer.log" | tail -n 1)"
+		kill "$p" 2>/dev/null || true
+		return 1
+	fi
+	mtls_note="both sidecars with --ca-address: certificates (24 h) from grpcguard-webhook's POST /v1/certify, its TokenReview answered by a stand-in (bench/tokenreview_standin.py)"
+	return 0
+}
+# Start the sidecars of one ns-* configuration; sets NS_SC_PIDS (empty for ns-direct).
+NS_SC_PIDS=()
+ns_sidecar() { # pod(client|server) mtls(0|1) -> starts one sidecar, appends its PID
+	local pod=$1 ns=$NS_S mt=() ip=$NS_IP_S out=()
+	[ "$pod" = client ] && ns=$NS_C ip=$NS_IP_C out=(--outbound-listen '[::]:15001')
+	[ "$2" = 1 ] && mt=(--ca-address "https://$NS_IP_S:9443" --ca-cert "$work/ns/pki/servca.crt"
+		--identity-token "$work/ns/pki/$pod.token")
+	local cmd=(run --listen 0.0.0.0:15006 --upstream original-dst "${out[@]}"
+		--admin 127.0.0.1:15020 --policy "$work/ns/empty-policy.yaml" "${mt[@]}")
+	CMD[ns-$pod$2]="ip netns exec <$pod pod> env POD_NAMESPACE=bench POD_NAME=$pod-0 SERVICE_ACCOUNT=$pod $CPU_PROXY setpriv --reuid 1337 --regid 1337 --clear-groups grpcguard-sidecar ${cmd[*]}"
+	# shellcheck disable=SC2086
+	ip netns exec "$ns" env POD_NAMESPACE=bench POD_NAME="$pod-0" POD_IP="$ip" SERVICE_ACCOUNT="$pod" \
+		$CPU_PROXY setpriv --reuid 1337 --regid 1337 --clear-groups \
+		"$work/ns/grpcguard-sidecar" "${cmd[@]}" >>"$work/ns-sidecar-$pod.log" 2>&1 &
+	local pid=$!
+	ns_pids+=("$pid")
+	NS_SC_PIDS+=("$pid")
+	if ! ns_ready "$ns" "$pid"; then
+		say "the $pod pod's sidecar did not become ready; log:"
+		tail -n 5 "$work/ns-sidecar-$pod.log" >&2 || true
+		return 1
+	fi
+}
+ns_stop() {
+	local p keep=() q
+	for p in "${NS_SC_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	for p in "${NS_SC_PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+	for q in "${ns_pids[@]:-}"; do
+		for p in "${NS_SC_PIDS[@]:-}"; do [ "$q" = "$p" ] && continue 2; done
+		keep+=("$q")
+	done
+	ns_pids=("${keep[@]:-}")
+	NS_SC_PIDS=()
+}
+ns_start() { # config -> starts its sidecars; prints the address h2load dials
+	NS_SC_PIDS=()
+	case $1 in
+	ns-direct) NS_TARGET=$NS_IP_S0 ;;
+	ns-gg1) NS_TARGET=$NS_IP_S1; ns_sidecar server 0 || return 1 ;;
+	ns-gg2) NS_TARGET=$NS_IP_S; ns_sidecar server 0 && ns_sidecar client 0 || return 1 ;;
+	ns-mtls) NS_TARGET=$NS_IP_S; ns_sidecar server 1 && ns_sidecar client 1 || return 1 ;;
+	*) return 1 ;;
+	esac
+}
+# The calls really took the path the row is named after: counted by the caller's sidecar
+# as reporter source and by the server's as reporter destination (ns-gg1: only the
+# latter, and the client pod has no sidecar); with mTLS, the server's sidecar counted them
+# as connection_security_policy="mutual_tls". Prints "ok" or "ERR(path:...)".
+ns_path_check() { # config requests
+	local c=$1 n=$2 src dst mt
+	[ "$c" = ns-direct ] && { echo ok; return; }
+	dst=$(ns_metric "$NS_S" '^grpcguard_requests_total\{reporter="destination"')
+	[ "$dst" -ge "$n" ] || { echo "ERR(path:server-sidecar-counted-$dst/$n)"; return; }
+	if [ "$c" != ns-gg1 ]; then
+		src=$(ns_metric "$NS_C" '^grpcguard_requests_total\{reporter="source"')
+		[ "$src" -ge "$n" ] || { echo "ERR(path:caller-sidecar-counted-$src/$n)"; return; }
+	fi
+	if [ "$c" = ns-mtls ]; then
+		mt=$(ns_metric "$NS_S" '^grpcguard_requests_total\{.*connection_security_policy="mutual_tls"')
+		[ "$mt" -ge "$n" ] || { echo "ERR(path:mutual_tls-counted-$mt/$n)"; return; }
+	fi
+	echo ok
+}
+
 h2args() { # mix -> h2load connection/stream/count flags
 	case $1 in
 	1x1) echo "-c 1 -m 1 -n $N_LAT" ;;
@@ -221,18 +489,21 @@ h2args() { # mix -> h2load connection/stream/count flags
 H2LOAD_BASE="h2load -t 1 -d $work/req.bin -H content-type:application/grpc -H te:trailers"
 GRPC_PATH=/helloworld.Greeter/SayHello
 
-# One measured run: prints "rps mean_us p99_us ok" and leaves the h2load output in $work/h2.out
+# One measured run: leaves the h2load output in $work/h2.out. LOAD_HOST (default
+# 127.0.0.1) is the address dialled; LOAD_NS ("ip netns exec <client pod>" for the ns-*
+# rows) what h2load runs under.
+LOAD_HOST=127.0.0.1 LOAD_NS=""
 run_load() { # port mix [logfile]
 	local port=$1 mix=$2 log=${3:-}
 	local la=()
 	[ -n "$log" ] && la=(--log-file="$log")
 	# shellcheck disable=SC2046,SC2086
-	timeout 120 $CPU_LOAD $H2LOAD_BASE $(h2args "$mix") "${la[@]}" \
-		"http://127.0.0.1:$port$GRPC_PATH" >"$work/h2.out" 2>&1 || true
+	timeout 120 $LOAD_NS $CPU_LOAD $H2LOAD_BASE $(h2args "$mix") "${la[@]}" \
+		"http://$LOAD_HOST:$port$GRPC_PATH" >"$work/h2.out" 2>&1 || true
 }
 
 raw=$work/raw.tsv
-printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tanon_kb\tok\n' >"$raw"
+printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tanon_kb\tok\tttfb_us\n' >"$raw"
 
 start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 	case $1 in
@@ -256,10 +527,11 @@ start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 
 # A gRPC call through the proxy must really succeed (grpc-status 0 in the trailers) before
 # its numbers mean anything: check it once per configuration with the real grpcio client.
-grpc_ok() { # port
-	PYTHONPATH="$root/build/py:$root/tests/greeter" timeout 20 "$PY" - "$1" <<'EOF' >/dev/null 2>&1
+grpc_ok() { # port (dialled as LOAD_HOST:port under LOAD_NS, as the load is)
+	# shellcheck disable=SC2086
+	PYTHONPATH="$root/build/py:$root/tests/greeter" timeout 20 $LOAD_NS "$PY" - "$LOAD_HOST" "$1" <<'EOF' >/dev/null 2>&1
 import sys, grpc, helloworld_pb2, helloworld_pb2_grpc
-ch = grpc.insecure_channel("127.0.0.1:%s" % sys.argv[1])
+ch = grpc.insecure_channel("%s:%s" % (sys.argv[1], sys.argv[2]))
 r = helloworld_pb2_grpc.GreeterStub(ch).SayHello(helloworld_pb2.HelloRequest(name="bench"), timeout=5)
 sys.exit(0 if r.message.startswith("Hello") else 1)
 EOF
@@ -283,6 +555,14 @@ for backend in $BACKENDS; do
 		say "backend $backend did not start"
 	fi
 done
+if ns_setup; then
+	have_ns=1
+	say "netns pods: $ns_note"
+	if mtls_setup; then have_mtls=1; fi
+	say "mTLS: $mtls_note"
+elif [ -n "$ns_note" ]; then
+	say "ns-* configurations skipped: $ns_note"
+fi
 BUDGET=${BENCH_BUDGET_S:-400}
 rounds_done=0
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -291,42 +571,59 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		[ -n "${BPORT[$backend]:-}" ] || continue
 		bport=${BPORT[$backend]}
 		for config in $CONFIGS; do
-			case $config in gg-*) [ "$have_sidecar" = 1 ] || continue ;; esac
+			case $config in
+			gg-*) [ "$have_sidecar" = 1 ] || continue ;;
+			ns-mtls) [ "$have_mtls" = 1 ] || continue ;;
+			ns-*) [ "$have_ns" = 1 ] || continue ;;
+			esac
 			for mix in $MIXES; do
-				port=$P_PROXY pid=
+				port=$P_PROXY pid='' mpids=() LOAD_HOST=127.0.0.1 LOAD_NS=""
 				if [ "$config" = direct ]; then
 					port=$bport
+				elif [[ $config == ns-* ]]; then
+					[ -n "${NS_BPORT[$backend]:-}" ] || continue
+					if ! ns_start "$config"; then ns_stop; continue; fi
+					port=${NS_BPORT[$backend]} LOAD_HOST=$NS_TARGET LOAD_NS="ip netns exec $NS_C"
+					mpids=("${NS_SC_PIDS[@]:-}")
 				else
 					start_proxy "$config" "$bport" || continue
 					pid=$PROXY_PID
+					mpids=("$pid")
 				fi
 				if [ "$backend" = greeter ] && [ -z "${GRPC_CHECK[$config]:-}" ]; then
 					if grpc_ok "$port"; then GRPC_CHECK[$config]=ok; else GRPC_CHECK[$config]=FAILED; fi
 				fi
 				# Warm-up (connections, allocator, caches), then the measured run.
 				N_LAT=500 N_THR=5000 N_CONN=2000 run_load "$port" "$mix"
+				# CPU and memory: of the proxy process, summed over both sidecars for ns-gg2/ns-mtls.
 				c0=0 c1=0 hwm=0 anon=0
-				[ -z "$pid" ] || c0=$(cpu_ns "$pid")
+				for p in "${mpids[@]:-}"; do [ -z "$p" ] || c0=$((c0 + $(cpu_ns "$p"))); done
 				run_load "$port" "$mix" "$work/lat.log"
-				if [ -n "$pid" ]; then
-					c1=$(cpu_ns "$pid")
-					hwm=$(hwm_kb "$pid")
-					anon=$(anon_kb "$pid")
-				fi
+				for p in "${mpids[@]:-}"; do
+					[ -n "$p" ] || continue
+					c1=$((c1 + $(cpu_ns "$p")))
+					hwm=$((hwm + $(hwm_kb "$p")))
+					anon=$((anon + $(anon_kb "$p")))
+				done
 				read -r rps n ok < <("$PY" bench/report.py h2load "$work/h2.out" || echo "0 0 ERR(report)")
 				read -r mean p99 < <("$PY" bench/report.py lat "$work/lat.log" || echo "0 0")
-				if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-					ok="ERR(proxy-exited)"
-					say "$config exited during the run; log tail:"
-					tail -n 3 "$work/proxy-$config.log" >&2 || true
-				fi
+				ttfb=$("$PY" bench/report.py ttfb "$work/h2.out" || echo 0)
+				for p in "${mpids[@]:-}"; do
+					if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then
+						ok="ERR(proxy-exited)"
+						say "$config exited during the run; log tail:"
+						tail -n 3 "$work/proxy-$config.log" "$work"/ns-sidecar-*.log >&2 2>/dev/null || true
+					fi
+				done
+				if [ "$ok" = ok ] && [[ $config == ns-* ]]; then ok=$(ns_path_check "$config" "$n"); fi
 				cpu=$(awk -v a="${c0:-0}" -v b="${c1:-0}" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
 					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "${hwm:-0}" "${anon:-0}" \
-					"$ok" >>"$raw"
-				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, cpu ${cpu}s, hwm ${hwm:-0}kB $ok"
+					"$ok" "${ttfb:-0}" >>"$raw"
+				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, ttfb ${ttfb}us, cpu ${cpu}s, hwm ${hwm:-0}kB $ok"
 				rm -f "$work/lat.log"
 				[ -z "$pid" ] || stop_pid "$pid"
+				[[ $config != ns-* ]] || ns_stop
 			done
 		done
 	done
@@ -444,6 +741,15 @@ meta=$work/meta.txt
 	echo "counts=1x1: $N_LAT requests; 8x16: $N_THR; 100x1: $N_CONN (each after a short warm-up run)"
 	echo "seconds=$t_proxies"
 	for c in "${!CMD[@]}"; do echo "cmd.$c=${CMD[$c]//$work/\$WORK}"; done
+	echo "note=${BENCH_NOTE:-}"
+	echo "raw_name=$(basename "${OUT%.md}-raw.tsv")"
+	echo "skip_webhook=${BENCH_SKIP_WEBHOOK:-0}"
+	echo "skip_policy=${BENCH_SKIP_POLICY:-0}"
+	echo "have_ns=$have_ns"
+	echo "ns_note=$ns_note"
+	echo "have_mtls=$have_mtls"
+	echo "mtls_note=$mtls_note"
+	echo "ns_load_cmd=ip netns exec <client pod> $CPU_LOAD ${H2LOAD_BASE//$work/\$WORK} <mix flags> http://<server pod address>:<8080 nghttpd | 8081 greeter>$GRPC_PATH"
 	for c in "${!GRPC_CHECK[@]}"; do echo "grpc.$c=${GRPC_CHECK[$c]}"; done
 	echo "load_cmd=$CPU_LOAD ${H2LOAD_BASE//$work/\$WORK} <mix flags> --log-file=\$WORK/lat.log http://127.0.0.1:PORT$GRPC_PATH"
 	[ -n "$WEBHOOK_CMD" ] && echo "webhook_cmd=${WEBHOOK_CMD//$work/\$WORK}"

@@ -8,7 +8,7 @@ PKGS=(
   libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev libnghttp2-dev libuv1-dev check
   libhttp-parser-dev
   python3 python3-grpcio python3-protobuf python3-grpc-tools python3-jsonpatch python3-yaml
-  python3-jsonschema python3-h2
+  python3-jsonschema python3-h2 python3-cryptography
   curl openssl procps iproute2 iptables psmisc
   nghttp2-client nghttp2-proxy nghttp2-server haproxy wrk hyperfine valgrind
   golang-go golang-google-grpc-dev

@@ -1,7 +1,8 @@
 // The realistic backend of the benchmark: the classic helloworld.Greeter in C++ on Debian's
 // libgrpc++ (callback API, the one gRPC recommends for new servers). Plaintext h2c.
 //
-//   greeter_server PORT     listens on 127.0.0.1:PORT until SIGTERM/SIGINT
+//   greeter_server PORT [ADDR]   listens on ADDR:PORT (default 127.0.0.1) until SIGTERM/SIGINT;
+//                                bench/run.sh's netns scenarios pass 0.0.0.0
 //
 // Replies "Hello, <name>" to SayHello and "Hello again, <name>" to SayHelloAgain. Nothing
 // else: no logging per call, so the server costs what a small real service costs.
@@ -46,11 +47,11 @@ void on_signal(int) { stop_requested = 1; }
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || std::atoi(argv[1]) <= 0) {
-		std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
+	if (argc < 2 || argc > 3 || std::atoi(argv[1]) <= 0) {
+		std::fprintf(stderr, "usage: %s PORT [ADDR]\n", argv[0]);
 		return 2;
 	}
-	std::string addr = std::string("127.0.0.1:") + argv[1];
+	std::string addr = std::string(argc == 3 ? argv[2] : "127.0.0.1") + ":" + argv[1];
 	GreeterImpl service;
 	grpc::ServerBuilder builder;
 	int bound = 0;
