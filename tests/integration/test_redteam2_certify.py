@@ -8,7 +8,7 @@ request hidden where a Content-Length-trusting proxy saw body was served too (tw
 certificates from one "request"). RFC 9112 6.1 says to close after such a request; the
 webhook now refuses it with 400 and closes (/v1/certify and the admission routes).
 
-The other vectors held when tried (docs/security-redteam2.md):
+The other vectors held when tried (docs/security.md, "Red team 2"):
 
 - JSON: duplicate "csr" keys, an extra key, a NUL escape, a CSR that is not a string -> 400;
 - PEM: two CERTIFICATE REQUEST blocks -> 400; a DER body relabelled or base64 damaged ->

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Red team 2: the metadata-exchange header x-grpcguard-peer against a real sidecar
 (--upstream 127.0.0.1:PORT) in front of a recording HTTP/2 backend, raw frames from
-python3-h2 with validation off. Each vector held when tried (docs/security-redteam2.md):
+python3-h2 with validation off. Each vector held when tried (docs/security.md, "Red team 2"):
 
 - the header at the end of a 20 kB header block (HEADERS + CONTINUATION frames): taken out
   like any other; the app never sees it and a DENY naming it in `when` never matches;

@@ -1224,7 +1224,7 @@ END_TEST
  * does with a verified URI SAN) and then the policy. Dot segments, escapes, empty and
  * trailing segments never become a principal; a principal in another case or with extra
  * segments matches no exact principal and has no namespace. A DENY on `namespaces` does
- * not apply to such an identity (reported in docs/security-redteam2.md: the issuer never
+ * not apply to such an identity (reported in docs/security.md, "Red team 2": the issuer never
  * signs one; a `principals` prefix DENY does apply).
  */
 START_TEST(test_ident_crafted)
