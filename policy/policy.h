@@ -161,6 +161,11 @@ struct policy_request {
 	const char *authority;
 	size_t authority_len;
 	const char *local_namespace;
+	/* The caller's verified workload principal ("cluster.local/ns/x/sa/y", issue 16) and
+	 * whether the connection is mutual TLS; NULL / false for a plaintext caller. */
+	const char *peer_principal;
+	size_t peer_principal_len;
+	bool mtls;
 };
 
 /* Returns a uniformly distributed number in [0, 100). Injected so tests are exact. */
