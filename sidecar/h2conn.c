@@ -97,7 +97,7 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 		return 0;
 	for (;;) {
 		size_t len = 0;
-		const uint8_t *p = w->obuf;
+		const uint8_t *p;
 		uv_buf_t b;
 		int r;
 
@@ -113,6 +113,7 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 			memcpy(w->obuf + len, d, (size_t)n);
 			len += (size_t)n;
 		}
+		p = w->obuf; /* only now: obuf_reserve may have moved it */
 		if (tls) {
 			if (len && sc_tls_write(tls, w->obuf, len) != 0)
 				return -EPROTO;
@@ -1185,7 +1186,15 @@ static void tls_down_start(struct sc_conn *c)
 	struct sc_idgen *g = sc_identity_current();
 
 	if (!g) {
-		/* No certificate (yet, or expired): nothing to terminate TLS with. */
+		/*
+		 * No certificate (yet, or expired): nothing to terminate TLS with. A fatal
+		 * internal_error alert record tells the caller's sidecar this is a TLS peer
+		 * that failed (UNAVAILABLE), not a server without sidecar (plaintext).
+		 */
+		static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
+		uv_buf_t b = uv_buf_init((char *)(uintptr_t)alert, sizeof(alert));
+		if (!c->w->test_write)
+			(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 		metrics_inc(sc_stats.tls_in_fail);
 		log_debug("tls_no_certificate", "a TLS client came before we hold a certificate",
 			  NULL);
