@@ -5,6 +5,9 @@ prints "served" when the sidecar answers with an HTTP/2 SETTINGS frame inside TL
 "refused <reason>". Also mints certificates for the negative cases (another CA, expired).
 
   mtls_probe.py connect HOST PORT CA_PEM [CERT KEY]
+  mtls_probe.py call HOST PORT CA_PEM CERT KEY PEER_HEADER NAME
+      one SayHello over mTLS with x-grpcguard-peer: PEER_HEADER (what a sidecar sends);
+      prints the grpc-status
   mtls_probe.py mint CA_CERT CA_KEY URI NOT_BEFORE_OFFSET_S LIFETIME_S OUT_CERT OUT_KEY
 """
 import datetime
@@ -35,6 +38,47 @@ def connect(host, port, ca, cert=None, key=None):
     return 0
 
 
+def call(host, port, ca, cert, key, peer, name):
+    import h2.connection
+    import h2.config
+    import h2.events
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.load_verify_locations(ca)
+    ctx.set_alpn_protocols(["h2"])
+    ctx.load_cert_chain(cert, key)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as s:
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            c.initiate_connection()
+            c.send_headers(1, [(":method", "POST"), (":scheme", "http"),
+                               (":path", "/helloworld.Greeter/SayHello"),
+                               (":authority", "server:8080"), ("content-type", "application/grpc"),
+                               ("te", "trailers"), ("x-grpcguard-peer", peer)])
+            msg = b"\x0a" + bytes([len(name)]) + name.encode()
+            c.send_data(1, b"\x00" + len(msg).to_bytes(4, "big") + msg, end_stream=True)
+            s.sendall(c.data_to_send())
+            status = "none"
+            while True:
+                d = s.recv(65535)
+                if not d:
+                    break
+                for ev in c.receive_data(d):
+                    if isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                        for k, v in ev.headers:
+                            if k in (b"grpc-status", "grpc-status"):
+                                status = v.decode() if isinstance(v, bytes) else v
+                    if isinstance(ev, h2.events.StreamEnded):
+                        print(status)
+                        return 0
+                    if isinstance(ev, h2.events.DataReceived):
+                        c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                s.sendall(c.data_to_send())
+            print(status)
+    return 0
+
+
 def mint(ca_cert, ca_key, uri, nb_off, life, out_cert, out_key):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -62,4 +106,6 @@ def mint(ca_cert, ca_key, uri, nb_off, life, out_cert, out_key):
 if __name__ == "__main__":
     if sys.argv[1] == "connect":
         sys.exit(connect(*sys.argv[2:]))
+    if sys.argv[1] == "call":
+        sys.exit(call(*sys.argv[2:]))
     sys.exit(mint(*sys.argv[2:]))

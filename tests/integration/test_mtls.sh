@@ -320,6 +320,23 @@ f1=$(smetrics | sum '^grpcguard_tls_handshakes_total\{direction="inbound",result
 [ "$f1" = $((f0 + 4)) ] || die "inbound handshake failures $f0 -> $f1, want +4"
 grep -q '"tls_handshake_failed".*"certificate has expired"' "$tmp/sidecar-s.log" || die "expiry not logged"
 
+echo "== x-grpcguard-peer over mTLS: used only when it names the certificate's ns and sa"
+# A lying sidecar: certificate for sa client, claim for sa admin.
+mm0=$(smetrics | sum '^grpcguard_peer_metadata_invalid_total\{reason="mismatch"\}')
+r=$(in_i "$PYTHON" "$root/tests/integration/mtls_probe.py" call "$IP_SI" 8080 "$tmp/idca.crt" \
+	"$tmp/good.crt" "$tmp/good.key" "ns=demo;wl=admin-tool;sa=admin" claim-admin)
+[ "$r" = 0 ] || die "the call with a mismatching claim: grpc-status $r, want 0"
+r=$(in_i "$PYTHON" "$root/tests/integration/mtls_probe.py" call "$IP_SI" 8080 "$tmp/idca.crt" \
+	"$tmp/good.crt" "$tmp/good.key" "ns=demo;wl=probe-wl;sa=client" claim-ok)
+[ "$r" = 0 ] || die "the call with a matching claim: grpc-status $r, want 0"
+[ "$(smetrics | sum '^grpcguard_peer_metadata_invalid_total\{reason="mismatch"\}')" = $((mm0 + 1)) ] ||
+	die "the mismatching claim was not counted"
+[ "$(smetrics | sum '^grpcguard_requests_total\{.*source_workload="admin-tool"')" = 0 ] ||
+	die "a claim for another service account labelled the call"
+[ "$(smetrics | sum '^grpcguard_requests_total\{.*source_workload="probe-wl",.*source_principal="spiffe://cluster.local/ns/demo/sa/client",.*mutual_tls')" = 1 ] ||
+	die "the matching claim was not used: $(smetrics | grep '^grpcguard_requests_total')"
+echo "  sa=admin claim over a sa=client certificate dropped (mismatch counted); sa=client claim used"
+
 echo "== rotation under steady load (20 s certificates, renewal at half-life) loses no call"
 r0=$(cmetrics | sum '^grpcguard_identity_renewals_total\{result="success"\}')
 s0=$(smetrics | sum '^grpcguard_identity_renewals_total\{result="success"\}')
