@@ -262,7 +262,7 @@ static void refuse_shut_cb(uv_shutdown_t *req, int status)
 }
 
 #define STRICT_BODY                                                                                \
-	"grpcguard: this port accepts mutual TLS between grpcguard sidecars only "                \
+	"grpcguard: this port accepts mutual TLS between grpcguard sidecars only "                 \
 	"(policy mtls.mode: STRICT)\n"
 static const char http403_strict[] = "HTTP/1.1 403 Forbidden\r\n"
 				     "Content-Type: text/plain\r\n"

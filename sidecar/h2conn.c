@@ -180,8 +180,8 @@ static void down_write_cb(uv_write_t *req, int status)
 	}
 	if (c->tls && c->mode != CM_H2) {
 		/* Still in the handshake (or the preface): send what TLS has left. */
-		if (sc_tls_flush_raw(c->w, (uv_stream_t *)&c->tcp, c->tls, &c->out,
-				     down_write_cb) < 0)
+		if (sc_tls_flush_raw(c->w, (uv_stream_t *)&c->tcp, c->tls, &c->out, down_write_cb) <
+		    0)
 			sc_conn_close(c);
 		return;
 	}
@@ -238,9 +238,9 @@ void sc_conn_flush(struct sc_conn *c)
 				up_detach(c->up, "sending to the app failed");
 		}
 		if (c->old_up) {
-			int r = session_send(w, (uv_stream_t *)&c->old_up->tcp, c->old_up->s,
-					     &c->old_up->out, sc_up_write_cb, &wrote,
-					     c->old_up->tls);
+			int r =
+			    session_send(w, (uv_stream_t *)&c->old_up->tcp, c->old_up->s,
+					 &c->old_up->out, sc_up_write_cb, &wrote, c->old_up->tls);
 			if (r < 0)
 				up_detach(c->old_up, "sending to the app failed");
 		}
@@ -393,8 +393,8 @@ static void up_connect_cb(uv_connect_t *req, int status)
 	}
 	if (c->outbound && !up->plain && sc_outbound_tls_start(up)) {
 		/* The handshake runs under the connect timeout's budget again. */
-		uv_timer_start(&up->timer, up_timeout_cb, c->w->px->cfg->upstream_connect_timeout_ms,
-			       0);
+		uv_timer_start(&up->timer, up_timeout_cb,
+			       c->w->px->cfg->upstream_connect_timeout_ms, 0);
 		return;
 	}
 	up->state = UP_READY;
@@ -1155,9 +1155,11 @@ static void tls_down_pump(struct sc_conn *c)
 			metrics_inc(sc_stats.tls_in_fail);
 			if (warn_allowed(w)) {
 				char peer[64];
-				if (uv_ip_name((const struct sockaddr *)&c->peer, peer, sizeof(peer)))
+				if (uv_ip_name((const struct sockaddr *)&c->peer, peer,
+					       sizeof(peer)))
 					snprintf(peer, sizeof(peer), "?");
-				log_warn("tls_handshake_failed", "inbound mTLS handshake failed, closing",
+				log_warn("tls_handshake_failed",
+					 "inbound mTLS handshake failed, closing",
 					 "{s:s, s:s, s:s}", "reason", sc_tls_strerror(r), "detail",
 					 sc_tls_detail(c->tls), "peer", peer);
 			}

@@ -215,9 +215,9 @@ json_t *sc_identity_json(void)
 	if (ID.cur)
 		rfc3339(ID.cur->not_after, na, sizeof(na));
 	o = json_pack("{s:b, s:s, s:s?, s:s?, s:I, s:s?}", "enabled", 1, "issuer", ID.o.ca_address,
-		      "spiffeId", ID.cur ? ID.cur->spiffe_id : NULL, "notAfter",
-		      ID.cur ? na : NULL, "serial", (json_int_t)(ID.cur ? ID.cur->serial : 0),
-		      "lastError", ID.last_error[0] ? ID.last_error : NULL);
+		      "spiffeId", ID.cur ? ID.cur->spiffe_id : NULL, "notAfter", ID.cur ? na : NULL,
+		      "serial", (json_int_t)(ID.cur ? ID.cur->serial : 0), "lastError",
+		      ID.last_error[0] ? ID.last_error : NULL);
 	pthread_mutex_unlock(&ID.lock);
 	return o;
 }
@@ -264,8 +264,8 @@ int sc_cert_spiffe(X509 *cert, char *principal, size_t cap, char *td, size_t tdc
 			continue;
 		d = ASN1_STRING_get0_data(n->d.uniformResourceIdentifier);
 		l = ASN1_STRING_length(n->d.uniformResourceIdentifier);
-		if (found || sc_spiffe_parse((const char *)d, (size_t)l, principal, cap, td,
-					     tdcap) != 0) {
+		if (found ||
+		    sc_spiffe_parse((const char *)d, (size_t)l, principal, cap, td, tdcap) != 0) {
 			found = -1; /* two URI SANs, or one that is not a SPIFFE ID */
 			break;
 		}
@@ -275,7 +275,7 @@ int sc_cert_spiffe(X509 *cert, char *principal, size_t cap, char *td, size_t tdc
 	return found == 1 ? 0 : -1;
 }
 
-static SSL_CTX *ctx_new(bool server, EVP_PKEY *key, X509 *leaf, STACK_OF(X509) *chain,
+static SSL_CTX *ctx_new(bool server, EVP_PKEY *key, X509 *leaf, STACK_OF(X509) * chain,
 			X509_STORE *store)
 {
 	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -359,7 +359,7 @@ static struct sc_idgen *gen_build(EVP_PKEY *key, const char *chain_pem, const ch
 		goto fail;
 	atomic_init(&g->refs, 1);
 	if (sc_cert_spiffe(leaf, g->principal, sizeof(g->principal), g->trust_domain,
-			sizeof(g->trust_domain)) != 0) {
+			   sizeof(g->trust_domain)) != 0) {
 		snprintf(err, errlen, "the certificate has no single SPIFFE URI SAN");
 		goto fail;
 	}
@@ -435,8 +435,9 @@ static int read_token(const char *path, char *out, size_t cap, char *err, size_t
 	size_t n;
 
 	if (!f) {
-		snprintf(err, errlen, "cannot read the token %s: %s (is the projected volume "
-				      "mounted? see --identity-token)",
+		snprintf(err, errlen,
+			 "cannot read the token %s: %s (is the projected volume "
+			 "mounted? see --identity-token)",
 			 path, strerror(errno));
 		return -1;
 	}
@@ -790,9 +791,9 @@ int sc_identity_start(const struct sc_identity_opts *o, void (*notify)(void *), 
 		ID.o.max_backoff_ms = 60000;
 	ID.notify = notify;
 	ID.ctx = ctx;
-	f = metrics_counter(sc_stats.reg, "grpcguard_identity_renewals_total",
-			    "Workload certificate fetches (the first one and each renewal), by result",
-			    1, res);
+	f = metrics_counter(
+	    sc_stats.reg, "grpcguard_identity_renewals_total",
+	    "Workload certificate fetches (the first one and each renewal), by result", 1, res);
 	if (f) {
 		const char *ok[] = {"success"}, *fail[] = {"failure"};
 		ID.renew_ok = metrics_series(f, ok);

@@ -37,7 +37,7 @@ struct sc_idgen {
 	char principal[SC_PRINCIPAL_MAX]; /* spiffe_id less "spiffe://" */
 	char trust_domain[256];
 	int64_t not_before, not_after; /* wall clock, seconds */
-	uint64_t serial;		/* generation number, 1.. */
+	uint64_t serial;	       /* generation number, 1.. */
 };
 
 struct sc_idgen *sc_idgen_ref(struct sc_idgen *g);
@@ -94,7 +94,6 @@ int64_t sc_identity_renew_at(int64_t not_before, int64_t not_after);
  * The wait before retry number attempt (0-based) after a failed fetch: min_ms doubled per
  * attempt, capped at max_ms, then jittered to [75%, 100%] with r01 in [0, 1). Pure.
  */
-uint64_t sc_identity_backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
-				double r01);
+uint64_t sc_identity_backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms, double r01);
 
 #endif

@@ -36,8 +36,8 @@ static struct {
 	bool upstream_ok; /* the probe connected once (or original-dst: no fixed app) */
 	bool ready;	  /* what /readyz says */
 	struct admin_server *admin;
-	json_t *ports; /* /policy's inbound_ports, built once (read-only afterwards) */
-	uv_async_t id_wake; /* the identity thread: a certificate came or expired */
+	json_t *ports;	     /* /policy's inbound_ports, built once (read-only afterwards) */
+	uv_async_t id_wake;  /* the identity thread: a certificate came or expired */
 	uv_timer_t id_timer; /* re-check expiry while not ready for want of a certificate */
 	bool id_on;
 	struct sc_proxy px;
@@ -267,8 +267,9 @@ static void update_ready(void *ctx)
 	else if (!policy_ok && M.upstream_ok)
 		log_warn("not_ready", "no valid policy loaded; not ready", NULL);
 	else if (!id_ok)
-		log_warn("not_ready", "no valid workload certificate (see identity_fetch_failed); "
-				      "not ready",
+		log_warn("not_ready",
+			 "no valid workload certificate (see identity_fetch_failed); "
+			 "not ready",
 			 NULL);
 }
 

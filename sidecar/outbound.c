@@ -398,8 +398,9 @@ void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
 			return;
 		}
 		if (n < 0) {
-			tls_out_failed(up, "closed", n == UV_EOF ? "the destination closed"
-								 : uv_strerror((int)n));
+			tls_out_failed(up, "closed",
+				       n == UV_EOF ? "the destination closed"
+						   : uv_strerror((int)n));
 			return;
 		}
 		up->seen = true;

@@ -483,9 +483,9 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 	if (o) {
 		json_t *wi = sc_identity_json();
 		if (wi && json_is_true(json_object_get(wi, "enabled")))
-			json_object_set_new(wi, "mtlsMode",
-					    json_string(sc_gate_mtls_strict() ? "STRICT"
-									      : "PERMISSIVE"));
+			json_object_set_new(
+			    wi, "mtlsMode",
+			    json_string(sc_gate_mtls_strict() ? "STRICT" : "PERMISSIVE"));
 		json_object_set_new(o, "workloadIdentity", wi);
 	}
 	if (!o || (ports && json_object_set(o, "inbound_ports", ports) != 0))

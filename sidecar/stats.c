@@ -84,11 +84,12 @@ int sc_stats_init(void)
 	s->refused_path = one(g, "path");
 	s->refused_method = one(g, "method");
 	s->refused_scheme = one(g, "scheme");
-	g = metrics_counter(s->reg, "grpcguard_connections_refused_total",
-			    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
-			    "(not_http2), plaintext while mtls mode is STRICT (plaintext), or redirected to a "
-			    "loopback original destination (loopback_dst)",
-			    1, li_reason);
+	g = metrics_counter(
+	    s->reg, "grpcguard_connections_refused_total",
+	    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
+	    "(not_http2), plaintext under mtls STRICT (plaintext), or redirected to a "
+	    "loopback original destination (loopback_dst)",
+	    1, li_reason);
 	s->conns_refused_not_http2 = one(g, "not_http2");
 	s->conns_refused_plaintext = one(g, "plaintext");
 	s->loopback_dst_refused = one(g, "loopback_dst");
@@ -108,11 +109,12 @@ int sc_stats_init(void)
 	s->series_overflow = g ? metrics_series(g, NULL) : NULL;
 	{
 		static const char *const hl[] = {"direction", "result"};
-		g = metrics_counter(s->reg, "grpcguard_tls_handshakes_total",
-				    "mTLS handshakes between sidecars by direction (inbound: we "
-				    "terminate, outbound: we originate) and result (success, failure, "
-				    "no_sidecar: the destination answered in plaintext)",
-				    2, hl);
+		g = metrics_counter(
+		    s->reg, "grpcguard_tls_handshakes_total",
+		    "mTLS handshakes between sidecars by direction (inbound: we "
+		    "terminate, outbound: we originate) and result (success, failure, "
+		    "no_sidecar: the destination answered in plaintext)",
+		    2, hl);
 		const char *v[5][2] = {{"inbound", "success"},
 				       {"inbound", "failure"},
 				       {"outbound", "success"},

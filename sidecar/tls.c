@@ -15,7 +15,6 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-
 struct sc_tls {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */

@@ -29,13 +29,13 @@ struct sc_tls *sc_tls_new(struct sc_idgen *g, bool server);
 void sc_tls_free(struct sc_tls *t); /* NULL ok */
 
 enum sc_tls_result {
-	SC_TLS_OK = 0,	       /* handshake complete and the peer verified */
-	SC_TLS_AGAIN = 1,      /* more bytes from the peer needed */
-	SC_TLS_E_PROTO = -1,   /* bad TLS, or the peer sent an alert */
-	SC_TLS_E_VERIFY = -2,  /* the peer's certificate did not verify (CA, expiry) */
-	SC_TLS_E_ID = -3,      /* no SPIFFE ID of our trust domain in it */
-	SC_TLS_E_ALPN = -4,    /* h2 not negotiated */
-	SC_TLS_E_CLOSED = -5,  /* the peer closed (close_notify) */
+	SC_TLS_OK = 0,	      /* handshake complete and the peer verified */
+	SC_TLS_AGAIN = 1,     /* more bytes from the peer needed */
+	SC_TLS_E_PROTO = -1,  /* bad TLS, or the peer sent an alert */
+	SC_TLS_E_VERIFY = -2, /* the peer's certificate did not verify (CA, expiry) */
+	SC_TLS_E_ID = -3,     /* no SPIFFE ID of our trust domain in it */
+	SC_TLS_E_ALPN = -4,   /* h2 not negotiated */
+	SC_TLS_E_CLOSED = -5, /* the peer closed (close_notify) */
 	SC_TLS_E_NOMEM = -6,
 };
 /* "handshake", "certificate", "identity", "alpn", "closed", "nomem". */

@@ -55,7 +55,8 @@ START_TEST(spiffe_bad)
 	ck_assert_str_eq(p, "untouched");
 	ck_assert_str_eq(td, "untouched");
 	/* An embedded NUL inside len is not a name character. */
-	ck_assert_int_eq(sc_spiffe_parse("spiffe://td/ns/a/sa/b\0c", 23, p, sizeof(p), td, 256), -1);
+	ck_assert_int_eq(sc_spiffe_parse("spiffe://td/ns/a/sa/b\0c", 23, p, sizeof(p), td, 256),
+			 -1);
 	/* Output too small. */
 	ck_assert_int_eq(sc_spiffe_parse("spiffe://td/ns/a/sa/b", 21, p, 12, td, 256), -1);
 	ck_assert_int_eq(sc_spiffe_parse("spiffe://td/ns/a/sa/b", 21, p, 13, td, 2), -1);
@@ -82,7 +83,8 @@ START_TEST(principal_split)
 	const char *ns, *sa;
 	size_t nl, sl;
 
-	ck_assert_int_eq(sc_principal_split("cluster.local/ns/demo/sa/client", &ns, &nl, &sa, &sl), 0);
+	ck_assert_int_eq(sc_principal_split("cluster.local/ns/demo/sa/client", &ns, &nl, &sa, &sl),
+			 0);
 	ck_assert_int_eq((int)nl, 4);
 	ck_assert(memcmp(ns, "demo", 4) == 0);
 	ck_assert_str_eq(sa, "client");
@@ -151,8 +153,9 @@ END_TEST
 int main(void)
 {
 	const struct ut_case cases[] = {
-	    {"spiffe", spiffe_good},	 {"spiffe", spiffe_bad},      {"spiffe", spiffe_lengths},
-	    {"principal", principal_split}, {"renewal", renewal_schedule}, {"renewal", backoff},
+	    {"spiffe", spiffe_good},	   {"spiffe", spiffe_bad},
+	    {"spiffe", spiffe_lengths},	   {"principal", principal_split},
+	    {"renewal", renewal_schedule}, {"renewal", backoff},
 	    {"address", issuer_address},
 	};
 	return UT_RUN("sidecar/identity", cases, .timeout_s = 10);
