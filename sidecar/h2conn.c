@@ -1107,8 +1107,15 @@ static void pass_start(struct sc_conn *c)
 		sc_conn_close(c);
 		return;
 	}
-	memcpy(c->pipe_du->buf, c->peek, c->npeek);
-	c->pipe_du->len = c->npeek;
+	if (c->hello) { /* the app's own TLS: its ClientHello so far goes first */
+		memcpy(c->pipe_du->buf, c->hello, c->nhello);
+		c->pipe_du->len = c->nhello;
+		free(c->hello);
+		c->hello = NULL;
+	} else {
+		memcpy(c->pipe_du->buf, c->peek, c->npeek);
+		c->pipe_du->len = c->npeek;
+	}
 	uv_tcp_init(&c->w->loop, c->ptcp);
 	c->ptcp->data = c;
 	c->nhandles++;
@@ -1124,7 +1131,10 @@ static void down_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct sc_conn *c = h->data;
 	(void)hint;
-	if (c->mode == CM_PEEK && !c->tls)
+	if (c->hello)
+		*b =
+		    uv_buf_init((char *)c->hello + c->nhello, (unsigned)(SC_HELLO_MAX - c->nhello));
+	else if (c->mode == CM_PEEK && !c->tls)
 		*b = uv_buf_init((char *)c->peek + c->npeek,
 				 (unsigned)(SC_H2_PREFACE_LEN - c->npeek));
 	else
@@ -1205,12 +1215,34 @@ static void tls_down_start(struct sc_conn *c)
 	}
 	c->tls = sc_tls_new(g, true);
 	sc_idgen_unref(g);
-	if (!c->tls || sc_tls_feed(c->tls, c->peek, c->npeek) != 0) {
+	if (!c->tls || sc_tls_feed(c->tls, c->hello, c->nhello) != 0) {
 		sc_conn_close(c);
 		return;
 	}
+	free(c->hello);
+	c->hello = NULL;
 	c->npeek = 0;
 	tls_down_pump(c);
+}
+
+/*
+ * An inbound connection that starts with a TLS record: a sidecar's ClientHello (ALPN
+ * mark, tls.h) is terminated here; any other TLS client is the app's own TLS and goes on
+ * as a connection that is not HTTP/2 (STRICT refuses it, else the passthrough rules).
+ */
+static void hello_decide(struct sc_conn *c)
+{
+	enum sc_hello h = sc_tls_hello_classify(c->hello, c->nhello, SC_HELLO_MAX);
+
+	if (h == SC_HELLO_MORE)
+		return;
+	if (h == SC_HELLO_OURS) {
+		tls_down_start(c);
+		return;
+	}
+	if (!sc_gate_admit_plaintext(c))
+		return;
+	pass_start(c);
 }
 
 static void tls_down_in(struct sc_conn *c, const uint8_t *d, size_t n)
@@ -1237,13 +1269,25 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 		tls_down_in(c, data, (size_t)nread);
 		return;
 	}
+	if (c->hello) {
+		c->nhello += (size_t)nread;
+		hello_decide(c);
+		return;
+	}
 	if (c->mode == CM_PEEK) {
 		bool first = c->npeek == 0;
 		c->npeek += (size_t)nread;
 		if (first && !c->outbound) {
-			/* A TLS record starts with 0x16 (handshake): mTLS from a sidecar. */
+			/* A TLS record starts with 0x16 (handshake): maybe mTLS from a sidecar. */
 			if (c->peek[0] == 0x16 && sc_identity_enabled()) {
-				tls_down_start(c);
+				c->hello = malloc(SC_HELLO_MAX);
+				if (!c->hello) {
+					sc_conn_close(c);
+					return;
+				}
+				memcpy(c->hello, c->peek, c->npeek);
+				c->nhello = c->npeek;
+				hello_decide(c);
 				return;
 			}
 			if (!sc_gate_admit_plaintext(c))
@@ -1411,6 +1455,7 @@ static void conn_close_cb(uv_handle_t *h)
 		return;
 	free(c->out.buf);
 	sc_tls_free(c->tls);
+	free(c->hello);
 	free(c->out_self_id);
 	free(c->out_peer_id);
 	free(c->pipe_du);

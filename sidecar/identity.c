@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "sidecar/stats.h"
+#include "sidecar/tls.h"
 
 #ifdef GG_TESTING
 #define TESTABLE
@@ -279,7 +280,8 @@ static SSL_CTX *ctx_new(bool server, EVP_PKEY *key, X509 *leaf, STACK_OF(X509) *
 			X509_STORE *store)
 {
 	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	static const unsigned char alpn[] = "\x02h2";
+	/* The mark first, then h2 (the only protocol the server selects): tls.h. */
+	static const unsigned char alpn[] = "\x0e" SC_TLS_ALPN_MARK "\x02h2";
 
 	if (!ctx)
 		return NULL;
@@ -301,7 +303,7 @@ static SSL_CTX *ctx_new(bool server, EVP_PKEY *key, X509 *leaf, STACK_OF(X509) *
 		SSL_CTX_set_num_tickets(ctx, 0); /* connections are long-lived and reused */
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	} else {
-		if (SSL_CTX_set_alpn_protos(ctx, alpn, 3) != 0)
+		if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0)
 			goto fail;
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	}

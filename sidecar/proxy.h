@@ -165,6 +165,7 @@ struct sc_up {
 };
 
 /* ---- passthrough (not HTTP/2): one buffer per direction ---------------------------- */
+#define SC_HELLO_MAX 16384 /* = sizeof(sc_pipe.buf): a held ClientHello fits the pipe */
 struct sc_pipe {
 	uv_write_t req;
 	uint8_t buf[16384];
@@ -209,6 +210,8 @@ struct sc_conn {
 	 * verified (its principal: sc_tls_peer_principal). Outbound: mtls once the
 	 * destination's sidecar verified; both SPIFFE IDs kept for the metrics. */
 	struct sc_tls *tls;
+	uint8_t *hello; /* inbound: a TLS ClientHello being read (SC_HELLO_MAX), until decided */
+	size_t nhello;
 	bool mtls;
 	char *out_self_id, *out_peer_id; /* outbound only, owned */
 };

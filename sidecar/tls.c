@@ -213,6 +213,80 @@ const char *sc_tls_detail(const struct sc_tls *t)
 	return t->detail ? t->detail : "";
 }
 
+/* ---- ClientHello classification ------------------------------------------------------ */
+
+static uint32_t be(const uint8_t *p, int n)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+enum sc_hello sc_tls_hello_classify(const uint8_t *d, size_t n, size_t max)
+{
+	static const char mark[] = SC_TLS_ALPN_MARK;
+	const size_t ml = sizeof(mark) - 1;
+	size_t rl, hl, p, end, el;
+
+	if (n < 5)
+		return n && d[0] == 0x16 ? SC_HELLO_MORE : SC_HELLO_OTHER;
+	if (d[0] != 0x16 || d[1] != 0x03)
+		return SC_HELLO_OTHER;
+	rl = be(d + 3, 2);
+	if (5 + rl > max || rl < 4)
+		return SC_HELLO_OTHER;
+	if (n < 5 + rl)
+		return SC_HELLO_MORE;
+	d += 5;
+	if (d[0] != 1) /* client_hello */
+		return SC_HELLO_OTHER;
+	hl = be(d + 1, 3);
+	if (4 + hl > rl)
+		return SC_HELLO_OTHER; /* spans records: not ours (ours is ~300 bytes) */
+	end = 4 + hl;
+	p = 4 + 2 + 32; /* version, random */
+	if (p + 1 > end)
+		return SC_HELLO_OTHER;
+	p += 1 + d[p]; /* session id */
+	if (p + 2 > end)
+		return SC_HELLO_OTHER;
+	p += 2 + be(d + p, 2); /* cipher suites */
+	if (p + 1 > end)
+		return SC_HELLO_OTHER;
+	p += 1 + d[p]; /* compression methods */
+	if (p + 2 > end)
+		return SC_HELLO_OTHER;
+	el = be(d + p, 2);
+	p += 2;
+	if (p + el > end)
+		return SC_HELLO_OTHER;
+	end = p + el;
+	while (p + 4 <= end) {
+		uint32_t type = be(d + p, 2), len = be(d + p + 2, 2);
+		size_t q, qe;
+		p += 4;
+		if (p + len > end)
+			return SC_HELLO_OTHER;
+		if (type != 16) { /* application_layer_protocol_negotiation */
+			p += len;
+			continue;
+		}
+		if (len < 2 || be(d + p, 2) != len - 2)
+			return SC_HELLO_OTHER;
+		for (q = p + 2, qe = p + len; q < qe;) {
+			size_t l = d[q];
+			if (q + 1 + l > qe)
+				return SC_HELLO_OTHER;
+			if (l == ml && memcmp(d + q + 1, mark, ml) == 0)
+				return SC_HELLO_OURS;
+			q += 1 + l;
+		}
+		return SC_HELLO_OTHER;
+	}
+	return SC_HELLO_OTHER;
+}
+
 /* ---- negative cache -------------------------------------------------------------------- */
 
 static int key_of(const struct sockaddr_storage *dst, uint8_t addr[16], uint16_t *port)

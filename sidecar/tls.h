@@ -60,6 +60,22 @@ const struct sc_idgen *sc_tls_gen(const struct sc_tls *t);
 /* A human reason for the last failure (OpenSSL's verify result or error), static. */
 const char *sc_tls_detail(const struct sc_tls *t);
 
+/* ---- telling a sidecar's ClientHello from any other TLS client ---------------------- */
+/*
+ * Our ClientHello offers ALPN SC_TLS_ALPN_MARK before "h2" (as Istio offers
+ * "istio-peer-exchange"): a TLS client that does not is the app's own TLS (HTTPS, gRPC
+ * over TLS to the app) and is passed through untouched.
+ */
+#define SC_TLS_ALPN_MARK "grpcguard-mtls"
+enum sc_hello { SC_HELLO_OURS = 1, SC_HELLO_OTHER = 0, SC_HELLO_MORE = -1 };
+/*
+ * Look at the first bytes of a connection that start with a TLS handshake record: OURS
+ * when it is a ClientHello in one record whose ALPN extension offers SC_TLS_ALPN_MARK,
+ * MORE when the record is not complete yet (and fits max bytes), OTHER otherwise
+ * (malformed, no ALPN, no mark, too large). Pure.
+ */
+enum sc_hello sc_tls_hello_classify(const uint8_t *d, size_t n, size_t max);
+
 /* ---- the negative cache: outbound destinations that answered TLS with plaintext ---- */
 /*
  * Per worker, no lock. Fixed size: when full, the entry that expires first is replaced,

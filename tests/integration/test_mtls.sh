@@ -188,12 +188,17 @@ bg "$NS_S" server "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0.0.0
 	--calls-log "$tmp/server.calls" --name server-pod
 bg "$NS_B" backend "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0.0.0.0 --port 8080 \
 	--calls-log "$tmp/backend.calls" --name backend-pod
+# The app's own TLS on an intercepted port (not a sidecar's ClientHello): passed through.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=app-tls -keyout "$tmp/app.key" \
+	-out "$tmp/app.crt" >/dev/null 2>&1 || die "openssl req"
+bg "$NS_S" apptls openssl s_server -accept 8443 -cert "$tmp/app.crt" -key "$tmp/app.key" -www -quiet
 wait_until 15 port_open "$NS_S" 127.0.0.1 8080 || die "server greeter did not start"
+wait_until 15 port_open "$NS_S" 127.0.0.1 8443 || die "openssl s_server did not start"
 wait_until 15 port_open "$NS_S" 127.0.0.1 9443 || die "stand-in issuer did not start: $(cat "$tmp/issuer.log")"
 wait_until 15 port_open "$NS_B" 127.0.0.1 8080 || die "backend greeter did not start"
 
 # ---- init and the two sidecars --------------------------------------------------------------
-in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init-s.log" 2>&1 || die "server init: $(cat "$tmp/init-s.log")"
+in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080,8443 >"$tmp/init-s.log" 2>&1 || die "server init: $(cat "$tmp/init-s.log")"
 in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init-c.log" 2>&1 || die "client init: $(cat "$tmp/init-c.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
 san_env=()
@@ -285,6 +290,14 @@ edge='source_principal="spiffe://cluster.local/ns/demo/sa/client",.*destination_
 [ "$(smetrics | sum '^grpcguard_requests_total\{.*source_principal="unknown",.*connection_security_policy="none",grpc_code="OK"')" = 1 ] ||
 	die "server: the intruder's plaintext call is not counted as none/unknown"
 echo "  both ends: connection_security_policy=mutual_tls with both SPIFFE IDs; intruder: none"
+
+echo "== the app's own TLS on an intercepted port is not taken for a sidecar's"
+p0=$(smetrics | sum '^grpcguard_sidecar_passthrough_connections_total')
+in_i curl -sk --max-time 5 "https://$IP_SI:8443/" | grep -q 's_server' ||
+	die "HTTPS to the app's own TLS server through the sidecar failed"
+[ "$(smetrics | sum '^grpcguard_sidecar_passthrough_connections_total')" = $((p0 + 1)) ] ||
+	die "the app's TLS did not go through the sidecar's passthrough"
+echo "  curl https to openssl s_server in the server pod: passed through byte for byte"
 
 echo "== a destination without sidecar: one ClientHello answered in plaintext, then plaintext"
 expect_call OK "$NS_C" backend:8080 to-backend-1
