@@ -21,7 +21,7 @@ def connect(host, port, ca, cert=None, key=None):
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False  # sidecars carry only a SPIFFE URI SAN
     ctx.load_verify_locations(ca)
-    ctx.set_alpn_protocols(["h2"])
+    ctx.set_alpn_protocols(["grpcguard-mtls", "h2"])  # as a sidecar offers (tls.h)
     if cert:
         ctx.load_cert_chain(cert, key)
     try:
@@ -46,7 +46,7 @@ def call(host, port, ca, cert, key, peer, name):
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False
     ctx.load_verify_locations(ca)
-    ctx.set_alpn_protocols(["h2"])
+    ctx.set_alpn_protocols(["grpcguard-mtls", "h2"])  # as a sidecar offers (tls.h)
     ctx.load_cert_chain(cert, key)
     with socket.create_connection((host, int(port)), timeout=5) as raw:
         with ctx.wrap_socket(raw) as s:
