@@ -230,7 +230,7 @@ enum sc_hello sc_tls_hello_classify(const uint8_t *d, size_t n, size_t max)
 	size_t rl, hl, p, end, el;
 
 	if (n < 5)
-		return n && d[0] == 0x16 ? SC_HELLO_MORE : SC_HELLO_OTHER;
+		return n == 0 || d[0] == 0x16 ? SC_HELLO_MORE : SC_HELLO_OTHER;
 	if (d[0] != 0x16 || d[1] != 0x03)
 		return SC_HELLO_OTHER;
 	rl = be(d + 3, 2);
