@@ -23,7 +23,10 @@
 # reason="plaintext"), while mTLS calls still pass; a client certificate from another CA,
 # an expired one and none at all fail the handshake; rotation under steady load
 # (one long-lived channel and a new connection every 0.3 s across several renewals) loses
-# no call; renewal failing keeps serving until expiry, then /readyz fails, and recovers.
+# no call; renewal failing keeps serving until expiry, then /readyz fails, and recovers;
+# the app's own TLS on an intercepted port passes through (no ALPN mark); x-grpcguard-peer
+# over mTLS naming another service account is dropped; a destination sidecar with a
+# certificate from another CA makes the call UNAVAILABLE, never a plaintext retry.
 # Everything created is removed on exit, by PID and netns name.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -411,6 +414,32 @@ code=$(in_i curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$IP_SI:8
 expect_call OK "$NS_C" server:8080 client-strict
 in_s curl -s http://127.0.0.1:15020/policy | grep -q '"mtlsMode": "STRICT"' || die "/policy does not show STRICT"
 echo "  intruder refused (gRPC UNAVAILABLE, HTTP/1.1 403), counted; the client's mTLS call served"
+
+echo "== a destination sidecar with a certificate from another CA: UNAVAILABLE, never plaintext"
+bg "$NS_S" issuer2 "$PYTHON" "$root/tests/integration/mtls_issuer.py" --listen 127.0.0.1:9444 \
+	--tls-cert "$tmp/iss.crt" --tls-key "$tmp/iss.key" --ca-cert "$tmp/otherca.crt" \
+	--ca-key "$tmp/otherca.key" --tokens "$tmp/tokens.json" --lifetime 600
+wait_until 15 port_open "$NS_S" 127.0.0.1 9444 || die "second stand-in issuer did not start"
+stop_pid "$sc_s"
+ip netns exec "$NS_S" env "${san_env[@]}" POD_NAMESPACE=demo POD_NAME=server-6b7c9d8f5x-k2m4q SERVICE_ACCOUNT=server \
+	setpriv --reuid 1337 --regid 1337 --clear-groups \
+	"$tmp/grpcguard-sidecar" run --listen 0.0.0.0:15006 --outbound-listen '[::]:15001' \
+	--admin 127.0.0.1:15020 --policy "$tmp/nopolicy.yaml" \
+	--ca-address https://127.0.0.1:9444 --ca-cert "$tmp/servca.crt" \
+	--identity-token "$tmp/s/token" >>"$tmp/sidecar-s.log" 2>&1 &
+sc_s=$!
+wait_until 20 bash -c "[ \"\$(ip netns exec $NS_S curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15020/readyz)\" = 200 ]" ||
+	die "server sidecar (other CA) not ready"
+of0=$(cmetrics | sum '^grpcguard_tls_handshakes_total\{direction="outbound",result="failure"\}')
+ns0=$(cmetrics | sum '^grpcguard_tls_handshakes_total\{direction="outbound",result="no_sidecar"\}')
+expect_call UNAVAILABLE "$NS_C" server:8080 to-other-ca
+[ "$(logged server to-other-ca)" = 0 ] || die "the call reached the app despite the failed handshake"
+[ "$(cmetrics | sum '^grpcguard_tls_handshakes_total\{direction="outbound",result="failure"\}')" -gt "$of0" ] ||
+	die "the outbound handshake failure was not counted"
+[ "$(cmetrics | sum '^grpcguard_tls_handshakes_total\{direction="outbound",result="no_sidecar"\}')" = "$ns0" ] ||
+	die "a TLS failure was taken for a destination without sidecar (plaintext downgrade)"
+grep -q '"tls_handshake_failed".*outbound mTLS' "$tmp/sidecar-c.log" || die "the outbound failure was not logged"
+echo "  handshake failed both ways, RPC UNAVAILABLE, no plaintext retry"
 
 # ---- shutdown ------------------------------------------------------------------------------
 for p in "$sc_c" "$sc_s"; do
