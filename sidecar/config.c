@@ -46,7 +46,14 @@ const char sc_usage[] =
     "  --outbound-listen HOST:PORT    the outbound proxy: the app's connections that init's\n"
     "                                 OUTPUT capture redirected ([::]:15001 in a pod) go\n"
     "                                 to their original destination, gRPC with client-side\n"
-    "                                 faults and caller-side metrics [off]\n";
+    "                                 faults and caller-side metrics [off]\n"
+    "  --ca-address URL               the certificate issuer, e.g.\n"
+    "                                 https://grpcguard-webhook.grpcguard-system.svc:443;\n"
+    "                                 turns on the workload identity and mTLS [off]\n"
+    "  --ca-cert FILE                 PEM CA bundle that verifies the issuer's TLS\n"
+    "                                 [/etc/grpcguard/ca/ca.crt]\n"
+    "  --identity-token FILE          projected ServiceAccount token, audience grpcguard\n"
+    "                                 [/var/run/secrets/grpcguard/tokens/grpcguard-token]\n";
 
 void sc_config_defaults(struct sc_config *cfg)
 {
@@ -66,6 +73,8 @@ void sc_config_defaults(struct sc_config *cfg)
 	cfg->idle_timeout_ms = 300000;
 	cfg->drain_time_ms = 10000;
 	cfg->upstream_connect_timeout_ms = 1000;
+	cfg->ca_cert = "/etc/grpcguard/ca/ca.crt";
+	cfg->identity_token = "/var/run/secrets/grpcguard/tokens/grpcguard-token";
 }
 
 static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -114,6 +123,9 @@ static const struct flag flags[] = {
     F("drain-time", K_DUR, 0, UINT64_MAX, drain_time_ms),
     F("upstream-connect-timeout", K_DUR, 1, UINT64_MAX, upstream_connect_timeout_ms),
     F("outbound-listen", K_STR, 0, 0, outbound_listen),
+    F("ca-address", K_STR, 0, 0, ca_address),
+    F("ca-cert", K_STR, 0, 0, ca_cert),
+    F("identity-token", K_STR, 0, 0, identity_token),
 };
 #undef F
 
@@ -210,5 +222,14 @@ int sc_config_parse(int argc, char **argv, struct sc_config *cfg, char *err, siz
 		cfg->admin = NULL;
 	if (cfg->outbound_listen && strcmp(cfg->outbound_listen, "off") == 0)
 		cfg->outbound_listen = NULL;
+	if (cfg->ca_address && strcmp(cfg->ca_address, "off") == 0)
+		cfg->ca_address = NULL;
+	if (cfg->ca_address && strncmp(cfg->ca_address, "https://", 8) != 0) {
+		snprintf(err, errlen,
+			 "--ca-address: \"%.64s\" is not an https:// URL (use "
+			 "https://grpcguard-webhook.grpcguard-system.svc:443, or off)",
+			 cfg->ca_address);
+		return -1;
+	}
 	return 0;
 }

@@ -31,6 +31,10 @@ struct sc_config {
 	uint64_t drain_time_ms;
 	uint64_t upstream_connect_timeout_ms;
 	const char *outbound_listen; /* "HOST:PORT" of the outbound proxy, or NULL (off) */
+	/* Workload identity and mTLS (identity.h): off unless ca_address is set. */
+	const char *ca_address;	    /* "https://host[:port]" of the issuer, or NULL */
+	const char *ca_cert;	    /* PEM bundle verifying the issuer's TLS */
+	const char *identity_token; /* projected ServiceAccount token (audience grpcguard) */
 };
 
 /* Fills every field with its default (listen 0.0.0.0:15006, upstream original-dst ...). */

@@ -280,6 +280,16 @@ static void refuse_shut_cb(uv_shutdown_t *req, int status)
 		sc_conn_close(c);
 }
 
+#define STRICT_BODY                                                                                \
+	"grpcguard: this port accepts mutual TLS between grpcguard sidecars only "                 \
+	"(policy mtls.mode: STRICT)\n"
+static const char http403_strict[] = "HTTP/1.1 403 Forbidden\r\n"
+				     "Content-Type: text/plain\r\n"
+				     "Content-Length: 99\r\n"
+				     "Connection: close\r\n"
+				     "\r\n" STRICT_BODY;
+_Static_assert(sizeof(STRICT_BODY) - 1 == 99, "Content-Length of the STRICT 403 body");
+
 static void refuse_write_cb(uv_write_t *req, int status)
 {
 	struct sc_conn *c = req->data;
@@ -293,12 +303,13 @@ static void refuse_write_cb(uv_write_t *req, int status)
 		sc_conn_close(c);
 }
 
+static void refuse(struct sc_conn *c, bool http1, const char *msg, size_t len);
+
 bool sc_gate_admit_passthrough(struct sc_conn *c)
 {
 	struct sc_worker *w = c->w;
 	struct sc_snap *snap = sc_state_current();
 	bool allow, http1;
-	uv_buf_t b;
 
 	allow = snap && !snap->no_policy &&
 		policy_passthrough_mode(snap->policy, snap->labels) == POLICY_PASSTHROUGH_ALLOW;
@@ -316,18 +327,70 @@ bool sc_gate_admit_passthrough(struct sc_conn *c)
 		    "connection is not HTTP/2 prior knowledge and passthrough is deny, refused",
 		    "{s:s, s:s, s:b}", "reason", "not_http2", "peer", peer, "http1", http1);
 	}
+	refuse(c, http1, http403, sizeof(http403) - 1);
+	return false;
+}
+
+/*
+ * Whether this snapshot's policy asks for STRICT mTLS on this pod (`mtls: {mode: STRICT}`,
+ * Istio's PeerAuthentication). A snapshot without a usable policy is not STRICT: it
+ * refuses every RPC anyway (fail closed, reload.h).
+ */
+static bool mtls_strict(const struct sc_snap *snap)
+{
+	return !snap->no_policy &&
+	       policy_mtls_mode(snap->policy, snap->labels) == POLICY_MTLS_STRICT;
+}
+
+bool sc_gate_mtls_strict(void)
+{
+	struct sc_snap *snap = sc_state_current();
+	bool strict = snap && mtls_strict(snap);
+	sc_snap_unref(snap);
+	return strict;
+}
+
+bool sc_gate_admit_plaintext(struct sc_conn *c)
+{
+	struct sc_worker *w = c->w;
+	bool http1;
+
+	if (!sc_gate_mtls_strict())
+		return true;
+	http1 = sc_gate_looks_like_http1(c->peek, c->npeek);
+	metrics_inc(sc_stats.conns_refused_plaintext);
+	if (warn_allowed(w)) {
+		char peer[64];
+		peer_str(&c->peer, peer, sizeof(peer));
+		log_warn("connection_refused",
+			 "plaintext connection refused: mtls mode is STRICT (only sidecars with a "
+			 "workload certificate may connect)",
+			 "{s:s, s:s, s:b}", "reason", "plaintext", "peer", peer, "http1", http1);
+	}
+	refuse(c, http1, http403_strict, sizeof(http403_strict) - 1);
+	return false;
+}
+
+/*
+ * Refuse c: HTTP/1.x gets the 403 in msg (static) and a lingering close, anything else
+ * is closed at once.
+ */
+static void refuse(struct sc_conn *c, bool http1, const char *msg, size_t len)
+{
+	struct sc_worker *w = c->w;
+	uv_buf_t b;
+
 	c->mode = CM_REFUSED;
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	c->last_active_ms = uv_now(&w->loop);
 	if (!http1 || w->test_write || !(c->pipe_du = calloc(1, sizeof(*c->pipe_du)))) {
 		sc_conn_close(c);
-		return false;
+		return;
 	}
 	c->pipe_du->req.data = c;
-	b = uv_buf_init((char *)(uintptr_t)http403, sizeof(http403) - 1);
+	b = uv_buf_init((char *)(uintptr_t)msg, (unsigned)len);
 	if (uv_write(&c->pipe_du->req, (uv_stream_t *)&c->tcp, &b, 1, refuse_write_cb) < 0)
 		sc_conn_close(c);
-	return false;
 }
 
 /*

@@ -101,6 +101,17 @@ bool sc_gate_admit_passthrough(struct sc_conn *c);
  */
 void sc_gate_recheck_passthrough(struct sc_conn *c);
 
+/*
+ * For h2conn.c, on an inbound connection's first bytes when they are not TLS: true when
+ * plaintext is accepted (mtls mode PERMISSIVE, the default). Under STRICT refuses the
+ * connection like sc_gate_admit_passthrough (HTTP/1.x gets a 403 naming STRICT, anything
+ * else is closed), counted in grpcguard_connections_refused_total{reason="plaintext"},
+ * and returns false.
+ */
+bool sc_gate_admit_plaintext(struct sc_conn *c);
+/* Whether the policy in force asks for STRICT mTLS on this pod (for /policy too). */
+bool sc_gate_mtls_strict(void);
+
 /* A refused connection lingers at most this long (h2conn.c's sweep closes it). */
 #define SC_GATE_LINGER_MS 2000
 

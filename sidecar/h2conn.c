@@ -12,12 +12,15 @@
  * What it does not do: decide anything about an RPC (stream.c does).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <netinet/in.h>
 
 #include "common/log.h"
+#include "sidecar/gate.h"
+#include "sidecar/identity.h"
 #include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
 
@@ -87,22 +90,43 @@ static int obuf_reserve(struct sc_worker *w, size_t need)
 	return 0;
 }
 
+static int tbuf_reserve(struct sc_worker *w, size_t need)
+{
+	uint8_t *nb;
+	size_t cap;
+
+	if (need <= w->tbuf_cap)
+		return 0;
+	cap = w->tbuf_cap ? w->tbuf_cap : 16384;
+	while (cap < need)
+		cap *= 2;
+	nb = realloc(w->tbuf, cap);
+	if (!nb)
+		return -ENOMEM;
+	w->tbuf = nb;
+	w->tbuf_cap = cap;
+	return 0;
+}
+
 /*
- * Send what session s has queued on stream h, unless a write is already pending there.
- * Returns 0 (also when it had to leave bytes to a pending uv_write), or negative (nghttp2
- * or libuv error: the caller closes that side). *wrote is set when bytes were produced.
+ * Send what session s (NULL: none, only what tls holds) has queued on stream h, unless a
+ * write is already pending there; through tls when it is set (the frames are encrypted
+ * FLUSH_BYTES at a time, so the TLS output stays bounded too). Returns 0 (also when it
+ * had to leave bytes to a pending uv_write), or negative (nghttp2, TLS or libuv error:
+ * the caller closes that side). *wrote is set when bytes were produced.
  */
 static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
-			struct sc_outbuf *o, uv_write_cb cb, bool *wrote)
+			struct sc_outbuf *o, uv_write_cb cb, bool *wrote, struct sc_tls *tls)
 {
 	if (o->pending)
 		return 0;
 	for (;;) {
 		size_t len = 0;
+		const uint8_t *p;
 		uv_buf_t b;
 		int r;
 
-		while (len < FLUSH_BYTES) {
+		while (s && len < FLUSH_BYTES) {
 			const uint8_t *d;
 			ssize_t n = nghttp2_session_mem_send(s, &d);
 			if (n < 0)
@@ -114,14 +138,24 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 			memcpy(w->obuf + len, d, (size_t)n);
 			len += (size_t)n;
 		}
+		p = w->obuf; /* only now: obuf_reserve may have moved it */
+		if (tls) {
+			if (len && sc_tls_write(tls, w->obuf, len) != 0)
+				return -EPROTO;
+			len = sc_tls_pending(tls);
+			if (tbuf_reserve(w, len) != 0)
+				return -ENOMEM;
+			len = sc_tls_take(tls, w->tbuf, len);
+			p = w->tbuf;
+		}
 		if (len == 0)
 			return 0;
 		*wrote = true;
 		if (w->test_write) {
-			w->test_write(w, o, w->obuf, len);
+			w->test_write(w, o, p, len);
 			continue;
 		}
-		b = uv_buf_init((char *)w->obuf, (unsigned)len);
+		b = uv_buf_init((char *)(uintptr_t)p, (unsigned)len);
 		r = uv_try_write(h, &b, 1);
 		if (r == UV_EAGAIN || r == UV_ENOSYS)
 			r = 0;
@@ -133,7 +167,7 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 		o->buf = malloc(o->len);
 		if (!o->buf)
 			return -ENOMEM;
-		memcpy(o->buf, w->obuf + r, o->len);
+		memcpy(o->buf, p + r, o->len);
 		b = uv_buf_init((char *)o->buf, (unsigned)o->len);
 		o->pending = true;
 		r = uv_write(&o->req, h, &b, 1, cb);
@@ -145,6 +179,15 @@ static int session_send(struct sc_worker *w, uv_stream_t *h, nghttp2_session *s,
 		}
 		return 0;
 	}
+}
+
+static void down_write_cb(uv_write_t *req, int status);
+
+int sc_tls_flush_raw(struct sc_worker *w, uv_stream_t *h, struct sc_tls *t, struct sc_outbuf *o,
+		     uv_write_cb cb)
+{
+	bool wrote = false;
+	return session_send(w, h, NULL, o, cb, &wrote, t);
 }
 
 static void down_write_cb(uv_write_t *req, int status)
@@ -160,10 +203,17 @@ static void down_write_cb(uv_write_t *req, int status)
 		sc_conn_close(c);
 		return;
 	}
+	if (c->tls && c->mode != CM_H2) {
+		/* Still in the handshake (or the preface): send what TLS has left. */
+		if (sc_tls_flush_raw(c->w, (uv_stream_t *)&c->tcp, c->tls, &c->out, down_write_cb) <
+		    0)
+			sc_conn_close(c);
+		return;
+	}
 	sc_conn_flush(c);
 }
 
-static void up_write_cb(uv_write_t *req, int status)
+void sc_up_write_cb(uv_write_t *req, int status)
 {
 	struct sc_up *up = req->data;
 
@@ -174,6 +224,12 @@ static void up_write_cb(uv_write_t *req, int status)
 		return;
 	if (status < 0) {
 		up_detach(up, "write to the app failed");
+		return;
+	}
+	if (up->state == UP_CONNECTING) {
+		if (up->tls && sc_tls_flush_raw(up->c->w, (uv_stream_t *)&up->tcp, up->tls,
+						&up->out, sc_up_write_cb) < 0)
+			up_detach(up, "TLS write failed");
 		return;
 	}
 	sc_conn_flush(up->c);
@@ -202,21 +258,21 @@ void sc_conn_flush(struct sc_conn *c)
 		c->need_flush = false;
 		if (c->up && c->up->state == UP_READY) {
 			int r = session_send(w, (uv_stream_t *)&c->up->tcp, c->up->s, &c->up->out,
-					     up_write_cb, &wrote);
+					     sc_up_write_cb, &wrote, c->up->tls);
 			if (r < 0)
 				up_detach(c->up, "sending to the app failed");
 		}
 		for (struct sc_up *o = c->old_ups, *on; o; o = on) {
-			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out, up_write_cb,
-					     &wrote);
+			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out, sc_up_write_cb,
+					     &wrote, o->tls);
 			on = o->next; /* up_detach unlinks o */
 			if (r < 0)
 				up_detach(o, "sending to the app failed");
 		}
 		if (c->mode != CM_H2)
 			break;
-		if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb, &wrote) <
-		    0) {
+		if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb, &wrote,
+				 c->tls) < 0) {
 			c->flushing = false;
 			sc_conn_close(c);
 			return;
@@ -252,6 +308,7 @@ static void up_close_cb(uv_handle_t *h)
 
 	if (--up->nhandles == 0) {
 		free(up->out.buf);
+		sc_tls_free(up->tls);
 		free(up);
 	}
 }
@@ -275,6 +332,11 @@ static void old_ups_remove(struct sc_conn *c, struct sc_up *up)
  * the response started, RST_STREAM after): the app may have processed them. The conn
  * forgets it; its handles close and free it later. Not from inside up's own callbacks.
  */
+void sc_up_detach(struct sc_up *up, const char *why)
+{
+	up_detach(up, why);
+}
+
 static void up_detach(struct sc_up *up, const char *why)
 {
 	struct sc_conn *c = up->c;
@@ -327,6 +389,10 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 
 	if (!c || nread == 0)
 		return;
+	if (up->tls) {
+		sc_outbound_tls_in(up, (const uint8_t *)b->base, nread); /* outbound.c */
+		return;
+	}
 	if (nread < 0) {
 		up_detach(up, nread == UV_EOF ? "the app closed the connection"
 					      : uv_strerror((int)nread));
@@ -349,6 +415,8 @@ void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n)
 	sc_conn_flush(c);
 }
 
+static void up_timeout_cb(uv_timer_t *t);
+
 static void up_connect_cb(uv_connect_t *req, int status)
 {
 	struct sc_up *up = req->data;
@@ -366,10 +434,19 @@ static void up_connect_cb(uv_connect_t *req, int status)
 		sc_conn_flush(c);
 		return;
 	}
-	up->state = UP_READY;
 	uv_tcp_nodelay(&up->tcp, 1);
-	if (uv_read_start((uv_stream_t *)&up->tcp, up_alloc_cb, up_read_cb) < 0)
+	if (uv_read_start((uv_stream_t *)&up->tcp, up_alloc_cb, up_read_cb) < 0) {
 		up_detach(up, "read start failed");
+		sc_conn_flush(c);
+		return;
+	}
+	if (c->outbound && !up->plain && sc_outbound_tls_start(up)) {
+		/* The handshake runs under the connect timeout's budget again. */
+		uv_timer_start(&up->timer, up_timeout_cb,
+			       c->w->px->cfg->upstream_connect_timeout_ms, 0);
+		return;
+	}
+	up->state = UP_READY;
 	sc_conn_flush(c);
 }
 
@@ -382,9 +459,76 @@ static void up_timeout_cb(uv_timer_t *t)
 		return;
 	metrics_inc(sc_stats.upstream_connect_failed);
 	if (warn_allowed(c->w))
-		log_warn("upstream_connect_failed", "connect to the app timed out", NULL);
+		log_warn("upstream_connect_failed",
+			 up->tls ? "TLS handshake with the destination's sidecar timed out"
+				 : "connect to the app timed out",
+			 NULL);
 	up_detach(up, "connect timeout");
 	sc_conn_flush(c);
+}
+
+/* A new upstream for c's session s (stolen), connecting to c->updst; NULL on failure. */
+static struct sc_up *up_connect(struct sc_conn *c, struct sc_up *up)
+{
+	int r;
+
+	up->c = c;
+	up->state = UP_CONNECTING;
+	uv_tcp_init(&c->w->loop, &up->tcp);
+	uv_timer_init(&c->w->loop, &up->timer);
+	up->tcp.data = up->timer.data = up->creq.data = up->out.req.data = up;
+	up->nhandles = 2;
+	if (c->w->test_write) {
+		up->state = UP_READY; /* tests and fuzzing: no socket, bytes go to the hook */
+		return up;
+	}
+	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&c->updst, up_connect_cb);
+	if (r < 0) {
+		metrics_inc(sc_stats.upstream_connect_failed);
+		up_detach(up, "connect failed");
+		return NULL;
+	}
+	uv_timer_start(&up->timer, up_timeout_cb, c->w->px->cfg->upstream_connect_timeout_ms, 0);
+	return up;
+}
+
+/*
+ * The destination answered our ClientHello like a server without a sidecar (outbound.c
+ * decided): move up's HTTP/2 session, which has not sent a byte yet (an upstream sends
+ * only once UP_READY), with its streams to a new plaintext connection; up closes.
+ */
+void sc_up_restart_plain(struct sc_up *up)
+{
+	struct sc_conn *c = up->c;
+	struct sc_up *nu = c ? calloc(1, sizeof(*nu)) : NULL;
+
+	if (!nu) {
+		up_detach(up, "out of memory");
+		return;
+	}
+	nu->s = up->s;
+	up->s = NULL;
+	nghttp2_session_set_user_data(nu->s, nu);
+	nu->plain = true;
+	for (struct sc_stream *s = c->streams; s; s = s->next)
+		if (s->up == up)
+			s->up = nu;
+	if (c->up == up)
+		c->up = nu;
+	for (struct sc_up **pp = &c->old_ups; *pp; pp = &(*pp)->next) {
+		if (*pp == up) { /* not expected (it never became ready), but keep the list whole */
+			nu->next = up->next;
+			*pp = nu;
+			up->next = NULL;
+			break;
+		}
+	}
+	c->ucache = NULL;
+	up->c = NULL;
+	up->state = UP_DEAD;
+	uv_close((uv_handle_t *)&up->tcp, up_close_cb);
+	uv_close((uv_handle_t *)&up->timer, up_close_cb);
+	up_connect(c, nu);
 }
 
 struct sc_up *sc_up_get(struct sc_conn *c)
@@ -392,7 +536,6 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	const struct sc_config *cfg = c->w->px->cfg;
 	struct sc_up *up = c->up;
 	nghttp2_settings_entry iv[4];
-	int r;
 
 	if (up && up->state == UP_READY && !nghttp2_session_check_request_allowed(up->s)) {
 		/*
@@ -426,25 +569,8 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 					      (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
 							    ? 0x7fffffff
 							    : cfg->max_pending_bytes * 2));
-	up->c = c;
-	up->state = UP_CONNECTING;
-	uv_tcp_init(&c->w->loop, &up->tcp);
-	uv_timer_init(&c->w->loop, &up->timer);
-	up->tcp.data = up->timer.data = up->creq.data = up->out.req.data = up;
-	up->nhandles = 2;
 	c->up = up;
-	if (c->w->test_write) {
-		up->state = UP_READY; /* tests and fuzzing: no socket, bytes go to the hook */
-		return up;
-	}
-	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&c->updst, up_connect_cb);
-	if (r < 0) {
-		metrics_inc(sc_stats.upstream_connect_failed);
-		up_detach(up, "connect failed");
-		return NULL;
-	}
-	uv_timer_start(&up->timer, up_timeout_cb, cfg->upstream_connect_timeout_ms, 0);
-	return up;
+	return up_connect(c, up);
 }
 
 /* ---- nghttp2 callbacks: downstream (server) ------------------------------------------ */
@@ -1126,6 +1252,12 @@ void sc_conn_passthrough(struct sc_conn *c)
 
 static void pass_start(struct sc_conn *c)
 {
+	if (c->tls) {
+		/* Sidecars speak only HTTP/2 inside mTLS (ALPN h2): anything else is closed. */
+		log_debug("tls_not_h2", "no HTTP/2 preface inside TLS, closing", NULL);
+		sc_conn_close(c);
+		return;
+	}
 	/* Outbound never refuses: authorization is the destination's sidecar's job. */
 	if (!c->outbound && !sc_gate_admit_passthrough(c))
 		return; /* refused: gate.c answered or closed it */
@@ -1140,8 +1272,15 @@ static void pass_start(struct sc_conn *c)
 		sc_conn_close(c);
 		return;
 	}
-	memcpy(c->pipe_du->buf, c->peek, c->npeek);
-	c->pipe_du->len = c->npeek;
+	if (c->hello) { /* the app's own TLS: its ClientHello so far goes first */
+		memcpy(c->pipe_du->buf, c->hello, c->nhello);
+		c->pipe_du->len = c->nhello;
+		free(c->hello);
+		c->hello = NULL;
+	} else {
+		memcpy(c->pipe_du->buf, c->peek, c->npeek);
+		c->pipe_du->len = c->npeek;
+	}
 	uv_tcp_init(&c->w->loop, c->ptcp);
 	c->ptcp->data = c;
 	c->nhandles++;
@@ -1157,11 +1296,127 @@ static void down_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct sc_conn *c = h->data;
 	(void)hint;
-	if (c->mode == CM_PEEK)
+	if (c->hello)
+		*b =
+		    uv_buf_init((char *)c->hello + c->nhello, (unsigned)(SC_HELLO_MAX - c->nhello));
+	else if (c->mode == CM_PEEK && !c->tls)
 		*b = uv_buf_init((char *)c->peek + c->npeek,
 				 (unsigned)(SC_H2_PREFACE_LEN - c->npeek));
 	else
 		*b = uv_buf_init((char *)c->w->rbuf, sizeof(c->w->rbuf));
+}
+
+/*
+ * Inbound mTLS: decrypt what the client sent and hand the plaintext to sc_conn_feed, as
+ * if it had come from the socket. The handshake's own bytes go out at once; a failed
+ * handshake (no client certificate, another CA, expired, no SPIFFE ID of our trust
+ * domain, no ALPN h2) closes the connection after the alert, counted and logged.
+ */
+static void tls_down_pump(struct sc_conn *c)
+{
+	struct sc_worker *w = c->w;
+	int r;
+
+	if (!sc_tls_established(c->tls)) {
+		r = sc_tls_handshake(c->tls);
+		if (sc_tls_flush_raw(w, (uv_stream_t *)&c->tcp, c->tls, &c->out, down_write_cb) <
+		    0) {
+			sc_conn_close(c);
+			return;
+		}
+		if (r == SC_TLS_AGAIN)
+			return;
+		if (r < 0) {
+			metrics_inc(sc_stats.tls_in_fail);
+			if (warn_allowed(w)) {
+				char peer[64];
+				if (uv_ip_name((const struct sockaddr *)&c->peer, peer,
+					       sizeof(peer)))
+					snprintf(peer, sizeof(peer), "?");
+				log_warn("tls_handshake_failed",
+					 "inbound mTLS handshake failed, closing",
+					 "{s:s, s:s, s:s}", "reason", sc_tls_strerror(r), "detail",
+					 sc_tls_detail(c->tls), "peer", peer);
+			}
+			sc_conn_close(c);
+			return;
+		}
+		c->mtls = true;
+		metrics_inc(sc_stats.tls_in_ok);
+	}
+	for (;;) {
+		ssize_t n = sc_tls_read(c->tls, w->rbuf, sizeof(w->rbuf));
+		if (n == 0)
+			return;
+		if (n < 0) {
+			sc_conn_close(c);
+			return;
+		}
+		sc_conn_feed(c, w->rbuf, (size_t)n);
+		if (c->mode == CM_CLOSING || c->mode == CM_REFUSED)
+			return;
+	}
+}
+
+static void tls_down_start(struct sc_conn *c)
+{
+	struct sc_idgen *g = sc_identity_current();
+
+	if (!g) {
+		/*
+		 * No certificate (yet, or expired): nothing to terminate TLS with. A fatal
+		 * internal_error alert record tells the caller's sidecar this is a TLS peer
+		 * that failed (UNAVAILABLE), not a server without sidecar (plaintext).
+		 */
+		static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
+		uv_buf_t b = uv_buf_init((char *)(uintptr_t)alert, sizeof(alert));
+		if (!c->w->test_write)
+			(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		metrics_inc(sc_stats.tls_in_fail);
+		log_debug("tls_no_certificate", "a TLS client came before we hold a certificate",
+			  NULL);
+		sc_conn_close(c);
+		return;
+	}
+	c->tls = sc_tls_new(g, true);
+	sc_idgen_unref(g);
+	if (!c->tls || sc_tls_feed(c->tls, c->hello, c->nhello) != 0) {
+		sc_conn_close(c);
+		return;
+	}
+	free(c->hello);
+	c->hello = NULL;
+	c->npeek = 0;
+	tls_down_pump(c);
+}
+
+/*
+ * An inbound connection that starts with a TLS record: a sidecar's ClientHello (ALPN
+ * mark, tls.h) is terminated here; any other TLS client is the app's own TLS and goes on
+ * as a connection that is not HTTP/2 (STRICT refuses it, else the passthrough rules).
+ */
+static void hello_decide(struct sc_conn *c)
+{
+	enum sc_hello h = sc_tls_hello_classify(c->hello, c->nhello, SC_HELLO_MAX);
+
+	if (h == SC_HELLO_MORE)
+		return;
+	if (h == SC_HELLO_OURS) {
+		tls_down_start(c);
+		return;
+	}
+	if (!sc_gate_admit_plaintext(c))
+		return;
+	pass_start(c);
+}
+
+static void tls_down_in(struct sc_conn *c, const uint8_t *d, size_t n)
+{
+	if (sc_tls_feed(c->tls, d, n) != 0) {
+		sc_conn_close(c);
+		return;
+	}
+	tls_down_pump(c);
 }
 
 static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
@@ -1175,8 +1430,34 @@ static void down_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 		sc_conn_close(c);
 		return;
 	}
+	if (c->tls) {
+		tls_down_in(c, data, (size_t)nread);
+		return;
+	}
+	if (c->hello) {
+		c->nhello += (size_t)nread;
+		hello_decide(c);
+		return;
+	}
 	if (c->mode == CM_PEEK) {
+		bool first = c->npeek == 0;
 		c->npeek += (size_t)nread;
+		if (first && !c->outbound) {
+			/* A TLS record starts with 0x16 (handshake): maybe mTLS from a sidecar. */
+			if (c->peek[0] == 0x16 && sc_identity_enabled()) {
+				c->hello = malloc(SC_HELLO_MAX);
+				if (!c->hello) {
+					sc_conn_close(c);
+					return;
+				}
+				memcpy(c->hello, c->peek, c->npeek);
+				c->nhello = c->npeek;
+				hello_decide(c);
+				return;
+			}
+			if (!sc_gate_admit_plaintext(c))
+				return; /* STRICT: refused (gate.c) */
+		}
 		sc_conn_feed(c, NULL, 0);
 		return;
 	}
@@ -1431,6 +1712,10 @@ static void conn_close_cb(uv_handle_t *h)
 	if (--c->nhandles > 0)
 		return;
 	free(c->out.buf);
+	sc_tls_free(c->tls);
+	free(c->hello);
+	free(c->out_self_id);
+	free(c->out_peer_id);
 	free(c->pipe_du);
 	free(c->pipe_ud);
 	free(c->ptcp);

@@ -20,6 +20,7 @@
 
 #include "common/admin.h"
 #include "common/log.h"
+#include "sidecar/identity.h"
 #include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
 
@@ -35,7 +36,10 @@ static struct {
 	bool upstream_ok; /* the probe connected once (or original-dst: no fixed app) */
 	bool ready;	  /* what /readyz says */
 	struct admin_server *admin;
-	json_t *ports; /* /policy's inbound_ports, built once (read-only afterwards) */
+	json_t *ports;	     /* /policy's inbound_ports, built once (read-only afterwards) */
+	uv_async_t id_wake;  /* the identity thread: a certificate came or expired */
+	uv_timer_t id_timer; /* re-check expiry while not ready for want of a certificate */
+	bool id_on;
 	struct sc_proxy px;
 } M;
 
@@ -239,6 +243,7 @@ static void worker_cleanup(struct sc_worker *w)
 	sc_pool_cleanup(&w->pool);
 	sc_stream_pool_cleanup(w);
 	free(w->obuf);
+	free(w->tbuf);
 	free(w->scratch_hdrs);
 	sc_authn_free(w->authn);
 	sc_snap_unref(w->snap);
@@ -254,7 +259,8 @@ static void worker_cleanup(struct sc_worker *w)
 static void update_ready(void *ctx)
 {
 	bool policy_ok = sc_reload_policy_ok(),
-	     ready = M.upstream_ok && policy_ok && !atomic_load(&M.px.draining);
+	     id_ok = !M.id_on || sc_identity_ready((int64_t)time(NULL)),
+	     ready = M.upstream_ok && policy_ok && id_ok && !atomic_load(&M.px.draining);
 	(void)ctx;
 
 	if (ready == M.ready)
@@ -266,6 +272,31 @@ static void update_ready(void *ctx)
 		log_info("ready", "upstream reachable and a policy in force; ready", NULL);
 	else if (!policy_ok && M.upstream_ok)
 		log_warn("not_ready", "no valid policy loaded; not ready", NULL);
+	else if (!id_ok)
+		log_warn("not_ready",
+			 "no valid workload certificate (see identity_fetch_failed); "
+			 "not ready",
+			 NULL);
+}
+
+/* From the identity thread (uv_async_send is its only thread-safe libuv call). */
+static void id_notify(void *ctx)
+{
+	(void)ctx;
+	uv_async_send(&M.id_wake);
+}
+
+static void id_wake_cb(uv_async_t *a)
+{
+	(void)a;
+	update_ready(NULL);
+}
+
+/* Expiry happens by itself: a once-a-second check catches it between notifications. */
+static void id_timer_cb(uv_timer_t *t)
+{
+	(void)t;
+	update_ready(NULL);
 }
 
 /* The reload notifier: readiness, and wake the workers to re-check passthrough pipes. */
@@ -401,6 +432,26 @@ int sc_run_main(const struct sc_config *cfg)
 		goto out;
 	if (sc_reload_init(&M.loop, cfg->policy, cfg->pod_labels) != 0)
 		goto out;
+	if (cfg->ca_address) {
+		/* Not counted as alive: they close after the identity thread has stopped. */
+		struct sc_identity_opts io = {.ca_address = cfg->ca_address,
+					      .ca_cert = cfg->ca_cert,
+					      .token_path = cfg->identity_token};
+		uv_async_init(&M.loop, &M.id_wake, id_wake_cb);
+		uv_timer_init(&M.loop, &M.id_timer);
+		uv_timer_start(&M.id_timer, id_timer_cb, 1000, 1000);
+		uv_unref((uv_handle_t *)&M.id_wake);
+		uv_unref((uv_handle_t *)&M.id_timer);
+		M.id_on = true;
+		r = sc_identity_start(&io, id_notify, NULL);
+		if (r != 0) {
+			log_error("bad_flag",
+				  "--ca-address: not https://HOST[:PORT] (e.g. "
+				  "https://grpcguard-webhook.grpcguard-system.svc:443)",
+				  "{s:s, s:s}", "value", cfg->ca_address, "error", strerror(-r));
+			goto out;
+		}
+	}
 	px->workers = calloc(cfg->workers, sizeof(*px->workers));
 	if (!px->workers)
 		goto out;
@@ -512,6 +563,13 @@ int sc_run_main(const struct sc_config *cfg)
 	log_info("stopped", "drained; exiting", NULL);
 	rc = 0;
 out:
+	sc_identity_stop();
+	if (M.id_on) {
+		uv_close((uv_handle_t *)&M.id_wake, noop_close);
+		uv_close((uv_handle_t *)&M.id_timer, noop_close);
+		uv_run(&M.loop, UV_RUN_DEFAULT);
+		M.id_on = false;
+	}
 	admin_stop(M.admin);
 	M.admin = NULL;
 	json_decref(M.ports);

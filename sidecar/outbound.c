@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "sidecar/identity.h"
 #include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
 
@@ -254,4 +255,137 @@ void sc_outbound_headers_done(struct sc_stream *s)
 		policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, &d);
 	}
 	sc_stream_apply_faults(s, &d); /* the same hold/abort/forward as inbound */
+}
+
+/* ---- mTLS origination (issue 16; docs/identity.md "How a caller finds a sidecar") -------- */
+
+bool sc_outbound_tls_start(struct sc_up *up)
+{
+	struct sc_conn *c = up->c;
+	struct sc_worker *w = c->w;
+	struct sc_idgen *g;
+	int r;
+
+	if (sc_negcache_has(&w->negcache, &c->updst, uv_now(&w->loop)))
+		return false; /* answered in plaintext less than a minute ago: no sidecar */
+	g = sc_identity_current();
+	if (!g)
+		return false; /* no certificate held: we cannot prove who we are */
+	up->tls = sc_tls_new(g, false);
+	sc_idgen_unref(g);
+	if (!up->tls)
+		return false;
+	r = sc_tls_handshake(up->tls); /* produces the ClientHello */
+	if ((r != SC_TLS_AGAIN && r != SC_TLS_OK) ||
+	    sc_tls_flush_raw(w, (uv_stream_t *)&up->tcp, up->tls, &up->out, sc_up_write_cb) < 0) {
+		metrics_inc(sc_stats.tls_out_fail);
+		sc_up_detach(up, "TLS start failed");
+		sc_conn_flush(c);
+		return true;
+	}
+	return true;
+}
+
+static void tls_out_failed(struct sc_up *up, const char *reason, const char *detail)
+{
+	struct sc_conn *c = up->c;
+	char dst[64];
+
+	metrics_inc(sc_stats.tls_out_fail);
+	if (uv_ip_name((const struct sockaddr *)&c->updst, dst, sizeof(dst)))
+		snprintf(dst, sizeof(dst), "?");
+	/* Never a plaintext retry: a destination that speaks TLS but fails it is an error. */
+	log_warn("tls_handshake_failed",
+		 "outbound mTLS to the destination's sidecar failed; its RPCs get UNAVAILABLE",
+		 "{s:s, s:s, s:s}", "reason", reason, "detail", detail, "destination", dst);
+	sc_up_detach(up, "TLS handshake with the destination failed");
+	sc_conn_flush(c);
+}
+
+/*
+ * Bytes (or EOF / an error, n < 0) from the destination while TLS is set up or running.
+ * Before the handshake completes, the first byte tells: 0x16 (handshake) or 0x15 (alert)
+ * is a TLS server, a sidecar; anything else, or a close before any byte, is a server
+ * without a sidecar that read our ClientHello as a bad HTTP/2 preface (it answers
+ * SETTINGS / GOAWAY, or closes). Only then, and only before a byte of the app's was sent
+ * (the session sends nothing until UP_READY), the session moves to a plaintext
+ * connection and the destination is remembered for SC_NEGCACHE_TTL_MS.
+ */
+void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
+{
+	struct sc_conn *c = up->c;
+	struct sc_worker *w = c->w;
+	int r;
+
+	if (!sc_tls_established(up->tls)) {
+		bool plain = n < 0 ? !up->seen && (n == UV_EOF || n == UV_ECONNRESET)
+				   : !up->seen && d[0] != 0x16 && d[0] != 0x15;
+		if (plain) {
+			metrics_inc(sc_stats.tls_out_plain);
+			sc_negcache_add(&w->negcache, &c->updst, uv_now(&w->loop));
+			log_debug("tls_no_sidecar",
+				  "the destination answered TLS in plaintext: no sidecar there, "
+				  "plaintext for 60 s",
+				  NULL);
+			sc_up_restart_plain(up);
+			sc_conn_flush(c);
+			return;
+		}
+		if (n < 0) {
+			tls_out_failed(up, "closed",
+				       n == UV_EOF ? "the destination closed"
+						   : uv_strerror((int)n));
+			return;
+		}
+		up->seen = true;
+		if (sc_tls_feed(up->tls, d, (size_t)n) != 0) {
+			tls_out_failed(up, "nomem", "");
+			return;
+		}
+		r = sc_tls_handshake(up->tls);
+		if (sc_tls_flush_raw(w, (uv_stream_t *)&up->tcp, up->tls, &up->out,
+				     sc_up_write_cb) < 0) {
+			tls_out_failed(up, "write", "");
+			return;
+		}
+		if (r == SC_TLS_AGAIN)
+			return;
+		if (r < 0) {
+			tls_out_failed(up, sc_tls_strerror(r), sc_tls_detail(up->tls));
+			return;
+		}
+		metrics_inc(sc_stats.tls_out_ok);
+		uv_timer_stop(&up->timer);
+		up->state = UP_READY;
+		c->mtls = true;
+		if (!c->out_peer_id) {
+			const char *p = sc_tls_peer_principal(up->tls);
+			const struct sc_idgen *g = sc_tls_gen(up->tls);
+			size_t pl = strlen(p) + 10;
+			c->out_peer_id = malloc(pl);
+			c->out_self_id = strdup(g->spiffe_id);
+			if (c->out_peer_id)
+				snprintf(c->out_peer_id, pl, "spiffe://%s", p);
+		}
+	} else if (n < 0) {
+		sc_up_detach(up, n == UV_EOF ? "the destination closed the connection"
+					     : uv_strerror((int)n));
+		sc_conn_flush(c);
+		return;
+	} else if (sc_tls_feed(up->tls, d, (size_t)n) != 0) {
+		sc_up_detach(up, "out of memory");
+		sc_conn_flush(c);
+		return;
+	}
+	while (up->c && up->state == UP_READY) {
+		ssize_t m = sc_tls_read(up->tls, w->rbuf, sizeof(w->rbuf));
+		if (m == 0)
+			break;
+		if (m < 0) {
+			sc_up_detach(up, "TLS from the destination ended");
+			break;
+		}
+		sc_up_feed(up, w->rbuf, (size_t)m);
+	}
+	sc_conn_flush(c);
 }

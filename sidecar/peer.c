@@ -55,6 +55,8 @@ const char *sc_peer_strerror(int err)
 		return "oversized";
 	case SC_PEER_E_REPEATED:
 		return "repeated";
+	case SC_PEER_E_MISMATCH:
+		return "mismatch";
 	default:
 		return "malformed";
 	}

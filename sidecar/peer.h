@@ -70,8 +70,9 @@ enum sc_peer_err {
 	SC_PEER_E_MALFORMED = -1, /* not the grammar above, or a bad charset/length */
 	SC_PEER_E_OVERSIZED = -2, /* longer than SC_PEER_VALUE_MAX */
 	SC_PEER_E_REPEATED = -3,  /* the field appeared more than once in one header block */
+	SC_PEER_E_MISMATCH = -4,  /* over mTLS: its namespace or SA is not the certificate's */
 };
-const char *sc_peer_strerror(int err); /* "malformed", "oversized", "repeated" */
+const char *sc_peer_strerror(int err); /* "malformed", "oversized", "repeated", "mismatch" */
 
 /* Charset checks of the three parts (see above). */
 bool sc_peer_valid_ns(const char *s, size_t n);

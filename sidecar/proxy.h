@@ -29,6 +29,7 @@
 #include "sidecar/grpcwire.h"
 #include "sidecar/reload.h"
 #include "sidecar/stats.h"
+#include "sidecar/tls.h"
 
 /* ---- byte chunks ----------------------------------------------------------------- */
 /*
@@ -165,9 +166,14 @@ struct sc_up {
 	struct sc_outbuf out;
 	enum sc_upstate state;
 	int nhandles; /* handles still to be closed before free */
+	/* Outbound mTLS (outbound.c): the handshake runs in UP_CONNECTING; plain: this
+	 * destination has no sidecar, speak plaintext; seen: a byte came back already. */
+	struct sc_tls *tls;
+	bool plain, seen;
 };
 
 /* ---- passthrough (not HTTP/2): one buffer per direction ---------------------------- */
+#define SC_HELLO_MAX 16384 /* = sizeof(sc_pipe.buf): a held ClientHello fits the pipe */
 struct sc_pipe {
 	uv_write_t req;
 	uint8_t buf[16384];
@@ -220,6 +226,14 @@ struct sc_conn {
 	uint64_t pass_gen; /* policy generation the inbound door admitted it under (0: never) */
 	uv_connect_t pcreq;
 	int nhandles;
+	/* Inbound: TLS terminated here (first byte 0x16), mtls once the client's certificate
+	 * verified (its principal: sc_tls_peer_principal). Outbound: mtls once the
+	 * destination's sidecar verified; both SPIFFE IDs kept for the metrics. */
+	struct sc_tls *tls;
+	uint8_t *hello; /* inbound: a TLS ClientHello being read (SC_HELLO_MAX), until decided */
+	size_t nhello;
+	bool mtls;
+	char *out_self_id, *out_peer_id; /* outbound only, owned */
 };
 
 /* ---- a worker: one loop, one listening socket ------------------------------------- */
@@ -246,6 +260,9 @@ struct sc_worker {
 	uint8_t rbuf[65536];
 	uint8_t *obuf; /* assembly buffer for outgoing frames */
 	size_t obuf_cap;
+	uint8_t *tbuf; /* the same, encrypted, for TLS connections */
+	size_t tbuf_cap;
+	struct sc_negcache negcache; /* outbound destinations without a sidecar (tls.h) */
 	struct sc_rng rng;
 	struct sc_snap *snap;
 	struct sc_authn *authn;
@@ -333,5 +350,21 @@ void sc_outbound_headers_done(struct sc_stream *s); /* decide an outbound RPC */
 void sc_outbound_peek_sweep(struct sc_worker *w, uint64_t now);
 /* Close an outbound connection with a TCP reset (its destination refused or timed out). */
 void sc_outbound_reset(struct sc_conn *c);
+/*
+ * An outbound upstream just connected: start TLS to the destination's sidecar when we
+ * hold a certificate and the destination is not known to lack one. Returns true when a
+ * handshake was started (the upstream stays UP_CONNECTING until it completes).
+ */
+bool sc_outbound_tls_start(struct sc_up *up);
+/* Bytes from the destination while up->tls is set (h2conn.c's read callback). */
+void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n);
+
+/* h2conn.c, for outbound.c: send what TLS has produced on a socket (handshake bytes). */
+int sc_tls_flush_raw(struct sc_worker *w, uv_stream_t *h, struct sc_tls *t, struct sc_outbuf *o,
+		     uv_write_cb cb);
+void sc_up_write_cb(uv_write_t *req, int status);
+void sc_up_detach(struct sc_up *up, const char *why);
+/* Reconnect up's session in plaintext on a new socket (a destination without sidecar). */
+void sc_up_restart_plain(struct sc_up *up);
 
 #endif

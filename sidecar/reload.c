@@ -22,6 +22,7 @@
 #include "common/metrics.h"
 #include "sidecar/filestat.h"
 #include "sidecar/gate.h"
+#include "sidecar/identity.h"
 #include "sidecar/stats.h"
 
 #define DEBOUNCE_MS 100
@@ -479,6 +480,14 @@ int sc_reload_policy_route(void *ctx, char **body, size_t *len, const char **cty
 		      st.policy_loaded, "policy", pj, "last_error", st.last_error, "no_policy",
 		      s ? s->no_policy : NULL, "gate", sc_gate_json(s), "identity", id);
 	pthread_mutex_unlock(&st.lock);
+	if (o) {
+		json_t *wi = sc_identity_json();
+		if (wi && json_is_true(json_object_get(wi, "enabled")))
+			json_object_set_new(
+			    wi, "mtlsMode",
+			    json_string(sc_gate_mtls_strict() ? "STRICT" : "PERMISSIVE"));
+		json_object_set_new(o, "workloadIdentity", wi);
+	}
 	if (!o || (ports && json_object_set(o, "inbound_ports", ports) != 0))
 		goto out;
 	*body = json_dumps(o, JSON_INDENT(2));

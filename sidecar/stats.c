@@ -23,11 +23,14 @@ int sc_stats_init(void)
 	static const char *const rq[] = {"reporter",
 					 "source_workload",
 					 "source_namespace",
+					 "source_principal",
 					 "destination_workload",
 					 "destination_namespace",
+					 "destination_principal",
 					 "destination_service",
 					 "grpc_service",
 					 "grpc_method",
+					 "connection_security_policy",
 					 "grpc_code"};
 	static const char *const pm[] = {"reason"};
 	static const char *const fa[] = {"type", "fault"};
@@ -43,9 +46,9 @@ int sc_stats_init(void)
 	if (!s->reg)
 		return -ENOMEM;
 	s->requests = metrics_counter(s->reg, "grpcguard_requests_total",
-				      "gRPC requests seen by the sidecar, by final status", 9, rq);
+				      "gRPC requests seen by the sidecar, by final status", 12, rq);
 	s->duration = metrics_histogram(s->reg, "grpcguard_request_duration_seconds",
-					"Time from request headers to the end of the response", 8,
+					"Time from request headers to the end of the response", 11,
 					rq, metrics_latency_buckets, METRICS_LATENCY_NBUCKETS);
 	s->faults =
 	    metrics_counter(s->reg, "grpcguard_faults_injected_total",
@@ -91,10 +94,12 @@ int sc_stats_init(void)
 	g = metrics_counter(
 	    s->reg, "grpcguard_connections_refused_total",
 	    "Connections refused: not HTTP/2 prior knowledge while passthrough is deny "
-	    "(not_http2), or redirected to a loopback original destination (loopback_dst) or "
-	    "to one that is not the pod's own address (foreign_dst)",
+	    "(not_http2), plaintext under mtls STRICT (plaintext), or redirected to a "
+	    "loopback original destination (loopback_dst) or to one that is not the pod's "
+	    "own address (foreign_dst)",
 	    1, li_reason);
 	s->conns_refused_not_http2 = one(g, "not_http2");
+	s->conns_refused_plaintext = one(g, "plaintext");
 	s->loopback_dst_refused = one(g, "loopback_dst");
 	s->foreign_dst_refused = one(g, "foreign_dst");
 	g = metrics_counter(s->reg, "grpcguard_peer_metadata_invalid_total",
@@ -104,12 +109,32 @@ int sc_stats_init(void)
 	s->peer_malformed = one(g, "malformed");
 	s->peer_oversized = one(g, "oversized");
 	s->peer_repeated = one(g, "repeated");
+	s->peer_mismatch = one(g, "mismatch");
 	g = metrics_counter(s->reg, "grpcguard_metrics_series_overflow_total",
 			    "RPCs counted with the label value \"other\" because "
 			    "grpcguard_requests_total or grpcguard_request_duration_seconds held "
 			    "its series limit",
 			    0, NULL);
 	s->series_overflow = g ? metrics_series(g, NULL) : NULL;
+	{
+		static const char *const hl[] = {"direction", "result"};
+		g = metrics_counter(
+		    s->reg, "grpcguard_tls_handshakes_total",
+		    "mTLS handshakes between sidecars by direction (inbound: we "
+		    "terminate, outbound: we originate) and result (success, failure, "
+		    "no_sidecar: the destination answered in plaintext)",
+		    2, hl);
+		const char *v[5][2] = {{"inbound", "success"},
+				       {"inbound", "failure"},
+				       {"outbound", "success"},
+				       {"outbound", "failure"},
+				       {"outbound", "no_sidecar"}};
+		s->tls_in_ok = g ? metrics_series(g, v[0]) : NULL;
+		s->tls_in_fail = g ? metrics_series(g, v[1]) : NULL;
+		s->tls_out_ok = g ? metrics_series(g, v[2]) : NULL;
+		s->tls_out_fail = g ? metrics_series(g, v[3]) : NULL;
+		s->tls_out_plain = g ? metrics_series(g, v[4]) : NULL;
+	}
 	s->reload_ok = one(s->reloads, "success");
 	s->reload_fail = one(s->reloads, "failure");
 	s->lim_conns = one(s->limits, "max_connections");
@@ -152,7 +177,7 @@ static uint64_t key_hash(const char *p, size_t n)
 /* Label values of one RPC, in the order of rq in sc_stats_init. */
 struct rpc_vals {
 	char svc[256], meth[256], dsvc[SC_PEER_SERVICE_MAX + 1];
-	const char *v[9];
+	const char *v[12];
 };
 
 static void label_values(const struct sc_rpc_labels *l, struct rpc_vals *r)
@@ -175,18 +200,21 @@ static void label_values(const struct sc_rpc_labels *l, struct rpc_vals *r)
 	r->v[0] = l->reporter == SC_REPORTER_SOURCE ? "source" : "destination";
 	r->v[1] = src ? src->workload : SC_PEER_UNKNOWN;
 	r->v[2] = src ? src->ns : SC_PEER_UNKNOWN;
-	r->v[3] = dst ? dst->workload : SC_PEER_UNKNOWN;
-	r->v[4] = dst ? dst->ns : SC_PEER_UNKNOWN;
-	r->v[5] = r->dsvc;
-	r->v[6] = r->svc;
-	r->v[7] = r->meth;
-	r->v[8] = NULL;
+	r->v[3] = l->source_principal ? l->source_principal : SC_PEER_UNKNOWN;
+	r->v[4] = dst ? dst->workload : SC_PEER_UNKNOWN;
+	r->v[5] = dst ? dst->ns : SC_PEER_UNKNOWN;
+	r->v[6] = l->destination_principal ? l->destination_principal : SC_PEER_UNKNOWN;
+	r->v[7] = r->dsvc;
+	r->v[8] = r->svc;
+	r->v[9] = r->meth;
+	r->v[10] = l->mtls ? "mutual_tls" : "none";
+	r->v[11] = NULL;
 }
 
-/* Every label but reporter (and grpc_code in v[8]) becomes "other". */
+/* Every label but reporter (and grpc_code in v[11]) becomes "other". */
 static void fold(const char **v)
 {
-	for (int i = 1; i <= 7; i++)
+	for (int i = 1; i <= 10; i++)
 		v[i] = SC_STATS_OTHER;
 }
 
@@ -200,7 +228,7 @@ static void resolve(struct sc_mcache_ent *e, const struct sc_rpc_labels *l, int 
 	struct rpc_vals r;
 
 	label_values(l, &r);
-	r.v[8] = policy_grpc_status_name(code);
+	r.v[11] = policy_grpc_status_name(code);
 	if (!e->folded) {
 		struct metrics_series *d =
 		    e->dur ? e->dur : metrics_series_bounded(sc_stats.duration, r.v, normal);
@@ -250,6 +278,11 @@ static size_t cache_key(const struct sc_rpc_labels *l, char *k)
 	put_key(k, &n, l->authority ? l->authority : "", l->authority ? l->authority_len : 0,
 		&fits);
 	put_key(k, &n, l->path, l->path_len, &fits);
+	put_key(k, &n, l->source_principal ? l->source_principal : "",
+		l->source_principal ? strlen(l->source_principal) : 0, &fits);
+	put_key(k, &n, l->destination_principal ? l->destination_principal : "",
+		l->destination_principal ? strlen(l->destination_principal) : 0, &fits);
+	put_key(k, &n, l->mtls ? "m" : "", l->mtls ? 1 : 0, &fits);
 	return fits ? n : 0;
 }
 
@@ -295,6 +328,9 @@ void sc_stats_peer_invalid(int err)
 		break;
 	case SC_PEER_E_REPEATED:
 		metrics_inc(sc_stats.peer_repeated);
+		break;
+	case SC_PEER_E_MISMATCH:
+		metrics_inc(sc_stats.peer_mismatch);
 		break;
 	case SC_PEER_OK:
 		break;

@@ -9,7 +9,10 @@
  * source_workload, source_namespace, destination_workload, destination_namespace (this
  * pod's identity on its side; on the other, the peer's exchanged claim or "unknown"),
  * destination_service (the :authority host, sc_peer_service_from_authority), grpc_service,
- * grpc_method, and grpc_code on requests_total. Cardinality is bounded: each of the two
+ * grpc_method, and grpc_code on requests_total. Issue 16: source_principal and
+ * destination_principal (SPIFFE IDs verified by mTLS on that connection, else "unknown":
+ * inbound the caller's certificate and ours, outbound ours and the destination
+ * sidecar's, as Istio reports them) and connection_security_policy (mutual_tls | none). Cardinality is bounded: each of the two
  * families holds at most SC_STATS_MAX_SERIES series; an RPC that would need a new series
  * beyond SC_STATS_MAX_SERIES - SC_STATS_FOLD_RESERVE is counted with the value "other"
  * for every label but reporter and grpc_code, and in grpcguard_metrics_series_overflow_total.
@@ -40,10 +43,13 @@ struct sc_stats {
 	/* gate.c: grpcguard_requests_refused_total{reason}, ..._connections_refused_total */
 	struct metrics_series *refused_path, *refused_method, *refused_scheme;
 	struct metrics_series *refused_authority;
-	struct metrics_series *conns_refused_not_http2;
+	struct metrics_series *conns_refused_not_http2, *conns_refused_plaintext;
+	/* grpcguard_tls_handshakes_total{direction, result}: inbound/outbound x success,
+	 * failure, and outbound no_sidecar (the destination answered in plaintext). */
+	struct metrics_series *tls_in_ok, *tls_in_fail, *tls_out_ok, *tls_out_fail, *tls_out_plain;
 	struct metrics_series *loopback_dst_refused;
 	struct metrics_series *foreign_dst_refused;
-	struct metrics_series *peer_malformed, *peer_oversized, *peer_repeated;
+	struct metrics_series *peer_malformed, *peer_oversized, *peer_repeated, *peer_mismatch;
 	struct metrics_series *series_overflow;
 };
 
@@ -67,10 +73,13 @@ struct sc_rpc_labels {
 	size_t authority_len;
 	const char *path; /* :path as received */
 	size_t path_len;
+	/* mTLS (issue 16): SPIFFE IDs verified on this connection, NULL: "unknown". */
+	const char *source_principal, *destination_principal;
+	bool mtls; /* connection_security_policy mutual_tls, else none */
 };
 
 #define SC_MCACHE_SLOTS 128
-#define SC_MCACHE_KEY 232
+#define SC_MCACHE_KEY 360
 struct sc_mcache_ent {
 	uint64_t hash;
 	unsigned klen;

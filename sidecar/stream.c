@@ -140,8 +140,19 @@ static void count_rpc(struct sc_stream *s, double secs)
 				  .path = (const char *)p.base,
 				  .path_len = p.len};
 
+	char spiffe[SC_PRINCIPAL_MAX + 16];
+
 	if (s->c->outbound)
 		check_peer(s);
+	l.mtls = s->c->mtls;
+	if (s->c->outbound && s->c->mtls) {
+		l.source_principal = s->c->out_self_id;
+		l.destination_principal = s->c->out_peer_id;
+	} else if (s->c->mtls) {
+		snprintf(spiffe, sizeof(spiffe), "spiffe://%s", sc_tls_peer_principal(s->c->tls));
+		l.source_principal = spiffe;
+		l.destination_principal = sc_tls_gen(s->c->tls)->spiffe_id;
+	}
 	if (s->peer_ok) {
 		nghttp2_vec v = nghttp2_rcbuf_get_buf(s->peer_hdr);
 		if (sc_peer_decode(v.base, v.len, &peer) == SC_PEER_OK)
@@ -183,6 +194,17 @@ static void check_peer(struct sc_stream *s)
 		return;
 	v = nghttp2_rcbuf_get_buf(s->peer_hdr);
 	err = s->npeer_hdr > 1 ? SC_PEER_E_REPEATED : sc_peer_decode(v.base, v.len, &id);
+	if (err == SC_PEER_OK && !s->c->outbound && s->c->mtls) {
+		/* Over mTLS the claim is authenticated only as far as the certificate goes:
+		 * its namespace and service account must be the certificate's. */
+		const char *ns, *sa;
+		size_t nsl, sal;
+		if (sc_principal_split(sc_tls_peer_principal(s->c->tls), &ns, &nsl, &sa, &sal) !=
+			0 ||
+		    strlen(id.ns) != nsl || memcmp(id.ns, ns, nsl) != 0 || strlen(id.sa) != sal ||
+		    memcmp(id.sa, sa, sal) != 0)
+			err = SC_PEER_E_MISMATCH;
+	}
 	if (err == SC_PEER_OK) {
 		s->peer_ok = true;
 		return;
@@ -657,6 +679,12 @@ static bool judge(struct sc_stream *s, bool held, struct policy_decision *d,
 	rq.peer = (const struct sockaddr *)&c->peer;
 	rq.labels = s->snap->labels;
 	rq.principal = ar.verdict == SC_AUTHN_OK ? ar.principal : NULL;
+	if (c->mtls) {
+		/* The caller's identity comes from its verified certificate only (tls.c). */
+		rq.peer_principal = sc_tls_peer_principal(c->tls);
+		rq.peer_principal_len = strlen(rq.peer_principal);
+		rq.mtls = true;
+	}
 	rq.claims = ar.verdict == SC_AUTHN_OK ? ar.claims : NULL;
 	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, d);
 	s->strip_header = ar.strip_header;
