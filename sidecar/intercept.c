@@ -47,7 +47,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -170,46 +169,6 @@ static int parse_port_list(const char *flag, const char *s, uint8_t *bm, bool *s
 
 /* ---- the rules ----------------------------------------------------------------- */
 
-struct text {
-	char *data;
-	size_t len, cap;
-	bool oom;
-};
-
-__attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		size_t room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->data ? t->data + t->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		while (cap < t->len + (size_t)n + 1)
-			cap *= 2;
-		char *p = realloc(t->data, cap);
-		if (!p) {
-			t->oom = true;
-			return;
-		}
-		t->data = p;
-		t->cap = cap;
-	}
-}
-
 /*
  * The iptables-restore input for one family (ipv6: for ip6tables-restore; the text is
  * the same, the comment says which). with_jump adds the PREROUTING jump (leave it out
@@ -217,45 +176,43 @@ __attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, co
  */
 static char *render_rules(const struct init_opts *o, bool ipv6, bool with_jump, bool with_out_jump)
 {
-	struct text t = {0};
-	char *out = NULL;
+	char *data = NULL;
+	size_t len = 0;
+	FILE *t = open_memstream(&data, &len);
+	bool bad;
 
-	text_printf(&t, "# grpcguard-sidecar init (%s): inbound TCP -> proxy port %u\n",
-		    ipv6 ? "ip6tables-restore --noflush" : "iptables-restore --noflush",
-		    o->proxy_port);
-	text_printf(&t, "*nat\n:%s - [0:0]\n", CHAIN);
+	if (!t)
+		return NULL;
+	fprintf(t, "# grpcguard-sidecar init (%s): inbound TCP -> proxy port %u\n",
+		ipv6 ? "ip6tables-restore --noflush" : "iptables-restore --noflush", o->proxy_port);
+	fprintf(t, "*nat\n:%s - [0:0]\n", CHAIN);
 	if (o->out.enabled)
-		text_printf(&t, ":%s - [0:0]\n", SC_OUT_CHAIN);
+		fprintf(t, ":%s - [0:0]\n", SC_OUT_CHAIN);
 	if (o->all_ports) {
 		/* Every port but the excluded ones (always the proxy's own ports). */
 		for (unsigned p = 1; p <= 65535; p++) {
 			if (bit_get(o->exclude, p) || p == o->proxy_port)
-				text_printf(&t, "-A %s -p tcp --dport %u -j RETURN\n", CHAIN, p);
+				fprintf(t, "-A %s -p tcp --dport %u -j RETURN\n", CHAIN, p);
 		}
-		text_printf(&t, "-A %s -p tcp -j REDIRECT --to-ports %u\n", CHAIN, o->proxy_port);
+		fprintf(t, "-A %s -p tcp -j REDIRECT --to-ports %u\n", CHAIN, o->proxy_port);
 	} else {
 		for (unsigned p = 1; p <= 65535; p++) {
 			if (bit_get(o->ports, p) && !bit_get(o->exclude, p) && p != o->proxy_port)
-				text_printf(&t,
-					    "-A %s -p tcp --dport %u -j REDIRECT --to-ports %u\n",
-					    CHAIN, p, o->proxy_port);
+				fprintf(t, "-A %s -p tcp --dport %u -j REDIRECT --to-ports %u\n",
+					CHAIN, p, o->proxy_port);
 		}
 	}
 	if (with_jump)
-		text_printf(&t, "-A PREROUTING -p tcp -j %s\n", CHAIN);
+		fprintf(t, "-A PREROUTING -p tcp -j %s\n", CHAIN);
 	/* Outbound capture: same table, same transaction. */
-	out = sc_outrules_render(&o->out, ipv6, with_out_jump);
-	if (!out)
-		t.oom = true;
-	else
-		text_printf(&t, "%s", out);
-	free(out);
-	text_printf(&t, "COMMIT\n");
-	if (t.oom) {
-		free(t.data);
+	sc_outrules_render(&o->out, ipv6, with_out_jump, t);
+	fprintf(t, "COMMIT\n");
+	bad = ferror(t) != 0;
+	if (fclose(t) != 0 || bad) {
+		free(data);
 		return NULL;
 	}
-	return t.data;
+	return data;
 }
 
 /*
@@ -698,22 +655,30 @@ out:
 /* The listed ports as "8080,9090" (or "*"), for the log. New string or NULL. */
 static char *ports_summary(const struct init_opts *o)
 {
-	struct text t = {0};
+	char *data = NULL;
+	size_t len = 0;
+	FILE *t = open_memstream(&data, &len);
+	bool bad;
 
+	if (!t)
+		return NULL;
 	if (o->all_ports) {
-		text_printf(&t, "*");
+		fputs("*", t);
 	} else {
+		bool first = true;
 		for (unsigned p = 1; p <= 65535; p++) {
-			if (bit_get(o->ports, p) && !bit_get(o->exclude, p) && p != o->proxy_port)
-				text_printf(&t, "%s%u", t.len ? "," : "", p);
+			if (bit_get(o->ports, p) && !bit_get(o->exclude, p) && p != o->proxy_port) {
+				fprintf(t, "%s%u", first ? "" : ",", p);
+				first = false;
+			}
 		}
-		text_printf(&t, "%s", "");
 	}
-	if (t.oom) {
-		free(t.data);
+	bad = ferror(t) != 0;
+	if (fclose(t) != 0 || bad) {
+		free(data);
 		return NULL;
 	}
-	return t.data;
+	return data;
 }
 
 static void init_usage(FILE *f)

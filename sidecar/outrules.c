@@ -20,7 +20,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,55 +83,19 @@ int sc_outrules_parse_cidrs(struct sc_outrules *o, const char *list, char *err, 
 	return 0;
 }
 
-struct out_text {
-	char *data;
-	size_t len, cap;
-	bool oom;
-};
-
-__attribute__((format(printf, 2, 3))) static void add(struct out_text *t, const char *fmt, ...)
+void sc_outrules_render(const struct sc_outrules *o, bool ipv6, bool with_jump, FILE *t)
 {
-	va_list ap;
-	char line[160];
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (t->oom || n < 0 || (size_t)n >= sizeof(line)) {
-		t->oom = true;
-		return;
-	}
-	if (t->len + (size_t)n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		while (cap < t->len + (size_t)n + 1)
-			cap *= 2;
-		char *p = realloc(t->data, cap);
-		if (!p) {
-			t->oom = true;
-			return;
-		}
-		t->data = p;
-		t->cap = cap;
-	}
-	memcpy(t->data + t->len, line, (size_t)n + 1);
-	t->len += (size_t)n;
-}
-
-char *sc_outrules_render(const struct sc_outrules *o, bool ipv6, bool with_jump)
-{
-	struct out_text t = {0};
 	const char *c = SC_OUT_CHAIN;
 
 	if (!o->enabled)
-		return strdup("");
-	add(&t, "-A %s -m owner --uid-owner %u -j RETURN\n", c, o->uid);
-	add(&t, "-A %s -o lo -j RETURN\n", c);
-	add(&t, "-A %s -d %s -j RETURN\n", c, ipv6 ? "::1/128" : "127.0.0.0/8");
-	add(&t, "-A %s -p tcp --dport 53 -j RETURN\n", c);
+		return;
+	fprintf(t, "-A %s -m owner --uid-owner %u -j RETURN\n", c, o->uid);
+	fprintf(t, "-A %s -o lo -j RETURN\n", c);
+	fprintf(t, "-A %s -d %s -j RETURN\n", c, ipv6 ? "::1/128" : "127.0.0.0/8");
+	fprintf(t, "-A %s -p tcp --dport 53 -j RETURN\n", c);
 	for (unsigned p = 1; p <= 65535; p++) {
 		if (p != 53 && (o->exclude_ports[p / 8] & (1u << (p % 8))))
-			add(&t, "-A %s -p tcp --dport %u -j RETURN\n", c, p);
+			fprintf(t, "-A %s -p tcp --dport %u -j RETURN\n", c, p);
 	}
 	for (size_t i = 0; i < o->ncidrs; i++) {
 		const struct policy_cidr *k = &o->cidrs[i];
@@ -142,14 +105,9 @@ char *sc_outrules_render(const struct sc_outrules *o, bool ipv6, bool with_jump)
 			continue;
 		if (!inet_ntop(k->family, k->addr, addr, sizeof(addr)))
 			continue;
-		add(&t, "-A %s -d %s/%u -j RETURN\n", c, addr, k->prefix_len);
+		fprintf(t, "-A %s -d %s/%u -j RETURN\n", c, addr, k->prefix_len);
 	}
-	add(&t, "-A %s -p tcp -j REDIRECT --to-ports %u\n", c, o->port);
+	fprintf(t, "-A %s -p tcp -j REDIRECT --to-ports %u\n", c, o->port);
 	if (with_jump)
-		add(&t, "-A OUTPUT -p tcp -j %s\n", c);
-	if (t.oom) {
-		free(t.data);
-		return NULL;
-	}
-	return t.data;
+		fprintf(t, "-A OUTPUT -p tcp -j %s\n", c);
 }

@@ -8,6 +8,7 @@
 #define GRPCGUARD_SC_OUTRULES_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,8 +42,8 @@ int sc_outrules_parse_cidrs(struct sc_outrules *o, const char *list, char *err, 
  * SC_OUT_CHAIN with the others): RETURN for the proxy's uid, loopback (-o lo and
  * 127.0.0.0/8 or ::1), TCP port 53, the excluded ports and this family's excluded CIDRs,
  * then REDIRECT to o->port; with_jump adds "-A OUTPUT -p tcp -j GRPCGUARD_OUTBOUND".
- * Returns a new string, "" when disabled, NULL on ENOMEM.
+ * Written to t (nothing when disabled); a write error shows in ferror(t).
  */
-char *sc_outrules_render(const struct sc_outrules *o, bool ipv6, bool with_jump);
+void sc_outrules_render(const struct sc_outrules *o, bool ipv6, bool with_jump, FILE *t);
 
 #endif
