@@ -72,40 +72,37 @@ static bool warn_allowed(struct sc_worker *w)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-static int obuf_reserve(struct sc_worker *w, size_t need)
+/*
+ * Grow the worker's buffer *buf (capacity *cap, first allocation `first` bytes, doubling)
+ * to hold need bytes. Returns 0 or -ENOMEM (the buffer unchanged).
+ */
+static int buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t first)
 {
 	uint8_t *nb;
-	size_t cap;
+	size_t ncap;
 
-	if (need <= w->obuf_cap)
+	if (need <= *cap)
 		return 0;
-	cap = w->obuf_cap ? w->obuf_cap : 65536;
-	while (cap < need)
-		cap *= 2;
-	nb = realloc(w->obuf, cap);
+	ncap = *cap ? *cap : first;
+	while (ncap < need)
+		ncap *= 2;
+	nb = realloc(*buf, ncap);
 	if (!nb)
 		return -ENOMEM;
-	w->obuf = nb;
-	w->obuf_cap = cap;
+	*buf = nb;
+	*cap = ncap;
 	return 0;
+}
+
+/* The assembly buffer for outgoing frames, and the one for their TLS records. */
+static int obuf_reserve(struct sc_worker *w, size_t need)
+{
+	return buf_reserve(&w->obuf, &w->obuf_cap, need, 65536);
 }
 
 static int tbuf_reserve(struct sc_worker *w, size_t need)
 {
-	uint8_t *nb;
-	size_t cap;
-
-	if (need <= w->tbuf_cap)
-		return 0;
-	cap = w->tbuf_cap ? w->tbuf_cap : 16384;
-	while (cap < need)
-		cap *= 2;
-	nb = realloc(w->tbuf, cap);
-	if (!nb)
-		return -ENOMEM;
-	w->tbuf = nb;
-	w->tbuf_cap = cap;
-	return 0;
+	return buf_reserve(&w->tbuf, &w->tbuf_cap, need, 16384);
 }
 
 /*
