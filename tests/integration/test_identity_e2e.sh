@@ -270,7 +270,11 @@ done
 wm=$(whmetrics) || die "webhook /metrics"
 [ "$(sum '^grpcguard_certificates_issued_total$' <<<"$wm")" = 3 ] ||
 	die "the webhook issued $(sum '^grpcguard_certificates_issued_total$' <<<"$wm") certificates, want 3 (one per sidecar)"
-[ "$(sum '^grpcguard_certify_failures_total' <<<"$wm")" = 0 ] ||
+# With --threads 2 the webhook lets one TokenReview run at a time (docs/identity.md); a
+# sidecar that arrives meanwhile gets 503 busy and retries after about a second. That is
+# the only refusal allowed here.
+busy=$(sum '^grpcguard_certify_failures_total\{reason="busy"\}' <<<"$wm")
+[ "$(sum '^grpcguard_certify_failures_total' <<<"$wm")" = "$busy" ] ||
 	die "certify failures: $(grep '^grpcguard_certify_failures_total' <<<"$wm")"
 issued=$(grep '"certificate_issued"' "$tmp/webhook.log" | grep -o 'spiffe://[^"]*' | sort | tr '\n' ' ')
 [ "$issued" = "spiffe://cluster.local/ns/demo/sa/client spiffe://cluster.local/ns/demo/sa/intruder spiffe://cluster.local/ns/demo/sa/server " ] ||
@@ -280,7 +284,7 @@ issued=$(grep '"certificate_issued"' "$tmp/webhook.log" | grep -o 'spiffe://[^"]
 for t in "$tmp"/[csi]/token; do
 	! grep -qF "$(cat "$t")" "$tmp/webhook.log" "$tmp"/sidecar-*.log || die "a token appears in a log"
 done
-echo "  webhook: 3 issued (client, intruder, server), 0 refused; stand-in: 3 tokens reviewed"
+echo "  webhook: 3 issued (client, intruder, server), $busy refused busy and retried; stand-in: 3 tokens reviewed"
 
 echo "== PERMISSIVE: only the client's identity is allowed"
 for i in 1 2 3; do expect_call OK "$NS_C" server:8080 from-client-$i; done

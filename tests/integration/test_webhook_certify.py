@@ -2,8 +2,9 @@
 the real webhook over HTTPS, real CSRs made by `openssl req`, certificates checked with
 `openssl verify` and `openssl x509`.
 
-No kube-apiserver runs here, so TokenReview goes to a STAND-IN: a minimal HTTPS server in
-this test (http.server over TLS with a certificate from grpcguard-certgen) that answers
+No kube-apiserver runs here, so TokenReview goes to a STAND-IN: a minimal HTTPS server
+(tests/lib/py/tokenreview_standin.py, shared with test_identity_e2e.sh; http.server over
+TLS with a certificate from grpcguard-certgen) that answers
 POST /apis/authentication.k8s.io/v1/tokenreviews for tokens it minted itself, the way the
 API server does: unknown, expired or other-audience tokens get authenticated: false;
 known ones get the user and the audiences they were minted for. It also insists on the
