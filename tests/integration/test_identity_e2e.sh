@@ -22,9 +22,10 @@
 # Checked: each sidecar's /policy names the SPIFFE ID of its token; the webhook issued
 # exactly three certificates (one per sidecar), each for the identity the stand-in
 # vouched for; the client's calls are OK and the server counts them with the client's
-# source_principal over mutual_tls; intruder A (mTLS, sa intruder) gets PERMISSION_DENIED;
-# intruder B (plaintext) gets PERMISSION_DENIED, also when it forges x-grpcguard-peer
-# claiming sa=client; after `mtls: {mode: STRICT}` arrives by an atomic rename of the
+# source_principal over mutual_tls, and a byte capture on their veth sees no gRPC in clear
+# (while one on intruder B's veth does see its plaintext call); intruder A (mTLS, sa
+# intruder) gets PERMISSION_DENIED; intruder B (plaintext) gets PERMISSION_DENIED, also
+# when it forges x-grpcguard-peer claiming sa=client; after `mtls: {mode: STRICT}` arrives by an atomic rename of the
 # policy file (no restart), intruder B is refused at the connection (UNAVAILABLE,
 # counted reason="plaintext"), forged header or not, while the client still works.
 # Everything created is removed on exit, by PID and netns name.
@@ -287,6 +288,34 @@ done
 echo "  webhook: 3 issued (client, intruder, server), $busy refused busy and retried; stand-in: 3 tokens reviewed"
 
 echo "== PERMISSIVE: only the client's identity is allowed"
+cat >"$tmp/capture.py" <<'EOF'
+# Raw capture on one interface for N seconds; prints how many frames carried NEEDLE.
+import socket, sys, time
+ifname, secs, needle = sys.argv[1], float(sys.argv[2]), sys.argv[3].encode()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((ifname, 0))
+s.settimeout(0.2)
+end, hits, frames = time.time() + secs, 0, 0
+print("ready", flush=True)
+while time.time() < end:
+    try:
+        d = s.recv(65535)
+    except socket.timeout:
+        continue
+    frames += 1
+    hits += needle in d or b"helloworld.Greeter" in d
+print(hits, frames, flush=True)
+EOF
+# A byte capture on the client-server veth (must see no gRPC in clear) and, as the control
+# that the capture works, on intruder B's veth (must see its plaintext call).
+in_s "$PYTHON" "$tmp/capture.py" "$V_SC" 4 from-client >"$tmp/cap-cs.txt" 2>&1 &
+cap1=$!
+pids+=($cap1)
+in_s "$PYTHON" "$tmp/capture.py" "$V_SB" 4 from-intruder-b >"$tmp/cap-bs.txt" 2>&1 &
+cap2=$!
+pids+=($cap2)
+wait_until 5 grep -q ready "$tmp/cap-cs.txt" && wait_until 5 grep -q ready "$tmp/cap-bs.txt" ||
+	die "capture did not start"
 for i in 1 2 3; do expect_call OK "$NS_C" server:8080 from-client-$i; done
 [ "$(logged server from-client-3)" = 1 ] || die "the client's call did not reach the server app"
 edge='source_principal="spiffe://cluster.local/ns/demo/sa/client",.*destination_principal="spiffe://cluster.local/ns/demo/sa/server",.*connection_security_policy="mutual_tls",grpc_code="OK"'
@@ -303,6 +332,13 @@ expect_call PERMISSION_DENIED "$NS_B" "$IP_SB:8080" forged-b \
 for n in from-intruder-a from-intruder-b forged-b; do
 	[ "$(logged server $n)" = 0 ] || die "the denied call $n reached the server app"
 done
+wait "$cap1" "$cap2"
+read -r hits frames < <(tail -n 1 "$tmp/cap-cs.txt")
+[ "$frames" -gt 10 ] || die "the capture between client and server saw only $frames frames"
+[ "$hits" = 0 ] || die "$hits frames between the two sidecars carried plaintext gRPC"
+read -r bhits bframes < <(tail -n 1 "$tmp/cap-bs.txt")
+[ "$bhits" -ge 1 ] || die "the capture did not see intruder B's plaintext call ($bframes frames): the check proves nothing"
+echo "  wire client<->server: $frames frames, no plaintext gRPC; intruder B's veth: $bhits frames in clear"
 echo "  client OK over mutual_tls; intruder A (sa intruder, mTLS) and B (plaintext, forged claim or not) denied"
 
 echo "== STRICT by an atomic rename of the policy file (no restart)"
