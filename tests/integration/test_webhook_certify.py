@@ -2,8 +2,9 @@
 the real webhook over HTTPS, real CSRs made by `openssl req`, certificates checked with
 `openssl verify` and `openssl x509`.
 
-No kube-apiserver runs here, so TokenReview goes to a STAND-IN: a minimal HTTPS server in
-this test (http.server over TLS with a certificate from grpcguard-certgen) that answers
+No kube-apiserver runs here, so TokenReview goes to a STAND-IN: a minimal HTTPS server
+(tests/lib/py/tokenreview_standin.py, shared with test_identity_e2e.sh; http.server over
+TLS with a certificate from grpcguard-certgen) that answers
 POST /apis/authentication.k8s.io/v1/tokenreviews for tokens it minted itself, the way the
 API server does: unknown, expired or other-audience tokens get authenticated: false;
 known ones get the user and the audiences they were minted for. It also insists on the
@@ -34,91 +35,22 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib", "py"))
 from gg_testlib import (GG_ROOT, Proc, certgen, check, fail, free_port, program,  # noqa: E402
                         timeout_scale)
+from tokenreview_standin import StandIn, serve  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="gg-certify-")
 WEBHOOK_SA_TOKEN = "webhook-sa-" + secrets.token_hex(8)
 
 
-# ---- the stand-in TokenReview server ---------------------------------------------------
-
-class StandIn:
-    """Mints tokens and answers TokenReview for them (nothing else)."""
-
-    def __init__(self):
-        self.tokens = {}   # token -> (username, audiences, exp, honour_audiences)
-        self.reviews = []  # spec of every review received
-        self.bad_callers = 0
-
-    def mint(self, user, audiences=("grpcguard",), ttl=3600, honour_audiences=True):
-        tok = "eyJhbGciOiJSUzI1NiJ9." + base64.urlsafe_b64encode(
-            secrets.token_bytes(24)).decode().rstrip("=") + ".sig" + secrets.token_hex(8)
-        self.tokens[tok] = (user, list(audiences), time.time() + ttl, honour_audiences)
-        return tok
-
-    def review(self, spec):
-        self.reviews.append(spec)
-        tok = spec.get("token")
-        want = spec.get("audiences") or []
-        if tok not in self.tokens:
-            return {"authenticated": False, "error": "invalid bearer token"}
-        user, auds, exp, honour = self.tokens[tok]
-        if time.time() > exp:
-            return {"authenticated": False, "error": "token has expired"}
-        if honour:
-            both = [a for a in auds if a in want]
-            if want and not both:
-                return {"authenticated": False,
-                        "error": "token audiences %s is invalid for the target audiences %s"
-                        % (auds, want)}
-            got = both or auds
-        else:
-            got = auds  # an API server that ignores spec.audiences
-        return {"authenticated": True, "audiences": got,
-                "user": {"username": user, "uid": "u-1", "groups": ["system:serviceaccounts"]}}
-
+# ---- the stand-in TokenReview server (tests/lib/py/tokenreview_standin.py) --------------
 
 standin = StandIn()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(n)
-        if self.path == "/slow":
-            time.sleep(2)  # an API server that hangs; then 404
-        if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
-            self.send_response(404)
-            self.end_headers()
-            return
-        if self.headers.get("Authorization") != "Bearer " + WEBHOOK_SA_TOKEN:
-            standin.bad_callers += 1
-            self.send_response(401)
-            self.end_headers()
-            return
-        req = json.loads(body)
-        out = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                          "spec": req.get("spec", {}),
-                          "status": standin.review(req.get("spec", {}))}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
 
 
 def start_standin():
     d = os.path.join(tmp, "apiserver")
     os.makedirs(d)
     ca, cert, key = certgen(d, service="kubernetes", namespace="default")
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, ca
+    return serve(standin, WEBHOOK_SA_TOKEN, "127.0.0.1", 0, cert, key), ca
 
 
 # ---- keys, CSRs, the identity CA -------------------------------------------------------
