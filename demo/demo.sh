@@ -9,17 +9,22 @@
 #      REDIRECT, outbound capture), a sidecar in each as uid 1337 with the env and labels
 #      the injector gives it, Prometheus on the node scraping both, and a client calling
 #      SayHello on server:8080 every 2 s with a 4 s deadline, through both sidecars
+#      Workload identity: an identity CA, the webhook's /v1/certify (a second replica on the
+#      node, identity.enabled, TokenReview answered by a stand-in), a third pod "other"
+#      (sa other, a sidecar too); each sidecar gets its certificate before /readyz
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
 #      delay fault -> DEADLINE_EXCEEDED, and the caller's view of it from Prometheus
 #      (reporter="source", duration = the deadline); a client-side delay (destinations)
 #      that never reaches the server's sidecar; DENY -> PERMISSION_DENIED, a broken policy
 #      (the webhook refuses it, the sidecars keep the last good one), ALLOW naming another
-#      method -> PERMISSION_DENIED, empty policy -> OK again
+#      method -> PERMISSION_DENIED, an ALLOW naming only cluster.local/ns/demo/sa/client ->
+#      the client OK over mTLS, the other pod PERMISSION_DENIED (with the principals the
+#      server's sidecar counted), empty policy -> OK again
 #   6. each sidecar's metrics as a table, one reporter each (no call counted twice)
 #   7. the service graph from Prometheus (grpcguard-graph: text, SVG, PNG), then
 #      everything started here is stopped
 #   Loopback mode (not root, or no netns/iptables) keeps one sidecar and skips the
-#   caller's sidecar, Prometheus and the graph, and says so.
+#   caller's sidecar, workload identity, Prometheus and the graph, and says so.
 #
 # Environment: GG_BIN (programs, default build/), PYTHON (default /usr/bin/python3),
 # DEMO_FAST=1 (short waits, for CI), DEMO_MODE=netns|loopback (default: netns when this
@@ -264,8 +269,8 @@ if [ -s "$W/reviews/pod-again.json" ]; then
 fi
 
 # ---- 4. two pods on one machine -----------------------------------------------------
-step "4/7  A server pod and a client pod, each with its sidecar"
 if [ "$MODE" = netns ]; then
+	step "4/7  A server pod, a client pod and an \"other\" pod, each with its sidecar and workload certificate"
 	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI") NODE=(ip netns exec "$NS_NODE")
 	APP_PORT=8080 PROXY_LISTEN='[::]:15006' UPSTREAM=original-dst ADMIN=127.0.0.1:15020
 	TARGET=server:8080
@@ -309,6 +314,7 @@ if [ "$MODE" = netns ]; then
 	done
 	say "netns $NS_SRV (10.99.9.2), $NS_CLI (10.99.9.1) and $NS_OTH (10.99.9.3), namespace demo, on a bridge in $NS_NODE (10.99.9.254)"
 else
+	step "4/7  A server pod with its sidecar, called from this machine"
 	SRV=() CLI=() NODE=()
 	APP_PORT=$((PORT_BASE + 8)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
 	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 7)) TARGET=$PROXY_LISTEN
@@ -886,7 +892,7 @@ cleanup
 trap - EXIT
 if [ "$FAILED" = 0 ]; then
 	if [ -n "$PROM_URL" ]; then
-		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
+		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, an ALLOW by workload identity over mTLS, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
 	else
 		printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
 	fi
