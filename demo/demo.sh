@@ -472,7 +472,7 @@ print("%s, certificate until %s" % (w["spiffeId"], w["notAfter"]))' "$out" 2>/de
 }
 [ "$MODE" = netns ] && identity_line server "${SRV[@]}"
 
-CSC_PID= OSC_PID=
+CSC_PID='' OSC_PID=''
 PROM_URL='' PROM_PID=''
 if [ "$MODE" = netns ]; then
 	# The client pod: injected too. Its init captures the app's outgoing TCP (nat OUTPUT ->
