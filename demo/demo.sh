@@ -9,17 +9,22 @@
 #      REDIRECT, outbound capture), a sidecar in each as uid 1337 with the env and labels
 #      the injector gives it, Prometheus on the node scraping both, and a client calling
 #      SayHello on server:8080 every 2 s with a 4 s deadline, through both sidecars
+#      Workload identity: an identity CA, the webhook's /v1/certify (a second replica on the
+#      node, identity.enabled, TokenReview answered by a stand-in), a third pod "other"
+#      (sa other, a sidecar too); each sidecar gets its certificate before /readyz
 #   5. policy changes the way a ConfigMap update reaches a pod (`..data` symlink swap):
 #      delay fault -> DEADLINE_EXCEEDED, and the caller's view of it from Prometheus
 #      (reporter="source", duration = the deadline); a client-side delay (destinations)
 #      that never reaches the server's sidecar; DENY -> PERMISSION_DENIED, a broken policy
 #      (the webhook refuses it, the sidecars keep the last good one), ALLOW naming another
-#      method -> PERMISSION_DENIED, empty policy -> OK again
+#      method -> PERMISSION_DENIED, an ALLOW naming only cluster.local/ns/demo/sa/client ->
+#      the client OK over mTLS, the other pod PERMISSION_DENIED (with the principals the
+#      server's sidecar counted), empty policy -> OK again
 #   6. each sidecar's metrics as a table, one reporter each (no call counted twice)
 #   7. the service graph from Prometheus (grpcguard-graph: text, SVG, PNG), then
 #      everything started here is stopped
 #   Loopback mode (not root, or no netns/iptables) keeps one sidecar and skips the
-#   caller's sidecar, Prometheus and the graph, and says so.
+#   caller's sidecar, workload identity, Prometheus and the graph, and says so.
 #
 # Environment: GG_BIN (programs, default build/), PYTHON (default /usr/bin/python3),
 # DEMO_FAST=1 (short waits, for CI), DEMO_MODE=netns|loopback (default: netns when this
@@ -50,8 +55,8 @@ fi
 WH_HOST=grpcguard-webhook.grpcguard-system.svc
 WH_PORT=$PORT_BASE
 TAG="ggdemo-$$"
-NS_SRV="$TAG-server" NS_CLI="$TAG-client" NS_NODE="$TAG-node"
-ETC_NETNS= # /etc/netns/<client ns>, the client pod's /etc/hosts
+NS_SRV="$TAG-server" NS_CLI="$TAG-client" NS_NODE="$TAG-node" NS_OTH="$TAG-other"
+ETC_NETNS= # /etc/netns/<pod ns> directories (the pods' /etc/hosts), space-separated
 W= # work directory
 PIDS=() NETNS=() FAILED=0 CLEANED=0 INTERRUPTED=0 CLIENT_PID=
 declare -A NAME_OF=()
@@ -113,7 +118,7 @@ cleanup() {
 		# non-zero when they find a leak or an error). After Ctrl-C they may have
 		# stopped on their own SIGINT, or been caught before their handlers were set.
 		[ "$INTERRUPTED" = 1 ] && continue
-		case "${NAME_OF[$pid]:-}" in webhook | sidecar | client-sidecar)
+		case "${NAME_OF[$pid]:-}" in webhook | issuer-webhook | sidecar | client-sidecar | other-sidecar)
 			if [ -z "${termed[$pid]:-}" ]; then
 				bad "${NAME_OF[$pid]} (pid $pid) had exited before the end, status $rc"
 			else
@@ -127,7 +132,8 @@ cleanup() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
-	[ -n "$ETC_NETNS" ] && rm -rf "$ETC_NETNS"
+	# shellcheck disable=SC2086 # a list of /etc/netns/ggdemo-* paths without spaces
+	[ -n "$ETC_NETNS" ] && rm -rf $ETC_NETNS
 	[ "$FAILED" = 1 ] && dump_logs
 	if [ -n "$W" ] && [ -d "$W" ]; then
 		if [ "${DEMO_KEEP:-0}" = 1 ]; then
@@ -263,12 +269,12 @@ if [ -s "$W/reviews/pod-again.json" ]; then
 fi
 
 # ---- 4. two pods on one machine -----------------------------------------------------
-step "4/7  A server pod and a client pod, each with its sidecar"
 if [ "$MODE" = netns ]; then
+	step "4/7  A server pod, a client pod and an \"other\" pod, each with its sidecar and workload certificate"
 	SRV=(ip netns exec "$NS_SRV") CLI=(ip netns exec "$NS_CLI") NODE=(ip netns exec "$NS_NODE")
 	APP_PORT=8080 PROXY_LISTEN='[::]:15006' UPSTREAM=original-dst ADMIN=127.0.0.1:15020
 	TARGET=server:8080
-	for ns in "$NS_NODE" "$NS_SRV" "$NS_CLI"; do
+	for ns in "$NS_NODE" "$NS_SRV" "$NS_CLI" "$NS_OTH"; do
 		ip netns add "$ns" || die "ip netns add $ns failed"
 		NETNS+=("$ns")
 	done
@@ -278,7 +284,9 @@ if [ "$MODE" = netns ]; then
 	ip -n "$NS_NODE" link add br0 type bridge &&
 		ip -n "$NS_NODE" link add vcli type veth peer name eth0 netns "$NS_CLI" &&
 		ip -n "$NS_NODE" link add vsrv type veth peer name eth0 netns "$NS_SRV" &&
-		ip -n "$NS_NODE" link set vcli master br0 && ip -n "$NS_NODE" link set vsrv master br0 ||
+		ip -n "$NS_NODE" link add voth type veth peer name eth0 netns "$NS_OTH" &&
+		ip -n "$NS_NODE" link set vcli master br0 && ip -n "$NS_NODE" link set vsrv master br0 &&
+		ip -n "$NS_NODE" link set voth master br0 ||
 		die "cannot create the bridge and veth pairs"
 	ip -n "$NS_NODE" addr add 10.99.9.254/24 dev br0 &&
 		ip -n "$NS_CLI" addr add 10.99.9.1/24 dev eth0 && ip -n "$NS_SRV" addr add 10.99.9.2/24 dev eth0 &&
@@ -286,13 +294,27 @@ if [ "$MODE" = netns ]; then
 		ip -n "$NS_CLI" link set lo up && ip -n "$NS_NODE" link set br0 up && ip -n "$NS_NODE" link set vcli up &&
 		ip -n "$NS_NODE" link set vsrv up && ip -n "$NS_CLI" link set eth0 up &&
 		ip -n "$NS_SRV" link set eth0 up || die "network setup failed"
+	# The third pod, "other": same namespace, another service account, a sidecar too.
+	ip -n "$NS_OTH" addr add 10.99.9.3/24 dev eth0 && ip -n "$NS_OTH" link set lo up &&
+		ip -n "$NS_OTH" link set eth0 up && ip -n "$NS_NODE" link set voth up ||
+		die "network setup of the other pod failed"
 	# The client pod resolves the Service name the way a pod does (ip netns exec mounts
 	# /etc/netns/<ns>/hosts over /etc/hosts): its calls carry :authority server:8080.
-	ETC_NETNS="/etc/netns/$NS_CLI" && mkdir -p "$ETC_NETNS" &&
-		printf '127.0.0.1 localhost\n10.99.9.2 server server.demo server.demo.svc server.demo.svc.cluster.local\n' \
-			>"/etc/netns/$NS_CLI/hosts" || die "cannot write /etc/netns/$NS_CLI/hosts"
-	say "netns $NS_SRV (10.99.9.2) and $NS_CLI (10.99.9.1), namespace demo, on a bridge in $NS_NODE (10.99.9.254)"
+	# Every pod also finds the webhook's Service (its second replica, on the node: identity).
+	# The node resolves the stand-in API server's name (the webhook's TokenReview).
+	ETC_NETNS+=" /etc/netns/$NS_NODE"
+	mkdir -p "/etc/netns/$NS_NODE" &&
+		printf '127.0.0.1 localhost kubernetes.default.svc\n' >"/etc/netns/$NS_NODE/hosts" ||
+		die "cannot write /etc/netns/$NS_NODE/hosts"
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_OTH"; do
+		ETC_NETNS+=" /etc/netns/$ns"
+		mkdir -p "/etc/netns/$ns" &&
+			printf '127.0.0.1 localhost\n10.99.9.2 server server.demo server.demo.svc server.demo.svc.cluster.local\n10.99.9.254 %s\n' \
+				"$WH_HOST" >"/etc/netns/$ns/hosts" || die "cannot write /etc/netns/$ns/hosts"
+	done
+	say "netns $NS_SRV (10.99.9.2), $NS_CLI (10.99.9.1) and $NS_OTH (10.99.9.3), namespace demo, on a bridge in $NS_NODE (10.99.9.254)"
 else
+	step "4/7  A server pod with its sidecar, called from this machine"
 	SRV=() CLI=() NODE=()
 	APP_PORT=$((PORT_BASE + 8)) PROXY_LISTEN=127.0.0.1:$((PORT_BASE + 6))
 	UPSTREAM=127.0.0.1:$APP_PORT ADMIN=127.0.0.1:$((PORT_BASE + 7)) TARGET=$PROXY_LISTEN
@@ -330,6 +352,56 @@ started app "$APP_PID"
 up "the greeter server" "$APP_PID" 15 grep -q listening "$W/logs/app.log"
 say "app: greeter server on :$APP_PORT (pid $APP_PID, python grpcio)"
 
+# Workload identity (netns mode): an identity CA, the webhook's /v1/certify (a second
+# replica of the same webhook, on the node where the pods reach its Service name), the
+# pods' projected ServiceAccount tokens, and a stand-in for the API server's TokenReview.
+ID_ARGS=()
+if [ "$MODE" = netns ]; then
+	say "workload identity: an identity CA and the webhook's POST /v1/certify for the pods"
+	say "\$ grpcguard-certgen --identity-ca --out \$W/identity-ca"
+	"$BIN/grpcguard-certgen" --identity-ca --out "$W/identity-ca" >>"$W/logs/certgen.log" 2>&1 ||
+		die "grpcguard-certgen --identity-ca failed"
+	"$BIN/grpcguard-certgen" --service kubernetes --namespace default --out "$W/apiserver" \
+		>>"$W/logs/certgen.log" 2>&1 || die "grpcguard-certgen for the stand-in API server failed"
+	# Tokens as the kubelet projects them (audience grpcguard), one per service account,
+	# readable by uid 1337; the webhook's own ServiceAccount token authenticates its reviews.
+	mkdir -p "$W/tokens" && chmod 755 "$W/tokens"
+	printf '{' >"$W/tokens.json"
+	for sa in server client other webhook; do
+		tok="eyJhbGciOiJSUzI1NiJ9.$(openssl rand -hex 24).$(openssl rand -hex 16)"
+		mkdir -p "$W/tokens/$sa" && printf '%s\n' "$tok" >"$W/tokens/$sa/token" &&
+			chmod 755 "$W/tokens/$sa" && chmod 644 "$W/tokens/$sa/token" || die "cannot write the $sa token"
+		[ $sa = webhook ] || printf '"%s": "system:serviceaccount:demo:%s",' "$tok" "$sa" >>"$W/tokens.json"
+	done
+	sed -i 's/,$/}/' "$W/tokens.json"
+	say "no kube-apiserver runs here: a STAND-IN answers TokenReview for the tokens the demo minted (sa server, client, other)"
+	"${NODE[@]}" "$PYTHON" -u "$HELPER" tokenreview --listen 127.0.0.1:6443 --cert "$W/apiserver/tls.crt" \
+		--key "$W/apiserver/tls.key" --tokens "$W/tokens.json" --caller-token "$W/tokens/webhook/token" \
+		>"$W/logs/tokenreview.log" 2>&1 &
+	started tokenreview $!
+	up "the stand-in TokenReview" "$!" 10 grep -q listening "$W/logs/tokenreview.log"
+	cat >"$W/webhook-identity.yaml" <<IDCFG
+identity:
+  enabled: true
+  ca:
+    certFile: $W/identity-ca/tls.crt
+    keyFile: $W/identity-ca/tls.key
+  tokenReview:
+    url: https://kubernetes.default.svc:6443/apis/authentication.k8s.io/v1/tokenreviews
+    caFile: $W/apiserver/ca.crt
+    tokenFile: $W/tokens/webhook/token
+IDCFG
+	"${NODE[@]}" "$BIN/grpcguard-webhook" \
+		--listen 10.99.9.254:443 --tls-cert "$W/certs/tls.crt" --tls-key "$W/certs/tls.key" \
+		--config "$W/webhook-identity.yaml" >"$W/logs/issuer-webhook.log" 2>&1 &
+	ISS_PID=$!
+	started issuer-webhook "$ISS_PID"
+	up "the webhook's /v1/certify on the node" "$ISS_PID" 10 "${NODE[@]}" curl -sf --max-time 2 -o /dev/null \
+		--cacert "$W/certs/ca.crt" --resolve "$WH_HOST:443:10.99.9.254" "https://$WH_HOST/healthz"
+	say "grpcguard-webhook --config (identity.enabled: true), pid $ISS_PID, in $NS_NODE on https://$WH_HOST:443 (10.99.9.254)"
+	ID_ARGS=(--ca-address "https://$WH_HOST:443" --ca-cert "$W/certs/ca.crt")
+fi
+
 # pod_name OWNER: a Deployment pod's name, <owner>-<ReplicaSet hash>-<5>, in Kubernetes'
 # alphabet for generated names.
 pod_name() {
@@ -362,8 +434,11 @@ CLI_POD=$(pod_name client)
 AS_PROXY=()
 if [ "$(id -u)" = 0 ]; then AS_PROXY=(setpriv --reuid 1337 --regid 1337 --clear-groups); fi
 POD_ENV=(env POD_NAMESPACE=demo POD_NAME="$SRV_POD" SERVICE_ACCOUNT=server)
+# In netns mode each sidecar also gets --ca-address --ca-cert --identity-token <its pod's token>.
+id_args() { [ ${#ID_ARGS[@]} -gt 0 ] && printf '%s\n' "${ID_ARGS[@]}" --identity-token "$W/tokens/$1/token"; }
+mapfile -t SRV_ID < <(id_args server)
 "${SRV[@]}" "${POD_ENV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" \
-	--pod-labels "$W/podinfo/labels" >"$W/logs/sidecar.log" 2>&1 &
+	--pod-labels "$W/podinfo/labels" "${SRV_ID[@]}" >"$W/logs/sidecar.log" 2>&1 &
 SC_PID=$!
 started sidecar "$SC_PID"
 # admin_get PATH OUT [POD]: GET from a sidecar's admin port (the server's, or the client's
@@ -373,7 +448,7 @@ started sidecar "$SC_PID"
 admin_get() {
 	local rc in=("${SRV[@]}") pid=$SC_PID
 	[ "${3:-}" = client ] && in=("${CLI[@]}") pid=$CSC_PID
-	"${in[@]}" curl -sS --max-time 3 -o "$2" "http://$ADMIN$1" 2>"$W/logs/admin-get.err" && return 0
+	"${in[@]}" curl -fsS --max-time 3 -o "$2" "http://$ADMIN$1" 2>"$W/logs/admin-get.err" && return 0
 	rc=$?
 	printf '%s GET %s: curl exit %s: %s; %s sidecar pid %s %s\n' "$(date -u +%H:%M:%S.%3N)" "$1" "$rc" \
 		"$(tr '\n' ' ' <"$W/logs/admin-get.err")" "${3:-server}" "$pid" \
@@ -384,8 +459,20 @@ up "the sidecar (admin $ADMIN/readyz)" "$SC_PID" 10 admin_get /readyz /dev/null
 say "sidecar: grpcguard-sidecar ${SIDECAR_ARGS[*]} --pod-labels \$W/podinfo/labels" | sed "s#$W#\$W#g"
 say "         pid $SC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$SC_PID/status" 2>/dev/null), ready on $ADMIN$(
 	[ "$MODE" = netns ] && echo ", pod $SRV_POD")"
+# identity_line POD ADMIN_IN...: the workload certificate a sidecar got before /readyz, from
+# its /policy (workloadIdentity).
+identity_line() {
+	local pod=$1 out="$W/policy-$1.json"
+	shift
+	"$@" curl -sS --max-time 3 -o "$out" "http://$ADMIN/policy" 2>/dev/null &&
+		"$PYTHON" -c 'import json, sys
+w = json.load(open(sys.argv[1])).get("workloadIdentity") or {}
+print("%s, certificate until %s" % (w["spiffeId"], w["notAfter"]))' "$out" 2>/dev/null |
+		sed "s/^/         identity $pod: /" | grep . || bad "the $pod's sidecar shows no workload identity in /policy"
+}
+[ "$MODE" = netns ] && identity_line server "${SRV[@]}"
 
-CSC_PID=
+CSC_PID='' OSC_PID=''
 PROM_URL='' PROM_PID=''
 if [ "$MODE" = netns ]; then
 	# The client pod: injected too. Its init captures the app's outgoing TCP (nat OUTPUT ->
@@ -399,13 +486,33 @@ if [ "$MODE" = netns ]; then
 	"${CLI[@]}" iptables-save -t nat 2>/dev/null | grep -E '^-A (OUTPUT|GRPCGUARD_OUTBOUND) ' | head -n 8 |
 		indent 'iptables: '
 	POD_ENV=(env POD_NAMESPACE=demo POD_NAME="$CLI_POD" SERVICE_ACCOUNT=client)
+	mapfile -t CLI_ID < <(id_args client)
 	"${CLI[@]}" "${POD_ENV[@]}" "${AS_PROXY[@]}" "$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" \
-		--pod-labels "$W/podinfo/client-labels" >"$W/logs/client-sidecar.log" 2>&1 &
+		--pod-labels "$W/podinfo/client-labels" "${CLI_ID[@]}" >"$W/logs/client-sidecar.log" 2>&1 &
 	CSC_PID=$!
 	started client-sidecar "$CSC_PID"
 	up "the client's sidecar (admin $ADMIN/readyz)" "$CSC_PID" 10 admin_get /readyz /dev/null client
 	say "client's sidecar: the same command line, --pod-labels \$W/podinfo/client-labels (app=client)"
 	say "         pid $CSC_PID, uid $(awk '/^Uid:/{print $2}' "/proc/$CSC_PID/status" 2>/dev/null), pod $CLI_POD"
+	identity_line client "${CLI[@]}"
+
+	# The third pod, "other": injected the same way, under service account "other". Its app
+	# calls the server once, later, to show an identity-based ALLOW.
+	OTH=(ip netns exec "$NS_OTH") OTH_POD=$(pod_name other)
+	printf 'app="other"\npod-template-hash="%s"\n' "$(cut -d- -f2 <<<"$OTH_POD")" >"$W/podinfo/other-labels"
+	chmod 644 "$W/podinfo/other-labels"
+	"${OTH[@]}" "$BIN/grpcguard-sidecar" init --ports '*' >"$W/logs/init-other.log" 2>&1 ||
+		die "grpcguard-sidecar init failed in the other pod: $(tail -n 3 "$W/logs/init-other.log")"
+	mapfile -t OTH_ID < <(id_args other)
+	"${OTH[@]}" env POD_NAMESPACE=demo POD_NAME="$OTH_POD" SERVICE_ACCOUNT=other "${AS_PROXY[@]}" \
+		"$BIN/grpcguard-sidecar" "${SIDECAR_ARGS[@]}" --pod-labels "$W/podinfo/other-labels" "${OTH_ID[@]}" \
+		>"$W/logs/other-sidecar.log" 2>&1 &
+	OSC_PID=$!
+	started other-sidecar "$OSC_PID"
+	up "the other pod's sidecar (admin $ADMIN/readyz)" "$OSC_PID" 10 \
+		"${OTH[@]}" curl -sf --max-time 3 -o /dev/null "http://$ADMIN/readyz"
+	say "other pod ($NS_OTH, 10.99.9.3): init and the same sidecar, service account other, pid $OSC_PID, pod $OTH_POD"
+	identity_line other "${OTH[@]}"
 
 	# Prometheus on the node, scraping both sidecars' admin ports every second.
 	if command -v prometheus >/dev/null; then
@@ -675,6 +782,43 @@ printf '%s\n' "$again" | indent 'client (SayHelloAgain, one call) | '
 case "$again" in *": OK "*) good "=> SayHelloAgain, which the ALLOW names, still works" ;;
 *) bad "expected SayHelloAgain to be allowed" ;; esac
 
+# Workload identity: an ALLOW that names the caller by service account. The client's
+# sidecar presents its certificate (mutual TLS between the sidecars); the other pod's sidecar
+# presents one too, but for sa other.
+if [ -n "$OSC_PID" ]; then
+	apply_policy "an ALLOW rule that names only the client's service account (mutual TLS identity):" <<EOF
+apiVersion: grpcguard.io/v1
+kind: Policy
+authorization:
+  - name: only-the-client
+    selector: {matchLabels: {app: server}}
+    action: ALLOW
+    rules:
+      - from: [{principals: ["cluster.local/ns/demo/sa/client"]}]
+EOF
+	phase OK "$mark" "$app_mark" "the client's calls carry spiffe://cluster.local/ns/demo/sa/client"
+	other=$("${OTH[@]}" env GRPC_DNS_RESOLVER=native "$PYTHON" "$ROOT/tests/greeter/greeter_client.py" \
+		--target "$TARGET" --count 1 --deadline "$DEADLINE" --name other 2>&1)
+	printf '%s\n' "$other" | indent 'other pod (SayHello, one call) | '
+	case "$other" in *": PERMISSION_DENIED "*) good "=> the other pod (sa other, also over mutual TLS) is denied" ;;
+	*) bad "expected the other pod's call to be PERMISSION_DENIED" ;; esac
+	say "who the server's sidecar saw calling SayHello (its /metrics, reporter=\"destination\"):"
+	if admin_get /metrics "$W/metrics.now"; then
+		"$PYTHON" "$HELPER" principals "$W/metrics.now" /helloworld.Greeter/SayHello >"$W/principals.txt" ||
+			bad "no SayHello requests in the server's metrics"
+		indent <"$W/principals.txt"
+		grep -qE '^spiffe://cluster.local/ns/demo/sa/client +mutual_tls +OK +[1-9]' "$W/principals.txt" ||
+			bad "the server's sidecar counted no OK call from sa client over mutual TLS"
+		grep -qE '^spiffe://cluster.local/ns/demo/sa/other +mutual_tls +PERMISSION_DENIED +[1-9]' "$W/principals.txt" ||
+			bad "the server's sidecar did not count the other pod's call, over mutual TLS, as denied"
+	else
+		bad "GET /metrics failed"
+	fi
+elif [ "$MODE" = loopback ]; then
+	echo
+	say "workload identity (mTLS between sidecars, an ALLOW by service account) skipped in loopback mode: it needs the pods of netns mode"
+fi
+
 apply_policy "an empty policy (the ConfigMap emptied):" <<<"$EMPTY_POLICY"
 phase OK "$mark" "$app_mark" && say "OK again: calls reach the app"
 
@@ -748,7 +892,7 @@ cleanup
 trap - EXIT
 if [ "$FAILED" = 0 ]; then
 	if [ -n "$PROM_URL" ]; then
-		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
+		printf '\n%sdemo complete%s: denial, injection, delays at both ends, deny, allow-list, an ALLOW by workload identity over mTLS, recovery, the caller'"'"'s view and the service graph all shown.\n' "$G" "$N"
 	else
 		printf '\n%sdemo complete%s: denial, injection, delay, deny, allow-list and recovery all shown.\n' "$G" "$N"
 	fi

@@ -11,6 +11,14 @@ webhook's AdmissionReview responses or the sidecar's /metrics and /policy output
     ggdemo.py policy-field POLICY.json FIELD
     ggdemo.py configmap-policy REVIEW.json
     ggdemo.py log-delay LOG EVENT SINCE_EPOCH_MS
+    ggdemo.py principals METRICS.txt METHOD
+    ggdemo.py tokenreview --listen HOST:PORT --cert C --key K --tokens TOKENS.json --caller-token F
+
+`tokenreview` is the demo's one STAND-IN: no kube-apiserver runs here, so it answers the
+webhook's TokenReview (POST /apis/authentication.k8s.io/v1/tokenreviews, over HTTPS) for the
+tokens the demo minted ({"<token>": "system:serviceaccount:<ns>:<sa>"}), and only when the
+caller presents the webhook's own ServiceAccount token. Everything else on the identity path
+(the webhook's /v1/certify, the CA, the sidecars' TLS) is the real product.
 """
 import base64
 import copy
@@ -383,8 +391,94 @@ def log_delay(args):
     return 1
 
 
+def principals(args):
+    """Who the server's sidecar saw calling METHOD (reporter="destination"): one line per
+    source_principal (verified over mTLS only, "unknown" otherwise), the connection's
+    security policy and the gRPC code, with the count."""
+    with open(args[0]) as f:
+        rows = {}
+        for name, labels, value in parse_metrics(f.read()):
+            if name != "grpcguard_requests_total" or labels.get("reporter") != "destination":
+                continue
+            if "/%s/%s" % (labels.get("grpc_service"), labels.get("grpc_method")) != args[1]:
+                continue
+            k = (labels.get("source_principal", "?"), labels.get("connection_security_policy", "?"),
+                 code_name(labels.get("grpc_code", "?")))
+            rows[k] = rows.get(k, 0) + value
+    if not rows:
+        return 1
+    print("%-42s %-16s %-18s %s" % ("source_principal", "security policy", "code", "calls"))
+    for (p, sec, code), n in sorted(rows.items()):
+        print("%-42s %-16s %-18s %d" % (p, sec, code, n))
+    return 0
+
+
+def tokenreview(args):
+    """The stand-in TokenReview server (see the top of this file); runs until killed."""
+    import argparse
+    import http.server
+    import ssl
+    ap = argparse.ArgumentParser(prog="ggdemo.py tokenreview")
+    for a in ("--listen", "--cert", "--key", "--tokens", "--caller-token"):
+        ap.add_argument(a, required=True)
+    a = ap.parse_args(args)
+    tokens = load_json(a.tokens)
+    with open(a.caller_token) as f:
+        caller = f.read().strip()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_):
+            pass
+
+        def answer(self, code, obj):
+            b = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            if n > 65536:
+                return self.answer(413, {"kind": "Status", "message": "too large"})
+            body = self.rfile.read(n)
+            if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
+                return self.answer(404, {"kind": "Status", "message": "not found"})
+            if self.headers.get("Authorization") != "Bearer " + caller:
+                return self.answer(401, {"kind": "Status", "message": "Unauthorized"})
+            try:
+                spec = json.loads(body).get("spec", {})
+            except (ValueError, AttributeError):
+                return self.answer(400, {"kind": "Status", "message": "not JSON"})
+            user = tokens.get(spec.get("token"))
+            want = spec.get("audiences") or []
+            if user and "grpcguard" in want:
+                status = {"authenticated": True, "audiences": ["grpcguard"],
+                          "user": {"username": user, "groups": ["system:serviceaccounts"]}}
+            else:
+                status = {"authenticated": False, "error": "invalid bearer token"}
+            self.answer(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                              "spec": spec, "status": status})
+
+    host, port = a.listen.rsplit(":", 1)
+    srv = http.server.ThreadingHTTPServer((host, int(port)), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    print("stand-in TokenReview listening on %s" % a.listen, flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main():
-    cmds = {"verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
+    cmds = {"principals": principals, "tokenreview": tokenreview,
+            "verdict": verdict, "patch-summary": patch_summary, "metrics-table": metrics_table,
             "policy-field": policy_field, "client-view": client_view,
             "prom-value": prom_value, "configmap-policy": configmap_policy,
             "log-delay": log_delay}

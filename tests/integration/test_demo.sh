@@ -42,7 +42,7 @@ leftovers() {
 			bad "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)) survived the demo"
 		fi
 	done
-	for ns in $(grep -oE 'ggdemo-[0-9]+-(server|client|node)' "$out" | sort -u); do
+	for ns in $(grep -oE 'ggdemo-[0-9]+-(server|client|node|other)' "$out" | sort -u); do
 		ip netns list 2>/dev/null | grep -qw "$ns" && bad "network namespace $ns left behind"
 		[ -e "/etc/netns/$ns" ] && bad "/etc/netns/$ns (the client pod's hosts file) left behind"
 	done
@@ -89,7 +89,7 @@ story() {
 	expect "$out" '^ +faults injected +delay' "metrics: delay faults counted"
 	expect "$out" '^ +authz denied +policy ' "metrics: denials counted"
 	expect "$out" '^ +policy reloads +' "metrics: reloads counted"
-	expect "$out" 'exit statuses on SIGTERM: webhook 0, sidecar 0' "webhook and sidecar exit 0 on SIGTERM"
+	expect "$out" 'exit statuses on SIGTERM: webhook 0, (issuer-webhook 0, )?sidecar 0' "webhook and sidecar exit 0 on SIGTERM"
 	expect "$out" 'stopped pids [0-9]' "cleanup reported"
 	grep -q '!!' "$out" && bad "the demo marked a problem: $(grep '!!' "$out" | head -n 3)"
 	expect "$out" 'demo complete' "demo completed"
@@ -141,7 +141,20 @@ if [ $netns_ok = 1 ]; then
 	expect "$out" "client's sidecar: .*app=client" "the client pod runs its own sidecar"
 	expect "$out" '^ +pid [0-9]+, uid 1337, pod client-[bcdfghjklmnpqrstvwxz2456789]{10}-[bcdfghjklmnpqrstvwxz2456789]{5}$' "client's sidecar as uid 1337 with a Deployment pod name"
 	expect "$out" "the client's sidecar reloaded it [0-9]+ ms after the swap" "the client's sidecar reads the same policy"
-	expect "$out" 'exit statuses on SIGTERM: webhook 0, sidecar 0, client-sidecar 0' "both sidecars exit 0 on SIGTERM"
+	expect "$out" 'exit statuses on SIGTERM: webhook 0, issuer-webhook 0, sidecar 0, client-sidecar 0, other-sidecar 0' "the webhooks and all three sidecars exit 0 on SIGTERM"
+	# Issue 16: workload identity. Certificates from the real /v1/certify (TokenReview by a
+	# stand-in, said so), each sidecar's SPIFFE ID, an ALLOW by principal: the client's calls
+	# OK over mTLS, the other pod's call (sa other, its own sidecar) PERMISSION_DENIED.
+	expect "$out" 'no kube-apiserver runs here: a STAND-IN answers TokenReview' "the demo says TokenReview is a stand-in"
+	expect "$out" 'grpcguard-webhook --config \(identity.enabled: true\), pid [0-9]+' "the webhook serves /v1/certify"
+	for sa in server client other; do
+		expect "$out" "^ +identity $sa: spiffe://cluster.local/ns/demo/sa/$sa, certificate until 20[0-9-]+T" "the $sa sidecar's workload certificate"
+	done
+	expect "$out" '=> OK: the client.s calls carry spiffe://cluster.local/ns/demo/sa/client' "ALLOW by principal lets the client through"
+	expect "$out" 'other pod \(SayHello, one call\) \| call 1: PERMISSION_DENIED .*"RBAC: access denied"' "the other pod's call is denied"
+	expect "$out" '=> the other pod \(sa other, also over mutual TLS\) is denied' "identity phase verdict"
+	expect "$out" '^ +spiffe://cluster.local/ns/demo/sa/client +mutual_tls +OK +[1-9]' "server saw the client's principal over mTLS"
+	expect "$out" '^ +spiffe://cluster.local/ns/demo/sa/other +mutual_tls +PERMISSION_DENIED +[1-9]' "server saw the other principal, denied"
 	expect "$out" "=> DEADLINE_EXCEEDED: held [0-9]+s by the client's own sidecar" "client-side (destinations) delay fault"
 	expect "$out" "the server's sidecar received none of them" "a client-side fault never reaches the server's sidecar"
 	expect "$out" "faults injected +delay slow-server-from-client +[1-9]" "the client's sidecar counted its fault"
@@ -152,7 +165,7 @@ if [ $netns_ok = 1 ]; then
 		expect "$out" 'prometheus: pid [0-9]+, in ggdemo-[0-9]+-node on http://127\.0\.0\.1:[0-9]+, scraping 10\.99\.9\.1:15020 and 10\.99\.9\.2:15020 every 1s' "Prometheus started, scraping both sidecars"
 		expect "$out" 'prometheus, the client.s sidecar \(reporter="source"\): [1-9][0-9]* call\(s\) client -> server ended DEADLINE_EXCEEDED' "client-side DEADLINE_EXCEEDED from Prometheus"
 		expect "$out" "mean 0\.[789][0-9] s over [1-9][0-9]* call\(s\): the client's 0\.8s deadline; p50 0\.[5-9][0-9] s, p99 (0\.[5-9][0-9]|1\.00) s \(interpolated inside the 0\.5-1 s bucket\)" "outgoing request duration = the client's deadline"
-		expect "$out" '^ +demo/client -> demo/server  [0-9.]+ req/s  [0-9.]+% errors  p99 ' "edge client -> server in the text graph"
+		expect "$out" '^ +demo/client -> demo/server  [0-9.]+ req/s  [0-9.]+% errors  p99 .*mTLS$' "edge client -> server in the text graph, marked mTLS"
 		grep -qE '^ +demo/client -> server ' "$out" &&
 			bad "the held calls drawn to a second server node without a sidecar (caller's labels unknown)"
 		for f in svg png; do
@@ -182,6 +195,7 @@ run_demo loopback DEMO_MODE=loopback
 expect "$tmp/loopback.out" 'mode loopback' "loopback mode used"
 expect "$tmp/loopback.out" 'one sidecar only: no caller.s sidecar, no Prometheus, no service graph' "loopback mode says what it leaves out"
 expect "$tmp/loopback.out" 'skipped in loopback mode' "loopback mode skips the graph"
+expect "$tmp/loopback.out" 'workload identity .* skipped in loopback mode' "loopback mode says it skips identity"
 
 # The metrics table shows one reporter: a call between two sidecars is counted by both.
 printf '%s\n' 'grpcguard_requests_total{reporter="source",grpc_service="helloworld.Greeter",grpc_method="SayHello",grpc_code="OK"} 3' \
