@@ -36,10 +36,10 @@
  * behind), and a client whose calls a delay holds past their deadlines resets exactly
  * those: when we read a burst late (a busy or instrumented sidecar), their lifetime as we
  * measure it can be well under half their grpc-timeout. nghttp2's RST_STREAM rate limit
- * (RESET_BURST, RESET_PER_SEC) still bounds resets of held streams. Once PREMATURE_MIN_STREAMS streams
- * have closed on a connection, it is cut off (GOAWAY ENHANCE_YOUR_CALM) when at least
- * half of them were reset prematurely. Both counts are halved every PREMATURE_WINDOW
- * streams, so the share is that of the recent streams, not of the connection's life.
+ * (RESET_BURST, RESET_PER_SEC) still bounds resets of held streams. Once PREMATURE_MIN_STREAMS
+ * streams have closed on a connection, it is cut off (GOAWAY ENHANCE_YOUR_CALM) when at least half
+ * of them were reset prematurely. Both counts are halved every PREMATURE_WINDOW streams, so the
+ * share is that of the recent streams, not of the connection's life.
  */
 #define PREMATURE_LIFETIME_MS 1000
 #define PREMATURE_MIN_STREAMS 500
@@ -260,8 +260,8 @@ void sc_conn_flush(struct sc_conn *c)
 				up_detach(c->up, "sending to the app failed");
 		}
 		for (struct sc_up *o = c->old_ups, *on; o; o = on) {
-			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out, sc_up_write_cb,
-					     &wrote, o->tls);
+			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out,
+					     sc_up_write_cb, &wrote, o->tls);
 			on = o->next; /* up_detach unlinks o */
 			if (r < 0)
 				up_detach(o, "sending to the app failed");

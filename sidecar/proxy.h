@@ -134,11 +134,11 @@ struct sc_stream {
 	/* Request bytes already sent upstream, kept (their client credit withheld) until the
 	 * app answers, so a stream the app refused unprocessed can be sent again. */
 	struct sc_chunkq sent;
-	bool no_replay; /* sent was given up (too big, or the app answered): no retry */
-	uint8_t tries;	/* upstream attempts after the first (sc_stream_retry) */
-	bool req_eof, resp_eof;	    /* END_STREAM received from client / app */
-	bool req_eof_hdrs;	    /* ...and the client's came on the request HEADERS */
-	bool resp_started;	    /* response HEADERS submitted downstream */
+	bool no_replay;		/* sent was given up (too big, or the app answered): no retry */
+	uint8_t tries;		/* upstream attempts after the first (sc_stream_retry) */
+	bool req_eof, resp_eof; /* END_STREAM received from client / app */
+	bool req_eof_hdrs;	/* ...and the client's came on the request HEADERS */
+	bool resp_started;	/* response HEADERS submitted downstream */
 	bool down_closed, up_closed;
 	bool hdr_too_big, counted_delay, counted, timer_was_set;
 	int grpc_status;			/* -1 until known */
@@ -157,7 +157,7 @@ struct sc_stream {
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
 enum sc_upstate { UP_CONNECTING, UP_READY, UP_DEAD };
 struct sc_up {
-	struct sc_conn *c; /* NULL once detached (the conn moved on or went away) */
+	struct sc_conn *c;  /* NULL once detached (the conn moved on or went away) */
 	struct sc_up *next; /* in c->old_ups */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
@@ -191,7 +191,7 @@ struct sc_conn {
 	enum sc_cmode mode;
 	nghttp2_session *ds;
 	struct sc_outbuf out;
-	struct sc_up *up;     /* where new streams go */
+	struct sc_up *up; /* where new streams go */
 	/* Connections the app sent GOAWAY on: their streams finish there, no new ones. */
 	struct sc_up *old_ups;
 	size_t replay_bytes; /* sum of its streams' sent.bytes (bounded: stream.c) */

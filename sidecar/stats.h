@@ -12,10 +12,11 @@
  * grpc_method, and grpc_code on requests_total. Issue 16: source_principal and
  * destination_principal (SPIFFE IDs verified by mTLS on that connection, else "unknown":
  * inbound the caller's certificate and ours, outbound ours and the destination
- * sidecar's, as Istio reports them) and connection_security_policy (mutual_tls | none). Cardinality is bounded: each of the two
- * families holds at most SC_STATS_MAX_SERIES series; an RPC that would need a new series
- * beyond SC_STATS_MAX_SERIES - SC_STATS_FOLD_RESERVE is counted with the value "other"
- * for every label but reporter and grpc_code, and in grpcguard_metrics_series_overflow_total.
+ * sidecar's, as Istio reports them) and connection_security_policy (mutual_tls | none). Cardinality
+ * is bounded: each of the two families holds at most SC_STATS_MAX_SERIES series; an RPC that would
+ * need a new series beyond SC_STATS_MAX_SERIES - SC_STATS_FOLD_RESERVE is counted with the value
+ * "other" for every label but reporter and grpc_code, and in
+ * grpcguard_metrics_series_overflow_total.
  */
 #ifndef GRPCGUARD_SC_STATS_H
 #define GRPCGUARD_SC_STATS_H

@@ -134,8 +134,8 @@ static void count_rpc(struct sc_stream *s, double secs)
 	const struct sc_snap *snap = s->snap ? s->snap : w->snap;
 	nghttp2_vec p = nghttp2_rcbuf_get_buf(s->path);
 	struct sc_peer_id peer;
-	struct sc_rpc_labels l = {.reporter = s->c->outbound ? SC_REPORTER_SOURCE
-							     : SC_REPORTER_DESTINATION,
+	struct sc_rpc_labels l = {.reporter =
+				      s->c->outbound ? SC_REPORTER_SOURCE : SC_REPORTER_DESTINATION,
 				  .self = snap ? &snap->self.id : NULL,
 				  .path = (const char *)p.base,
 				  .path_len = p.len};

@@ -45,8 +45,9 @@ static const struct sc_peer_id caller = {"demo", "client", "client-sa"};
 static struct sc_rpc_labels rpc(enum sc_reporter r, const struct sc_peer_id *peer,
 				const char *authority, const char *path)
 {
-	return (struct sc_rpc_labels){r,	    &me, peer, authority, authority ? strlen(authority) : 0,
-				      path, strlen(path), NULL, NULL, false};
+	return (struct sc_rpc_labels){
+	    r,	  &me,		peer, authority, authority ? strlen(authority) : 0,
+	    path, strlen(path), NULL, NULL,	 false};
 }
 
 START_TEST(both_reporters)
@@ -67,32 +68,40 @@ START_TEST(both_reporters)
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload=\"server\","
-		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_service=\"server.demo\","
+		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
+		     "\"server\","
+		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_"
+		     "service=\"server.demo\","
 		     "grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
 		     "connection_security_policy=\"none\",grpc_code=\"OK\"}"),
 	    3);
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload=\"server\","
-		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_service=\"server.demo\","
+		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
+		     "\"server\","
+		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_"
+		     "service=\"server.demo\","
 		     "grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
 		     "connection_security_policy=\"none\",grpc_code=\"PERMISSION_DENIED\"}"),
 	    1);
 	/* Source side: this pod is the source; an IP authority and no answer: unknown. */
 	ck_assert_double_eq(
 	    value_of(m, "grpcguard_requests_total{reporter=\"source\",source_workload=\"server\","
-			"source_namespace=\"demo\",source_principal=\"unknown\",destination_workload=\"unknown\","
-			"destination_namespace=\"unknown\",destination_principal=\"unknown\",destination_service=\"unknown\","
+			"source_namespace=\"demo\",source_principal=\"unknown\",destination_"
+			"workload=\"unknown\","
+			"destination_namespace=\"unknown\",destination_principal=\"unknown\","
+			"destination_service=\"unknown\","
 			"grpc_service=\"helloworld.Greeter\",grpc_method=\"SayHello\","
 			"connection_security_policy=\"none\",grpc_code=\"DEADLINE_EXCEEDED\"}"),
 	    1);
 	ck_assert_double_eq(
 	    value_of(m, "grpcguard_request_duration_seconds_count{reporter=\"destination\","
 			"source_workload=\"client\",source_namespace=\"demo\","
-			"source_principal=\"unknown\",destination_workload=\"server\",destination_namespace=\"demo\","
-			"destination_principal=\"unknown\",destination_service=\"server.demo\",grpc_service=\"helloworld.Greeter\","
+			"source_principal=\"unknown\",destination_workload=\"server\",destination_"
+			"namespace=\"demo\","
+			"destination_principal=\"unknown\",destination_service=\"server.demo\","
+			"grpc_service=\"helloworld.Greeter\","
 			"grpc_method=\"SayHello\",connection_security_policy=\"none\"}"),
 	    4);
 	ck_assert_double_eq(value_of(m, "grpcguard_metrics_series_overflow_total"), 0);
@@ -116,19 +125,21 @@ START_TEST(mtls_labels)
 	sc_stats_rpc_done(mc, &l, 0, 0.001);
 	m = render();
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",source_principal=\"spiffe://cluster.local/ns/"
-			"demo/sa/client\",destination_workload=\"server\",destination_namespace="
-			"\"demo\",destination_principal=\"spiffe://cluster.local/ns/demo/sa/server\","
-			"destination_service=\"svc\",grpc_service=\"s.S\",grpc_method=\"M\","
-			"connection_security_policy=\"mutual_tls\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",source_principal=\"spiffe://cluster.local/ns/"
+		     "demo/sa/client\",destination_workload=\"server\",destination_namespace="
+		     "\"demo\",destination_principal=\"spiffe://cluster.local/ns/demo/sa/server\","
+		     "destination_service=\"svc\",grpc_service=\"s.S\",grpc_method=\"M\","
+		     "connection_security_policy=\"mutual_tls\",grpc_code=\"OK\"}"),
 	    2);
 	ck_assert_double_eq(
-	    value_of(m, "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-			"source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
-			"\"server\",destination_namespace=\"demo\",destination_principal=\"unknown\","
-			"destination_service=\"svc\",grpc_service=\"s.S\",grpc_method=\"M\","
-			"connection_security_policy=\"none\",grpc_code=\"OK\"}"),
+	    value_of(m,
+		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
+		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
+		     "\"server\",destination_namespace=\"demo\",destination_principal=\"unknown\","
+		     "destination_service=\"svc\",grpc_service=\"s.S\",grpc_method=\"M\","
+		     "connection_security_policy=\"none\",grpc_code=\"OK\"}"),
 	    1);
 	free(m);
 	free(mc);
@@ -154,16 +165,22 @@ START_TEST(cache_keys_apart)
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-		     "source_namespace=\"prod\",source_principal=\"unknown\",destination_workload=\"server\","
-		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_service=\"svc\","
-		     "grpc_service=\"s.S\",grpc_method=\"M298\",connection_security_policy=\"none\",grpc_code=\"OK\"}"),
+		     "source_namespace=\"prod\",source_principal=\"unknown\",destination_workload="
+		     "\"server\","
+		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_"
+		     "service=\"svc\","
+		     "grpc_service=\"s.S\",grpc_method=\"M298\",connection_security_policy="
+		     "\"none\",grpc_code=\"OK\"}"),
 	    3);
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload=\"server\","
-		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_service=\"svc\","
-		     "grpc_service=\"s.S\",grpc_method=\"M299\",connection_security_policy=\"none\",grpc_code=\"OK\"}"),
+		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
+		     "\"server\","
+		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_"
+		     "service=\"svc\","
+		     "grpc_service=\"s.S\",grpc_method=\"M299\",connection_security_policy="
+		     "\"none\",grpc_code=\"OK\"}"),
 	    3);
 	free(m);
 	free(mc);
@@ -197,23 +214,32 @@ START_TEST(cardinality_cap)
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"client\","
-		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload=\"server\","
-		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_service=\"svc\","
-		     "grpc_service=\"attack.S\",grpc_method=\"M1\",connection_security_policy=\"none\",grpc_code=\"OK\"}"),
+		     "source_namespace=\"demo\",source_principal=\"unknown\",destination_workload="
+		     "\"server\","
+		     "destination_namespace=\"demo\",destination_principal=\"unknown\",destination_"
+		     "service=\"svc\","
+		     "grpc_service=\"attack.S\",grpc_method=\"M1\",connection_security_policy="
+		     "\"none\",grpc_code=\"OK\"}"),
 	    2);
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
-		     "source_namespace=\"other\",source_principal=\"other\",destination_workload=\"other\","
-		     "destination_namespace=\"other\",destination_principal=\"other\",destination_service=\"other\","
-		     "grpc_service=\"other\",grpc_method=\"other\",connection_security_policy=\"other\",grpc_code=\"OK\"}"),
+		     "source_namespace=\"other\",source_principal=\"other\",destination_workload="
+		     "\"other\","
+		     "destination_namespace=\"other\",destination_principal=\"other\",destination_"
+		     "service=\"other\","
+		     "grpc_service=\"other\",grpc_method=\"other\",connection_security_policy="
+		     "\"other\",grpc_code=\"OK\"}"),
 	    250);
 	ck_assert_double_eq(
 	    value_of(m,
 		     "grpcguard_requests_total{reporter=\"destination\",source_workload=\"other\","
-		     "source_namespace=\"other\",source_principal=\"other\",destination_workload=\"other\","
-		     "destination_namespace=\"other\",destination_principal=\"other\",destination_service=\"other\","
-		     "grpc_service=\"other\",grpc_method=\"other\",connection_security_policy=\"other\",grpc_code=\"NOT_FOUND\"}"),
+		     "source_namespace=\"other\",source_principal=\"other\",destination_workload="
+		     "\"other\","
+		     "destination_namespace=\"other\",destination_principal=\"other\",destination_"
+		     "service=\"other\","
+		     "grpc_service=\"other\",grpc_method=\"other\",connection_security_policy="
+		     "\"other\",grpc_code=\"NOT_FOUND\"}"),
 	    250);
 	ck_assert_double_eq(value_of(m, "grpcguard_metrics_series_overflow_total"), 500);
 	/* A hand walk: ASan's strstr measures the whole (20 MB) haystack on every call. */
@@ -255,9 +281,8 @@ END_TEST
 int main(void)
 {
 	const struct ut_case cases[] = {
-	    {"labels", both_reporters}, {"labels", mtls_labels},
-	    {"cache", cache_keys_apart},
-	    {"cap", cardinality_cap},
+	    {"labels", both_reporters},	       {"labels", mtls_labels},
+	    {"cache", cache_keys_apart},       {"cap", cardinality_cap},
 	    {"invalid", peer_invalid_counted},
 	};
 	return UT_RUN("sidecar/stats", cases, .timeout_s = 60, .setup = setup,

@@ -75,7 +75,8 @@ START_TEST(full_file)
 		"validation:\n  mode: warn\n"
 		"injection:\n"
 		"  image: reg/x:1\n  imagePullPolicy: Never\n  nativeSidecar: false\n"
-		"  interceptMode: cni\n  ipv4Only: true\n  proxyPort: 16006\n  adminPort: 16020\n  proxyUID: 2000\n"
+		"  interceptMode: cni\n  ipv4Only: true\n  proxyPort: 16006\n  adminPort: 16020\n  "
+		"proxyUID: 2000\n"
 		"  policyConfigMap: pol\n  logLevel: debug\n  excludeNamespaces: [a, b]\n"
 		"  extraAnnotations: {x.io/y: \"z\"}\n"
 		"  resources:\n    requests: {cpu: 5m}\n    limits: {memory: 1Gi, cpu: \"2\"}\n"
@@ -157,17 +158,18 @@ START_TEST(identity)
 	ck_assert_str_eq(c.ca_bundle_configmap, "grpcguard-ca");
 	wh_config_cleanup(&c);
 
-	load_ok(&c, "identity:\n"
-		    "  enabled: true\n"
-		    "  trustDomain: prod.example\n"
-		    "  certificateLifetimeSeconds: 3600\n"
-		    "  ca: {certFile: /ca/tls.crt, keyFile: /ca/tls.key, bundleFile: /ca/ca.crt}\n"
-		    "  tokenReview: {url: \"https://127.0.0.1:6443/x\", caFile: /a, tokenFile: /b,"
-		    " timeoutMs: 1500}\n"
-		    "  rateLimit: {perSourcePerMinute: 0, perSourceBurst: 7, perIdentityPerMinute: 3,"
-		    " perIdentityBurst: 2}\n"
-		    "  caAddress: https://gg.example.svc:443\n"
-		    "  caBundleConfigMap: my-ca\n");
+	load_ok(&c,
+		"identity:\n"
+		"  enabled: true\n"
+		"  trustDomain: prod.example\n"
+		"  certificateLifetimeSeconds: 3600\n"
+		"  ca: {certFile: /ca/tls.crt, keyFile: /ca/tls.key, bundleFile: /ca/ca.crt}\n"
+		"  tokenReview: {url: \"https://127.0.0.1:6443/x\", caFile: /a, tokenFile: /b,"
+		" timeoutMs: 1500}\n"
+		"  rateLimit: {perSourcePerMinute: 0, perSourceBurst: 7, perIdentityPerMinute: 3,"
+		" perIdentityBurst: 2}\n"
+		"  caAddress: https://gg.example.svc:443\n"
+		"  caBundleConfigMap: my-ca\n");
 	ck_assert(c.identity_enabled);
 	ck_assert_str_eq(c.trust_domain, "prod.example");
 	ck_assert_uint_eq(c.cert_lifetime_s, 3600);
@@ -198,11 +200,8 @@ END_TEST
 int main(void)
 {
 	const struct ut_case tests[] = {
-	    {"defaults", defaults},
-	    {"full_file", full_file},
-	    {"errors", errors},
-	    {"file_errors", file_errors},
-	    {"identity", identity},
+	    {"defaults", defaults},	  {"full_file", full_file}, {"errors", errors},
+	    {"file_errors", file_errors}, {"identity", identity},
 	};
 	return UT_RUN("webhook/config", tests, .timeout_s = 10);
 }
