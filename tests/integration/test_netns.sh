@@ -20,14 +20,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables-restore iptables-save setpriv curl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
-[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+. "$root/tests/lib/netns.sh"
+netns_require ip iptables-restore iptables-save setpriv curl
 
 id=$$
 NS_S=ggnet-$id-srv
@@ -42,27 +36,11 @@ sc_pid= greeter_pid= http_pid=
 sidecar_runs=0
 
 # ---- cleanup, whatever happens -------------------------------------------------------
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
-	local pid
 	stop_pid "$sc_pid"
 	stop_pid "$greeter_pid"
 	stop_pid "$http_pid"
-	# Anything else still inside our namespaces was started by this test (they are ours
-	# alone, named after our pid): stop it by pid before deleting them.
-	for pid in $(ip netns pids "$NS_S" 2>/dev/null) $(ip netns pids "$NS_C" 2>/dev/null); do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	ip netns del "$NS_C" 2>/dev/null
-	ip netns del "$NS_S" 2>/dev/null # takes the veth pair with it
+	netns_teardown "$NS_S" "$NS_C" # takes the veth pair with it
 	ip link del "$VETH_S" 2>/dev/null # only if it never left the host namespace
 	rm -rf "$tmp"
 }
@@ -75,45 +53,21 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 in_c() { ip netns exec "$NS_C" "$@"; }
 
 # ---- the two pods --------------------------------------------------------------------
-err=$(ip netns add "$NS_S" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_C" || die "ip netns add $NS_C"
-ip link add "$VETH_S" type veth peer name "$VETH_C" || die "cannot create a veth pair"
-ip link set "$VETH_S" netns "$NS_S" && ip link set "$VETH_C" netns "$NS_C" || die "veth move"
-in_s ip link set lo up && in_c ip link set lo up || die "lo up"
-in_s ip addr add "$IP4_S/24" dev "$VETH_S" && in_c ip addr add "$IP4_C/24" dev "$VETH_C" ||
-	die "IPv4 addresses"
+netns_pair "$NS_S" "$NS_C" "$VETH_S" "$VETH_C" "$IP4_S" "$IP4_C"
 v6=1
 { in_s ip -6 addr add "$IP6_S/64" dev "$VETH_S" nodad &&
 	in_c ip -6 addr add "$IP6_C/64" dev "$VETH_C" nodad; } 2>/dev/null || v6=0
-in_s ip link set "$VETH_S" up && in_c ip link set "$VETH_C" up || die "veth up"
-err=$(in_s iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_pair_up "$NS_S" "$NS_C" "$VETH_S" "$VETH_C"
+netns_need_nat "$NS_S"
 if [ $v6 = 1 ] && ! in_s ip6tables-save -t nat >/dev/null 2>&1; then
 	echo "note: no ip6tables nat table: IPv6 part skipped"
 	v6=0
 fi
 echo "pods: $NS_S ($IP4_S$([ $v6 = 1 ] && echo ", $IP6_S")) <- $NS_C ($IP4_C)"
 
-# Greeter stubs: build/py from `make py`, or generated here.
-export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
-	mkdir -p "$tmp/py"
-	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
-		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
-	export PYTHONPATH="$tmp/py:$PYTHONPATH"
-fi
+greeter_stubs # build/py from `make py`, or generated here
 
 # ---- helpers --------------------------------------------------------------------------
-port_open() { # NS HOST PORT
-	ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
-}
-wait_until() { # SECONDS CMD...: poll every 0.2 s
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
 # call TARGET DEADLINE NAME [client args]: one RPC from the client pod. Prints "CODE MS".
 call() {
 	local target=$1 deadline=$2 name=$3 out
@@ -142,11 +96,8 @@ wait_code() { # CODE TARGET NAME: until the policy in force gives CODE (reload i
 		sleep 0.3
 	done
 }
-metrics() { in_s curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
-# msum REGEX: the sum of every sample whose name{labels} matches REGEX.
-msum() {
-	metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
-}
+metrics() { ns_metrics "$NS_S"; }
+msum() { metrics | series_sum "$1"; } # REGEX: the sum of every sample whose name{labels} matches
 calls_logged() { # NAME: how many calls with this name reached the app
 	grep -c " $1\$" "$tmp/calls.log" 2>/dev/null || true
 }

@@ -1,0 +1,106 @@
+# shellcheck shell=bash
+# Shared pieces of the network-namespace integration tests (tests/integration/test_*.sh).
+# Source it after setting root, GG_BIN and PYTHON:
+#
+#   . "$root/tests/lib/netns.sh"
+#
+# It defines only functions; nothing runs on sourcing. A test may redefine any of them after
+# sourcing (test_mtls.sh's die, for one, prints the logs first).
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*"; exit 1; }
+
+# netns_require TOOL...: skip (77) unless we are root and every TOOL is on PATH; fail when
+# the sidecar is not built.
+netns_require() {
+	local tool
+	[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
+	done
+	[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+}
+
+stop_pid() { # PID: TERM, then KILL after 5 s
+	local pid=$1
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# netns_teardown NS...: for the cleanup trap. Anything still inside our namespaces was
+# started by this test (they are ours alone, named after our pid): stop it by pid, then
+# delete the namespaces (which takes their veth ends with them).
+netns_teardown() {
+	local ns pid
+	for ns in "$@"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+	done
+	for ns in "$@"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
+# netns_pair NS_A NS_B VETH_A VETH_B IP4_A IP4_B: two new namespaces joined by a veth pair,
+# lo up in both, IP4_A/24 and IP4_B/24 on the veth ends. The links are left down so that a
+# test can add IPv6 addresses (nodad) first; netns_pair_up brings them up. Skips (77) when
+# the machine forbids network namespaces; fails on any later step.
+netns_pair() {
+	local err
+	err=$(ip netns add "$1" 2>&1) || skip "cannot create a network namespace: $err"
+	ip netns add "$2" || die "ip netns add $2"
+	ip link add "$3" type veth peer name "$4" || die "cannot create a veth pair"
+	ip link set "$3" netns "$1" && ip link set "$4" netns "$2" || die "veth move"
+	ip netns exec "$1" ip link set lo up && ip netns exec "$2" ip link set lo up || die "lo up"
+	ip netns exec "$1" ip addr add "$5/24" dev "$3" &&
+		ip netns exec "$2" ip addr add "$6/24" dev "$4" || die "IPv4 addresses"
+}
+netns_pair_up() { # NS_A NS_B VETH_A VETH_B
+	ip netns exec "$1" ip link set "$3" up && ip netns exec "$2" ip link set "$4" up ||
+		die "veth up"
+}
+
+# netns_need_nat NS: skip (77) unless iptables' nat table works inside NS.
+netns_need_nat() {
+	local err
+	err=$(ip netns exec "$1" iptables-save -t nat 2>&1) ||
+		skip "iptables does not work in a network namespace here: $err"
+}
+
+# greeter_stubs: PYTHONPATH for the greeter stubs, from build/py (`make py`) or generated
+# into $tmp/py.
+greeter_stubs() {
+	export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
+	if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
+		mkdir -p "$tmp/py"
+		"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
+			--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
+		export PYTHONPATH="$tmp/py:$PYTHONPATH"
+	fi
+}
+
+port_open() { # NS HOST PORT: a TCP connect from NS succeeds
+	ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
+}
+wait_until() { # SECONDS CMD...: poll every 0.2 s
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@"; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+
+ns_metrics() { # NS: the sidecar's Prometheus text from inside NS
+	ip netns exec "$1" curl -sS --max-time 5 http://127.0.0.1:15020/metrics
+}
+# series_sum REGEX < metrics: the sum of every sample whose name{labels} matches REGEX.
+series_sum() {
+	awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
