@@ -29,14 +29,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables iptables-restore iptables-save ip6tables ip6tables-restore setpriv curl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
-[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+. "$root/tests/lib/netns.sh"
+netns_require ip iptables iptables-restore iptables-save ip6tables ip6tables-restore setpriv curl
 
 id=$$
 NS_S=ggaddr-$id-srv
@@ -50,27 +44,11 @@ tmp=$(mktemp -d /tmp/gg-netns-addr.XXXXXX)
 chmod 755 "$tmp"
 sc_pid= app_pid= http_pid=
 
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
-	local pid
 	stop_pid "$sc_pid"
 	stop_pid "$app_pid"
 	stop_pid "$http_pid"
-	for pid in $(ip netns pids "$NS_S" 2>/dev/null) $(ip netns pids "$NS_C" 2>/dev/null) \
-		$(ip netns pids "$NS_X" 2>/dev/null); do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	ip netns del "$NS_C" 2>/dev/null
-	ip netns del "$NS_S" 2>/dev/null
-	ip netns del "$NS_X" 2>/dev/null
+	netns_teardown "$NS_S" "$NS_C" "$NS_X"
 	ip link del "$VETH_S" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -81,43 +59,20 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 in_c() { ip netns exec "$NS_C" "$@"; }
 
 # ---- the two pods, dual-stack ------------------------------------------------------------
-err=$(ip netns add "$NS_S" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_C" || die "ip netns add $NS_C"
+netns_pair "$NS_S" "$NS_C" "$VETH_S" "$VETH_C" "$IP4_S" "$IP4_C"
 ip netns add "$NS_X" || die "ip netns add $NS_X"
-ip link add "$VETH_S" type veth peer name "$VETH_C" || die "cannot create a veth pair"
-ip link set "$VETH_S" netns "$NS_S" && ip link set "$VETH_C" netns "$NS_C" || die "veth move"
-in_s ip link set lo up && in_c ip link set lo up && ip netns exec "$NS_X" ip link set lo up ||
-	die "lo up"
-in_s ip addr add "$IP4_S/24" dev "$VETH_S" && in_c ip addr add "$IP4_C/24" dev "$VETH_C" ||
-	die "IPv4 addresses"
+ip netns exec "$NS_X" ip link set lo up || die "lo up"
 { in_s ip -6 addr add "$IP6_S/64" dev "$VETH_S" nodad &&
 	in_c ip -6 addr add "$IP6_C/64" dev "$VETH_C" nodad; } 2>/dev/null ||
 	skip "IPv6 addresses cannot be added here"
-in_s ip link set "$VETH_S" up && in_c ip link set "$VETH_C" up || die "veth up"
-err=$(in_s iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_pair_up "$NS_S" "$NS_C" "$VETH_S" "$VETH_C"
+netns_need_nat "$NS_S"
 err=$(in_s ip6tables-save -t nat 2>&1) || skip "no ip6tables nat table here: $err"
 echo "pods: $NS_S ($IP4_S, $IP6_S) <- $NS_C ($IP4_C, $IP6_C); $NS_X (lo only)"
 
-export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
-	mkdir -p "$tmp/py"
-	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
-		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
-	export PYTHONPATH="$tmp/py:$PYTHONPATH"
-fi
+greeter_stubs
 
 # ---- helpers --------------------------------------------------------------------------
-port_open() { # NS HOST PORT
-	ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
-}
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
 call_in() { # NS TARGET NAME: one SayHello, 3 s deadline. Prints the status code name.
 	local out
 	out=$(ip netns exec "$1" "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$2" \
@@ -137,10 +92,8 @@ expect_in() { # WANT NS TARGET NAME
 peers_of() { # NAME: the peers the app saw for calls with this name, one per line
 	awk -v n="$1" '$2 == n { print $1 }' "$tmp/calls.log" 2>/dev/null | sed 's/%5B/[/g; s/%5D/]/g'
 }
-metrics() { in_s curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
-msum() {
-	metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
-}
+metrics() { ns_metrics "$NS_S"; }
+msum() { metrics | series_sum "$1"; }
 redirect_pkts() { # FAMILY-TOOL: packets (= new connections) the catch-all REDIRECT rule took
 	in_s "$1" -w 5 -t nat -L GRPCGUARD_INBOUND -v -n -x |
 		awk '/REDIRECT/ && !/dpt:/ { s += $1 } END { printf "%d\n", s }'
