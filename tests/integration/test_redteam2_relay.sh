@@ -27,14 +27,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables iptables-restore ip6tables ip6tables-restore setpriv curl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
-[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+. "$root/tests/lib/netns.sh"
+netns_require ip iptables iptables-restore ip6tables ip6tables-restore setpriv curl
 
 id=$$
 NS_A=ggrly-$id-att
@@ -47,27 +41,11 @@ tmp=$(mktemp -d /tmp/gg-relay.XXXXXX)
 chmod 755 "$tmp"
 sc_pid= app_pid= vic_pid=
 
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
-	local pid
 	stop_pid "$sc_pid"
 	stop_pid "$app_pid"
 	stop_pid "$vic_pid"
-	for pid in $(ip netns pids "$NS_A" 2>/dev/null) $(ip netns pids "$NS_P" 2>/dev/null) \
-		$(ip netns pids "$NS_V" 2>/dev/null); do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	ip netns del "$NS_A" 2>/dev/null
-	ip netns del "$NS_P" 2>/dev/null
-	ip netns del "$NS_V" 2>/dev/null
+	netns_teardown "$NS_A" "$NS_P" "$NS_V"
 	ip link del "$VA" 2>/dev/null
 	ip link del "$VV" 2>/dev/null
 	rm -rf "$tmp"
@@ -99,20 +77,11 @@ in_a ip link set "$VA" up && in_p ip link set "$VP" up && in_p ip link set "$VQ"
 in_p sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 || die "sysctl forwarding"
 in_a ip route add 10.236.0.0/24 via "$IP4_P" && in_a ip -6 route add fd00:236::/64 via "$IP6_P" ||
 	die "attacker routes"
-err=$(in_p iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_need_nat "$NS_P"
 err=$(in_p ip6tables-save -t nat 2>&1) || skip "no ip6tables nat table here: $err"
 
-port_open() { ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; } # NS HOST PORT
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
-metrics() { in_p curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
-msum() { metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'; }
+metrics() { ns_metrics "$NS_P"; }
+msum() { metrics | series_sum "$1"; }
 get() { # NS URL: the body, or "ERR <curl exit>"
 	local out rc
 	out=$(ip netns exec "$1" curl -sS --max-time 4 -g "$2" 2>/dev/null)
