@@ -33,14 +33,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables-restore iptables-save setpriv curl openssl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
-[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+. "$root/tests/lib/netns.sh"
+netns_require ip iptables-restore iptables-save setpriv curl openssl
 
 id=$$
 NS_C=ggout-$id-cli
@@ -56,24 +50,11 @@ chmod 755 "$tmp"
 pids=()
 sc_pid=
 
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
 	local pid
 	stop_pid "$sc_pid"
 	for pid in "${pids[@]}"; do stop_pid "$pid"; done
-	# Anything else in our namespaces (named after our pid) was started by this test.
-	for ns in "$NS_C" "$NS_S" "$NS_B"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-	done
-	for ns in "$NS_C" "$NS_S" "$NS_B"; do ip netns del "$ns" 2>/dev/null; done
+	netns_teardown "$NS_C" "$NS_S" "$NS_B"
 	ip link del "$VS_C" 2>/dev/null
 	ip link del "$VB_C" 2>/dev/null
 	rm -rf "/etc/netns/$NS_C" "$tmp"
@@ -97,7 +78,7 @@ in_c ip addr add "$IP_CS/24" dev "$VS_C" && in_c ip addr add "$IP_CB/24" dev "$V
 	in_b ip addr add "$IP_B/24" dev "$VB_B" || die "addresses"
 in_c ip link set "$VS_C" up && in_c ip link set "$VB_C" up &&
 	ip netns exec "$NS_S" ip link set "$VS_S" up && in_b ip link set "$VB_B" up || die "veth up"
-err=$(in_c iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_need_nat "$NS_C"
 v6=1
 { in_c ip -6 addr add "$IP6_CB/64" dev "$VB_C" nodad &&
 	in_b ip -6 addr add "$IP6_B/64" dev "$VB_B" nodad; } 2>/dev/null || v6=0
@@ -113,25 +94,10 @@ $IP_B backend backend.demo backend.demo.svc.cluster.local
 EOF
 echo "pods: client $NS_C -> server $NS_S ($IP_S), backend $NS_B ($IP_B, no sidecar)"
 
-export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
-	mkdir -p "$tmp/py"
-	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
-		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
-	export PYTHONPATH="$tmp/py:$PYTHONPATH"
-fi
+greeter_stubs
 export GRPC_DNS_RESOLVER=native # getaddrinfo: reads the pod's /etc/hosts
 
 # ---- helpers -----------------------------------------------------------------------------
-port_open() { ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
 call() { # TARGET DEADLINE NAME [client args]: one RPC from the client pod; prints "CODE MS"
 	local out target=$1 deadline=$2 name=$3
 	shift 3
@@ -151,13 +117,9 @@ expect_call() { # CODE TARGET DEADLINE NAME
 	echo "  call $3 to $1 -> $got"
 	last_ms=${got##* }
 }
-metrics() { in_c curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
-msum() { metrics | awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'; }
-smsum() { # the server's sidecar
-	ip netns exec "$NS_S" curl -sS --max-time 5 http://127.0.0.1:15020/metrics |
-		awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
-}
-logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME
+metrics() { ns_metrics "$NS_C"; }
+msum() { metrics | series_sum "$1"; }
+smsum() { ns_metrics "$NS_S" | series_sum "$1"; } # the server's sidecar
 accepted() { msum '^grpcguard_sidecar_outbound_connections_total\{result="accepted"\}'; }
 set_policy() {
 	cat >"$tmp/policy/.p.new" && chmod 644 "$tmp/policy/.p.new" &&
@@ -173,12 +135,6 @@ count_rules() { # [TOOL]: "<OUTPUT jumps> <uid rules> <REDIRECT 15001> <chain ru
 }
 
 # ---- the apps ----------------------------------------------------------------------------
-bg() { # NS LOGNAME CMD...: start a program in a netns, remember its pid
-	local ns=$1 log=$2
-	shift 2
-	ip netns exec "$ns" "$@" >"$tmp/$log.log" 2>&1 &
-	pids+=($!)
-}
 bg "$NS_S" server "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0.0.0.0 --port 8080 \
 	--calls-log "$tmp/server.calls" --name server-pod
 bhost=0.0.0.0

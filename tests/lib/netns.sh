@@ -104,3 +104,14 @@ ns_metrics() { # NS: the sidecar's Prometheus text from inside NS
 series_sum() {
 	awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
 }
+
+# bg NS LOGNAME CMD...: start CMD in NS with its output in $tmp/LOGNAME.log; its pid is
+# appended to the test's array pids (the cleanup trap stops each with stop_pid). A function
+# run with & would fork a subshell; `ip netns exec` execs, so $! is the program's pid.
+bg() {
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$tmp/$log.log" 2>&1 &
+	pids+=($!)
+}
+logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME: calls the app logged
