@@ -48,13 +48,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables-restore iptables-save setpriv curl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
+. "$root/tests/lib/netns.sh"
+netns_need_tools ip iptables-restore iptables-save setpriv curl
 PROMETHEUS=$(command -v prometheus) || skip "prometheus is not installed (make deps installs Debian's prometheus)"
 for prog in grpcguard-sidecar grpcguard-graph; do
 	[ -x "$GG_BIN/$prog" ] || die "$GG_BIN/$prog is not built"
@@ -74,27 +69,14 @@ chmod 755 "$tmp"
 pids=()
 sc_c= sc_s= prom_pid=
 
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
-	local pid ns
+	local pid
 	stop_pid "$prom_pid"
 	stop_pid "$sc_c"
 	stop_pid "$sc_s"
 	for pid in "${pids[@]}"; do stop_pid "$pid"; done
-	# Anything else in our namespaces (named after our pid) was started by this test.
-	for ns in "$NS_C" "$NS_S" "$NS_B" "$NS_P" "$NS_N"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-	done
 	# Deleting a namespace deletes its interfaces: the veths and the node's bridge.
-	for ns in "$NS_C" "$NS_S" "$NS_B" "$NS_P" "$NS_N"; do ip netns del "$ns" 2>/dev/null; done
+	netns_teardown "$NS_C" "$NS_S" "$NS_B" "$NS_P" "$NS_N"
 	rm -rf "/etc/netns/$NS_C" "$tmp"
 }
 trap cleanup EXIT
@@ -119,7 +101,7 @@ pod_net() { # NS IP N: a veth from the node's bridge into pod NS as eth0
 }
 pod_net "$NS_C" "$IP_C" 1 && pod_net "$NS_S" "$IP_S" 2 && pod_net "$NS_B" "$IP_B" 3 &&
 	pod_net "$NS_P" "$IP_P" 4 || die "cannot wire the pods to the node's bridge"
-err=$(in_c iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_need_nat "$NS_C"
 mkdir -p "/etc/netns/$NS_C"
 cat >"/etc/netns/$NS_C/hosts" <<EOF
 127.0.0.1 localhost
@@ -128,32 +110,10 @@ $IP_B backend backend.demo backend.demo.svc.cluster.local
 EOF
 echo "pods on $NET.0/24: client $IP_C, server $IP_S, backend $IP_B (no sidecar), prometheus $IP_P"
 
-export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
-	mkdir -p "$tmp/py"
-	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
-		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
-	export PYTHONPATH="$tmp/py:$PYTHONPATH"
-fi
+greeter_stubs
 export GRPC_DNS_RESOLVER=native # getaddrinfo: reads the pod's /etc/hosts
 
 # ---- helpers -----------------------------------------------------------------------------
-port_open() { ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
-bg() { # NS LOGNAME CMD...: start a program in a netns, remember its pid
-	local ns=$1 log=$2
-	shift 2
-	ip netns exec "$ns" "$@" >"$tmp/$log.log" 2>&1 &
-	pids+=($!)
-}
-logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME
 runs=0 # client runs that went through the outbound capture (one connection each)
 calls() { # WANT COUNT NAME TARGET DEADLINE [client args]: COUNT calls in one client run
 	local want=$1 count=$2 name=$3 target=$4 deadline=$5

@@ -10,14 +10,17 @@
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "FAIL: $*"; exit 1; }
 
-# netns_require TOOL...: skip (77) unless we are root and every TOOL is on PATH; fail when
-# the sidecar is not built.
-netns_require() {
+# netns_need_tools TOOL...: skip (77) unless we are root and every TOOL is on PATH.
+netns_need_tools() {
 	local tool
 	[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
 	for tool in "$@"; do
 		command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
 	done
+}
+# netns_require TOOL...: netns_need_tools, then fail when the sidecar is not built.
+netns_require() {
+	netns_need_tools "$@"
 	[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
 }
 
