@@ -35,7 +35,7 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
+. "$root/tests/lib/netns.sh"
 die() {
 	echo "FAIL: $*"
 	for f in "${tmp:-/nonexistent}"/sidecar-*.log "${tmp:-/nonexistent}"/webhook.log \
@@ -45,10 +45,7 @@ die() {
 	exit 1
 }
 
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables-save setpriv curl openssl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
+netns_need_tools ip iptables-save setpriv curl openssl
 "$PYTHON" -c 'import grpc' 2>/dev/null || skip "python3 grpcio missing"
 for p in grpcguard-sidecar grpcguard-webhook grpcguard-certgen; do
 	[ -x "$GG_BIN/$p" ] || die "$GG_BIN/$p is not built"
@@ -67,22 +64,10 @@ chmod 755 "$tmp"
 pids=()
 sc_c= sc_s= sc_a= wh=
 
-stop_pid() { # PID: TERM, then KILL after 5 s
-	local pid=$1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 cleanup() {
-	local pid ns
+	local pid
 	for pid in "$sc_c" "$sc_s" "$sc_a" "$wh" "${pids[@]}"; do stop_pid "$pid"; done
-	for ns in "$NS_C" "$NS_S" "$NS_A" "$NS_B"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-	done
-	for ns in "$NS_C" "$NS_S" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null; done
+	netns_teardown "$NS_C" "$NS_S" "$NS_A" "$NS_B"
 	ip link del "$V_CS" 2>/dev/null
 	ip link del "$V_AS" 2>/dev/null
 	ip link del "$V_BS" 2>/dev/null
@@ -111,32 +96,17 @@ in_c ip addr add "$IP_C/24" dev "$V_CS" && in_s ip addr add "$IP_S/24" dev "$V_S
 in_c ip link set "$V_CS" up && in_s ip link set "$V_SC" up && in_a ip link set "$V_AS" up &&
 	in_s ip link set "$V_SA" up && ip netns exec "$NS_B" ip link set "$V_BS" up &&
 	in_s ip link set "$V_SB" up || die "veth up"
-err=$(in_c iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_need_nat "$NS_C"
 for pair in "$NS_C:$IP_S" "$NS_A:$IP_SA" "$NS_B:$IP_SB"; do
 	mkdir -p "/etc/netns/${pair%%:*}"
 	printf '127.0.0.1 localhost\n%s server server.demo.svc.cluster.local\n' "${pair#*:}" \
 		>"/etc/netns/${pair%%:*}/hosts"
 done
 
-export PYTHONPATH="$root/tests/lib/py:$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
-	mkdir -p "$tmp/py"
-	"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
-		--grpc_python_out="$tmp/py" "$root/tests/greeter/helloworld.proto" || die "protoc"
-	export PYTHONPATH="$tmp/py:$PYTHONPATH"
-fi
+greeter_stubs "$root/tests/lib/py"
 export GRPC_DNS_RESOLVER=native
 
 # ---- helpers -----------------------------------------------------------------------------
-port_open() { ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
 call() { # NS TARGET NAME [client args]: one RPC; prints its code
 	local ns=$1 target=$2 name=$3
 	shift 3
@@ -153,18 +123,10 @@ expect_call() { # CODE NS TARGET NAME [args]
 	[ "$got" = "$want" ] || die "call $3 from $1 to $2: got $got, want $want: $(tail -c 600 "$tmp/last_call")"
 	echo "  call $3 -> $got"
 }
-smetrics() { in_s curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
+smetrics() { ns_metrics "$NS_S"; }
 whmetrics() { in_s curl -sS --max-time 5 --cacert "$tmp/serving/ca.crt" https://127.0.0.1:9443/metrics; }
-sum() { awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'; }
-readyz() { ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz; }
+sum() { series_sum "$1"; }
 is_ready() { [ "$(readyz "$1")" = 200 ]; }
-logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; }
-bg() { # NS LOGNAME CMD...
-	local ns=$1 log=$2
-	shift 2
-	ip netns exec "$ns" "$@" >"$tmp/$log.log" 2>&1 &
-	pids+=($!)
-}
 san_env=()
 [ "${GG_SANITIZE:-0}" = 1 ] && san_env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
 

@@ -76,10 +76,12 @@ netns_need_nat() {
 		skip "iptables does not work in a network namespace here: $err"
 }
 
-# greeter_stubs: PYTHONPATH for the greeter stubs, from build/py (`make py`) or generated
-# into $tmp/py.
+# greeter_stubs [DIR...]: PYTHONPATH for the greeter stubs (after the DIRs), from build/py
+# (`make py`) or generated into $tmp/py.
 greeter_stubs() {
-	export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
+	local dir pre=
+	for dir in "$@"; do pre+="$dir:"; done
+	export PYTHONPATH="$pre$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
 	if ! "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null; then
 		mkdir -p "$tmp/py"
 		"$PYTHON" -m grpc_tools.protoc -I"$root/tests/greeter" --python_out="$tmp/py" \
@@ -118,3 +120,6 @@ bg() {
 	pids+=($!)
 }
 logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME: calls the app logged
+readyz() { # NS: the HTTP status of the sidecar's /readyz inside NS
+	ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz
+}
