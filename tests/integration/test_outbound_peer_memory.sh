@@ -23,14 +23,8 @@ GG_BIN=${GG_BIN:-$root/build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and iptables rules"
-for tool in ip iptables-save setpriv curl; do
-	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
-done
-[ -x "$GG_BIN/grpcguard-sidecar" ] || die "$GG_BIN/grpcguard-sidecar is not built"
+. "$root/tests/lib/netns.sh"
+netns_require ip iptables-save setpriv curl
 
 id=$$
 NS_C=ggpm-$id-cli NS_S=ggpm-$id-srv
@@ -39,31 +33,23 @@ tmp=$(mktemp -d /tmp/gg-peer-memory.XXXXXX)
 chmod 755 "$tmp"
 pids=()
 cleanup() {
-	local pid ns
+	local pid
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
 	for pid in "${pids[@]}"; do
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
-	for ns in "$NS_C" "$NS_S"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
-	done
+	netns_teardown "$NS_C" "$NS_S"
 	ip link del "$V_C" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-err=$(ip netns add "$NS_C" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_S" || die "ip netns add"
-ip link add "$V_C" type veth peer name "$V_S" || die "cannot create a veth pair"
-ip link set "$V_C" netns "$NS_C" && ip link set "$V_S" netns "$NS_S" || die "veth move"
-ip -n "$NS_C" addr add 10.233.1.2/24 dev "$V_C" && ip -n "$NS_S" addr add 10.233.1.1/24 dev "$V_S" &&
-	ip -n "$NS_C" link set "$V_C" up && ip -n "$NS_S" link set "$V_S" up &&
-	ip -n "$NS_C" link set lo up && ip -n "$NS_S" link set lo up || die "network setup"
-err=$(ip netns exec "$NS_C" iptables-save -t nat 2>&1) || skip "iptables does not work in a network namespace here: $err"
+netns_pair "$NS_C" "$NS_S" "$V_C" "$V_S" 10.233.1.2 10.233.1.1
+netns_pair_up "$NS_C" "$NS_S" "$V_C" "$V_S"
+netns_need_nat "$NS_C"
 
 export PYTHONPATH="$root/tests/greeter:$root/build/py${PYTHONPATH:+:$PYTHONPATH}"
 "$PYTHON" -c 'import helloworld_pb2_grpc' 2>/dev/null || die "greeter stubs missing: run make py"
@@ -125,9 +111,9 @@ for kind in sys.argv[1].split(","):
         print(kind, e.code().name)
 ch.close()
 EOF
-metrics() { ip netns exec "$NS_C" curl -sS --max-time 5 http://127.0.0.1:15020/metrics; }
-# series_sum DST_WORKLOAD CODE: the caller's reporter="source" requests to that workload
-series_sum() {
+metrics() { ns_metrics "$NS_C"; }
+# requests_to DST_WORKLOAD CODE: the caller's reporter="source" requests to that workload
+requests_to() {
 	metrics | awk -v w="destination_workload=\"$1\"" -v c="grpc_code=\"$2\"" \
 		'/^grpcguard_requests_total\{reporter="source"/ && index($0, w) && index($0, c) { s += $NF }
 		 END { printf "%d\n", s }'
@@ -137,7 +123,7 @@ series_sum() {
 # (it counts one when both of its ends have closed).
 settle() {
 	local end=$((SECONDS + 5))
-	until [ "$(series_sum "$1" "$2")" -ge "$3" ]; do
+	until [ "$(requests_to "$1" "$2")" -ge "$3" ]; do
 		[ $SECONDS -lt $end ] || return 0
 		sleep 0.2
 	done
@@ -148,21 +134,21 @@ out=$(ip netns exec "$NS_C" "$PYTHON" "$tmp/calls.py" ok,held 2>&1)
 [ "$out" = $'ok OK\nheld CANCELLED' ] || die "calls on one channel: $out"
 settle server OK 1
 end=$((SECONDS + 5))
-while [ "$(series_sum server CANCELLED)$(series_sum unknown CANCELLED)" = 00 ] && [ $SECONDS -lt $end ]; do
+while [ "$(requests_to server CANCELLED)$(requests_to unknown CANCELLED)" = 00 ] && [ $SECONDS -lt $end ]; do
 	sleep 0.2
 done
-[ "$(series_sum server OK)" = 1 ] || die "the answered call is not reported to destination_workload=server: $(metrics | grep '^grpcguard_requests_total')"
-got=$(series_sum server CANCELLED)
-[ "$got" = 1 ] || die "the held call on the same connection is not reported to destination_workload=server (got $got; unknown: $(series_sum unknown CANCELLED))"
-[ "$(series_sum unknown CANCELLED)" = 0 ] || die "the held call was reported to an unknown workload"
+[ "$(requests_to server OK)" = 1 ] || die "the answered call is not reported to destination_workload=server: $(metrics | grep '^grpcguard_requests_total')"
+got=$(requests_to server CANCELLED)
+[ "$got" = 1 ] || die "the held call on the same connection is not reported to destination_workload=server (got $got; unknown: $(requests_to unknown CANCELLED))"
+[ "$(requests_to unknown CANCELLED)" = 0 ] || die "the held call was reported to an unknown workload"
 echo "  reporter=source, destination_workload=server: OK 1, CANCELLED 1"
 
 echo "== a new connection whose first call is never answered: named from the address's last answer"
 out=$(ip netns exec "$NS_C" "$PYTHON" "$tmp/calls.py" held 2>&1)
 [ "$out" = "held CANCELLED" ] || die "held call on a new channel: $out"
 settle server CANCELLED 2
-[ "$(series_sum server CANCELLED)" = 2 ] || die "the unanswered call on a new connection to the same address was not reported to destination_workload=server: $(metrics | grep "^grpcguard_requests_total")"
-[ "$(series_sum unknown CANCELLED)" = 0 ] || die "an unanswered call to an address that answered before was reported as unknown"
+[ "$(requests_to server CANCELLED)" = 2 ] || die "the unanswered call on a new connection to the same address was not reported to destination_workload=server: $(metrics | grep "^grpcguard_requests_total")"
+[ "$(requests_to unknown CANCELLED)" = 0 ] || die "an unanswered call to an address that answered before was reported as unknown"
 echo "  reporter=source, destination_workload=server: CANCELLED 2"
 
 [ -s "$tmp/server.calls" ] && [ "$(wc -l <"$tmp/server.calls")" = 1 ] || die "the app did not receive exactly the one answered call"
