@@ -81,21 +81,10 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 in_a() { ip netns exec "$NS_A" "$@"; }
 
 # ---- four pods -------------------------------------------------------------------------
-err=$(ip netns add "$NS_C" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_S" && ip netns add "$NS_A" && ip netns add "$NS_B" || die "ip netns add"
-ip link add "$V_CS" type veth peer name "$V_SC" && ip link add "$V_AS" type veth peer name "$V_SA" &&
-	ip link add "$V_BS" type veth peer name "$V_SB" || die "cannot create veth pairs"
-ip link set "$V_CS" netns "$NS_C" && ip link set "$V_SC" netns "$NS_S" &&
-	ip link set "$V_AS" netns "$NS_A" && ip link set "$V_SA" netns "$NS_S" &&
-	ip link set "$V_BS" netns "$NS_B" && ip link set "$V_SB" netns "$NS_S" || die "veth move"
-for ns in "$NS_C" "$NS_S" "$NS_A" "$NS_B"; do ip netns exec "$ns" ip link set lo up || die "lo up"; done
-in_c ip addr add "$IP_C/24" dev "$V_CS" && in_s ip addr add "$IP_S/24" dev "$V_SC" &&
-	in_a ip addr add "$IP_A/24" dev "$V_AS" && in_s ip addr add "$IP_SA/24" dev "$V_SA" &&
-	ip netns exec "$NS_B" ip addr add "$IP_B/24" dev "$V_BS" &&
-	in_s ip addr add "$IP_SB/24" dev "$V_SB" || die "addresses"
-in_c ip link set "$V_CS" up && in_s ip link set "$V_SC" up && in_a ip link set "$V_AS" up &&
-	in_s ip link set "$V_SA" up && ip netns exec "$NS_B" ip link set "$V_BS" up &&
-	in_s ip link set "$V_SB" up || die "veth up"
+netns_add "$NS_C" "$NS_S" "$NS_A" "$NS_B"
+netns_link "$NS_C" "$NS_S" "$V_CS" "$V_SC" "$IP_C" "$IP_S"
+netns_link "$NS_A" "$NS_S" "$V_AS" "$V_SA" "$IP_A" "$IP_SA"
+netns_link "$NS_B" "$NS_S" "$V_BS" "$V_SB" "$IP_B" "$IP_SB"
 netns_need_nat "$NS_C"
 for pair in "$NS_C:$IP_S" "$NS_A:$IP_SA" "$NS_B:$IP_SB"; do
 	mkdir -p "/etc/netns/${pair%%:*}"

@@ -79,21 +79,10 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 in_i() { ip netns exec "$NS_I" "$@"; }
 
 # ---- four pods -------------------------------------------------------------------------
-err=$(ip netns add "$NS_C" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_S" && ip netns add "$NS_I" && ip netns add "$NS_B" || die "ip netns add"
-ip link add "$V_CS" type veth peer name "$V_SC" && ip link add "$V_IS" type veth peer name "$V_SI" &&
-	ip link add "$V_CB" type veth peer name "$V_BC" || die "cannot create veth pairs"
-ip link set "$V_CS" netns "$NS_C" && ip link set "$V_SC" netns "$NS_S" &&
-	ip link set "$V_IS" netns "$NS_I" && ip link set "$V_SI" netns "$NS_S" &&
-	ip link set "$V_CB" netns "$NS_C" && ip link set "$V_BC" netns "$NS_B" || die "veth move"
-for ns in "$NS_C" "$NS_S" "$NS_I" "$NS_B"; do ip netns exec "$ns" ip link set lo up || die "lo up"; done
-in_c ip addr add "$IP_C/24" dev "$V_CS" && in_s ip addr add "$IP_S/24" dev "$V_SC" &&
-	in_i ip addr add "$IP_I/24" dev "$V_IS" && in_s ip addr add "$IP_SI/24" dev "$V_SI" &&
-	in_c ip addr add "$IP_CB/24" dev "$V_CB" &&
-	ip netns exec "$NS_B" ip addr add "$IP_B/24" dev "$V_BC" || die "addresses"
-in_c ip link set "$V_CS" up && in_s ip link set "$V_SC" up && in_i ip link set "$V_IS" up &&
-	in_s ip link set "$V_SI" up && in_c ip link set "$V_CB" up &&
-	ip netns exec "$NS_B" ip link set "$V_BC" up || die "veth up"
+netns_add "$NS_C" "$NS_S" "$NS_I" "$NS_B"
+netns_link "$NS_C" "$NS_S" "$V_CS" "$V_SC" "$IP_C" "$IP_S"
+netns_link "$NS_I" "$NS_S" "$V_IS" "$V_SI" "$IP_I" "$IP_SI"
+netns_link "$NS_C" "$NS_B" "$V_CB" "$V_BC" "$IP_CB" "$IP_B"
 netns_need_nat "$NS_C"
 for ns in "$NS_C" "$NS_I"; do
 	mkdir -p "/etc/netns/$ns"

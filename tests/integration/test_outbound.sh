@@ -66,18 +66,9 @@ in_c() { ip netns exec "$NS_C" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 
 # ---- three pods ------------------------------------------------------------------------
-err=$(ip netns add "$NS_C" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_S" && ip netns add "$NS_B" || die "ip netns add"
-ip link add "$VS_C" type veth peer name "$VS_S" || die "cannot create a veth pair"
-ip link add "$VB_C" type veth peer name "$VB_B" || die "cannot create a veth pair"
-ip link set "$VS_C" netns "$NS_C" && ip link set "$VB_C" netns "$NS_C" &&
-	ip link set "$VS_S" netns "$NS_S" && ip link set "$VB_B" netns "$NS_B" || die "veth move"
-for ns in "$NS_C" "$NS_S" "$NS_B"; do ip netns exec "$ns" ip link set lo up || die "lo up"; done
-in_c ip addr add "$IP_CS/24" dev "$VS_C" && in_c ip addr add "$IP_CB/24" dev "$VB_C" &&
-	ip netns exec "$NS_S" ip addr add "$IP_S/24" dev "$VS_S" &&
-	in_b ip addr add "$IP_B/24" dev "$VB_B" || die "addresses"
-in_c ip link set "$VS_C" up && in_c ip link set "$VB_C" up &&
-	ip netns exec "$NS_S" ip link set "$VS_S" up && in_b ip link set "$VB_B" up || die "veth up"
+netns_add "$NS_C" "$NS_S" "$NS_B"
+netns_link "$NS_C" "$NS_S" "$VS_C" "$VS_S" "$IP_CS" "$IP_S"
+netns_link "$NS_C" "$NS_B" "$VB_C" "$VB_B" "$IP_CB" "$IP_B"
 netns_need_nat "$NS_C"
 v6=1
 { in_c ip -6 addr add "$IP6_CB/64" dev "$VB_C" nodad &&

@@ -58,21 +58,12 @@ in_p() { ip netns exec "$NS_P" "$@"; }
 in_v() { ip netns exec "$NS_V" "$@"; }
 
 # ---- three namespaces: attacker - pod - victim ------------------------------------------
-err=$(ip netns add "$NS_P" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS_A" && ip netns add "$NS_V" || die "ip netns add"
-ip link add "$VA" type veth peer name "$VP" && ip link add "$VV" type veth peer name "$VQ" ||
-	die "cannot create veth pairs"
-ip link set "$VA" netns "$NS_A" && ip link set "$VP" netns "$NS_P" &&
-	ip link set "$VQ" netns "$NS_P" && ip link set "$VV" netns "$NS_V" || die "veth move"
-for ns in "$NS_A" "$NS_P" "$NS_V"; do ip netns exec "$ns" ip link set lo up || die "lo up"; done
-in_a ip addr add "$IP4_A/24" dev "$VA" && in_p ip addr add "$IP4_P/24" dev "$VP" &&
-	in_p ip addr add "$IP4_PV/24" dev "$VQ" && in_v ip addr add "$IP4_V/24" dev "$VV" ||
-	die "IPv4 addresses"
+netns_add "$NS_P" "$NS_A" "$NS_V"
+netns_link "$NS_A" "$NS_P" "$VA" "$VP" "$IP4_A" "$IP4_P"
+netns_link "$NS_V" "$NS_P" "$VV" "$VQ" "$IP4_V" "$IP4_PV"
 { in_a ip -6 addr add "$IP6_A/64" dev "$VA" nodad && in_p ip -6 addr add "$IP6_P/64" dev "$VP" nodad &&
 	in_p ip -6 addr add "$IP6_PV/64" dev "$VQ" nodad && in_v ip -6 addr add "$IP6_V/64" dev "$VV" nodad; } 2>/dev/null ||
 	skip "IPv6 addresses cannot be added here"
-in_a ip link set "$VA" up && in_p ip link set "$VP" up && in_p ip link set "$VQ" up &&
-	in_v ip link set "$VV" up || die "veth up"
 # The pod is no router; the attacker sends the victim's subnet to the pod's interface.
 in_p sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 || die "sysctl forwarding"
 in_a ip route add 10.236.0.0/24 via "$IP4_P" && in_a ip -6 route add fd00:236::/64 via "$IP6_P" ||

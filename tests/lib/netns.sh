@@ -123,3 +123,21 @@ logged() { grep -c " $2\$" "$tmp/$1.calls" 2>/dev/null || true; } # POD NAME: ca
 readyz() { # NS: the HTTP status of the sidecar's /readyz inside NS
 	ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz
 }
+
+# netns_add NS...: new namespaces with lo up. Skips (77) when the machine forbids network
+# namespaces (the first one fails), fails on a later one.
+netns_add() {
+	local err ns
+	err=$(ip netns add "$1" 2>&1) || skip "cannot create a network namespace: $err"
+	for ns in "${@:2}"; do ip netns add "$ns" || die "ip netns add $ns"; done
+	for ns in "$@"; do ip netns exec "$ns" ip link set lo up || die "lo up in $ns"; done
+}
+# netns_link NS_A NS_B VETH_A VETH_B IP4_A IP4_B: a veth pair between two existing
+# namespaces, IP4_A/24 and IP4_B/24 on its ends, both up.
+netns_link() {
+	ip link add "$3" type veth peer name "$4" || die "cannot create a veth pair $3-$4"
+	ip link set "$3" netns "$1" && ip link set "$4" netns "$2" || die "veth move $3-$4"
+	ip -n "$1" addr add "$5/24" dev "$3" && ip -n "$2" addr add "$6/24" dev "$4" ||
+		die "addresses on $3-$4"
+	ip -n "$1" link set "$3" up && ip -n "$2" link set "$4" up || die "veth up $3-$4"
+}
