@@ -44,11 +44,8 @@
 # whatever is left in our namespaces, then the namespaces.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_need_tools ip iptables-restore iptables-save setpriv curl
 PROMETHEUS=$(command -v prometheus) || skip "prometheus is not installed (make deps installs Debian's prometheus)"
 for prog in grpcguard-sidecar grpcguard-graph; do

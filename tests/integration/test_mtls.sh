@@ -30,11 +30,8 @@
 # Everything created is removed on exit, by PID and netns name.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 die() {
 	echo "FAIL: $*"
 	for f in "${tmp:-/nonexistent}"/sidecar-[cs].log; do
@@ -94,22 +91,8 @@ greeter_stubs
 export GRPC_DNS_RESOLVER=native
 
 # ---- helpers -----------------------------------------------------------------------------
-call() { # NS TARGET NAME [client args]: one RPC; prints its code
-	local ns=$1 target=$2 name=$3
-	shift 3
-	ip netns exec "$ns" "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
-		--deadline 5 --name "$name" --json "$@" 2>&1 | tee "$tmp/last_call" | tail -n 1 |
-		"$PYTHON" -c 'import json,sys
-try: print(json.loads(sys.stdin.read())["code"])
-except Exception: print("NO_REPLY")'
-}
-expect_call() { # CODE NS TARGET NAME [args]
-	local want=$1 got
-	shift
-	got=$(call "$@")
-	[ "$got" = "$want" ] || die "call $3 from $1 to $2: got $got, want $want: $(tail -c 600 "$tmp/last_call")"
-	echo "  call $3 -> $got"
-}
+call() { call_code "$@"; }          # NS TARGET NAME [client args]: prints the code
+expect_call() { expect_code "$@"; } # CODE NS TARGET NAME [args]
 cmetrics() { ns_metrics "$NS_C"; }
 smetrics() { ns_metrics "$NS_S"; }
 sum() { series_sum "$1"; }

@@ -16,11 +16,8 @@
 # exit, also on failure. Skips (77) only when the machine forbids netns or iptables.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_require ip iptables-restore iptables-save setpriv curl
 
 id=$$

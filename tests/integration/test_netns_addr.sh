@@ -25,11 +25,8 @@
 # iptables or IPv6.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_require ip iptables iptables-restore iptables-save ip6tables ip6tables-restore setpriv curl
 
 id=$$
@@ -265,15 +262,12 @@ lb_after=$(msum '^grpcguard_connections_refused_total.*loopback_dst')
 grep -q '"event":"loopback_original_dst"' "$tmp/sidecar.log" || die "no loopback_original_dst debug log"
 echo "  refused, loopback_dst_refused_total $lb_before -> $lb_after"
 
-kill -TERM "$sc_pid"
-for _ in $(seq 100); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
-wait "$sc_pid"
+term_wait "$sc_pid"
 rc=$?
 sc_pid=
 [ $rc = 0 ] || die "the sidecar exited with $rc after SIGTERM: $(tail -n 20 "$tmp/sidecar.log")"
 # Sanitizer builds (GG_SANITIZE=1): init and the sidecar must have reported nothing (an
 # ASan leak report exits 1, which the expected-failure inits above would hide).
-bad=$(grep -l -E 'Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null)
-[ -z "$bad" ] || die "sanitizer reports in: $bad: $(grep -h -A5 -E 'Sanitizer|runtime error:' $bad | head -n 20)"
+sanitizer_clean
 echo "PASS: netns addresses (pod IP forwarding, loopback privacy, IPv6 fail-closed)"
 exit 0

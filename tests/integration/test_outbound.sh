@@ -29,11 +29,8 @@
 # one set of rules. Everything created is removed on exit, by PID and netns name.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_require ip iptables-restore iptables-save setpriv curl openssl
 
 id=$$
@@ -405,9 +402,7 @@ if [ $v6 = 1 ]; then
 fi
 expect_call OK server:8080 5 after-reinit
 
-kill -TERM "$sc_pid"
-for _ in $(seq $((100 * slow))); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
-wait "$sc_pid"
+term_wait "$sc_pid" $((100 * slow))
 rc=$?
 sc_pid=
 [ $rc = 0 ] || {

@@ -19,11 +19,8 @@
 # Everything created is removed on exit, by PID and netns name.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_require ip iptables-save setpriv curl
 
 id=$$

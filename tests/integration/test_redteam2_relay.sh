@@ -23,11 +23,8 @@
 # the v4-mapped pod IP, ::1 and the v6 pod IP are closed without a relay or a loop.
 set -u
 root=${GG_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-GG_BIN=${GG_BIN:-$root/build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-export PYTHONDONTWRITEBYTECODE=1
-
 . "$root/tests/lib/netns.sh"
+
 netns_require ip iptables iptables-restore ip6tables ip6tables-restore setpriv curl
 
 id=$$
@@ -209,13 +206,10 @@ for h in "$IP4_P" "$IP6_P"; do
 	done
 done
 
-kill -TERM "$sc_pid"
-for _ in $(seq 100); do kill -0 "$sc_pid" 2>/dev/null || break; sleep 0.1; done
-wait "$sc_pid"
+term_wait "$sc_pid"
 rc=$?
 sc_pid=
 [ $rc = 0 ] || die "the sidecar exited with $rc after SIGTERM: $(tail -n 20 "$tmp/sidecar.log")"
-bad=$(grep -l -E 'Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null)
-[ -z "$bad" ] || die "sanitizer reports in: $bad: $(grep -h -A5 -E 'Sanitizer|runtime error:' $bad | head -n 20)"
+sanitizer_clean
 echo "PASS: the inbound path is no relay; 15001/15006/15020 from another pod hold"
 exit 0

@@ -4,8 +4,12 @@
 #
 #   . "$root/tests/lib/netns.sh"
 #
-# It defines only functions; nothing runs on sourcing. A test may redefine any of them after
-# sourcing (test_mtls.sh's die, for one, prints the logs first).
+# Beside the defaults below (GG_BIN, PYTHON, no .pyc files) it defines only functions. A test
+# may redefine any of them after sourcing (test_mtls.sh's die, for one, prints the logs first).
+
+GG_BIN=${GG_BIN:-$root/build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1
 
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "FAIL: $*"; exit 1; }
@@ -140,4 +144,38 @@ netns_link() {
 	ip -n "$1" addr add "$5/24" dev "$3" && ip -n "$2" addr add "$6/24" dev "$4" ||
 		die "addresses on $3-$4"
 	ip -n "$1" link set "$3" up && ip -n "$2" link set "$4" up || die "veth up $3-$4"
+}
+
+# term_wait PID [TENTHS]: SIGTERM, up to TENTHS tenths of a second (default 100) for PID to
+# exit, then `wait` for it; returns its exit status.
+term_wait() {
+	local pid=$1 n=${2:-100}
+	kill -TERM "$pid"
+	for _ in $(seq "$n"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$pid"
+}
+# sanitizer_clean: fail when a log in $tmp holds an ASan/UBSan report (GG_SANITIZE=1 builds).
+sanitizer_clean() {
+	local bad
+	bad=$(grep -l -E 'Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null)
+	[ -z "$bad" ] || die "sanitizer reports in: $bad: $(grep -h -A5 -E 'Sanitizer|runtime error:' $bad | head -n 20)"
+}
+
+# call_code NS TARGET NAME [client args]: one SayHello (5 s deadline) from NS; prints its
+# status code name, or NO_REPLY. The client's output is kept in $tmp/last_call.
+call_code() {
+	local ns=$1 target=$2 name=$3
+	shift 3
+	ip netns exec "$ns" "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
+		--deadline 5 --name "$name" --json "$@" 2>&1 | tee "$tmp/last_call" | tail -n 1 |
+		"$PYTHON" -c 'import json,sys
+try: print(json.loads(sys.stdin.read())["code"])
+except Exception: print("NO_REPLY")'
+}
+expect_code() { # CODE NS TARGET NAME [args]: call_code, failing the test on another code
+	local want=$1 got
+	shift
+	got=$(call_code "$@")
+	[ "$got" = "$want" ] || die "call $3 from $1 to $2: got $got, want $want: $(tail -c 600 "$tmp/last_call")"
+	echo "  call $3 -> $got"
 }
