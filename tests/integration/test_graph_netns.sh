@@ -99,12 +99,8 @@ pod_net() { # NS IP N: a veth from the node's bridge into pod NS as eth0
 pod_net "$NS_C" "$IP_C" 1 && pod_net "$NS_S" "$IP_S" 2 && pod_net "$NS_B" "$IP_B" 3 &&
 	pod_net "$NS_P" "$IP_P" 4 || die "cannot wire the pods to the node's bridge"
 netns_need_nat "$NS_C"
-mkdir -p "/etc/netns/$NS_C"
-cat >"/etc/netns/$NS_C/hosts" <<EOF
-127.0.0.1 localhost
-$IP_S server server.demo server.demo.svc.cluster.local
-$IP_B backend backend.demo backend.demo.svc.cluster.local
-EOF
+netns_hosts "$NS_C" "$IP_S server server.demo server.demo.svc.cluster.local" \
+	"$IP_B backend backend.demo backend.demo.svc.cluster.local"
 echo "pods on $NET.0/24: client $IP_C, server $IP_S, backend $IP_B (no sidecar), prometheus $IP_P"
 
 greeter_stubs

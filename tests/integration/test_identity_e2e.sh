@@ -222,30 +222,12 @@ done
 echo "  webhook: 3 issued (client, intruder, server), $busy refused busy and retried; stand-in: 3 tokens reviewed"
 
 echo "== PERMISSIVE: only the client's identity is allowed"
-cat >"$tmp/capture.py" <<'EOF'
-# Raw capture on one interface for N seconds; prints how many frames carried NEEDLE.
-import socket, sys, time
-ifname, secs, needle = sys.argv[1], float(sys.argv[2]), sys.argv[3].encode()
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((ifname, 0))
-s.settimeout(0.2)
-end, hits, frames = time.time() + secs, 0, 0
-print("ready", flush=True)
-while time.time() < end:
-    try:
-        d = s.recv(65535)
-    except socket.timeout:
-        continue
-    frames += 1
-    hits += needle in d or b"helloworld.Greeter" in d
-print(hits, frames, flush=True)
-EOF
 # A byte capture on the client-server veth (must see no gRPC in clear) and, as the control
 # that the capture works, on intruder B's veth (must see its plaintext call).
-in_s "$PYTHON" "$tmp/capture.py" "$V_SC" 4 from-client >"$tmp/cap-cs.txt" 2>&1 &
+in_s "$PYTHON" "$root/tests/lib/capture.py" "$V_SC" 4 from-client >"$tmp/cap-cs.txt" 2>&1 &
 cap1=$!
 pids+=($cap1)
-in_s "$PYTHON" "$tmp/capture.py" "$V_SB" 4 from-intruder-b >"$tmp/cap-bs.txt" 2>&1 &
+in_s "$PYTHON" "$root/tests/lib/capture.py" "$V_SB" 4 from-intruder-b >"$tmp/cap-bs.txt" 2>&1 &
 cap2=$!
 pids+=($cap2)
 wait_until 5 grep -q ready "$tmp/cap-cs.txt" && wait_until 5 grep -q ready "$tmp/cap-bs.txt" ||

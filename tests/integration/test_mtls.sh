@@ -184,28 +184,10 @@ now=$(date +%s)
 echo "== both sidecars ready with a certificate (client: spiffe://cluster.local/ns/demo/sa/client)"
 
 # ---- client -> server over mTLS; nothing readable on the wire -------------------------------
-cat >"$tmp/capture.py" <<'EOF'
-# Raw capture on one interface for N seconds; prints how many frames carried NEEDLE.
-import socket, sys, time
-ifname, secs, needle = sys.argv[1], float(sys.argv[2]), sys.argv[3].encode()
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((ifname, 0))
-s.settimeout(0.2)
-end, hits, frames = time.time() + secs, 0, 0
-print("ready", flush=True)
-while time.time() < end:
-    try:
-        d = s.recv(65535)
-    except socket.timeout:
-        continue
-    frames += 1
-    hits += needle in d or b"helloworld.Greeter" in d
-print(hits, frames, flush=True)
-EOF
-ip netns exec "$NS_S" "$PYTHON" "$tmp/capture.py" "$V_SC" 6 SECRETNAME-client >"$tmp/cap-cs.txt" 2>&1 &
+ip netns exec "$NS_S" "$PYTHON" "$root/tests/lib/capture.py" "$V_SC" 6 SECRETNAME-client >"$tmp/cap-cs.txt" 2>&1 &
 cap1=$!
 pids+=($cap1)
-ip netns exec "$NS_S" "$PYTHON" "$tmp/capture.py" "$V_SI" 6 SECRETNAME-intruder >"$tmp/cap-is.txt" 2>&1 &
+ip netns exec "$NS_S" "$PYTHON" "$root/tests/lib/capture.py" "$V_SI" 6 SECRETNAME-intruder >"$tmp/cap-is.txt" 2>&1 &
 cap2=$!
 pids+=($cap2)
 wait_until 5 grep -q ready "$tmp/cap-cs.txt" && wait_until 5 grep -q ready "$tmp/cap-is.txt" || die "capture did not start"

@@ -197,12 +197,7 @@ ip netns exec "$NS_S" env GRPCGUARD_INBOUND_PORTS='*' GRPCGUARD_EXCLUDE_INBOUND_
 	"$tmp/grpcguard-sidecar" run --listen '[::]:15006' --upstream original-dst \
 	--admin '[::]:15020' --log-level debug >"$tmp/sidecar.log" 2>&1 &
 sc_pid=$!
-end=$((SECONDS + 15))
-until [ "$(in_s curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz)" = 200 ]; do
-	kill -0 "$sc_pid" 2>/dev/null && [ $SECONDS -lt $end ] ||
-		die "the sidecar did not become ready: $(tail -n 20 "$tmp/sidecar.log")"
-	sleep 0.2
-done
+wait_ready "$NS_S" "$sc_pid" "$tmp/sidecar.log"
 
 echo "== /policy shows which ports are judged and which are excluded, and why"
 pol=$(in_s curl -sS --max-time 5 http://127.0.0.1:15020/policy)

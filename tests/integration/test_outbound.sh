@@ -74,12 +74,8 @@ if [ $v6 = 1 ] && ! in_c ip6tables-save -t nat >/dev/null 2>&1; then
 	echo "note: no ip6tables nat table: IPv6 part skipped"
 	v6=0
 fi
-mkdir -p "/etc/netns/$NS_C"
-cat >"/etc/netns/$NS_C/hosts" <<EOF
-127.0.0.1 localhost
-$IP_S server server.demo server.demo.svc.cluster.local
-$IP_B backend backend.demo backend.demo.svc.cluster.local
-EOF
+netns_hosts "$NS_C" "$IP_S server server.demo server.demo.svc.cluster.local" \
+	"$IP_B backend backend.demo backend.demo.svc.cluster.local"
 echo "pods: client $NS_C -> server $NS_S ($IP_S), backend $NS_B ($IP_B, no sidecar)"
 
 greeter_stubs

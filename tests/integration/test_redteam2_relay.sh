@@ -105,12 +105,7 @@ ip netns exec "$NS_P" env GRPCGUARD_INBOUND_PORTS='*' setpriv --reuid 1337 --reg
 	--outbound-listen '[::]:15001' --upstream original-dst --admin '[::]:15020' \
 	--upstream-connect-timeout 1s --log-level debug >"$tmp/sidecar.log" 2>&1 &
 sc_pid=$!
-end=$((SECONDS + 15))
-until [ "$(in_p curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:15020/readyz)" = 200 ]; do
-	kill -0 "$sc_pid" 2>/dev/null && [ $SECONDS -lt $end ] ||
-		die "the sidecar did not become ready: $(tail -n 20 "$tmp/sidecar.log")"
-	sleep 0.2
-done
+wait_ready "$NS_P" "$sc_pid" "$tmp/sidecar.log"
 
 echo "== the app is still reached through the sidecar (v4 and v6)"
 [ "$(get "$NS_A" "http://$IP4_P:8081/who.txt")" = "app" ] || die "the app is not reached on $IP4_P"

@@ -179,3 +179,22 @@ expect_code() { # CODE NS TARGET NAME [args]: call_code, failing the test on ano
 	[ "$got" = "$want" ] || die "call $3 from $1 to $2: got $got, want $want: $(tail -c 600 "$tmp/last_call")"
 	echo "  call $3 -> $got"
 }
+
+# netns_hosts NS LINE...: /etc/netns/NS/hosts (what `ip netns exec NS` shows as /etc/hosts):
+# localhost, then each LINE. The test's cleanup removes /etc/netns/NS.
+netns_hosts() {
+	local ns=$1
+	shift
+	mkdir -p "/etc/netns/$ns" || die "mkdir /etc/netns/$ns"
+	printf '%s\n' "127.0.0.1 localhost" "$@" >"/etc/netns/$ns/hosts" || die "/etc/netns/$ns/hosts"
+}
+# wait_ready NS PID LOG: up to 15 s for the sidecar PID in NS to answer /readyz with 200;
+# fails the test, with the end of LOG, when it exits or the time is up.
+wait_ready() {
+	local end=$((SECONDS + 15))
+	until [ "$(readyz "$1")" = 200 ]; do
+		kill -0 "$2" 2>/dev/null && [ $SECONDS -lt $end ] ||
+			die "the sidecar did not become ready: $(tail -n 20 "$3")"
+		sleep 0.2
+	done
+}
