@@ -65,18 +65,7 @@ echo "pods: $NS_S ($IP4_S$([ $v6 = 1 ] && echo ", $IP6_S")) <- $NS_C ($IP4_C)"
 greeter_stubs # build/py from `make py`, or generated here
 
 # ---- helpers --------------------------------------------------------------------------
-# call TARGET DEADLINE NAME [client args]: one RPC from the client pod. Prints "CODE MS".
-call() {
-	local target=$1 deadline=$2 name=$3 out
-	shift 3
-	out=$(in_c "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
-		--deadline "$deadline" --name "$name" --json "$@" 2>&1 | tail -n 1)
-	"$PYTHON" -c 'import json,sys
-try:
-    d = json.loads(sys.argv[1]); print(d["code"], int(d["ms"]))
-except Exception:
-    print("NO_REPLY 0", sys.argv[1][:200].replace("\n", " "))' "$out"
-}
+call() { call_ms "$NS_C" "$@"; } # TARGET DEADLINE NAME [client args]: from the client pod; "CODE MS"
 expect_call() { # CODE TARGET DEADLINE NAME [args]: fails the test on another code
 	local want=$1 got
 	shift

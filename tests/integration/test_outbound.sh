@@ -82,17 +82,7 @@ greeter_stubs
 export GRPC_DNS_RESOLVER=native # getaddrinfo: reads the pod's /etc/hosts
 
 # ---- helpers -----------------------------------------------------------------------------
-call() { # TARGET DEADLINE NAME [client args]: one RPC from the client pod; prints "CODE MS"
-	local out target=$1 deadline=$2 name=$3
-	shift 3
-	out=$(in_c "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
-		--deadline "$deadline" --name "$name" --json "$@" 2>&1 | tail -n 1)
-	"$PYTHON" -c 'import json,sys
-try:
-    d = json.loads(sys.argv[1]); print(d["code"], int(d["ms"]))
-except Exception:
-    print("NO_REPLY 0", sys.argv[1][:200].replace("\n", " "))' "$out"
-}
+call() { call_ms "$NS_C" "$@"; } # TARGET DEADLINE NAME [client args]: from the client pod; "CODE MS"
 expect_call() { # CODE TARGET DEADLINE NAME
 	local want=$1 got
 	shift

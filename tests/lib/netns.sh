@@ -198,3 +198,17 @@ wait_ready() {
 		sleep 0.2
 	done
 }
+
+# call_ms NS TARGET DEADLINE NAME [client args]: one SayHello from NS. Prints "CODE MS", or
+# "NO_REPLY 0 <the client's last line>".
+call_ms() {
+	local ns=$1 target=$2 deadline=$3 name=$4 out
+	shift 4
+	out=$(ip netns exec "$ns" "$PYTHON" "$root/tests/greeter/greeter_client.py" --target "$target" \
+		--deadline "$deadline" --name "$name" --json "$@" 2>&1 | tail -n 1)
+	"$PYTHON" -c 'import json,sys
+try:
+    d = json.loads(sys.argv[1]); print(d["code"], int(d["ms"]))
+except Exception:
+    print("NO_REPLY 0", sys.argv[1][:200].replace("\n", " "))' "$out"
+}
