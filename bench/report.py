@@ -166,14 +166,15 @@ def instr_section(w, tsv_path, txt_path):
         w("```")
 
 
-def med_range(vals, fmt="%.0f"):
-    """'median [min-max]' of a list of numbers, or '-'."""
+def med_range(vals, fmt="%.0f", unit=""):
+    """'median [min–max]' of a list of numbers, or '-'; unit follows the median only
+    ("1.52× [1.40–1.61]")."""
     if not vals:
         return "-"
-    med = fmt % statistics.median(vals)
+    mid = fmt % statistics.median(vals) + unit
     if len(vals) == 1:
-        return med
-    return "%s [%s–%s]" % (med, fmt % min(vals), fmt % max(vals))
+        return mid
+    return "%s [%s–%s]" % (mid, fmt % min(vals), fmt % max(vals))
 
 
 def per_round(rows, backend, mix, config, key):
@@ -195,6 +196,209 @@ def ratio(x, y):
 
 def diff(x, y):
     return x - y
+
+
+
+# ---- the loopback rows: per-mix tables, issue 17's targets, the README summary ----------
+
+TARGET_CORE = 1.5     # req/s per proxy core >= 1.5x the best peer's
+TARGET_CPU = 0.67     # CPU per request <= 0.67x nghttpx's
+TARGET_IDLE_MIB = 4.0
+TARGET_HWM_MIB = 6.0
+MIXES = ("1x1", "8x16", "100x1")
+
+
+def prep_rows(rows):
+    """Adds the derived per-run figures: cpu100k (CPU s per 100k requests), core (requests
+    per CPU second of the proxy), busy (share of one CPU the proxy used), idle_kb (0 when
+    not measured: older raw files have no such column)."""
+    for r in rows:
+        n = float(r.get("n") or 0)
+        cpu = float(r.get("cpu_s") or 0)
+        rps = float(r.get("rps") or 0)
+        r["cpu100k"] = cpu / n * 1e5 if n > 0 else 0.0
+        r["core"] = n / cpu if cpu > 0 else 0.0
+        r["busy"] = cpu * rps / n if n > 0 else 0.0
+        r["idle_kb"] = r.get("idle_kb") or "0"
+    return rows
+
+
+def good(rows, backend, mix, config):
+    return [r for r in rows if r["backend"] == backend and r["mix"] == mix
+            and r["config"] == config and r.get("ok") == "ok"]
+
+
+def col(rows, key, scale=1.0):
+    """The positive values of key (times scale) of rows."""
+    return [float(r.get(key) or 0) * scale for r in rows if float(r.get(key) or 0) > 0]
+
+
+def med(vals):
+    return statistics.median(vals) if vals else None
+
+
+def vs_best(rows, backend, mix, config, key, hi):
+    """Per round: config's figure over the best peer's figure of that same round (hi: the
+    highest is best, else the lowest). Rounds where config or every peer failed are left out."""
+    mine = per_round(rows, backend, mix, config, key)
+    peers = [per_round(rows, backend, mix, p, key) for p in PEERS]
+    out = []
+    for rd in sorted(mine, key=int):
+        vals = [p[rd] for p in peers if p.get(rd, 0) > 0]
+        if mine[rd] <= 0 or not vals:
+            continue
+        out.append(mine[rd] / (max(vals) if hi else min(vals)))
+    return out
+
+
+def mix_table(w, rows, backend, mix):
+    w("| configuration | req/s | ×peer | req/s per core | ×peer | mean µs | added µs | p99 µs "
+      "| added p99 µs | CPU s/100k | ×nghttpx | CPU busy | idle RSS MiB | peak RSS MiB | anon MiB |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in CONFIG_ORDER:
+        cr = good(rows, backend, mix, c)
+        if not cr:
+            continue
+        px = c != "direct"
+
+        def m(vals, fmt="%.2fx"):
+            v = med(vals)
+            return fmt % v if v is not None else "-"
+        w("| %s |" % CONFIG_DESC[c] + " %s |" * 14 % (
+            med_range(col(cr, "rps")),
+            m(vs_best(rows, backend, mix, c, "rps", True)),
+            med_range(col(cr, "core")) if px else "-",
+            m(vs_best(rows, backend, mix, c, "core", True)) if px else "-",
+            med_range(col(cr, "mean_us")),
+            med_range(paired(rows, backend, mix, c, "direct", "mean_us", diff), "%+.0f") if px else "-",
+            med_range(col(cr, "p99_us")),
+            med_range(paired(rows, backend, mix, c, "direct", "p99_us", diff), "%+.0f") if px else "-",
+            med_range(col(cr, "cpu100k"), "%.2f") if px else "-",
+            m(paired(rows, backend, mix, c, "nghttpx", "cpu100k", ratio)) if px else "-",
+            m(col(cr, "busy", 100), "%.0f%%") if px else "-",
+            med_range(col(cr, "idle_kb", 1 / 1024), "%.1f") if px else "-",
+            med_range(col(cr, "hwm_kb", 1 / 1024), "%.1f") if px else "-",
+            m(col(cr, "anon_kb", 1 / 1024), "%.1f") if px else "-"))
+
+
+def verdict_cell(text, met):
+    """A target cell: the figure, then yes / **no** (None: information, no verdict)."""
+    if met is None:
+        return text
+    return "%s %s" % (text, "yes" if met else "**no**")
+
+
+def latency_cell(rows, backend, mix, key):
+    """Added latency (key: mean_us or p99_us over the direct row, per round) of the sidecar
+    against every peer's: met when the sidecar's median is below each peer's."""
+    mine = paired(rows, backend, mix, GG, "direct", key, diff)
+    if not mine:
+        return "-"
+    theirs = [(p, paired(rows, backend, mix, p, "direct", key, diff)) for p in PEERS]
+    theirs = [(p, v) for p, v in theirs if v]
+    if not theirs:
+        return verdict_cell(med_range(mine, "%+.0f") + " (no peer ran)", None)
+    met = all(med(mine) < med(v) for _, v in theirs)
+    return verdict_cell("%s vs %s" % (med_range(mine, "%+.0f"), ", ".join(
+        "%s %+.0f" % (p, med(v)) for p, v in theirs)), met)
+
+
+GG = "gg-nopolicy"   # "the sidecar" of the targets
+
+
+def targets_17(rows, instr_rows):
+    """The rows of the "Targets of issue 17" table: (target, backend, {mix: cell})."""
+    out = []
+    backends = [b for b in ("nghttpd", "greeter") if any(
+        r["backend"] == b and r["config"] == GG and r.get("ok") == "ok" for r in rows)]
+    for b in backends:
+        cells = {}
+        for mix in MIXES:
+            v = vs_best(rows, b, mix, GG, "core", True)
+            if v:
+                cells[mix] = verdict_cell(med_range(v, "%.2f", "×"), med(v) >= TARGET_CORE)
+        out.append(("req/s per proxy core ≥ %.1f× the best peer's" % TARGET_CORE, b, cells))
+    for b in backends:
+        cells = {}
+        for mix in MIXES:
+            v = paired(rows, b, mix, GG, "nghttpx", "cpu100k", ratio)
+            if v:
+                cells[mix] = verdict_cell(med_range(v, "%.2f", "×"), med(v) <= TARGET_CPU)
+        out.append(("CPU per request ≤ %.2f× nghttpx's" % TARGET_CPU, b, cells))
+    for key, what in (("mean_us", "mean"), ("p99_us", "p99")):
+        for b in backends:
+            out.append(("added %s latency (µs over direct) below every peer's" % what, b,
+                        {mix: latency_cell(rows, b, mix, key) for mix in MIXES
+                         if good(rows, b, mix, GG)}))
+    for b in backends:
+        v = col(good(rows, b, "8x16", GG), "idle_kb", 1 / 1024)
+        if v:
+            out.append(("idle RSS < %.0f MiB (VmRSS before the 8x16 run)" % TARGET_IDLE_MIB, b,
+                        {"8x16": verdict_cell(med_range(v, "%.1f", " MiB"), med(v) < TARGET_IDLE_MIB)}))
+    for b in backends:
+        cells = {}
+        for mix in MIXES:
+            v = col(good(rows, b, mix, GG), "hwm_kb", 1 / 1024)
+            if v:
+                cells[mix] = verdict_cell(med_range(v, "%.1f", " MiB"),
+                                          med(v) < TARGET_HWM_MIB if mix == "8x16" else None)
+        out.append(("peak RSS (VmHWM) < %.0f MiB at 8x16 (other mixes: for information)"
+                    % TARGET_HWM_MIB, b, cells))
+    # Information, no target: raw req/s, capped by the load generator and backend.
+    for b in backends:
+        cells = {}
+        for mix in MIXES:
+            v = vs_best(rows, b, mix, GG, "rps", True)
+            d = vs_best(rows, b, mix, "direct", "rps", True)
+            if v:
+                cells[mix] = med_range(v, "%.2f", "×") + (" (direct: %.2f×)" % med(d) if d else "")
+        out.append(("information: req/s × the best peer's (the direct row: the cap of "
+                    "h2load + backend on one CPU)", b, cells))
+    ref = {r[1]: float(r[4]) for r in instr_rows if r[0] == "nghttpx" and r[5] == "ok"}
+    cells = {}
+    for config, mix, n, ir, per, ok in instr_rows:
+        if config == GG and ok == "ok" and ref.get(mix):
+            cells[mix] = "{:,} vs {:,}: {:.2f}×".format(int(float(per)), int(ref[mix]),
+                                                       float(per) / ref[mix])
+    if cells:
+        out.append(("information: instructions per request (callgrind), sidecar vs nghttpx",
+                    "nghttpd", cells))
+    return out
+
+
+def targets_table(w, trows):
+    w("| target | backend | 1x1 | 8x16 | 100x1 |")
+    w("|---|---|---:|---:|---:|")
+    for name, b, cells in trows:
+        w("| %s | %s | %s |" % (name, b, " | ".join(cells.get(m, "-") for m in MIXES)))
+
+
+def readme_table(w, rows, backend):
+    """One compact table per backend, medians only (ranges: the per-mix tables): what the
+    README's performance table shows, so that it can be copied from here as it is."""
+    w("| %s backend (medians) | 1x1 added mean µs | 1x1 added p99 µs | 8x16 req/s "
+      "| 8x16 req/s per core | 8x16 CPU s/100k | 100x1 req/s | 100x1 req/s per core "
+      "| 100x1 CPU s/100k | idle RSS MiB | 8x16 peak RSS MiB |" % backend)
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in CONFIG_ORDER:
+        if not any(good(rows, backend, m, c) for m in MIXES):
+            continue
+        px = c != "direct"
+
+        def f(vals, fmt):
+            v = med(vals)
+            return fmt.format(v) if v is not None and px else "-"
+        w("| %s |" % CONFIG_DESC[c] + " %s |" * 10 % (
+            f(paired(rows, backend, "1x1", c, "direct", "mean_us", diff), "{:+.0f}"),
+            f(paired(rows, backend, "1x1", c, "direct", "p99_us", diff), "{:+.0f}"),
+            "{:,.0f}".format(med(col(good(rows, backend, "8x16", c), "rps")) or 0),
+            f(col(good(rows, backend, "8x16", c), "core"), "{:,.0f}"),
+            f(col(good(rows, backend, "8x16", c), "cpu100k"), "{:.2f}"),
+            "{:,.0f}".format(med(col(good(rows, backend, "100x1", c), "rps")) or 0),
+            f(col(good(rows, backend, "100x1", c), "core"), "{:,.0f}"),
+            f(col(good(rows, backend, "100x1", c), "cpu100k"), "{:.2f}"),
+            f(col(good(rows, backend, "8x16", c), "idle_kb", 1 / 1024), "{:.1f}"),
+            f(col(good(rows, backend, "8x16", c), "hwm_kb", 1 / 1024), "{:.1f}")))
 
 
 def ns_report(w, rows, meta):
@@ -336,6 +540,10 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         header = f.readline().rstrip("\n").split("\t")
         for line in f:
             rows.append(dict(zip(header, line.rstrip("\n").split("\t"))))
+    prep_rows(rows)
+    instr_rows = [l.rstrip("\n").split("\t") for l in open(instr_path)] if instr_path else []
+    instr_rows = [r for r in instr_rows if len(r) == 6]
+    scaling = []
 
     out = []
     w = out.append
@@ -343,7 +551,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
     w("")
     w("Written by `make bench` (bench/run.sh); how to run and read it: docs/bench.md.")
     w("Every configuration ran in the same session, interleaved in rounds; figures are the")
-    w("median over %s rounds (peak RSS: the maximum). Loopback only, and two network" % meta.get("rounds", "?"))
+    w("median over %s rounds, [min–max] in brackets. Loopback only, and two network" % meta.get("rounds", "?"))
     w("namespaces the script creates for the two-pod (ns-*) rows.")
     if meta.get("rounds") != meta.get("rounds_planned"):
         w("%s rounds were planned; the time budget stopped the run after %s." % (
@@ -368,6 +576,40 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         w("  by scheduling, not by the proxies; req/s and CPU per request are the steadier figures.")
     w("- request counts: %s" % meta.get("counts", "?"))
     w("- proxy section took %s s" % meta.get("seconds", "?"))
+    if "seconds_total" in meta:
+        w("- the whole run took %s s: build %s s, proxy rounds %s s, callgrind %s s, the rest "
+          "(webhook, policy, JWT, report) %s s" % (meta["seconds_total"], meta.get("seconds_build", "?"),
+                                                  meta.get("seconds", "?"), meta.get("seconds_instr", "?"),
+                                                  meta.get("seconds_other", "?")))
+    trows = targets_17(rows, instr_rows)
+    if trows:
+        w("")
+        w("## Targets of issue 17")
+        w("")
+        w("The sidecar (grpcguard, one worker, no policy) against nghttpx and haproxy-h2, one")
+        w("worker each, every figure the median over the rounds with [min–max]. Ratios and")
+        w("added latencies are taken per round (the configurations of a round ran back to back)")
+        w("and then summarised; the best peer is the better of nghttpx and haproxy-h2 in that")
+        w("round. A target is met (yes) when its median is on the right side of the bound.")
+        w("req/s per core = requests per CPU second of the proxy process: the issue's \"1.5× the")
+        w("best peer's req/s per core\". Raw req/s is no target: at 8x16 h2load and the backend")
+        w("share CPU 0 and cap every row (the direct row, no proxy at all, shows that cap), so")
+        w("it is given for information only.")
+        w("")
+        targets_table(w, trows)
+        verdicts = [c for _, _, cells in trows for c in cells.values()
+                    if c.endswith(" yes") or c.endswith(" **no**")]
+        w("")
+        w("Met: %d of %d." % (sum(1 for c in verdicts if c.endswith(" yes")), len(verdicts)))
+        w("")
+        w("## Summary for the README")
+        w("")
+        w("Medians only (the ranges are in the tables below). The README's performance table")
+        w("is the first of these, copied as it is.")
+        for backend in ("nghttpd", "greeter"):
+            if any(r["backend"] == backend and r["config"] in CONFIG_ORDER for r in rows):
+                w("")
+                readme_table(w, rows, backend)
     w("")
     w("## Commands")
     w("")
@@ -393,23 +635,21 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         w("")
         w("**grpcguard-sidecar did not build, so the gg-* rows are missing.**")
     w("")
-    w("Columns: req/s (median); ×peer = ratio to the best of nghttpx and haproxy-h2 for that")
-    w("figure (req/s: higher is better; the others: lower is better); added = mean latency")
-    w("minus the direct row's; CPU = CPU seconds (user+system, summed /proc/PID/task/*/schedstat) of the proxy")
-    w("process per 100k requests; CPU busy = req/s x CPU per request, the share of one CPU the")
-    w("proxy used (well under 100%: the proxy was not the bottleneck of that row, the load")
-    w("generator and backend sharing CPU 0 or the round trips were); RSS = peak resident set")
-    w("(VmHWM) of the proxy, which counts")
-    w("shared-library pages too; anon = its anonymous (heap, stacks) resident memory")
-    w("(RssAnon) at the end of the run, the part that grows with load.")
+    w("Columns of the per-mix tables (figures: median over the rounds, [min–max] in brackets):")
+    w("req/s; ×peer = the row's figure over the best peer's (nghttpx or haproxy-h2, whichever")
+    w("was better in that round), taken per round and then the median; req/s per core =")
+    w("requests per CPU second of the proxy process (1 / CPU per request: what one core of")
+    w("that proxy can serve, independent of whether the load generator kept it busy); added =")
+    w("mean (p99) latency minus the direct row's of the same round; CPU = CPU seconds")
+    w("(user+system, summed over /proc/PID/task/*/schedstat) of the proxy process per 100k")
+    w("requests, ×nghttpx per round; CPU busy = the share of one CPU the proxy used during the")
+    w("run (well under 100%: the proxy was not the bottleneck of that row, the load generator")
+    w("and backend sharing CPU 0 or the round trips were); idle RSS = VmRSS of the fresh proxy")
+    w("before any load (the sidecar after one /readyz and one /metrics), measured before each")
+    w("8x16 run; peak RSS = VmHWM after the run (warm-up + measured requests), which counts")
+    w("shared-library pages too; anon = anonymous (heap, stacks) resident memory (RssAnon) at")
+    w("the end of the run, the part that grows with load.")
 
-    bad = [r for r in rows if r.get("ok") != "ok"]
-    if meta.get("note"):
-        out.insert(3, "")
-        out.insert(4, "**%s**" % meta["note"])
-        out.insert(5, "")
-    targets = []
-    scaling = []
     for backend in ("nghttpd", "greeter"):
         brows = [r for r in rows if r["backend"] == backend]
         if not brows:
@@ -417,96 +657,28 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         w("")
         w("## Backend: %s" % BACKEND_DESC.get(backend, backend))
         for mix in ("1x1", "8x16", "100x1"):
-            mrows = [r for r in brows if r["mix"] == mix]
-            if not mrows:
-                continue
-            agg = {}
-            for c in CONFIG_ORDER:
-                cr = [r for r in mrows if r["config"] == c and r.get("ok") == "ok"]
-                if not cr:
-                    continue
-                agg[c] = {
-                    "rps": statistics.median(float(r["rps"]) for r in cr),
-                    "mean": statistics.median(float(r["mean_us"]) for r in cr),
-                    "p99": statistics.median(float(r["p99_us"]) for r in cr),
-                    "cpu": statistics.median(float(r["cpu_s"]) / float(r["n"]) * 1e5 for r in cr),
-                    "hwm": max(float(r["hwm_kb"]) for r in cr),
-                    "anon": max(float(r.get("anon_kb", 0) or 0) for r in cr),
-                    "n": len(cr),
-                }
-            peers = [agg[p] for p in PEERS if p in agg]
-
-            def best(key, hi=False):
-                vals = [p[key] for p in peers if p[key] > 0]
-                if not vals:
-                    return 0
-                return max(vals) if hi else min(vals)
-
-            b_rps, b_mean, b_p99 = best("rps", True), best("mean"), best("p99")
-            b_cpu, b_hwm = best("cpu"), best("hwm")
-            direct_mean = agg.get("direct", {}).get("mean")
-            w("")
-            w("### %s" % MIX_DESC[mix])
-            w("")
-            w("| configuration | req/s | ×peer | mean µs | added µs | p99 µs | ×peer | CPU s/100k | ×peer | CPU busy | RSS MiB | ×peer | anon MiB |")
-            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            for c in CONFIG_ORDER:
-                if c not in agg:
-                    continue
-                a = agg[c]
-                added = "-" if direct_mean is None or c == "direct" else "%+.0f" % (a["mean"] - direct_mean)
-                proxied = c != "direct"
-                w("| %s | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |" % (
-                    CONFIG_DESC[c], a["rps"], fmt_ratio(a["rps"], b_rps), a["mean"], added,
-                    a["p99"], fmt_ratio(a["p99"], b_p99),
-                    "%.2f" % a["cpu"] if proxied else "-",
-                    fmt_ratio(a["cpu"], b_cpu) if proxied else "-",
-                    "%.0f%%" % (a["rps"] * a["cpu"] / 1e3) if proxied else "-",
-                    "%.1f" % mib(a["hwm"]) if proxied else "-",
-                    fmt_ratio(a["hwm"], b_hwm) if proxied else "-",
-                    "%.1f" % mib(a["anon"]) if proxied else "-"))
-            gg, ggp, tcp = agg.get("gg-nopolicy"), agg.get("gg-policy"), agg.get("haproxy-tcp")
-            w2 = agg.get("gg-w2")
-            if gg and w2 and mix == "8x16":
-                scaling.append("8x16, %s backend: --workers 2 gives %.2fx the req/s of one worker "
-                               "(%.0f vs %.0f), sharing its two CPUs with h2load and the backend"
-                               % (backend, w2["rps"] / gg["rps"], w2["rps"], gg["rps"]))
-            if backend == "nghttpd" and gg:
-                if mix == "8x16":
-                    if b_rps:
-                        targets.append(("throughput ≥ 1.5× best of nghttpx/haproxy-h2 (8x16)",
-                                        "%.2fx" % (gg["rps"] / b_rps), gg["rps"] >= 1.5 * b_rps))
-                    if tcp:
-                        targets.append(("throughput ≥ 75% of haproxy-tcp (8x16)",
-                                        "%.0f%%" % (100 * gg["rps"] / tcp["rps"]), gg["rps"] >= 0.75 * tcp["rps"]))
-                    targets.append(("peak RSS < 4 MiB (8x16)", "%.1f MiB" % mib(gg["hwm"]), gg["hwm"] < 4096))
-
-                    if ggp:
-                        cost = 100 * (gg["rps"] - ggp["rps"]) / gg["rps"]
-                        targets.append(("realistic policy costs < 5% of throughput (8x16)",
-                                        "%.1f%%" % cost, cost < 5))
-                        if gg["cpu"] > 0:
-                            ccost = 100 * (ggp["cpu"] - gg["cpu"]) / gg["cpu"]
-                            targets.append(("realistic policy: extra CPU per request (8x16; same goal)",
-                                            "%+.1f%%" % ccost, ccost < 5))
-                if mix == "1x1" and direct_mean is not None and "haproxy-h2" in agg:
-                    mine = gg["mean"] - direct_mean
-                    theirs = agg["haproxy-h2"]["mean"] - direct_mean
-                    targets.append(("added latency below haproxy-h2's (1x1)",
-                                    "%+.0f µs vs %+.0f µs" % (mine, theirs), mine < theirs))
-
-    if targets:
-        w("")
-        w("## Targets of issue 7 (nghttpd backend)")
-        w("")
-        w("| target | measured | met |")
-        w("|---|---:|:---:|")
-        for name, val, met in targets:
-            w("| %s | %s | %s |" % (name, val, "yes" if met else "**no**"))
+            if any(r["mix"] == mix and r["config"] in CONFIG_ORDER for r in brows):
+                w("")
+                w("### %s" % MIX_DESC[mix])
+                w("")
+                mix_table(w, rows, backend, mix)
+        gg = good(rows, backend, "8x16", "gg-nopolicy")
+        w2 = good(rows, backend, "8x16", "gg-w2")
+        if gg and w2:
+            scaling.append("8x16, %s backend: --workers 2 gives %s the req/s of one worker, "
+                           "sharing its two CPUs with h2load and the backend"
+                           % (backend, med_range(paired(rows, backend, "8x16", "gg-w2", "gg-nopolicy",
+                                                       "rps", ratio), "%.2fx")))
 
     if scaling:
         w("")
         w("Multi-core: " + "; ".join(scaling) + ".")
+
+    bad = [r for r in rows if r.get("ok") != "ok"]
+    if meta.get("note"):
+        out.insert(3, "")
+        out.insert(4, "**%s**" % meta["note"])
+        out.insert(5, "")
 
     ns_report(w, rows, meta)
 

@@ -20,13 +20,15 @@
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
 #   BENCH_REV=HEAD        with BENCH_SRC=head: the revision to build
-#   BENCH_BUDGET_S=400    proxy section: no new round once this many seconds would be exceeded
-#   BENCH_N_INSTR=20000   requests per proxy under callgrind (bench/instr.sh)
+#   BENCH_BUDGET_S=840    proxy section: no new round once this many seconds would be exceeded
+#   BENCH_N_INSTR=20000   requests per proxy and mix under callgrind (bench/instr.sh)
+#   BENCH_INSTR_MIXES="8x16 100x1"   mixes measured under callgrind
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1 / BENCH_SKIP_INSTR=1   skip those sections
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+t_begin=$(date +%s)
 ROUNDS=${BENCH_ROUNDS:-5}
 N_LAT=${BENCH_N_LAT:-2000}
 N_THR=${BENCH_N_THR:-50000}
@@ -80,6 +82,7 @@ cpu_ns() {
 	echo "${v:-0}"
 }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- build what we need, each piece optional -------------------------------------------
@@ -108,16 +111,22 @@ B=$B/bin
 # A program that fails to build must not be measured in an older version left from before.
 rm -f "$B/grpcguard-sidecar" "$B/grpcguard-webhook" "$B/grpcguard-certgen" "$B/policy_bench" \
 	"$B/jwt_bench"
-mk() { make --no-print-directory -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
+rm -f "$B"/*.so
+mk() { make --no-print-directory -j"$(nproc)" -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
 say "building into $B from $BUILT_FROM"
-if mk "$B/grpcguard-sidecar"; then
+# `make -k all`: every program that builds, whatever else fails, and with them any shared
+# object the Makefile's `all` builds into $(BUILD) (a module the sidecar dlopen()s from its
+# own directory, e.g. its OpenSSL part; copied next to it for the ns-* rows).
+mk -k all || true
+sc_modules=$(cd "$B" && ls -- *.so 2>/dev/null) || true
+if [ -x "$B/grpcguard-sidecar" ]; then
 	have_sidecar=1
 else
 	say "sidecar does not build: gg-* configurations skipped (tail of the build log:)"
 	tail -n 5 "$build_log" >&2 || true
 fi
-mk "$B/grpcguard-webhook" && have_webhook=1
-mk "$B/grpcguard-certgen" && have_certgen=1
+[ -x "$B/grpcguard-webhook" ] && have_webhook=1
+[ -x "$B/grpcguard-certgen" ] && have_certgen=1
 # shellcheck disable=SC2046 # pkg-config output is meant to be split into flags
 if mk "$B/libgrpcguard-policy.a" &&
 	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 \
@@ -311,6 +320,7 @@ ns_setup() {
 	# The sidecars run as uid 1337: their binary, policy and certificates must be readable.
 	mkdir -p "$work/ns" && chmod 755 "$work" "$work/ns"
 	cp "$B/grpcguard-sidecar" "$work/ns/grpcguard-sidecar"
+	for c in $sc_modules; do cp "$B/$c" "$work/ns/$c" && chmod 755 "$work/ns/$c"; done
 	: >"$work/ns/empty-policy.yaml"
 	chmod 755 "$work/ns/grpcguard-sidecar" && chmod 644 "$work/ns/empty-policy.yaml"
 	# The backends, in the server pod, listening on every address (the server's sidecar
@@ -503,7 +513,7 @@ run_load() { # port mix [logfile]
 }
 
 raw=$work/raw.tsv
-printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tanon_kb\tok\tttfb_us\n' >"$raw"
+printf 'backend\tmix\tconfig\tround\tn\trps\tmean_us\tp99_us\tcpu_s\thwm_kb\tanon_kb\tok\tttfb_us\tidle_kb\n' >"$raw"
 
 start_backend() { # name -> sets BACKEND_PID BACKEND_PORT
 	case $1 in
@@ -539,6 +549,7 @@ EOF
 
 declare -A GRPC_CHECK BPORT BPID
 t_start=$(date +%s)
+t_build=$((t_start - t_begin))
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # Both backends run for the whole section (an idle one costs nothing); rounds are the
 # outer loop so that, if the time budget runs out, whole rounds are dropped, never a
@@ -563,7 +574,7 @@ if ns_setup; then
 elif [ -n "$ns_note" ]; then
 	say "ns-* configurations skipped: $ns_note"
 fi
-BUDGET=${BENCH_BUDGET_S:-400}
+BUDGET=${BENCH_BUDGET_S:-840}
 rounds_done=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	t_round=$(date +%s)
@@ -593,6 +604,19 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				if [ "$backend" = greeter ] && [ -z "${GRPC_CHECK[$config]:-}" ]; then
 					if grpc_ok "$port"; then GRPC_CHECK[$config]=ok; else GRPC_CHECK[$config]=FAILED; fi
 				fi
+				# Idle memory, as bench/rss.sh measures it: VmRSS of the fresh proxy before any
+				# load, after (for the sidecar) one /readyz and one /metrics on its admin port.
+				# Once per configuration, backend and round: before the 8x16 run, whose VmHWM is
+				# the "at 8x16" figure.
+				idle=0
+				if [ "$mix" = 8x16 ] && [ -n "$pid" ]; then
+					if [[ $config == gg-* ]]; then
+						curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$P_ADMIN/readyz" || true
+						curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$P_ADMIN/metrics" || true
+					fi
+					sleep 0.2
+					idle=$(rss_kb "$pid")
+				fi
 				# Warm-up (connections, allocator, caches), then the measured run.
 				N_LAT=500 N_THR=5000 N_CONN=2000 run_load "$port" "$mix"
 				# CPU and memory: of the proxy process, summed over both sidecars for ns-gg2/ns-mtls.
@@ -617,10 +641,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				done
 				if [ "$ok" = ok ] && [[ $config == ns-* ]]; then ok=$(ns_path_check "$config" "$n"); fi
 				cpu=$(awk -v a="${c0:-0}" -v b="${c1:-0}" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$mix" \
 					"$config" "$round" "$n" "$rps" "$mean" "$p99" "$cpu" "${hwm:-0}" "${anon:-0}" \
-					"$ok" "${ttfb:-0}" >>"$raw"
-				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, ttfb ${ttfb}us, cpu ${cpu}s, hwm ${hwm:-0}kB $ok"
+					"$ok" "${ttfb:-0}" "${idle:-0}" >>"$raw"
+				say "$backend r$round $config $mix: $rps req/s, mean ${mean}us, p99 ${p99}us, ttfb ${ttfb}us, cpu ${cpu}s, hwm ${hwm:-0}kB, idle ${idle:-0}kB $ok"
 				rm -f "$work/lat.log"
 				[ -z "$pid" ] || stop_pid "$pid"
 				[[ $config != ns-* ]] || ns_stop
@@ -712,11 +736,14 @@ fi
 instr=$work/instr.tsv instr_txt=$work/instr.txt
 : >"$instr"
 : >"$instr_txt"
+INSTR_MIXES=${BENCH_INSTR_MIXES:-8x16 100x1}
+t_instr=$(date +%s)
 if [ "${BENCH_SKIP_INSTR:-0}" != 1 ] && [ "$have_sidecar" = 1 ] && command -v valgrind >/dev/null; then
-	say "callgrind: instructions per request (${BENCH_N_INSTR:-20000} requests per proxy)"
-	INSTR_N=${BENCH_N_INSTR:-20000} INSTR_TSV=$instr bash bench/instr.sh "$B/grpcguard-sidecar" \
+	say "callgrind: instructions per request (${BENCH_N_INSTR:-20000} requests per proxy and mix: $INSTR_MIXES)"
+	INSTR_N=${BENCH_N_INSTR:-20000} INSTR_MIX=$INSTR_MIXES INSTR_TSV=$instr bash bench/instr.sh "$B/grpcguard-sidecar" \
 		>"$instr_txt" 2>"$work/instr.err" || { say "bench/instr.sh failed"; tail -n 5 "$work/instr.err" >&2; }
 fi
+t_instr=$(($(date +%s) - t_instr))
 
 # ---- RESULTS.md ------------------------------------------------------------------------------
 meta=$work/meta.txt
@@ -740,6 +767,11 @@ meta=$work/meta.txt
 	echo "loadavg=$load_start at the start of the proxy section, $(cut -d' ' -f1-3 /proc/loadavg) at the end of the run"
 	echo "counts=1x1: $N_LAT requests; 8x16: $N_THR; 100x1: $N_CONN (each after a short warm-up run)"
 	echo "seconds=$t_proxies"
+	echo "seconds_build=$t_build"
+	echo "seconds_instr=$t_instr"
+	echo "seconds_other=$(($(date +%s) - t_begin - t_build - t_proxies - t_instr))"
+	echo "seconds_total=$(($(date +%s) - t_begin))"
+	echo "instr_mixes=$INSTR_MIXES"
 	for c in "${!CMD[@]}"; do echo "cmd.$c=${CMD[$c]//$work/\$WORK}"; done
 	echo "note=${BENCH_NOTE:-}"
 	echo "raw_name=$(basename "${OUT%.md}-raw.tsv")"
@@ -761,4 +793,4 @@ meta=$work/meta.txt
 "$PY" bench/report.py report "$raw" "$meta" "$wh" "$pol" "$jwt" "$instr" "$instr_txt" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cp "$raw" "${OUT%.md}-raw.tsv"
-say "wrote $OUT (proxy runs took ${t_proxies}s)"
+say "wrote $OUT in $(($(date +%s) - t_begin))s (build ${t_build}s, proxy rounds ${t_proxies}s, callgrind ${t_instr}s)"
