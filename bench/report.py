@@ -261,7 +261,7 @@ def mix_table(w, rows, backend, mix):
             continue
         px = c != "direct"
 
-        def m(vals, fmt="%.2fx"):
+        def m(vals, fmt="%.2f×"):
             v = med(vals)
             return fmt % v if v is not None else "-"
         w("| %s |" % CONFIG_DESC[c] + " %s |" * 14 % (
@@ -385,16 +385,16 @@ def readme_table(w, rows, backend):
             continue
         px = c != "direct"
 
-        def f(vals, fmt):
+        def f(vals, fmt, direct_too=False):
             v = med(vals)
-            return fmt.format(v) if v is not None and px else "-"
+            return fmt.format(v) if v is not None and (px or direct_too) else "-"
         w("| %s |" % CONFIG_DESC[c] + " %s |" * 10 % (
             f(paired(rows, backend, "1x1", c, "direct", "mean_us", diff), "{:+.0f}"),
             f(paired(rows, backend, "1x1", c, "direct", "p99_us", diff), "{:+.0f}"),
-            "{:,.0f}".format(med(col(good(rows, backend, "8x16", c), "rps")) or 0),
+            f(col(good(rows, backend, "8x16", c), "rps"), "{:,.0f}", True),
             f(col(good(rows, backend, "8x16", c), "core"), "{:,.0f}"),
             f(col(good(rows, backend, "8x16", c), "cpu100k"), "{:.2f}"),
-            "{:,.0f}".format(med(col(good(rows, backend, "100x1", c), "rps")) or 0),
+            f(col(good(rows, backend, "100x1", c), "rps"), "{:,.0f}", True),
             f(col(good(rows, backend, "100x1", c), "core"), "{:,.0f}"),
             f(col(good(rows, backend, "100x1", c), "cpu100k"), "{:.2f}"),
             f(col(good(rows, backend, "8x16", c), "idle_kb", 1 / 1024), "{:.1f}"),
@@ -668,7 +668,7 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
             scaling.append("8x16, %s backend: --workers 2 gives %s the req/s of one worker, "
                            "sharing its two CPUs with h2load and the backend"
                            % (backend, med_range(paired(rows, backend, "8x16", "gg-w2", "gg-nopolicy",
-                                                       "rps", ratio), "%.2fx")))
+                                                       "rps", ratio), "%.2f", "×")))
 
     if scaling:
         w("")
