@@ -327,13 +327,13 @@ def targets_17(rows, instr_rows):
         out.append(("CPU per request ≤ %.2f× nghttpx's" % TARGET_CPU, b, cells))
     for key, what in (("mean_us", "mean"), ("p99_us", "p99")):
         for b in backends:
-            out.append(("added %s latency (µs over direct) below every peer's" % what, b,
+            out.append(("added %s µs (over direct) below every peer's" % what, b,
                         {mix: latency_cell(rows, b, mix, key) for mix in MIXES
                          if good(rows, b, mix, GG)}))
     for b in backends:
         v = col(good(rows, b, "8x16", GG), "idle_kb", 1 / 1024)
         if v:
-            out.append(("idle RSS < %.0f MiB (VmRSS before the 8x16 run)" % TARGET_IDLE_MIB, b,
+            out.append(("idle RSS < %.0f MiB" % TARGET_IDLE_MIB, b,
                         {"8x16": verdict_cell(med_range(v, "%.1f", " MiB"), med(v) < TARGET_IDLE_MIB)}))
     for b in backends:
         cells = {}
@@ -342,8 +342,7 @@ def targets_17(rows, instr_rows):
             if v:
                 cells[mix] = verdict_cell(med_range(v, "%.1f", " MiB"),
                                           med(v) < TARGET_HWM_MIB if mix == "8x16" else None)
-        out.append(("peak RSS (VmHWM) < %.0f MiB at 8x16 (other mixes: for information)"
-                    % TARGET_HWM_MIB, b, cells))
+        out.append(("peak RSS < %.0f MiB at 8x16 (other mixes: information)" % TARGET_HWM_MIB, b, cells))
     # Information, no target: raw req/s, capped by the load generator and backend.
     for b in backends:
         cells = {}
@@ -352,8 +351,7 @@ def targets_17(rows, instr_rows):
             d = vs_best(rows, b, mix, "direct", "rps", True)
             if v:
                 cells[mix] = med_range(v, "%.2f", "×") + (" (direct: %.2f×)" % med(d) if d else "")
-        out.append(("information: req/s × the best peer's (the direct row: the cap of "
-                    "h2load + backend on one CPU)", b, cells))
+        out.append(("information: req/s × the best peer's (direct: the cap)", b, cells))
     ref = {r[1]: float(r[4]) for r in instr_rows if r[0] == "nghttpx" and r[5] == "ok"}
     cells = {}
     for config, mix, n, ir, per, ok in instr_rows:
@@ -594,7 +592,9 @@ def cmd_report(raw_path, meta_path, wh_path, pol_path, jwt_path=None, instr_path
         w("req/s per core = requests per CPU second of the proxy process: the issue's \"1.5× the")
         w("best peer's req/s per core\". Raw req/s is no target: at 8x16 h2load and the backend")
         w("share CPU 0 and cap every row (the direct row, no proxy at all, shows that cap), so")
-        w("it is given for information only.")
+        w("it is given for information only. Idle RSS = VmRSS of the fresh proxy before its")
+        w("8x16 run (the sidecar after one /readyz and one /metrics), peak RSS = VmHWM after")
+        w("the run.")
         w("")
         targets_table(w, trows)
         verdicts = [c for _, _, cells in trows for c in cells.values()

@@ -8,8 +8,9 @@
 # or Ctrl-C. Nothing here asserts a speed: it measures and writes a table.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=5        rounds; configurations are interleaved inside each round
-#   BENCH_N_LAT=2000      requests of the 1x1 (latency) mix
+#   BENCH_ROUNDS=7        rounds; configurations are interleaved inside each round
+#   BENCH_MIN_ROUNDS=5    the time budget never stops the run before this many rounds
+#   BENCH_N_LAT=4000      requests of the 1x1 (latency) mix
 #   BENCH_N_THR=50000     requests of the 8 connections x 16 streams (throughput) mix
 #   BENCH_N_CONN=15000    requests of the 100 connections x 1 stream mix
 #   BENCH_BACKENDS="nghttpd greeter"   which backends to run
@@ -20,7 +21,9 @@
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_SRC=head        build the programs from the last commit (head) or the working tree (tree)
 #   BENCH_REV=HEAD        with BENCH_SRC=head: the revision to build
-#   BENCH_BUDGET_S=840    proxy section: no new round once this many seconds would be exceeded
+#   BENCH_BUDGET_S=780    proxy section: no new round (past BENCH_MIN_ROUNDS) once this many
+#                         seconds would be exceeded. On a quiet 2-core machine a round takes
+#                         about 80-100 s and the whole run 12-15 minutes (docs/bench.md)
 #   BENCH_N_INSTR=20000   requests per proxy and mix under callgrind (bench/instr.sh)
 #   BENCH_INSTR_MIXES="8x16 100x1"   mixes measured under callgrind
 #   BENCH_SKIP_WEBHOOK=1 / BENCH_SKIP_POLICY=1 / BENCH_SKIP_JWT=1 / BENCH_SKIP_INSTR=1   skip those sections
@@ -29,8 +32,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 t_begin=$(date +%s)
-ROUNDS=${BENCH_ROUNDS:-5}
-N_LAT=${BENCH_N_LAT:-2000}
+ROUNDS=${BENCH_ROUNDS:-7}
+MIN_ROUNDS=${BENCH_MIN_ROUNDS:-5}
+N_LAT=${BENCH_N_LAT:-4000}
 N_THR=${BENCH_N_THR:-50000}
 N_CONN=${BENCH_N_CONN:-15000}
 BACKENDS=${BENCH_BACKENDS:-nghttpd greeter}
@@ -581,7 +585,7 @@ if ns_setup; then
 elif [ -n "$ns_note" ]; then
 	say "ns-* configurations skipped: $ns_note"
 fi
-BUDGET=${BENCH_BUDGET_S:-840}
+BUDGET=${BENCH_BUDGET_S:-780}
 rounds_done=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	t_round=$(date +%s)
@@ -660,7 +664,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 	rounds_done=$round
 	now=$(date +%s)
-	if ((round < ROUNDS && now - t_start + (now - t_round) > BUDGET)); then
+	say "round $round of $ROUNDS took $((now - t_round))s"
+	if ((round < ROUNDS && round >= MIN_ROUNDS && now - t_start + (now - t_round) > BUDGET)); then
 		say "time budget (${BUDGET}s) would be exceeded: stopping after $round of $ROUNDS rounds"
 		break
 	fi

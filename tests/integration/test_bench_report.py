@@ -118,20 +118,19 @@ def main():
         r = row_of(out, "CPU per request ≤ 0.67× nghttpx's", "nghttpd")
         check(r is not None and r[3] == "0.50× [0.50–0.50] yes",
               "CPU per request over nghttpx, only rounds where both ran: %s" % r)
-        r = row_of(out, "added mean latency (µs over direct) below every peer's", "nghttpd")
+        r = row_of(out, "added mean µs (over direct) below every peer's", "nghttpd")
         check(r is not None and r[3] == "+120 [+100–+140] vs nghttpx +175, haproxy-h2 +400 yes",
               "added mean latency against every peer: %s" % r)
-        r = row_of(out, "added p99 latency (µs over direct) below every peer's", "nghttpd")
+        r = row_of(out, "added p99 µs (over direct) below every peer's", "nghttpd")
         check(r is not None and r[3] == "+200 [+100–+300] vs nghttpx +150, haproxy-h2 +400 **no**",
               "added p99 latency, not below nghttpx's: %s" % r)
-        r = row_of(out, "idle RSS < 4 MiB (VmRSS before the 8x16 run)", "nghttpd")
+        r = row_of(out, "idle RSS < 4 MiB", "nghttpd")
         check(r is not None and r[3].startswith("4.0 MiB [3.9–4.1]") and r[3].endswith("**no**"),
               "idle RSS median 4.0 MiB is not under 4: %s" % r)
-        r = row_of(out, "peak RSS (VmHWM) < 6 MiB at 8x16 (other mixes: for information)", "nghttpd")
+        r = row_of(out, "peak RSS < 6 MiB at 8x16 (other mixes: information)", "nghttpd")
         check(r is not None and r[3].startswith("5.0 MiB [4.9–5.1]") and r[3].endswith(" yes"),
               "peak RSS at 8x16: %s" % r)
-        r = row_of(out, "information: req/s × the best peer's (the direct row: the cap of "
-                   "h2load + backend on one CPU)", "nghttpd")
+        r = row_of(out, "information: req/s × the best peer's (direct: the cap)", "nghttpd")
         check(r is not None and r[3] == "1.20× [1.00–1.83] (direct: 2.00×)" and r[2] == "-",
               "raw req/s over the best peer, no verdict; 1x1 not run: %s" % r)
         r = row_of(out, "information: instructions per request (callgrind), sidecar vs nghttpx", "nghttpd")
