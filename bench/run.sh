@@ -115,22 +115,16 @@ B=$B/bin
 # A program that fails to build must not be measured in an older version left from before.
 rm -f "$B/grpcguard-sidecar" "$B/grpcguard-webhook" "$B/grpcguard-certgen" "$B/policy_bench" \
 	"$B/jwt_bench"
-rm -f "$B"/*.so
-mk() { make --no-print-directory -j"$(nproc)" -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
+mk() { make --no-print-directory -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
 say "building into $B from $BUILT_FROM"
-# `make -k all`: every program that builds, whatever else fails, and with them any shared
-# object the Makefile's `all` builds into $(BUILD) (a module the sidecar dlopen()s from its
-# own directory, e.g. its OpenSSL part; copied next to it for the ns-* rows).
-mk -k all || true
-sc_modules=$(cd "$B" && ls -- *.so 2>/dev/null) || true
-if [ -x "$B/grpcguard-sidecar" ]; then
+if mk "$B/grpcguard-sidecar"; then
 	have_sidecar=1
 else
 	say "sidecar does not build: gg-* configurations skipped (tail of the build log:)"
 	tail -n 5 "$build_log" >&2 || true
 fi
-[ -x "$B/grpcguard-webhook" ] && have_webhook=1
-[ -x "$B/grpcguard-certgen" ] && have_certgen=1
+mk "$B/grpcguard-webhook" && have_webhook=1
+mk "$B/grpcguard-certgen" && have_certgen=1
 # shellcheck disable=SC2046 # pkg-config output is meant to be split into flags
 if mk "$B/libgrpcguard-policy.a" &&
 	gcc -std=c17 -O2 -g -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes -Wformat=2 \
@@ -324,7 +318,6 @@ ns_setup() {
 	# The sidecars run as uid 1337: their binary, policy and certificates must be readable.
 	mkdir -p "$work/ns" && chmod 755 "$work" "$work/ns"
 	cp "$B/grpcguard-sidecar" "$work/ns/grpcguard-sidecar"
-	for c in $sc_modules; do cp "$B/$c" "$work/ns/$c" && chmod 755 "$work/ns/$c"; done
 	: >"$work/ns/empty-policy.yaml"
 	chmod 755 "$work/ns/grpcguard-sidecar" && chmod 644 "$work/ns/empty-policy.yaml"
 	# The backends, in the server pod, listening on every address (the server's sidecar
