@@ -99,6 +99,7 @@ for MIX in $MIXES; do
 		proxy_argv "$config" || { echo "instr: unknown configuration $config" >&2; continue; }
 		out=$DIR/callgrind.$config.$MIX.out
 		rm -f "$out" "$out".*
+		! port_busy "$P_PROXY" || exit 1
 		valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
 			"${PROXY[@]}" >"$work/proxy-$config.log" 2>&1 &
 		vpid=$!

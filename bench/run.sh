@@ -205,6 +205,7 @@ start_proxy() { # config backend_port
 	cmd=$(proxy_cmd "$1" "$2")
 	CMD[$1]=$cmd
 	local cpu=$CPU_PROXY
+	! port_busy "$P_PROXY" || return 1
 	# Two workers get both CPUs (shared with the load generator): the scaling figure.
 	[ "$1" = gg-w2 ] && [ -n "$cpu" ] && cpu="taskset -c 0,1"
 	# shellcheck disable=SC2086
