@@ -12,7 +12,8 @@
 #   make format / make lint
 #
 # Sources are discovered by directory: policy/*.c and common/*.c become static libraries;
-# webhook/*.c, sidecar/*.c and certs/*.c become one program each; tests/unit/<dir>/test_*.c
+# webhook/*.c, sidecar/*.c and certs/*.c become one program each (the sidecar's OpenSSL
+# code, CRYPTO_SRC, becomes grpcguard-sidecar-crypto.so beside it); tests/unit/<dir>/test_*.c
 # become one check binary each, linked with <dir>'s objects (minus main.c) built with
 # -DGG_TESTING so TESTABLE functions are visible; fuzz/*.c become fuzz targets.
 

@@ -102,11 +102,12 @@ int sc_crypto_load(const char *why, char *err, size_t errlen)
 	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *e = dlerror();
-		snprintf(err, errlen,
-			 "%s needs the crypto module %s, which cannot be loaded: %s (install "
-			 "%s beside grpcguard-sidecar, from the same build, with libssl3; or set %s)",
-			 why, path, e ? e : "unknown error", SC_CRYPTO_MODULE_NAME,
-			 SC_CRYPTO_MODULE_ENV);
+		snprintf(
+		    err, errlen,
+		    "%s needs the crypto module %s, which cannot be loaded: %s (install "
+		    "%s beside grpcguard-sidecar, from the same build, with libssl3; or set %s)",
+		    why, path, e ? e : "unknown error", SC_CRYPTO_MODULE_NAME,
+		    SC_CRYPTO_MODULE_ENV);
 		goto out;
 	}
 	t = dlsym(h, SC_CRYPTO_SYMBOL);
@@ -135,7 +136,7 @@ out:
 #define TRAMPOLINE_F(ret, name, params, args, fallback)                                            \
 	ret name params                                                                            \
 	{                                                                                          \
-		const struct sc_crypto_api *a = atomic_load_explicit(&api, memory_order_acquire); \
+		const struct sc_crypto_api *a = atomic_load_explicit(&api, memory_order_acquire);  \
 		if (!a)                                                                            \
 			return fallback;                                                           \
 		return a->name args;                                                               \
@@ -143,7 +144,7 @@ out:
 #define TRAMPOLINE_V(name, params, args)                                                           \
 	void name params                                                                           \
 	{                                                                                          \
-		const struct sc_crypto_api *a = atomic_load_explicit(&api, memory_order_acquire); \
+		const struct sc_crypto_api *a = atomic_load_explicit(&api, memory_order_acquire);  \
 		if (a)                                                                             \
 			a->name args;                                                              \
 	}

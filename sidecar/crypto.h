@@ -59,19 +59,19 @@
  */
 #define SC_CRYPTO_API(F, V)                                                                        \
 	/* tls.h */                                                                                \
-	F(struct sc_tls *, sc_tls_new, (struct sc_idgen * g, bool server), (g, server), NULL)       \
+	F(struct sc_tls *, sc_tls_new, (struct sc_idgen * g, bool server), (g, server), NULL)      \
 	V(sc_tls_free, (struct sc_tls * t), (t))                                                   \
 	F(const char *, sc_tls_strerror, (int r), (r), "handshake")                                \
 	F(int, sc_tls_feed, (struct sc_tls * t, const uint8_t *d, size_t n), (t, d, n),            \
 	  SC_TLS_E_PROTO)                                                                          \
 	F(int, sc_tls_handshake, (struct sc_tls * t), (t), SC_TLS_E_PROTO)                         \
 	F(bool, sc_tls_established, (const struct sc_tls *t), (t), false)                          \
-	F(ssize_t, sc_tls_read, (struct sc_tls * t, uint8_t *out, size_t cap), (t, out, cap),      \
+	F(ssize_t, sc_tls_read, (struct sc_tls * t, uint8_t * out, size_t cap), (t, out, cap),     \
 	  SC_TLS_E_PROTO)                                                                          \
 	F(int, sc_tls_write, (struct sc_tls * t, const uint8_t *d, size_t n), (t, d, n),           \
 	  SC_TLS_E_PROTO)                                                                          \
 	F(size_t, sc_tls_pending, (const struct sc_tls *t), (t), 0)                                \
-	F(size_t, sc_tls_take, (struct sc_tls * t, uint8_t *out, size_t cap), (t, out, cap), 0)    \
+	F(size_t, sc_tls_take, (struct sc_tls * t, uint8_t * out, size_t cap), (t, out, cap), 0)   \
 	F(const char *, sc_tls_peer_principal, (const struct sc_tls *t), (t), NULL)                \
 	F(const struct sc_idgen *, sc_tls_gen, (const struct sc_tls *t), (t), NULL)                \
 	F(const char *, sc_tls_detail, (const struct sc_tls *t), (t), "")                          \

@@ -10,9 +10,9 @@
 #define ENTRY_V(name, params, args) .name = name,
 
 extern const struct sc_crypto_api sc_crypto_module;
-__attribute__((visibility("default"))) const struct sc_crypto_api sc_crypto_module = {
-    .abi = SC_CRYPTO_ABI,
-    .size = sizeof(struct sc_crypto_api),
-    .idgen_size = sizeof(struct sc_idgen),
-    .opts_size = sizeof(struct sc_identity_opts),
-    SC_CRYPTO_API(ENTRY_F, ENTRY_V)};
+__attribute__((visibility("default")))
+const struct sc_crypto_api sc_crypto_module = {.abi = SC_CRYPTO_ABI,
+					       .size = sizeof(struct sc_crypto_api),
+					       .idgen_size = sizeof(struct sc_idgen),
+					       .opts_size = sizeof(struct sc_identity_opts),
+					       SC_CRYPTO_API(ENTRY_F, ENTRY_V)};

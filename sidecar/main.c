@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "policy/policy.h"
 #include "sidecar/authn.h"
 #include "sidecar/config.h"
@@ -69,6 +70,8 @@ static int check_main(int argc, char **argv)
 		fprintf(stderr, "%s\n", diag.text);
 		return 1;
 	}
+	/* Only warnings and errors on stderr (crypto_module_loaded is info). */
+	log_init("sidecar", LOGL_WARN);
 	if (policy_authn_count(p) > 0 &&
 	    sc_crypto_load("requestAuthentication", crypto_err, sizeof(crypto_err)) != 0) {
 		fprintf(stderr, "%s: error: %s\n", path, crypto_err);

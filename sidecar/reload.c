@@ -304,8 +304,8 @@ static bool crypto_ready(const struct policy *p)
 {
 	char err[1024], text[1200];
 
-	if (policy_authn_count(p) == 0 || sc_crypto_load("requestAuthentication", err,
-							 sizeof(err)) == 0)
+	if (policy_authn_count(p) == 0 ||
+	    sc_crypto_load("requestAuthentication", err, sizeof(err)) == 0)
 		return true;
 	snprintf(text, sizeof(text), "%s: %s", st.pol.path, err);
 	log_error("policy_rejected", text, "{s:s, s:s, s:b}", "file", st.pol.path, "reason",
