@@ -12,7 +12,8 @@
 #   make format / make lint
 #
 # Sources are discovered by directory: policy/*.c and common/*.c become static libraries;
-# webhook/*.c, sidecar/*.c and certs/*.c become one program each; tests/unit/<dir>/test_*.c
+# webhook/*.c, sidecar/*.c and certs/*.c become one program each (the sidecar's OpenSSL
+# code, CRYPTO_SRC, becomes grpcguard-sidecar-crypto.so beside it); tests/unit/<dir>/test_*.c
 # become one check binary each, linked with <dir>'s objects (minus main.c) built with
 # -DGG_TESTING so TESTABLE functions are visible; fuzz/*.c become fuzz targets.
 
@@ -49,7 +50,14 @@ BASE_LIBS    = $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/
 # The webhook links libcurl for TokenReview (POST /v1/certify, issue 16).
 WEBHOOK_CURL = $(shell pkg-config --libs libcurl 2>/dev/null)
 WEBHOOK_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null) $(WEBHOOK_CURL) $(BASE_LIBS)
-SIDECAR_LIBS = $(HTTP_PARSER_LIBS) $(BASE_LIBS)
+# The sidecar binary does not link OpenSSL: tls.c, identity.c and jwt.c are built into
+# grpcguard-sidecar-crypto.so, loaded beside it when identity or JWT is configured
+# (sidecar/crypto.h, issue 17). The binary exports the symbols the module calls back
+# (log, metrics, http-parser...): every symbol the module's objects leave undefined is
+# listed in a generated --dynamic-list; those the binary does not define are ignored.
+SIDECAR_LIBS = $(HTTP_PARSER_LIBS) \
+               $(shell pkg-config --libs jansson yaml-0.1 libnghttp2 libuv 2>/dev/null) -lpthread -lm
+CRYPTO_LIBS  = $(shell pkg-config --libs openssl jansson 2>/dev/null) -lpthread
 CERTGEN_LIBS = $(BASE_LIBS)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 # grpcguard-graph alone links libcurl and Graphviz (the sidecar and webhook must not).
@@ -61,11 +69,14 @@ POLICY_SRC  = $(sort $(wildcard policy/*.c))
 COMMON_SRC  = $(sort $(wildcard common/*.c))
 WEBHOOK_SRC = $(sort $(wildcard webhook/*.c))
 SIDECAR_SRC = $(sort $(wildcard sidecar/*.c))
+CRYPTO_SRC  = sidecar/tls.c sidecar/identity.c sidecar/jwt.c sidecar/cryptomod.c
+SIDECAR_BIN_SRC = $(filter-out $(CRYPTO_SRC),$(SIDECAR_SRC))
 CERTS_SRC   = $(sort $(wildcard certs/*.c))
 GRAPH_SRC   = $(sort $(wildcard graph/*.c))
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 tobj = $(patsubst %.c,$(BUILD)/tobj/%.o,$(1))
+mobj = $(patsubst %.c,$(BUILD)/mobj/%.o,$(1))
 nomain = $(filter-out %/main.c,$(1))
 
 LIBPOLICY  = $(BUILD)/libgrpcguard-policy.a
@@ -74,7 +85,7 @@ TLIBPOLICY = $(BUILD)/tobj/libgrpcguard-policy.a
 TLIBCOMMON = $(BUILD)/tobj/libgrpcguard-common.a
 
 PROGRAMS = $(BUILD)/grpcguard-webhook $(BUILD)/grpcguard-sidecar $(BUILD)/grpcguard-certgen \
-           $(BUILD)/grpcguard-graph
+           $(BUILD)/grpcguard-graph $(BUILD)/grpcguard-sidecar-crypto.so
 
 UNIT_SRC  = $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
@@ -87,7 +98,7 @@ FUZZ_SECONDS ?= 60
 PHONY_PY = py
 .PHONY: py all deps test unit integration fuzz-replay sanitize valgrind demo bench fuzz \
         format lint clean manifests images check-deps
-all: $(PROGRAMS)
+all: $(PROGRAMS) $(BUILD)/sidecar-crypto.dynlist
 
 # Keep intermediate objects (unit-test objects would otherwise be deleted and rebuilt).
 .SECONDARY:
@@ -99,6 +110,10 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/tobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DGG_TESTING -c $< -o $@
+# The crypto module's objects: position-independent, every symbol hidden but its table.
+$(BUILD)/mobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -111,8 +126,16 @@ $(TLIBCOMMON): $(call tobj,$(COMMON_SRC))
 
 $(BUILD)/grpcguard-webhook: $(call obj,$(WEBHOOK_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(WEBHOOK_LIBS)
-$(BUILD)/grpcguard-sidecar: $(call obj,$(SIDECAR_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SIDECAR_LIBS)
+$(BUILD)/grpcguard-sidecar: $(call obj,$(SIDECAR_BIN_SRC)) $(LIBPOLICY) $(LIBCOMMON) \
+                           $(BUILD)/sidecar-crypto.dynlist
+	$(CC) $(ALL_LDFLAGS) -Wl,--dynamic-list=$(BUILD)/sidecar-crypto.dynlist -o $@ \
+	  $(filter %.o %.a,$^) $(SIDECAR_LIBS)
+$(BUILD)/sidecar-crypto.dynlist: $(call mobj,$(CRYPTO_SRC))
+	@nm -u $^ | awk '$$1 == "U" { print $$2 }' | sort -u >$@.u
+	@nm --defined-only $^ | awk 'NF == 3 { print $$3 }' | sort -u >$@.d
+	@{ echo '{'; comm -23 $@.u $@.d | sed 's/.*/  &;/'; echo '};'; } >$@; rm -f $@.u $@.d
+$(BUILD)/grpcguard-sidecar-crypto.so: $(call mobj,$(CRYPTO_SRC))
+	$(CC) -shared $(filter-out -pie,$(ALL_LDFLAGS)) -o $@ $^ $(CRYPTO_LIBS)
 $(BUILD)/grpcguard-certgen: $(call obj,$(CERTS_SRC)) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CERTGEN_LIBS)
 $(BUILD)/obj/graph/%.o $(BUILD)/tobj/graph/%.o: ALL_CFLAGS += $(GRAPH_CFLAGS)

@@ -7,6 +7,9 @@
 # first round also writes the resident KiB per mapping (>= 40 KiB) there.
 #   bash bench/rss.sh [ROUNDS] BINARY...       e.g. bash bench/rss.sh 5 old/grpcguard-sidecar build/grpcguard-sidecar
 #   RSS_LOAD=1 bash bench/rss.sh 3 A B
+#   RSS_IDENTITY=1 bash bench/rss.sh 5 A B   each sidecar with --ca-address: a workload
+#                         certificate from tests/integration/mtls_issuer.py on loopback
+#                         (openssl-made CAs), measured once /readyz says it holds one
 # Loopback only, bounded (h2load under timeout); everything is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,16 +20,45 @@ shift || true
 port=${RSS_PORT:-38570}
 bench_init grpcguard-rss
 canned_backend $((port + 1)) || { echo "rss: nghttpd did not start" >&2; exit 1; }
+id_args=()
+if [ "${RSS_IDENTITY:-0}" = 1 ]; then
+	for ca in idca servca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+			-subj "/CN=$ca" -keyout "$work/$ca.key" -out "$work/$ca.crt" \
+			-addext basicConstraints=critical,CA:TRUE >/dev/null 2>&1
+	done
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=issuer \
+		-keyout "$work/iss.key" -out "$work/iss.csr" >/dev/null 2>&1
+	openssl x509 -req -in "$work/iss.csr" -CA "$work/servca.crt" -CAkey "$work/servca.key" \
+		-CAcreateserial -days 1 -out "$work/iss.crt" \
+		-extfile <(printf 'subjectAltName=IP:127.0.0.1\n') >/dev/null 2>&1
+	printf '{"tok": {"ns": "bench", "sa": "rss"}}\n' >"$work/tokens.json"
+	echo tok >"$work/token"
+	/usr/bin/python3 tests/integration/mtls_issuer.py --listen 127.0.0.1:$((port + 3)) \
+		--tls-cert "$work/iss.crt" --tls-key "$work/iss.key" --ca-cert "$work/idca.crt" \
+		--ca-key "$work/idca.key" --tokens "$work/tokens.json" --lifetime 3600 \
+		>"$work/issuer.log" 2>&1 &
+	pids+=("$!")
+	wait_port $((port + 3)) "$!" || { echo "rss: the stand-in issuer did not start" >&2; exit 1; }
+	id_args=(--ca-address "https://127.0.0.1:$((port + 3))" --ca-cert "$work/servca.crt"
+		--identity-token "$work/token")
+fi
 printf '%-40s %5s %7s %7s %7s %7s  %s\n' binary round VmHWM VmRSS RssAnon RssFile load
 for r in $(seq 1 "$rounds"); do
 	for bin in "$@"; do
 		"$bin" run --listen 127.0.0.1:$port --upstream 127.0.0.1:$((port + 1)) \
 			--admin 127.0.0.1:$((port + 2)) --policy bench/policy-realistic.yaml \
-			--workers 1 --log-level warn 2>/dev/null &
+			--workers 1 --log-level warn "${id_args[@]}" 2>/dev/null &
 		pid=$!
 		pids+=("$pid")
 		wait_port $port $pid || { echo "rss: $bin did not start" >&2; exit 1; }
 		sleep 1
+		if [ ${#id_args[@]} -gt 0 ]; then # ready = a certificate is held
+			for _ in $(seq 1 100); do
+				[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((port + 2))/readyz")" = 200 ] && break
+				sleep 0.1
+			done
+		fi
 		curl -s -o /dev/null "http://127.0.0.1:$((port + 2))/readyz"
 		curl -s -o /dev/null "http://127.0.0.1:$((port + 2))/metrics"
 		load=idle

@@ -117,7 +117,7 @@ rm -f "$B/grpcguard-sidecar" "$B/grpcguard-webhook" "$B/grpcguard-certgen" "$B/p
 	"$B/jwt_bench"
 mk() { make --no-print-directory -C "$SRC" BUILD="$B" "$@" >>"$build_log" 2>&1; }
 say "building into $B from $BUILT_FROM"
-if mk "$B/grpcguard-sidecar"; then
+if mk "$B/grpcguard-sidecar" "$B/grpcguard-sidecar-crypto.so"; then
 	have_sidecar=1
 else
 	say "sidecar does not build: gg-* configurations skipped (tail of the build log:)"
@@ -319,6 +319,8 @@ ns_setup() {
 	# The sidecars run as uid 1337: their binary, policy and certificates must be readable.
 	mkdir -p "$work/ns" && chmod 755 "$work" "$work/ns"
 	cp "$B/grpcguard-sidecar" "$work/ns/grpcguard-sidecar"
+	# OpenSSL (the mTLS rows) comes with the module beside the binary (sidecar/crypto.h).
+	[ ! -e "$B/grpcguard-sidecar-crypto.so" ] || install -m 644 "$B/grpcguard-sidecar-crypto.so" "$work/ns/"
 	: >"$work/ns/empty-policy.yaml"
 	chmod 755 "$work/ns/grpcguard-sidecar" && chmod 644 "$work/ns/empty-policy.yaml"
 	# The backends, in the server pod, listening on every address (the server's sidecar

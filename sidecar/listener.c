@@ -20,6 +20,7 @@
 
 #include "common/admin.h"
 #include "common/log.h"
+#include "sidecar/crypto.h"
 #include "sidecar/identity.h"
 #include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
@@ -437,6 +438,12 @@ int sc_run_main(const struct sc_config *cfg)
 		struct sc_identity_opts io = {.ca_address = cfg->ca_address,
 					      .ca_cert = cfg->ca_cert,
 					      .token_path = cfg->identity_token};
+		char cerr[1024];
+		/* Identity and mTLS are OpenSSL's: without the module, no start (crypto.h). */
+		if (sc_crypto_load("identity (--ca-address)", cerr, sizeof(cerr)) != 0) {
+			log_error("crypto_module", cerr, "{s:s}", "ca_address", cfg->ca_address);
+			goto out;
+		}
 		uv_async_init(&M.loop, &M.id_wake, id_wake_cb);
 		uv_timer_init(&M.loop, &M.id_timer);
 		uv_timer_start(&M.id_timer, id_timer_cb, 1000, 1000);

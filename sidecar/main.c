@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "policy/policy.h"
 #include "sidecar/authn.h"
 #include "sidecar/config.h"
+#include "sidecar/crypto.h"
 #include "sidecar/intercept.h"
 #include "sidecar/proxy.h"
 
@@ -24,7 +26,7 @@ static int check_main(int argc, char **argv)
 	struct policy *p = NULL;
 	struct policy_diag diag = {0};
 	struct sc_authn *authn = NULL;
-	char *jwks_err = NULL;
+	char *jwks_err = NULL, crypto_err[1024];
 	const char *path = NULL;
 	size_t unusable;
 	int rc = 1;
@@ -67,6 +69,13 @@ static int check_main(int argc, char **argv)
 	if (policy_parse_file(path, &p, &diag) != 0) {
 		fprintf(stderr, "%s\n", diag.text);
 		return 1;
+	}
+	/* Only warnings and errors on stderr (crypto_module_loaded is info). */
+	log_init("sidecar", LOGL_WARN);
+	if (policy_authn_count(p) > 0 &&
+	    sc_crypto_load("requestAuthentication", crypto_err, sizeof(crypto_err)) != 0) {
+		fprintf(stderr, "%s: error: %s\n", path, crypto_err);
+		goto out;
 	}
 	if (sc_authn_new(p, &authn, &jwks_err) != 0) {
 		fprintf(stderr, "%s: out of memory while loading the JWKS\n", path);

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "sidecar/crypto.h"
 #include "sidecar/filestat.h"
 #include "sidecar/gate.h"
 #include "sidecar/identity.h"
@@ -293,6 +294,28 @@ static bool load_labels(void)
 	return true;
 }
 
+/*
+ * A policy with requestAuthentication needs the crypto module (JWT verification is
+ * OpenSSL's): load it before the policy is installed. When it cannot be loaded the policy
+ * is rejected like one that does not parse: logged, counted, shown in /policy, and the
+ * last good policy stays (or, at start, every RPC is refused). true: p may be installed.
+ */
+static bool crypto_ready(const struct policy *p)
+{
+	char err[1024], text[1200];
+
+	if (policy_authn_count(p) == 0 ||
+	    sc_crypto_load("requestAuthentication", err, sizeof(err)) == 0)
+		return true;
+	snprintf(text, sizeof(text), "%s: %s", st.pol.path, err);
+	log_error("policy_rejected", text, "{s:s, s:s, s:b}", "file", st.pol.path, "reason",
+		  "crypto_module", "kept_last_good", st.policy_loaded);
+	metrics_inc(sc_stats.reload_fail);
+	set_error(text);
+	first_unusable(text);
+	return false;
+}
+
 void sc_reload_check(void)
 {
 	struct policy *p = NULL;
@@ -325,6 +348,9 @@ void sc_reload_check(void)
 				metrics_inc(sc_stats.reload_fail);
 				set_error(diag.text);
 				first_unusable(diag.text);
+			} else if (!crypto_ready(p)) {
+				policy_unref(p);
+				p = NULL;
 			} else {
 				pchanged = true;
 			}

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "sidecar/identity.h"
+#include "sidecar/tlshello.h"
 
 struct sc_tls;
 
@@ -59,44 +60,5 @@ const char *sc_tls_peer_principal(const struct sc_tls *t);
 const struct sc_idgen *sc_tls_gen(const struct sc_tls *t);
 /* A human reason for the last failure (OpenSSL's verify result or error), static. */
 const char *sc_tls_detail(const struct sc_tls *t);
-
-/* ---- telling a sidecar's ClientHello from any other TLS client ---------------------- */
-/*
- * Our ClientHello offers ALPN SC_TLS_ALPN_MARK before "h2" (as Istio offers
- * "istio-peer-exchange"): a TLS client that does not is the app's own TLS (HTTPS, gRPC
- * over TLS to the app) and is passed through untouched.
- */
-#define SC_TLS_ALPN_MARK "grpcguard-mtls"
-enum sc_hello { SC_HELLO_OURS = 1, SC_HELLO_OTHER = 0, SC_HELLO_MORE = -1 };
-/*
- * Look at the first bytes of a connection that start with a TLS handshake record: OURS
- * when it is a ClientHello in one record whose ALPN extension offers SC_TLS_ALPN_MARK,
- * MORE when the record is not complete yet (and fits max bytes), OTHER otherwise
- * (malformed, no ALPN, no mark, too large). Pure.
- */
-enum sc_hello sc_tls_hello_classify(const uint8_t *d, size_t n, size_t max);
-
-/* ---- the negative cache: outbound destinations that answered TLS with plaintext ---- */
-/*
- * Per worker, no lock. Fixed size: when full, the entry that expires first is replaced,
- * so a scan of many destinations costs at most a handshake attempt each, not memory.
- */
-#define SC_NEGCACHE_SLOTS 256
-#define SC_NEGCACHE_TTL_MS 60000
-struct sockaddr_storage;
-struct sc_negcache_ent {
-	uint8_t addr[16];
-	uint16_t port;
-	uint8_t family; /* 0: empty */
-	uint64_t until_ms;
-};
-struct sc_negcache {
-	struct sc_negcache_ent e[SC_NEGCACHE_SLOTS];
-};
-/* Remember dst (AF_INET/AF_INET6) as "no sidecar" until now + SC_NEGCACHE_TTL_MS. */
-void sc_negcache_add(struct sc_negcache *nc, const struct sockaddr_storage *dst, uint64_t now_ms);
-/* Whether dst is remembered and not expired at now_ms. Pure. */
-bool sc_negcache_has(const struct sc_negcache *nc, const struct sockaddr_storage *dst,
-		     uint64_t now_ms);
 
 #endif

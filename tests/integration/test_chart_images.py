@@ -29,6 +29,7 @@ IMAGES = {
     "webhook/Dockerfile": {"programs": ["grpcguard-webhook", "grpcguard-certgen"],
                            "entrypoint": "grpcguard-webhook"},
     "sidecar/Dockerfile": {"programs": ["grpcguard-sidecar"],
+                           "modules": ["grpcguard-sidecar-crypto.so"],
                            "entrypoint": "grpcguard-sidecar", "extra": ["iptables"]},
 }
 
@@ -166,6 +167,21 @@ def main():
                           % (path, prog, lib, pkg))
                 copies = " ".join(i for i in runtime if i.upper().startswith("COPY"))
                 check("/" + prog in copies, "%s: %s is not copied into the runtime" % (path, prog))
+            # Shared objects the programs dlopen from their own directory (the sidecar's
+            # crypto module): built, copied beside them, their libraries installed.
+            for mod in spec.get("modules", []):
+                m = os.path.join(out, mod)
+                if not check(os.path.exists(m), "%s: %s not built" % (path, mod)):
+                    continue
+                for lib, pkg in sorted(needed_packages(m).items()):
+                    if pkg == "libc6":
+                        continue
+                    check(pkg in pkgs, "%s: %s needs %s (package %s), not installed at runtime"
+                          % (path, mod, lib, pkg))
+                copies = [i for i in runtime if i.upper().startswith("COPY")]
+                check([c for c in copies if "/" + mod in c and
+                       "/usr/local/bin" in c.split()[-1]],
+                      "%s: %s is not copied beside the programs (/usr/local/bin)" % (path, mod))
     # The chart runs the webhook through ENTRYPOINT (args only, no command).
     with open(os.path.join(ROOT, "charts", "grpcguard", "templates", "deployment.yaml")) as f:
         dep = f.read()

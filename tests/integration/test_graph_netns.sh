@@ -184,6 +184,8 @@ in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init-cli.log" 2>&1 ||
 in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init-srv.log" 2>&1 ||
 	die "server init failed: $(cat "$tmp/init-srv.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 mkdir -m 755 "$tmp/cpolicy" "$tmp/spolicy"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy "$tmp/cpolicy"
 set_policy "$tmp/spolicy" <<'EOF'

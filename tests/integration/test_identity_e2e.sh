@@ -149,6 +149,8 @@ in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080 >"$tmp/init-s.log" 2>&1 || di
 in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init-c.log" 2>&1 || die "client init: $(cat "$tmp/init-c.log")"
 in_a "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init-a.log" 2>&1 || die "intruder A init: $(cat "$tmp/init-a.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 
 # The server's policy, in a directory of its own so it can be swapped by rename.
 mkdir -m 755 "$tmp/policy"

@@ -138,6 +138,8 @@ wait_until 15 port_open "$NS_B" 127.0.0.1 8080 || die "backend greeter did not s
 in_s "$GG_BIN/grpcguard-sidecar" init --ports 8080,8443 >"$tmp/init-s.log" 2>&1 || die "server init: $(cat "$tmp/init-s.log")"
 in_c "$GG_BIN/grpcguard-sidecar" init --ports 9999 >"$tmp/init-c.log" 2>&1 || die "client init: $(cat "$tmp/init-c.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 san_env=()
 [ "${GG_SANITIZE:-0}" = 1 ] && san_env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1)
 start_server_sidecar() { # [env...]: the server's sidecar, with the policy file $spol

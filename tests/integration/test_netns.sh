@@ -103,6 +103,8 @@ ready_secs=15
 
 # The sidecar runs as uid 1337: give it its own readable copy of the binary and policy.
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 mkdir -m 755 "$tmp/policy"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
 

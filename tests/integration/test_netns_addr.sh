@@ -192,6 +192,8 @@ echo "== init --ports '*' (IPv4 and IPv6), sidecar as uid 1337"
 in_s "$GG_BIN/grpcguard-sidecar" init --ports '*' >"$tmp/init.log" 2>&1 ||
 	die "init failed: $(cat "$tmp/init.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 ip netns exec "$NS_S" env GRPCGUARD_INBOUND_PORTS='*' GRPCGUARD_EXCLUDE_INBOUND_PORTS=9999 \
 	GRPCGUARD_PROBE_PORTS=9999 setpriv --reuid 1337 --regid 1337 --clear-groups \
 	"$tmp/grpcguard-sidecar" run --listen '[::]:15006' --upstream original-dst \

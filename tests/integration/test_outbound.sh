@@ -181,6 +181,8 @@ if [ "${GG_VALGRIND:-0}" = 1 ]; then
 	slow=4
 fi
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 mkdir -m 755 "$tmp/policy"
 printf 'apiVersion: grpcguard.io/v1\nkind: Policy\n' | set_policy
 ip netns exec "$NS_C" env POD_NAMESPACE=demo POD_NAME=client-7d9f8b6c5d-x2x4z SERVICE_ACCOUNT=client setpriv --reuid 1337 --regid 1337 --clear-groups \

@@ -55,6 +55,8 @@ ip netns exec "$NS_S" "$PYTHON" "$root/tests/greeter/greeter_server.py" --host 0
 	--calls-log "$tmp/server.calls" --name server-pod >"$tmp/server.log" 2>&1 &
 pids+=($!)
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 printf 'faults:\n  - name: chaos\n    match: {headers: {x-chaos: "on"}}\n    delay: {fixed: 3s}\n' \
 	>"$tmp/policy.yaml"
 chmod 644 "$tmp/policy.yaml"

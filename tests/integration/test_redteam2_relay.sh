@@ -100,6 +100,8 @@ echo "== init --ports '*' (inbound and outbound capture), sidecar as uid 1337"
 in_p "$GG_BIN/grpcguard-sidecar" init --ports '*' >"$tmp/init.log" 2>&1 ||
 	die "init failed: $(cat "$tmp/init.log")"
 cp "$GG_BIN/grpcguard-sidecar" "$tmp/grpcguard-sidecar" && chmod 755 "$tmp/grpcguard-sidecar"
+# OpenSSL (identity, mTLS, JWT) comes with the module beside the binary (sidecar/crypto.h).
+[ ! -e "$GG_BIN/grpcguard-sidecar-crypto.so" ] || install -m 644 "$GG_BIN/grpcguard-sidecar-crypto.so" "$tmp/"
 ip netns exec "$NS_P" env GRPCGUARD_INBOUND_PORTS='*' setpriv --reuid 1337 --regid 1337 \
 	--clear-groups "$tmp/grpcguard-sidecar" run --listen '[::]:15006' \
 	--outbound-listen '[::]:15001' --upstream original-dst --admin '[::]:15020' \
