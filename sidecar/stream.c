@@ -240,8 +240,9 @@ void sc_stream_maybe_free(struct sc_stream *s)
 	sc_snap_unref(s->snap);
 	if (c->dcache == s)
 		c->dcache = NULL;
-	if (c->ucache == s)
-		c->ucache = NULL;
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
+	c->resp_grown -= s->resp_grown;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -288,7 +289,7 @@ void sc_stream_replay_release(struct sc_stream *s)
 	c->replay_bytes -= s->sent.bytes;
 	if (c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, s->sent.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	sc_chunkq_clear(&s->sent, &c->w->pool);
 }
@@ -333,6 +334,10 @@ bool sc_stream_retry(struct sc_stream *s)
 	/* The old connection's stream, if it still exists, no longer leads here. */
 	if (s->up && s->up->s)
 		nghttp2_session_set_stream_user_data(s->up->s, s->up_id, NULL);
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
+	c->resp_grown -= s->resp_grown; /* the new stream starts with the initial window */
+	s->resp_grown = 0;
 	s->up = NULL;
 	s->up_id = -1;
 	s->up_closed = false;
@@ -340,7 +345,7 @@ bool sc_stream_retry(struct sc_stream *s)
 	log_debug("upstream_retry", "the app did not process this request; sending it again",
 		  "{s:i}", "attempt", (int)s->tries + 1);
 	sc_stream_forward(s);
-	c->need_flush = true;
+	sc_conn_dirty(c);
 	return true;
 }
 
@@ -351,7 +356,7 @@ void sc_stream_drop_req(struct sc_stream *s)
 	sc_stream_replay_release(s);
 	if (s->req.bytes && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, s->req.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	sc_chunkq_clear(&s->req, &c->w->pool);
 }
@@ -369,9 +374,36 @@ void sc_stream_drop_resp(struct sc_stream *s)
 
 	if (s->resp.bytes && s->up && s->up->s) {
 		nghttp2_session_consume(s->up->s, s->up_id, s->resp.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
+	c->resp_bytes -= s->resp.bytes;
 	sc_chunkq_clear(&s->resp, &c->w->pool);
+}
+
+/*
+ * Per-client response flow control (proxy.h, SC_UP_STREAM_WINDOW): the app's response
+ * DATA for s arrived. Its upstream stream window grows from SC_UP_STREAM_WINDOW to
+ * --max-pending-bytes (one WINDOW_UPDATE) when the growth fits the client's budget
+ * (2 x max_pending_bytes of grown windows) and the client keeps up (under max_pending_bytes
+ * buffered for all its streams), so a long download runs at full speed while a client
+ * that reads nothing keeps at most its streams' initial windows plus that budget. The
+ * growth is given back when s is freed or sent again.
+ */
+void sc_stream_resp_window(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+	const struct sc_config *cfg = c->w->px->cfg;
+	uint32_t base = sc_up_stream_window(cfg), grow = cfg->max_pending_bytes - base;
+
+	if (s->resp_grown || !grow || !s->up || !s->up->s || s->up_closed ||
+	    c->resp_bytes >= cfg->max_pending_bytes ||
+	    c->resp_grown + grow > 2 * (size_t)cfg->max_pending_bytes)
+		return;
+	if (nghttp2_session_set_local_window_size(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
+						  (int32_t)cfg->max_pending_bytes) != 0)
+		return;
+	s->resp_grown = grow;
+	c->resp_grown += grow;
 }
 
 /*
@@ -452,7 +484,7 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 	sc_stream_drop_req(s);
 	if (s->up && !s->up_closed && s->up->s)
 		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
-	c->need_flush = true;
+	sc_conn_dirty(c);
 }
 
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
@@ -461,6 +493,8 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 
 	s->up_closed = true;
 	sc_stream_drop_resp(s);
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
 	s->up = NULL;
 	if (s->down_closed) {
 		sc_stream_maybe_free(s);
@@ -474,7 +508,7 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 		s->state = SS_REPLIED;
 		sc_stream_drop_req(s);
 		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, h2_error);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 }
 
@@ -489,7 +523,7 @@ static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t le
 
 	if (n && !keep_sent(s, buf, n) && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, n);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	if (s->req.bytes == 0 && s->req_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -510,9 +544,10 @@ static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t l
 	struct sc_conn *c = ud;
 	size_t n = sc_chunkq_read(&s->resp, &c->w->pool, buf, len);
 
+	c->resp_bytes -= n;
 	if (n && s->up && s->up->s) {
 		nghttp2_session_consume(s->up->s, s->up_id, n);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	if (s->resp.bytes == 0 && s->resp_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -574,7 +609,11 @@ void sc_stream_forward(struct sc_stream *s)
 	s->up = up;
 	s->up_id = id;
 	s->state = SS_FORWARDED;
-	c->need_flush = true;
+	up->nstreams++;
+	up->idle_ms = 0;
+	if (c->outbound)
+		sc_outbound_learn(c, up);
+	sc_conn_dirty(c);
 }
 
 /* ---- the decision -------------------------------------------------------------------- */

@@ -90,6 +90,7 @@ static struct sc_conn *conn(void)
 static void done(struct sc_conn *c)
 {
 	sc_conn_close(c);
+	sc_ups_sweep(&w, 0, true);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 }
 
@@ -267,18 +268,20 @@ START_TEST(upstream_goaway_retry)
 	n += frame(b + n, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
 		   blk, nblk);
 	sc_conn_feed(c, b, n);
-	first = c->up;
 	s1 = stream_of(c, 1);
 	s3 = stream_of(c, 3);
-	ck_assert(first && s1 && s3);
+	ck_assert(s1 && s3);
+	first = s1->up;
+	ck_assert(first && s3->up == first && w.ups == first);
 	ck_assert_int_eq(s1->up_id, 1);
 	ck_assert_int_eq(s3->up_id, 3);
 
 	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
 	n += frame(b + n, NGHTTP2_GOAWAY, 0, 0, goaway, sizeof(goaway));
 	sc_up_feed(first, b, n);
-	second = c->up;
-	ck_assert(second && second != first && c->old_ups == first);
+	second = s3->up;
+	/* The pool: the new connection first, the one going away after it. */
+	ck_assert(second && second != first && w.ups == second && second->next == first);
 	ck_assert(s1->up == first && s1->tries == 0);
 	ck_assert(s3->up == second && s3->tries == 1 && s3->state == SS_FORWARDED);
 	ck_assert(!s3->resp_started);
@@ -287,7 +290,7 @@ START_TEST(upstream_goaway_retry)
 	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
 	n += frame(b + n, NGHTTP2_RST_STREAM, 0, (uint32_t)id, refused, sizeof(refused));
 	sc_up_feed(second, b, n);
-	ck_assert(c->up == second && s3->up == second && s3->tries == 2);
+	ck_assert(w.ups == second && s3->up == second && s3->tries == 2);
 	ck_assert_int_gt(s3->up_id, id);
 	ck_assert(s3->state == SS_FORWARDED && !s3->resp_started);
 
