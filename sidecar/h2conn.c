@@ -594,8 +594,7 @@ static bool same_dst(const struct sockaddr_storage *a, const struct sockaddr_sto
 /*
  * A pooled connection to c's destination (c->updst, and the same direction) that takes
  * another stream: connecting or ready, no GOAWAY from the app, under its
- * SETTINGS_MAX_CONCURRENT_STREAMS (taken as 100 until its SETTINGS arrive, RFC 9113's
- * recommended minimum); else a new one, first in the pool. A connection the app sent
+ * SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive: up_opt); else a new one, first in the pool. A connection the app sent
  * GOAWAY on keeps its streams until they finish, then closes (sc_worker_flush): never
  * here, since this may run inside one of its callbacks (a retry of a stream it refused).
  * Returns the connection (borrowed from the pool) or NULL (out of memory, connect failed).
@@ -616,8 +615,6 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 			continue;
 		max = nghttp2_session_get_remote_settings(up->s,
 							  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-		if (up->state == UP_CONNECTING && max > 100)
-			max = 100;
 		if (up->nstreams < max)
 			return up;
 	}
@@ -648,6 +645,24 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 	up->next = w->ups;
 	w->ups = up;
 	return up_connect(w, up);
+}
+
+void sc_up_cancel(struct sc_stream *s, uint32_t err)
+{
+	struct sc_up *up = s->up;
+	bool sent;
+
+	if (!up || !up->s || s->up_closed)
+		return;
+	sent = nghttp2_session_find_stream(up->s, s->up_id) != NULL;
+	nghttp2_submit_rst_stream(up->s, NGHTTP2_FLAG_NONE, s->up_id, err);
+	if (sent)
+		return; /* RST_STREAM goes out; up_stream_close follows */
+	nghttp2_session_set_stream_user_data(up->s, s->up_id, NULL);
+	if (up->cache == s)
+		up->cache = NULL;
+	s->up_closed = true;
+	sc_up_stream_done(up);
 }
 
 void sc_up_stream_done(struct sc_up *up)
@@ -935,8 +950,8 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR) /* the client went away */
 		s->grpc_status = sc_stream_reset_status(s, uv_now(&c->w->loop));
 	if (s->up && !s->up_closed) {
-		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
-					  err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
+		sc_stream_drop_resp(s); /* before a cancel closes it: credits the connection */
+		sc_up_cancel(s, err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
 		sc_conn_dirty(c);
 	}
 	sc_stream_drop_req(s);
@@ -1202,7 +1217,13 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_option_set_stream_reset_rate_limit(w->down_opt, RESET_BURST, RESET_PER_SEC);
 	nghttp2_option_set_max_continuations(w->down_opt, 8);
 	nghttp2_option_set_no_auto_window_update(w->up_opt, 1);
-	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 1u << 20);
+	/*
+	 * Until the app's SETTINGS arrive, at most 100 streams on a connection (RFC 9113's
+	 * recommended minimum; nghttp2 queues the rest): the pool shares a new connection
+	 * among clients, and a burst above an app's limit before its SETTINGS came would
+	 * make a strict app end the connection for every client on it.
+	 */
+	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 100);
 	(void)cfg;
 	return 0;
 }
@@ -1861,11 +1882,12 @@ void sc_conn_close(struct sc_conn *c)
 		struct sc_up *up = s->up;
 		if (up && up->s && !s->up_closed) {
 			kick = true;
-			nghttp2_submit_rst_stream(up->s, NGHTTP2_FLAG_NONE, s->up_id,
-						  NGHTTP2_CANCEL);
-			nghttp2_session_set_stream_user_data(up->s, s->up_id, NULL);
-			sc_up_stream_done(up);
 			sc_stream_drop_resp(s); /* credits the shared connection */
+			sc_up_cancel(s, NGHTTP2_CANCEL);
+			if (!s->up_closed) {
+				nghttp2_session_set_stream_user_data(up->s, s->up_id, NULL);
+				sc_up_stream_done(up);
+			}
 		}
 		if (up && up->cache == s)
 			up->cache = NULL;

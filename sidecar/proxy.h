@@ -342,6 +342,14 @@ void sc_conn_flush(struct sc_conn *c);
 void sc_worker_flush(struct sc_worker *w);
 /* Close the pool's connections idle since now - idle_timeout; all: every one, now. */
 void sc_ups_sweep(struct sc_worker *w, uint64_t now, bool all);
+/*
+ * Reset s's stream on its (shared) upstream with err. A stream whose HEADERS nghttp2 has
+ * not sent yet is only cancelled there (nghttp2 drops the queued HEADERS: no RST_STREAM,
+ * no close callback), so it is closed for us here (s->up_closed): a later RST_STREAM for
+ * it would name an idle stream, a connection error for the app (RFC 9113 section 5.1)
+ * that would end every client's streams on the connection.
+ */
+void sc_up_cancel(struct sc_stream *s, uint32_t err);
 /* One of up's streams closed or left it (its count, for MAX_CONCURRENT_STREAMS). */
 void sc_up_stream_done(struct sc_up *up);
 void sc_conn_close(struct sc_conn *c);

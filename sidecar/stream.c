@@ -416,6 +416,30 @@ void sc_stream_resp_window(struct sc_stream *s)
  * reading) a queued HEADERS frame of a stream that closed or a session that was deleted.
  */
 #define NV_NO_COPY (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+
+/*
+ * Fields that carry credentials or identity. The HPACK dynamic table of an upstream
+ * connection is shared by every client of the pool: a field we let the encoder index
+ * would let a co-tenant probe it (send guesses and watch the sizes, CRIME-style, e.g.
+ * on an outbound connection whose TLS record lengths are visible). These go as
+ * "literal never indexed" (NGHTTP2_NV_FLAG_NO_INDEX), which intermediaries keep too.
+ */
+static bool sensitive(const uint8_t *k, size_t n)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+	} names[] = {{"authorization", 13}, {"proxy-authorization", 19}, {"cookie", 6},
+		     {"x-api-key", 9},	    {"x-auth-token", 12},	 {SC_PEER_HEADER, 0}};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t len = names[i].n ? names[i].n : strlen(names[i].s);
+		if (n == len && memcmp(k, names[i].s, len) == 0)
+			return true;
+	}
+	return false;
+}
+
 static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, const char *timeout)
 {
 	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
@@ -426,6 +450,8 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, 
 		if (skip && k.len == skiplen && memcmp(k.base, skip, skiplen) == 0)
 			continue;
 		nv[n] = (nghttp2_nv){k.base, v.base, k.len, v.len, NV_NO_COPY};
+		if (sensitive(k.base, k.len))
+			nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
 		if (timeout && k.len == 12 && memcmp(k.base, "grpc-timeout", 12) == 0) {
 			nv[n].value = (uint8_t *)(uintptr_t)timeout;
 			nv[n].valuelen = strlen(timeout);
@@ -482,8 +508,7 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 		s->grpc_status = grpc_status;
 	}
 	sc_stream_drop_req(s);
-	if (s->up && !s->up_closed && s->up->s)
-		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
+	sc_up_cancel(s, NGHTTP2_CANCEL);
 	sc_conn_dirty(c);
 }
 
@@ -591,8 +616,10 @@ void sc_stream_forward(struct sc_stream *s)
 			 (unsigned long long)(left > 99999999 ? 99999999 : left));
 	}
 	n = to_nva(&s->req_hdrs, nv, s->strip_header, tmo[0] ? tmo : NULL);
-	if (c->outbound && s->snap) /* the caller's sidecar names its workload (peer.h) */
-		n += sc_peer_self_nv(&s->snap->self, &nv[n]);
+	if (c->outbound && s->snap && sc_peer_self_nv(&s->snap->self, &nv[n])) {
+		/* The caller's sidecar names its workload (peer.h); never indexed (above). */
+		nv[n++].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+	}
 	prov.source.ptr = s;
 	/*
 	 * Keep the client's framing: END_STREAM on HEADERS only if the client put it there;
