@@ -594,10 +594,11 @@ static bool same_dst(const struct sockaddr_storage *a, const struct sockaddr_sto
 /*
  * A pooled connection to c's destination (c->updst, and the same direction) that takes
  * another stream: connecting or ready, no GOAWAY from the app, under its
- * SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive: up_opt); else a new one, first in the pool. A connection the app sent
- * GOAWAY on keeps its streams until they finish, then closes (sc_worker_flush): never
- * here, since this may run inside one of its callbacks (a retry of a stream it refused).
- * Returns the connection (borrowed from the pool) or NULL (out of memory, connect failed).
+ * SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive: up_opt); else a new one, first in
+ * the pool. A connection the app sent GOAWAY on keeps its streams until they finish, then closes
+ * (sc_worker_flush): never here, since this may run inside one of its callbacks (a retry of a
+ * stream it refused). Returns the connection (borrowed from the pool) or NULL (out of memory,
+ * connect failed).
  */
 struct sc_up *sc_up_get(struct sc_conn *c)
 {
@@ -610,8 +611,7 @@ struct sc_up *sc_up_get(struct sc_conn *c)
 		uint32_t max;
 
 		if (up->state == UP_DEAD || up->outbound != c->outbound ||
-		    !same_dst(&up->dst, &c->updst) ||
-		    !nghttp2_session_check_request_allowed(up->s))
+		    !same_dst(&up->dst, &c->updst) || !nghttp2_session_check_request_allowed(up->s))
 			continue;
 		max = nghttp2_session_get_remote_settings(up->s,
 							  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
@@ -1073,6 +1073,7 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 	struct sc_stream *s = up_stream(up, us, id);
 	struct sc_conn *c;
 	size_t before;
+	int r;
 	(void)flags;
 
 	if (!up->w || !s || s->down_closed || !s->resp_started) {
@@ -1081,7 +1082,10 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 	}
 	c = s->c;
 	before = s->resp.bytes;
-	if (sc_chunkq_append(&s->resp, &c->w->pool, d, len) != 0) {
+	r = sc_chunkq_append(&s->resp, &c->w->pool, d, len);
+	c->resp_bytes += s->resp.bytes - before; /* what did fit, also on failure */
+	s->resp_in = len > UINT32_MAX - s->resp_in ? UINT32_MAX : s->resp_in + (uint32_t)len;
+	if (r != 0) {
 		/* What did fit is queued (credited when dropped); the rest is credited now. */
 		nghttp2_session_consume(us, id, len - (s->resp.bytes - before));
 		nghttp2_submit_rst_stream(us, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
@@ -1090,7 +1094,6 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 		sc_conn_dirty(c);
 		return 0;
 	}
-	c->resp_bytes += s->resp.bytes - before;
 	sc_stream_resp_window(s);
 	nghttp2_session_resume_data(c->ds, s->down_id);
 	sc_conn_dirty(c);

@@ -136,6 +136,7 @@ struct sc_stream {
 	struct sc_chunkq sent;
 	bool no_replay;		/* sent was given up (too big, or the app answered): no retry */
 	uint32_t resp_grown;	/* upstream window granted beyond SC_UP_STREAM_WINDOW */
+	uint32_t resp_in;	/* response DATA bytes received (saturates) */
 	uint8_t tries;		/* upstream attempts after the first (sc_stream_retry) */
 	bool req_eof, resp_eof; /* END_STREAM received from client / app */
 	bool req_eof_hdrs;	/* ...and the client's came on the request HEADERS */
@@ -285,7 +286,7 @@ struct sc_worker {
 	size_t nconns;
 	struct sc_up *ups;     /* the upstream pool: live and going-away connections */
 	struct sc_conn *dirty; /* connections with frames to send (sc_conn_dirty) */
-	bool flushing, kick; /* kick: a flush must go round once more (sc_conn_close) */
+	bool flushing, kick;   /* kick: a flush must go round once more (sc_conn_close) */
 	bool draining;
 	struct sc_pool pool;
 	struct sc_small small;		/* nghttp2's allocator for this worker's sessions */

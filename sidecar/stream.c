@@ -382,8 +382,10 @@ void sc_stream_drop_resp(struct sc_stream *s)
 
 /*
  * Per-client response flow control (proxy.h, SC_UP_STREAM_WINDOW): the app's response
- * DATA for s arrived. Its upstream stream window grows from SC_UP_STREAM_WINDOW to
- * --max-pending-bytes (one WINDOW_UPDATE) when the growth fits the client's budget
+ * DATA for s arrived. Once the response outgrew half its initial window (a unary reply
+ * never does: no extra frame), its upstream stream window grows from
+ * SC_UP_STREAM_WINDOW to --max-pending-bytes (one WINDOW_UPDATE) when the growth fits
+ * the client's budget
  * (2 x max_pending_bytes of grown windows) and the client keeps up (under max_pending_bytes
  * buffered for all its streams), so a long download runs at full speed while a client
  * that reads nothing keeps at most its streams' initial windows plus that budget. The
@@ -395,8 +397,9 @@ void sc_stream_resp_window(struct sc_stream *s)
 	const struct sc_config *cfg = c->w->px->cfg;
 	uint32_t base = sc_up_stream_window(cfg), grow = cfg->max_pending_bytes - base;
 
-	if (s->resp_grown || !grow || !s->up || !s->up->s || s->up_closed ||
-	    c->resp_bytes >= cfg->max_pending_bytes ||
+	/* Only a response that outgrows half the initial window (not a unary reply). */
+	if (s->resp_grown || !grow || s->resp_in < base / 2 || !s->up || !s->up->s ||
+	    s->up_closed || c->resp_bytes >= cfg->max_pending_bytes ||
 	    c->resp_grown + grow > 2 * (size_t)cfg->max_pending_bytes)
 		return;
 	if (nghttp2_session_set_local_window_size(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
@@ -426,18 +429,23 @@ void sc_stream_resp_window(struct sc_stream *s)
  */
 static bool sensitive(const uint8_t *k, size_t n)
 {
-	static const struct {
-		const char *s;
-		size_t n;
-	} names[] = {{"authorization", 13}, {"proxy-authorization", 19}, {"cookie", 6},
-		     {"x-api-key", 9},	    {"x-auth-token", 12},	 {SC_PEER_HEADER, 0}};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		size_t len = names[i].n ? names[i].n : strlen(names[i].s);
-		if (n == len && memcmp(k, names[i].s, len) == 0)
-			return true;
+	/* By length first: this runs for every field of every request. */
+	switch (n) {
+	case 6:
+		return memcmp(k, "cookie", 6) == 0;
+	case 9:
+		return memcmp(k, "x-api-key", 9) == 0;
+	case 12:
+		return memcmp(k, "x-auth-token", 12) == 0;
+	case 13:
+		return memcmp(k, "authorization", 13) == 0;
+	case SC_PEER_HEADER_LEN:
+		return memcmp(k, SC_PEER_HEADER, SC_PEER_HEADER_LEN) == 0;
+	case 19:
+		return memcmp(k, "proxy-authorization", 19) == 0;
+	default:
+		return false;
 	}
-	return false;
 }
 
 static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, const char *timeout)

@@ -21,6 +21,8 @@ static struct sc_proxy px;
 static struct sc_worker w;
 static uint8_t out[1 << 20]; /* bytes for the client */
 static size_t nout;
+static uint8_t upout[1 << 16]; /* bytes for the app (every upstream connection) */
+static size_t nupout;
 
 static const char policy_yaml[] = "apiVersion: grpcguard.io/v1\nkind: Policy\n";
 
@@ -30,6 +32,9 @@ static void sink(struct sc_worker *wk, const struct sc_outbuf *o, const uint8_t 
 	if (wk->conns && o == &wk->conns->out && nout + n <= sizeof(out)) {
 		memcpy(out + nout, d, n);
 		nout += n;
+	} else if (wk->ups && o == &wk->ups->out && nupout + n <= sizeof(upout)) {
+		memcpy(upout + nupout, d, n);
+		nupout += n;
 	}
 }
 
@@ -51,7 +56,7 @@ static void setup(void)
 	ck_assert_int_eq(
 	    policy_parse_buffer("t.yaml", policy_yaml, sizeof(policy_yaml) - 1, &p, &diag), 0);
 	ck_assert_int_eq(sc_reload_set_policy(p), 0);
-	nout = 0;
+	nout = nupout = 0;
 }
 
 static size_t frame(uint8_t *b, uint8_t type, uint8_t flags, uint32_t sid, const void *pl,
@@ -306,6 +311,48 @@ START_TEST(upstream_goaway_retry)
 }
 END_TEST
 
+/*
+ * Issue 17, the shared upstream: a client opens a stream and resets it in the same read,
+ * then closes, all before the upstream connection could send anything (it is still
+ * connecting: here no flush runs in between). The request's HEADERS never left (nghttp2
+ * cancels the queued frame), so no RST_STREAM may go to the app for it: nghttp2 sends a
+ * second reset of such a stream as an RST_STREAM on an idle stream, a connection error
+ * (RFC 9113 section 5.1) that would end every other client's streams on the connection.
+ * The pooled connection's stream count is back to zero (else the pool would think it
+ * full).
+ */
+START_TEST(cancel_before_headers_sent)
+{
+	static const uint8_t cancel[4] = {0, 0, 0, NGHTTP2_CANCEL};
+	struct sc_conn *c = conn();
+	uint8_t blk[256], b[512];
+	size_t nblk = request_block(blk), n, i;
+	struct sc_up *up;
+
+	n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, nblk);
+	n += frame(b + n, NGHTTP2_RST_STREAM, 0, 1, cancel, sizeof(cancel));
+	w.flushing = true; /* nothing goes out yet, as while the upstream connects */
+	sc_conn_feed(c, b, n);
+	up = w.ups;
+	ck_assert_ptr_nonnull(up);
+	sc_conn_close(c);
+	w.flushing = false;
+	sc_worker_flush(&w);
+	ck_assert_uint_eq(up->nstreams, 0);
+	ck_assert_uint_ge(nupout, 24);
+	ck_assert(memcmp(upout, SC_H2_PREFACE, 24) == 0);
+	for (i = 24; i + 9 <= nupout;) {
+		size_t len = (size_t)upout[i] << 16 | (size_t)upout[i + 1] << 8 | upout[i + 2];
+		ck_assert_msg(upout[i + 3] != NGHTTP2_HEADERS && upout[i + 3] != NGHTTP2_RST_STREAM,
+			      "frame type %d went to the app for a stream it never saw",
+			      upout[i + 3]);
+		i += 9 + len;
+	}
+	sc_ups_sweep(&w, 0, true);
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -314,6 +361,7 @@ int main(void)
 	    {"premature_resets", premature_resets},
 	    {"premature_resets", held_resets_are_not_premature},
 	    {"upstream_goaway", upstream_goaway_retry},
+	    {"upstream_pool", cancel_before_headers_sent},
 	};
 	return UT_RUN("sidecar/h2conn", tests, .timeout_s = 30, .setup = setup);
 }
