@@ -6,7 +6,9 @@
  * header is split across reads), PRIORITY elsewhere and RST_STREAM for a stream never
  * opened are no connection error, and streams reset right after opening are cut off as a
  * rapid reset (GOAWAY ENHANCE_YOUR_CALM) once 500 have closed, not before, unless a delay
- * fault held them.
+ * fault held them. The worker's upstream pool: GOAWAY and REFUSED_STREAM retries move a
+ * stream to a new pooled connection; a stream reset before its HEADERS left sends
+ * nothing to the app (what the hook keeps for the app is checked too).
  */
 #include <check.h>
 #include <string.h>
