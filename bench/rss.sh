@@ -10,6 +10,7 @@
 #   RSS_IDENTITY=1 bash bench/rss.sh 5 A B   each sidecar with --ca-address: a workload
 #                         certificate from tests/integration/mtls_issuer.py on loopback
 #                         (openssl-made CAs), measured once /readyz says it holds one
+#   RSS_LOAD=1 RSS_MIX=100x1 bash bench/rss.sh 3 A B     100 connections x 1 stream instead
 # Loopback only, bounded (h2load under timeout); everything is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,10 +64,14 @@ for r in $(seq 1 "$rounds"); do
 		curl -s -o /dev/null "http://127.0.0.1:$((port + 2))/metrics"
 		load=idle
 		if [ "${RSS_LOAD:-0}" = 1 ]; then
-			timeout 120 h2load -t 1 -n 100000 -c 8 -m 16 -d "$work/req.bin" \
+			case ${RSS_MIX:-8x16} in
+			100x1) mix=(-c 100 -m 1) ;;
+			*) mix=(-c 8 -m 16) ;;
+			esac
+			timeout 120 h2load -t 1 -n 100000 "${mix[@]}" -d "$work/req.bin" \
 				-H content-type:application/grpc -H te:trailers \
 				"http://127.0.0.1:$port/helloworld.Greeter/SayHello" >"$work/h2.out" 2>&1 || true
-			load="8x16 $(grep -o '[0-9]* succeeded' "$work/h2.out" | head -n1)"
+			load="${RSS_MIX:-8x16} $(grep -o '[0-9]* succeeded' "$work/h2.out" | head -n1)"
 		fi
 		sleep 1
 		awk -v b="$bin" -v r="$r" -v l="$load" '/^VmHWM|^VmRSS|^RssAnon|^RssFile/{v[$1]=$2}

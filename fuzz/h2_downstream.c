@@ -107,12 +107,13 @@ static void run_conn(const uint8_t *data, size_t size, bool outbound)
 
 		if (down) {
 			sc_conn_feed(c, data, n);
-		} else if (c->up) {
-			struct sc_up *up = c->up;
+		} else if (w.ups) {
+			/* The worker's pool: the newest upstream connection (one destination). */
+			struct sc_up *up = w.ups;
 			if (first_up)
 				sc_up_feed(up, empty_settings, sizeof(empty_settings));
 			first_up = false;
-			if (c->up == up)
+			if (w.ups == up)
 				sc_up_feed(up, data, n);
 		}
 		if (!end)
@@ -122,6 +123,7 @@ static void run_conn(const uint8_t *data, size_t size, bool outbound)
 		down = !down;
 	}
 	sc_conn_close(c);
+	sc_ups_sweep(&w, 0, true); /* the worker's upstream pool */
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 }
 

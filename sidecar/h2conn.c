@@ -1,8 +1,10 @@
 /*
  * One downstream connection: the client preface check, the nghttp2 server session, the
- * upstream nghttp2 client session (one TCP connection to the app per downstream
- * connection, reconnected on demand), socket reads and batched writes, and the plain TCP
- * passthrough for clients that do not speak HTTP/2 prior knowledge.
+ * worker's pool of upstream nghttp2 client sessions (TCP connections to the app shared by
+ * the worker's client connections, per destination and direction), socket reads and
+ * batched writes (per worker: sc_worker_flush writes each shared upstream once per loop
+ * turn), and the plain TCP passthrough for clients that do not speak HTTP/2 prior
+ * knowledge.
  *
  * Writes: frames from nghttp2_session_mem_send() are gathered in the worker's assembly
  * buffer and handed to uv_try_write(); only what the kernel does not take is copied into
@@ -213,91 +215,127 @@ static void down_write_cb(uv_write_t *req, int status)
 void sc_up_write_cb(uv_write_t *req, int status)
 {
 	struct sc_up *up = req->data;
+	struct sc_worker *w = up->w;
 
 	free(up->out.buf);
 	up->out.buf = NULL;
 	up->out.pending = false;
-	if (status == UV_ECANCELED || !up->c)
+	if (status == UV_ECANCELED || !w)
 		return;
 	if (status < 0) {
 		up_detach(up, "write to the app failed");
+		sc_worker_flush(w);
 		return;
 	}
 	if (up->state == UP_CONNECTING) {
-		if (up->tls && sc_tls_flush_raw(up->c->w, (uv_stream_t *)&up->tcp, up->tls,
-						&up->out, sc_up_write_cb) < 0)
+		if (up->tls && sc_tls_flush_raw(w, (uv_stream_t *)&up->tcp, up->tls, &up->out,
+						sc_up_write_cb) < 0) {
 			up_detach(up, "TLS write failed");
+			sc_worker_flush(w);
+		}
 		return;
 	}
-	sc_conn_flush(up->c);
+	sc_worker_flush(w);
+}
+
+void sc_conn_dirty(struct sc_conn *c)
+{
+	if (c->dirty || c->mode != CM_H2)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->w->dirty;
+	c->w->dirty = c;
+}
+
+/* After a flush: close c if its session is over (or start lingering after our GOAWAY). */
+static void conn_maybe_done(struct sc_conn *c)
+{
+	struct sc_worker *w = c->w;
+
+	if (c->mode != CM_H2 || nghttp2_session_want_read(c->ds) ||
+	    nghttp2_session_want_write(c->ds) || c->out.pending)
+		return;
+	if (!c->goaway_sent || w->test_write) {
+		sc_conn_close(c);
+	} else if (!c->linger_ms) {
+		/* Our GOAWAY is out: PINGs in flight still get an ACK (frames_walk). */
+		c->linger_ms = uv_now(&w->loop) ? uv_now(&w->loop) : 1;
+	}
+}
+
+void sc_conn_flush(struct sc_conn *c)
+{
+	sc_conn_dirty(c);
+	sc_worker_flush(c->w);
 }
 
 /*
- * Flush both sessions until neither has anything more to say (sending DATA on one side
- * consumes bytes of the other, which may open a window there), then close what is done.
- * Called only from top-level event callbacks, never from inside an nghttp2 callback.
+ * Flush the worker's sessions until none has anything more to say (sending DATA on one
+ * side consumes bytes of the other, which may open a window there): every pooled
+ * upstream, and every client connection marked dirty. Then close what is done. Called
+ * only from top-level event callbacks, never from inside an nghttp2 callback. Bounded:
+ * a socket whose kernel buffer is full leaves a pending uv_write and gets nothing more
+ * until it drains, and a round that wrote nothing and dirtied nobody ends the loop.
  */
-void sc_conn_flush(struct sc_conn *c)
+void sc_worker_flush(struct sc_worker *w)
 {
-	struct sc_worker *w = c->w;
+	struct sc_conn *done = NULL;
 	bool wrote;
 
-	if (c->mode != CM_H2 || c->flushing)
+	if (w->flushing)
 		return;
-	c->flushing = true;
-	/*
-	 * Until quiet: a round that wrote nothing cannot have opened anything new. Bounded,
-	 * because a socket whose kernel buffer is full leaves a pending uv_write and gets
-	 * nothing more until it drains.
-	 */
+	w->flushing = true;
 	do {
 		wrote = false;
-		c->need_flush = false;
-		if (c->up && c->up->state == UP_READY) {
-			int r = session_send(w, (uv_stream_t *)&c->up->tcp, c->up->s, &c->up->out,
-					     sc_up_write_cb, &wrote, c->up->tls);
-			if (r < 0)
-				up_detach(c->up, "sending to the app failed");
+		w->kick = false;
+		for (struct sc_up *up = w->ups, *un; up; up = un) {
+			un = up->next; /* up_detach unlinks up */
+			if (up->state != UP_READY)
+				continue;
+			if (session_send(w, (uv_stream_t *)&up->tcp, up->s, &up->out,
+					 sc_up_write_cb, &wrote, up->tls) < 0)
+				up_detach(up, "sending to the app failed");
 		}
-		for (struct sc_up *o = c->old_ups, *on; o; o = on) {
-			int r = session_send(w, (uv_stream_t *)&o->tcp, o->s, &o->out,
-					     sc_up_write_cb, &wrote, o->tls);
-			on = o->next; /* up_detach unlinks o */
-			if (r < 0)
-				up_detach(o, "sending to the app failed");
+		while (w->dirty) {
+			struct sc_conn *c = w->dirty;
+			w->dirty = c->dirty_next;
+			c->dirty = false;
+			if (c->mode != CM_H2)
+				continue;
+			if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb,
+					 &wrote, c->tls) < 0) {
+				sc_conn_close(c);
+				continue;
+			}
+			/* Checked once the loop is quiet (a conn may be flushed again). */
+			if (!c->in_done) {
+				c->in_done = true;
+				c->done_next = done;
+				done = c;
+			}
 		}
-		if (c->mode != CM_H2)
-			break;
-		if (session_send(w, (uv_stream_t *)&c->tcp, c->ds, &c->out, down_write_cb, &wrote,
-				 c->tls) < 0) {
-			c->flushing = false;
-			sc_conn_close(c);
-			return;
-		}
-	} while (c->need_flush && wrote);
-	c->flushing = false;
-	if (c->mode != CM_H2)
-		return;
-	if (c->up && c->up->state == UP_READY && !nghttp2_session_want_read(c->up->s) &&
-	    !nghttp2_session_want_write(c->up->s))
-		up_detach(c->up, NULL);
-	for (struct sc_up *o = c->old_ups, *on; o; o = on) {
-		on = o->next;
-		if (!nghttp2_session_want_read(o->s) && !nghttp2_session_want_write(o->s))
-			up_detach(o, NULL);
+	} while (w->dirty || wrote || w->kick);
+	w->flushing = false;
+	for (struct sc_up *up = w->ups, *un; up; up = un) {
+		un = up->next;
+		if (up->state == UP_READY && !nghttp2_session_want_read(up->s) &&
+		    !nghttp2_session_want_write(up->s))
+			up_detach(up, NULL); /* after a GOAWAY, nothing left in flight */
 	}
-	if (!nghttp2_session_want_read(c->ds) && !nghttp2_session_want_write(c->ds) &&
-	    !c->out.pending) {
-		if (!c->goaway_sent || c->w->test_write) {
-			sc_conn_close(c);
-		} else if (!c->linger_ms) {
-			/* Our GOAWAY is out: PINGs in flight still get an ACK (frames_walk). */
-			c->linger_ms = uv_now(&w->loop) ? uv_now(&w->loop) : 1;
-		}
+	/*
+	 * A conn on the done list may have been closed meanwhile (CM_CLOSING: its memory
+	 * lives until its handle's close callback, later than this); each is checked once.
+	 */
+	while (done) {
+		struct sc_conn *c = done;
+		done = c->done_next;
+		c->done_next = NULL;
+		c->in_done = false;
+		conn_maybe_done(c);
 	}
 }
 
-/* ---- upstream ----------------------------------------------------------------------- */
+/* ---- upstream: the worker's pool ---------------------------------------------------- */
 
 static void up_close_cb(uv_handle_t *h)
 {
@@ -310,10 +348,10 @@ static void up_close_cb(uv_handle_t *h)
 	}
 }
 
-/* Forget up in c->old_ups (if it is there). */
-static void old_ups_remove(struct sc_conn *c, struct sc_up *up)
+/* Forget up in w->ups (if it is there). */
+static void ups_remove(struct sc_worker *w, struct sc_up *up)
 {
-	for (struct sc_up **pp = &c->old_ups; *pp; pp = &(*pp)->next) {
+	for (struct sc_up **pp = &w->ups; *pp; pp = &(*pp)->next) {
 		if (*pp == up) {
 			*pp = up->next;
 			up->next = NULL;
@@ -325,8 +363,8 @@ static void old_ups_remove(struct sc_conn *c, struct sc_up *up)
 /*
  * The upstream connection is done (why == NULL: cleanly, after a GOAWAY with nothing in
  * flight). A stream whose request never left (the connection, once up, died before its
- * turn) goes to a new connection; other streams still attached fail (UNAVAILABLE before
- * the response started, RST_STREAM after): the app may have processed them. The conn
+ * turn) goes to a new connection; other streams still on it fail (UNAVAILABLE before
+ * the response started, RST_STREAM after): the app may have processed them. The pool
  * forgets it; its handles close and free it later. Not from inside up's own callbacks.
  */
 void sc_up_detach(struct sc_up *up, const char *why)
@@ -336,33 +374,37 @@ void sc_up_detach(struct sc_up *up, const char *why)
 
 static void up_detach(struct sc_up *up, const char *why)
 {
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 	bool was_ready = up->state == UP_READY;
 
 	if (up->state == UP_DEAD)
 		return;
 	up->state = UP_DEAD;
-	if (c) {
-		if (c->up == up)
-			c->up = NULL;
-		old_ups_remove(c, up);
+	if (w) {
+		ups_remove(w, up);
 		if (why)
-			log_debug("upstream_closed", why, "{s:i}", "streams", (int)c->nstreams);
-		for (struct sc_stream *s = c->streams, *n; s; s = n) {
-			n = s->next;
-			if (s->up != up)
-				continue;
-			if (s->up_closed)
-				s->up = NULL; /* finished upstream; its response may still be
-						 draining */
-			else if (!(was_ready &&
-				   !nghttp2_session_get_stream_user_data(up->s, s->up_id) &&
-				   sc_stream_retry(s)))
-				sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
+			log_debug("upstream_closed", why, "{s:i}", "streams", (int)up->nstreams);
+		for (struct sc_conn *c = w->conns; c; c = c->next) {
+			for (struct sc_stream *s = c->streams, *n; s; s = n) {
+				n = s->next;
+				if (s->up != up)
+					continue;
+				if (s->up_closed) {
+					s->up = NULL; /* finished upstream; its response may
+							 still be draining */
+					continue;
+				}
+				sc_up_stream_done(up);
+				if (!(was_ready &&
+				      !nghttp2_session_get_stream_user_data(up->s, s->up_id) &&
+				      sc_stream_retry(s)))
+					sc_stream_up_failed(s, NGHTTP2_INTERNAL_ERROR);
+				sc_conn_dirty(c);
+			}
 		}
-		c->need_flush = true;
 	}
-	up->c = NULL;
+	up->w = NULL;
+	up->cache = NULL;
 	nghttp2_session_del(up->s);
 	up->s = NULL;
 	uv_close((uv_handle_t *)&up->tcp, up_close_cb);
@@ -373,8 +415,8 @@ static void up_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct sc_up *up = h->data;
 	(void)hint;
-	if (up->c)
-		*b = uv_buf_init((char *)up->c->w->rbuf, sizeof(up->c->w->rbuf));
+	if (up->w)
+		*b = uv_buf_init((char *)up->w->rbuf, sizeof(up->w->rbuf));
 	else
 		*b = uv_buf_init(NULL, 0);
 }
@@ -382,9 +424,9 @@ static void up_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
 	struct sc_up *up = h->data;
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 
-	if (!c || nread == 0)
+	if (!w || nread == 0)
 		return;
 	if (up->tls) {
 		sc_outbound_tls_in(up, (const uint8_t *)b->base, nread); /* outbound.c */
@@ -393,7 +435,7 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 	if (nread < 0) {
 		up_detach(up, nread == UV_EOF ? "the app closed the connection"
 					      : uv_strerror((int)nread));
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return;
 	}
 	sc_up_feed(up, (const uint8_t *)b->base, (size_t)nread);
@@ -401,15 +443,15 @@ static void up_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 
 void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n)
 {
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 	ssize_t rv;
 
-	if (!c || up->state != UP_READY)
+	if (!w || up->state != UP_READY)
 		return;
 	rv = nghttp2_session_mem_recv(up->s, d, n);
 	if (rv < 0)
 		up_detach(up, nghttp2_strerror((int)rv));
-	sc_conn_flush(c);
+	sc_worker_flush(w);
 }
 
 static void up_timeout_cb(uv_timer_t *t);
@@ -417,87 +459,88 @@ static void up_timeout_cb(uv_timer_t *t);
 static void up_connect_cb(uv_connect_t *req, int status)
 {
 	struct sc_up *up = req->data;
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 
-	if (status == UV_ECANCELED || !c)
+	if (status == UV_ECANCELED || !w)
 		return;
 	uv_timer_stop(&up->timer);
 	if (status < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
-		if (warn_allowed(c->w))
+		if (warn_allowed(w))
 			log_warn("upstream_connect_failed", "cannot connect to the app", "{s:s}",
 				 "error", uv_strerror(status));
 		up_detach(up, "connect failed");
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return;
 	}
 	uv_tcp_nodelay(&up->tcp, 1);
 	if (uv_read_start((uv_stream_t *)&up->tcp, up_alloc_cb, up_read_cb) < 0) {
 		up_detach(up, "read start failed");
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return;
 	}
-	if (c->outbound && !up->plain && sc_outbound_tls_start(up)) {
+	if (up->outbound && !up->plain && sc_outbound_tls_start(up)) {
 		/* The handshake runs under the connect timeout's budget again. */
-		uv_timer_start(&up->timer, up_timeout_cb,
-			       c->w->px->cfg->upstream_connect_timeout_ms, 0);
+		uv_timer_start(&up->timer, up_timeout_cb, w->px->cfg->upstream_connect_timeout_ms,
+			       0);
 		return;
 	}
 	up->state = UP_READY;
-	sc_conn_flush(c);
+	sc_worker_flush(w);
 }
 
 static void up_timeout_cb(uv_timer_t *t)
 {
 	struct sc_up *up = t->data;
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 
-	if (!c)
+	if (!w)
 		return;
 	metrics_inc(sc_stats.upstream_connect_failed);
-	if (warn_allowed(c->w))
+	if (warn_allowed(w))
 		log_warn("upstream_connect_failed",
 			 up->tls ? "TLS handshake with the destination's sidecar timed out"
 				 : "connect to the app timed out",
 			 NULL);
 	up_detach(up, "connect timeout");
-	sc_conn_flush(c);
+	sc_worker_flush(w);
 }
 
-/* A new upstream for c's session s (stolen), connecting to c->updst; NULL on failure. */
-static struct sc_up *up_connect(struct sc_conn *c, struct sc_up *up)
+/* Connect up (its session set, in w->ups) to up->dst; NULL on failure (up detached). */
+static struct sc_up *up_connect(struct sc_worker *w, struct sc_up *up)
 {
 	int r;
 
-	up->c = c;
+	up->w = w;
 	up->state = UP_CONNECTING;
-	uv_tcp_init(&c->w->loop, &up->tcp);
-	uv_timer_init(&c->w->loop, &up->timer);
+	uv_tcp_init(&w->loop, &up->tcp);
+	uv_timer_init(&w->loop, &up->timer);
 	up->tcp.data = up->timer.data = up->creq.data = up->out.req.data = up;
 	up->nhandles = 2;
-	if (c->w->test_write) {
+	if (w->test_write) {
 		up->state = UP_READY; /* tests and fuzzing: no socket, bytes go to the hook */
 		return up;
 	}
-	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&c->updst, up_connect_cb);
+	r = uv_tcp_connect(&up->creq, &up->tcp, (const struct sockaddr *)&up->dst, up_connect_cb);
 	if (r < 0) {
 		metrics_inc(sc_stats.upstream_connect_failed);
 		up_detach(up, "connect failed");
 		return NULL;
 	}
-	uv_timer_start(&up->timer, up_timeout_cb, c->w->px->cfg->upstream_connect_timeout_ms, 0);
+	uv_timer_start(&up->timer, up_timeout_cb, w->px->cfg->upstream_connect_timeout_ms, 0);
 	return up;
 }
 
 /*
  * The destination answered our ClientHello like a server without a sidecar (outbound.c
  * decided): move up's HTTP/2 session, which has not sent a byte yet (an upstream sends
- * only once UP_READY), with its streams to a new plaintext connection; up closes.
+ * only once UP_READY), with its streams (of any client) to a new plaintext connection,
+ * which takes up's place in the pool; up closes.
  */
 void sc_up_restart_plain(struct sc_up *up)
 {
-	struct sc_conn *c = up->c;
-	struct sc_up *nu = c ? calloc(1, sizeof(*nu)) : NULL;
+	struct sc_worker *w = up->w;
+	struct sc_up *nu = w ? calloc(1, sizeof(*nu)) : NULL;
 
 	if (!nu) {
 		up_detach(up, "out of memory");
@@ -507,67 +550,152 @@ void sc_up_restart_plain(struct sc_up *up)
 	up->s = NULL;
 	nghttp2_session_set_user_data(nu->s, nu);
 	nu->plain = true;
-	for (struct sc_stream *s = c->streams; s; s = s->next)
-		if (s->up == up)
-			s->up = nu;
-	if (c->up == up)
-		c->up = nu;
-	for (struct sc_up **pp = &c->old_ups; *pp; pp = &(*pp)->next) {
-		if (*pp == up) { /* not expected (it never became ready), but keep the list whole */
+	nu->dst = up->dst;
+	nu->outbound = up->outbound;
+	nu->nstreams = up->nstreams;
+	nu->idle_ms = up->idle_ms;
+	for (struct sc_conn *c = w->conns; c; c = c->next)
+		for (struct sc_stream *s = c->streams; s; s = s->next)
+			if (s->up == up)
+				s->up = nu;
+	for (struct sc_up **pp = &w->ups; *pp; pp = &(*pp)->next) {
+		if (*pp == up) {
 			nu->next = up->next;
 			*pp = nu;
 			up->next = NULL;
 			break;
 		}
 	}
-	c->ucache = NULL;
-	up->c = NULL;
+	up->cache = NULL;
+	up->w = NULL;
 	up->state = UP_DEAD;
 	uv_close((uv_handle_t *)&up->tcp, up_close_cb);
 	uv_close((uv_handle_t *)&up->timer, up_close_cb);
-	up_connect(c, nu);
+	up_connect(w, nu);
 }
 
+static bool same_dst(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+		       x->sin6_scope_id == y->sin6_scope_id;
+	}
+	return a->ss_family == AF_UNSPEC; /* tests and fuzzing: no address at all */
+}
+
+/*
+ * A pooled connection to c's destination (c->updst, and the same direction) that takes
+ * another stream: connecting or ready, no GOAWAY from the app, under its
+ * SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS arrive: up_opt); else a new one, first in
+ * the pool. A connection the app sent GOAWAY on keeps its streams until they finish, then closes
+ * (sc_worker_flush): never here, since this may run inside one of its callbacks (a retry of a
+ * stream it refused). Returns the connection (borrowed from the pool) or NULL (out of memory,
+ * connect failed).
+ */
 struct sc_up *sc_up_get(struct sc_conn *c)
 {
-	const struct sc_config *cfg = c->w->px->cfg;
-	struct sc_up *up = c->up;
+	struct sc_worker *w = c->w;
+	const struct sc_config *cfg = w->px->cfg;
 	nghttp2_settings_entry iv[4];
+	struct sc_up *up;
 
-	if (up && up->state == UP_READY && !nghttp2_session_check_request_allowed(up->s)) {
-		/*
-		 * The app sent GOAWAY (shutting down, or max connection age): its streams
-		 * finish on that connection, new ones go to a new connection. It is closed
-		 * once it has nothing left (sc_conn_flush), never here: this may run inside
-		 * one of its callbacks (a retry of a stream it refused).
-		 */
-		up->next = c->old_ups;
-		c->old_ups = up;
-		c->up = up = NULL;
+	for (up = w->ups; up; up = up->next) {
+		uint32_t max;
+
+		if (up->state == UP_DEAD || up->outbound != c->outbound ||
+		    !same_dst(&up->dst, &c->updst) || !nghttp2_session_check_request_allowed(up->s))
+			continue;
+		max = nghttp2_session_get_remote_settings(up->s,
+							  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+		if (up->nstreams < max)
+			return up;
 	}
-	if (up)
-		return up;
 	up = calloc(1, sizeof(*up));
 	if (!up)
 		return NULL;
-	if (nghttp2_session_client_new3(&up->s, c->w->up_cbs, up, c->w->up_opt, &c->w->small.mem) !=
-	    0) {
+	if (nghttp2_session_client_new3(&up->s, w->up_cbs, up, w->up_opt, &w->small.mem) != 0) {
 		free(up);
 		return NULL;
 	}
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
-	iv[1] =
-	    (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->max_pending_bytes};
+	/* Each stream starts small; stream.c grows it within its client's budget. */
+	iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+					 sc_up_stream_window(cfg)};
 	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1u << 20};
-	/* No RFC 7540 priority tree: nothing to prioritize in a 1:1 relay, and it is work. */
+	/* No RFC 7540 priority tree: nothing to prioritize in a relay, and it is work. */
 	iv[3] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
 	nghttp2_submit_settings(up->s, NGHTTP2_FLAG_NONE, iv, 4);
-	nghttp2_session_set_local_window_size(up->s, NGHTTP2_FLAG_NONE, 0,
-					      (int32_t)(cfg->max_pending_bytes * 2 > 0x7fffffffu
-							    ? 0x7fffffff
-							    : cfg->max_pending_bytes * 2));
-	c->up = up;
-	return up_connect(c, up);
+	/*
+	 * Flow control per stream only: the connection window is the maximum, so a client
+	 * that reads nothing stalls its own streams, never the others sharing this
+	 * connection. What a client can make us buffer is bounded by its streams' windows
+	 * (stream.c: SC_UP_STREAM_WINDOW each, grown only within the client's budget).
+	 */
+	nghttp2_session_set_local_window_size(up->s, NGHTTP2_FLAG_NONE, 0, 0x7fffffff);
+	up->dst = c->updst;
+	up->outbound = c->outbound;
+	up->next = w->ups;
+	w->ups = up;
+	return up_connect(w, up);
+}
+
+void sc_up_cancel(struct sc_stream *s, uint32_t err)
+{
+	struct sc_up *up = s->up;
+	bool sent;
+
+	if (!up || !up->s || s->up_closed)
+		return;
+	sent = nghttp2_session_find_stream(up->s, s->up_id) != NULL;
+	nghttp2_submit_rst_stream(up->s, NGHTTP2_FLAG_NONE, s->up_id, err);
+	if (sent)
+		return; /* RST_STREAM goes out; up_stream_close follows */
+	nghttp2_session_set_stream_user_data(up->s, s->up_id, NULL);
+	if (up->cache == s)
+		up->cache = NULL;
+	s->up_closed = true;
+	sc_up_stream_done(up);
+}
+
+void sc_up_stream_done(struct sc_up *up)
+{
+	if (up->nstreams && --up->nstreams == 0 && up->w)
+		up->idle_ms = uv_now(&up->w->loop) ? uv_now(&up->w->loop) : 1;
+}
+
+/*
+ * Every sweep: a pooled connection without streams for --idle-timeout gets GOAWAY and
+ * closes once it is out (sc_worker_flush). all (the worker ends): every one closes now.
+ */
+void sc_ups_sweep(struct sc_worker *w, uint64_t now, bool all)
+{
+	uint64_t idle = w->px->cfg->idle_timeout_ms;
+	bool said = false;
+
+	for (struct sc_up *up = w->ups, *un; up; up = un) {
+		un = up->next;
+		if (all) {
+			up_detach(up, NULL);
+			continue;
+		}
+		if (up->state != UP_READY)
+			continue;
+		if (up->nstreams == 0 && up->idle_ms && now - up->idle_ms >= idle &&
+		    nghttp2_session_check_request_allowed(up->s)) {
+			nghttp2_session_terminate_session(up->s, NGHTTP2_NO_ERROR);
+			said = true;
+		}
+	}
+	if (said)
+		sc_worker_flush(w);
 }
 
 /* ---- nghttp2 callbacks: downstream (server) ------------------------------------------ */
@@ -592,8 +720,7 @@ static struct sc_stream *down_stream(struct sc_conn *c, nghttp2_session *ds, int
 
 static struct sc_stream *up_stream(struct sc_up *up, nghttp2_session *us, int32_t id)
 {
-	struct sc_conn *c = up->c;
-	struct sc_stream *s = c ? c->ucache : NULL;
+	struct sc_stream *s = up->cache;
 
 	if (s && s->up == up && s->up_id == id && !s->up_closed)
 		return s;
@@ -601,8 +728,7 @@ static struct sc_stream *up_stream(struct sc_up *up, nghttp2_session *us, int32_
 	/* A stream sent again (sc_stream_retry) or failed no longer belongs to this one. */
 	if (!s || s->up != up || s->up_id != id)
 		return NULL;
-	if (c)
-		c->ucache = s;
+	up->cache = s;
 	return s;
 }
 
@@ -824,9 +950,9 @@ static int down_stream_close(nghttp2_session *ds, int32_t id, uint32_t err, void
 	if (s->grpc_status < 0 && err != NGHTTP2_NO_ERROR) /* the client went away */
 		s->grpc_status = sc_stream_reset_status(s, uv_now(&c->w->loop));
 	if (s->up && !s->up_closed) {
-		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
-					  err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
-		c->need_flush = true;
+		sc_stream_drop_resp(s); /* before a cancel closes it: credits the connection */
+		sc_up_cancel(s, err == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : err);
+		sc_conn_dirty(c);
 	}
 	sc_stream_drop_req(s);
 	sc_stream_drop_resp(s);
@@ -856,8 +982,7 @@ static int up_header(nghttp2_session *us, const nghttp2_frame *f, nghttp2_rcbuf 
 		 * Outbound: the destination sidecar's answer in the response headers is kept
 		 * aside for the source-side labels and never reaches the app.
 		 */
-		struct sc_up *up = ud;
-		if (up->c && up->c->outbound && h == &s->resp_hdrs) {
+		if (s->c->outbound && h == &s->resp_hdrs) {
 			if (s->npeer_hdr < UINT8_MAX)
 				s->npeer_hdr++;
 			if (!s->peer_hdr) {
@@ -895,14 +1020,15 @@ static void nva_from(const struct sc_hdrs *h, nghttp2_nv *nv)
 static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 {
 	struct sc_up *up = ud;
-	struct sc_conn *c = up->c;
+	struct sc_conn *c;
 	struct sc_stream *s;
 
-	if (!c || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
+	if (!up->w || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
 		return 0;
 	s = up_stream(up, us, f->hd.stream_id);
 	if (!s || s->down_closed)
 		return 0;
+	c = s->c;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		s->resp_eof = true;
 	if (f->hd.type == NGHTTP2_HEADERS && !s->no_replay)
@@ -930,11 +1056,13 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 		if (nv != stack)
 			free(nv);
 		s->resp_started = true;
-		c->need_flush = true;
+		sc_conn_dirty(c);
 		return 0;
 	}
-	if (s->resp_eof && s->resp_started)
+	if (s->resp_eof && s->resp_started) {
 		nghttp2_session_resume_data(c->ds, s->down_id);
+		sc_conn_dirty(c);
+	}
 	return 0;
 }
 
@@ -942,25 +1070,33 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
 			 size_t len, void *ud)
 {
 	struct sc_up *up = ud;
-	struct sc_conn *c = up->c;
 	struct sc_stream *s = up_stream(up, us, id);
+	struct sc_conn *c;
 	size_t before;
+	int r;
 	(void)flags;
 
-	if (!c || !s || s->down_closed || !s->resp_started) {
+	if (!up->w || !s || s->down_closed || !s->resp_started) {
 		nghttp2_session_consume(us, id, len);
 		return 0;
 	}
+	c = s->c;
 	before = s->resp.bytes;
-	if (sc_chunkq_append(&s->resp, &c->w->pool, d, len) != 0) {
+	r = sc_chunkq_append(&s->resp, &c->w->pool, d, len);
+	c->resp_bytes += s->resp.bytes - before; /* what did fit, also on failure */
+	s->resp_in = len > UINT32_MAX - s->resp_in ? UINT32_MAX : s->resp_in + (uint32_t)len;
+	if (r != 0) {
 		/* What did fit is queued (credited when dropped); the rest is credited now. */
 		nghttp2_session_consume(us, id, len - (s->resp.bytes - before));
 		nghttp2_submit_rst_stream(us, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id,
 					  NGHTTP2_INTERNAL_ERROR);
+		sc_conn_dirty(c);
 		return 0;
 	}
+	sc_stream_resp_window(s);
 	nghttp2_session_resume_data(c->ds, s->down_id);
+	sc_conn_dirty(c);
 	return 0;
 }
 
@@ -974,10 +1110,13 @@ static int up_data_chunk(nghttp2_session *us, uint8_t flags, int32_t id, const u
  */
 static int up_stream_close(nghttp2_session *us, int32_t id, uint32_t err, void *ud)
 {
-	struct sc_stream *s = up_stream(ud, us, id);
+	struct sc_up *up = ud;
+	struct sc_stream *s = up_stream(up, us, id);
 
 	if (!s)
 		return 0;
+	sc_up_stream_done(up);
+	sc_conn_dirty(s->c);
 	if (err == NGHTTP2_REFUSED_STREAM && sc_stream_retry(s))
 		return 0;
 	s->up_closed = true;
@@ -1081,7 +1220,13 @@ int sc_worker_callbacks_init(struct sc_worker *w)
 	nghttp2_option_set_stream_reset_rate_limit(w->down_opt, RESET_BURST, RESET_PER_SEC);
 	nghttp2_option_set_max_continuations(w->down_opt, 8);
 	nghttp2_option_set_no_auto_window_update(w->up_opt, 1);
-	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 1u << 20);
+	/*
+	 * Until the app's SETTINGS arrive, at most 100 streams on a connection (RFC 9113's
+	 * recommended minimum; nghttp2 queues the rest): the pool shares a new connection
+	 * among clients, and a burst above an app's limit before its SETTINGS came would
+	 * make a strict app end the connection for every client on it.
+	 */
+	nghttp2_option_set_peer_max_concurrent_streams(w->up_opt, 100);
 	(void)cfg;
 	return 0;
 }
@@ -1730,26 +1875,41 @@ void sc_conn_close(struct sc_conn *c)
 	if (c->mode == CM_CLOSING)
 		return;
 	c->mode = CM_CLOSING;
-	/* Streams are freed below; make the upstreams forget them first. */
-	for (struct sc_stream *s = c->streams; s; s = s->next)
-		s->up = NULL;
-	if (c->up) {
-		c->up->next = c->old_ups;
-		c->old_ups = c->up;
-	}
-	for (struct sc_up *up = c->old_ups, *un; up; up = un) {
-		un = up->next;
-		up->next = NULL;
-		up->c = NULL;
-		if (up->state != UP_DEAD) {
-			up->state = UP_DEAD;
-			nghttp2_session_del(up->s);
-			up->s = NULL;
-			uv_close((uv_handle_t *)&up->tcp, up_close_cb);
-			uv_close((uv_handle_t *)&up->timer, up_close_cb);
+	/*
+	 * Streams are freed below; the shared upstreams forget them first: a stream still
+	 * open there is reset (the app sees the cancellation) and no longer points here.
+	 */
+	bool kick = false;
+
+	for (struct sc_stream *s = c->streams; s; s = s->next) {
+		struct sc_up *up = s->up;
+		if (up && up->s && !s->up_closed) {
+			kick = true;
+			sc_stream_drop_resp(s); /* credits the shared connection */
+			sc_up_cancel(s, NGHTTP2_CANCEL);
+			if (!s->up_closed) {
+				nghttp2_session_set_stream_user_data(up->s, s->up_id, NULL);
+				sc_up_stream_done(up);
+			}
 		}
+		if (up && up->cache == s)
+			up->cache = NULL;
+		s->up = NULL;
 	}
-	c->up = c->old_ups = NULL;
+	if (c->dirty) {
+		for (struct sc_conn **pp = &w->dirty; *pp; pp = &(*pp)->dirty_next) {
+			if (*pp == c) {
+				*pp = c->dirty_next;
+				break;
+			}
+		}
+		c->dirty = false;
+	}
+	/* The resets go out with the next flush: now if one runs, else in the next turn. */
+	if (kick && w->flushing)
+		w->kick = true;
+	else if (kick && !w->test_write && !uv_is_closing((uv_handle_t *)&w->wake))
+		uv_async_send(&w->wake);
 	while (c->streams) {
 		struct sc_stream *s = c->streams;
 		s->down_closed = s->up_closed = true;

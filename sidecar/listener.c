@@ -107,6 +107,7 @@ static void worker_finish(struct sc_worker *w)
 {
 	if (uv_is_closing((uv_handle_t *)&w->wake))
 		return;
+	sc_ups_sweep(w, uv_now(&w->loop), true); /* the upstream pool goes too */
 	uv_close((uv_handle_t *)&w->wake, noop_close);
 	uv_close((uv_handle_t *)&w->sweep, noop_close);
 	uv_close((uv_handle_t *)&w->drain_timer, noop_close);
@@ -139,6 +140,7 @@ static void sweep_cb(uv_timer_t *t)
 		n = c->next;
 		sc_conn_idle_check(c, now);
 	}
+	sc_ups_sweep(w, now, false);
 	if (w->draining && w->nconns == 0)
 		worker_finish(w);
 }
@@ -159,6 +161,7 @@ static void wake_cb(uv_async_t *a)
 {
 	struct sc_worker *w = a->data;
 
+	sc_worker_flush(w); /* what sc_conn_close queued on the shared upstreams */
 	/* A policy change (policy_changed) or a drain: passthrough pipes the new policy no
 	 * longer allows are closed now, not at the next sweep (gate.c). */
 	for (struct sc_conn *c = w->conns, *n; c; c = n) {

@@ -261,12 +261,11 @@ void sc_outbound_headers_done(struct sc_stream *s)
 
 bool sc_outbound_tls_start(struct sc_up *up)
 {
-	struct sc_conn *c = up->c;
-	struct sc_worker *w = c->w;
+	struct sc_worker *w = up->w;
 	struct sc_idgen *g;
 	int r;
 
-	if (sc_negcache_has(&w->negcache, &c->updst, uv_now(&w->loop)))
+	if (sc_negcache_has(&w->negcache, &up->dst, uv_now(&w->loop)))
 		return false; /* answered in plaintext less than a minute ago: no sidecar */
 	g = sc_identity_current();
 	if (!g)
@@ -280,7 +279,7 @@ bool sc_outbound_tls_start(struct sc_up *up)
 	    sc_tls_flush_raw(w, (uv_stream_t *)&up->tcp, up->tls, &up->out, sc_up_write_cb) < 0) {
 		metrics_inc(sc_stats.tls_out_fail);
 		sc_up_detach(up, "TLS start failed");
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return true;
 	}
 	return true;
@@ -288,18 +287,34 @@ bool sc_outbound_tls_start(struct sc_up *up)
 
 static void tls_out_failed(struct sc_up *up, const char *reason, const char *detail)
 {
-	struct sc_conn *c = up->c;
+	struct sc_worker *w = up->w;
 	char dst[64];
 
 	metrics_inc(sc_stats.tls_out_fail);
-	if (uv_ip_name((const struct sockaddr *)&c->updst, dst, sizeof(dst)))
+	if (uv_ip_name((const struct sockaddr *)&up->dst, dst, sizeof(dst)))
 		snprintf(dst, sizeof(dst), "?");
 	/* Never a plaintext retry: a destination that speaks TLS but fails it is an error. */
 	log_warn("tls_handshake_failed",
 		 "outbound mTLS to the destination's sidecar failed; its RPCs get UNAVAILABLE",
 		 "{s:s, s:s, s:s}", "reason", reason, "detail", detail, "destination", dst);
 	sc_up_detach(up, "TLS handshake with the destination failed");
-	sc_conn_flush(c);
+	sc_worker_flush(w);
+}
+
+void sc_outbound_learn(struct sc_conn *c, struct sc_up *up)
+{
+	const char *p;
+	size_t pl;
+
+	if (c->out_peer_id || !up->tls || up->state != UP_READY)
+		return;
+	p = sc_tls_peer_principal(up->tls);
+	pl = strlen(p) + 10;
+	c->mtls = true;
+	c->out_peer_id = malloc(pl);
+	c->out_self_id = strdup(sc_tls_gen(up->tls)->spiffe_id);
+	if (c->out_peer_id)
+		snprintf(c->out_peer_id, pl, "spiffe://%s", p);
 }
 
 /*
@@ -313,8 +328,7 @@ static void tls_out_failed(struct sc_up *up, const char *reason, const char *det
  */
 void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
 {
-	struct sc_conn *c = up->c;
-	struct sc_worker *w = c->w;
+	struct sc_worker *w = up->w;
 	int r;
 
 	if (!sc_tls_established(up->tls)) {
@@ -322,13 +336,13 @@ void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
 				   : !up->seen && d[0] != 0x16 && d[0] != 0x15;
 		if (plain) {
 			metrics_inc(sc_stats.tls_out_plain);
-			sc_negcache_add(&w->negcache, &c->updst, uv_now(&w->loop));
+			sc_negcache_add(&w->negcache, &up->dst, uv_now(&w->loop));
 			log_debug("tls_no_sidecar",
 				  "the destination answered TLS in plaintext: no sidecar there, "
 				  "plaintext for 60 s",
 				  NULL);
 			sc_up_restart_plain(up);
-			sc_conn_flush(c);
+			sc_worker_flush(w);
 			return;
 		}
 		if (n < 0) {
@@ -357,27 +371,22 @@ void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
 		metrics_inc(sc_stats.tls_out_ok);
 		uv_timer_stop(&up->timer);
 		up->state = UP_READY;
-		c->mtls = true;
-		if (!c->out_peer_id) {
-			const char *p = sc_tls_peer_principal(up->tls);
-			const struct sc_idgen *g = sc_tls_gen(up->tls);
-			size_t pl = strlen(p) + 10;
-			c->out_peer_id = malloc(pl);
-			c->out_self_id = strdup(g->spiffe_id);
-			if (c->out_peer_id)
-				snprintf(c->out_peer_id, pl, "spiffe://%s", p);
-		}
+		/* Every client with an RPC waiting on this connection is labelled with it. */
+		for (struct sc_conn *c = w->conns; c; c = c->next)
+			for (struct sc_stream *s = c->streams; s; s = s->next)
+				if (s->up == up)
+					sc_outbound_learn(c, up);
 	} else if (n < 0) {
 		sc_up_detach(up, n == UV_EOF ? "the destination closed the connection"
 					     : uv_strerror((int)n));
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return;
 	} else if (sc_tls_feed(up->tls, d, (size_t)n) != 0) {
 		sc_up_detach(up, "out of memory");
-		sc_conn_flush(c);
+		sc_worker_flush(w);
 		return;
 	}
-	while (up->c && up->state == UP_READY) {
+	while (up->w && up->state == UP_READY) {
 		ssize_t m = sc_tls_read(up->tls, w->rbuf, sizeof(w->rbuf));
 		if (m == 0)
 			break;
@@ -387,5 +396,5 @@ void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n)
 		}
 		sc_up_feed(up, w->rbuf, (size_t)m);
 	}
-	sc_conn_flush(c);
+	sc_worker_flush(w);
 }

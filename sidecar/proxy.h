@@ -135,6 +135,8 @@ struct sc_stream {
 	 * app answers, so a stream the app refused unprocessed can be sent again. */
 	struct sc_chunkq sent;
 	bool no_replay;		/* sent was given up (too big, or the app answered): no retry */
+	uint32_t resp_grown;	/* upstream window granted beyond SC_UP_STREAM_WINDOW */
+	uint32_t resp_in;	/* response DATA bytes received (saturates) */
 	uint8_t tries;		/* upstream attempts after the first (sc_stream_retry) */
 	bool req_eof, resp_eof; /* END_STREAM received from client / app */
 	bool req_eof_hdrs;	/* ...and the client's came on the request HEADERS */
@@ -155,10 +157,37 @@ struct sc_stream {
 };
 
 /* ---- upstream connection: one nghttp2 client session over one TCP connection ------- */
+/*
+ * Response flow control per client (stream.c, sc_stream_resp_window): every upstream
+ * stream starts with SC_UP_STREAM_WINDOW; one whose response goes on is grown to
+ * --max-pending-bytes while its client's grown windows stay within 2 x
+ * --max-pending-bytes and the client takes what we buffer for it. So what one client can
+ * make us hold is at most max_concurrent_streams x SC_UP_STREAM_WINDOW + 2 x
+ * max_pending_bytes, however many streams it opens, and it stalls only its own streams.
+ */
+#define SC_UP_STREAM_WINDOW 16384
+static inline uint32_t sc_up_stream_window(const struct sc_config *cfg)
+{
+	return cfg->max_pending_bytes < SC_UP_STREAM_WINDOW ? cfg->max_pending_bytes
+							    : SC_UP_STREAM_WINDOW;
+}
+
+/*
+ * Shared by every client connection of a worker that goes to the same destination and
+ * direction (the worker's pool, w->ups): each RPC is one stream on it; another
+ * connection is opened when the app's SETTINGS_MAX_CONCURRENT_STREAMS is reached or it
+ * sent GOAWAY. Nothing on it describes one client: identity, the peer header, replay
+ * bytes and response buffering are per stream (sc_stream) or per client (sc_conn).
+ */
 enum sc_upstate { UP_CONNECTING, UP_READY, UP_DEAD };
 struct sc_up {
-	struct sc_conn *c;  /* NULL once detached (the conn moved on or went away) */
-	struct sc_up *next; /* in c->old_ups */
+	struct sc_worker *w; /* NULL once detached (closing, or the worker went away) */
+	struct sc_up *next;  /* in w->ups */
+	struct sockaddr_storage dst;
+	bool outbound;		 /* for the outbound listener's connections */
+	uint32_t nstreams;	 /* RPCs submitted and not yet closed on it */
+	uint64_t idle_ms;	 /* since when it has had no stream (0: busy) */
+	struct sc_stream *cache; /* last stream looked up (h2conn.c) */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_timer_t timer; /* connect timeout */
@@ -191,10 +220,13 @@ struct sc_conn {
 	enum sc_cmode mode;
 	nghttp2_session *ds;
 	struct sc_outbuf out;
-	struct sc_up *up; /* where new streams go */
-	/* Connections the app sent GOAWAY on: their streams finish there, no new ones. */
-	struct sc_up *old_ups;
 	size_t replay_bytes; /* sum of its streams' sent.bytes (bounded: stream.c) */
+	/* Response bytes of its streams waiting here (s->resp), and the upstream stream
+	 * window granted beyond SC_UP_STREAM_WINDOW for them (bounded: stream.c). */
+	size_t resp_bytes, resp_grown;
+	struct sc_conn *dirty_next; /* in w->dirty while it has frames to send */
+	struct sc_conn *done_next;  /* flushed in this sc_worker_flush (h2conn.c) */
+	bool dirty, in_done;
 	struct sockaddr_storage peer;
 	struct sockaddr_storage updst; /* where the app is */
 	socklen_t updst_len;
@@ -202,7 +234,7 @@ struct sc_conn {
 	size_t npeek;
 	struct sc_stream *streams;
 	size_t nstreams;
-	struct sc_stream *dcache, *ucache; /* last stream looked up per session (h2conn.c) */
+	struct sc_stream *dcache; /* last stream looked up (h2conn.c) */
 	uint64_t last_active_ms;
 	uint64_t flood_window_ms;
 	uint64_t notice_ms; /* GOAWAY notice sent at (0: not yet) */
@@ -215,7 +247,7 @@ struct sc_conn {
 	bool fdrop;		      /* ...which are dropped, not given to nghttp2 */
 	uint32_t max_sid;	      /* the highest stream the client opened (HEADERS) */
 	uint64_t linger_ms;	      /* after our last GOAWAY: reading PINGs since (0: no) */
-	bool goaway_sent, flushing, need_flush, in_recv;
+	bool goaway_sent, in_recv;
 	bool limit_counted; /* a GOAWAY for a flood/reset limit was counted for this conn */
 	bool outbound;	    /* accepted on the outbound listener (outbound.c decides) */
 	bool peer_cached;   /* outbound: updated sc_peercache for updst (stream.c) */
@@ -252,6 +284,9 @@ struct sc_worker {
 	int listen_fd;
 	struct sc_conn *conns;
 	size_t nconns;
+	struct sc_up *ups;     /* the upstream pool: live and going-away connections */
+	struct sc_conn *dirty; /* connections with frames to send (sc_conn_dirty) */
+	bool flushing, kick;   /* kick: a flush must go round once more (sc_conn_close) */
 	bool draining;
 	struct sc_pool pool;
 	struct sc_small small;		/* nghttp2's allocator for this worker's sessions */
@@ -301,13 +336,30 @@ struct sc_conn *sc_conn_new(struct sc_worker *w);
 /* Bytes read from the client / from the app (what the read callbacks do). */
 void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n);
 void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n);
+/* c has frames queued: it is flushed with the rest of the worker (sc_worker_flush). */
+void sc_conn_dirty(struct sc_conn *c);
+/* Send what the worker's sessions have queued (c too); from top-level callbacks only. */
 void sc_conn_flush(struct sc_conn *c);
+void sc_worker_flush(struct sc_worker *w);
+/* Close the pool's connections idle since now - idle_timeout; all: every one, now. */
+void sc_ups_sweep(struct sc_worker *w, uint64_t now, bool all);
+/*
+ * Reset s's stream on its (shared) upstream with err. A stream whose HEADERS nghttp2 has
+ * not sent yet is only cancelled there (nghttp2 drops the queued HEADERS: no RST_STREAM,
+ * no close callback), so it is closed for us here (s->up_closed): a later RST_STREAM for
+ * it would name an idle stream, a connection error for the app (RFC 9113 section 5.1)
+ * that would end every client's streams on the connection.
+ */
+void sc_up_cancel(struct sc_stream *s, uint32_t err);
+/* One of up's streams closed or left it (its count, for MAX_CONCURRENT_STREAMS). */
+void sc_up_stream_done(struct sc_up *up);
 void sc_conn_close(struct sc_conn *c);
 void sc_conn_drain(struct sc_conn *c);
 void sc_conn_idle_check(struct sc_conn *c, uint64_t now);
 int sc_worker_callbacks_init(struct sc_worker *w);
 void sc_worker_callbacks_free(struct sc_worker *w);
-struct sc_up *sc_up_get(struct sc_conn *c); /* the current upstream, connecting if needed */
+/* A pooled upstream for c's destination with room for a stream, connecting if needed. */
+struct sc_up *sc_up_get(struct sc_conn *c);
 /* Give up on HTTP/2 for a connection still peeking: relay its bytes as TCP. */
 void sc_conn_passthrough(struct sc_conn *c);
 
@@ -335,6 +387,8 @@ void sc_stream_drop_req(struct sc_stream *s);
 /* This sidecar's SC_PEER_HEADER for s's response into *nv (borrowed from s->snap): 1,
  * or 0 when the request named no valid peer (then nothing is written). */
 size_t sc_stream_peer_nv(const struct sc_stream *s, nghttp2_nv *nv);
+/* Response DATA arrived for s: grow its upstream window if its client's budget allows. */
+void sc_stream_resp_window(struct sc_stream *s);
 /* Drops the app's buffered response bytes, crediting them to the upstream connection. */
 void sc_stream_drop_resp(struct sc_stream *s);
 void sc_stream_pool_cleanup(struct sc_worker *w); /* frees the worker's spare streams */
@@ -356,6 +410,12 @@ void sc_outbound_reset(struct sc_conn *c);
  * handshake was started (the upstream stays UP_CONNECTING until it completes).
  */
 bool sc_outbound_tls_start(struct sc_up *up);
+/*
+ * An outbound RPC of c went on the pooled connection up: once up's mTLS handshake is done,
+ * c's labels name both SPIFFE IDs (c->mtls, out_self_id, out_peer_id), as if c had made
+ * the handshake itself. Nothing when up is plaintext or not established yet.
+ */
+void sc_outbound_learn(struct sc_conn *c, struct sc_up *up);
 /* Bytes from the destination while up->tls is set (h2conn.c's read callback). */
 void sc_outbound_tls_in(struct sc_up *up, const uint8_t *d, ssize_t n);
 

@@ -240,8 +240,9 @@ void sc_stream_maybe_free(struct sc_stream *s)
 	sc_snap_unref(s->snap);
 	if (c->dcache == s)
 		c->dcache = NULL;
-	if (c->ucache == s)
-		c->ucache = NULL;
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
+	c->resp_grown -= s->resp_grown;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -288,7 +289,7 @@ void sc_stream_replay_release(struct sc_stream *s)
 	c->replay_bytes -= s->sent.bytes;
 	if (c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, s->sent.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	sc_chunkq_clear(&s->sent, &c->w->pool);
 }
@@ -333,6 +334,10 @@ bool sc_stream_retry(struct sc_stream *s)
 	/* The old connection's stream, if it still exists, no longer leads here. */
 	if (s->up && s->up->s)
 		nghttp2_session_set_stream_user_data(s->up->s, s->up_id, NULL);
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
+	c->resp_grown -= s->resp_grown; /* the new stream starts with the initial window */
+	s->resp_grown = 0;
 	s->up = NULL;
 	s->up_id = -1;
 	s->up_closed = false;
@@ -340,7 +345,7 @@ bool sc_stream_retry(struct sc_stream *s)
 	log_debug("upstream_retry", "the app did not process this request; sending it again",
 		  "{s:i}", "attempt", (int)s->tries + 1);
 	sc_stream_forward(s);
-	c->need_flush = true;
+	sc_conn_dirty(c);
 	return true;
 }
 
@@ -351,7 +356,7 @@ void sc_stream_drop_req(struct sc_stream *s)
 	sc_stream_replay_release(s);
 	if (s->req.bytes && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, s->req.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	sc_chunkq_clear(&s->req, &c->w->pool);
 }
@@ -369,9 +374,39 @@ void sc_stream_drop_resp(struct sc_stream *s)
 
 	if (s->resp.bytes && s->up && s->up->s) {
 		nghttp2_session_consume(s->up->s, s->up_id, s->resp.bytes);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
+	c->resp_bytes -= s->resp.bytes;
 	sc_chunkq_clear(&s->resp, &c->w->pool);
+}
+
+/*
+ * Per-client response flow control (proxy.h, SC_UP_STREAM_WINDOW): the app's response
+ * DATA for s arrived. Once the response outgrew half its initial window (a unary reply
+ * never does: no extra frame), its upstream stream window grows from
+ * SC_UP_STREAM_WINDOW to --max-pending-bytes (one WINDOW_UPDATE) when the growth fits
+ * the client's budget
+ * (2 x max_pending_bytes of grown windows) and the client keeps up (under max_pending_bytes
+ * buffered for all its streams), so a long download runs at full speed while a client
+ * that reads nothing keeps at most its streams' initial windows plus that budget. The
+ * growth is given back when s is freed or sent again.
+ */
+void sc_stream_resp_window(struct sc_stream *s)
+{
+	struct sc_conn *c = s->c;
+	const struct sc_config *cfg = c->w->px->cfg;
+	uint32_t base = sc_up_stream_window(cfg), grow = cfg->max_pending_bytes - base;
+
+	/* Only a response that outgrows half the initial window (not a unary reply). */
+	if (s->resp_grown || !grow || s->resp_in < base / 2 || !s->up || !s->up->s ||
+	    s->up_closed || c->resp_bytes >= cfg->max_pending_bytes ||
+	    c->resp_grown + grow > 2 * (size_t)cfg->max_pending_bytes)
+		return;
+	if (nghttp2_session_set_local_window_size(s->up->s, NGHTTP2_FLAG_NONE, s->up_id,
+						  (int32_t)cfg->max_pending_bytes) != 0)
+		return;
+	s->resp_grown = grow;
+	c->resp_grown += grow;
 }
 
 /*
@@ -384,6 +419,35 @@ void sc_stream_drop_resp(struct sc_stream *s)
  * reading) a queued HEADERS frame of a stream that closed or a session that was deleted.
  */
 #define NV_NO_COPY (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+
+/*
+ * Fields that carry credentials or identity. The HPACK dynamic table of an upstream
+ * connection is shared by every client of the pool: a field we let the encoder index
+ * would let a co-tenant probe it (send guesses and watch the sizes, CRIME-style, e.g.
+ * on an outbound connection whose TLS record lengths are visible). These go as
+ * "literal never indexed" (NGHTTP2_NV_FLAG_NO_INDEX), which intermediaries keep too.
+ */
+static bool sensitive(const uint8_t *k, size_t n)
+{
+	/* By length first: this runs for every field of every request. */
+	switch (n) {
+	case 6:
+		return memcmp(k, "cookie", 6) == 0;
+	case 9:
+		return memcmp(k, "x-api-key", 9) == 0;
+	case 12:
+		return memcmp(k, "x-auth-token", 12) == 0;
+	case 13:
+		return memcmp(k, "authorization", 13) == 0;
+	case SC_PEER_HEADER_LEN:
+		return memcmp(k, SC_PEER_HEADER, SC_PEER_HEADER_LEN) == 0;
+	case 19:
+		return memcmp(k, "proxy-authorization", 19) == 0;
+	default:
+		return false;
+	}
+}
+
 static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, const char *timeout)
 {
 	size_t n = 0, skiplen = skip ? strlen(skip) : 0;
@@ -394,6 +458,8 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, 
 		if (skip && k.len == skiplen && memcmp(k.base, skip, skiplen) == 0)
 			continue;
 		nv[n] = (nghttp2_nv){k.base, v.base, k.len, v.len, NV_NO_COPY};
+		if (sensitive(k.base, k.len))
+			nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
 		if (timeout && k.len == 12 && memcmp(k.base, "grpc-timeout", 12) == 0) {
 			nv[n].value = (uint8_t *)(uintptr_t)timeout;
 			nv[n].valuelen = strlen(timeout);
@@ -450,9 +516,8 @@ void sc_stream_reply(struct sc_stream *s, int grpc_status, const char *msg)
 		s->grpc_status = grpc_status;
 	}
 	sc_stream_drop_req(s);
-	if (s->up && !s->up_closed && s->up->s)
-		nghttp2_submit_rst_stream(s->up->s, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
-	c->need_flush = true;
+	sc_up_cancel(s, NGHTTP2_CANCEL);
+	sc_conn_dirty(c);
 }
 
 void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
@@ -461,6 +526,8 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 
 	s->up_closed = true;
 	sc_stream_drop_resp(s);
+	if (s->up && s->up->cache == s)
+		s->up->cache = NULL;
 	s->up = NULL;
 	if (s->down_closed) {
 		sc_stream_maybe_free(s);
@@ -474,7 +541,7 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error)
 		s->state = SS_REPLIED;
 		sc_stream_drop_req(s);
 		nghttp2_submit_rst_stream(c->ds, NGHTTP2_FLAG_NONE, s->down_id, h2_error);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 }
 
@@ -489,7 +556,7 @@ static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t le
 
 	if (n && !keep_sent(s, buf, n) && c->ds) {
 		nghttp2_session_consume(c->ds, s->down_id, n);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	if (s->req.bytes == 0 && s->req_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -510,9 +577,10 @@ static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t l
 	struct sc_conn *c = ud;
 	size_t n = sc_chunkq_read(&s->resp, &c->w->pool, buf, len);
 
+	c->resp_bytes -= n;
 	if (n && s->up && s->up->s) {
 		nghttp2_session_consume(s->up->s, s->up_id, n);
-		c->need_flush = true;
+		sc_conn_dirty(c);
 	}
 	if (s->resp.bytes == 0 && s->resp_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -556,8 +624,10 @@ void sc_stream_forward(struct sc_stream *s)
 			 (unsigned long long)(left > 99999999 ? 99999999 : left));
 	}
 	n = to_nva(&s->req_hdrs, nv, s->strip_header, tmo[0] ? tmo : NULL);
-	if (c->outbound && s->snap) /* the caller's sidecar names its workload (peer.h) */
-		n += sc_peer_self_nv(&s->snap->self, &nv[n]);
+	if (c->outbound && s->snap && sc_peer_self_nv(&s->snap->self, &nv[n])) {
+		/* The caller's sidecar names its workload (peer.h); never indexed (above). */
+		nv[n++].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+	}
 	prov.source.ptr = s;
 	/*
 	 * Keep the client's framing: END_STREAM on HEADERS only if the client put it there;
@@ -574,7 +644,11 @@ void sc_stream_forward(struct sc_stream *s)
 	s->up = up;
 	s->up_id = id;
 	s->state = SS_FORWARDED;
-	c->need_flush = true;
+	up->nstreams++;
+	up->idle_ms = 0;
+	if (c->outbound)
+		sc_outbound_learn(c, up);
+	sc_conn_dirty(c);
 }
 
 /* ---- the decision -------------------------------------------------------------------- */

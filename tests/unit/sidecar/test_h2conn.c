@@ -6,7 +6,9 @@
  * header is split across reads), PRIORITY elsewhere and RST_STREAM for a stream never
  * opened are no connection error, and streams reset right after opening are cut off as a
  * rapid reset (GOAWAY ENHANCE_YOUR_CALM) once 500 have closed, not before, unless a delay
- * fault held them.
+ * fault held them. The worker's upstream pool: GOAWAY and REFUSED_STREAM retries move a
+ * stream to a new pooled connection; a stream reset before its HEADERS left sends
+ * nothing to the app (what the hook keeps for the app is checked too).
  */
 #include <check.h>
 #include <string.h>
@@ -21,6 +23,8 @@ static struct sc_proxy px;
 static struct sc_worker w;
 static uint8_t out[1 << 20]; /* bytes for the client */
 static size_t nout;
+static uint8_t upout[1 << 16]; /* bytes for the app (every upstream connection) */
+static size_t nupout;
 
 static const char policy_yaml[] = "apiVersion: grpcguard.io/v1\nkind: Policy\n";
 
@@ -30,6 +34,9 @@ static void sink(struct sc_worker *wk, const struct sc_outbuf *o, const uint8_t 
 	if (wk->conns && o == &wk->conns->out && nout + n <= sizeof(out)) {
 		memcpy(out + nout, d, n);
 		nout += n;
+	} else if (wk->ups && o == &wk->ups->out && nupout + n <= sizeof(upout)) {
+		memcpy(upout + nupout, d, n);
+		nupout += n;
 	}
 }
 
@@ -51,7 +58,7 @@ static void setup(void)
 	ck_assert_int_eq(
 	    policy_parse_buffer("t.yaml", policy_yaml, sizeof(policy_yaml) - 1, &p, &diag), 0);
 	ck_assert_int_eq(sc_reload_set_policy(p), 0);
-	nout = 0;
+	nout = nupout = 0;
 }
 
 static size_t frame(uint8_t *b, uint8_t type, uint8_t flags, uint32_t sid, const void *pl,
@@ -90,6 +97,7 @@ static struct sc_conn *conn(void)
 static void done(struct sc_conn *c)
 {
 	sc_conn_close(c);
+	sc_ups_sweep(&w, 0, true);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 }
 
@@ -267,18 +275,20 @@ START_TEST(upstream_goaway_retry)
 	n += frame(b + n, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3,
 		   blk, nblk);
 	sc_conn_feed(c, b, n);
-	first = c->up;
 	s1 = stream_of(c, 1);
 	s3 = stream_of(c, 3);
-	ck_assert(first && s1 && s3);
+	ck_assert(s1 && s3);
+	first = s1->up;
+	ck_assert(first && s3->up == first && w.ups == first);
 	ck_assert_int_eq(s1->up_id, 1);
 	ck_assert_int_eq(s3->up_id, 3);
 
 	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
 	n += frame(b + n, NGHTTP2_GOAWAY, 0, 0, goaway, sizeof(goaway));
 	sc_up_feed(first, b, n);
-	second = c->up;
-	ck_assert(second && second != first && c->old_ups == first);
+	second = s3->up;
+	/* The pool: the new connection first, the one going away after it. */
+	ck_assert(second && second != first && w.ups == second && second->next == first);
 	ck_assert(s1->up == first && s1->tries == 0);
 	ck_assert(s3->up == second && s3->tries == 1 && s3->state == SS_FORWARDED);
 	ck_assert(!s3->resp_started);
@@ -287,7 +297,7 @@ START_TEST(upstream_goaway_retry)
 	n = frame(b, NGHTTP2_SETTINGS, 0, 0, NULL, 0);
 	n += frame(b + n, NGHTTP2_RST_STREAM, 0, (uint32_t)id, refused, sizeof(refused));
 	sc_up_feed(second, b, n);
-	ck_assert(c->up == second && s3->up == second && s3->tries == 2);
+	ck_assert(w.ups == second && s3->up == second && s3->tries == 2);
 	ck_assert_int_gt(s3->up_id, id);
 	ck_assert(s3->state == SS_FORWARDED && !s3->resp_started);
 
@@ -303,6 +313,48 @@ START_TEST(upstream_goaway_retry)
 }
 END_TEST
 
+/*
+ * Issue 17, the shared upstream: a client opens a stream and resets it in the same read,
+ * then closes, all before the upstream connection could send anything (it is still
+ * connecting: here no flush runs in between). The request's HEADERS never left (nghttp2
+ * cancels the queued frame), so no RST_STREAM may go to the app for it: nghttp2 sends a
+ * second reset of such a stream as an RST_STREAM on an idle stream, a connection error
+ * (RFC 9113 section 5.1) that would end every other client's streams on the connection.
+ * The pooled connection's stream count is back to zero (else the pool would think it
+ * full).
+ */
+START_TEST(cancel_before_headers_sent)
+{
+	static const uint8_t cancel[4] = {0, 0, 0, NGHTTP2_CANCEL};
+	struct sc_conn *c = conn();
+	uint8_t blk[256], b[512];
+	size_t nblk = request_block(blk), n, i;
+	struct sc_up *up;
+
+	n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, nblk);
+	n += frame(b + n, NGHTTP2_RST_STREAM, 0, 1, cancel, sizeof(cancel));
+	w.flushing = true; /* nothing goes out yet, as while the upstream connects */
+	sc_conn_feed(c, b, n);
+	up = w.ups;
+	ck_assert_ptr_nonnull(up);
+	sc_conn_close(c);
+	w.flushing = false;
+	sc_worker_flush(&w);
+	ck_assert_uint_eq(up->nstreams, 0);
+	ck_assert_uint_ge(nupout, 24);
+	ck_assert(memcmp(upout, SC_H2_PREFACE, 24) == 0);
+	for (i = 24; i + 9 <= nupout;) {
+		size_t len = (size_t)upout[i] << 16 | (size_t)upout[i + 1] << 8 | upout[i + 2];
+		ck_assert_msg(upout[i + 3] != NGHTTP2_HEADERS && upout[i + 3] != NGHTTP2_RST_STREAM,
+			      "frame type %d went to the app for a stream it never saw",
+			      upout[i + 3]);
+		i += 9 + len;
+	}
+	sc_ups_sweep(&w, 0, true);
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -311,6 +363,7 @@ int main(void)
 	    {"premature_resets", premature_resets},
 	    {"premature_resets", held_resets_are_not_premature},
 	    {"upstream_goaway", upstream_goaway_retry},
+	    {"upstream_pool", cancel_before_headers_sent},
 	};
 	return UT_RUN("sidecar/h2conn", tests, .timeout_s = 30, .setup = setup);
 }
