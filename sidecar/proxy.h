@@ -376,8 +376,10 @@ void sc_stream_up_failed(struct sc_stream *s, uint32_t h2_error);
  * The app did not process s's request (RFC 9113: above a GOAWAY's last-stream-id,
  * REFUSED_STREAM, or never sent): submit it again, on a new connection if the current
  * one is going away. Only before any response and while the bytes sent are still kept;
- * at most SC_MAX_TRIES times. Returns true when s was resubmitted (or answered because
- * no upstream could be had), false when it cannot be retried (s untouched).
+ * at most SC_MAX_TRIES times. An inbound request is judged again first when the policy
+ * changed since its judgement (denied: answered, not sent). Returns true when s was
+ * resubmitted (or answered because no upstream could be had or the new policy denies
+ * it), false when it cannot be retried (s untouched).
  */
 #define SC_MAX_TRIES 5
 bool sc_stream_retry(struct sc_stream *s);

@@ -313,6 +313,8 @@ static bool keep_sent(struct sc_stream *s, const uint8_t *d, size_t n)
 	return true;
 }
 
+static bool rejudge_held(struct sc_stream *s);
+
 bool sc_stream_retry(struct sc_stream *s)
 {
 	struct sc_conn *c = s->c;
@@ -341,6 +343,14 @@ bool sc_stream_retry(struct sc_stream *s)
 	s->up = NULL;
 	s->up_id = -1;
 	s->up_closed = false;
+	/*
+	 * The app never processed it, so the app gets it now: judged again when the policy
+	 * changed since it was judged, as a held request is at release (a DENY pushed while
+	 * the first try waited on a slow or restarting app must stop the second try too).
+	 * Denied: answered here, nothing more goes upstream.
+	 */
+	if (!c->outbound && !rejudge_held(s))
+		return true;
 	metrics_inc(sc_stats.upstream_retries);
 	log_debug("upstream_retry", "the app did not process this request; sending it again",
 		  "{s:i}", "attempt", (int)s->tries + 1);
@@ -763,7 +773,7 @@ static bool judge(struct sc_stream *s, bool held, struct policy_decision *d,
 	policy_evaluate(s->snap->policy, &rq, sc_rng_percent, &w->rng, d);
 	s->strip_header = ar.strip_header;
 	if (held && !d->allowed) {
-		log_debug("rbac_denied", "held RPC denied at release by the new policy",
+		log_debug("rbac_denied", "held or refused RPC denied at release by the new policy",
 			  "{s:s?, s:s}", "policy", d->deciding_policy, "method",
 			  (const char *)path.base);
 	} else if (!held && (d->audit_policy || !d->allowed)) {
@@ -791,7 +801,8 @@ static bool judge(struct sc_stream *s, bool held, struct policy_decision *d,
 }
 
 /*
- * A request held by a delay is judged again when it is released if the policy changed
+ * A request held by a delay (or sent again after the app refused it unprocessed:
+ * sc_stream_retry) is judged again when it is released if the policy changed
  * while it was held (Istio applies a delay in the caller's proxy, so the server's RBAC
  * judges the request after the delay, with the policy in force then; a DENY pushed to
  * stop an attack must stop held requests too): judge() with the current snapshot, which

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Red team of the upstream pool (issue 17): a request the app refused unprocessed is sent
+again (sc_stream_retry); it must be judged by the policy in force when it is sent again.
+
+Hole (fails on 2100ce2, passes now): a request judged and forwarded under one policy, which
+the app then refused unprocessed (RST_STREAM REFUSED_STREAM, or a GOAWAY whose
+last-stream-id is below it) after a reload to a DENY of its method, was sent to the app
+again without a second judgement: the app processed a request the policy in force denied
+(grpc-status 0, the app saw it twice). A request held by a delay was already judged again
+at release (test_security_redteam.py); a retry is the same case. Now: grpc-status 7,
+counted in grpcguard_authz_denied_total, the app saw it once.
+
+Held (kept so it stays held): after a reload that still allows the method, the refused
+request is sent again and answered (the retry itself still works).
+
+A raw python3-h2 app holds the first /demo.Echo/Retry it receives unanswered until the test
+has reloaded the policy, then refuses it (RST_STREAM REFUSED_STREAM, or GOAWAY with
+last-stream-id 0 and a close); later requests are answered.
+Ports 29700-29749 (below the ephemeral range).
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+except ImportError:
+    print("python3-h2 is not installed (make deps installs it)")
+    sys.exit(77)
+
+from test_security_paths import EMPTY_MSG, HEAD, raw_call, write_policy
+from test_security_redteam import gen_of, hdrs, replace_policy
+from test_sidecar import Failure, Sidecar, check, log, main, metric
+
+BASE = 29700
+
+P_OPEN = HEAD + """authorization:
+  - name: no-secret
+    action: DENY
+    rules: [{to: [{methods: ["/demo.Echo/Secret"]}]}]
+"""
+P_DENY_RETRY = P_OPEN + """  - name: no-retry
+    action: DENY
+    rules: [{to: [{methods: ["/demo.Echo/Retry"]}]}]
+"""
+
+
+class RefusingApp(threading.Thread):
+    """HTTP/2 app (h2, no validation). The first /demo.Echo/Retry request after arm() is
+    held unanswered until release() and then refused: how="rst" with RST_STREAM
+    REFUSED_STREAM, how="goaway" with GOAWAY(last-stream-id 0) and a close. Every other
+    request is answered with an empty message and grpc-status 0. seen counts the
+    /demo.Echo/Retry requests that reached it (each HEADERS), answered those answered."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.lock = threading.Lock()
+        self.seen = self.answered = 0
+        self.armed = False
+        self.how = "rst"
+        self.release_ev = threading.Event()
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(16)
+        self.stopping = False
+
+    def arm(self, how):
+        with self.lock:
+            self.how, self.armed = how, True
+            self.seen = self.answered = 0
+            self.release_ev.clear()
+
+    def release(self):
+        self.release_ev.set()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def stop(self):
+        self.stopping = True
+        self.ls.close()
+
+    def answer(self, conn, sid):
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+        conn.send_data(sid, EMPTY_MSG)
+        conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+
+    def serve(self, s):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, validate_inbound_headers=False, header_encoding=None))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        held, paths = None, {}
+        s.settimeout(0.02)
+        try:
+            while not self.stopping:
+                if held is not None and self.release_ev.is_set():
+                    if self.how == "goaway":
+                        conn.close_connection(0, last_stream_id=0)
+                        s.sendall(conn.data_to_send())
+                        return
+                    conn.reset_stream(held, error_code=7)  # REFUSED_STREAM
+                    held = None
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    data = None
+                if data == b"":
+                    return
+                for ev in conn.receive_data(data) if data else ():
+                    if isinstance(ev, h2.events.RequestReceived):
+                        paths[ev.stream_id] = dict(ev.headers).get(b":path", b"")
+                        if paths[ev.stream_id] == b"/demo.Echo/Retry":
+                            with self.lock:
+                                self.seen += 1
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        sid = ev.stream_id
+                        if paths.get(sid) == b"/demo.Echo/Retry":
+                            with self.lock:
+                                hold, self.armed = self.armed, False
+                            if hold:
+                                held = sid
+                                continue
+                            with self.lock:
+                                self.answered += 1
+                        self.answer(conn, sid)
+                out = conn.data_to_send()
+                if out:
+                    s.sendall(out)
+        except (OSError, h2.exceptions.ProtocolError):
+            return
+        finally:
+            s.close()
+
+
+def set_policy(sc, path, text):
+    """Replace the policy file and wait until the sidecar has loaded it."""
+    gen = gen_of(sc)
+    replace_policy(path, text)
+    end = time.monotonic() + 5
+    while gen_of(sc) == gen and time.monotonic() < end:
+        time.sleep(0.02)
+    check(gen_of(sc) > gen, "the sidecar loaded the new policy")
+
+
+def refused_after_reload(sc, app, path, how, new_policy):
+    """One /demo.Echo/Retry call: the app holds it, the policy file becomes new_policy (the
+    test waits for the new generation), then the app refuses it. Returns raw_call's dict."""
+    res = {}
+    app.arm(how)
+    t = threading.Thread(target=lambda: res.update(
+        raw_call(BASE, hdrs(b"/demo.Echo/Retry", b"x"), timeout=8)))
+    gen = gen_of(sc)
+    t.start()
+    end = time.monotonic() + 5
+    while app.seen < 1:
+        if time.monotonic() > end:
+            raise Failure("the request did not reach the app")
+        time.sleep(0.02)
+    replace_policy(path, new_policy)
+    end = time.monotonic() + 5
+    while gen_of(sc) == gen and time.monotonic() < end:
+        time.sleep(0.02)
+    check(gen_of(sc) > gen, "the reload happened while the app held the request")
+    app.release()
+    t.join(10)
+    return res
+
+
+def test(tmp):
+    app = RefusingApp(BASE + 1)
+    app.start()
+    path = write_policy(tmp, "retry", P_OPEN)
+    sc = Sidecar(tmp, BASE, "127.0.0.1:%d" % (BASE + 1), BASE + 2, name="sidecar-retry",
+                 extra=["--policy", path])
+    try:
+        denied = 0
+        for how in ("rst", "goaway"):
+            set_policy(sc, path, P_OPEN + "# %s: allowed again\n" % how)
+            r = refused_after_reload(sc, app, path, how, P_DENY_RETRY)
+            log("%s after a reload to DENY: %r, app saw %d, answered %d" %
+                (how, r, app.seen, app.answered))
+            check(r.get("grpc_status") == "7" and app.seen == 1 and app.answered == 0,
+                  "refused by the app (%s) after a reload to DENY: the retry is judged by "
+                  "the new policy, denied (grpc-status 7), the app saw it once (%r, seen %d)"
+                  % (how, r, app.seen))
+            denied += 1
+            check(metric(sc.metrics(), "grpcguard_authz_denied_total", policy="no-retry") ==
+                  denied, "counted in grpcguard_authz_denied_total{policy=no-retry}")
+            # Held: a reload that still allows it leaves the retry alone.
+            set_policy(sc, path, P_OPEN + "# %s: allowed again, once more\n" % how)
+            r = refused_after_reload(sc, app, path, how,
+                                     P_OPEN + "# %s: a new generation, same meaning\n" % how)
+            log("%s after a reload that allows: %r, app saw %d, answered %d" %
+                (how, r, app.seen, app.answered))
+            check(r.get("grpc_status") == "0" and app.seen == 2 and app.answered == 1,
+                  "refused by the app (%s) after a reload that still allows: sent again and "
+                  "answered (%r, seen %d)" % (how, r, app.seen))
+        check(metric(sc.metrics(), "grpcguard_sidecar_upstream_retries_total") >= 2,
+              "the allowed retries are counted")
+        check(sc.stop() == 0, "sidecar exits 0")
+    finally:
+        app.stop()
+    log("done")
+
+
+if __name__ == "__main__":
+    main(test)
