@@ -480,6 +480,24 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, 
 	return n;
 }
 
+/*
+ * Whether n fields fit the header list size the peer of sess announced
+ * (SETTINGS_MAX_HEADER_LIST_SIZE; nghttp2 reports no limit until its SETTINGS arrive).
+ * An upstream connection is shared by every client of the worker, and an app may treat a
+ * header block over its limit as a connection error (python3-h2 does: GOAWAY): one
+ * client's oversize request or trailers would end every other client's calls on it.
+ */
+static bool nv_fits(nghttp2_session *sess, const nghttp2_nv *nv, size_t n)
+{
+	uint32_t max = nghttp2_session_get_remote_settings(sess,
+							     NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += nv[i].namelen + nv[i].valuelen + 32;
+	return sum <= max;
+}
+
 static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_hdrs *h)
 {
 	nghttp2_nv stack[16], *nv = h->n <= 16 ? stack : malloc(h->n * sizeof(*nv));
@@ -490,7 +508,13 @@ static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_h
 		return;
 	}
 	n = to_nva(h, nv, NULL, NULL);
-	nghttp2_submit_trailer(sess, id, nv, n);
+	if (!nv_fits(sess, nv, n)) {
+		/* Over the peer's limit: the stream fails, the connection stays. */
+		metrics_inc(sc_stats.lim_headers);
+		nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+	} else {
+		nghttp2_submit_trailer(sess, id, nv, n);
+	}
 	if (nv != stack)
 		free(nv);
 }
@@ -637,6 +661,17 @@ void sc_stream_forward(struct sc_stream *s)
 	if (c->outbound && s->snap && sc_peer_self_nv(&s->snap->self, &nv[n])) {
 		/* The caller's sidecar names its workload (peer.h); never indexed (above). */
 		nv[n++].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+	}
+	if (!nv_fits(up->s, nv, n)) {
+		if (nv != stack)
+			free(nv);
+		if (!up->nstreams && !up->idle_ms)
+			up->idle_ms = uv_now(&c->w->loop) ? uv_now(&c->w->loop) : 1;
+		metrics_inc(sc_stats.lim_headers);
+		sc_stream_reply(s, 8,
+				"request header list larger than the app accepts (its "
+				"SETTINGS_MAX_HEADER_LIST_SIZE)");
+		return;
 	}
 	prov.source.ptr = s;
 	/*

@@ -29,6 +29,7 @@ try:
     import h2.connection
     import h2.events
     import h2.exceptions
+    import h2.settings
 except ImportError:
     print("python3-h2 is not installed (make deps installs it)")
     sys.exit(77)
@@ -144,6 +145,117 @@ class RefusingApp(threading.Thread):
             s.close()
 
 
+class SmallHeadersApp(threading.Thread):
+    """HTTP/2 app (h2) that announces and enforces SETTINGS_MAX_HEADER_LIST_SIZE = LIMIT
+    (h2 ends the whole connection, GOAWAY, on a header block over it). /demo.Echo/Slow is
+    answered after 1 s, anything else at once. conns counts connections, errors the
+    connections it ended on a protocol error."""
+
+    LIMIT = 8192
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.lock = threading.Lock()
+        self.conns = self.errors = 0
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(16)
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def stop(self):
+        self.stopping = True
+        self.ls.close()
+
+    def serve(self, s):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, validate_inbound_headers=False, header_encoding=None))
+        conn.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.LIMIT})
+        conn.decoder.max_header_list_size = self.LIMIT
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        paths, due = {}, {}
+        s.settimeout(0.02)
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                for sid in [k for k, t in due.items() if t <= now]:
+                    del due[sid]
+                    RefusingApp.answer(None, conn, sid)
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    data = None
+                if data == b"":
+                    return
+                try:
+                    events = conn.receive_data(data) if data else ()
+                except h2.exceptions.ProtocolError:
+                    with self.lock:
+                        self.errors += 1
+                    s.sendall(conn.data_to_send())  # h2's GOAWAY
+                    return
+                for ev in events:
+                    if isinstance(ev, h2.events.RequestReceived):
+                        paths[ev.stream_id] = dict(ev.headers).get(b":path", b"")
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        if paths.get(ev.stream_id) == b"/demo.Echo/Slow":
+                            due[ev.stream_id] = time.monotonic() + 1.0
+                        else:
+                            RefusingApp.answer(None, conn, ev.stream_id)
+                out = conn.data_to_send()
+                if out:
+                    s.sendall(out)
+        except OSError:
+            return
+        finally:
+            s.close()
+
+
+def test_header_list(tmp):
+    """One client's header block over the app's SETTINGS_MAX_HEADER_LIST_SIZE must not end
+    the shared upstream connection under another client's call."""
+    app = SmallHeadersApp(BASE + 11)
+    app.start()
+    sc = Sidecar(tmp, BASE + 10, "127.0.0.1:%d" % (BASE + 11), BASE + 12, name="sidecar-hdr",
+                 extra=["--policy", write_policy(tmp, "hdr", P_OPEN)])
+    try:
+        r = raw_call(BASE + 10, hdrs(b"/demo.Echo/Hello", b"x"))
+        check(r.get("grpc_status") == "0", "a first call is answered (%r)" % r)
+        res = {}
+        t = threading.Thread(target=lambda: res.update(
+            raw_call(BASE + 10, hdrs(b"/demo.Echo/Slow", b"x"), timeout=5)))
+        t.start()
+        time.sleep(0.3)  # the slow call is with the app now
+        big = raw_call(BASE + 10, hdrs(b"/demo.Echo/Hello", b"x",
+                                       extra=[(b"x-big", b"a" * 10000)]))
+        t.join(8)
+        log("oversize client: %r; the other client's call: %r; app: %d connections, %d "
+            "ended on an error" % (big, res, app.conns, app.errors))
+        check(big.get("grpc_status") == "8", "a request over the app's header list limit is "
+              "answered RESOURCE_EXHAUSTED by the sidecar (%r)" % big)
+        check(res.get("grpc_status") == "0" and app.errors == 0,
+              "another client's call in flight on the shared connection is answered; the "
+              "app never saw the oversize block (%r, %d errors)" % (res, app.errors))
+        check(metric(sc.metrics(), "grpcguard_sidecar_limit_rejections_total",
+                     limit="max_header_list_bytes") >= 1, "counted as a header list limit hit")
+        check(sc.stop() == 0, "sidecar exits 0")
+    finally:
+        app.stop()
+
+
 def set_policy(sc, path, text):
     """Replace the policy file and wait until the sidecar has loaded it."""
     gen = gen_of(sc)
@@ -212,6 +324,7 @@ def test(tmp):
         check(sc.stop() == 0, "sidecar exits 0")
     finally:
         app.stop()
+    test_header_list(tmp)
     log("done")
 
 
