@@ -1023,6 +1023,15 @@ static int up_frame_recv(nghttp2_session *us, const nghttp2_frame *f, void *ud)
 	struct sc_conn *c;
 	struct sc_stream *s;
 
+	if (up->w && f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+		/* Applied by now. The app's limit also bounds a new connection's first
+		 * flight, sent before its SETTINGS arrive (stream.c up_hdr_max). */
+		up->settings_seen = true;
+		if (!up->outbound)
+			up->w->app_hdr_max = nghttp2_session_get_remote_settings(
+			    us, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+		return 0;
+	}
 	if (!up->w || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
 		return 0;
 	s = up_stream(up, us, f->hd.stream_id);

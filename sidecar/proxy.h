@@ -199,6 +199,7 @@ struct sc_up {
 	 * destination has no sidecar, speak plaintext; seen: a byte came back already. */
 	struct sc_tls *tls;
 	bool plain, seen;
+	bool settings_seen; /* the peer's SETTINGS arrived (h2conn.c up_frame_recv) */
 };
 
 /* ---- passthrough (not HTTP/2): one buffer per direction ---------------------------- */
@@ -285,6 +286,7 @@ struct sc_worker {
 	struct sc_conn *conns;
 	size_t nconns;
 	struct sc_up *ups;     /* the upstream pool: live and going-away connections */
+	uint32_t app_hdr_max;  /* the app's last SETTINGS_MAX_HEADER_LIST_SIZE (0: none yet) */
 	struct sc_conn *dirty; /* connections with frames to send (sc_conn_dirty) */
 	bool flushing, kick;   /* kick: a flush must go round once more (sc_conn_close) */
 	bool draining;

@@ -481,16 +481,24 @@ static size_t to_nva(const struct sc_hdrs *h, nghttp2_nv *nv, const char *skip, 
 }
 
 /*
- * Whether n fields fit the header list size the peer of sess announced
- * (SETTINGS_MAX_HEADER_LIST_SIZE; nghttp2 reports no limit until its SETTINGS arrive).
+ * The header list size an upstream connection's peer accepts
+ * (SETTINGS_MAX_HEADER_LIST_SIZE; nghttp2 reports no limit until its SETTINGS arrive, so
+ * a new connection to the app is held to what the app announced last on another one).
  * An upstream connection is shared by every client of the worker, and an app may treat a
  * header block over its limit as a connection error (python3-h2 does: GOAWAY): one
- * client's oversize request or trailers would end every other client's calls on it.
+ * client's oversize request or trailers would end every other client's calls on it, and
+ * the requests refused by that GOAWAY (the oversize one too) would be sent again.
  */
-static bool nv_fits(nghttp2_session *sess, const nghttp2_nv *nv, size_t n)
+static uint32_t up_hdr_max(const struct sc_up *up)
 {
-	uint32_t max = nghttp2_session_get_remote_settings(sess,
-							     NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+	if (!up->settings_seen && !up->outbound && up->w && up->w->app_hdr_max)
+		return up->w->app_hdr_max;
+	return nghttp2_session_get_remote_settings(up->s, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+}
+
+/* Whether n fields fit max, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts. */
+static bool nv_fits(uint32_t max, const nghttp2_nv *nv, size_t n)
+{
 	uint64_t sum = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -498,7 +506,9 @@ static bool nv_fits(nghttp2_session *sess, const nghttp2_nv *nv, size_t n)
 	return sum <= max;
 }
 
-static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_hdrs *h)
+/* Trailers h on stream id of sess, whose peer accepts max bytes of header list. */
+static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_hdrs *h,
+			    uint32_t max)
 {
 	nghttp2_nv stack[16], *nv = h->n <= 16 ? stack : malloc(h->n * sizeof(*nv));
 	size_t n;
@@ -508,7 +518,7 @@ static void submit_trailers(nghttp2_session *sess, int32_t id, const struct sc_h
 		return;
 	}
 	n = to_nva(h, nv, NULL, NULL);
-	if (!nv_fits(sess, nv, n)) {
+	if (!nv_fits(max, nv, n)) {
 		/* Over the peer's limit: the stream fails, the connection stays. */
 		metrics_inc(sc_stats.lim_headers);
 		nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
@@ -596,7 +606,8 @@ static ssize_t req_read(nghttp2_session *us, int32_t id, uint8_t *buf, size_t le
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (s->req_trailers.n) {
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			submit_trailers(us, id, &s->req_trailers);
+			submit_trailers(us, id, &s->req_trailers,
+					s->up ? up_hdr_max(s->up) : UINT32_MAX);
 		}
 		return (ssize_t)n;
 	}
@@ -620,7 +631,9 @@ static ssize_t resp_read(nghttp2_session *ds, int32_t id, uint8_t *buf, size_t l
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (s->resp_trailers.n) {
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			submit_trailers(ds, id, &s->resp_trailers);
+			submit_trailers(ds, id, &s->resp_trailers,
+					nghttp2_session_get_remote_settings(
+					    ds, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE));
 		}
 		return (ssize_t)n;
 	}
@@ -662,7 +675,7 @@ void sc_stream_forward(struct sc_stream *s)
 		/* The caller's sidecar names its workload (peer.h); never indexed (above). */
 		nv[n++].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
 	}
-	if (!nv_fits(up->s, nv, n)) {
+	if (!nv_fits(up_hdr_max(up), nv, n)) {
 		if (nv != stack)
 			free(nv);
 		if (!up->nstreams && !up->idle_ms)

@@ -153,8 +153,9 @@ class SmallHeadersApp(threading.Thread):
 
     LIMIT = 8192
 
-    def __init__(self, port):
+    def __init__(self, port, max_streams=100):
         super().__init__(daemon=True)
+        self.max_streams = max_streams
         self.lock = threading.Lock()
         self.conns = self.errors = 0
         self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -181,7 +182,7 @@ class SmallHeadersApp(threading.Thread):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, validate_inbound_headers=False, header_encoding=None))
         conn.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.LIMIT})
         conn.decoder.max_header_list_size = self.LIMIT
         conn.initiate_connection()
@@ -256,6 +257,42 @@ def test_header_list(tmp):
         app.stop()
 
 
+def test_header_list_new_conn(tmp):
+    """The same on a connection the pool opens while the first is full (the app takes 2
+    streams): its first flight leaves before the app's SETTINGS, so the limit the app
+    announced on the first connection applies. Before, the oversize request went out on
+    the new connection, which the app ended; the GOAWAY made it a refused request, sent
+    again on another new connection, up to 5 times."""
+    app = SmallHeadersApp(BASE + 21, max_streams=2)
+    app.start()
+    sc = Sidecar(tmp, BASE + 20, "127.0.0.1:%d" % (BASE + 21), BASE + 22, name="sidecar-hdr2",
+                 extra=["--policy", write_policy(tmp, "hdr2", P_OPEN)])
+    try:
+        r = raw_call(BASE + 20, hdrs(b"/demo.Echo/Hello", b"x"))
+        check(r.get("grpc_status") == "0", "a first call is answered (%r)" % r)
+        res = [{}, {}]
+        ts = [threading.Thread(target=lambda i=i: res[i].update(
+            raw_call(BASE + 20, hdrs(b"/demo.Echo/Slow", b"x"), timeout=5))) for i in range(2)]
+        for t in ts:
+            t.start()
+        time.sleep(0.3)  # both slow calls hold the first connection's 2 streams
+        big = raw_call(BASE + 20, hdrs(b"/demo.Echo/Hello", b"x",
+                                       extra=[(b"x-big", b"a" * 10000)]))
+        for t in ts:
+            t.join(8)
+        log("new connection: oversize client %r; slow calls %r; app: %d connections, %d "
+            "ended on an error" % (big, res, app.conns, app.errors))
+        check(big.get("grpc_status") == "8" and app.errors == 0,
+              "an oversize request on a new pooled connection is refused by the sidecar "
+              "(RESOURCE_EXHAUSTED); the app never ends a connection (%r, %d errors)"
+              % (big, app.errors))
+        check(all(x.get("grpc_status") == "0" for x in res), "the slow calls are answered "
+              "(%r)" % res)
+        check(sc.stop() == 0, "sidecar exits 0")
+    finally:
+        app.stop()
+
+
 def set_policy(sc, path, text):
     """Replace the policy file and wait until the sidecar has loaded it."""
     gen = gen_of(sc)
@@ -325,6 +362,7 @@ def test(tmp):
     finally:
         app.stop()
     test_header_list(tmp)
+    test_header_list_new_conn(tmp)
     log("done")
 
 
