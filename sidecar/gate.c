@@ -195,9 +195,27 @@ static const char *refused_message(enum sc_gate_reason r)
 	}
 }
 
+static bool mtls_strict(const struct sc_snap *snap);
+
 bool sc_gate_admit_stream(struct sc_stream *s, const struct policy_header *h, size_t n)
 {
 	enum sc_gate_reason r;
+
+	/*
+	 * A plaintext connection admitted before a reload to STRICT (the connection door
+	 * judged it then): from now on each of its requests is refused, as the connection
+	 * would be if it were opened now. Counted with the plaintext connections refused.
+	 */
+	if (!s->c->mtls && mtls_strict(s->snap)) {
+		metrics_inc(sc_stats.conns_refused_plaintext);
+		log_debug("request_refused", "plaintext request refused: mtls mode is STRICT",
+			  "{s:s}", "reason", "plaintext");
+		s->counted = true;
+		sc_stream_reply(s, 16,
+				"grpcguard: plaintext refused: mtls mode is STRICT (only sidecars "
+				"with a workload certificate may connect)");
+		return false;
+	}
 
 	/* Faults-only pods and pods no authorization entry selects: any form, as before. */
 	if (!policy_authz_applies(s->snap->policy, s->snap->labels))
@@ -313,6 +331,9 @@ bool sc_gate_admit_passthrough(struct sc_conn *c)
 
 	allow = snap && !snap->no_policy &&
 		policy_passthrough_mode(snap->policy, snap->labels) == POLICY_PASSTHROUGH_ALLOW;
+	/* A plaintext pipe once STRICT is in force: the door would refuse it now. */
+	if (allow && !c->mtls && mtls_strict(snap))
+		allow = false;
 	c->pass_gen = snap ? snap->generation : 0;
 	sc_snap_unref(snap);
 	if (allow)
@@ -410,6 +431,9 @@ void sc_gate_recheck_passthrough(struct sc_conn *c)
 	snap = sc_state_current();
 	allow = snap && !snap->no_policy &&
 		policy_passthrough_mode(snap->policy, snap->labels) == POLICY_PASSTHROUGH_ALLOW;
+	/* A plaintext pipe once STRICT is in force: the door would refuse it now. */
+	if (allow && !c->mtls && mtls_strict(snap))
+		allow = false;
 	c->pass_gen = snap ? snap->generation : 0;
 	sc_snap_unref(snap);
 	if (allow)
@@ -419,7 +443,8 @@ void sc_gate_recheck_passthrough(struct sc_conn *c)
 		char peer[64];
 		peer_str(&c->peer, peer, sizeof(peer));
 		log_warn("connection_refused",
-			 "passthrough connection closed: the new policy does not allow passthrough",
+			 "passthrough connection closed: the new policy does not allow passthrough "
+			 "(or is mtls STRICT)",
 			 "{s:s, s:s}", "reason", "policy_changed", "peer", peer);
 	}
 	sc_conn_close(c);

@@ -34,7 +34,7 @@ except ImportError:
     print("python3-h2 is not installed (make deps installs it)")
     sys.exit(77)
 
-from test_security_paths import EMPTY_MSG, HEAD, raw_call, write_policy
+from test_security_paths import EMPTY_MSG, HEAD, Backend, raw_call, write_policy
 from test_security_redteam import gen_of, hdrs, replace_policy
 from test_sidecar import Failure, Sidecar, check, log, main, metric
 
@@ -293,6 +293,94 @@ def test_header_list_new_conn(tmp):
         app.stop()
 
 
+class RawClient:
+    """One HTTP/2 client connection (h2, no validation) for several requests."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.c = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_inbound_headers=False))
+        self.c.initiate_connection()
+        self.s.sendall(self.c.data_to_send())
+
+    def call(self, headers, timeout=3.0):
+        """One request; the grpc-status (str), "reset:CODE", "closed" or None (timeout)."""
+        sid = self.c.get_next_available_stream_id()
+        self.c.send_headers(sid, headers)
+        self.c.send_data(sid, EMPTY_MSG, end_stream=True)
+        self.s.sendall(self.c.data_to_send())
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.s.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            if not d:
+                return "closed"
+            for ev in self.c.receive_data(d):
+                if isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)) \
+                        and ev.stream_id == sid:
+                    st = dict(ev.headers).get(b"grpc-status")
+                    if st is not None:
+                        return st.decode()
+                elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                    return "reset:%d" % ev.error_code
+            self.s.sendall(self.c.data_to_send())
+        return None
+
+    def close(self):
+        self.s.close()
+
+
+def test_strict_reload(tmp):
+    """mtls STRICT must keep plaintext out also on a connection opened before the reload
+    that set it. Before: the connection door judged a connection once, at accept, and a
+    plaintext HTTP/2 connection kept carrying requests to the app after the reload
+    (grpc-status 0)."""
+    be = Backend(BASE + 31)
+    path = write_policy(tmp, "strict", P_OPEN + "passthrough: allow\n")
+    sc = Sidecar(tmp, BASE + 30, "127.0.0.1:%d" % (BASE + 31), BASE + 32,
+                 name="sidecar-strict", extra=["--policy", path])
+    try:
+        cl = RawClient(BASE + 30)
+        st = cl.call(hdrs(b"/demo.Echo/Hello", b"x"))
+        check(st == "0", "PERMISSIVE: a plaintext call is answered (%r)" % st)
+        pipe = socket.create_connection(("127.0.0.1", BASE + 30), timeout=5)
+        pipe.sendall(b"POST ")  # not HTTP/2: a passthrough pipe (passthrough: allow)
+        end = time.monotonic() + 5
+        while (metric(sc.metrics(), "grpcguard_sidecar_passthrough_connections_total") < 1
+               and time.monotonic() < end):
+            time.sleep(0.05)
+        set_policy(sc, path, P_OPEN + "passthrough: allow\nmtls: {mode: STRICT}\n")
+        n0 = be.count()
+        st = cl.call(hdrs(b"/demo.Echo/Hello", b"x"))
+        time.sleep(0.3)  # the workers were woken by the reload; the sweep is the fallback
+        try:
+            pipe.sendall(b"/demo.Echo/Secret HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            pipe.settimeout(3)
+            while pipe.recv(4096):
+                pass
+        except OSError:
+            pass
+        pipe.close()
+        time.sleep(0.2)
+        got = be.since(n0)
+        check(not any(b"Secret" in r.get("h1", b"") for r in got),
+              "after a reload to STRICT, a plaintext passthrough pipe opened before carries "
+              "nothing more to the app (%r)" % got)
+        check(st == "16" and not got, "after a reload to STRICT, a request on the plaintext "
+              "connection opened before is refused (grpc-status 16) and never reaches the "
+              "app (%r, %d reached it)" % (st, len(got)))
+        cl.close()
+        r = raw_call(BASE + 30, hdrs(b"/demo.Echo/Hello", b"x"))
+        check(r.get("grpc_status") is None and not be.since(n0),
+              "a new plaintext connection is refused at the door (%r)" % r)
+        check(sc.stop() == 0, "sidecar exits 0")
+    finally:
+        be.stop()
+
+
 def set_policy(sc, path, text):
     """Replace the policy file and wait until the sidecar has loaded it."""
     gen = gen_of(sc)
@@ -363,6 +451,7 @@ def test(tmp):
         app.stop()
     test_header_list(tmp)
     test_header_list_new_conn(tmp)
+    test_strict_reload(tmp)
     log("done")
 
 
