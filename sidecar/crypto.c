@@ -113,7 +113,8 @@ int sc_crypto_load(const char *why, char *err, size_t errlen)
 	t = dlsym(h, SC_CRYPTO_SYMBOL);
 	if (!t || t->abi != SC_CRYPTO_ABI || t->size != sizeof(*t) ||
 	    t->idgen_size != sizeof(struct sc_idgen) ||
-	    t->opts_size != sizeof(struct sc_identity_opts)) {
+	    t->opts_size != sizeof(struct sc_identity_opts) || !t->sig ||
+	    strcmp(t->sig, SC_CRYPTO_SIGNATURE) != 0) {
 		snprintf(err, errlen,
 			 "%s needs the crypto module %s, but that file is %s (use the %s built "
 			 "with this grpcguard-sidecar)",

@@ -48,7 +48,7 @@
 /* The symbol the module exports: a const struct sc_crypto_api. */
 #define SC_CRYPTO_SYMBOL "sc_crypto_module"
 /* Raise when the list or any type it passes changes shape. */
-#define SC_CRYPTO_ABI 1
+#define SC_CRYPTO_ABI 2
 
 /*
  * The API, once. F(ret, name, params, args, fallback) for a function returning a value,
@@ -108,12 +108,25 @@
 	F(int, sc_jwt_check_times, (const json_t *claims, int64_t now_unix_s),                     \
 	  (claims, now_unix_s), SC_JWT_ERR_NOKEY)
 
+/*
+ * The list's declarations as one string (return types, names, parameter lists), built
+ * into both the binary and the module: a module whose list differs in any of them (a
+ * function added, moved or retyped without SC_CRYPTO_ABI raised) is refused by the
+ * loader instead of calling the wrong functions.
+ */
+#define SC_CRYPTO_SIG_F(ret, name, params, args, fallback) ret name params;
+#define SC_CRYPTO_SIG_V(name, params, args) void name params;
+#define SC_CRYPTO_STR_(...) #__VA_ARGS__
+#define SC_CRYPTO_STR(...) SC_CRYPTO_STR_(__VA_ARGS__)
+#define SC_CRYPTO_SIGNATURE SC_CRYPTO_STR(SC_CRYPTO_API(SC_CRYPTO_SIG_F, SC_CRYPTO_SIG_V))
+
 /* The table the module exports as SC_CRYPTO_SYMBOL. */
 struct sc_crypto_api {
 	uint32_t abi;	     /* SC_CRYPTO_ABI */
 	uint32_t size;	     /* sizeof(struct sc_crypto_api) */
 	uint32_t idgen_size; /* sizeof(struct sc_idgen): the binary reads its fields */
 	uint32_t opts_size;  /* sizeof(struct sc_identity_opts) */
+	const char *sig;     /* SC_CRYPTO_SIGNATURE as the module was built */
 #define SC_CRYPTO_MEMBER_F(ret, name, params, args, fallback) ret(*name) params;
 #define SC_CRYPTO_MEMBER_V(name, params, args) void(*name) params;
 	SC_CRYPTO_API(SC_CRYPTO_MEMBER_F, SC_CRYPTO_MEMBER_V)

@@ -15,4 +15,5 @@ const struct sc_crypto_api sc_crypto_module = {.abi = SC_CRYPTO_ABI,
 					       .size = sizeof(struct sc_crypto_api),
 					       .idgen_size = sizeof(struct sc_idgen),
 					       .opts_size = sizeof(struct sc_identity_opts),
+					       .sig = SC_CRYPTO_SIGNATURE,
 					       SC_CRYPTO_API(ENTRY_F, ENTRY_V)};

@@ -13,7 +13,8 @@ Covers, with the real sidecar and a grpcio greeter behind it:
   reload is rejected, /policy's last_error names the path, the reload failure is counted,
   the old policy stays in force (calls without a token still pass) and libcrypto is still
   not mapped; `check` on the JWT policy exits 1 naming the path; `run --ca-address` (identity)
-  exits 1 naming the path; a file that is not a grpcguard module is refused by name too.
+  exits 1 naming the path; a file that is not a grpcguard module is refused by name too,
+  and so is a module whose API list differs with the same ABI number and sizes.
 """
 import base64
 import json
@@ -259,6 +260,26 @@ def main():
                                env={"GRPCGUARD_CRYPTO_MODULE": bogus})
             check(rc == 1 and "not a grpcguard crypto module" in err and bogus in err,
                   "check with a foreign .so: %d %r" % (rc, err))
+
+        # A module from another build whose API list differs while its ABI number and
+        # sizes match (SC_CRYPTO_ABI not raised): refused by its signature, never called.
+        root = os.environ.get("GG_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+        other_c, other = os.path.join(tmp, "other.c"), os.path.join(tmp, "other.so")
+        with open(other_c, "w") as f:
+            f.write('#include "sidecar/crypto.h"\n'
+                    'const struct sc_crypto_api sc_crypto_module = {\n'
+                    '    .abi = SC_CRYPTO_ABI, .size = sizeof(struct sc_crypto_api),\n'
+                    '    .idgen_size = sizeof(struct sc_idgen),\n'
+                    '    .opts_size = sizeof(struct sc_identity_opts),\n'
+                    '    .sig = "bool sc_tls_established (struct sc_tls * t);"};\n')
+        cc = subprocess.run(["gcc", "-shared", "-fPIC", "-D_GNU_SOURCE", "-I", root,
+                             "-o", other, other_c], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+        check(cc.returncode == 0, "build a module of another API list: %s" % cc.stdout)
+        rc, out, err = run([sidecar_bin, "check", policy_path],
+                           env={"GRPCGUARD_CRYPTO_MODULE": other})
+        check(rc == 1 and "from another build" in err and other in err,
+              "check with a module of another API list: %d %r" % (rc, err))
     finally:
         server.stop(0)
     print("crypto module: not mapped at idle, loaded by a JWT reload and enforced; "

@@ -55,6 +55,11 @@ START_TEST(table_is_complete)
 	ck_assert_uint_eq(t->size, sizeof(*t));
 	ck_assert_uint_eq(t->idgen_size, sizeof(struct sc_idgen));
 	ck_assert_uint_eq(t->opts_size, sizeof(struct sc_identity_opts));
+	/* The signature the loader compares: every function, with its parameters. */
+	ck_assert_str_eq(t->sig, SC_CRYPTO_SIGNATURE);
+	ck_assert_ptr_nonnull(strstr(t->sig, "sc_tls_peer_principal (const struct sc_tls *t)"));
+	ck_assert_ptr_nonnull(strstr(t->sig, "int sc_jwt_verify ("));
+	ck_assert_ptr_null(strstr(t->sig, "SC_CRYPTO_SIG_F"));
 #define CHECK_F(ret, name, params, args, fallback) ck_assert_ptr_eq((void *)t->name, (void *)name);
 #define CHECK_V(name, params, args) ck_assert_ptr_eq((void *)t->name, (void *)name);
 	SC_CRYPTO_API(CHECK_F, CHECK_V)
