@@ -1,21 +1,23 @@
 #!/usr/bin/python3
-"""Red team of the upstream pool (issue 17): a request the app refused unprocessed is sent
-again (sc_stream_retry); it must be judged by the policy in force when it is sent again.
+"""Red team 3 (issue 17): the upstream connection pool and the reload paths around it,
+with real sidecars, raw python3-h2 clients and apps (validation off) and live reloads.
+docs/security.md "Red team 3" lists what was tried.
 
-Hole (fails on 2100ce2, passes now): a request judged and forwarded under one policy, which
-the app then refused unprocessed (RST_STREAM REFUSED_STREAM, or a GOAWAY whose
-last-stream-id is below it) after a reload to a DENY of its method, was sent to the app
-again without a second judgement: the app processed a request the policy in force denied
-(grpc-status 0, the app saw it twice). A request held by a delay was already judged again
-at release (test_security_redteam.py); a retry is the same case. Now: grpc-status 7,
-counted in grpcguard_authz_denied_total, the app saw it once.
-
-Held (kept so it stays held): after a reload that still allows the method, the refused
-request is sent again and answered (the retry itself still works).
-
-A raw python3-h2 app holds the first /demo.Echo/Retry it receives unanswered until the test
-has reloaded the policy, then refuses it (RST_STREAM REFUSED_STREAM, or GOAWAY with
-last-stream-id 0 and a close); later requests are answered.
+Holes (each fails on 2100ce2, passes now):
+- test: a request judged and forwarded under one policy, which the app then refused
+  unprocessed (RST_STREAM REFUSED_STREAM, or GOAWAY with last-stream-id 0) after a reload
+  to a DENY of its method, was sent again without a second judgement (grpc-status 0, the
+  app saw it twice). Now judged again like a held request: grpc-status 7, seen once. Held:
+  after a reload that still allows it, the retry is sent and answered.
+- test_header_list: a header block over the app's SETTINGS_MAX_HEADER_LIST_SIZE (8192;
+  h2 ends the whole connection on one) was forwarded: another client's call in flight on
+  the shared connection got UNAVAILABLE, and the GOAWAY made the oversize request a
+  refused one, sent again on new connections (6 ended). Now grpc-status 8 from the sidecar.
+- test_header_trailers: the same with request trailers: now that call only fails.
+- test_header_list_new_conn: the same on a new pooled connection (first flight, before the
+  app's SETTINGS): now held to the limit the app announced on the first connection.
+- test_strict_reload: a plaintext HTTP/2 connection and a passthrough pipe opened under
+  PERMISSIVE kept reaching the app after a reload to mtls STRICT. Now refused.
 Ports 29700-29749 (below the ephemeral range).
 """
 import os
@@ -257,6 +259,35 @@ def test_header_list(tmp):
         app.stop()
 
 
+def test_header_trailers(tmp):
+    """Request trailers over the app's header list limit fail that call only. Before, they
+    went to the app, which ended the shared connection under another client's call."""
+    app = SmallHeadersApp(BASE + 41)
+    app.start()
+    sc = Sidecar(tmp, BASE + 40, "127.0.0.1:%d" % (BASE + 41), BASE + 42, name="sidecar-trl",
+                 extra=["--policy", write_policy(tmp, "trl", P_OPEN)])
+    try:
+        r = raw_call(BASE + 40, hdrs(b"/demo.Echo/Hello", b"x"))
+        check(r.get("grpc_status") == "0", "a first call is answered (%r)" % r)
+        res = {}
+        t = threading.Thread(target=lambda: res.update(
+            raw_call(BASE + 40, hdrs(b"/demo.Echo/Slow", b"x"), timeout=5)))
+        t.start()
+        time.sleep(0.3)
+        cl = RawClient(BASE + 40)
+        st = cl.call(hdrs(b"/demo.Echo/Hello", b"x"), trailers=[(b"x-big", b"a" * 10000)])
+        cl.close()
+        t.join(8)
+        log("oversize trailers: %r; the other client's call: %r; app: %d ended on an error" %
+            (st, res, app.errors))
+        check(st not in ("0", None) and res.get("grpc_status") == "0" and app.errors == 0,
+              "request trailers over the app's limit fail that call only (%r), another "
+              "client's call is answered (%r, %d app errors)" % (st, res, app.errors))
+        check(sc.stop() == 0, "sidecar exits 0")
+    finally:
+        app.stop()
+
+
 def test_header_list_new_conn(tmp):
     """The same on a connection the pool opens while the first is full (the app takes 2
     streams): its first flight leaves before the app's SETTINGS, so the limit the app
@@ -303,11 +334,14 @@ class RawClient:
         self.c.initiate_connection()
         self.s.sendall(self.c.data_to_send())
 
-    def call(self, headers, timeout=3.0):
-        """One request; the grpc-status (str), "reset:CODE", "closed" or None (timeout)."""
+    def call(self, headers, timeout=3.0, trailers=None):
+        """One request (ending with trailers if given); the grpc-status (str),
+        "reset:CODE", "closed" or None (timeout)."""
         sid = self.c.get_next_available_stream_id()
         self.c.send_headers(sid, headers)
-        self.c.send_data(sid, EMPTY_MSG, end_stream=True)
+        self.c.send_data(sid, EMPTY_MSG, end_stream=not trailers)
+        if trailers:
+            self.c.send_headers(sid, trailers, end_stream=True)
         self.s.sendall(self.c.data_to_send())
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -450,6 +484,7 @@ def test(tmp):
     finally:
         app.stop()
     test_header_list(tmp)
+    test_header_trailers(tmp)
     test_header_list_new_conn(tmp)
     test_strict_reload(tmp)
     log("done")
