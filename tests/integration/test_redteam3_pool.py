@@ -20,7 +20,6 @@ Holes (each fails on 2100ce2, passes now):
   PERMISSIVE kept reaching the app after a reload to mtls STRICT. Now refused.
 Ports 29700-29749 (below the ephemeral range).
 """
-import os
 import socket
 import sys
 import threading
