@@ -792,6 +792,14 @@ static bool judge(struct sc_stream *s, bool held, struct policy_decision *d,
 	}
 	if (!sc_gate_admit_stream(s, hd, s->req_hdrs.n))
 		return false; /* not in gRPC form under an authorization policy: refused (gate.c) */
+	if (!w->authn && policy_authn_count(s->snap->policy) > 0) {
+		/* Fail closed: the policy wants tokens checked and this worker could not set up
+		 * their verification (refresh_policy: out of memory). Judging the request as
+		 * one without a token would let a forged token pass rules that only exclude
+		 * "no token". */
+		sc_stream_reply(s, 14, "grpcguard: request authentication is unavailable");
+		return false;
+	}
 	if (w->authn) {
 		sc_authn_check(w->authn, hd, s->req_hdrs.n, (int64_t)time(NULL), uv_now(&w->loop),
 			       &ar);

@@ -26,6 +26,20 @@ static size_t nout;
 static uint8_t upout[1 << 16]; /* bytes for the app (every upstream connection) */
 static size_t nupout;
 
+/* Linked with -Wl,--wrap=sc_authn_new (Makefile): authn_enomem makes it fail as on ENOMEM. */
+static bool authn_enomem;
+int __real_sc_authn_new(struct policy *p, struct sc_authn **res, char **err_msg);
+int __wrap_sc_authn_new(struct policy *p, struct sc_authn **res, char **err_msg);
+int __wrap_sc_authn_new(struct policy *p, struct sc_authn **res, char **err_msg)
+{
+	if (!authn_enomem)
+		return __real_sc_authn_new(p, res, err_msg);
+	*res = NULL;
+	if (err_msg)
+		*err_msg = NULL;
+	return -1;
+}
+
 static const char policy_yaml[] = "apiVersion: grpcguard.io/v1\nkind: Policy\n";
 
 static void sink(struct sc_worker *wk, const struct sc_outbuf *o, const uint8_t *d, size_t n)
@@ -355,6 +369,43 @@ START_TEST(cancel_before_headers_sent)
 }
 END_TEST
 
+/*
+ * Red team 3: a policy with requestAuthentication on a worker that could not set up
+ * token verification (out of memory) refuses the request instead of judging it as one
+ * without a token (a forged token would pass rules that only exclude "no token").
+ * Nothing goes upstream.
+ */
+START_TEST(authn_setup_failure_fails_closed)
+{
+	static const char jwt[] = "apiVersion: grpcguard.io/v1\nkind: Policy\n"
+				  "requestAuthentication:\n  - issuer: https://issuer.example\n"
+				  "    jwks: '{\"keys\": []}'\n";
+	struct policy *p = NULL;
+	struct policy_diag diag;
+	struct sc_conn *c;
+	struct sc_stream *s;
+	uint8_t blk[256], b[512];
+	size_t nblk = request_block(blk), n;
+
+	ck_assert_int_eq(policy_parse_buffer("j.yaml", jwt, sizeof(jwt) - 1, &p, &diag), 0);
+	ck_assert_uint_gt(policy_authn_count(p), 0);
+	ck_assert_int_eq(sc_reload_set_policy(p), 0);
+	authn_enomem = true;
+	c = conn();
+	n = frame(b, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, blk,
+		  nblk);
+	sc_conn_feed(c, b, n);
+	authn_enomem = false;
+	ck_assert_ptr_null(w.authn);
+	s = stream_of(c, 1);
+	ck_assert_msg(!s || (s->state == SS_REPLIED && !s->up),
+		      "the request was forwarded without its token checked");
+	ck_assert_ptr_null(w.ups);
+	ck_assert_uint_eq(nupout, 0);
+	done(c);
+}
+END_TEST
+
 int main(void)
 {
 	const struct ut_case tests[] = {
@@ -364,6 +415,7 @@ int main(void)
 	    {"premature_resets", held_resets_are_not_premature},
 	    {"upstream_goaway", upstream_goaway_retry},
 	    {"upstream_pool", cancel_before_headers_sent},
+	    {"authn", authn_setup_failure_fails_closed},
 	};
 	return UT_RUN("sidecar/h2conn", tests, .timeout_s = 30, .setup = setup);
 }
