@@ -2,9 +2,10 @@
  * One downstream connection: the client preface check, the nghttp2 server session, the
  * worker's pool of upstream nghttp2 client sessions (TCP connections to the app shared by
  * the worker's client connections, per destination and direction), socket reads and
- * batched writes (per worker: sc_worker_flush writes each shared upstream once per loop
- * turn), and the plain TCP passthrough for clients that do not speak HTTP/2 prior
- * knowledge.
+ * batched writes (per worker: reads only feed nghttp2; sc_worker_flush, run by the
+ * worker's check handle after every ready socket of the loop turn was read, writes each
+ * shared upstream and each dirty client once per turn), and the plain TCP passthrough
+ * for clients that do not speak HTTP/2 prior knowledge.
  *
  * Writes: frames from nghttp2_session_mem_send() are gathered in the worker's assembly
  * buffer and handed to uv_try_write(); only what the kernel does not take is copied into
@@ -270,6 +271,68 @@ void sc_conn_flush(struct sc_conn *c)
 }
 
 /*
+ * From a read callback: flush at the end of this loop turn, after every ready socket has
+ * been read (the check phase follows the poll phase in libuv's loop), so the requests of
+ * many clients go to a shared upstream in one write and the responses of several
+ * upstream reads to a client in one write, instead of one write per read. Nothing waits
+ * longer than the loop turn: the idle handle keeps the turn's poll from blocking when
+ * the flush was asked for outside the poll phase. Tests (test_write) flush at once.
+ */
+static void flush_idle_cb(uv_idle_t *h)
+{
+	(void)h;
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+	struct sc_worker *w = h->data;
+
+	if (!w->flush_due)
+		return;
+	w->flush_due = false;
+	uv_idle_stop(&w->flush_idle);
+	sc_worker_flush(w);
+}
+
+void sc_worker_flush_soon(struct sc_worker *w)
+{
+	if (w->test_write || !w->flush_check.data) {
+		sc_worker_flush(w);
+		return;
+	}
+	if (w->flush_due)
+		return;
+	w->flush_due = true;
+	uv_idle_start(&w->flush_idle, flush_idle_cb);
+}
+
+int sc_worker_flush_handles_init(struct sc_worker *w)
+{
+	int r;
+
+	if ((r = uv_check_init(&w->loop, &w->flush_check)) != 0 ||
+	    (r = uv_idle_init(&w->loop, &w->flush_idle)) != 0 ||
+	    (r = uv_check_start(&w->flush_check, flush_check_cb)) != 0)
+		return r;
+	w->flush_check.data = w;
+	w->flush_idle.data = w;
+	uv_unref((uv_handle_t *)&w->flush_check); /* never what keeps the loop alive */
+	return 0;
+}
+
+void sc_worker_flush_handles_close(struct sc_worker *w)
+{
+	if (!w->flush_check.data || uv_is_closing((uv_handle_t *)&w->flush_check))
+		return;
+	if (w->flush_due) {
+		w->flush_due = false;
+		sc_worker_flush(w);
+	}
+	uv_close((uv_handle_t *)&w->flush_check, NULL);
+	uv_close((uv_handle_t *)&w->flush_idle, NULL);
+}
+
+/*
  * Flush the worker's sessions until none has anything more to say (sending DATA on one
  * side consumes bytes of the other, which may open a window there): every pooled
  * upstream, and every client connection marked dirty. Then close what is done. Called
@@ -449,9 +512,12 @@ void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n)
 	if (!w || up->state != UP_READY)
 		return;
 	rv = nghttp2_session_mem_recv(up->s, d, n);
-	if (rv < 0)
+	if (rv < 0) {
 		up_detach(up, nghttp2_strerror((int)rv));
-	sc_worker_flush(w);
+		sc_worker_flush(w);
+		return;
+	}
+	sc_worker_flush_soon(w);
 }
 
 static void up_timeout_cb(uv_timer_t *t);
@@ -1758,7 +1824,8 @@ void sc_conn_feed(struct sc_conn *c, const uint8_t *d, size_t n)
 		sc_conn_close(c);
 		return;
 	}
-	sc_conn_flush(c);
+	sc_conn_dirty(c);
+	sc_worker_flush_soon(c->w);
 }
 
 struct sc_conn *sc_conn_new(struct sc_worker *w)

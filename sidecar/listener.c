@@ -107,6 +107,7 @@ static void worker_finish(struct sc_worker *w)
 {
 	if (uv_is_closing((uv_handle_t *)&w->wake))
 		return;
+	sc_worker_flush_handles_close(w);
 	sc_ups_sweep(w, uv_now(&w->loop), true); /* the upstream pool goes too */
 	uv_close((uv_handle_t *)&w->wake, noop_close);
 	uv_close((uv_handle_t *)&w->sweep, noop_close);
@@ -227,6 +228,8 @@ static int worker_init(struct sc_worker *w, struct sc_proxy *px, unsigned index,
 	}
 	uv_async_init(&w->loop, &w->wake, wake_cb);
 	w->wake.data = w;
+	if ((r = sc_worker_flush_handles_init(w)) != 0)
+		return r;
 	uv_timer_init(&w->loop, &w->sweep);
 	w->sweep.data = w;
 	uv_timer_init(&w->loop, &w->drain_timer);

@@ -281,6 +281,12 @@ struct sc_worker {
 	int olisten_fd;
 	uv_async_t wake;
 	uv_timer_t sweep, drain_timer;
+	/* Reads defer their flush to the end of the loop turn (sc_worker_flush_soon): the
+	 * check handle flushes once every ready socket has been read; the idle handle, active
+	 * only while a flush is due, keeps that turn's poll from blocking. */
+	uv_check_t flush_check;
+	uv_idle_t flush_idle;
+	bool flush_due;
 	uv_thread_t thread;
 	int listen_fd;
 	struct sc_conn *conns;
@@ -359,6 +365,10 @@ void sc_conn_close(struct sc_conn *c);
 void sc_conn_drain(struct sc_conn *c);
 void sc_conn_idle_check(struct sc_conn *c, uint64_t now);
 int sc_worker_callbacks_init(struct sc_worker *w);
+/* Start/stop the deferred flush handles of w (its loop must be initialised). */
+int sc_worker_flush_handles_init(struct sc_worker *w);
+void sc_worker_flush_handles_close(struct sc_worker *w);
+void sc_worker_flush_soon(struct sc_worker *w);
 void sc_worker_callbacks_free(struct sc_worker *w);
 /* A pooled upstream for c's destination with room for a stream, connecting if needed. */
 struct sc_up *sc_up_get(struct sc_conn *c);
