@@ -37,6 +37,7 @@ except ImportError:
 
 from test_security_paths import EMPTY_MSG, HEAD, Backend, raw_call, write_policy
 from test_security_redteam import gen_of, hdrs, replace_policy
+from gg_testlib import AcceptLoop
 from test_sidecar import Failure, Sidecar, check, log, main, metric
 
 BASE = 29700
@@ -52,7 +53,7 @@ P_DENY_RETRY = P_OPEN + """  - name: no-retry
 """
 
 
-class RefusingApp(threading.Thread):
+class RefusingApp(AcceptLoop):
     """HTTP/2 app (h2, no validation). The first /demo.Echo/Retry request after arm() is
     held unanswered until release() and then refused: how="rst" with RST_STREAM
     REFUSED_STREAM, how="goaway" with GOAWAY(last-stream-id 0) and a close. Every other
@@ -60,17 +61,11 @@ class RefusingApp(threading.Thread):
     /demo.Echo/Retry requests that reached it (each HEADERS), answered those answered."""
 
     def __init__(self, port):
-        super().__init__(daemon=True)
-        self.lock = threading.Lock()
+        super().__init__(port, 16)
         self.seen = self.answered = 0
         self.armed = False
         self.how = "rst"
         self.release_ev = threading.Event()
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(16)
-        self.stopping = False
 
     def arm(self, how):
         with self.lock:
@@ -80,18 +75,6 @@ class RefusingApp(threading.Thread):
 
     def release(self):
         self.release_ev.set()
-
-    def run(self):
-        while not self.stopping:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
-
-    def stop(self):
-        self.stopping = True
-        self.ls.close()
 
     def answer(self, conn, sid):
         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
@@ -146,7 +129,7 @@ class RefusingApp(threading.Thread):
             s.close()
 
 
-class SmallHeadersApp(threading.Thread):
+class SmallHeadersApp(AcceptLoop):
     """HTTP/2 app (h2) that announces and enforces SETTINGS_MAX_HEADER_LIST_SIZE = LIMIT
     (h2 ends the whole connection, GOAWAY, on a header block over it). /demo.Echo/Slow is
     answered after 1 s, anything else at once. conns counts connections, errors the
@@ -155,29 +138,9 @@ class SmallHeadersApp(threading.Thread):
     LIMIT = 8192
 
     def __init__(self, port, max_streams=100):
-        super().__init__(daemon=True)
+        super().__init__(port, 16)
         self.max_streams = max_streams
-        self.lock = threading.Lock()
-        self.conns = self.errors = 0
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(16)
-        self.stopping = False
-
-    def run(self):
-        while not self.stopping:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns += 1
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
-
-    def stop(self):
-        self.stopping = True
-        self.ls.close()
+        self.errors = 0
 
     def serve(self, s):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(

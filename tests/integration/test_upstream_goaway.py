@@ -20,7 +20,6 @@ import os
 import random
 import socket
 import struct
-import threading
 import time
 
 import grpc
@@ -31,6 +30,7 @@ import h2.exceptions
 
 import shapes_pb2 as pb
 import shapes_pb2_grpc as pbg
+from gg_testlib import AcceptLoop
 from test_sidecar import Sidecar, channel, check, log, main, start_shapes
 
 BASE = 28700
@@ -40,7 +40,7 @@ def grpc_msg(b):
     return b"\x00" + struct.pack(">I", len(b)) + b
 
 
-class RawApp(threading.Thread):
+class RawApp(AcceptLoop):
     """A gRPC-shaped HTTP/2 server written with h2 that ends connections on purpose.
 
     goaway_every: after this many answered requests on a connection, GOAWAY with
@@ -52,31 +52,11 @@ class RawApp(threading.Thread):
     """
 
     def __init__(self, port, goaway_every=0, refuse_every=0, idle_close_ms=0, idle_goaway=False):
-        super().__init__(daemon=True)
+        super().__init__(port)
         self.goaway_every, self.refuse_every = goaway_every, refuse_every
         self.idle_close_ms, self.idle_goaway = idle_close_ms, idle_goaway
-        self.lock = threading.Lock()
-        self.conns = self.answered = self.refused = self.goaways = self.drops = self.seen = 0
+        self.answered = self.refused = self.goaways = self.drops = self.seen = 0
         self.seen_ended = 0
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(64)
-        self.stopping = False
-
-    def run(self):
-        while not self.stopping:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns += 1
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
-
-    def stop(self):
-        self.stopping = True
-        self.ls.close()
 
     def count(self, what):
         with self.lock:

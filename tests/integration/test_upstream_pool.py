@@ -42,6 +42,7 @@ import hpack
 
 import shapes_pb2 as pb
 import shapes_pb2_grpc as pbg
+from gg_testlib import AcceptLoop
 from test_sidecar import Sidecar, channel, check, log, main, start_shapes
 
 BASE = 28750
@@ -180,30 +181,14 @@ def idle(tmp):
     log("idle pooled connection closed after --idle-timeout; the next call succeeded")
 
 
-class RecordingApp(threading.Thread):
+class RecordingApp(AcceptLoop):
     """A raw h2 gRPC app: answers every request (echoes its message) and records, per
     header name, whether the sidecar sent it never-indexed, and its connections."""
 
     def __init__(self, port):
-        super().__init__(daemon=True)
-        self.lock = threading.Lock()
+        super().__init__(port, 16)
         self.never = {}
-        self.conns = 0
         self.errors = []
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(16)
-
-    def run(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns += 1
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
     def serve(self, s):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(

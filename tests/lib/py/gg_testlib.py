@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 GG_ROOT = os.environ.get("GG_ROOT") or os.path.abspath(
@@ -236,3 +237,37 @@ def validate_patched(minimum=1):
     print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else "(validator said nothing)")
     check(p.returncode == 0, "patched pods fail the Kubernetes schemas (kept in %s):\n%s"
           % (d, p.stdout))
+
+
+class AcceptLoop(threading.Thread):
+    """A test server on 127.0.0.1:port (the raw HTTP/2 apps of the upstream tests): run()
+    accepts until stop() and serves each connection in a thread of its own with
+    self.serve(sock), which the subclass defines; conns counts the connections, lock
+    guards the subclass's counters too."""
+
+    def __init__(self, port, backlog=64):
+        super().__init__(daemon=True)
+        self.lock = threading.Lock()
+        self.conns = 0
+        self.stopping = False
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(backlog)
+
+    def run(self):
+        while not self.stopping:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def stop(self):
+        self.stopping = True
+        self.ls.close()
+
+    def serve(self, s):
+        raise NotImplementedError
