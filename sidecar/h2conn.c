@@ -315,7 +315,6 @@ int sc_worker_flush_handles_init(struct sc_worker *w)
 	    (r = uv_check_start(&w->flush_check, flush_check_cb)) != 0)
 		return r;
 	w->flush_check.data = w;
-	w->flush_idle.data = w;
 	uv_unref((uv_handle_t *)&w->flush_check); /* never what keeps the loop alive */
 	return 0;
 }
@@ -512,11 +511,8 @@ void sc_up_feed(struct sc_up *up, const uint8_t *d, size_t n)
 	if (!w || up->state != UP_READY)
 		return;
 	rv = nghttp2_session_mem_recv(up->s, d, n);
-	if (rv < 0) {
+	if (rv < 0)
 		up_detach(up, nghttp2_strerror((int)rv));
-		sc_worker_flush(w);
-		return;
-	}
 	sc_worker_flush_soon(w);
 }
 

@@ -395,11 +395,10 @@ void sc_stream_drop_resp(struct sc_stream *s)
  * DATA for s arrived. Once the response outgrew half its initial window (a unary reply
  * never does: no extra frame), its upstream stream window grows from
  * SC_UP_STREAM_WINDOW to --max-pending-bytes (one WINDOW_UPDATE) when the growth fits
- * the client's budget
- * (2 x max_pending_bytes of grown windows) and the client keeps up (under max_pending_bytes
- * buffered for all its streams), so a long download runs at full speed while a client
- * that reads nothing keeps at most its streams' initial windows plus that budget. The
- * growth is given back when s is freed or sent again.
+ * the client's budget (2 x max_pending_bytes of grown windows) and the client keeps up
+ * (under max_pending_bytes buffered for all its streams), so a long download runs at
+ * full speed while a client that reads nothing keeps at most its streams' initial
+ * windows plus that budget. The growth is given back when s is freed or sent again.
  */
 void sc_stream_resp_window(struct sc_stream *s)
 {
